@@ -1,0 +1,101 @@
+"""Device selection: one array module (numpy or cupy) for all of the core's logic."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Union
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+Device = Union[str, int]
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class Backend:
+    """The array module to compute with and, on the GPU, the device number."""
+
+    xp: ModuleType
+    gpu_index: int | None = None
+
+    @property
+    def is_gpu(self) -> bool:
+        return self.gpu_index is not None
+
+    def context(self):
+        """Context that makes this backend's device the current one."""
+        if self.gpu_index is None:
+            return contextlib.nullcontext()
+        return self.xp.cuda.Device(self.gpu_index)
+
+    def asarray(self, array):
+        """The array on this backend's device (no copy when it is already there)."""
+        return self.xp.asarray(array)
+
+    def to_numpy(self, array) -> np.ndarray:
+        if self.is_gpu:
+            return self.xp.asnumpy(array)
+        return np.asarray(array)
+
+
+CPU = Backend(np)
+
+
+def _cupy_gpu_count() -> tuple[ModuleType | None, int]:
+    try:
+        import cupy
+    except Exception:  # ImportError, or a broken CUDA install raising on import
+        return None, 0
+    try:
+        return cupy, int(cupy.cuda.runtime.getDeviceCount())
+    except Exception:
+        return cupy, 0
+
+
+def gpu_available() -> bool:
+    """True when cupy is importable and sees at least one CUDA device."""
+    return _cupy_gpu_count()[1] > 0
+
+
+def validate_device(device: Device) -> None:
+    """Raise for a value that is no device name at all (a missing GPU is not an error)."""
+    if isinstance(device, bool) or not isinstance(device, (str, int, np.integer)):
+        raise TypeError(f"device must be 'auto', 'cpu', 'cuda' or a GPU index, got {device!r}")
+    if isinstance(device, str) and device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES} or a GPU index, got {device!r}")
+    if not isinstance(device, str) and device < 0:
+        raise ValueError(f"device index must be >= 0, got {device}")
+
+
+def resolve_device(device: Device) -> Backend:
+    """Pick the backend for `device`.
+
+    "auto" takes the GPU when cupy sees one, else the CPU. "cuda" or an index without a
+    usable GPU logs a warning and falls back to the CPU, as upstream does.
+    """
+    validate_device(device)
+    if device == "cpu":
+        return CPU
+    cupy, count = _cupy_gpu_count()
+    if device == "auto":
+        return Backend(cupy, 0) if count else CPU
+    index = 0 if device == "cuda" else int(device)
+    if index >= count:
+        reason = "cupy is not installed" if cupy is None else f"{count} CUDA device(s) found"
+        logger.warning("Device %r was requested, but no such GPU is usable (%s): computing on the CPU.", device, reason)
+        return CPU
+    return Backend(cupy, index)
+
+
+def array_module_of(array) -> ModuleType:
+    """numpy or cupy, whichever the array belongs to."""
+    if type(array).__module__.split(".")[0] == "cupy":
+        import cupy
+
+        return cupy
+    return np

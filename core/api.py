@@ -1,0 +1,235 @@
+"""Upstream's API (`erode_mask`, `binarize`, `prepare_export`) over the array algorithms.
+
+Accepts xarray DataArrays/Datasets (coords, dims and attrs are kept; dask is computed),
+numpy arrays and cupy arrays; results come back in the kind they came in. Every
+argument is checked first, so bad input raises a clear error instead of a wrong result.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import numbers
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from ._backend import Backend, Device, array_module_of, resolve_device, validate_device
+from .postprocess import binarize_array, erode_valid
+
+logger = logging.getLogger(__name__)
+
+QUALITY_LEVELS = {"none": 0, "low_quality": 1, "high_quality": 2}
+BOUNDARY_MODES = ("remove", "clip")
+CONNECTIVITIES = (4, 8)
+Progress = Callable[[float, str], None]
+
+
+# -- argument checks ---------------------------------------------------------------------
+
+def check_threshold(threshold) -> float:
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
+        raise TypeError(f"threshold must be a number in [0, 1], got {threshold!r}")
+    if not 0.0 <= float(threshold) <= 1.0:  # also rejects NaN
+        raise ValueError(f"threshold must be in [0, 1], got {threshold!r}")
+    return float(threshold)
+
+
+def check_size(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer >= 0, got {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return int(value)
+
+
+def check_quality_level(level) -> int:
+    if isinstance(level, str) and level in QUALITY_LEVELS:
+        return QUALITY_LEVELS[level]
+    if not isinstance(level, bool) and isinstance(level, numbers.Integral) and level in (0, 1, 2):
+        return int(level)
+    raise ValueError(f"quality_level must be 0, 1, 2 or one of {tuple(QUALITY_LEVELS)}, got {level!r}")
+
+
+def check_choice(name: str, value, choices: Sequence):
+    if value not in choices or isinstance(value, bool):
+        raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
+    return value
+
+
+def _check_raster(name: str, array, kinds: str, what: str) -> None:
+    if array.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D (y, x) array, got shape {tuple(array.shape)}")
+    if array.size == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(array.shape)})")
+    if array.dtype.kind not in kinds:
+        raise TypeError(f"{name} must be {what}, got dtype {array.dtype}")
+
+
+def _check_same_grid(**arrays) -> None:
+    shapes = {name: tuple(a.shape) for name, a in arrays.items()}
+    if len(set(shapes.values())) > 1:
+        raise ValueError("rasters must have the same shape: " + ", ".join(f"{n} {s}" for n, s in shapes.items()))
+
+
+def _check_probabilities(name: str, probs, xp) -> None:
+    _check_raster(name, probs, "f", "float probabilities in [0, 1] (NaN = no prediction)")
+    if bool(((probs < 0) | (probs > 1)).any()):  # NaN compares False: allowed
+        low, high = float(xp.nanmin(probs)), float(xp.nanmax(probs))
+        raise ValueError(f"{name} must lie in [0, 1] (NaN = no prediction), found values in [{low}, {high}]")
+
+
+def _check_quality_mask(name: str, quality, xp) -> None:
+    _check_raster(name, quality, "uib", "an integer quality mask (0 invalid, 1 low, 2 high quality)")
+    if quality.dtype.kind != "b" and bool(((quality < 0) | (quality > 2)).any()):
+        raise ValueError(f"{name} must hold 0 (invalid), 1 (low) or 2 (high quality), found values up to {int(quality.max())}")
+
+
+# -- containers ---------------------------------------------------------------------------
+
+def _data(value):
+    """The raw array behind a DataArray (dask computed) or an array-like."""
+    data = getattr(value, "data", value) if _is_dataarray(value) else value
+    if type(data).__module__.split(".")[0] == "dask":
+        data = data.compute()
+    if array_module_of(data) is np:
+        data = np.asarray(data)
+    return data
+
+
+def _is_dataarray(value) -> bool:
+    return type(value).__name__ == "DataArray" and hasattr(value, "dims")
+
+
+def _like(template, result):
+    """`result` in the container and array module of `template`."""
+    module = array_module_of(_data(template) if _is_dataarray(template) else template)
+    if module is np and array_module_of(result) is not np:
+        result = result.get()
+    elif module is not np:
+        result = module.asarray(result)
+    if _is_dataarray(template):
+        return template.copy(data=result)
+    return result
+
+
+# -- public API ---------------------------------------------------------------------------
+
+def erode_mask(mask, size: int, device: Device = "auto", edge_size: int | None = None):
+    """Erode the valid area (non-zero) of `mask` by a disk of radius `size` and invalidate an
+    `edge_size` band (default `size`; 0 = none) along the raster edges. Returns uint8 0/1."""
+    size = check_size("size", size)
+    edge_size = size if edge_size is None else check_size("edge_size", edge_size)
+    data = _data(mask)
+    _check_raster("mask", data, "uib", "a bool or integer mask (non-zero = valid)")
+    backend = resolve_device(device)
+    with backend.context():
+        valid = backend.asarray(data) != 0
+        eroded = erode_valid(valid, size, edge_size, backend.xp).astype(np.uint8)
+    return _like(mask, eroded)
+
+
+def binarize(probs, threshold: float, min_object_size: int, mask, device: Device = "auto", *, size_connectivity: int = 8):
+    """Objects (`probs > threshold`, 8-connected) that touch no invalid pixel of `mask` and
+    have at least `min_object_size` pixels (counted with `size_connectivity`). Returns bool."""
+    threshold = check_threshold(threshold)
+    min_object_size = check_size("min_object_size", min_object_size)
+    check_choice("size_connectivity", size_connectivity, CONNECTIVITIES)
+    prob_data, mask_data = _data(probs), _data(mask)
+    backend = resolve_device(device)
+    with backend.context():
+        prob_data, mask_data = backend.asarray(prob_data), backend.asarray(mask_data)
+        _check_probabilities("probs", prob_data, backend.xp)
+        _check_raster("mask", mask_data, "uib", "a bool or integer mask (non-zero = valid)")
+        _check_same_grid(probs=prob_data, mask=mask_data)
+        result = binarize_array(prob_data, threshold, min_object_size, mask_data != 0, size_connectivity, backend.xp)
+    return _like(probs, result)
+
+
+def prepare_export(
+    tile,
+    bin_threshold: float = 0.5,
+    mask_erosion_size: int = 10,
+    min_object_size: int = 32,
+    quality_level: int | str = 0,
+    ensemble_subsets: Sequence[str] = (),
+    device: Device = "auto",
+    edge_erosion_size: int | None = None,
+    *,
+    boundary: str = "remove",
+    size_connectivity: int = 8,
+    progress: Progress | None = None,
+):
+    """DARTS' postprocessing of one tile: quality mask -> eroded extent -> masked and
+    binarized probabilities (also for each ensemble subset).
+
+    `tile` is an xarray Dataset or a mapping of arrays with `probabilities`,
+    `quality_data_mask` and `probabilities-{subset}`; a new one of the same kind is
+    returned with `extent` (uint8), `binarized_segmentation[-{subset}]` (bool) and the
+    NaN-masked `probabilities[-{subset}]`. The input is never modified. `progress`, if
+    given, is called as progress(fraction, message) between steps; it may raise to cancel.
+    """
+    threshold = check_threshold(bin_threshold)
+    erosion = check_size("mask_erosion_size", mask_erosion_size)
+    edge = erosion if edge_erosion_size is None else check_size("edge_erosion_size", edge_erosion_size)
+    min_size = check_size("min_object_size", min_object_size)
+    level = check_quality_level(quality_level)
+    check_choice("boundary", boundary, BOUNDARY_MODES)
+    check_choice("size_connectivity", size_connectivity, CONNECTIVITIES)
+    validate_device(device)
+    if isinstance(ensemble_subsets, str):
+        raise TypeError("ensemble_subsets must be a list of subset names, not a string")
+    layers = {None: "probabilities", **{s: f"probabilities-{s}" for s in ensemble_subsets}}
+    for name in ["quality_data_mask", *layers.values()]:
+        if name not in tile:
+            raise KeyError(f"tile has no variable {name!r} (has: {', '.join(map(str, tile.keys()))})")
+
+    report = progress or (lambda fraction, message: None)
+    backend = resolve_device(device)
+    xp = backend.xp
+    with backend.context():
+        report(0.0, "Checking the quality mask")
+        quality = backend.asarray(_data(tile["quality_data_mask"]))
+        _check_quality_mask("quality_data_mask", quality, xp)
+        valid = quality >= level
+        if level > 0:
+            report(0.05, f"Eroding the quality mask (disk radius {erosion}, edge band {edge})")
+            valid = erode_valid(valid, erosion, edge, xp)
+        del quality
+        results = {"extent": valid.astype(np.uint8)}
+
+        for index, (subset, name) in enumerate(layers.items()):
+            suffix = "" if subset is None else f"-{subset}"
+            report(0.2 + 0.8 * index / len(layers), f"Binarizing {name}")
+            probs = backend.asarray(_data(tile[name]))
+            _check_probabilities(name, probs, xp)
+            _check_same_grid(quality_data_mask=valid, **{name: probs})
+            masked = xp.where(valid, probs, probs.dtype.type(np.nan))
+            source = probs if boundary == "remove" else masked
+            del probs
+            results[f"binarized_segmentation{suffix}"] = binarize_array(source, threshold, min_size, valid, size_connectivity, xp)
+            del source
+            results[name] = masked
+        report(1.0, "Done")
+    return _assemble(tile, results, backend)
+
+
+_LONG_NAMES = {"extent": "Extent of the segmentation", "binarized_segmentation": "Binarized Segmentation"}
+
+
+def _assemble(tile, results: dict, backend: Backend):
+    """A new tile of the input's kind with `results` added or replaced."""
+    if not hasattr(tile, "data_vars"):  # a plain mapping (an xarray Dataset is one too)
+        out = dict(tile)
+        for name, array in results.items():
+            out[name] = _like(_data(tile["quality_data_mask"]), array)
+        return out
+    out = tile.copy()
+    for name, array in results.items():
+        template = tile[name] if name in tile else tile["quality_data_mask"]
+        variable = _like(template, array)
+        base = name.split("-")[0]
+        if base in _LONG_NAMES:
+            variable.attrs = {"long_name": _LONG_NAMES[base]}
+        out[name] = variable
+    return out

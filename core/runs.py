@@ -1,0 +1,86 @@
+"""Row runs: the sparse representation the core computes on.
+
+A run is a maximal horizontal stretch of True pixels in one row, stored as
+(row, start, end) with `end` exclusive. Thaw-slump objects and invalid-data regions
+cover a small share of a tile, so working on runs instead of pixels keeps the cost
+proportional to the objects' outlines. Everything here uses only functions that numpy
+and cupy share, so the CPU and the GPU run the same code; only the connected-components
+step on the (small) run graph goes through scipy on the host.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse
+import scipy.sparse.csgraph
+
+
+def find_runs(image, xp=np):
+    """(rows, starts, ends) of the True runs of a 2-D bool image, in row-major order."""
+    height, width = image.shape
+    if image.size == 0:
+        empty = xp.zeros(0, dtype=xp.int64)
+        return empty, empty, empty
+    steps = xp.diff(image.view(xp.int8), axis=1, prepend=0, append=0)
+    rows, cols = xp.nonzero(steps)
+    # Within a row, changes alternate: a run's start (+1), then its end (-1).
+    return rows[0::2].astype(xp.int64), cols[0::2].astype(xp.int64), cols[1::2].astype(xp.int64)
+
+
+def expand_ranges(starts, lengths, xp=np):
+    """Concatenation of arange(s, s + n) for each (s, n): the flat pixels of runs."""
+    keep = lengths > 0
+    starts, lengths = starts[keep], lengths[keep]
+    if starts.size == 0:
+        return xp.zeros(0, dtype=xp.int64)
+    steps = xp.ones(int(lengths.sum()), dtype=xp.int64)
+    firsts = xp.cumsum(lengths)[:-1]
+    # At each range's first pixel, jump from the previous range's last pixel.
+    steps[firsts] = starts[1:] - (starts[:-1] + lengths[:-1] - 1)
+    steps[0] = starts[0]
+    return xp.cumsum(steps)
+
+
+def repeat_index(counts, xp=np):
+    """Each index i repeated counts[i] times (numpy's repeat, which cupy lacks for arrays)."""
+    ends = xp.cumsum(counts)
+    total = int(ends[-1]) if ends.size else 0
+    return xp.searchsorted(ends, xp.arange(total, dtype=xp.int64), side="right")
+
+
+def clear_runs(image, rows, starts, ends, xp=np):
+    """Set the pixels of the given runs to False (or 0), in place."""
+    width = image.shape[1]
+    image.reshape(-1)[expand_ranges(rows * width + starts, ends - starts, xp)] = 0
+
+
+def run_components(rows, starts, ends, connectivity: int, xp=np):
+    """Label runs by connected component: (labels per run, number of components).
+
+    Runs in consecutive rows are connected when their pixels touch: overlapping columns
+    for 4-connectivity, overlapping or diagonally adjacent columns for 8-connectivity.
+    """
+    n_runs = int(rows.size)
+    if n_runs == 0:
+        return xp.zeros(0, dtype=xp.int64), 0
+    reach = 0 if connectivity == 8 else 1
+    # Keys that order runs row-major; row stride > any column value, so rows never alias.
+    stride = int(ends.max()) + 2
+    end_keys = rows * stride + ends
+    start_keys = rows * stride + starts
+    below = (rows + 1) * stride
+    # Runs j in the next row with end_j >= start_i + reach and start_j <= end_i - reach.
+    first = xp.searchsorted(end_keys, below + starts + reach, side="left")
+    stop = xp.searchsorted(start_keys, below + ends - reach, side="right")
+    counts = xp.maximum(stop - first, 0)
+    sources = repeat_index(counts, xp)
+    targets = expand_ranges(first, counts, xp)
+    graph = scipy.sparse.coo_matrix(
+        (np.ones(int(sources.size), dtype=np.int8), (_host(sources), _host(targets))), shape=(n_runs, n_runs)
+    )
+    count, labels = scipy.sparse.csgraph.connected_components(graph, directed=False)
+    return xp.asarray(labels.astype(np.int64)), int(count)
+
+
+def _host(array) -> np.ndarray:
+    return array.get() if hasattr(array, "get") else np.asarray(array)
