@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from .runs import clear_runs, expand_ranges, find_runs, run_components
+from .runs import clear_runs, expand_ranges, find_runs, flat_view, run_components
 
 
 def disk_half_widths(radius: int) -> list[int]:
@@ -26,7 +26,7 @@ def erode_valid(valid, size: int, edge_size: int, xp=np):
     row by row, so only the ring around invalid regions is touched.
     """
     height, width = valid.shape
-    eroded = valid.copy()
+    eroded = xp.array(valid, dtype=bool, order="C")  # a C-ordered copy: painted in flat order
     rows, starts, ends = find_runs(~valid, xp)
     if size > 0 and rows.size:
         _clear_dilated(eroded, rows, starts, ends, size, xp)
@@ -64,7 +64,7 @@ def _clear_dilated(eroded, rows, starts, ends, radius: int, xp):
     paint = covered[:-1] & ~in_original[:-1] & (lengths > 0)
     seg_starts, seg_lengths = positions[:-1][paint], lengths[paint]
     flat_starts = (seg_starts // stride) * width + seg_starts % stride
-    eroded.reshape(-1)[expand_ranges(flat_starts, seg_lengths, xp)] = False
+    flat_view(eroded)[expand_ranges(flat_starts, seg_lengths, xp)] = False
 
 
 def binarize_array(probabilities, threshold: float, min_object_size: int, valid, size_connectivity: int = 8, xp=np):
@@ -73,7 +73,7 @@ def binarize_array(probabilities, threshold: float, min_object_size: int, valid,
     `probabilities` is float (NaN = no object); `valid` is read by truth value.
     Object sizes are counted with `size_connectivity` (8, or 4 as upstream does).
     """
-    objects = probabilities > threshold
+    objects = xp.ascontiguousarray(probabilities > threshold)  # runs are painted in flat order
     rows, starts, ends = find_runs(objects, xp)
     if rows.size == 0:
         return objects

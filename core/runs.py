@@ -48,10 +48,17 @@ def repeat_index(counts, xp=np):
     return xp.searchsorted(ends, xp.arange(total, dtype=xp.int64), side="right")
 
 
+def flat_view(image):
+    """A 1-D view of a C-ordered image (reshape would silently copy any other layout)."""
+    if not image.flags.c_contiguous:
+        raise ValueError("internal error: flat writes need a C-contiguous image")
+    return image.reshape(-1)
+
+
 def clear_runs(image, rows, starts, ends, xp=np):
     """Set the pixels of the given runs to False (or 0), in place."""
     width = image.shape[1]
-    image.reshape(-1)[expand_ranges(rows * width + starts, ends - starts, xp)] = 0
+    flat_view(image)[expand_ranges(rows * width + starts, ends - starts, xp)] = 0
 
 
 def run_components(rows, starts, ends, connectivity: int, xp=np):

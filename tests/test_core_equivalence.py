@@ -74,3 +74,14 @@ def test_hand_made_cases(name, boundary, size_connectivity, level, erosion, edge
         options = dict(threshold=0.5, erosion=erosion, min_size=min_size, level=level, edge=edge,
                        boundary=boundary, size_connectivity=size_connectivity)
         assert_same(*run_case(probs, quality, **options))
+
+
+@pytest.mark.parametrize("layout", ["fortran", "strided", "transposed"])
+def test_any_memory_layout(layout):
+    probs, quality = random_tile(6, shape=(90, 120))
+    change = {"fortran": np.asfortranarray, "strided": lambda a: np.repeat(a, 2, axis=1)[:, ::2],
+              "transposed": lambda a: np.ascontiguousarray(a.T).T}[layout]
+    options = dict(threshold=0.4, erosion=3, min_size=6, level=1, edge=None)
+    expected = reference.prepare_export(probs, quality, **options)
+    out, _ = run_case(change(probs), change(quality), **options)
+    assert_same(out, expected)
