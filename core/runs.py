@@ -18,13 +18,18 @@ import scipy.sparse.csgraph
 def find_runs(image, xp=np):
     """(rows, starts, ends) of the True runs of a 2-D bool image, in row-major order."""
     height, width = image.shape
-    if image.size == 0:
-        empty = xp.zeros(0, dtype=xp.int64)
-        return empty, empty, empty
-    steps = xp.diff(image.view(xp.int8), axis=1, prepend=0, append=0)
-    rows, cols = xp.nonzero(steps)
-    # Within a row, changes alternate: a run's start (+1), then its end (-1).
-    return rows[0::2].astype(xp.int64), cols[0::2].astype(xp.int64), cols[1::2].astype(xp.int64)
+    flat = xp.ascontiguousarray(image).reshape(-1)
+    # Flat positions where the value changes, except between one row's end and the next
+    # row's start; runs that begin in the first column or end in the last are added.
+    changes = xp.flatnonzero(flat[1:] != flat[:-1]) + 1
+    changes = changes[changes % width != 0]
+    row_starts = xp.flatnonzero(image[:, 0]) * width
+    row_ends = (xp.flatnonzero(image[:, -1]) + 1) * width
+    bounds = xp.sort(xp.concatenate([changes, row_starts, row_ends]).astype(xp.int64))
+    # Bounds alternate start, end; a row-end that equals the next row's start is harmless.
+    first, last = bounds[0::2], bounds[1::2]
+    rows = first // width
+    return rows, first - rows * width, last - rows * width
 
 
 def expand_ranges(starts, lengths, xp=np):
