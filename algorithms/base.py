@@ -1,0 +1,165 @@
+"""What every DARTS algorithm shares: parameter widgets, dependency check, progress and
+cancel, and turning bad input into a clear Processing error."""
+
+import os
+
+from qgis.core import (
+    QgsProcessingAlgorithm,
+    QgsProcessingException,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterNumber,
+)
+from qgis.PyQt.QtCore import QCoreApplication
+from qgis.PyQt.QtGui import QIcon
+
+from ..dependencies import install_hint, missing_modules
+
+ICON = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "icon.svg")
+QUALITY_LEVELS = ["none", "low_quality", "high_quality"]
+DEVICES = ["auto", "cpu", "cuda"]
+BOUNDARIES = ["remove", "clip"]
+CONNECTIVITIES = ["8", "4"]
+SCALES = ["auto", "fraction", "percent"]
+
+
+class Canceled(Exception):
+    """The user pressed cancel: stop, write nothing."""
+
+
+class DartsAlgorithm(QgsProcessingAlgorithm):
+    """Base class: subclasses define the parameters and `execute`."""
+
+    def tr(self, text):
+        return QCoreApplication.translate(type(self).__name__, text)
+
+    def createInstance(self):  # noqa: N802
+        return type(self)()
+
+    def group(self):
+        return self.tr("Postprocessing")
+
+    def groupId(self):  # noqa: N802
+        return "postprocessing"
+
+    def icon(self):
+        return QIcon(ICON)
+
+    def svgIconPath(self):  # noqa: N802
+        return ICON
+
+    def flags(self):
+        # numpy/GDAL work on whole tiles: safe in a background thread, no project access.
+        return super().flags()
+
+    # -- parameter helpers -------------------------------------------------------------
+    def add_enum(self, name, description, options, default, advanced=False, help_text=""):
+        parameter = QgsProcessingParameterEnum(name, self.tr(description), options=options, defaultValue=default)
+        parameter.setUsesStaticStrings(True)
+        self._finish(parameter, advanced, help_text)
+
+    def add_int(self, name, description, default, optional=False, advanced=False, help_text=""):
+        parameter = QgsProcessingParameterNumber(name, self.tr(description), QgsProcessingParameterNumber.Type.Integer,
+                                                 defaultValue=default, optional=optional, minValue=0)
+        self._finish(parameter, advanced, help_text)
+
+    def add_threshold(self, name="THRESHOLD"):
+        parameter = QgsProcessingParameterNumber(name, self.tr("Probability threshold (object where p > threshold)"),
+                                                 QgsProcessingParameterNumber.Type.Double, defaultValue=0.5,
+                                                 minValue=0.0, maxValue=1.0)
+        self._finish(parameter, False, "")
+
+    def add_device(self):
+        self.add_enum("DEVICE", "Device", DEVICES, "auto", advanced=True,
+                      help_text="auto: the GPU when cupy sees one, else the CPU")
+
+    def add_scale(self):
+        self.add_enum("PROBABILITY_SCALE", "Probability scale", SCALES, "auto", advanced=True,
+                      help_text="auto: float rasters are 0..1, uint8 rasters are DARTS' percent 0..100 (nodata 255)")
+
+    def _finish(self, parameter, advanced, help_text):
+        if advanced:
+            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
+        if help_text:
+            parameter.setHelp(self.tr(help_text))
+        self.addParameter(parameter)
+
+    def optional_int(self, parameters, name, context):
+        """The value of an optional integer parameter, or None when it was left empty."""
+        value = parameters.get(name)
+        if value is None or value == "":
+            return None
+        return self.parameterAsInt(parameters, name, context)
+
+    # -- running -----------------------------------------------------------------------
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        missing = missing_modules()
+        if missing:
+            raise QgsProcessingException(install_hint(missing))
+        from .raster_io import AtomicOutputs
+
+        outputs = AtomicOutputs(self.input_paths(parameters, context))
+        try:
+            results = self.execute(parameters, context, feedback, outputs)
+            self.check_canceled(feedback)
+            outputs.commit()
+            return results
+        except Canceled:
+            outputs.discard()
+            feedback.reportError(self.tr("Canceled: no output was written."))
+            return {}
+        except (ValueError, TypeError, KeyError) as error:
+            outputs.discard()
+            message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+            raise QgsProcessingException(message) from error
+        except BaseException:
+            outputs.discard()
+            raise
+
+    def input_paths(self, parameters, context):
+        """Files this run reads: outputs must never replace them."""
+        paths = []
+        for definition in self.parameterDefinitions():
+            if definition.type() == "raster":
+                layer = self.parameterAsRasterLayer(parameters, definition.name(), context)
+                paths.append(layer.source() if layer else "")
+            elif definition.type() == "multilayer":
+                paths += [layer.source() for layer in self.parameterAsLayerList(parameters, definition.name(), context)]
+        return paths
+
+    @staticmethod
+    def check_canceled(feedback):
+        if feedback.isCanceled():
+            raise Canceled
+
+    def progress_reporter(self, feedback, start=0.0, span=100.0):
+        """A core progress callback that feeds the Processing feedback and honours cancel."""
+
+        def report(fraction, message):
+            self.check_canceled(feedback)
+            feedback.setProgress(start + span * fraction)
+            feedback.setProgressText(message)
+
+        return report
+
+    def resolve_device(self, parameters, context, feedback):
+        """The core device for the DEVICE parameter; 'cuda' without a GPU warns and uses the CPU."""
+        device = self.parameterAsEnumString(parameters, "DEVICE", context) or "auto"
+        from ..core import gpu_available
+
+        if device == "cuda" and not gpu_available():
+            feedback.pushWarning(self.tr("Device 'cuda' was chosen, but no CUDA GPU is usable (is cupy installed?): "
+                                         "computing on the CPU."))
+            return "cpu"
+        return device
+
+    def raster_path(self, parameters, name, context, required=True):
+        layer = self.parameterAsRasterLayer(parameters, name, context)
+        if layer is None:
+            if required:
+                raise ValueError(f"{name}: no raster layer given")
+            return None
+        return layer.source()
+
+    def helpUrl(self):  # noqa: N802
+        return "https://github.com/darts-postprocessing/qgis-darts-postprocessing#readme"

@@ -1,0 +1,59 @@
+"""darts:erodemask — the quality mask's valid area, eroded and cut off at the tile edges."""
+
+from qgis.core import QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer
+
+from .base import QUALITY_LEVELS, DartsAlgorithm
+from .styles import style_on_load
+
+
+class ErodeMaskAlgorithm(DartsAlgorithm):
+    MASK = "MASK"
+    QUALITY_LEVEL = "QUALITY_LEVEL"
+    SIZE = "SIZE"
+    EDGE_SIZE = "EDGE_SIZE"
+    OUTPUT = "OUTPUT"
+
+    def name(self):
+        return "erodemask"
+
+    def displayName(self):  # noqa: N802
+        return self.tr("Erode quality mask")
+
+    def shortHelpString(self):  # noqa: N802
+        return self.tr(
+            "<p>The extent in which predictions are trusted, as DARTS computes it.</p>"
+            "<p><b>Mask</b>: a quality mask (0 invalid, 1 low, 2 high quality; nodata counts as 0), or any 0/1 mask. "
+            "Pixels of at least the <b>quality level</b> are valid (none: all pixels). A valid pixel stays valid "
+            "only if no invalid pixel lies within a disk of radius <b>size</b> pixels around it; pixels beyond the "
+            "raster count as valid. Then a band of <b>edge size</b> pixels (empty = size; 0 = none) along the raster "
+            "edges is set invalid.</p><p>Output: uint8, 1 = valid, 0 = invalid. Feed it to 'Binarize' as its mask.</p>"
+        )
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.addParameter(QgsProcessingParameterRasterLayer(self.MASK, self.tr("Quality mask")))
+        self.add_enum(self.QUALITY_LEVEL, "Quality level", QUALITY_LEVELS, "low_quality")
+        self.add_int(self.SIZE, "Erosion size (disk radius, pixels)", 10)
+        self.add_int(self.EDGE_SIZE, "Edge size (pixels, empty = erosion size)", None, optional=True)
+        self.add_device()
+        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Eroded mask")))
+
+    def execute(self, parameters, context, feedback, outputs):
+        from ..core import QUALITY_LEVELS as LEVELS
+        from ..core import erode_mask
+        from .raster_io import grid_of, read_quality
+
+        path = self.raster_path(parameters, self.MASK, context)
+        grid = grid_of(path, self.MASK)
+        quality = read_quality(path, self.MASK)
+        level = LEVELS[self.parameterAsEnumString(parameters, self.QUALITY_LEVEL, context)]
+        feedback.setProgress(20)
+        self.check_canceled(feedback)
+        eroded = erode_mask(quality >= level, self.parameterAsInt(parameters, self.SIZE, context),
+                            self.resolve_device(parameters, context, feedback),
+                            edge_size=self.optional_int(parameters, self.EDGE_SIZE, context))
+        feedback.setProgress(80)
+        self.check_canceled(feedback)
+        output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        outputs.write(output, eroded, grid)
+        style_on_load(context, output, "extent")
+        return {self.OUTPUT: output}

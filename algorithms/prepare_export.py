@@ -1,0 +1,163 @@
+"""darts:prepareexport — DARTS' whole postprocessing step on a probabilities raster."""
+
+import os
+import re
+
+from qgis.core import (
+    QgsProcessingContext,
+    QgsProcessingOutputMultipleLayers,
+    QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessing,
+)
+
+from .base import BOUNDARIES, CONNECTIVITIES, QUALITY_LEVELS, DartsAlgorithm
+from .styles import style_on_load
+
+
+class PrepareExportAlgorithm(DartsAlgorithm):
+    PROBABILITIES = "PROBABILITIES"
+    QUALITY_MASK = "QUALITY_MASK"
+    SUBSET_PROBABILITIES = "SUBSET_PROBABILITIES"
+    THRESHOLD = "THRESHOLD"
+    MASK_EROSION_SIZE = "MASK_EROSION_SIZE"
+    EDGE_EROSION_SIZE = "EDGE_EROSION_SIZE"
+    MIN_OBJECT_SIZE = "MIN_OBJECT_SIZE"
+    QUALITY_LEVEL = "QUALITY_LEVEL"
+    BOUNDARY = "BOUNDARY"
+    SIZE_CONNECTIVITY = "SIZE_CONNECTIVITY"
+    PROBABILITY_SCALE = "PROBABILITY_SCALE"
+    OUTPUT_BINARIZED = "OUTPUT_BINARIZED"
+    OUTPUT_EXTENT = "OUTPUT_EXTENT"
+    OUTPUT_PROBABILITIES = "OUTPUT_PROBABILITIES"
+    OUTPUT_SUBSET_BINARIZED = "OUTPUT_SUBSET_BINARIZED"
+
+    def name(self):
+        return "prepareexport"
+
+    def displayName(self):  # noqa: N802
+        return self.tr("Prepare export (threshold, erode, clean objects)")
+
+    def shortHelpString(self):  # noqa: N802
+        return self.tr(
+            "<p>DARTS' postprocessing of one tile: from segmentation probabilities to a clean binary map of "
+            "thaw slumps.</p>"
+            "<ol><li>The quality mask keeps pixels of at least the chosen <b>quality level</b> "
+            "(none = all pixels, low_quality = 1 and 2, high_quality = 2 only).</li>"
+            "<li>Unless the level is none, that area is eroded by a disk of <b>mask erosion size</b> pixels, and a "
+            "band of <b>edge erosion size</b> pixels (default: the erosion size; 0 = none) along the tile edges is "
+            "dropped. The result is the <b>extent</b>.</li>"
+            "<li>Pixels with probability &gt; <b>threshold</b> form objects (8-connected). Objects that touch a "
+            "pixel outside the extent are removed whole (<b>boundary</b> = remove; clip reproduces upstream "
+            "DARTS, which cuts them at the extent instead).</li>"
+            "<li>Objects smaller than <b>minimum object size</b> pixels are removed (counted with 8-connectivity; "
+            "4 reproduces upstream DARTS).</li></ol>"
+            "<p><b>Probabilities</b>: float 0..1 (NaN or nodata = no prediction) or DARTS' uint8 percent export "
+            "(0..100, nodata 255), detected from the data type (advanced: probability scale). "
+            "<b>Quality mask</b> (optional): 0 invalid, 1 low, 2 high quality, on the same grid; without it every "
+            "pixel with a prediction counts as high quality. <b>Ensemble subsets</b> (optional): more probability "
+            "rasters processed the same way; each binarized result is written beside the binarized output as "
+            "&lt;name&gt;-&lt;layer name&gt;.tif.</p>"
+            "<p>Outputs: binarized (uint8 0/1), extent (uint8 0/1), optionally the probabilities masked to the extent "
+            "(float32, NaN outside). DARTS' defaults: threshold 0.5, erosion 10, minimum size 32, low_quality.</p>"
+        )
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.addParameter(QgsProcessingParameterRasterLayer(self.PROBABILITIES, self.tr("Probabilities")))
+        self.addParameter(QgsProcessingParameterRasterLayer(self.QUALITY_MASK, self.tr("Quality mask (0/1/2)"),
+                                                            optional=True))
+        self.add_threshold(self.THRESHOLD)
+        self.add_int(self.MASK_EROSION_SIZE, "Mask erosion size (pixels)", 10)
+        self.add_int(self.EDGE_EROSION_SIZE, "Edge erosion size (pixels, empty = mask erosion size)", None, optional=True)
+        self.add_int(self.MIN_OBJECT_SIZE, "Minimum object size (pixels)", 32)
+        self.add_enum(self.QUALITY_LEVEL, "Quality level", QUALITY_LEVELS, "low_quality")
+        self.addParameter(QgsProcessingParameterMultipleLayers(
+            self.SUBSET_PROBABILITIES, self.tr("Ensemble subset probabilities"), QgsProcessing.SourceType.TypeRaster,
+            optional=True))
+        self.add_enum(self.BOUNDARY, "Boundary objects", BOUNDARIES, "remove", advanced=True,
+                      help_text="remove: drop objects touching the extent's border whole; clip: cut them (upstream)")
+        self.add_enum(self.SIZE_CONNECTIVITY, "Connectivity for object sizes", CONNECTIVITIES, "8", advanced=True)
+        self.add_device()
+        self.add_scale()
+        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT_BINARIZED, self.tr("Binarized segmentation")))
+        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT_EXTENT, self.tr("Extent")))
+        self.addParameter(QgsProcessingParameterRasterDestination(
+            self.OUTPUT_PROBABILITIES, self.tr("Masked probabilities"), optional=True, createByDefault=False))
+        self.addOutput(QgsProcessingOutputMultipleLayers(self.OUTPUT_SUBSET_BINARIZED,
+                                                         self.tr("Binarized ensemble subsets")))
+
+    def execute(self, parameters, context, feedback, outputs):
+        from ..core import prepare_export
+        from .raster_io import check_same_grid, grid_of, read_probabilities, read_quality
+
+        scale = self.parameterAsEnumString(parameters, self.PROBABILITY_SCALE, context) or "auto"
+        probabilities_path = self.raster_path(parameters, self.PROBABILITIES, context)
+        quality_path = self.raster_path(parameters, self.QUALITY_MASK, context, required=False)
+        subsets = {}
+        for layer in self.parameterAsLayerList(parameters, self.SUBSET_PROBABILITIES, context):
+            name = re.sub(r"[^A-Za-z0-9_]+", "_", layer.name()).strip("_") or "subset"
+            while name in subsets:
+                name += "_"
+            subsets[name] = layer.source()
+
+        feedback.setProgressText(self.tr("Reading and checking the rasters"))
+        grid = grid_of(probabilities_path, self.PROBABILITIES)
+        tile = {"probabilities": read_probabilities(probabilities_path, self.PROBABILITIES, scale)}
+        if quality_path:
+            check_same_grid(self.PROBABILITIES, grid, self.QUALITY_MASK, grid_of(quality_path, self.QUALITY_MASK))
+            tile["quality_data_mask"] = read_quality(quality_path, self.QUALITY_MASK)
+        else:
+            feedback.pushInfo(self.tr("No quality mask: every pixel with a prediction counts as high quality."))
+            tile["quality_data_mask"] = (~(tile["probabilities"] != tile["probabilities"])).astype("uint8") * 2
+        for name, path in subsets.items():
+            what = f"{self.SUBSET_PROBABILITIES} '{name}'"
+            check_same_grid(self.PROBABILITIES, grid, what, grid_of(path, what))
+            tile[f"probabilities-{name}"] = read_probabilities(path, what, scale)
+        self.check_canceled(feedback)
+
+        result = prepare_export(
+            tile,
+            bin_threshold=self.parameterAsDouble(parameters, self.THRESHOLD, context),
+            mask_erosion_size=self.parameterAsInt(parameters, self.MASK_EROSION_SIZE, context),
+            min_object_size=self.parameterAsInt(parameters, self.MIN_OBJECT_SIZE, context),
+            quality_level=self.parameterAsEnumString(parameters, self.QUALITY_LEVEL, context),
+            ensemble_subsets=list(subsets),
+            device=self.resolve_device(parameters, context, feedback),
+            edge_erosion_size=self.optional_int(parameters, self.EDGE_EROSION_SIZE, context),
+            boundary=self.parameterAsEnumString(parameters, self.BOUNDARY, context),
+            size_connectivity=int(self.parameterAsEnumString(parameters, self.SIZE_CONNECTIVITY, context)),
+            progress=self.progress_reporter(feedback, 10, 75),
+        )
+        del tile
+
+        feedback.setProgressText(self.tr("Writing the outputs"))
+        binarized_path = self.parameterAsOutputLayer(parameters, self.OUTPUT_BINARIZED, context)
+        extent_path = self.parameterAsOutputLayer(parameters, self.OUTPUT_EXTENT, context)
+        probabilities_out = self.parameterAsOutputLayer(parameters, self.OUTPUT_PROBABILITIES, context)
+        outputs.write(binarized_path, result["binarized_segmentation"].astype("uint8"), grid)
+        style_on_load(context, binarized_path, "binarized")
+        outputs.write(extent_path, result["extent"], grid)
+        style_on_load(context, extent_path, "extent")
+        results = {self.OUTPUT_BINARIZED: binarized_path, self.OUTPUT_EXTENT: extent_path}
+        if probabilities_out:
+            outputs.write(probabilities_out, result["probabilities"], grid, nodata=float("nan"))
+            style_on_load(context, probabilities_out, "probabilities")
+            results[self.OUTPUT_PROBABILITIES] = probabilities_out
+
+        subset_paths = []
+        stem, extension = os.path.splitext(binarized_path)
+        for name in subsets:
+            self.check_canceled(feedback)
+            path = f"{stem}-{name}{extension or '.tif'}"
+            outputs.write(path, result[f"binarized_segmentation-{name}"].astype("uint8"), grid)
+            subset_paths.append(path)
+            if context.willLoadLayerOnCompletion(binarized_path):
+                context.addLayerToLoadOnCompletion(path, QgsProcessingContext.LayerDetails(
+                    self.tr("Binarized segmentation ({})").format(name), context.project(), self.OUTPUT_SUBSET_BINARIZED))
+                style_on_load(context, path, "binarized")
+        results[self.OUTPUT_SUBSET_BINARIZED] = subset_paths
+        feedback.setProgress(100)
+        kept = int(result["binarized_segmentation"].sum())
+        feedback.pushInfo(self.tr("{} object pixels kept, extent covers {} pixels.").format(kept, int(result["extent"].sum())))
+        return results

@@ -1,0 +1,37 @@
+"""The Processing provider `darts`: DARTS postprocessing in the toolbox, modeler and qgis_process."""
+
+import os
+
+from qgis.core import QgsMessageLog, QgsProcessingProvider, Qgis
+from qgis.PyQt.QtGui import QIcon
+
+from .dependencies import install_hint, missing_modules
+
+ICON = os.path.join(os.path.dirname(__file__), "resources", "icon.svg")
+
+
+class DartsProvider(QgsProcessingProvider):
+    def id(self):
+        return "darts"
+
+    def name(self):
+        return "DARTS postprocessing"
+
+    def longName(self):  # noqa: N802
+        return "DARTS postprocessing (thaw-slump segmentation)"
+
+    def icon(self):
+        return QIcon(ICON)
+
+    def svgIconPath(self):  # noqa: N802
+        return ICON
+
+    def loadAlgorithms(self):  # noqa: N802
+        from .algorithms import ALGORITHMS
+
+        missing = missing_modules()
+        if missing:
+            # The algorithms still load: each one fails with this message when run.
+            QgsMessageLog.logMessage(install_hint(missing), "DARTS postprocessing", Qgis.MessageLevel.Warning)
+        for algorithm in ALGORITHMS:
+            self.addAlgorithm(algorithm())

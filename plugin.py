@@ -1,0 +1,25 @@
+"""QGIS plugin entry: registers the DARTS Processing provider (toolbox, modeler, qgis_process)."""
+
+from qgis.core import QgsApplication
+
+
+class DartsPostprocessingPlugin:
+    """Adds the provider; `initProcessing` is what qgis_process calls."""
+
+    def __init__(self, iface):
+        self.iface = iface
+        self.provider = None
+
+    def initProcessing(self):  # noqa: N802 (QGIS API)
+        from .darts_provider import DartsProvider
+
+        self.provider = DartsProvider()
+        QgsApplication.processingRegistry().addProvider(self.provider)
+
+    def initGui(self):  # noqa: N802 (QGIS API)
+        self.initProcessing()
+
+    def unload(self):
+        if self.provider is not None:
+            QgsApplication.processingRegistry().removeProvider(self.provider)
+            self.provider = None
