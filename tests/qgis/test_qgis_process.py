@@ -1,0 +1,111 @@
+"""The packaged plugin in a throw-away QGIS profile, driven by qgis_process as a subprocess,
+and the shipped graphical model, headless and through qgis_process."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from osgeo import gdal
+
+import processing
+from darts_postprocessing.core import prepare_export
+
+REPO = Path(__file__).resolve().parents[2]
+MODEL = REPO / "resources" / "models" / "darts_postprocessing.model3"
+
+
+@pytest.fixture(scope="module")
+def profile(tmp_path_factory):
+    """QGIS settings folder with the staged plugin installed and enabled."""
+    root = tmp_path_factory.mktemp("qgis-profile")
+    plugins = root / "profiles" / "default" / "python" / "plugins"
+    plugins.mkdir(parents=True)
+    subprocess.run([sys.executable, str(REPO / "scripts" / "package.py"), "stage", str(plugins)], check=True)
+    environment = dict(os.environ, QGIS_CUSTOM_CONFIG_PATH=str(root), QT_QPA_PLATFORM="offscreen")
+    enabled = qgis_process(environment, "plugins", "enable", "darts_postprocessing")
+    assert enabled.returncode == 0, enabled.stdout + enabled.stderr
+    return environment
+
+
+def qgis_process(environment, *arguments):
+    return subprocess.run(["qgis_process", *arguments], env=environment, capture_output=True, text=True, timeout=300)
+
+
+def read(path):
+    dataset = gdal.Open(str(path))  # keep the dataset alive while its band is read
+    return dataset.GetRasterBand(1).ReadAsArray()
+
+
+def expected_for(sample, **options):
+    probabilities = read(sample["probabilities"])
+    floats = np.where(probabilities == 255, np.nan, probabilities / np.float32(100)).astype(np.float32)
+    tile = {"probabilities": floats, "quality_data_mask": read(sample["quality"])}
+    return prepare_export(tile, device="cpu", **options)
+
+
+def test_plugin_is_listed_and_documented(profile):
+    listing = qgis_process(profile, "plugins")
+    assert "* darts_postprocessing" in listing.stdout, listing.stdout
+    algorithms = qgis_process(profile, "list")
+    for name in ("darts:prepareexport", "darts:erodemask", "darts:binarize"):
+        assert name in algorithms.stdout
+    helped = qgis_process(profile, "help", "darts:prepareexport")
+    assert helped.returncode == 0
+    for parameter in ("PROBABILITIES", "QUALITY_MASK", "THRESHOLD", "MASK_EROSION_SIZE", "EDGE_EROSION_SIZE",
+                      "MIN_OBJECT_SIZE", "QUALITY_LEVEL", "BOUNDARY", "SIZE_CONNECTIVITY", "DEVICE",
+                      "SUBSET_PROBABILITIES", "OUTPUT_BINARIZED", "OUTPUT_EXTENT", "OUTPUT_PROBABILITIES"):
+        assert parameter in helped.stdout, parameter
+
+
+def test_run_prepareexport(profile, sample, tmp_path):
+    out = tmp_path / "out"
+    result = qgis_process(profile, "run", "darts:prepareexport", "--json", "--",
+                          f"PROBABILITIES={sample['probabilities']}", f"QUALITY_MASK={sample['quality']}",
+                          "THRESHOLD=0.45", "MASK_EROSION_SIZE=4", "MIN_OBJECT_SIZE=12", "QUALITY_LEVEL=high_quality",
+                          "BOUNDARY=clip", "SIZE_CONNECTIVITY=4",
+                          f"OUTPUT_BINARIZED={out / 'binarized.tif'}", f"OUTPUT_EXTENT={out / 'extent.tif'}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    results = json.loads(result.stdout)["results"]
+    expected = expected_for(sample, bin_threshold=0.45, mask_erosion_size=4, min_object_size=12, quality_level=2,
+                            boundary="clip", size_connectivity=4)
+    assert expected["binarized_segmentation"].any()
+    np.testing.assert_array_equal(read(results["OUTPUT_BINARIZED"]), expected["binarized_segmentation"])
+    np.testing.assert_array_equal(read(results["OUTPUT_EXTENT"]), expected["extent"])
+
+
+def test_bad_parameter_fails_cleanly(profile, sample, tmp_path):
+    result = qgis_process(profile, "run", "darts:prepareexport", "--", f"PROBABILITIES={sample['probabilities']}",
+                          "THRESHOLD=1.5", f"OUTPUT_BINARIZED={tmp_path / 'b.tif'}", f"OUTPUT_EXTENT={tmp_path / 'e.tif'}")
+    assert result.returncode != 0 and "THRESHOLD" in result.stdout + result.stderr
+    assert not (tmp_path / "b.tif").exists()
+
+
+def model_expectation(sample):
+    return expected_for(sample, bin_threshold=0.5, mask_erosion_size=3, min_object_size=10, quality_level=1)
+
+
+def test_model_runs_through_qgis_process(profile, sample, tmp_path):
+    result = qgis_process(profile, "run", str(MODEL), "--json", "--", f"probabilities={sample['probabilities']}",
+                          f"quality_mask={sample['quality']}", "threshold=0.5", "erosion_size=3", "min_object_size=10",
+                          f"binarized_segmentation={tmp_path / 'b.tif'}", f"extent={tmp_path / 'e.tif'}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    expected = model_expectation(sample)
+    np.testing.assert_array_equal(read(tmp_path / "b.tif"), expected["binarized_segmentation"])
+    np.testing.assert_array_equal(read(tmp_path / "e.tif"), expected["extent"])
+
+
+def test_model_runs_headless(provider, sample, tmp_path):
+    from qgis.core import QgsProcessingModelAlgorithm
+
+    model = QgsProcessingModelAlgorithm()
+    assert model.fromFile(str(MODEL))
+    assert {c.algorithmId() for c in model.childAlgorithms().values()} == {"darts:erodemask", "darts:binarize"}
+    results = processing.run(model, {"probabilities": sample["probabilities"], "quality_mask": sample["quality"],
+                                     "threshold": 0.5, "erosion_size": 3, "min_object_size": 10,
+                                     "binarized_segmentation": str(tmp_path / "b.tif"), "extent": str(tmp_path / "e.tif")})
+    expected = model_expectation(sample)
+    np.testing.assert_array_equal(read(results["binarized_segmentation"]), expected["binarized_segmentation"])
