@@ -8,12 +8,19 @@ VENV_PYTHON   := $(VENV)/bin/python
 PYTEST_ARGS   := -p no:cacheprovider --import-mode=importlib -q -rs
 PLUGIN        := darts_postprocessing
 
-.PHONY: help deps system-deps venv test test-core test-core-current bench clean
+DEMO          := demo-output
+QGIS_ENV      := QT_QPA_PLATFORM=offscreen QGIS_CUSTOM_CONFIG_PATH=$(CURDIR)/build/qgis-settings
+QGIS_PLUGINS  ?= $(HOME)/.local/share/QGIS/QGIS3/profiles/default/python/plugins
+
+.PHONY: help deps system-deps venv test test-core test-core-current test-qgis test-gui bench demo package deploy clean
 
 help:
-	@echo "make deps    install QGIS 3.40, Debian's Python stack and a venv of current pip releases"
-	@echo "make test    all test suites (installs what is missing first)"
-	@echo "make bench   benchmark the core against the scikit-image reference on a 10980x10980 tile"
+	@echo "make demo     install what is missing, build a sample tile, run qgis_process on it ($(DEMO)/)"
+	@echo "make test     all test suites (installs what is missing first)"
+	@echo "make package  dist/$(PLUGIN).zip, to install in QGIS (Plugins > Install from ZIP)"
+	@echo "make deploy   copy the plugin into $(QGIS_PLUGINS)"
+	@echo "make bench    benchmark the core against the scikit-image reference on a 10980x10980 tile"
+	@echo "make deps     install QGIS 3.40, Debian's Python stack and a venv of current pip releases"
 
 deps: system-deps venv
 
@@ -27,7 +34,7 @@ $(VENV)/.installed: requirements-current.txt | system-deps
 	$(VENV_PYTHON) -m pip install -q --upgrade -r requirements-current.txt
 	touch $@
 
-test: deps test-core test-core-current
+test: deps test-core test-core-current test-qgis test-gui
 
 # The core in Debian's Python (numpy 1.24, scikit-image 0.19), the Python QGIS uses.
 test-core:
@@ -36,6 +43,35 @@ test-core:
 # The core in the venv of current pip releases (numpy 2.x, scikit-image 0.26+).
 test-core-current: venv
 	$(VENV_PYTHON) -m pytest $(PYTEST_ARGS) tests/test_core_equivalence.py tests/test_core_api.py tests/test_gpu.py
+
+# The plugin in a real, headless QGIS: processing.run, qgis_process, the model, metadata.
+test-qgis:
+	QT_QPA_PLATFORM=offscreen $(SYSTEM_PYTHON) -m pytest $(PYTEST_ARGS) tests/qgis
+
+# The QGIS desktop under Xvfb (the test starts it with xvfb-run); screenshot in test-output/.
+test-gui:
+	$(SYSTEM_PYTHON) -m pytest $(PYTEST_ARGS) tests/gui
+
+demo: system-deps
+	rm -rf $(DEMO) build/qgis-settings
+	$(SYSTEM_PYTHON) scripts/sample_tile.py $(DEMO)/input --size 1024
+	$(SYSTEM_PYTHON) scripts/package.py stage build/qgis-settings/profiles/default/python/plugins
+	$(QGIS_ENV) qgis_process plugins enable $(PLUGIN) >/dev/null
+	$(QGIS_ENV) qgis_process run darts:prepareexport -- \
+	    PROBABILITIES=$(DEMO)/input/probabilities.tif QUALITY_MASK=$(DEMO)/input/quality_data_mask.tif \
+	    THRESHOLD=0.5 MASK_EROSION_SIZE=10 MIN_OBJECT_SIZE=32 QUALITY_LEVEL=low_quality \
+	    OUTPUT_BINARIZED=$(DEMO)/binarized.tif OUTPUT_EXTENT=$(DEMO)/extent.tif \
+	    OUTPUT_PROBABILITIES=$(DEMO)/probabilities_masked.tif
+	$(SYSTEM_PYTHON) scripts/quicklook.py $(DEMO)/input/probabilities.tif $(DEMO)/extent.tif \
+	    $(DEMO)/binarized.tif $(DEMO)/quicklook.png
+	@echo "Demo outputs in $(DEMO)/: binarized.tif extent.tif probabilities_masked.tif quicklook.png"
+
+package:
+	$(SYSTEM_PYTHON) scripts/package.py zip dist/$(PLUGIN).zip
+
+deploy:
+	$(SYSTEM_PYTHON) scripts/package.py deploy $(QGIS_PLUGINS)
+	@echo "Restart QGIS and enable 'DARTS Postprocessing' in Plugins > Manage and Install Plugins"
 
 bench: deps
 	$(SYSTEM_PYTHON) bench/bench_core.py

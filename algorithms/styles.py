@@ -64,10 +64,16 @@ class StyleOnLoad(QgsProcessingLayerPostProcessorInterface):
 _KEEP_ALIVE = []
 
 
+# Higher keys are drawn on top: objects over the probabilities over the extent overlay.
+SORT_KEYS = {"binarized": 3, "probabilities": 2, "extent": 1}
+
+
 def style_on_load(context, path: str, style: str, name: str = "") -> None:
     """Style (and optionally rename) the layer `path` when it is loaded after the run."""
     if not context.willLoadLayerOnCompletion(path):
         return
     processor = StyleOnLoad(style, name)
     _KEEP_ALIVE.append(processor)
-    context.layerToLoadOnCompletionDetails(path).setPostProcessor(processor)
+    details = context.layerToLoadOnCompletionDetails(path)
+    details.setPostProcessor(processor)
+    details.layerSortKey = SORT_KEYS[style]
