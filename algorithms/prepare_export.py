@@ -88,6 +88,8 @@ class PrepareExportAlgorithm(DartsAlgorithm):
                                                          self.tr("Binarized ensemble subsets")))
 
     def execute(self, parameters, context, feedback, outputs):
+        import numpy as np
+
         from ..core import prepare_export
         from .raster_io import check_same_grid, grid_of, read_probabilities, read_quality
 
@@ -109,7 +111,7 @@ class PrepareExportAlgorithm(DartsAlgorithm):
             tile["quality_data_mask"] = read_quality(quality_path, self.QUALITY_MASK)
         else:
             feedback.pushInfo(self.tr("No quality mask: every pixel with a prediction counts as high quality."))
-            tile["quality_data_mask"] = (~(tile["probabilities"] != tile["probabilities"])).astype("uint8") * 2
+            tile["quality_data_mask"] = np.where(np.isnan(tile["probabilities"]), 0, 2).astype(np.uint8)
         for name, path in subsets.items():
             what = f"{self.SUBSET_PROBABILITIES} '{name}'"
             check_same_grid(self.PROBABILITIES, grid, what, grid_of(path, what))
