@@ -26,6 +26,9 @@ class DartsProvider(QgsProcessingProvider):
     def svgIconPath(self):  # noqa: N802
         return ICON
 
+    def supportedOutputRasterLayerExtensions(self):  # noqa: N802
+        return ["tif"]  # outputs are always written as compressed GeoTIFF
+
     def loadAlgorithms(self):  # noqa: N802
         from .algorithms import ALGORITHMS
 

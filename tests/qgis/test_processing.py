@@ -28,6 +28,7 @@ def core_on_sample(**options):
 
 def test_provider_and_algorithms_are_registered(provider):
     assert provider.name() == "DARTS postprocessing" and not provider.icon().isNull()
+    assert provider.supportedOutputRasterLayerExtensions() == ["tif"]
     ids = {a.id() for a in provider.algorithms()}
     assert ids == {"darts:prepareexport", "darts:erodemask", "darts:binarize"}
     for algorithm in provider.algorithms():
