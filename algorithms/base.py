@@ -48,10 +48,6 @@ class DartsAlgorithm(QgsProcessingAlgorithm):
     def svgIconPath(self):  # noqa: N802
         return ICON
 
-    def flags(self):
-        # numpy/GDAL work on whole tiles: safe in a background thread, no project access.
-        return super().flags()
-
     # -- parameter helpers -------------------------------------------------------------
     def add_enum(self, name, description, options, default, advanced=False, help_text=""):
         parameter = QgsProcessingParameterEnum(name, self.tr(description), options=options, defaultValue=default)

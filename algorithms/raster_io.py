@@ -14,7 +14,6 @@ from osgeo import gdal, osr
 gdal.UseExceptions()
 
 PERCENT_NODATA = 255  # DARTS' exported probabilities.tif: uint8 percent, nodata 255
-SCALES = ("auto", "fraction", "percent")
 
 
 @dataclass(frozen=True)

@@ -10,20 +10,10 @@ from qgis.core import QgsProcessingException, QgsProcessingFeedback
 
 import processing
 from darts_postprocessing.core import binarize, erode_mask, prepare_export
-from sample_tile import percent, sample_arrays, write_tif
+from rasters import expected_on_sample, read, read_percent
+from sample_tile import sample_arrays, write_tif
 
 gdal.UseExceptions()
-
-
-def read(path):
-    dataset = gdal.Open(path)
-    return dataset.GetRasterBand(1).ReadAsArray(), dataset
-
-
-def core_on_sample(**options):
-    probabilities, quality = sample_arrays(200, 1)
-    probabilities = np.where(np.isnan(probabilities), np.nan, percent(probabilities) / np.float32(100)).astype(np.float32)
-    return prepare_export({"probabilities": probabilities, "quality_data_mask": quality}, device="cpu", **options)
 
 
 def test_provider_and_algorithms_are_registered(provider):
@@ -42,12 +32,12 @@ def test_prepareexport_equals_core(provider, sample, tmp_path):
         "MASK_EROSION_SIZE": 3, "MIN_OBJECT_SIZE": 20, "QUALITY_LEVEL": "high_quality",
         "OUTPUT_BINARIZED": str(out / "binarized.tif"), "OUTPUT_EXTENT": str(out / "extent.tif"),
         "OUTPUT_PROBABILITIES": str(out / "probabilities.tif")})
-    expected = core_on_sample(bin_threshold=0.5, mask_erosion_size=3, min_object_size=20, quality_level=2)
-    binarized, dataset = read(results["OUTPUT_BINARIZED"])
+    expected = expected_on_sample(sample, bin_threshold=0.5, mask_erosion_size=3, min_object_size=20, quality_level=2)
+    binarized, dataset = read(results["OUTPUT_BINARIZED"]), gdal.Open(results["OUTPUT_BINARIZED"])
     assert binarized.dtype == np.uint8 and binarized.any()
     np.testing.assert_array_equal(binarized, expected["binarized_segmentation"].astype(np.uint8))
-    np.testing.assert_array_equal(read(results["OUTPUT_EXTENT"])[0], expected["extent"])
-    np.testing.assert_array_equal(read(results["OUTPUT_PROBABILITIES"])[0], expected["probabilities"])
+    np.testing.assert_array_equal(read(results["OUTPUT_EXTENT"]), expected["extent"])
+    np.testing.assert_array_equal(read(results["OUTPUT_PROBABILITIES"]), expected["probabilities"])
     source = gdal.Open(sample["probabilities"])
     assert dataset.GetGeoTransform() == source.GetGeoTransform()
     assert dataset.GetProjection() == source.GetProjection()
@@ -67,10 +57,10 @@ def test_defaults_and_float_input_and_subsets(provider, sample, tmp_path):
     member, _ = sample_arrays(200, 2)
     expected = prepare_export({"probabilities": probabilities, "quality_data_mask": quality,
                                "probabilities-member": member}, 0.5, 10, 32, 1, ["member"], "cpu")
-    np.testing.assert_array_equal(read(results["OUTPUT_BINARIZED"])[0], expected["binarized_segmentation"])
+    np.testing.assert_array_equal(read(results["OUTPUT_BINARIZED"]), expected["binarized_segmentation"])
     (subset_path,) = results["OUTPUT_SUBSET_BINARIZED"]
     assert subset_path.endswith("b-probabilities.tif")
-    np.testing.assert_array_equal(read(subset_path)[0], expected["binarized_segmentation-member"])
+    np.testing.assert_array_equal(read(subset_path), expected["binarized_segmentation-member"])
 
 
 def test_erodemask_then_binarize_equals_prepareexport(provider, sample, tmp_path):
@@ -79,27 +69,26 @@ def test_erodemask_then_binarize_equals_prepareexport(provider, sample, tmp_path
     binarized = processing.run("darts:binarize", {"PROBABILITIES": sample["probabilities"], "MASK": eroded,
                                                   "THRESHOLD": 0.4, "MIN_OBJECT_SIZE": 10,
                                                   "OUTPUT": str(tmp_path / "binarized.tif")})["OUTPUT"]
-    expected = core_on_sample(bin_threshold=0.4, mask_erosion_size=4, min_object_size=10, quality_level=1)
-    np.testing.assert_array_equal(read(eroded)[0], expected["extent"])
-    np.testing.assert_array_equal(read(binarized)[0], expected["binarized_segmentation"])
+    expected = expected_on_sample(sample, bin_threshold=0.4, mask_erosion_size=4, min_object_size=10, quality_level=1)
+    np.testing.assert_array_equal(read(eroded), expected["extent"])
+    np.testing.assert_array_equal(read(binarized), expected["binarized_segmentation"])
 
 
 def test_binarize_without_mask_and_with_upstream_connectivity(provider, sample, tmp_path):
     out = processing.run("darts:binarize", {"PROBABILITIES": sample["probabilities"], "THRESHOLD": 0.3,
                                             "MIN_OBJECT_SIZE": 50, "SIZE_CONNECTIVITY": "4",
                                             "OUTPUT": str(tmp_path / "b.tif")})["OUTPUT"]
-    probabilities = read(sample["probabilities"])[0]
-    floats = np.where(probabilities == 255, np.nan, probabilities / 100).astype(np.float32)
+    floats = read_percent(sample["probabilities"])
     expected = binarize(floats, 0.3, 50, np.ones(floats.shape, np.uint8), "cpu", size_connectivity=4)
-    np.testing.assert_array_equal(read(out)[0], expected)
+    np.testing.assert_array_equal(read(out), expected)
 
 
 def test_no_quality_mask_means_valid_where_predicted(provider, sample, tmp_path):
     out = processing.run("darts:prepareexport", {
         "PROBABILITIES": sample["probabilities"], "MASK_EROSION_SIZE": 2, "QUALITY_LEVEL": "high_quality",
         "OUTPUT_BINARIZED": str(tmp_path / "b.tif"), "OUTPUT_EXTENT": str(tmp_path / "e.tif")})
-    probabilities = read(sample["probabilities"])[0]
-    np.testing.assert_array_equal(read(out["OUTPUT_EXTENT"])[0], erode_mask(probabilities != 255, 2, "cpu"))
+    probabilities = read(sample["probabilities"])
+    np.testing.assert_array_equal(read(out["OUTPUT_EXTENT"]), erode_mask(probabilities != 255, 2, "cpu"))
 
 
 def write_variant(folder, name, array, **grid):
@@ -115,7 +104,7 @@ def write_variant(folder, name, array, **grid):
     ("smaller", "size differs"),
 ])
 def test_mismatched_grids_are_refused(provider, sample, tmp_path, variant, words):
-    quality = read(sample["quality"])[0]
+    quality = read(sample["quality"])
     grid = {"pixel_size": dict(pixel=20.0), "crs": dict(epsg=32607), "shifted": dict(origin=(600100.0, 7800000.0)),
             "smaller": {}}[variant]
     array = quality[:150] if variant == "smaller" else quality
@@ -155,7 +144,7 @@ def test_uint16_probabilities_need_an_explicit_scale(provider, tmp_path):
         processing.run("darts:binarize", {"PROBABILITIES": path, "OUTPUT": str(tmp_path / "out.tif")})
     out = processing.run("darts:binarize", {"PROBABILITIES": path, "PROBABILITY_SCALE": "percent", "MIN_OBJECT_SIZE": 0,
                                             "OUTPUT": str(tmp_path / "out.tif")})["OUTPUT"]
-    assert read(out)[0].all()
+    assert read(out).all()
 
 
 def test_outputs_never_overwrite_inputs(provider, sample, tmp_path):

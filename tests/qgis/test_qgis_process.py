@@ -9,10 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from osgeo import gdal
-
 import processing
-from darts_postprocessing.core import prepare_export
+from rasters import expected_on_sample, read
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = REPO / "resources" / "models" / "darts_postprocessing.model3"
@@ -33,18 +31,6 @@ def profile(tmp_path_factory):
 
 def qgis_process(environment, *arguments):
     return subprocess.run(["qgis_process", *arguments], env=environment, capture_output=True, text=True, timeout=300)
-
-
-def read(path):
-    dataset = gdal.Open(str(path))  # keep the dataset alive while its band is read
-    return dataset.GetRasterBand(1).ReadAsArray()
-
-
-def expected_for(sample, **options):
-    probabilities = read(sample["probabilities"])
-    floats = np.where(probabilities == 255, np.nan, probabilities / np.float32(100)).astype(np.float32)
-    tile = {"probabilities": floats, "quality_data_mask": read(sample["quality"])}
-    return prepare_export(tile, device="cpu", **options)
 
 
 def test_plugin_is_listed_and_documented(profile):
@@ -70,7 +56,7 @@ def test_run_prepareexport(profile, sample, tmp_path):
                           f"OUTPUT_BINARIZED={out / 'binarized.tif'}", f"OUTPUT_EXTENT={out / 'extent.tif'}")
     assert result.returncode == 0, result.stdout + result.stderr
     results = json.loads(result.stdout)["results"]
-    expected = expected_for(sample, bin_threshold=0.45, mask_erosion_size=4, min_object_size=12, quality_level=2,
+    expected = expected_on_sample(sample, bin_threshold=0.45, mask_erosion_size=4, min_object_size=12, quality_level=2,
                             boundary="clip", size_connectivity=4)
     assert expected["binarized_segmentation"].any()
     np.testing.assert_array_equal(read(results["OUTPUT_BINARIZED"]), expected["binarized_segmentation"])
@@ -85,7 +71,7 @@ def test_bad_parameter_fails_cleanly(profile, sample, tmp_path):
 
 
 def model_expectation(sample):
-    return expected_for(sample, bin_threshold=0.5, mask_erosion_size=3, min_object_size=10, quality_level=1)
+    return expected_on_sample(sample, bin_threshold=0.5, mask_erosion_size=3, min_object_size=10, quality_level=1)
 
 
 def test_model_runs_through_qgis_process(profile, sample, tmp_path):
