@@ -159,6 +159,7 @@ def prepare_export(
     boundary: str = "remove",
     size_connectivity: int = 8,
     progress: Progress | None = None,
+    object_counts: dict | None = None,
 ):
     """DARTS' postprocessing of one tile: quality mask -> eroded extent -> masked and
     binarized probabilities (also for each ensemble subset).
@@ -168,6 +169,8 @@ def prepare_export(
     returned with `extent` (uint8), `binarized_segmentation[-{subset}]` (bool) and the
     NaN-masked `probabilities[-{subset}]`. The input is never modified. `progress`, if
     given, is called as progress(fraction, message) between steps; it may raise to cancel.
+    `object_counts`, if given, is filled per binarized layer with the number of `objects`
+    above the threshold, `removed_at_boundary` and `removed_too_small` (for reports).
     """
     threshold = check_threshold(bin_threshold)
     erosion = check_size("mask_erosion_size", mask_erosion_size)
@@ -207,7 +210,11 @@ def prepare_export(
             masked = xp.where(valid, probs, probs.dtype.type(np.nan))
             source = probs if boundary == "remove" else masked
             del probs
-            results[f"binarized_segmentation{suffix}"] = binarize_array(source, threshold, min_size, valid, size_connectivity, xp)
+            counts = {}
+            results[f"binarized_segmentation{suffix}"] = binarize_array(source, threshold, min_size, valid,
+                                                                        size_connectivity, xp, counts)
+            if object_counts is not None:
+                object_counts[f"binarized_segmentation{suffix}"] = counts
             del source
             results[name] = masked
         report(1.0, "Done")

@@ -67,18 +67,25 @@ def _clear_dilated(eroded, rows, starts, ends, radius: int, xp):
     flat_view(eroded)[expand_ranges(flat_starts, seg_lengths, xp)] = False
 
 
-def binarize_array(probabilities, threshold: float, min_object_size: int, valid, size_connectivity: int = 8, xp=np):
+def binarize_array(probabilities, threshold: float, min_object_size: int, valid, size_connectivity: int = 8, xp=np,
+                   counts: dict | None = None):
     """Threshold, drop 8-connected objects touching invalid pixels, drop small objects.
 
     `probabilities` is float (NaN = no object); `valid` is read by truth value.
     Object sizes are counted with `size_connectivity` (8, or 4 as upstream does).
+    `counts`, if given, receives the number of `objects` above the threshold, of those
+    `removed_at_boundary` and of those `removed_too_small` (in size_connectivity components).
     """
     objects = xp.ascontiguousarray(probabilities > threshold)  # runs are painted in flat order
     rows, starts, ends = find_runs(objects, xp)
+    tally = {"objects": 0, "removed_at_boundary": 0, "removed_too_small": 0}
+    if counts is not None:
+        counts.update(tally)
     if rows.size == 0:
         return objects
     labels, count = run_components(rows, starts, ends, 8, xp)
     keep = xp.ones(rows.size, dtype=bool)
+    tally["objects"] = count
 
     width = objects.shape[1]
     touching = xp.flatnonzero(objects & ~valid)
@@ -88,6 +95,7 @@ def binarize_array(probabilities, threshold: float, min_object_size: int, valid,
         bad_objects = xp.zeros(count, dtype=bool)
         bad_objects[labels[touching_runs]] = True
         keep &= ~bad_objects[labels]
+        tally["removed_at_boundary"] = int(bad_objects.sum())
 
     if min_object_size > 1:
         if size_connectivity != 8:
@@ -98,8 +106,12 @@ def binarize_array(probabilities, threshold: float, min_object_size: int, valid,
             count = sub_count
         sizes = xp.bincount(labels[keep], weights=(ends - starts)[keep], minlength=count)
         small = sizes < min_object_size
+        # Components with no kept run have size 0: only count those that had pixels left.
+        tally["removed_too_small"] = int((small & (sizes > 0)).sum())
         keep[keep] &= ~small[labels[keep]]
 
+    if counts is not None:
+        counts.update(tally)
     dropped = ~keep
     if dropped.any():
         clear_runs(objects, rows[dropped], starts[dropped], ends[dropped], xp)
