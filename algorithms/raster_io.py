@@ -3,17 +3,15 @@ that keep a user from getting a silently wrong map."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import uuid
 from dataclasses import dataclass
 
 import numpy as np
 from osgeo import gdal, osr
 
-gdal.UseExceptions()
+from ..core.export import PERCENT_NODATA  # DARTS' exported probabilities.tif: uint8 percent, nodata 255
+from ..core.files import AtomicFiles, write_geotiff
 
-PERCENT_NODATA = 255  # DARTS' exported probabilities.tif: uint8 percent, nodata 255
+gdal.UseExceptions()
 
 
 @dataclass(frozen=True)
@@ -27,12 +25,12 @@ class Grid:
         return f"{self.width} x {self.height} pixels, pixel size {self.geotransform[1]:g} x {abs(self.geotransform[5]):g}"
 
 
-def _open(path: str, what: str):
+def _open(path: str, what: str, bands: int | None = 1):
     try:
         dataset = gdal.Open(path)
     except RuntimeError as error:
         raise ValueError(f"{what}: cannot open {path!r} as a raster ({error})") from None
-    if dataset.RasterCount != 1:
+    if bands is not None and dataset.RasterCount != bands:
         raise ValueError(f"{what} has {dataset.RasterCount} bands, but one band is expected: "
                          f"extract the band first (e.g. with 'Rearrange bands').")
     if dataset.RasterXSize == 0 or dataset.RasterYSize == 0:
@@ -40,15 +38,36 @@ def _open(path: str, what: str):
     return dataset
 
 
-def _read_band(path: str, what: str):
+def read_band(path: str, what: str):
     """(pixels, nodata value or None) of a single-band raster."""
     dataset = _open(path, what)  # must outlive the band: GDAL crashes on an orphaned band
     band = dataset.GetRasterBand(1)
     return band.ReadAsArray(), band.GetNoDataValue()
 
 
+def read_bands(path: str, what: str, bands: int) -> np.ndarray:
+    """All bands (bands, y, x) of a raster with exactly `bands` bands."""
+    dataset = _open(path, what, bands=None)
+    if dataset.RasterCount != bands:
+        raise ValueError(f"{what} has {dataset.RasterCount} bands, but {bands} are expected")
+    return dataset.ReadAsArray().reshape(bands, dataset.RasterYSize, dataset.RasterXSize)
+
+
+def read_binary(path: str, what: str) -> np.ndarray:
+    """A 0/1 raster (binarized objects or an extent) as bool; nodata and NaN count as 0."""
+    data, nodata = read_band(path, what)
+    missing = np.isnan(data) if data.dtype.kind == "f" else np.zeros(data.shape, bool)
+    if nodata is not None and not np.isnan(nodata):
+        missing |= data == nodata
+    odd = ~missing & (data != 0) & (data != 1)
+    if odd.any():
+        raise ValueError(f"{what} holds values other than 0 and 1 (e.g. {data[odd][0]:g}): give a binarized raster "
+                         f"(an output of prepareexport or binarize), not probabilities")
+    return (data == 1) & ~missing
+
+
 def grid_of(path: str, what: str) -> Grid:
-    dataset = _open(path, what)
+    dataset = _open(path, what, bands=None)
     return Grid(dataset.RasterXSize, dataset.RasterYSize, tuple(dataset.GetGeoTransform()), dataset.GetProjection())
 
 
@@ -84,7 +103,7 @@ def read_probabilities(path: str, what: str, scale: str = "auto") -> np.ndarray:
     Float rasters are read as fractions 0..1; DARTS' uint8 exports as percent 0..100
     (nodata 255). `scale` overrides the detection from the data type.
     """
-    data, nodata = _read_band(path, what)
+    data, nodata = read_band(path, what)
     if scale == "auto":
         if data.dtype == np.uint8:
             scale = "percent"
@@ -119,7 +138,7 @@ def read_probabilities(path: str, what: str, scale: str = "auto") -> np.ndarray:
 
 def read_quality(path: str, what: str) -> np.ndarray:
     """Quality mask as uint8 0 (invalid) / 1 (low) / 2 (high quality); nodata counts as 0."""
-    data, nodata = _read_band(path, what)
+    data, nodata = read_band(path, what)
     if data.dtype.kind not in "ui":
         raise ValueError(f"{what} has data type {data.dtype}: expected an integer quality mask "
                          f"(0 invalid, 1 low quality, 2 high quality)")
@@ -133,43 +152,9 @@ def read_quality(path: str, what: str) -> np.ndarray:
     return quality
 
 
-class AtomicOutputs:
-    """Write GeoTIFFs to temporary files beside their targets; move all of them in place
-    only when the whole run succeeded, delete them all otherwise. Never overwrites an input."""
-
-    def __init__(self, inputs: list[str]):
-        self._inputs = {os.path.realpath(p) for p in inputs if p}
-        self._pending: list[tuple[str, str]] = []
+class AtomicOutputs(AtomicFiles):
+    """The run's outputs: written to temporary files beside their targets and moved into
+    place together only when the whole run succeeded (see core.files.AtomicFiles)."""
 
     def write(self, path: str, array: np.ndarray, grid: Grid, nodata: float | None = None) -> None:
-        if os.path.realpath(path) in self._inputs:
-            raise ValueError(f"the output {path!r} is also an input: choose another file, inputs are never overwritten")
-        folder = os.path.dirname(os.path.abspath(path))
-        os.makedirs(folder, exist_ok=True)
-        temporary = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex[:8]}.partial.tif")
-        self._pending.append((temporary, path))
-        kind = {np.dtype(np.uint8): gdal.GDT_Byte, np.dtype(np.float32): gdal.GDT_Float32}[array.dtype]
-        options = ["COMPRESS=DEFLATE", "TILED=YES", "BIGTIFF=IF_SAFER"]
-        if kind == gdal.GDT_Float32:
-            options.append("PREDICTOR=3")
-        dataset = gdal.GetDriverByName("GTiff").Create(temporary, grid.width, grid.height, 1, kind, options)
-        dataset.SetGeoTransform(grid.geotransform)
-        if grid.wkt:
-            dataset.SetProjection(grid.wkt)
-        band = dataset.GetRasterBand(1)
-        if nodata is not None:
-            band.SetNoDataValue(nodata)
-        band.WriteArray(array)
-        dataset.FlushCache()
-        dataset = band = None
-
-    def commit(self) -> None:
-        for temporary, path in self._pending:
-            os.replace(temporary, path)
-        self._pending.clear()
-
-    def discard(self) -> None:
-        for temporary, _ in self._pending:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(temporary)
-        self._pending.clear()
+        write_geotiff(self.reserve(path), array, grid.geotransform, grid.wkt or None, nodata)

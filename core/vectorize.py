@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .files import gdal_geotransform, osgeo, spatial_reference
+from .files import AtomicFiles, gdal_geotransform, osgeo, spatial_reference
 from .objects import STATISTICS, Objects
 
 AUTHALIC_RADIUS_M = 6371007.181  # sphere of the WGS 84 ellipsoid's surface area
@@ -66,7 +66,9 @@ def polygonize(binary, geotransform, crs, path: str, layer: str | None = None, p
     del objects
 
     report(0.8, "Writing polygons")
-    _write_layer(ogr, path, layer, srs, fields, geometries, lambda f: report(0.8 + 0.2 * f, "Writing polygons"))
+    with AtomicFiles() as files:  # a canceled or failed run leaves no half-written file
+        _write_layer(ogr, files.reserve(path), layer, srs, fields, geometries,
+                     lambda f: report(0.8 + 0.2 * f, "Writing polygons"))
     report(1.0, "Done")
     return len(geometries)
 

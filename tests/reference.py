@@ -50,3 +50,41 @@ def prepare_export(probabilities, quality, threshold=0.5, erosion=10, min_size=3
     source = probabilities if boundary == "remove" else masked
     binarized = binarize(source, threshold, min_size, valid, size_connectivity)
     return valid.astype(np.uint8), binarized, masked
+
+
+def object_table(binary, values=None):
+    """Per 8-connected object (skimage label order): npixel and, with values, the
+    statistics of the non-NaN values, one object at a time with numpy."""
+    labels = label(np.asarray(binary) != 0, connectivity=2)
+    table = {"Region_ID": [], "npixel": [], "min": [], "max": [], "mean": [], "median": [], "std": []}
+    for region in range(1, labels.max() + 1):
+        inside = labels == region
+        table["Region_ID"].append(region)
+        table["npixel"].append(int(inside.sum()))
+        if values is not None:
+            picked = np.asarray(values, dtype=np.float64)[inside]
+            picked = picked[~np.isnan(picked)]
+            for name, function in [("min", np.min), ("max", np.max), ("mean", np.mean), ("median", np.median),
+                                   ("std", np.std)]:
+                table[name].append(function(picked) if picked.size else np.nan)
+    return labels, {name: np.array(column) for name, column in table.items() if column}
+
+
+def object_counts(probs, threshold, min_object_size, mask, size_connectivity=8):
+    """What binarize removes, counted: objects above the threshold, removed at the boundary,
+    removed as too small (components of the size connectivity)."""
+    objects = np.nan_to_num(np.asarray(probs, dtype=np.float64), nan=0.0) > threshold
+    labels = label(objects, connectivity=2)
+    touching = np.unique(labels[(np.asarray(mask) == 0) & objects])
+    inside = objects & ~np.isin(labels, touching)
+    sizes_labels = label(inside, connectivity=2 if size_connectivity == 8 else 1)
+    sizes = np.bincount(sizes_labels.ravel())[1:]
+    small = int((sizes < min_object_size).sum()) if min_object_size > 1 else 0
+    return {"objects": int(labels.max()), "removed_at_boundary": len(touching), "removed_too_small": small}
+
+
+def quality_from_scl(scl):
+    out = np.empty(np.shape(scl), np.uint8)
+    for index, value in np.ndenumerate(scl):
+        out[index] = 0 if value in (0, 1) else 2 if value in (2, 4, 5, 6, 7, 10) else 1
+    return out

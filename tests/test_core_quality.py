@@ -1,0 +1,59 @@
+"""Quality masks from Sentinel-2 SCL, Planet UDM2 and observation counts, class by class."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+import reference
+from darts_postprocessing.core import quality_from_observations, quality_from_scl, quality_from_udm2, quality_mask
+
+
+def test_scl_every_class():
+    scl = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    quality = quality_from_scl(scl)
+    np.testing.assert_array_equal(quality, reference.quality_from_scl(scl))
+    # The table of semantics.md, spelled out for the classes SCL defines.
+    expected = {0: 0, 1: 0, 2: 2, 3: 1, 4: 2, 5: 2, 6: 2, 7: 2, 8: 1, 9: 1, 10: 2, 11: 1}
+    assert {c: int(quality.flat[c]) for c in expected} == expected
+    assert quality.dtype == np.uint8
+
+
+def test_udm2_every_combination():
+    # Bands 1..8; band 1 (clear) and 7 (confidence) do not matter, band 8 is a bit field.
+    rows = []
+    for low_flags in itertools.product([0, 1], repeat=5):
+        for unusable in (0, 1, 2, 64):
+            for clear, confidence in ((0, 0), (1, 87)):
+                rows.append((clear, *low_flags, confidence, unusable))
+    udm2 = np.array(rows, dtype=np.uint8).T.reshape(8, 1, -1)
+    quality = quality_from_udm2(udm2)[0]
+    for column, (clear, *low_flags, confidence, unusable) in enumerate(rows):
+        expected = 0 if unusable else 1 if any(low_flags) else 2
+        assert quality[column] == expected, rows[column]
+
+
+def test_udm2_needs_eight_bands():
+    with pytest.raises(ValueError, match="8 bands"):
+        quality_from_udm2(np.zeros((4, 3, 3), np.uint8))
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.int32, np.float32])
+def test_observation_counts(dtype):
+    counts = np.array([[0, 1, 2, 3], [4, 5, 100, 0]], dtype=dtype)
+    np.testing.assert_array_equal(quality_from_observations(counts), [[0, 1, 1, 1], [2, 2, 2, 0]])
+
+
+def test_observation_counts_nan_and_negative_are_invalid():
+    np.testing.assert_array_equal(quality_from_observations(np.array([np.nan, -1, 3.5], np.float32)), [0, 0, 2])
+    np.testing.assert_array_equal(quality_from_observations(np.array([-2, 1], np.int16)), [0, 1])
+
+
+def test_dispatch_and_bad_input():
+    np.testing.assert_array_equal(quality_mask("scl", np.array([[4]], np.uint8)), [[2]])
+    with pytest.raises(ValueError, match="source"):
+        quality_mask("landsat", np.zeros((2, 2), np.uint8))
+    with pytest.raises(TypeError, match="integers"):
+        quality_from_scl(np.zeros((2, 2), np.float32))
+    with pytest.raises(ValueError, match="empty"):
+        quality_from_scl(np.zeros((0, 2), np.uint8))

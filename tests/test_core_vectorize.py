@@ -1,0 +1,153 @@
+"""Polygons and DARTS tile folders written by the core (needs GDAL's osgeo): polygons
+burnt back onto the grid must give the objects again, attributes equal numpy's."""
+
+import os
+
+import numpy as np
+import pytest
+
+import reference
+from darts_postprocessing.core import export_tile, polygonize, prepare_export, to_percent
+from tiles import random_tile
+
+gdal = pytest.importorskip("osgeo.gdal", reason="GDAL's Python bindings (osgeo) are not installed here")
+ogr = pytest.importorskip("osgeo.ogr")
+gdal.UseExceptions()
+
+GEOTRANSFORM = (600000.0, 10.0, 0.0, 7800000.0, 0.0, -10.0)
+EPSG = 32606
+
+
+def features(path, layer=None):
+    dataset = ogr.Open(str(path))
+    source = dataset.GetLayerByName(layer) if layer else dataset.GetLayer(0)
+    rows = [(f.items(), f.GetGeometryRef().Clone()) for f in source]
+    return source.GetName(), rows
+
+
+def burn(path, shape, geotransform=GEOTRANSFORM):
+    """The GeoPackage rasterized onto the grid, Region_ID as value (pixel centres inside)."""
+    target = gdal.GetDriverByName("MEM").Create("", shape[1], shape[0], 1, gdal.GDT_Int32)
+    target.SetGeoTransform(geotransform)
+    source = ogr.Open(str(path))
+    gdal.RasterizeLayer(target, [1], source.GetLayer(0), options=["ATTRIBUTE=Region_ID"])
+    return target.GetRasterBand(1).ReadAsArray()
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_polygons_burn_back_to_the_objects_with_numpy_statistics(tmp_path, seed):
+    probs, _ = random_tile(seed)
+    binary = np.nan_to_num(probs) > 0.45
+    labels, expected = reference.object_table(binary, probs)
+    path = tmp_path / "objects.gpkg"
+    count = polygonize(binary, GEOTRANSFORM, EPSG, str(path), probabilities=probs)
+    name, rows = features(path)
+    assert name == "objects" and count == len(rows) == labels.max()
+    np.testing.assert_array_equal(burn(path, binary.shape), labels)
+    for index, (attributes, geometry) in enumerate(rows):
+        assert geometry.IsValid() and geometry.GetGeometryName() == "MULTIPOLYGON"
+        assert attributes["Region_ID"] == index + 1
+        assert attributes["npixel"] == expected["npixel"][index]
+        assert attributes["area_m2"] == pytest.approx(geometry.GetArea()) == expected["npixel"][index] * 100
+        for statistic in ("min", "max", "mean", "median", "std"):
+            assert attributes[statistic] == pytest.approx(expected[statistic][index], rel=1e-9), statistic
+
+
+def test_holes_and_diagonal_contacts(tmp_path):
+    binary = np.zeros((12, 12), np.uint8)
+    binary[1:6, 1:6] = 1
+    binary[3, 3] = 0                      # a hole
+    binary[6, 6] = binary[7, 7] = 1       # diagonal chain from the square's corner
+    binary[9, 1] = binary[10, 2] = binary[9, 3] = binary[10, 4] = 1  # zigzag: one object, four pieces
+    path = tmp_path / "shapes.gpkg"
+    polygonize(binary, GEOTRANSFORM, EPSG, str(path))
+    _, rows = features(path)
+    assert [attributes["npixel"] for attributes, _ in rows] == [26, 4]
+    square, zigzag = rows[0][1], rows[1][1]
+    assert square.GetGeometryCount() == 3  # the square (with its hole) and two single pixels
+    assert sorted(square.GetGeometryRef(i).GetGeometryCount() for i in range(3)) == [1, 1, 2]  # one ring + hole
+    assert square.GetArea() == 26 * 100 and square.IsValid()
+    assert zigzag.GetGeometryCount() == 4 and zigzag.IsValid()
+    assert set(rows[0][0]) == {"Region_ID", "npixel", "area_m2"}  # no probabilities, no statistics
+    np.testing.assert_array_equal(burn(path, binary.shape) > 0, binary == 1)
+
+
+def test_geographic_crs_area_in_square_metres(tmp_path):
+    binary = np.ones((2, 3), bool)
+    path = tmp_path / "geo.gpkg"
+    polygonize(binary, (10.0, 0.1, 0, 70.0, 0, -0.1), 4326, str(path))
+    (attributes, _), = features(path)[1]
+    radius = 6371007.181
+    expected = radius ** 2 * np.radians(0.3) * (np.sin(np.radians(70.0)) - np.sin(np.radians(69.8)))
+    assert attributes["area_m2"] == pytest.approx(expected, rel=1e-9)
+
+
+def test_empty_raster_gives_an_empty_layer_and_cancel_leaves_nothing(tmp_path):
+    assert polygonize(np.zeros((5, 5), bool), GEOTRANSFORM, EPSG, str(tmp_path / "none.gpkg")) == 0
+    assert features(tmp_path / "none.gpkg")[1] == []
+
+    def cancel(fraction, message):
+        if fraction >= 0.3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        polygonize(np.ones((50, 50), bool), GEOTRANSFORM, EPSG, str(tmp_path / "x.gpkg"), progress=cancel)
+    assert sorted(os.listdir(tmp_path)) == ["none.gpkg"]
+
+
+def test_to_percent_truncates_like_upstream():
+    p = np.array([0.0, 0.019, 0.5, 0.999, 1.0, np.nan], np.float32)
+    np.testing.assert_array_equal(to_percent(p), [0, 1, 50, 99, 100, 255])
+    assert to_percent(np.array([7, 255], np.uint8)).tolist() == [7, 255]
+    random = np.random.default_rng(0).random(10000).astype(np.float32)
+    np.testing.assert_array_equal(to_percent(random), (random * np.float32(100)).astype(np.uint8))
+    with pytest.raises(ValueError):
+        to_percent(np.array([1.5], np.float32))
+
+
+def test_export_tile_writes_darts_files(tmp_path):
+    probs, quality = random_tile(2, shape=(120, 140))
+    result = prepare_export({"probabilities": probs, "quality_data_mask": quality}, quality_level=1,
+                            mask_erosion_size=2, min_object_size=4, device="cpu")
+    paths = export_tile(result, str(tmp_path / "tile"), GEOTRANSFORM, f"EPSG:{EPSG}")
+    assert sorted(os.listdir(tmp_path / "tile")) == sorted(
+        ["probabilities.tif", "binarized.tif", "extent.tif", "prediction_segments.gpkg", "prediction_extent.gpkg",
+         "quicklook.png"])
+    dataset = gdal.Open(paths["probabilities"])
+    band = dataset.GetRasterBand(1)
+    assert band.DataType == gdal.GDT_Byte and band.GetNoDataValue() == 255
+    assert dataset.GetMetadata("IMAGE_STRUCTURE")["COMPRESSION"] == "LZW"
+    assert dataset.GetGeoTransform() == GEOTRANSFORM and "32606" in dataset.GetSpatialRef().GetAuthorityCode(None)
+    masked = result["probabilities"]
+    expected = np.where(np.isnan(masked), 255, (np.nan_to_num(masked) * np.float32(100)).astype(np.uint8))
+    np.testing.assert_array_equal(band.ReadAsArray(), expected)
+    binarized = gdal.Open(paths["binarized"]).ReadAsArray()
+    np.testing.assert_array_equal(binarized, result["binarized_segmentation"])
+    np.testing.assert_array_equal(gdal.Open(paths["extent"]).ReadAsArray(), result["extent"])
+    name, rows = features(paths["segments"])
+    labels, table = reference.object_table(binarized, result["probabilities"])
+    assert name == "prediction_segments" and len(rows) == labels.max() > 0
+    assert [a["npixel"] for a, _ in rows] == table["npixel"].tolist()
+    name, rows = features(paths["extent_polygons"])
+    assert name == "prediction_extent" and sum(a["npixel"] for a, _ in rows) == result["extent"].sum()
+    png = gdal.Open(paths["quicklook"])
+    assert png.RasterCount == 3 and max(png.RasterXSize, png.RasterYSize) <= 512
+
+
+def test_export_tile_failure_writes_nothing(tmp_path):
+    probs, quality = random_tile(1, shape=(40, 40))
+    result = prepare_export({"probabilities": probs, "quality_data_mask": quality}, device="cpu")
+    folder = tmp_path / "tile"
+    folder.mkdir()
+    (folder / "binarized.tif").write_bytes(b"an input")
+    with pytest.raises(ValueError, match="also an input"):
+        export_tile(result, str(folder), GEOTRANSFORM, EPSG, inputs=[str(folder / "binarized.tif")])
+    assert os.listdir(folder) == ["binarized.tif"] and (folder / "binarized.tif").read_bytes() == b"an input"
+
+    def fail_late(fraction, message):
+        if fraction > 0.9:
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        export_tile(result, str(folder), GEOTRANSFORM, EPSG, progress=fail_late)
+    assert os.listdir(folder) == ["binarized.tif"]
