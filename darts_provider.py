@@ -29,6 +29,12 @@ class DartsProvider(QgsProcessingProvider):
     def supportedOutputRasterLayerExtensions(self):  # noqa: N802
         return ["tif"]  # outputs are always written as compressed GeoTIFF
 
+    def supportedOutputVectorLayerExtensions(self):  # noqa: N802
+        return ["gpkg"]  # polygons are always written as GeoPackage
+
+    def supportsNonFileBasedOutput(self):  # noqa: N802
+        return False  # outputs are files written atomically, never memory layers
+
     def loadAlgorithms(self):  # noqa: N802
         from .algorithms import ALGORITHMS
 

@@ -2,6 +2,10 @@
 
 from .binarize import BinarizeAlgorithm
 from .erode_mask import ErodeMaskAlgorithm
+from .export_tile import ExportTileAlgorithm
+from .polygonize import PolygonizeAlgorithm
 from .prepare_export import PrepareExportAlgorithm
+from .quality_mask import QualityMaskAlgorithm
 
-ALGORITHMS = [PrepareExportAlgorithm, ErodeMaskAlgorithm, BinarizeAlgorithm]
+ALGORITHMS = [PrepareExportAlgorithm, ErodeMaskAlgorithm, BinarizeAlgorithm, PolygonizeAlgorithm, ExportTileAlgorithm,
+              QualityMaskAlgorithm]

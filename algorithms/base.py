@@ -157,5 +157,13 @@ class DartsAlgorithm(QgsProcessingAlgorithm):
             return None
         return layer.source()
 
+    def geopackage_path(self, parameters, name, context):
+        """The path of a vector output, which is always written as a GeoPackage."""
+        path = self.parameterAsOutputLayer(parameters, name, context)
+        if not path.lower().endswith(".gpkg"):
+            raise ValueError(f"{name}: polygons are written as a GeoPackage, so the file must end in .gpkg "
+                             f"(got {path!r})")
+        return path
+
     def helpUrl(self):  # noqa: N802
         return "https://github.com/darts-postprocessing/qgis-darts-postprocessing#readme"

@@ -6,6 +6,8 @@ import re
 from qgis.core import (
     QgsProcessingContext,
     QgsProcessingOutputMultipleLayers,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterVectorDestination,
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
@@ -32,6 +34,8 @@ class PrepareExportAlgorithm(DartsAlgorithm):
     OUTPUT_EXTENT = "OUTPUT_EXTENT"
     OUTPUT_PROBABILITIES = "OUTPUT_PROBABILITIES"
     OUTPUT_SUBSET_BINARIZED = "OUTPUT_SUBSET_BINARIZED"
+    OUTPUT_POLYGONS = "OUTPUT_POLYGONS"
+    OUTPUT_REPORT = "OUTPUT_REPORT"
 
     def name(self):
         return "prepareexport"
@@ -60,7 +64,10 @@ class PrepareExportAlgorithm(DartsAlgorithm):
             "rasters processed the same way; each binarized result is written beside the binarized output as "
             "&lt;name&gt;-&lt;layer name&gt;.tif.</p>"
             "<p>Outputs: binarized (uint8 0/1), extent (uint8 0/1), optionally the probabilities masked to the extent "
-            "(float32, NaN outside). DARTS' defaults: threshold 0.5, erosion 10, minimum size 32, low_quality.</p>"
+            "(float32, NaN outside), the kept objects as <b>polygons</b> (GeoPackage, with the statistics of "
+            "polygonize) and an HTML <b>report</b> (objects kept, removed at the boundary, removed as too small, "
+            "kept area, parameters, a histogram of object areas). "
+            "DARTS' defaults: threshold 0.5, erosion 10, minimum size 32, low_quality.</p>"
         )
 
     def initAlgorithm(self, config=None):  # noqa: N802
@@ -84,6 +91,11 @@ class PrepareExportAlgorithm(DartsAlgorithm):
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT_EXTENT, self.tr("Extent")))
         self.addParameter(QgsProcessingParameterRasterDestination(
             self.OUTPUT_PROBABILITIES, self.tr("Masked probabilities"), optional=True, createByDefault=False))
+        self.addParameter(QgsProcessingParameterVectorDestination(
+            self.OUTPUT_POLYGONS, self.tr("Object polygons"), QgsProcessing.SourceType.TypeVectorPolygon,
+            optional=True, createByDefault=False))
+        self.addParameter(QgsProcessingParameterFileDestination(
+            self.OUTPUT_REPORT, self.tr("Report"), self.tr("HTML files (*.html)"), optional=True, createByDefault=False))
         self.addOutput(QgsProcessingOutputMultipleLayers(self.OUTPUT_SUBSET_BINARIZED,
                                                          self.tr("Binarized ensemble subsets")))
 
@@ -118,19 +130,19 @@ class PrepareExportAlgorithm(DartsAlgorithm):
             tile[f"probabilities-{name}"] = read_probabilities(path, what, scale)
         self.check_canceled(feedback)
 
-        result = prepare_export(
-            tile,
+        options = dict(
             bin_threshold=self.parameterAsDouble(parameters, self.THRESHOLD, context),
             mask_erosion_size=self.parameterAsInt(parameters, self.MASK_EROSION_SIZE, context),
+            edge_erosion_size=self.optional_int(parameters, self.EDGE_EROSION_SIZE, context),
             min_object_size=self.parameterAsInt(parameters, self.MIN_OBJECT_SIZE, context),
             quality_level=self.parameterAsEnumString(parameters, self.QUALITY_LEVEL, context),
-            ensemble_subsets=list(subsets),
-            device=self.resolve_device(parameters, context, feedback),
-            edge_erosion_size=self.optional_int(parameters, self.EDGE_EROSION_SIZE, context),
             boundary=self.parameterAsEnumString(parameters, self.BOUNDARY, context),
             size_connectivity=int(self.parameterAsEnumString(parameters, self.SIZE_CONNECTIVITY, context)),
-            progress=self.progress_reporter(feedback, 10, 75),
         )
+        object_counts = {}
+        result = prepare_export(tile, **options, ensemble_subsets=list(subsets),
+                                device=self.resolve_device(parameters, context, feedback),
+                                progress=self.progress_reporter(feedback, 10, 60), object_counts=object_counts)
         del tile
 
         feedback.setProgressText(self.tr("Writing the outputs"))
@@ -159,7 +171,40 @@ class PrepareExportAlgorithm(DartsAlgorithm):
                     self.tr("Binarized segmentation ({})").format(name), context.project(), self.OUTPUT_SUBSET_BINARIZED))
                 style_on_load(context, path, "binarized")
         results[self.OUTPUT_SUBSET_BINARIZED] = subset_paths
+
+        polygons_path = self.parameterAsOutputLayer(parameters, self.OUTPUT_POLYGONS, context)
+        if polygons_path:
+            from ..core import polygonize
+
+            polygons_path = self.geopackage_path(parameters, self.OUTPUT_POLYGONS, context)
+            polygonize(result["binarized_segmentation"], grid.geotransform, grid.wkt or None,
+                       outputs.reserve(polygons_path), layer=os.path.splitext(os.path.basename(polygons_path))[0],
+                       probabilities=result["probabilities"], progress=self.progress_reporter(feedback, 75, 20))
+            style_on_load(context, polygons_path, "segments")
+            results[self.OUTPUT_POLYGONS] = polygons_path
+
+        report_path = self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context)
+        if report_path:
+            inputs = {"probabilities": probabilities_path, "quality mask": quality_path or "(none: every pixel with a "
+                      "prediction counts as high quality)", "probability scale": scale, **options}
+            self.write_report(outputs.reserve(report_path), inputs, result, object_counts["binarized_segmentation"], grid)
+            results[self.OUTPUT_REPORT] = report_path
         feedback.setProgress(100)
         kept = int(result["binarized_segmentation"].sum())
         feedback.pushInfo(self.tr("{} object pixels kept, extent covers {} pixels.").format(kept, int(result["extent"].sum())))
         return results
+
+    def write_report(self, path, settings, result, counts, grid):
+        from ..core import object_areas
+        from .report import render_report
+
+        binarized = result["binarized_segmentation"]
+        areas = object_areas(binarized, grid.geotransform, grid.wkt or None)
+        if settings.get("edge_erosion_size") is None:
+            settings["edge_erosion_size"] = f"{settings['mask_erosion_size']} (the mask erosion size)"
+        page = render_report(self.tr("DARTS postprocessing report"), [*settings.items(), ("grid", grid.describe())],
+                             counts, kept_objects=len(areas), kept_pixels=int(binarized.sum()),
+                             kept_area_m2=float(areas.sum()), extent_pixels=int(result["extent"].sum()),
+                             object_areas_m2=areas)
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(page)

@@ -1,8 +1,11 @@
 """How outputs look when loaded: objects red on transparent, extent as a light overlay,
-probabilities with a colour ramp over 0..1."""
+probabilities with a colour ramp over 0..1, polygons as outlines, quality masks in three
+classes."""
 
 from qgis.core import (
     QgsColorRampShader,
+    QgsFillSymbol,
+    QgsSingleSymbolRenderer,
     QgsPalettedRasterRenderer,
     QgsProcessingLayerPostProcessorInterface,
     QgsRasterShader,
@@ -43,7 +46,27 @@ def style_probabilities(layer):
     layer.setRenderer(renderer)
 
 
-STYLES = {"binarized": style_binarized, "extent": style_extent, "probabilities": style_probabilities}
+def style_quality(layer):
+    _paletted(layer, [(0, QColor(60, 60, 60, 160), "invalid"), (1, QColor(244, 165, 66), "low quality"),
+                      (2, QColor(77, 175, 74), "high quality")])
+
+
+def _outline(layer, color: QColor, width_mm: float):
+    symbol = QgsFillSymbol.createSimple({"color": "0,0,0,0", "outline_color": color.name(),
+                                         "outline_width": str(width_mm), "outline_width_unit": "MM"})
+    layer.setRenderer(QgsSingleSymbolRenderer(symbol))
+
+
+def style_segments(layer):
+    _outline(layer, OBJECT_RED, 0.6)
+
+
+def style_extent_polygons(layer):
+    _outline(layer, QColor(49, 130, 189), 0.4)
+
+
+STYLES = {"binarized": style_binarized, "extent": style_extent, "probabilities": style_probabilities,
+          "quality": style_quality, "segments": style_segments, "extent_polygons": style_extent_polygons}
 
 
 class StyleOnLoad(QgsProcessingLayerPostProcessorInterface):
@@ -64,8 +87,8 @@ class StyleOnLoad(QgsProcessingLayerPostProcessorInterface):
 _KEEP_ALIVE = []
 
 
-# Higher keys are drawn on top: objects over the probabilities over the extent overlay.
-SORT_KEYS = {"binarized": 3, "probabilities": 2, "extent": 1}
+# Higher keys are drawn on top: polygons over objects over probabilities over the extent.
+SORT_KEYS = {"segments": 6, "extent_polygons": 5, "binarized": 3, "probabilities": 2, "extent": 1, "quality": 0}
 
 
 def style_on_load(context, path: str, style: str, name: str = "") -> None:

@@ -20,7 +20,7 @@ from .api import (
 from .export import export_tile, to_percent
 from .objects import label_objects, object_statistics
 from .quality import QUALITY_SOURCES, quality_from_observations, quality_from_scl, quality_from_udm2, quality_mask
-from .vectorize import polygonize
+from .vectorize import object_areas, polygonize
 
 __all__ = [
     "BOUNDARY_MODES",
@@ -35,6 +35,7 @@ __all__ = [
     "export_tile",
     "gpu_available",
     "label_objects",
+    "object_areas",
     "object_statistics",
     "polygonize",
     "prepare_export",

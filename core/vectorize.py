@@ -35,6 +35,12 @@ def row_pixel_areas(geotransform, height: int, srs) -> np.ndarray:
     return np.full(height, abs(dx * dy - rx * ry) * unit * unit)
 
 
+def object_areas(binary, geotransform, crs=None) -> np.ndarray:
+    """Area in m² of each 8-connected object of `binary`, in Region_ID order."""
+    objects = Objects(binary)
+    return objects.rows_weighted(row_pixel_areas(geotransform, objects.shape[0], spatial_reference(crs)))
+
+
 def polygonize(binary, geotransform, crs, path: str, layer: str | None = None, probabilities=None,
                progress: Progress | None = None) -> int:
     """Write the 8-connected objects of `binary` (non-zero pixels) to the GeoPackage `path`.

@@ -1,0 +1,96 @@
+"""darts:exporttile — the files the DARTS pipeline writes for a tile, from a prepareexport run."""
+
+import os
+
+from qgis.core import (
+    QgsProcessingContext,
+    QgsProcessingOutputFile,
+    QgsProcessingOutputRasterLayer,
+    QgsProcessingOutputVectorLayer,
+    QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterRasterLayer,
+)
+
+from .base import DartsAlgorithm
+from .styles import style_on_load
+
+
+class ExportTileAlgorithm(DartsAlgorithm):
+    PROBABILITIES = "PROBABILITIES"
+    BINARIZED = "BINARIZED"
+    EXTENT = "EXTENT"
+    PROBABILITY_SCALE = "PROBABILITY_SCALE"
+    OUTPUT_FOLDER = "OUTPUT_FOLDER"
+    # Single files of the folder, for chaining in models.
+    OUTPUTS = {"probabilities": ("OUTPUT_PROBABILITIES", QgsProcessingOutputRasterLayer, "probabilities.tif"),
+               "binarized": ("OUTPUT_BINARIZED", QgsProcessingOutputRasterLayer, "binarized.tif"),
+               "extent": ("OUTPUT_EXTENT", QgsProcessingOutputRasterLayer, "extent.tif"),
+               "segments": ("OUTPUT_SEGMENTS", QgsProcessingOutputVectorLayer, "prediction_segments.gpkg"),
+               "extent_polygons": ("OUTPUT_EXTENT_POLYGONS", QgsProcessingOutputVectorLayer, "prediction_extent.gpkg"),
+               "quicklook": ("OUTPUT_QUICKLOOK", QgsProcessingOutputFile, "quicklook.png")}
+
+    def name(self):
+        return "exporttile"
+
+    def displayName(self):  # noqa: N802
+        return self.tr("Export DARTS tile folder")
+
+    def shortHelpString(self):  # noqa: N802
+        return self.tr(
+            "<p>Writes the files the DARTS pipeline writes for a tile into the output folder, from the outputs of "
+            "a prepareexport run (binarized, extent) and its probabilities:</p><ul>"
+            "<li><b>probabilities.tif</b>: uint8 percent, int(p &times; 100) truncated, nodata 255 (also outside "
+            "the extent), LZW. DARTS percent input is copied unchanged.</li>"
+            "<li><b>binarized.tif</b> and <b>extent.tif</b>: uint8 0/1, LZW.</li>"
+            "<li><b>prediction_segments.gpkg</b>: one polygon per object with Region_ID, min, max, mean, median, "
+            "std (of the probabilities, 0..1), npixel and area_m2.</li>"
+            "<li><b>prediction_extent.gpkg</b>: the extent as polygons.</li>"
+            "<li><b>quicklook.png</b>: a small overview (probabilities grey, outside the extent blue, objects "
+            "red).</li></ul>"
+            "<p>Files of the same name in the folder are replaced; all files appear together or none does.</p>"
+        )
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.addParameter(QgsProcessingParameterRasterLayer(self.PROBABILITIES, self.tr("Probabilities")))
+        self.addParameter(QgsProcessingParameterRasterLayer(self.BINARIZED, self.tr("Binarized segmentation (0/1)")))
+        self.addParameter(QgsProcessingParameterRasterLayer(self.EXTENT, self.tr("Extent (0/1)")))
+        self.add_scale()
+        self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_FOLDER, self.tr("Tile folder")))
+        for name, kind, filename in self.OUTPUTS.values():
+            self.addOutput(kind(name, self.tr(filename)))
+
+    def execute(self, parameters, context, feedback, outputs):
+        import numpy as np
+
+        from ..core import export_tile
+        from ..core.export import PERCENT_NODATA
+        from .raster_io import check_same_grid, grid_of, read_band, read_binary, read_probabilities
+
+        paths = {name: self.raster_path(parameters, name, context)
+                 for name in (self.PROBABILITIES, self.BINARIZED, self.EXTENT)}
+        grid = grid_of(paths[self.BINARIZED], self.BINARIZED)
+        for name in (self.PROBABILITIES, self.EXTENT):
+            check_same_grid(self.BINARIZED, grid, name, grid_of(paths[name], name))
+        scale = self.parameterAsEnumString(parameters, self.PROBABILITY_SCALE, context) or "auto"
+        probabilities = read_probabilities(paths[self.PROBABILITIES], self.PROBABILITIES, scale)
+        raw, _ = read_band(paths[self.PROBABILITIES], self.PROBABILITIES)
+        if raw.dtype == np.uint8 and scale != "fraction":
+            # DARTS percent already: keep the values (re-deriving them from floats could shift some by 1).
+            probabilities = np.where(np.isnan(probabilities), PERCENT_NODATA, raw).astype(np.uint8)
+        tile = {"probabilities": probabilities,
+                "binarized_segmentation": read_binary(paths[self.BINARIZED], self.BINARIZED),
+                "extent": read_binary(paths[self.EXTENT], self.EXTENT)}
+        self.check_canceled(feedback)
+
+        folder = self.parameterAsFileOutput(parameters, self.OUTPUT_FOLDER, context)
+        written = export_tile(tile, folder, grid.geotransform, grid.wkt or None, inputs=list(paths.values()),
+                              progress=self.progress_reporter(feedback, 10, 90))
+        results = {self.OUTPUT_FOLDER: folder}
+        for kind, (name, _, _) in self.OUTPUTS.items():
+            results[name] = written[kind]
+        for kind, label in (("extent_polygons", "Prediction extent"), ("segments", "Prediction segments")):
+            context.addLayerToLoadOnCompletion(written[kind], QgsProcessingContext.LayerDetails(
+                self.tr(label), context.project(), self.OUTPUTS[kind][0]))
+            style_on_load(context, written[kind], kind)
+        feedback.pushInfo(self.tr("Tile written to {}").format(os.path.abspath(folder)))
+        return results
