@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Regenerate resources/models/darts_postprocessing.model3 (erode mask -> binarize) with
+"""Regenerate resources/models/darts_postprocessing.model3 (erode mask -> binarize ->
+polygonize) with
 QGIS's own model API, so the file is always one QGIS can read.
 
     QT_QPA_PLATFORM=offscreen /usr/bin/python3 scripts/build_model.py
@@ -34,10 +35,11 @@ def _output(name, description, child, x, y):
 
 
 def build() -> QgsProcessingModelAlgorithm:
-    model = QgsProcessingModelAlgorithm("DARTS erode mask then binarize", "DARTS postprocessing", "darts")
-    model.setHelpContent({"ALG_DESC": "DARTS' postprocessing as two steps: the quality mask is eroded "
-                                      "(darts:erodemask), then the probabilities are binarized inside it "
-                                      "(darts:binarize). Same result as darts:prepareexport with boundary=remove."})
+    model = QgsProcessingModelAlgorithm("DARTS erode mask, binarize, polygonize", "DARTS postprocessing", "darts")
+    model.setHelpContent({"ALG_DESC": "DARTS' postprocessing as steps: the quality mask is eroded "
+                                      "(darts:erodemask), the probabilities are binarized inside it "
+                                      "(darts:binarize; same result as darts:prepareexport with boundary=remove), "
+                                      "and the objects are polygonized with their statistics (darts:polygonize)."})
     inputs = [
         (QgsProcessingParameterRasterLayer("probabilities", "Probabilities"), 60),
         (QgsProcessingParameterRasterLayer("quality_mask", "Quality mask (0/1/2)"), 140),
@@ -74,8 +76,17 @@ def build() -> QgsProcessingModelAlgorithm:
     binarize.addParameterSources("MIN_OBJECT_SIZE", source("min_object_size"))
     binarize.setModelOutputs({"binarized": _output("binarized", "Binarized segmentation", "binarize", 900, 260)})
     erode.setModelOutputs({"extent": _output("extent", "Extent", "erodemask", 620, 100)})
+    polygonize = QgsProcessingModelChildAlgorithm("darts:polygonize")
+    polygonize.setChildId("polygonize")
+    polygonize.setDescription("Polygonize objects")
+    polygonize.setPosition(QPointF(900, 380))
+    polygonize.addParameterSources("BINARIZED", [QgsProcessingModelChildParameterSource.fromChildOutput("binarize",
+                                                                                                         "OUTPUT")])
+    polygonize.addParameterSources("PROBABILITIES", source("probabilities"))
+    polygonize.setModelOutputs({"polygons": _output("polygons", "Object polygons", "polygonize", 1120, 420)})
     model.addChildAlgorithm(erode)
     model.addChildAlgorithm(binarize)
+    model.addChildAlgorithm(polygonize)
     model.updateDestinationParameters()
     return model
 

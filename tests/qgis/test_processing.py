@@ -19,8 +19,10 @@ gdal.UseExceptions()
 def test_provider_and_algorithms_are_registered(provider):
     assert provider.name() == "DARTS postprocessing" and not provider.icon().isNull()
     assert provider.supportedOutputRasterLayerExtensions() == ["tif"]
+    assert provider.supportedOutputVectorLayerExtensions() == ["gpkg"]
     ids = {a.id() for a in provider.algorithms()}
-    assert ids == {"darts:prepareexport", "darts:erodemask", "darts:binarize"}
+    assert ids == {"darts:prepareexport", "darts:erodemask", "darts:binarize", "darts:polygonize", "darts:exporttile",
+                   "darts:qualitymask"}
     for algorithm in provider.algorithms():
         assert algorithm.shortHelpString() and algorithm.displayName()
 
@@ -209,5 +211,5 @@ results, ok = algorithm.run({{'PROBABILITIES': {sample['probabilities']!r}, 'OUT
 print('OK:', ok, 'ALGORITHMS:', len(provider.algorithms()))
 """
     result = subprocess.run(["/usr/bin/python3", "-c", script], capture_output=True, text=True, timeout=120)
-    assert "OK: False ALGORITHMS: 3" in result.stdout, result.stdout + result.stderr
+    assert "OK: False ALGORITHMS: 6" in result.stdout, result.stdout + result.stderr
     assert "numpy" in result.stdout and "apt install python3-numpy" in result.stdout, result.stdout

@@ -37,13 +37,15 @@ def test_plugin_is_listed_and_documented(profile):
     listing = qgis_process(profile, "plugins")
     assert "* darts_postprocessing" in listing.stdout, listing.stdout
     algorithms = qgis_process(profile, "list")
-    for name in ("darts:prepareexport", "darts:erodemask", "darts:binarize"):
+    for name in ("darts:prepareexport", "darts:erodemask", "darts:binarize", "darts:polygonize", "darts:exporttile",
+                 "darts:qualitymask"):
         assert name in algorithms.stdout
     helped = qgis_process(profile, "help", "darts:prepareexport")
     assert helped.returncode == 0
     for parameter in ("PROBABILITIES", "QUALITY_MASK", "THRESHOLD", "MASK_EROSION_SIZE", "EDGE_EROSION_SIZE",
                       "MIN_OBJECT_SIZE", "QUALITY_LEVEL", "BOUNDARY", "SIZE_CONNECTIVITY", "DEVICE",
-                      "SUBSET_PROBABILITIES", "OUTPUT_BINARIZED", "OUTPUT_EXTENT", "OUTPUT_PROBABILITIES"):
+                      "SUBSET_PROBABILITIES", "OUTPUT_BINARIZED", "OUTPUT_EXTENT", "OUTPUT_PROBABILITIES",
+                      "OUTPUT_POLYGONS", "OUTPUT_REPORT"):
         assert parameter in helped.stdout, parameter
 
 
@@ -63,11 +65,53 @@ def test_run_prepareexport(profile, sample, tmp_path):
     np.testing.assert_array_equal(read(results["OUTPUT_EXTENT"]), expected["extent"])
 
 
+def test_polygons_tile_and_quality_mask_through_qgis_process(profile, sample, tmp_path):
+    quality = qgis_process(profile, "run", "darts:qualitymask", "--json", "--", f"INPUT={sample['quality']}",
+                           "SOURCE=observations", f"OUTPUT={tmp_path / 'quality.tif'}")
+    assert quality.returncode == 0, quality.stdout + quality.stderr
+    np.testing.assert_array_equal(read(tmp_path / "quality.tif"), np.where(read(sample["quality"]) > 0, 1, 0))
+    prepared = qgis_process(profile, "run", "darts:prepareexport", "--json", "--",
+                            f"PROBABILITIES={sample['probabilities']}", f"QUALITY_MASK={sample['quality']}",
+                            "MASK_EROSION_SIZE=3", "MIN_OBJECT_SIZE=20", f"OUTPUT_BINARIZED={tmp_path / 'b.tif'}",
+                            f"OUTPUT_EXTENT={tmp_path / 'e.tif'}", f"OUTPUT_POLYGONS={tmp_path / 'objects.gpkg'}",
+                            f"OUTPUT_REPORT={tmp_path / 'report.html'}")
+    assert prepared.returncode == 0, prepared.stdout + prepared.stderr
+    assert (tmp_path / "report.html").stat().st_size > 1000
+    polygons = qgis_process(profile, "run", "darts:polygonize", "--json", "--", f"BINARIZED={tmp_path / 'b.tif'}",
+                            f"PROBABILITIES={sample['probabilities']}", f"OUTPUT={tmp_path / 'again.gpkg'}")
+    assert polygons.returncode == 0, polygons.stdout + polygons.stderr
+    tile = qgis_process(profile, "run", "darts:exporttile", "--json", "--", f"PROBABILITIES={sample['probabilities']}",
+                        f"BINARIZED={tmp_path / 'b.tif'}", f"EXTENT={tmp_path / 'e.tif'}",
+                        f"OUTPUT_FOLDER={tmp_path / 'tile'}")
+    assert tile.returncode == 0, tile.stdout + tile.stderr
+    results = json.loads(tile.stdout)["results"]
+    assert results["OUTPUT_SEGMENTS"].endswith("prediction_segments.gpkg")
+    assert sorted(os.listdir(tmp_path / "tile")) == sorted(["probabilities.tif", "binarized.tif", "extent.tif",
+                                                             "quicklook.png", "prediction_segments.gpkg",
+                                                             "prediction_extent.gpkg"])
+    counts = [polygon_count(p) for p in (tmp_path / "objects.gpkg", tmp_path / "again.gpkg",
+                                         tmp_path / "tile" / "prediction_segments.gpkg")]
+    assert counts[0] > 0 and len(set(counts)) == 1
+
+
 def test_bad_parameter_fails_cleanly(profile, sample, tmp_path):
     result = qgis_process(profile, "run", "darts:prepareexport", "--", f"PROBABILITIES={sample['probabilities']}",
                           "THRESHOLD=1.5", f"OUTPUT_BINARIZED={tmp_path / 'b.tif'}", f"OUTPUT_EXTENT={tmp_path / 'e.tif'}")
     assert result.returncode != 0 and "THRESHOLD" in result.stdout + result.stderr
     assert not (tmp_path / "b.tif").exists()
+
+
+def polygon_count(path):
+    from osgeo import ogr
+
+    dataset = ogr.Open(str(path))  # must outlive its layer: GDAL crashes on an orphaned layer
+    return dataset.GetLayer(0).GetFeatureCount()
+
+
+def label_count(binary):
+    from darts_postprocessing.core import label_objects
+
+    return label_objects(binary)[1]
 
 
 def model_expectation(sample):
@@ -77,8 +121,10 @@ def model_expectation(sample):
 def test_model_runs_through_qgis_process(profile, sample, tmp_path):
     result = qgis_process(profile, "run", str(MODEL), "--json", "--", f"probabilities={sample['probabilities']}",
                           f"quality_mask={sample['quality']}", "threshold=0.5", "erosion_size=3", "min_object_size=10",
-                          f"binarized_segmentation={tmp_path / 'b.tif'}", f"extent={tmp_path / 'e.tif'}")
+                          f"binarized_segmentation={tmp_path / 'b.tif'}", f"extent={tmp_path / 'e.tif'}",
+                          f"object_polygons={tmp_path / 'p.gpkg'}")
     assert result.returncode == 0, result.stdout + result.stderr
+    assert polygon_count(tmp_path / "p.gpkg") == label_count(read(tmp_path / "b.tif")) > 0
     expected = model_expectation(sample)
     np.testing.assert_array_equal(read(tmp_path / "b.tif"), expected["binarized_segmentation"])
     np.testing.assert_array_equal(read(tmp_path / "e.tif"), expected["extent"])
@@ -89,9 +135,12 @@ def test_model_runs_headless(provider, sample, tmp_path):
 
     model = QgsProcessingModelAlgorithm()
     assert model.fromFile(str(MODEL))
-    assert {c.algorithmId() for c in model.childAlgorithms().values()} == {"darts:erodemask", "darts:binarize"}
+    assert {c.algorithmId() for c in model.childAlgorithms().values()} == {"darts:erodemask", "darts:binarize",
+                                                                          "darts:polygonize"}
     results = processing.run(model, {"probabilities": sample["probabilities"], "quality_mask": sample["quality"],
                                      "threshold": 0.5, "erosion_size": 3, "min_object_size": 10,
-                                     "binarized_segmentation": str(tmp_path / "b.tif"), "extent": str(tmp_path / "e.tif")})
+                                     "binarized_segmentation": str(tmp_path / "b.tif"), "extent": str(tmp_path / "e.tif"),
+                                     "object_polygons": str(tmp_path / "p.gpkg")})
+    assert polygon_count(results["object_polygons"]) == label_count(read(results["binarized_segmentation"])) > 0
     expected = model_expectation(sample)
     np.testing.assert_array_equal(read(results["binarized_segmentation"]), expected["binarized_segmentation"])
