@@ -12,7 +12,7 @@ DEMO          := demo-output
 QGIS_ENV      := QT_QPA_PLATFORM=offscreen QGIS_CUSTOM_CONFIG_PATH=$(CURDIR)/build/qgis-settings
 QGIS_PLUGINS  ?= $(HOME)/.local/share/QGIS/QGIS3/profiles/default/python/plugins
 
-.PHONY: help deps system-deps venv test test-core test-core-current test-qgis test-gui bench demo package deploy clean
+.PHONY: help deps system-deps venv test test-core test-core-current test-qgis test-gui bench bench-polygonize demo package deploy clean
 
 help:
 	@echo "make demo     install what is missing, build a sample tile, run qgis_process on it ($(DEMO)/)"
@@ -20,6 +20,7 @@ help:
 	@echo "make package  dist/$(PLUGIN).zip, to install in QGIS (Plugins > Install from ZIP)"
 	@echo "make deploy   copy the plugin into $(QGIS_PLUGINS)"
 	@echo "make bench    benchmark the core against the scikit-image reference on a 10980x10980 tile"
+	@echo "make bench-polygonize  benchmark polygonizing a 10980x10980 tile with ~10^4 objects"
 	@echo "make deps     install QGIS 3.40, Debian's Python stack and a venv of current pip releases"
 
 deps: system-deps venv
@@ -36,12 +37,13 @@ $(VENV)/.installed: requirements-current.txt | system-deps
 
 test: deps test-core test-core-current test-qgis test-gui
 
-# The core in Debian's Python (numpy 1.24, scikit-image 0.19), the Python QGIS uses.
+# The core in Debian's Python (numpy 1.24, scikit-image 0.19), the Python QGIS uses, with GDAL's osgeo.
 test-core:
 	$(SYSTEM_PYTHON) -m pytest $(PYTEST_ARGS) tests/test_core_equivalence.py tests/test_core_api.py tests/test_core_objects.py \
 	    tests/test_core_quality.py tests/test_core_vectorize.py tests/test_gpu.py
 
-# The core in the venv of current pip releases (numpy 2.x, scikit-image 0.26+).
+# The core in the venv of current pip releases (numpy 2.x, scikit-image 0.26+); it has no GDAL
+# bindings (pip's GDAL does not build against Debian's libgdal), so the file-writing tests skip there.
 test-core-current: venv
 	$(VENV_PYTHON) -m pytest $(PYTEST_ARGS) tests/test_core_equivalence.py tests/test_core_api.py tests/test_core_objects.py \
 	    tests/test_core_quality.py tests/test_core_vectorize.py tests/test_gpu.py
@@ -63,10 +65,13 @@ demo: system-deps
 	    PROBABILITIES=$(DEMO)/input/probabilities.tif QUALITY_MASK=$(DEMO)/input/quality_data_mask.tif \
 	    THRESHOLD=0.5 MASK_EROSION_SIZE=10 MIN_OBJECT_SIZE=32 QUALITY_LEVEL=low_quality \
 	    OUTPUT_BINARIZED=$(DEMO)/binarized.tif OUTPUT_EXTENT=$(DEMO)/extent.tif \
-	    OUTPUT_PROBABILITIES=$(DEMO)/probabilities_masked.tif
-	$(SYSTEM_PYTHON) scripts/quicklook.py $(DEMO)/input/probabilities.tif $(DEMO)/extent.tif \
-	    $(DEMO)/binarized.tif $(DEMO)/quicklook.png
-	@echo "Demo outputs in $(DEMO)/: binarized.tif extent.tif probabilities_masked.tif quicklook.png"
+	    OUTPUT_PROBABILITIES=$(DEMO)/probabilities_masked.tif OUTPUT_POLYGONS=$(DEMO)/slumps.gpkg \
+	    OUTPUT_REPORT=$(DEMO)/report.html
+	$(QGIS_ENV) qgis_process run darts:exporttile -- \
+	    PROBABILITIES=$(DEMO)/input/probabilities.tif BINARIZED=$(DEMO)/binarized.tif EXTENT=$(DEMO)/extent.tif \
+	    OUTPUT_FOLDER=$(DEMO)/tile
+	@echo "Demo outputs in $(DEMO)/: binarized.tif extent.tif probabilities_masked.tif slumps.gpkg report.html"
+	@echo "and a DARTS tile folder in $(DEMO)/tile/ (with quicklook.png)"
 
 package:
 	$(SYSTEM_PYTHON) scripts/package.py zip dist/$(PLUGIN).zip
@@ -77,6 +82,9 @@ deploy:
 
 bench: deps
 	$(SYSTEM_PYTHON) bench/bench_core.py
+
+bench-polygonize: deps
+	$(SYSTEM_PYTHON) bench/bench_polygonize.py
 
 clean:
 	rm -rf $(VENV) build dist
