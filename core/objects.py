@@ -38,8 +38,10 @@ class Objects:
         flat = expand_ranges(self.rows * width + self.starts, self.lengths)
         return flat, self.run_labels[repeat_index(self.lengths)]
 
-    def label_image(self, dtype=np.int32) -> np.ndarray:
-        """The label raster: 0 background, 1..count objects."""
+    def label_image(self, dtype=None) -> np.ndarray:
+        """The label raster: 0 background, 1..count objects (uint16 when they fit: half the
+        memory and time of int32 on a full tile)."""
+        dtype = dtype or (np.uint16 if self.count <= np.iinfo(np.uint16).max else np.int32)
         if self.count > np.iinfo(dtype).max:
             raise ValueError(f"{self.count} objects do not fit into {np.dtype(dtype).name} labels")
         image = np.zeros(self.shape, dtype=dtype)
@@ -64,12 +66,11 @@ class Objects:
         if values.shape != self.shape:
             raise ValueError(f"values have shape {values.shape}, the objects' raster {self.shape}")
         flat, labels = self.pixels()
-        picked = values.reshape(-1)[flat].astype(np.float64)
+        picked = values.reshape(-1)[flat]
         finite = ~np.isnan(picked)
         picked, labels = picked[finite], labels[finite]
-        # Group by label, values ascending inside each group: one sort of all object pixels.
-        order = np.lexsort((picked, labels))
-        picked, labels = picked[order], labels[order]
+        picked, labels = _sort_by_label_then_value(picked, labels, values.dtype)
+        picked = picked.astype(np.float64)
         counts = np.bincount(labels, minlength=self.count + 1)[1:]
         firsts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
         present = counts > 0
@@ -86,10 +87,25 @@ class Objects:
         return result
 
 
+def _sort_by_label_then_value(values, labels, dtype):
+    """Values grouped by label, ascending within each group (what a lexsort gives).
+
+    For float32 values >= 0 the bit patterns order like the values, so label and value pack
+    into one uint64 key and a plain sort does it, several times faster than a lexsort.
+    """
+    if dtype == np.float32 and (values.size == 0 or values.min() >= 0):
+        bits = (values + np.float32(0)).view(np.uint32).astype(np.uint64)  # + 0 turns -0.0 into 0.0
+        keys = np.sort((labels.astype(np.uint64) << np.uint64(32)) | bits)
+        sorted_values = (keys & np.uint64(0xFFFFFFFF)).astype(np.uint32).view(np.float32)
+        return sorted_values, (keys >> np.uint64(32)).astype(np.int64)
+    order = np.lexsort((values, labels))
+    return values[order], labels[order]
+
+
 def label_objects(binary, connectivity: int = 8) -> tuple[np.ndarray, int]:
     """(int32 label raster, number of objects) of the non-zero pixels of `binary`."""
     objects = Objects(binary, connectivity)
-    return objects.label_image(), objects.count
+    return objects.label_image(np.int32), objects.count
 
 
 def object_statistics(binary, values=None) -> dict[str, np.ndarray]:
