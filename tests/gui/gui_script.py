@@ -9,7 +9,13 @@ import json
 import os
 import traceback
 
-from qgis.core import QgsApplication, QgsPalettedRasterRenderer, QgsProject, QgsSingleBandPseudoColorRenderer
+from qgis.core import (
+    QgsApplication,
+    QgsPalettedRasterRenderer,
+    QgsProject,
+    QgsSingleBandPseudoColorRenderer,
+    QgsSingleSymbolRenderer,
+)
 from qgis.PyQt.QtCore import QTimer
 from qgis.utils import iface, plugins
 
@@ -34,6 +40,11 @@ def describe(layer):
                             for c in renderer.classes()}
     if isinstance(renderer, QgsSingleBandPseudoColorRenderer):
         entry["range"] = [renderer.classificationMin(), renderer.classificationMax()]
+    if isinstance(renderer, QgsSingleSymbolRenderer):
+        symbol = renderer.symbol()
+        entry["fill_alpha"] = symbol.color().alpha()
+        entry["stroke"] = symbol.symbolLayer(0).strokeColor().name()
+        entry["features"] = layer.featureCount()
     return entry
 
 
@@ -50,7 +61,7 @@ def screenshot_and_finish():
 def poll():
     state["ticks"] += 1
     layers = list(QgsProject.instance().mapLayers().values())
-    if len(layers) >= 3 or state["ticks"] > 240:
+    if len(layers) >= int(os.environ.get("DARTS_GUI_LAYERS", "3")) or state["ticks"] > 240:
         report["layers"] = [describe(layer) for layer in layers]
         report["layer_order"] = [layer.name() for layer in QgsProject.instance().layerTreeRoot().layerOrder()]
         if state["dialog"] is not None:

@@ -36,8 +36,10 @@ def test_dialog_runs_and_layers_are_styled(tmp_path):
     parameters = {"PROBABILITIES": probabilities, "QUALITY_MASK": quality, "MASK_EROSION_SIZE": 5,
                   "MIN_OBJECT_SIZE": 16, "QUALITY_LEVEL": "low_quality",
                   "OUTPUT_BINARIZED": str(tmp_path / "binarized.tif"), "OUTPUT_EXTENT": str(tmp_path / "extent.tif"),
-                  "OUTPUT_PROBABILITIES": str(tmp_path / "probabilities.tif")}
+                  "OUTPUT_PROBABILITIES": str(tmp_path / "probabilities.tif"),
+                  "OUTPUT_POLYGONS": str(tmp_path / "slumps.gpkg")}
     environment = dict(os.environ, DARTS_GUI_PARAMS=json.dumps(parameters), DARTS_GUI_REPORT=str(report),
+                       DARTS_GUI_LAYERS="4",
                        DARTS_GUI_SCREENSHOT=str(screenshot))
     environment.pop("QT_QPA_PLATFORM", None)
     command = ["xvfb-run", "-a", "-s", "-screen 0 1280x1024x24", "qgis", "--profiles-path", str(settings_root),
@@ -54,4 +56,8 @@ def test_dialog_runs_and_layers_are_styled(tmp_path):
     assert extent["renderer"] == "paletted" and 0 < extent["classes"]["1"][3] < 255
     assert probs["renderer"] == "singlebandpseudocolor" and probs["range"] == [0.0, 1.0]
     assert result["layer_order"].index(binarized["name"]) < result["layer_order"].index(probs["name"])  # on top
+    polygons = layers["slumps.gpkg"]
+    assert polygons["renderer"] == "singleSymbol" and polygons["fill_alpha"] == 0 and polygons["stroke"] == "#d7301f"
+    assert polygons["features"] > 0
+    assert result["layer_order"].index(polygons["name"]) < result["layer_order"].index(binarized["name"])
     assert screenshot.exists() and screenshot.stat().st_size > 1000
