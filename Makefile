@@ -43,7 +43,7 @@ test-core:
 	    tests/test_core_quality.py tests/test_core_vectorize.py tests/test_gpu.py
 
 # The core in the venv of current pip releases (numpy 2.x, scikit-image 0.26+); it has no GDAL
-# bindings (pip's GDAL does not build against Debian's libgdal), so the file-writing tests skip there.
+# bindings (PyPI's GDAL is source-only; not tried), so the file-writing tests skip there.
 test-core-current: venv
 	$(VENV_PYTHON) -m pytest $(PYTEST_ARGS) tests/test_core_equivalence.py tests/test_core_api.py tests/test_core_objects.py \
 	    tests/test_core_quality.py tests/test_core_vectorize.py tests/test_gpu.py
