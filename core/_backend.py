@@ -99,3 +99,23 @@ def array_module_of(array) -> ModuleType:
 
         return cupy
     return np
+
+
+def is_dataarray(value) -> bool:
+    return type(value).__name__ == "DataArray" and hasattr(value, "dims")
+
+
+def raw_array(value):
+    """The raw array behind a DataArray (dask computed) or an array-like; stays on its device."""
+    data = getattr(value, "data", value) if is_dataarray(value) else value
+    if type(data).__module__.split(".")[0] == "dask":
+        data = data.compute()
+    if array_module_of(data) is np:
+        data = np.asarray(data)
+    return data
+
+
+def to_host(value) -> np.ndarray:
+    """A numpy array of a numpy, cupy, xarray or dask array (copied off the GPU if needed)."""
+    data = raw_array(value)
+    return data if isinstance(data, np.ndarray) else data.get()

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ._backend import Backend, Device, array_module_of, resolve_device, validate_device
+from ._backend import Backend, Device, array_module_of, is_dataarray, raw_array, resolve_device, validate_device
 from .postprocess import binarize_array, erode_valid
 
 logger = logging.getLogger(__name__)
@@ -87,28 +87,14 @@ def _check_quality_mask(name: str, quality, xp) -> None:
 
 # -- containers ---------------------------------------------------------------------------
 
-def _data(value):
-    """The raw array behind a DataArray (dask computed) or an array-like."""
-    data = getattr(value, "data", value) if _is_dataarray(value) else value
-    if type(data).__module__.split(".")[0] == "dask":
-        data = data.compute()
-    if array_module_of(data) is np:
-        data = np.asarray(data)
-    return data
-
-
-def _is_dataarray(value) -> bool:
-    return type(value).__name__ == "DataArray" and hasattr(value, "dims")
-
-
 def _like(template, result):
     """`result` in the container and array module of `template`."""
-    module = array_module_of(_data(template) if _is_dataarray(template) else template)
+    module = array_module_of(raw_array(template) if is_dataarray(template) else template)
     if module is np and array_module_of(result) is not np:
         result = result.get()
     elif module is not np:
         result = module.asarray(result)
-    if _is_dataarray(template):
+    if is_dataarray(template):
         return template.copy(data=result)
     return result
 
@@ -120,7 +106,7 @@ def erode_mask(mask, size: int, device: Device = "auto", edge_size: int | None =
     `edge_size` band (default `size`; 0 = none) along the raster edges. Returns uint8 0/1."""
     size = check_size("size", size)
     edge_size = size if edge_size is None else check_size("edge_size", edge_size)
-    data = _data(mask)
+    data = raw_array(mask)
     _check_raster("mask", data, "uib", "a bool or integer mask (non-zero = valid)")
     backend = resolve_device(device)
     with backend.context():
@@ -135,7 +121,7 @@ def binarize(probs, threshold: float, min_object_size: int, mask, device: Device
     threshold = check_threshold(threshold)
     min_object_size = check_size("min_object_size", min_object_size)
     check_choice("size_connectivity", size_connectivity, CONNECTIVITIES)
-    prob_data, mask_data = _data(probs), _data(mask)
+    prob_data, mask_data = raw_array(probs), raw_array(mask)
     backend = resolve_device(device)
     with backend.context():
         prob_data, mask_data = backend.asarray(prob_data), backend.asarray(mask_data)
@@ -192,7 +178,7 @@ def prepare_export(
     xp = backend.xp
     with backend.context():
         report(0.0, "Checking the quality mask")
-        quality = backend.asarray(_data(tile["quality_data_mask"]))
+        quality = backend.asarray(raw_array(tile["quality_data_mask"]))
         _check_quality_mask("quality_data_mask", quality, xp)
         valid = quality >= level
         if level > 0:
@@ -204,7 +190,7 @@ def prepare_export(
         for index, (subset, name) in enumerate(layers.items()):
             suffix = "" if subset is None else f"-{subset}"
             report(0.2 + 0.8 * index / len(layers), f"Binarizing {name}")
-            probs = backend.asarray(_data(tile[name]))
+            probs = backend.asarray(raw_array(tile[name]))
             _check_probabilities(name, probs, xp)
             _check_same_grid(quality_data_mask=valid, **{name: probs})
             masked = xp.where(valid, probs, probs.dtype.type(np.nan))
@@ -229,7 +215,7 @@ def _assemble(tile, results: dict, backend: Backend):
     if not hasattr(tile, "data_vars"):  # a plain mapping (an xarray Dataset is one too)
         out = dict(tile)
         for name, array in results.items():
-            out[name] = _like(_data(tile["quality_data_mask"]), array)
+            out[name] = _like(raw_array(tile["quality_data_mask"]), array)
         return out
     out = tile.copy()
     for name, array in results.items():

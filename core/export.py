@@ -11,7 +11,7 @@ from collections.abc import Callable
 import numpy as np
 
 from .files import AtomicFiles, osgeo, write_geotiff
-from .objects import _host
+from ._backend import to_host
 from .vectorize import polygonize
 
 PERCENT_NODATA = 255
@@ -30,7 +30,7 @@ OUTSIDE_RGB = (20, 30, 90)
 def to_percent(probabilities) -> np.ndarray:
     """DARTS' uint8 probabilities: int(p * 100) truncated (computed in the input's float type,
     as upstream does), NaN -> 255. A uint8 array is taken as percent already and kept."""
-    probabilities = np.asarray(_host(probabilities))
+    probabilities = to_host(probabilities)
     if probabilities.dtype == np.uint8:
         return probabilities.copy()
     if probabilities.dtype.kind != "f":
@@ -88,8 +88,8 @@ def export_tile(tile, folder: str, geotransform, crs, *, inputs=(), progress: Ca
     for name in ("probabilities", "binarized_segmentation", "extent"):
         if name not in tile:
             raise KeyError(f"tile has no variable {name!r} (has: {', '.join(map(str, tile.keys()))})")
-    extent = np.asarray(_host(tile["extent"])).astype(np.uint8)
-    binarized = np.asarray(_host(tile["binarized_segmentation"])).astype(np.uint8)
+    extent = to_host(tile["extent"]).astype(np.uint8)
+    binarized = to_host(tile["binarized_segmentation"]).astype(np.uint8)
     percent = to_percent(tile["probabilities"])
     if not percent.shape == extent.shape == binarized.shape:
         raise ValueError(f"rasters must have the same shape: probabilities {percent.shape}, "
@@ -97,7 +97,7 @@ def export_tile(tile, folder: str, geotransform, crs, *, inputs=(), progress: Ca
     percent[extent == 0] = PERCENT_NODATA
     paths = {kind: os.path.join(folder, name) for kind, name in TILE_FILES.items()}
     # Object statistics from the full-precision probabilities when there are any.
-    raw = np.asarray(_host(tile["probabilities"]))
+    raw = to_host(tile["probabilities"])
     values = raw if raw.dtype.kind == "f" else np.where(percent == PERCENT_NODATA, np.nan, percent / np.float32(100))
 
     with AtomicFiles(inputs) as files:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._backend import to_host
 from .runs import expand_ranges, find_runs, flat_view, repeat_index, run_components
 
 STATISTICS = ("min", "max", "mean", "median", "std")
@@ -18,7 +19,7 @@ class Objects:
     """The runs of a binary raster with the object label (1..count) of each run."""
 
     def __init__(self, binary, connectivity: int = 8):
-        binary = np.ascontiguousarray(_host(binary) != 0)
+        binary = np.ascontiguousarray(to_host(binary) != 0)
         self.shape = binary.shape
         self.rows, self.starts, self.ends = find_runs(binary)
         component, self.count = run_components(self.rows, self.starts, self.ends, connectivity)
@@ -62,7 +63,7 @@ class Objects:
 
         NaN values are left out; an object with no finite value gets NaN statistics.
         """
-        values = np.asarray(_host(values))
+        values = to_host(values)
         if values.shape != self.shape:
             raise ValueError(f"values have shape {values.shape}, the objects' raster {self.shape}")
         flat, labels = self.pixels()
@@ -116,8 +117,3 @@ def object_statistics(binary, values=None) -> dict[str, np.ndarray]:
         table.update(objects.statistics(values))
     return table
 
-
-def _host(array):
-    """A numpy view of a numpy/cupy/xarray array."""
-    data = getattr(array, "data", array) if type(array).__name__ == "DataArray" else array
-    return data.get() if hasattr(data, "get") and not isinstance(data, np.ndarray) else np.asarray(data)

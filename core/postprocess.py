@@ -78,9 +78,8 @@ def binarize_array(probabilities, threshold: float, min_object_size: int, valid,
     """
     objects = xp.ascontiguousarray(probabilities > threshold)  # runs are painted in flat order
     rows, starts, ends = find_runs(objects, xp)
-    tally = {"objects": 0, "removed_at_boundary": 0, "removed_too_small": 0}
-    if counts is not None:
-        counts.update(tally)
+    tally = counts if counts is not None else {}
+    tally.update(objects=0, removed_at_boundary=0, removed_too_small=0)
     if rows.size == 0:
         return objects
     labels, count = run_components(rows, starts, ends, 8, xp)
@@ -110,8 +109,6 @@ def binarize_array(probabilities, threshold: float, min_object_size: int, valid,
         tally["removed_too_small"] = int((small & (sizes > 0)).sum())
         keep[keep] &= ~small[labels[keep]]
 
-    if counts is not None:
-        counts.update(tally)
     dropped = ~keep
     if dropped.any():
         clear_runs(objects, rows[dropped], starts[dropped], ends[dropped], xp)

@@ -14,6 +14,8 @@ import numpy as np
 import scipy.sparse
 import scipy.sparse.csgraph
 
+from ._backend import to_host
+
 
 def find_runs(image, xp=np):
     """(rows, starts, ends) of the True runs of a 2-D bool image, in row-major order."""
@@ -88,11 +90,7 @@ def run_components(rows, starts, ends, connectivity: int, xp=np):
     sources = repeat_index(counts, xp)
     targets = expand_ranges(first, counts, xp)
     graph = scipy.sparse.coo_matrix(
-        (np.ones(int(sources.size), dtype=np.int8), (_host(sources), _host(targets))), shape=(n_runs, n_runs)
+        (np.ones(int(sources.size), dtype=np.int8), (to_host(sources), to_host(targets))), shape=(n_runs, n_runs)
     )
     count, labels = scipy.sparse.csgraph.connected_components(graph, directed=False)
     return xp.asarray(labels.astype(np.int64)), int(count)
-
-
-def _host(array) -> np.ndarray:
-    return array.get() if hasattr(array, "get") else np.asarray(array)
