@@ -14,6 +14,7 @@ from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
 from ..dependencies import install_hint, missing_modules
+from .styles import style_on_load
 
 ICON = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "icon.svg")
 QUALITY_LEVELS = ["none", "low_quality", "high_quality"]
@@ -158,12 +159,26 @@ class DartsAlgorithm(QgsProcessingAlgorithm):
         return layer.source()
 
     def geopackage_path(self, parameters, name, context):
-        """The path of a vector output, which is always written as a GeoPackage."""
+        """The path of a vector output, which is always written as a GeoPackage (None when an
+        optional output is not wanted). Checked before any work is done."""
         path = self.parameterAsOutputLayer(parameters, name, context)
+        if not path:
+            return None
         if not path.lower().endswith(".gpkg"):
             raise ValueError(f"{name}: polygons are written as a GeoPackage, so the file must end in .gpkg "
                              f"(got {path!r})")
         return path
+
+    def write_polygons(self, path, context, outputs, binary, grid, probabilities, progress):
+        """Polygonize `binary` into the GeoPackage `path` (a layer of the file's name), committed
+        with the run's other outputs and styled on load; returns the number of features."""
+        from ..core import polygonize
+        from ..core.vectorize import layer_name
+
+        count = polygonize(binary, grid.geotransform, grid.crs, outputs.reserve(path), layer=layer_name(path),
+                           probabilities=probabilities, progress=progress)
+        style_on_load(context, path, "segments")
+        return count
 
     def helpUrl(self):  # noqa: N802
         return "https://github.com/darts-postprocessing/qgis-darts-postprocessing#readme"

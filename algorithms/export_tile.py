@@ -60,11 +60,8 @@ class ExportTileAlgorithm(DartsAlgorithm):
             self.addOutput(kind(name, self.tr(filename)))
 
     def execute(self, parameters, context, feedback, outputs):
-        import numpy as np
-
         from ..core import export_tile
-        from ..core.export import PERCENT_NODATA
-        from .raster_io import check_same_grid, grid_of, read_band, read_binary, read_probabilities
+        from .raster_io import check_same_grid, grid_of, read_binary, read_probabilities_for_export
 
         paths = {name: self.raster_path(parameters, name, context)
                  for name in (self.PROBABILITIES, self.BINARIZED, self.EXTENT)}
@@ -72,18 +69,13 @@ class ExportTileAlgorithm(DartsAlgorithm):
         for name in (self.PROBABILITIES, self.EXTENT):
             check_same_grid(self.BINARIZED, grid, name, grid_of(paths[name], name))
         scale = self.parameterAsEnumString(parameters, self.PROBABILITY_SCALE, context) or "auto"
-        probabilities = read_probabilities(paths[self.PROBABILITIES], self.PROBABILITIES, scale)
-        raw, _ = read_band(paths[self.PROBABILITIES], self.PROBABILITIES)
-        if raw.dtype == np.uint8 and scale != "fraction":
-            # DARTS percent already: keep the values (re-deriving them from floats could shift some by 1).
-            probabilities = np.where(np.isnan(probabilities), PERCENT_NODATA, raw).astype(np.uint8)
-        tile = {"probabilities": probabilities,
+        tile = {"probabilities": read_probabilities_for_export(paths[self.PROBABILITIES], self.PROBABILITIES, scale),
                 "binarized_segmentation": read_binary(paths[self.BINARIZED], self.BINARIZED),
                 "extent": read_binary(paths[self.EXTENT], self.EXTENT)}
         self.check_canceled(feedback)
 
         folder = self.parameterAsFileOutput(parameters, self.OUTPUT_FOLDER, context)
-        written = export_tile(tile, folder, grid.geotransform, grid.wkt or None, inputs=list(paths.values()),
+        written = export_tile(tile, folder, grid.geotransform, grid.crs, inputs=list(paths.values()),
                               progress=self.progress_reporter(feedback, 10, 90))
         results = {self.OUTPUT_FOLDER: folder}
         for kind, (name, _, _) in self.OUTPUTS.items():

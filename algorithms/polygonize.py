@@ -7,7 +7,6 @@ from qgis.core import (
 )
 
 from .base import DartsAlgorithm
-from .styles import style_on_load
 
 
 class PolygonizeAlgorithm(DartsAlgorithm):
@@ -42,7 +41,6 @@ class PolygonizeAlgorithm(DartsAlgorithm):
             self.OUTPUT, self.tr("Polygons"), QgsProcessing.SourceType.TypeVectorPolygon))
 
     def execute(self, parameters, context, feedback, outputs):
-        from ..core import polygonize
         from .raster_io import check_same_grid, grid_of, read_binary, read_probabilities
 
         binarized_path = self.raster_path(parameters, self.BINARIZED, context)
@@ -56,15 +54,7 @@ class PolygonizeAlgorithm(DartsAlgorithm):
             scale = self.parameterAsEnumString(parameters, self.PROBABILITY_SCALE, context) or "auto"
             probabilities = read_probabilities(probabilities_path, self.PROBABILITIES, scale)
         self.check_canceled(feedback)
-        count = polygonize(binary, grid.geotransform, grid.wkt or None, outputs.reserve(output),
-                           layer=_layer_name(output), probabilities=probabilities,
-                           progress=self.progress_reporter(feedback, 5, 95))
-        style_on_load(context, output, "segments")
+        count = self.write_polygons(output, context, outputs, binary, grid, probabilities,
+                                    self.progress_reporter(feedback, 5, 95))
         feedback.pushInfo(self.tr("{} objects polygonized.").format(count))
         return {self.OUTPUT: output}
-
-
-def _layer_name(path):
-    import os
-
-    return os.path.splitext(os.path.basename(path))[0]

@@ -108,6 +108,7 @@ class PrepareExportAlgorithm(DartsAlgorithm):
         scale = self.parameterAsEnumString(parameters, self.PROBABILITY_SCALE, context) or "auto"
         probabilities_path = self.raster_path(parameters, self.PROBABILITIES, context)
         quality_path = self.raster_path(parameters, self.QUALITY_MASK, context, required=False)
+        polygons_path = self.geopackage_path(parameters, self.OUTPUT_POLYGONS, context)
         subsets = {}
         for layer in self.parameterAsLayerList(parameters, self.SUBSET_PROBABILITIES, context):
             name = re.sub(r"[^A-Za-z0-9_]+", "_", layer.name()).strip("_") or "subset"
@@ -172,15 +173,9 @@ class PrepareExportAlgorithm(DartsAlgorithm):
                 style_on_load(context, path, "binarized")
         results[self.OUTPUT_SUBSET_BINARIZED] = subset_paths
 
-        polygons_path = self.parameterAsOutputLayer(parameters, self.OUTPUT_POLYGONS, context)
         if polygons_path:
-            from ..core import polygonize
-
-            polygons_path = self.geopackage_path(parameters, self.OUTPUT_POLYGONS, context)
-            polygonize(result["binarized_segmentation"], grid.geotransform, grid.wkt or None,
-                       outputs.reserve(polygons_path), layer=os.path.splitext(os.path.basename(polygons_path))[0],
-                       probabilities=result["probabilities"], progress=self.progress_reporter(feedback, 75, 20))
-            style_on_load(context, polygons_path, "segments")
+            self.write_polygons(polygons_path, context, outputs, result["binarized_segmentation"], grid,
+                                result["probabilities"], self.progress_reporter(feedback, 75, 20))
             results[self.OUTPUT_POLYGONS] = polygons_path
 
         report_path = self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context)
@@ -199,7 +194,7 @@ class PrepareExportAlgorithm(DartsAlgorithm):
         from .report import render_report
 
         binarized = result["binarized_segmentation"]
-        areas = object_areas(binarized, grid.geotransform, grid.wkt or None)
+        areas = object_areas(binarized, grid.geotransform, grid.crs)
         if settings.get("edge_erosion_size") is None:
             settings["edge_erosion_size"] = f"{settings['mask_erosion_size']} (the mask erosion size)"
         page = render_report(self.tr("DARTS postprocessing report"), [*settings.items(), ("grid", grid.describe())],

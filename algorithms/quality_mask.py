@@ -54,8 +54,6 @@ class QualityMaskAlgorithm(DartsAlgorithm):
             if nodata is not None:
                 data = data.copy()
                 data[data == nodata] = 0  # nodata: SCL class 0 (no data), or no observation
-        if data.dtype.kind == "f" and source != "observations":
-            raise ValueError(f"{self.INPUT} has data type {data.dtype}, but {source} classes are integers")
         feedback.setProgress(40)
         self.check_canceled(feedback)
         quality = quality_mask(source, data)

@@ -21,6 +21,11 @@ class Grid:
     geotransform: tuple
     wkt: str
 
+    @property
+    def crs(self) -> str | None:
+        """The CRS for the core's writers: WKT, or None for a raster without one."""
+        return self.wkt or None
+
     def describe(self) -> str:
         return f"{self.width} x {self.height} pixels, pixel size {self.geotransform[1]:g} x {abs(self.geotransform[5]):g}"
 
@@ -31,8 +36,9 @@ def _open(path: str, what: str, bands: int | None = 1):
     except RuntimeError as error:
         raise ValueError(f"{what}: cannot open {path!r} as a raster ({error})") from None
     if bands is not None and dataset.RasterCount != bands:
-        raise ValueError(f"{what} has {dataset.RasterCount} bands, but one band is expected: "
-                         f"extract the band first (e.g. with 'Rearrange bands').")
+        hint = ": extract the band first (e.g. with 'Rearrange bands')." if bands == 1 else ""
+        raise ValueError(f"{what} has {dataset.RasterCount} bands, but {'one band is' if bands == 1 else f'{bands} are'} "
+                         f"expected{hint}")
     if dataset.RasterXSize == 0 or dataset.RasterYSize == 0:
         raise ValueError(f"{what} is empty ({dataset.RasterXSize} x {dataset.RasterYSize} pixels)")
     return dataset
@@ -47,9 +53,7 @@ def read_band(path: str, what: str):
 
 def read_bands(path: str, what: str, bands: int) -> np.ndarray:
     """All bands (bands, y, x) of a raster with exactly `bands` bands."""
-    dataset = _open(path, what, bands=None)
-    if dataset.RasterCount != bands:
-        raise ValueError(f"{what} has {dataset.RasterCount} bands, but {bands} are expected")
+    dataset = _open(path, what, bands=bands)
     return dataset.ReadAsArray().reshape(bands, dataset.RasterYSize, dataset.RasterXSize)
 
 
@@ -103,7 +107,20 @@ def read_probabilities(path: str, what: str, scale: str = "auto") -> np.ndarray:
     Float rasters are read as fractions 0..1; DARTS' uint8 exports as percent 0..100
     (nodata 255). `scale` overrides the detection from the data type.
     """
+    return _probabilities(*read_band(path, what), what, scale)
+
+
+def read_probabilities_for_export(path: str, what: str, scale: str = "auto") -> np.ndarray:
+    """As read_probabilities, but DARTS' uint8 percent stays uint8 percent (nodata -> 255), so
+    it is written back unchanged: re-deriving it from float32 k/100 would shift some values by 1."""
     data, nodata = read_band(path, what)
+    probabilities = _probabilities(data, nodata, what, scale)
+    if data.dtype == np.uint8 and scale != "fraction":
+        return np.where(np.isnan(probabilities), PERCENT_NODATA, data).astype(np.uint8)
+    return probabilities
+
+
+def _probabilities(data: np.ndarray, nodata, what: str, scale: str) -> np.ndarray:
     if scale == "auto":
         if data.dtype == np.uint8:
             scale = "percent"
@@ -157,4 +174,4 @@ class AtomicOutputs(AtomicFiles):
     place together only when the whole run succeeded (see core.files.AtomicFiles)."""
 
     def write(self, path: str, array: np.ndarray, grid: Grid, nodata: float | None = None) -> None:
-        write_geotiff(self.reserve(path), array, grid.geotransform, grid.wkt or None, nodata)
+        write_geotiff(self.reserve(path), array, grid.geotransform, grid.crs, nodata)

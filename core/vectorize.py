@@ -57,7 +57,7 @@ def polygonize(binary, geotransform, crs, path: str, layer: str | None = None, p
     report = progress or (lambda fraction, message: None)
     transform = gdal_geotransform(geotransform)
     srs = spatial_reference(crs)
-    layer = layer or _stem(path)
+    layer = layer or layer_name(path)
 
     report(0.0, "Labelling objects")
     objects = Objects(binary)
@@ -142,5 +142,6 @@ def _write_layer(ogr, path, layer_name, srs, fields, geometries, report):
     dataset = layer = None
 
 
-def _stem(path: str) -> str:
+def layer_name(path: str) -> str:
+    """The default layer name of a GeoPackage: the file's name without extension."""
     return os.path.splitext(os.path.basename(path))[0]
