@@ -109,14 +109,28 @@ def run_child(implementation: str, folder: Path, device: str) -> dict:
     return {"seconds": seconds, "peak_mib": peak_mib, "objects_px": int(binarized.sum())}
 
 
-def measure(implementation: str, folder: Path, repeat: int, device: str) -> dict:
+def measure(command: list[str], repeat: int) -> dict:
+    """Run a child `command` (it prints one JSON line) `repeat` times: the first run's fields,
+    with the median and all wall times and the highest peak memory of the runs."""
     runs = []
     for _ in range(repeat):
-        result = subprocess.run([sys.executable, __file__, "--child", implementation, "--folder", str(folder),
-                                 "--device", device], check=True, capture_output=True, text=True)
+        result = subprocess.run(command, check=True, capture_output=True, text=True)
         runs.append(json.loads(result.stdout.strip().splitlines()[-1]))
-    return {"seconds": statistics.median(r["seconds"] for r in runs), "all_seconds": [r["seconds"] for r in runs],
-            "peak_mib": max(r["peak_mib"] for r in runs), "objects_px": runs[0]["objects_px"]}
+    return {**runs[0], "seconds": statistics.median(r["seconds"] for r in runs),
+            "all_seconds": [r["seconds"] for r in runs], "peak_mib": max(r["peak_mib"] for r in runs)}
+
+
+def print_table(rows: list[tuple[str, dict]]) -> None:
+    """The Markdown table of docs/benchmarks.md for (implementation, measure()) rows."""
+    print("| implementation | median wall time (s) | runs (s) | peak memory increase (MiB) |")
+    print("|---|---|---|---|")
+    for name, r in rows:
+        runs = ", ".join(f"{s:.2f}" for s in r["all_seconds"])
+        print(f"| {name} | {r['seconds']:.2f} | {runs} | {r['peak_mib']:.0f} |")
+
+
+def child_command(script: str, implementation: str, folder: Path, *extra: str) -> list[str]:
+    return [sys.executable, script, "--child", implementation, "--folder", str(folder), *extra]
 
 
 def main() -> None:
@@ -138,8 +152,8 @@ def main() -> None:
         np.save(folder / "probs.npy", probs)
         np.save(folder / "quality.npy", quality)
         del probs, quality
-        core = measure("core", folder, args.repeat, args.device)
-        ref = measure("reference", folder, args.repeat, "cpu")
+        core = measure(child_command(__file__, "core", folder, "--device", args.device), args.repeat)
+        ref = measure(child_command(__file__, "reference", folder, "--device", "cpu"), args.repeat)
         identical = all(np.array_equal(np.load(folder / f"core-{n}.npy"), np.load(folder / f"reference-{n}.npy"))
                         for n in ("binarized", "extent"))
 
@@ -147,11 +161,7 @@ def main() -> None:
           f"{args.repeat} runs each, device {args.device}; {platform.node() and platform.machine()}, "
           f"{os.cpu_count()} CPUs, numpy {np.__version__}, Python {platform.python_version()}")
     print(f"Objects kept: {core['objects_px']} px; core and reference identical: {'yes' if identical else 'NO'}\n")
-    print("| implementation | median wall time (s) | runs (s) | peak memory increase (MiB) |")
-    print("|---|---|---|---|")
-    for name, r in (("core (this plugin)", core), ("scikit-image reference", ref)):
-        runs = ", ".join(f"{s:.2f}" for s in r["all_seconds"])
-        print(f"| {name} | {r['seconds']:.2f} | {runs} | {r['peak_mib']:.0f} |")
+    print_table([("core (this plugin)", core), ("scikit-image reference", ref)])
     print(f"\nSpeed-up: {ref['seconds'] / core['seconds']:.1f}x; "
           f"peak memory: {core['peak_mib'] / ref['peak_mib']:.2f} of the reference's")
     if not identical:

@@ -12,8 +12,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_core import REPO, PeakRss  # noqa: E402
+from bench_core import REPO, PeakRss, child_command, measure, print_table  # noqa: E402
 
 GEOTRANSFORM = (600000.0, 10.0, 0.0, 7800000.0, 0.0, -10.0)
 EPSG = 32606
@@ -90,16 +88,6 @@ def _ring_area(ring):
     return 0.5 * float(np.dot(x[:-1], y[1:]) - np.dot(x[1:], y[:-1]))
 
 
-def measure_runs(implementation: str, folder: Path, repeat: int) -> dict:
-    runs = []
-    for _ in range(repeat):
-        result = subprocess.run([sys.executable, __file__, "--child", implementation, "--folder", str(folder)],
-                                check=True, capture_output=True, text=True)
-        runs.append(json.loads(result.stdout.strip().splitlines()[-1]))
-    return {"seconds": statistics.median(r["seconds"] for r in runs), "all_seconds": [r["seconds"] for r in runs],
-            "peak_mib": max(r["peak_mib"] for r in runs), "features": runs[0]["features"], "area": runs[0]["area"]}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=10980)
@@ -124,8 +112,8 @@ def main() -> None:
         np.save(folder / "binary.npy", binary)
         np.save(folder / "probabilities.npy", probabilities)
         del binary, probabilities
-        core = measure_runs("core", folder, args.repeat)
-        ref = measure_runs("reference", folder, args.repeat)
+        core = measure(child_command(__file__, "core", folder), args.repeat)
+        ref = measure(child_command(__file__, "reference", folder), args.repeat)
 
     same_area = abs(core["area"] - pixels * 100.0) < 1e-3 and abs(ref["area"] - pixels * 100.0) < 1e-3
     print(f"Tile {args.size} x {args.size}, {objects} objects (8-connected), {pixels} object pixels; "
@@ -133,12 +121,8 @@ def main() -> None:
           f"Python {platform.python_version()}")
     print(f"Features: core {core['features']} (one per object), upstream way {ref['features']} (diagonal parts split); "
           f"polygon area equals the object pixels' area in both: {'yes' if same_area else 'NO'}\n")
-    print("| implementation | median wall time (s) | runs (s) | peak memory increase (MiB) |")
-    print("|---|---|---|---|")
-    for name, r in (("core polygonize (label, statistics, GeoPackage)", core),
-                    ("upstream way (skimage label + regionprops, rasterio shapes)", ref)):
-        runs = ", ".join(f"{s:.2f}" for s in r["all_seconds"])
-        print(f"| {name} | {r['seconds']:.2f} | {runs} | {r['peak_mib']:.0f} |")
+    print_table([("core polygonize (label, statistics, GeoPackage)", core),
+                 ("upstream way (skimage label + regionprops, rasterio shapes)", ref)])
     print(f"\nSpeed-up: {ref['seconds'] / core['seconds']:.1f}x")
     if core["features"] != objects or not same_area:
         sys.exit("the core's polygons do not match the objects")
