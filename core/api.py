@@ -66,7 +66,14 @@ def _check_raster(name: str, array, kinds: str, what: str) -> None:
         raise TypeError(f"{name} must be {what}, got dtype {array.dtype}")
 
 
-def _check_same_grid(**arrays) -> None:
+def require_variables(tile, names) -> None:
+    """KeyError naming the first of `names` missing from the tile, and what it has."""
+    for name in names:
+        if name not in tile:
+            raise KeyError(f"tile has no variable {name!r} (has: {', '.join(map(str, tile.keys()))})")
+
+
+def check_same_grid(**arrays) -> None:
     shapes = {name: tuple(a.shape) for name, a in arrays.items()}
     if len(set(shapes.values())) > 1:
         raise ValueError("rasters must have the same shape: " + ", ".join(f"{n} {s}" for n, s in shapes.items()))
@@ -127,7 +134,7 @@ def binarize(probs, threshold: float, min_object_size: int, mask, device: Device
         prob_data, mask_data = backend.asarray(prob_data), backend.asarray(mask_data)
         _check_probabilities("probs", prob_data, backend.xp)
         _check_raster("mask", mask_data, "uib", "a bool or integer mask (non-zero = valid)")
-        _check_same_grid(probs=prob_data, mask=mask_data)
+        check_same_grid(probs=prob_data, mask=mask_data)
         result = binarize_array(prob_data, threshold, min_object_size, mask_data != 0, size_connectivity, backend.xp)
     return _like(probs, result)
 
@@ -169,9 +176,7 @@ def prepare_export(
     if isinstance(ensemble_subsets, str):
         raise TypeError("ensemble_subsets must be a list of subset names, not a string")
     layers = {None: "probabilities", **{s: f"probabilities-{s}" for s in ensemble_subsets}}
-    for name in ["quality_data_mask", *layers.values()]:
-        if name not in tile:
-            raise KeyError(f"tile has no variable {name!r} (has: {', '.join(map(str, tile.keys()))})")
+    require_variables(tile, ["quality_data_mask", *layers.values()])
 
     report = progress or (lambda fraction, message: None)
     backend = resolve_device(device)
@@ -192,7 +197,7 @@ def prepare_export(
             report(0.2 + 0.8 * index / len(layers), f"Binarizing {name}")
             probs = backend.asarray(raw_array(tile[name]))
             _check_probabilities(name, probs, xp)
-            _check_same_grid(quality_data_mask=valid, **{name: probs})
+            check_same_grid(quality_data_mask=valid, **{name: probs})
             masked = xp.where(valid, probs, probs.dtype.type(np.nan))
             source = probs if boundary == "remove" else masked
             del probs

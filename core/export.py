@@ -12,6 +12,7 @@ import numpy as np
 
 from .files import AtomicFiles, osgeo, write_geotiff
 from ._backend import to_host
+from .api import check_same_grid, require_variables
 from .vectorize import polygonize
 
 PERCENT_NODATA = 255
@@ -85,15 +86,11 @@ def export_tile(tile, folder: str, geotransform, crs, *, inputs=(), progress: Ca
     none does; files listed in `inputs` are never overwritten. Returns {kind: path}.
     """
     report = progress or (lambda fraction, message: None)
-    for name in ("probabilities", "binarized_segmentation", "extent"):
-        if name not in tile:
-            raise KeyError(f"tile has no variable {name!r} (has: {', '.join(map(str, tile.keys()))})")
+    require_variables(tile, ("probabilities", "binarized_segmentation", "extent"))
     extent = to_host(tile["extent"]).astype(np.uint8)
     binarized = to_host(tile["binarized_segmentation"]).astype(np.uint8)
     percent = to_percent(tile["probabilities"])
-    if not percent.shape == extent.shape == binarized.shape:
-        raise ValueError(f"rasters must have the same shape: probabilities {percent.shape}, "
-                         f"binarized_segmentation {binarized.shape}, extent {extent.shape}")
+    check_same_grid(probabilities=percent, binarized_segmentation=binarized, extent=extent)
     percent[extent == 0] = PERCENT_NODATA
     paths = {kind: os.path.join(folder, name) for kind, name in TILE_FILES.items()}
     # Object statistics from the full-precision probabilities when there are any.

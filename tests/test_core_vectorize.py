@@ -9,6 +9,7 @@ import pytest
 import reference
 from darts_postprocessing.core import export_tile, polygonize, prepare_export, to_percent
 from tiles import random_tile
+from vectors import features
 
 gdal = pytest.importorskip("osgeo.gdal", reason="GDAL's Python bindings (osgeo) are not installed here")
 ogr = pytest.importorskip("osgeo.ogr")
@@ -16,13 +17,6 @@ gdal.UseExceptions()
 
 GEOTRANSFORM = (600000.0, 10.0, 0.0, 7800000.0, 0.0, -10.0)
 EPSG = 32606
-
-
-def features(path, layer=None):
-    dataset = ogr.Open(str(path))
-    source = dataset.GetLayerByName(layer) if layer else dataset.GetLayer(0)
-    rows = [(f.items(), f.GetGeometryRef().Clone()) for f in source]
-    return source.GetName(), rows
 
 
 def burn(path, shape, geotransform=GEOTRANSFORM):

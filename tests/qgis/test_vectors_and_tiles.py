@@ -6,21 +6,16 @@ import re
 
 import numpy as np
 import pytest
-from osgeo import gdal, ogr
+from osgeo import gdal
 from qgis.core import QgsProcessingException, QgsProject, QgsVectorLayer, QgsWkbTypes
 
 import processing
 import reference
 from rasters import expected_on_sample, read, read_percent
 from sample_tile import write_tif
+from vectors import features
 
 gdal.UseExceptions()
-
-
-def features(path):
-    dataset = ogr.Open(str(path))
-    layer = dataset.GetLayer(0)
-    return layer.GetName(), [(f.items(), f.GetGeometryRef().Clone()) for f in layer]
 
 
 def prepare(sample, tmp_path, **extra):
