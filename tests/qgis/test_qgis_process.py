@@ -3,35 +3,17 @@ and the shipped graphical model, headless and through qgis_process."""
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import processing
+from qgis_cli import qgis_process
 from rasters import expected_on_sample, read
 from vectors import features
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = REPO / "resources" / "models" / "darts_postprocessing.model3"
-
-
-@pytest.fixture(scope="module")
-def profile(tmp_path_factory):
-    """QGIS settings folder with the staged plugin installed and enabled."""
-    root = tmp_path_factory.mktemp("qgis-profile")
-    plugins = root / "profiles" / "default" / "python" / "plugins"
-    plugins.mkdir(parents=True)
-    subprocess.run([sys.executable, str(REPO / "scripts" / "package.py"), "stage", str(plugins)], check=True)
-    environment = dict(os.environ, QGIS_CUSTOM_CONFIG_PATH=str(root), QT_QPA_PLATFORM="offscreen")
-    enabled = qgis_process(environment, "plugins", "enable", "darts_postprocessing")
-    assert enabled.returncode == 0, enabled.stdout + enabled.stderr
-    return environment
-
-
-def qgis_process(environment, *arguments):
-    return subprocess.run(["qgis_process", *arguments], env=environment, capture_output=True, text=True, timeout=300)
 
 
 def test_plugin_is_listed_and_documented(profile):
