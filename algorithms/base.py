@@ -16,6 +16,7 @@ from qgis.PyQt.QtGui import QIcon
 from ..dependencies import install_hint, missing_modules
 from .styles import style_on_load
 
+INT_MAX = 2 ** 31 - 1  # parameterAsInt returns a C int: larger values would wrap (to 0 for 2^31)
 ICON = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "icon.svg")
 QUALITY_LEVELS = ["none", "low_quality", "high_quality"]
 DEVICES = ["auto", "cpu", "cuda"]
@@ -57,7 +58,7 @@ class DartsAlgorithm(QgsProcessingAlgorithm):
 
     def add_int(self, name, description, default, optional=False, advanced=False, help_text=""):
         parameter = QgsProcessingParameterNumber(name, self.tr(description), QgsProcessingParameterNumber.Type.Integer,
-                                                 defaultValue=default, optional=optional, minValue=0)
+                                                 defaultValue=default, optional=optional, minValue=0, maxValue=INT_MAX)
         self._finish(parameter, advanced, help_text)
 
     def add_threshold(self, name="THRESHOLD"):
