@@ -17,6 +17,9 @@ from ..dependencies import install_hint, missing_modules
 from .styles import style_on_load
 
 INT_MAX = 2 ** 31 - 1  # parameterAsInt returns a C int: larger values would wrap (to 0 for 2^31)
+# What the algorithms write, by destination type (the provider offers only these): a file of
+# another extension would be written in this format under a misleading name.
+OUTPUT_FORMATS = {"rasterDestination": ("GeoTIFF", (".tif", ".tiff")), "vectorDestination": ("GeoPackage", (".gpkg",))}
 ICON = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "icon.svg")
 QUALITY_LEVELS = ["none", "low_quality", "high_quality"]
 DEVICES = ["auto", "cpu", "cuda"]
@@ -98,6 +101,7 @@ class DartsAlgorithm(QgsProcessingAlgorithm):
 
         outputs = AtomicOutputs(self.input_paths(parameters, context))
         try:
+            self.check_outputs(parameters, context)
             results = self.execute(parameters, context, feedback, outputs)
             self.check_canceled(feedback)
             outputs.commit()
@@ -124,6 +128,36 @@ class DartsAlgorithm(QgsProcessingAlgorithm):
             elif definition.type() == "multilayer":
                 paths += [layer.source() for layer in self.parameterAsLayerList(parameters, definition.name(), context)]
         return paths
+
+    def output_paths(self, parameters, context):
+        """(parameter name, path) of every file the run will write; subclasses add derived files."""
+        paths = []
+        for definition in self.destinationParameterDefinitions():
+            name = definition.name()
+            if definition.type() in OUTPUT_FORMATS:
+                path = self.parameterAsOutputLayer(parameters, name, context)
+            else:
+                path = self.parameterAsFileOutput(parameters, name, context)
+            if path:
+                paths.append((name, path))
+        return paths
+
+    def check_outputs(self, parameters, context):
+        """Before any computing: every output in the format it is written in, and no two outputs
+        in one file (the second would silently replace the first)."""
+        types = {definition.name(): definition.type() for definition in self.destinationParameterDefinitions()}
+        seen = {}
+        for name, path in self.output_paths(parameters, context):
+            if types.get(name) in OUTPUT_FORMATS:
+                kind, extensions = OUTPUT_FORMATS[types[name]]
+                if not path.lower().endswith(extensions):
+                    raise ValueError(f"{name}: written as {kind}, so the file must end in {' or '.join(extensions)} "
+                                     f"(got {os.path.basename(path)!r})")
+            key = os.path.normcase(os.path.realpath(path))
+            if key in seen:
+                raise ValueError(f"{seen[key]} and {name} are the same file ({path}): choose different files, "
+                                 f"or one would overwrite the other")
+            seen[key] = name
 
     @staticmethod
     def check_canceled(feedback):
@@ -158,17 +192,6 @@ class DartsAlgorithm(QgsProcessingAlgorithm):
                 raise ValueError(f"{name}: no raster layer given")
             return None
         return layer.source()
-
-    def geopackage_path(self, parameters, name, context):
-        """The path of a vector output, which is always written as a GeoPackage (None when an
-        optional output is not wanted). Checked before any work is done."""
-        path = self.parameterAsOutputLayer(parameters, name, context)
-        if not path:
-            return None
-        if not path.lower().endswith(".gpkg"):
-            raise ValueError(f"{name}: polygons are written as a GeoPackage, so the file must end in .gpkg "
-                             f"(got {path!r})")
-        return path
 
     def write_polygons(self, path, context, outputs, binary, grid, probabilities, progress):
         """Polygonize `binary` into the GeoPackage `path` (a layer of the file's name), committed

@@ -45,7 +45,7 @@ class PolygonizeAlgorithm(DartsAlgorithm):
 
         binarized_path = self.raster_path(parameters, self.BINARIZED, context)
         probabilities_path = self.raster_path(parameters, self.PROBABILITIES, context, required=False)
-        output = self.geopackage_path(parameters, self.OUTPUT, context)
+        output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         grid = grid_of(binarized_path, self.BINARIZED)
         binary = read_binary(binarized_path, self.BINARIZED)
         probabilities = None

@@ -99,6 +99,25 @@ class PrepareExportAlgorithm(DartsAlgorithm):
         self.addOutput(QgsProcessingOutputMultipleLayers(self.OUTPUT_SUBSET_BINARIZED,
                                                          self.tr("Binarized ensemble subsets")))
 
+    def subsets(self, parameters, context):
+        """{name: path} of the ensemble subsets; the name (from the layer name) is used in
+        variable and file names."""
+        subsets = {}
+        for layer in self.parameterAsLayerList(parameters, self.SUBSET_PROBABILITIES, context):
+            name = re.sub(r"[^A-Za-z0-9_]+", "_", layer.name()).strip("_") or "subset"
+            while name in subsets:
+                name += "_"
+            subsets[name] = layer.source()
+        return subsets
+
+    def output_paths(self, parameters, context):
+        paths = super().output_paths(parameters, context)
+        binarized = dict(paths).get(self.OUTPUT_BINARIZED)
+        if binarized:
+            paths += [(f"{self.OUTPUT_SUBSET_BINARIZED} ('{name}')", subset_path(binarized, name))
+                      for name in self.subsets(parameters, context)]
+        return paths
+
     def execute(self, parameters, context, feedback, outputs):
         import numpy as np
 
@@ -108,13 +127,8 @@ class PrepareExportAlgorithm(DartsAlgorithm):
         scale = self.parameterAsEnumString(parameters, self.PROBABILITY_SCALE, context) or "auto"
         probabilities_path = self.raster_path(parameters, self.PROBABILITIES, context)
         quality_path = self.raster_path(parameters, self.QUALITY_MASK, context, required=False)
-        polygons_path = self.geopackage_path(parameters, self.OUTPUT_POLYGONS, context)
-        subsets = {}
-        for layer in self.parameterAsLayerList(parameters, self.SUBSET_PROBABILITIES, context):
-            name = re.sub(r"[^A-Za-z0-9_]+", "_", layer.name()).strip("_") or "subset"
-            while name in subsets:
-                name += "_"
-            subsets[name] = layer.source()
+        polygons_path = self.parameterAsOutputLayer(parameters, self.OUTPUT_POLYGONS, context)
+        subsets = self.subsets(parameters, context)
 
         feedback.setProgressText(self.tr("Reading and checking the rasters"))
         grid = grid_of(probabilities_path, self.PROBABILITIES)
@@ -161,10 +175,9 @@ class PrepareExportAlgorithm(DartsAlgorithm):
             results[self.OUTPUT_PROBABILITIES] = probabilities_out
 
         subset_paths = []
-        stem, extension = os.path.splitext(binarized_path)
         for name in subsets:
             self.check_canceled(feedback)
-            path = f"{stem}-{name}{extension or '.tif'}"
+            path = subset_path(binarized_path, name)
             outputs.write(path, result[f"binarized_segmentation-{name}"].astype("uint8"), grid)
             subset_paths.append(path)
             if context.willLoadLayerOnCompletion(binarized_path):
@@ -203,3 +216,9 @@ class PrepareExportAlgorithm(DartsAlgorithm):
                              object_areas_m2=areas)
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(page)
+
+
+def subset_path(binarized_path, name):
+    """Where the binarized result of ensemble subset `name` goes: beside OUTPUT_BINARIZED."""
+    stem, extension = os.path.splitext(binarized_path)
+    return f"{stem}-{name}{extension}"

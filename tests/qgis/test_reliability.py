@@ -68,3 +68,44 @@ def test_integers_beyond_32_bits_are_refused(profile, sample, tmp_path, algorith
               "binarize": dict(PROBABILITIES=sample["probabilities"], OUTPUT=tmp_path / "b.tif")}[algorithm]
     refused(run(profile, algorithm, **inputs, **{parameter: TOO_BIG}), parameter)
     assert not (tmp_path / "b.tif").exists()
+
+
+# -- 2. two outputs of one run in one file --------------------------------------------------
+
+def test_outputs_that_are_one_file_are_refused_before_computing(profile, sample, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "b.tif").write_bytes(b"an older file, left alone")
+    member = write_raster(tmp_path / "m1.tif", read(sample["probabilities"]))
+    base = dict(PROBABILITIES=sample["probabilities"], OUTPUT_BINARIZED=out / "b.tif")
+    cases = [
+        (dict(OUTPUT_EXTENT=out / "." / "b.tif"), ("OUTPUT_BINARIZED", "OUTPUT_EXTENT")),
+        (dict(OUTPUT_EXTENT=out / "e.tif", OUTPUT_PROBABILITIES=out / "b.tif"),
+         ("OUTPUT_BINARIZED", "OUTPUT_PROBABILITIES")),
+        (dict(SUBSET_PROBABILITIES=member, OUTPUT_EXTENT=out / "b-m1.tif"), ("OUTPUT_SUBSET_BINARIZED", "OUTPUT_EXTENT")),
+        (dict(OUTPUT_EXTENT=out / "e.tif", OUTPUT_POLYGONS=out / "p.gpkg", OUTPUT_REPORT=out / "p.gpkg"),
+         ("OUTPUT_POLYGONS", "OUTPUT_REPORT")),
+    ]
+    for extra, names in cases:
+        text = refused(run(profile, "prepareexport", **base, **extra), *names)
+        assert "Reading and checking the rasters" not in text
+        assert sorted(os.listdir(out)) == ["b.tif"] and (out / "b.tif").read_bytes() == b"an older file, left alone"
+
+
+# -- 3. raster outputs are GeoTIFFs --------------------------------------------------------
+
+def test_raster_outputs_must_be_geotiff(profile, sample, tmp_path):
+    for algorithm, parameter, name, inputs in [
+        ("prepareexport", "OUTPUT_BINARIZED", "b.png", dict(PROBABILITIES=sample["probabilities"],
+                                                             OUTPUT_EXTENT=tmp_path / "e.tif")),
+        ("prepareexport", "OUTPUT_PROBABILITIES", "p.vrt", dict(PROBABILITIES=sample["probabilities"],
+                                                                 OUTPUT_BINARIZED=tmp_path / "b.tif",
+                                                                 OUTPUT_EXTENT=tmp_path / "e.tif")),
+        ("erodemask", "OUTPUT", "e.gpkg", dict(MASK=sample["quality"])),
+        ("binarize", "OUTPUT", "b.jpg", dict(PROBABILITIES=sample["probabilities"])),
+    ]:
+        refused(run(profile, algorithm, **inputs, **{parameter: tmp_path / name}), parameter, "GeoTIFF", name)
+        assert os.listdir(tmp_path) == ["input"]
+    written = run(profile, "binarize", PROBABILITIES=sample["probabilities"], OUTPUT=tmp_path / "b.TIFF")
+    assert written.returncode == 0, written.stdout + written.stderr
+    assert gdal.Open(str(tmp_path / "b.TIFF")).GetDriver().ShortName == "GTiff"
