@@ -102,7 +102,8 @@ def check_same_grid(name_a: str, grid_a: Grid, name_b: str, grid_b: Grid) -> Non
 
 
 def read_probabilities(path: str, what: str, scale: str = "auto") -> np.ndarray:
-    """Probabilities as float32 in [0, 1], NaN where there is no prediction.
+    """Probabilities in [0, 1], NaN where there is no prediction: float32, or float64 for a
+    float64 raster (rounding it to float32 would move values onto the threshold).
 
     Float rasters are read as fractions 0..1; DARTS' uint8 exports as percent 0..100
     (nodata 255). `scale` overrides the detection from the data type.
@@ -139,7 +140,7 @@ def _probabilities(data: np.ndarray, nodata, what: str, scale: str) -> np.ndarra
                              f"(expected 0..100, nodata {PERCENT_NODATA})")
         probabilities = data.astype(np.float32) / np.float32(100)
     else:
-        probabilities = data.astype(np.float32, copy=False)
+        probabilities = data.astype(np.float64 if data.dtype == np.float64 else np.float32, copy=False)
         missing = np.isnan(probabilities)
         if nodata is not None and not np.isnan(nodata):
             missing |= data == nodata

@@ -52,7 +52,8 @@ def gdal_geotransform(transform) -> tuple:
     return transform
 
 
-_GDAL_TYPES = {np.dtype(np.uint8): "Byte", np.dtype(np.float32): "Float32", np.dtype(np.int32): "Int32"}
+_GDAL_TYPES = {np.dtype(np.uint8): "Byte", np.dtype(np.float32): "Float32", np.dtype(np.float64): "Float64",
+               np.dtype(np.int32): "Int32"}
 
 
 def write_geotiff(path: str, array: np.ndarray, geotransform, crs=None, nodata: float | None = None,

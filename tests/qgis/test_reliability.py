@@ -10,6 +10,7 @@ import pytest
 from osgeo import gdal, osr
 from qgis_cli import qgis_process
 from rasters import read
+from vectors import features
 
 gdal.UseExceptions()
 TOO_BIG = str(2 ** 31)  # parameterAsInt wraps this to 0
@@ -109,3 +110,24 @@ def test_raster_outputs_must_be_geotiff(profile, sample, tmp_path):
     written = run(profile, "binarize", PROBABILITIES=sample["probabilities"], OUTPUT=tmp_path / "b.TIFF")
     assert written.returncode == 0, written.stdout + written.stderr
     assert gdal.Open(str(tmp_path / "b.TIFF")).GetDriver().ShortName == "GTiff"
+
+
+# -- 4. float64 probabilities stay float64 --------------------------------------------------
+
+def test_float64_probabilities_are_not_cut_to_float32(profile, tmp_path):
+    probabilities = np.full((30, 30), 0.2)
+    probabilities[10:15, 10:15] = 0.5 + 1e-9  # float32 rounds it to 0.5: not above the threshold
+    path = write_raster(tmp_path / "p64.tif", probabilities)
+    binarized = run(profile, "binarize", PROBABILITIES=path, THRESHOLD=0.5, MIN_OBJECT_SIZE=1, OUTPUT=tmp_path / "b.tif")
+    assert binarized.returncode == 0, binarized.stdout + binarized.stderr
+    assert read(tmp_path / "b.tif").sum() == 25
+    prepared = run(profile, "prepareexport", PROBABILITIES=path, THRESHOLD=0.5, MIN_OBJECT_SIZE=1,
+                   QUALITY_LEVEL="none", OUTPUT_BINARIZED=tmp_path / "pb.tif", OUTPUT_EXTENT=tmp_path / "pe.tif",
+                   OUTPUT_PROBABILITIES=tmp_path / "pp.tif", OUTPUT_POLYGONS=tmp_path / "pp.gpkg")
+    assert prepared.returncode == 0, prepared.stdout + prepared.stderr
+    assert read(tmp_path / "pb.tif").sum() == 25
+    [(attributes, _)] = features(tmp_path / "pp.gpkg")[1]
+    assert attributes["min"] == attributes["max"] == 0.5 + 1e-9
+    masked = read(tmp_path / "pp.tif")
+    assert masked.dtype == np.float64
+    np.testing.assert_array_equal(masked, probabilities)
