@@ -13,7 +13,10 @@ QUALITY_SOURCES = ("scl", "udm2", "observations")
 # 3 cloud shadow, 8/9 cloud, 11 snow and anything else -> low.
 SCL_INVALID = (0, 1)
 SCL_HIGH = (2, 4, 5, 6, 7, 10)
+SCL_CLASSES = range(12)  # 0..11; any other value means the band is not an SCL band
 UDM2_LOW_BANDS = (2, 3, 4, 5, 6)  # snow, shadow, light haze, heavy haze, cloud (1-based)
+UDM2_FLAG_BANDS = (1, 2, 3, 4, 5, 6)  # clear and the above: 0/1 flags
+UDM2_CONFIDENCE_BAND = 7  # percent 0..100
 UDM2_UNUSABLE_BAND = 8
 OBSERVATIONS_LOW_MAX = 3  # 1-3 observations: low quality; more: high
 
@@ -28,8 +31,13 @@ def _integers(name: str, array) -> np.ndarray:
 
 
 def quality_from_scl(scl) -> np.ndarray:
-    """Quality mask from a Sentinel-2 SCL band (2-D integer classes)."""
+    """Quality mask from a Sentinel-2 SCL band (2-D integer classes 0..11; other values are
+    an error, not "low quality": they mean the input is not an SCL band)."""
     scl = _integers("scl", scl)
+    odd = (scl < SCL_CLASSES[0]) | (scl > SCL_CLASSES[-1])
+    if odd.any():
+        raise ValueError(f"SCL holds {int(scl[odd][0])}, but Sentinel-2 scene classes are 0..11: "
+                         f"is this a Sentinel-2 L2A SCL band?")
     quality = np.full(scl.shape, LOW, dtype=np.uint8)
     quality[np.isin(scl, SCL_HIGH)] = HIGH
     quality[np.isin(scl, SCL_INVALID)] = INVALID
@@ -38,10 +46,22 @@ def quality_from_scl(scl) -> np.ndarray:
 
 def quality_from_udm2(udm2) -> np.ndarray:
     """Quality mask from a Planet UDM2 raster, bands first (8, y, x): band 8 (unusable data)
-    non-zero -> invalid; else any of snow/shadow/haze/cloud (bands 2-6) set -> low; else high."""
+    non-zero -> invalid; else any of snow/shadow/haze/cloud (bands 2-6) set -> low; else high.
+    Exactly 8 bands, bands 1-6 0/1 flags, band 7 (confidence) 0..100: anything else is not
+    a UDM2 raster, and reading it anyway would give a wrong mask."""
     udm2 = _integers("udm2", udm2)
-    if udm2.ndim != 3 or udm2.shape[0] < UDM2_UNUSABLE_BAND:
-        raise ValueError(f"udm2 must have {UDM2_UNUSABLE_BAND} bands (bands, y, x), got shape {udm2.shape}")
+    if udm2.ndim != 3 or udm2.shape[0] != UDM2_UNUSABLE_BAND:
+        raise ValueError(f"udm2 must have exactly {UDM2_UNUSABLE_BAND} bands (bands, y, x), got shape {udm2.shape}")
+    for band in UDM2_FLAG_BANDS:
+        flags = udm2[band - 1]
+        odd = (flags != 0) & (flags != 1)
+        if odd.any():
+            raise ValueError(f"UDM2 band {band} holds {int(flags[odd][0])}, but bands 1-6 are flags of 0 or 1: "
+                             f"is this a Planet UDM2 raster?")
+    confidence = udm2[UDM2_CONFIDENCE_BAND - 1]
+    if confidence.min() < 0 or confidence.max() > 100:
+        raise ValueError(f"UDM2 band {UDM2_CONFIDENCE_BAND} (confidence) holds values from {int(confidence.min())} to "
+                         f"{int(confidence.max())}, but it is a percentage 0..100: is this a Planet UDM2 raster?")
     low = np.zeros(udm2.shape[1:], dtype=bool)
     for band in UDM2_LOW_BANDS:
         low |= udm2[band - 1] == 1

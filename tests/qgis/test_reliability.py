@@ -131,3 +131,24 @@ def test_float64_probabilities_are_not_cut_to_float32(profile, tmp_path):
     masked = read(tmp_path / "pp.tif")
     assert masked.dtype == np.float64
     np.testing.assert_array_equal(masked, probabilities)
+
+
+# -- 5. quality sources with impossible values ---------------------------------------------
+
+def test_impossible_scl_and_udm2_values_are_refused(profile, tmp_path):
+    scl = np.tile(np.arange(12, dtype=np.uint8), (4, 1))
+    for name, array in [("scl12", np.where(scl == 3, 12, scl).astype(np.uint8)),
+                        ("sclneg", np.where(scl == 3, -1, scl).astype(np.int16))]:
+        path = write_raster(tmp_path / f"{name}.tif", array)
+        refused(run(profile, "qualitymask", INPUT=path, SOURCE="scl", OUTPUT=tmp_path / "q.tif"), "SCL", "0..11")
+    udm2 = np.zeros((8, 4, 12), np.uint8)
+    udm2[0] = 1
+    udm2[2, 0, 0] = 2  # band 3 (shadow) is a 0/1 flag
+    path = write_raster(tmp_path / "udm2.tif", udm2)
+    refused(run(profile, "qualitymask", INPUT=path, SOURCE="udm2", OUTPUT=tmp_path / "q.tif"), "band 3", "0 or 1")
+    assert not (tmp_path / "q.tif").exists()
+    # nodata is still read as "no data" (class 0), whatever its value
+    path = write_raster(tmp_path / "sclnodata.tif", np.where(scl == 11, 255, scl).astype(np.uint8), nodata=255)
+    written = run(profile, "qualitymask", INPUT=path, SOURCE="scl", OUTPUT=tmp_path / "q.tif")
+    assert written.returncode == 0, written.stdout + written.stderr
+    assert (read(tmp_path / "q.tif")[scl == 11] == 0).all()
