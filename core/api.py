@@ -86,6 +86,13 @@ def _check_probabilities(name: str, probs, xp) -> None:
         raise ValueError(f"{name} must lie in [0, 1] (NaN = no prediction), found values in [{low}, {high}]")
 
 
+def _check_level_fits_mask(level: int, quality) -> None:
+    """A bool mask says valid or not, never "high quality": level 2 would keep no pixel."""
+    if level == 2 and quality.dtype == bool:
+        raise ValueError("quality_level 2 (high_quality) needs a 0/1/2 quality mask, but quality_data_mask is bool, "
+                         "which cannot mark high quality (no pixel would be kept): use quality_level 1 or a uint8 mask")
+
+
 def _check_quality_mask(name: str, quality, xp) -> None:
     _check_raster(name, quality, "uib", "an integer quality mask (0 invalid, 1 low, 2 high quality)")
     if quality.dtype.kind != "b" and bool(((quality < 0) | (quality > 2)).any()):
@@ -177,6 +184,7 @@ def prepare_export(
         raise TypeError("ensemble_subsets must be a list of subset names, not a string")
     layers = {None: "probabilities", **{s: f"probabilities-{s}" for s in ensemble_subsets}}
     require_variables(tile, ["quality_data_mask", *layers.values()])
+    _check_level_fits_mask(level, tile["quality_data_mask"])
 
     report = progress or (lambda fraction, message: None)
     backend = resolve_device(device)

@@ -30,9 +30,14 @@ OUTSIDE_RGB = (20, 30, 90)
 
 def to_percent(probabilities) -> np.ndarray:
     """DARTS' uint8 probabilities: int(p * 100) truncated (computed in the input's float type,
-    as upstream does), NaN -> 255. A uint8 array is taken as percent already and kept."""
+    as upstream does), NaN -> 255. A uint8 array is taken as percent already and kept, so it
+    must hold 0..100 or 255: anything else would be written as an impossible percentage."""
     probabilities = to_host(probabilities)
     if probabilities.dtype == np.uint8:
+        odd = (probabilities > 100) & (probabilities != PERCENT_NODATA)
+        if odd.any():
+            raise ValueError(f"uint8 probabilities are DARTS percent 0..100 (nodata {PERCENT_NODATA}), but hold "
+                             f"{int(probabilities[odd][0])}")
         return probabilities.copy()
     if probabilities.dtype.kind != "f":
         raise TypeError(f"probabilities must be float 0..1 or uint8 percent, got dtype {probabilities.dtype}")

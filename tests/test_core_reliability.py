@@ -38,3 +38,26 @@ def test_udm2_flags_other_than_0_1_are_an_error():
             quality_from_udm2(udm2_of(**{f"b{band}": 2}))
     with pytest.raises(ValueError, match="confidence.*0..100"):
         quality_from_udm2(udm2_of(b7=101))
+
+
+# -- 8. core checks ----------------------------------------------------------------------
+
+def test_udm2_needs_exactly_eight_bands():
+    with pytest.raises(ValueError, match="exactly 8 bands"):
+        quality_from_udm2(np.concatenate([udm2_of(), np.zeros((1, 2, 3), np.uint8)]))
+
+
+@pytest.mark.parametrize("level", [2, "high_quality"])
+def test_bool_quality_mask_cannot_ask_for_high_quality(level):
+    tile = {"probabilities": np.full((8, 8), 0.9, np.float32), "quality_data_mask": np.ones((8, 8), bool)}
+    with pytest.raises(ValueError, match="quality_data_mask is bool"):
+        prepare_export(tile, quality_level=level, mask_erosion_size=0, min_object_size=1, device="cpu")
+    kept = prepare_export(tile, quality_level=1, mask_erosion_size=0, min_object_size=1, device="cpu")
+    assert kept["extent"].all() and kept["binarized_segmentation"].all()
+
+
+def test_to_percent_refuses_uint8_above_100():
+    percent = np.array([[0, 55, 100, 255]], np.uint8)
+    np.testing.assert_array_equal(to_percent(percent), percent)
+    with pytest.raises(ValueError, match="101"):
+        to_percent(np.array([[0, 101, 255]], np.uint8))
