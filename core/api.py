@@ -1,8 +1,10 @@
 """Upstream's API (`erode_mask`, `binarize`, `prepare_export`) over the array algorithms.
 
-Accepts xarray DataArrays/Datasets (coords, dims and attrs are kept; dask is computed),
-numpy arrays and cupy arrays; results come back in the kind they came in. Every
-argument is checked first, so bad input raises a clear error instead of a wrong result.
+Accepts xarray DataArrays/Datasets (coords, dims and attrs are kept), numpy arrays, cupy
+arrays and dask arrays; results come back in the kind they came in. Dask-backed input gives
+lazy dask-backed results (chunked.py): nothing is computed here, and the value checks run
+when the caller computes. Every argument is checked first, so bad input raises a clear error
+instead of a wrong result.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from ._backend import Backend, Device, array_module_of, is_dataarray, raw_array, resolve_device, validate_device
+from .chunked import dask_array, is_dask
 from .postprocess import binarize_array, erode_valid
 
 logger = logging.getLogger(__name__)
@@ -120,6 +123,12 @@ def erode_mask(mask, size: int, device: Device = "auto", edge_size: int | None =
     `edge_size` band (default `size`; 0 = none) along the raster edges. Returns uint8 0/1."""
     size = check_size("size", size)
     edge_size = size if edge_size is None else check_size("edge_size", edge_size)
+    if is_dask(mask):
+        from .chunked import erode_mask_lazy
+
+        validate_device(device)
+        _check_raster("mask", dask_array(mask), "uib", "a bool or integer mask (non-zero = valid)")
+        return _like_lazy(mask, erode_mask_lazy(dask_array(mask), size, edge_size))
     data = raw_array(mask)
     _check_raster("mask", data, "uib", "a bool or integer mask (non-zero = valid)")
     backend = resolve_device(device)
@@ -135,6 +144,17 @@ def binarize(probs, threshold: float, min_object_size: int, mask, device: Device
     threshold = check_threshold(threshold)
     min_object_size = check_size("min_object_size", min_object_size)
     check_choice("size_connectivity", size_connectivity, CONNECTIVITIES)
+    if is_dask(probs) or is_dask(mask):
+        from .chunked import binarize_mask_lazy
+
+        validate_device(device)
+        prob_data, mask_data = _as_dask(probs), _as_dask(mask, like=probs)
+        _check_raster("probs", prob_data, "f", "float probabilities in [0, 1] (NaN = no prediction)")
+        _check_raster("mask", mask_data, "uib", "a bool or integer mask (non-zero = valid)")
+        check_same_grid(probs=prob_data, mask=mask_data)
+        result, _ = binarize_mask_lazy(prob_data, threshold, min_object_size, mask_data.rechunk(prob_data.chunks),
+                                       size_connectivity)
+        return _like_lazy(probs, result)
     prob_data, mask_data = raw_array(probs), raw_array(mask)
     backend = resolve_device(device)
     with backend.context():
@@ -186,6 +206,10 @@ def prepare_export(
     require_variables(tile, ["quality_data_mask", *layers.values()])
     _check_level_fits_mask(level, tile["quality_data_mask"])
 
+    if any(is_dask(tile[name]) for name in ["quality_data_mask", *layers.values()]):
+        return _prepare_export_lazy(tile, layers, threshold, erosion, edge, min_size, level, boundary,
+                                    size_connectivity, object_counts)
+
     report = progress or (lambda fraction, message: None)
     backend = resolve_device(device)
     xp = backend.xp
@@ -220,20 +244,58 @@ def prepare_export(
     return _assemble(tile, results, backend)
 
 
+def _as_dask(value, like=None):
+    """A dask array of `value` (chunked like `like` when it has to be wrapped)."""
+    if is_dask(value):
+        return dask_array(value)
+    import dask.array as da
+
+    data = raw_array(value)
+    return da.from_array(data, chunks=dask_array(like).chunks if like is not None and is_dask(like) else "auto")
+
+
+def _like_lazy(template, result):
+    """A lazy `result` in the container of `template` (DataArray or plain dask array)."""
+    return template.copy(data=result) if is_dataarray(template) else result
+
+
+def _prepare_export_lazy(tile, layers, threshold, erosion, edge, min_size, level, boundary, size_connectivity,
+                         object_counts):
+    """prepare_export on dask-backed tiles: lazy results, counts as dask Delayed values."""
+    from .chunked import prepare_export_lazy
+
+    first = next(tile[name] for name in ["quality_data_mask", *layers.values()] if is_dask(tile[name]))
+    quality = _as_dask(tile["quality_data_mask"], like=first)
+    _check_raster("quality_data_mask", quality, "uib", "an integer quality mask (0 invalid, 1 low, 2 high quality)")
+    probabilities = {}
+    for subset, name in layers.items():
+        suffix = "" if subset is None else f"-{subset}"
+        probabilities[suffix] = (name, _as_dask(tile[name], like=first))
+        _check_raster(name, probabilities[suffix][1], "f", "float probabilities in [0, 1] (NaN = no prediction)")
+        check_same_grid(quality_data_mask=quality, **{name: probabilities[suffix][1]})
+    results, counts = prepare_export_lazy(quality, probabilities, threshold, erosion, edge, min_size, level,
+                                          boundary, size_connectivity)
+    if object_counts is not None:
+        object_counts.update(counts)
+    return _assemble(tile, results, None)
+
+
 _LONG_NAMES = {"extent": "Extent of the segmentation", "binarized_segmentation": "Binarized Segmentation"}
 
 
-def _assemble(tile, results: dict, backend: Backend):
-    """A new tile of the input's kind with `results` added or replaced."""
+def _assemble(tile, results: dict, backend: Backend | None):
+    """A new tile of the input's kind with `results` added or replaced (backend None: the
+    results are lazy dask arrays, kept lazy)."""
+    like = _like if backend is not None else _like_lazy  # backend None: lazy dask results
     if not hasattr(tile, "data_vars"):  # a plain mapping (an xarray Dataset is one too)
         out = dict(tile)
         for name, array in results.items():
-            out[name] = _like(raw_array(tile["quality_data_mask"]), array)
+            out[name] = array if backend is None else _like(raw_array(tile["quality_data_mask"]), array)
         return out
     out = tile.copy()
     for name, array in results.items():
         template = tile[name] if name in tile else tile["quality_data_mask"]
-        variable = _like(template, array)
+        variable = like(template, array)
         base = name.split("-")[0]
         if base in _LONG_NAMES:
             variable.attrs = {"long_name": _LONG_NAMES[base]}

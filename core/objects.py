@@ -104,7 +104,13 @@ def _sort_by_label_then_value(values, labels, dtype):
 
 
 def label_objects(binary, connectivity: int = 8) -> tuple[np.ndarray, int]:
-    """(int32 label raster, number of objects) of the non-zero pixels of `binary`."""
+    """(int32 label raster, number of objects) of the non-zero pixels of `binary`.
+    A dask array gives a lazy dask label raster and a dask Delayed count (chunked.py)."""
+    from .chunked import dask_array, is_dask, label_objects_lazy
+
+    if is_dask(binary):
+        labels, count = label_objects_lazy(dask_array(binary), connectivity)
+        return (binary.copy(data=labels) if binary is not dask_array(binary) else labels), count
     objects = Objects(binary, connectivity)
     return objects.label_image(np.int32), objects.count
 

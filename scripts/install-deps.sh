@@ -6,7 +6,7 @@ set -euo pipefail
 
 PACKAGES=(qgis qgis-plugin-grass- python3-qgis qgis-providers
           python3-numpy python3-scipy python3-skimage python3-xarray python3-rasterio python3-gdal
-          python3-matplotlib
+          python3-matplotlib python3-dask python3-distributed
           python3-pytest python3-venv python3-pip xvfb xauth)
 
 SUDO=""
@@ -16,7 +16,7 @@ have_all() {
     command -v qgis_process >/dev/null 2>&1 || return 1
     command -v xvfb-run >/dev/null 2>&1 || return 1
     /usr/bin/python3 - <<'PY' 2>/dev/null || return 1
-import qgis.core, numpy, scipy, skimage, xarray, rasterio, pytest, venv, matplotlib
+import qgis.core, numpy, scipy, skimage, xarray, rasterio, pytest, venv, matplotlib, dask.array, distributed
 from osgeo import gdal, ogr
 from qgis.core import Qgis
 assert Qgis.QGIS_VERSION_INT >= 34000, Qgis.QGIS_VERSION

@@ -1,0 +1,415 @@
+"""Rasters larger than memory: the core's rules composed chunk by chunk on Dask.
+
+The kernels are the in-memory core's (postprocess.py, runs.py), so every chunking gives the
+same bytes as one array in memory:
+
+- Erosion: each chunk is eroded with a halo of the disk radius (dask's `map_overlap`, no
+  padding beyond the raster, whose outside counts as valid, as in memory); the edge band is
+  placed by global position, so it lies at the raster's edges only.
+- Objects, in two passes. Pass 1 labels each chunk's objects on its own (row runs) and keeps
+  a small summary: per label its size, whether it touches an invalid pixel, its first pixel,
+  and the labels along the chunk's four sides. `resolve` joins labels that touch across chunk
+  sides and corners into objects and decides, per chunk label, whether it is kept. Pass 2
+  labels each chunk again, from a fresh computation of its input (`dask.graph_manipulation.bind`,
+  so no chunk is held in memory between the passes), and paints the kept labels.
+
+Memory: a few chunks (with halos) plus the summaries, which grow with the number of objects
+crossing nothing but their own chunk's sides, not with the raster. Everything returned is lazy:
+the caller decides when and where to compute (local scheduler or a dask.distributed cluster).
+No QGIS import here.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse
+import scipy.sparse.csgraph
+
+from ._backend import to_host
+from .postprocess import erode_valid
+from .runs import expand_ranges, find_runs, flat_view, repeat_index, run_components
+
+SIDES = ("top", "bottom", "left", "right")
+
+
+def is_dask(value) -> bool:
+    """True for a dask array, or a DataArray backed by one."""
+    data = getattr(value, "data", value) if type(value).__name__ == "DataArray" else value
+    return type(data).__module__.split(".")[0] == "dask"
+
+
+def dask_array(value):
+    """The dask array behind a DataArray, or the dask array itself."""
+    return value.data if type(value).__name__ == "DataArray" else value
+
+
+# -- kernels on one chunk (numpy) -------------------------------------------------------------
+
+def checked_probabilities(block, name: str = "probabilities"):
+    """The chunk, after checking it lies in [0, 1] (NaN allowed): raised at compute time."""
+    if bool(((block < 0) | (block > 1)).any()):
+        low, high = float(np.nanmin(block)), float(np.nanmax(block))
+        raise ValueError(f"{name} must lie in [0, 1] (NaN = no prediction), found values in [{low}, {high}]")
+    return block
+
+
+def valid_of_quality(block, level: int):
+    """quality >= level after checking the chunk holds 0, 1 or 2 only."""
+    if block.dtype.kind != "b" and bool(((block < 0) | (block > 2)).any()):
+        raise ValueError(f"quality_data_mask must hold 0 (invalid), 1 (low) or 2 (high quality), found values up to "
+                         f"{int(block.max())}")
+    return block >= level
+
+
+def edge_band(block, edge_size: int, shape, block_info=None):
+    """Clear the pixels of this chunk that lie within `edge_size` of the raster's own edges."""
+    if edge_size <= 0:
+        return block
+    (y0, y1), (x0, x1) = block_info[0]["array-location"]
+    height, width = shape
+    block = block.copy()
+    block[: max(0, edge_size - y0), :] = False
+    block[max(0, height - edge_size - y0):, :] = False
+    block[:, : max(0, edge_size - x0)] = False
+    block[:, max(0, width - edge_size - x0):] = False
+    return block
+
+
+@dataclass
+class Labels:
+    """One chunk's objects labelled with one connectivity, from its row runs."""
+
+    rows: np.ndarray
+    starts: np.ndarray
+    ends: np.ndarray
+    labels: np.ndarray  # per run, 0..count-1
+    count: int
+    shape: tuple
+
+    @classmethod
+    def of(cls, objects, connectivity: int) -> "Labels":
+        objects = np.ascontiguousarray(objects)
+        rows, starts, ends = find_runs(objects)
+        labels, count = run_components(rows, starts, ends, connectivity)
+        return cls(rows, starts, ends, labels, count, objects.shape)
+
+    def sizes(self) -> np.ndarray:
+        return np.bincount(self.labels, weights=self.ends - self.starts, minlength=self.count).astype(np.int64)
+
+    def sides(self) -> dict[str, np.ndarray]:
+        """The label of each pixel along the chunk's four sides (-1: background)."""
+        height, width = self.shape
+        result = {}
+        for side, selected in (("top", self.rows == 0), ("bottom", self.rows == height - 1)):
+            line = np.full(width, -1, np.int64)
+            lengths = (self.ends - self.starts)[selected]
+            line[expand_ranges(self.starts[selected], lengths)] = self.labels[selected][repeat_index(lengths)]
+            result[side] = line
+        for side, selected in (("left", self.starts == 0), ("right", self.ends == width)):
+            line = np.full(height, -1, np.int64)
+            line[self.rows[selected]] = self.labels[selected]
+            result[side] = line
+        return result
+
+    def first_pixels(self, origin, raster_width: int) -> np.ndarray:
+        """Global flat index of each label's first pixel (runs are in row-major order)."""
+        first_run = np.unique(self.labels, return_index=True)[1]
+        return (self.rows[first_run] + origin[0]) * raster_width + origin[1] + self.starts[first_run]
+
+    def paint(self, keep) -> np.ndarray:
+        """A bool chunk with the runs of the kept labels set."""
+        image = np.zeros(self.shape, dtype=bool)
+        kept = keep[self.labels] if self.count else np.zeros(0, bool)
+        width = self.shape[1]
+        lengths = (self.ends - self.starts)[kept]
+        flat_view(image)[expand_ranges(self.rows[kept] * width + self.starts[kept], lengths)] = True
+        return image
+
+
+@dataclass
+class Summary:
+    """What pass 1 keeps of one labelling of one chunk."""
+
+    count: int
+    sizes: np.ndarray
+    sides: dict
+    touching: np.ndarray | None = None  # per label: has a pixel where the mask is invalid
+    parent: np.ndarray | None = None  # per label: the label of the 8-connected object it is part of
+    first: np.ndarray | None = None  # per label: global flat index of its first pixel
+
+
+@dataclass
+class ChunkSummary:
+    objects: Summary  # 8-connected objects
+    sizes: Summary | None = None  # the components whose sizes are filtered, when not the objects
+
+
+def summarize(objects, valid, size_connectivity: int = 8) -> ChunkSummary:
+    """Pass 1 on one chunk: its 8-connected objects (and, for size_connectivity 4, its
+    4-connected size components) with what `resolve` needs to join them across chunks."""
+    objects = np.ascontiguousarray(to_host(objects))
+    labels = Labels.of(objects, 8)
+    touching = np.zeros(labels.count, bool)
+    if valid is not None:
+        bad_pixels = np.flatnonzero(objects & ~to_host(valid))
+        if bad_pixels.size:
+            width = objects.shape[1]
+            run_of = np.searchsorted(labels.rows * width + labels.starts, bad_pixels, side="right") - 1
+            touching[labels.labels[run_of]] = True
+    summary = ChunkSummary(Summary(labels.count, labels.sizes(), labels.sides(), touching=touching))
+    if size_connectivity == 4:
+        small = Labels.of(objects, 4)
+        parent = np.zeros(small.count, np.int64)
+        # 4-connected runs are 8-connected too, and both labellings see the same runs.
+        parent[small.labels] = labels.labels
+        summary.sizes = Summary(small.count, small.sizes(), small.sides(), parent=parent)
+    return summary
+
+
+def paint_kept(objects, keep, connectivity: int):
+    """Pass 2 on one chunk: the chunk's objects whose labels `keep` marks."""
+    return Labels.of(to_host(objects), connectivity).paint(keep)
+
+
+# -- the global step ----------------------------------------------------------------------------
+
+def _touching_pairs(a, b, connectivity: int):
+    """Label pairs (a[x], b[x + d]) of two adjacent lines of pixels that are neighbours."""
+    pairs = []
+    n = a.size
+    for d in ((0,) if connectivity == 4 else (-1, 0, 1)):
+        left, right = a[max(0, -d): n - max(0, d)], b[max(0, d): n - max(0, -d)]
+        both = (left >= 0) & (right >= 0)
+        pairs.append((left[both], right[both]))
+    return pairs
+
+
+def join_labels(summaries, connectivity: int):
+    """(global object per chunk label, offsets, number of objects) for one labelling of a
+    grid of chunk summaries: labels that touch across chunk sides are one object."""
+    counts = np.array([[s.count for s in row] for row in summaries], np.int64)
+    offsets = np.concatenate([[0], np.cumsum(counts.ravel())]).astype(np.int64)
+    grid = offsets[:-1].reshape(counts.shape)
+
+    def line(i, j, side):
+        values = summaries[i][j].sides[side]
+        return np.where(values >= 0, values + grid[i, j], -1)
+
+    n_rows, n_cols = counts.shape
+    pairs = []
+    for i in range(n_rows - 1):
+        pairs += _touching_pairs(np.concatenate([line(i, j, "bottom") for j in range(n_cols)]),
+                                 np.concatenate([line(i + 1, j, "top") for j in range(n_cols)]), connectivity)
+    for j in range(n_cols - 1):
+        pairs += _touching_pairs(np.concatenate([line(i, j, "right") for i in range(n_rows)]),
+                                 np.concatenate([line(i, j + 1, "left") for i in range(n_rows)]), connectivity)
+    total = int(offsets[-1])
+    sources = np.concatenate([p[0] for p in pairs]) if pairs else np.zeros(0, np.int64)
+    targets = np.concatenate([p[1] for p in pairs]) if pairs else np.zeros(0, np.int64)
+    graph = scipy.sparse.coo_matrix((np.ones(sources.size, np.int8), (sources, targets)), shape=(total, total))
+    count, component = scipy.sparse.csgraph.connected_components(graph, directed=False)
+    return component.astype(np.int64), offsets, int(count)
+
+
+def _gather(summaries, get):
+    return np.concatenate([get(s) for row in summaries for s in row]) if summaries else np.zeros(0)
+
+
+@dataclass
+class Resolution:
+    """The global decision: per chunk, which of its labels are kept; and the object counts."""
+
+    keep: list  # keep[i][j]: bool per label of chunk (i, j), in the labelling pass 2 uses
+    connectivity: int  # the labelling pass 2 uses
+    counts: dict = field(default_factory=dict)
+
+
+def resolve(summaries, min_object_size: int, size_connectivity: int = 8) -> Resolution:
+    """Which chunk labels are kept: objects touching no invalid pixel anywhere, and of at least
+    `min_object_size` pixels over all chunks (counted with `size_connectivity`). Counts as
+    binarize_array fills them."""
+    component, offsets, count = join_labels([[s.objects for s in row] for row in summaries], 8)
+    touching = np.zeros(count, bool)
+    touching[component[_gather(summaries, lambda s: s.objects.touching).astype(bool)]] = True
+    counts = {"objects": count, "removed_at_boundary": int(touching.sum()), "removed_too_small": 0}
+    filter_sizes = min_object_size > 1
+    if filter_sizes and size_connectivity == 4:
+        sizes_of = [[s.sizes for s in row] for row in summaries]
+        small_component, small_offsets, small_count = join_labels(sizes_of, 4)
+        parent = np.concatenate([s.sizes.parent + offsets[k] for k, s in enumerate(s for row in summaries for s in row)])
+        removed = np.zeros(small_count, bool)
+        removed[small_component] = touching[component[parent]]
+        sizes = np.bincount(small_component, weights=_gather(sizes_of, lambda s: s.sizes), minlength=small_count)
+        too_small = ~removed & (sizes < min_object_size)
+        counts["removed_too_small"] = int(too_small.sum())
+        keep, offsets, connectivity = ~(removed | too_small)[small_component], small_offsets, 4
+    else:
+        removed = touching
+        if filter_sizes:
+            sizes = np.bincount(component, weights=_gather(summaries, lambda s: s.objects.sizes), minlength=count)
+            too_small = ~touching & (sizes < min_object_size)
+            counts["removed_too_small"] = int(too_small.sum())
+            removed = touching | too_small
+        keep, connectivity = ~removed[component], 8
+    n_cols = len(summaries[0]) if summaries else 0
+    per_chunk = [[keep[offsets[i * n_cols + j]: offsets[i * n_cols + j + 1]] for j in range(n_cols)]
+                 for i in range(len(summaries))]
+    return Resolution(per_chunk, connectivity, counts)
+
+
+def object_numbers(summaries, connectivity: int = 8):
+    """Per chunk, the global object number (1..n, in row-major order of each object's first
+    pixel, as in memory) of each label of a grid of `Summary` with `first` pixels; and n."""
+    component, offsets, count = join_labels(summaries, connectivity)
+    first = np.full(count, np.iinfo(np.int64).max, np.int64)
+    np.minimum.at(first, component, _gather(summaries, lambda s: s.first))
+    number = np.empty(count, np.int64)
+    number[np.argsort(first, kind="stable")] = np.arange(1, count + 1)
+    numbers = number[component]
+    n_cols = len(summaries[0]) if summaries else 0
+    return [[numbers[offsets[i * n_cols + j]: offsets[i * n_cols + j + 1]] for j in range(n_cols)]
+            for i in range(len(summaries))], count
+
+
+def summarize_labels(binary, connectivity: int, origin, raster_width: int) -> Summary:
+    """Pass 1 for labelling: one chunk's components with their first pixels."""
+    labels = Labels.of(to_host(binary) != 0, connectivity)
+    return Summary(labels.count, labels.sizes(), labels.sides(), first=labels.first_pixels(origin, raster_width))
+
+
+def paint_numbers(binary, numbers, connectivity: int):
+    """Pass 2 for labelling: the chunk's int32 label raster with global object numbers."""
+    labels = Labels.of(to_host(binary) != 0, connectivity)
+    image = np.zeros(labels.shape, np.int32)
+    lengths = labels.ends - labels.starts
+    flat = expand_ranges(labels.rows * labels.shape[1] + labels.starts, lengths)
+    flat_view(image)[flat] = numbers[labels.labels][repeat_index(lengths)] if labels.count else 0
+    return image
+
+
+# -- lazy compositions on dask arrays --------------------------------------------------------------
+
+def _dask():
+    try:
+        import dask
+        import dask.array as da
+        from dask.graph_manipulation import bind
+    except ImportError as error:  # only reached with dask input, so dask is there; kept for clarity
+        raise ImportError("chunked processing needs dask: `pip install dask` or `apt install python3-dask`") from error
+    return dask, da, bind
+
+
+def erode_valid_lazy(valid, size: int, edge_size: int):
+    """Lazy erode_valid of a dask bool array; the result has the input's chunks."""
+    _, da, _ = _dask()
+    eroded = valid
+    if size > 0:
+        depth = {axis: min(size, valid.shape[axis]) for axis in (0, 1)}
+        eroded = da.map_overlap(erode_valid, valid, depth=depth, boundary="none", dtype=bool, size=size, edge_size=0,
+                                meta=np.zeros((0, 0), bool))
+        if eroded.chunks != valid.chunks:
+            eroded = eroded.rechunk(valid.chunks)
+    if edge_size > 0:
+        eroded = da.map_blocks(edge_band, eroded, edge_size, valid.shape, dtype=bool, meta=np.zeros((0, 0), bool))
+    return eroded
+
+
+def _blocks(array):
+    """The chunks of a 2-D dask array as a nested list of Delayed."""
+    return array.to_delayed().tolist()
+
+
+def binarize_lazy(objects_of, inputs, valid, min_object_size: int, size_connectivity: int):
+    """Lazy binarize: `objects_of(*inputs)` gives the dask bool objects (the thresholding),
+    `valid` the dask validity mask (or None). Returns (dask bool array, Delayed counts dict)."""
+    dask, da, bind = _dask()
+    objects = objects_of(*inputs)
+    chunks = objects.chunks
+    object_blocks = _blocks(objects)
+    valid_blocks = _blocks(valid.rechunk(chunks)) if valid is not None else None
+    labelling = size_connectivity if min_object_size > 1 else 8
+    summaries = [[dask.delayed(summarize)(object_blocks[i][j], valid_blocks[i][j] if valid_blocks else None, labelling)
+                  for j in range(len(chunks[1]))] for i in range(len(chunks[0]))]
+    resolution = dask.delayed(resolve)(summaries, min_object_size, size_connectivity)
+    # Pass 2 recomputes the objects from the inputs, after the resolution: nothing is held.
+    again = _blocks(bind(objects_of(*inputs), resolution))
+    painted = [[da.from_delayed(dask.delayed(paint_kept)(again[i][j], resolution.keep[i][j], labelling),
+                                (chunks[0][i], chunks[1][j]), dtype=bool, meta=np.zeros((0, 0), bool))
+                for j in range(len(chunks[1]))] for i in range(len(chunks[0]))]
+    return da.block(painted), resolution.counts
+
+
+def _above(probabilities, threshold: float, name: str):
+    return checked_probabilities(probabilities, name) > threshold
+
+
+def _above_where_valid(probabilities, valid, threshold: float, name: str):
+    """The clip mode's objects: thresholding the probabilities NaN-masked to the extent."""
+    return (checked_probabilities(probabilities, name) > threshold) & valid
+
+
+def _objects_remove(probabilities, threshold, name):
+    _, da, _ = _dask()
+    return da.map_blocks(_above, probabilities, threshold, name, dtype=bool, meta=np.zeros((0, 0), bool))
+
+
+def _objects_clip(probabilities, valid, threshold, name):
+    _, da, _ = _dask()
+    return da.map_blocks(_above_where_valid, probabilities, valid, threshold, name, dtype=bool,
+                         meta=np.zeros((0, 0), bool))
+
+
+def erode_mask_lazy(mask, size: int, edge_size: int):
+    """Lazy erode_mask of a dask mask (non-zero = valid): uint8 0/1."""
+    return erode_valid_lazy(mask != 0, size, edge_size).astype(np.uint8)
+
+
+def binarize_mask_lazy(probabilities, threshold: float, min_object_size: int, mask, size_connectivity: int,
+                       name: str = "probs"):
+    """Lazy binarize of dask probabilities with a dask mask (non-zero = valid)."""
+    objects_of = functools.partial(_objects_remove, threshold=threshold, name=name)
+    return binarize_lazy(objects_of, (probabilities,), mask != 0, min_object_size, size_connectivity)
+
+
+def prepare_export_lazy(quality, layers: dict, threshold: float, erosion: int, edge: int, min_size: int, level: int,
+                        boundary: str, size_connectivity: int):
+    """Lazy prepare_export on dask arrays: `layers` maps output suffix to (name, probabilities).
+    Returns ({output name: dask array}, {binarized name: Delayed counts})."""
+    _, da, _ = _dask()
+    valid = da.map_blocks(valid_of_quality, quality, level, dtype=bool, meta=np.zeros((0, 0), bool))
+    if level > 0:
+        valid = erode_valid_lazy(valid, erosion, edge)
+    results, counts = {"extent": valid.astype(np.uint8)}, {}
+    for suffix, (name, probabilities) in layers.items():
+        probabilities = probabilities.rechunk(valid.chunks)
+        masked = da.where(valid, probabilities, probabilities.dtype.type(np.nan))
+        if boundary == "remove":
+            objects_of, inputs = functools.partial(_objects_remove, threshold=threshold, name=name), (probabilities,)
+        else:
+            objects_of = functools.partial(_objects_clip, threshold=threshold, name=name)
+            inputs = (probabilities, valid)
+        binarized, counts[f"binarized_segmentation{suffix}"] = binarize_lazy(objects_of, inputs, valid, min_size,
+                                                                             size_connectivity)
+        results[f"binarized_segmentation{suffix}"] = binarized
+        results[name] = masked
+    return results, counts
+
+
+def label_objects_lazy(binary, connectivity: int = 8):
+    """Lazy label_objects of a dask raster: (int32 dask labels, Delayed number of objects)."""
+    dask, da, bind = _dask()
+    chunks = binary.chunks
+    origins = [np.concatenate([[0], np.cumsum(c)[:-1]]).astype(np.int64) for c in chunks]
+    blocks = _blocks(binary)
+    summaries = [[dask.delayed(summarize_labels)(blocks[i][j], connectivity, (origins[0][i], origins[1][j]),
+                                                 binary.shape[1])
+                  for j in range(len(chunks[1]))] for i in range(len(chunks[0]))]
+    numbering = dask.delayed(object_numbers, nout=2)(summaries, connectivity)
+    again = _blocks(bind(binary, numbering[0]))
+    painted = [[da.from_delayed(dask.delayed(paint_numbers)(again[i][j], numbering[0][i][j], connectivity),
+                                (chunks[0][i], chunks[1][j]), dtype=np.int32, meta=np.zeros((0, 0), np.int32))
+                for j in range(len(chunks[1]))] for i in range(len(chunks[0]))]
+    return da.block(painted), numbering[1]

@@ -1,0 +1,231 @@
+"""Chunked (Dask) postprocessing against the in-memory core: the same bytes for every chunking.
+
+Lazy results (nothing computed inside the API), exact for chunks smaller than the erosion
+disk, 1-pixel-wide and irregular chunks, objects crossing many chunks, both boundary modes and
+size connectivities, ensemble subsets, NaN; on dask's local scheduler and on a real
+dask.distributed LocalCluster of worker processes.
+"""
+
+import numpy as np
+import pytest
+
+from darts_postprocessing.core import binarize, erode_mask, label_objects, prepare_export
+from tiles import random_tile
+
+da = pytest.importorskip("dask.array")
+dask = pytest.importorskip("dask")
+
+
+def random_chunks(rng, length):
+    """Irregular chunk sizes along one axis, from 1 pixel up."""
+    sizes = []
+    while sum(sizes) < length:
+        sizes.append(int(rng.choice([1, 2, 3, rng.integers(1, 12), rng.integers(8, 60)])))
+    sizes[-1] -= sum(sizes) - length
+    return tuple(s for s in sizes if s > 0)
+
+
+def lazy_tile(probs, quality, chunks, **subsets):
+    tile = {"probabilities": da.from_array(probs, chunks=chunks), "quality_data_mask": da.from_array(quality, chunks=chunks)}
+    tile.update({f"probabilities-{name}": da.from_array(p, chunks=chunks) for name, p in subsets.items()})
+    return tile
+
+
+def assert_same_as_in_memory(probs, quality, chunks, scheduler="sync", subsets=None, **options):
+    subsets = subsets or {}
+    eager_tile = {"probabilities": probs, "quality_data_mask": quality,
+                  **{f"probabilities-{n}": p for n, p in subsets.items()}}
+    eager_counts, lazy_counts = {}, {}
+    expected = prepare_export(eager_tile, device="cpu", ensemble_subsets=list(subsets), object_counts=eager_counts,
+                              **options)
+    lazy = prepare_export(lazy_tile(probs, quality, chunks, **subsets), ensemble_subsets=list(subsets),
+                          object_counts=lazy_counts, **options)
+    names = sorted(expected)
+    assert sorted(lazy) == names
+    for name in names:
+        if name == "quality_data_mask":
+            continue
+        assert isinstance(lazy[name], da.Array), name
+    computed, counts = dask.compute({n: lazy[n] for n in names}, lazy_counts, scheduler=scheduler)
+    for name in names:
+        assert computed[name].dtype == np.asarray(expected[name]).dtype, name
+        np.testing.assert_array_equal(computed[name], expected[name], err_msg=f"{name} with chunks {chunks}")
+    assert counts == eager_counts
+    return expected
+
+
+SEEDS = range(40)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_random_chunkings_of_random_tiles(seed):
+    rng = np.random.default_rng(1000 + seed)
+    probs, quality = random_tile(seed, shape=(int(rng.integers(30, 90)), int(rng.integers(30, 90))))
+    chunks = (random_chunks(rng, probs.shape[0]), random_chunks(rng, probs.shape[1]))
+    assert_same_as_in_memory(
+        probs, quality, chunks,
+        bin_threshold=float(rng.choice([0.3, 0.5, 0.7])), mask_erosion_size=int(rng.choice([0, 1, 3, 7, 15])),
+        edge_erosion_size=rng.choice([None, 0, 2, 9]), min_object_size=int(rng.choice([0, 1, 2, 5, 32])),
+        quality_level=int(rng.integers(0, 3)), boundary=str(rng.choice(["remove", "clip"])),
+        size_connectivity=int(rng.choice([4, 8])))
+
+
+@pytest.mark.parametrize("boundary", ["remove", "clip"])
+@pytest.mark.parametrize("size_connectivity", [4, 8])
+@pytest.mark.parametrize("chunks", [(1, 70), (60, 1), (5, 4), ((3, 1, 20, 2, 34), (1, 1, 8, 33, 27))])
+def test_one_pixel_and_irregular_chunks(boundary, size_connectivity, chunks):
+    probs, quality = random_tile(2, shape=(60, 70))
+    assert_same_as_in_memory(probs, quality, chunks, mask_erosion_size=4, min_object_size=6, quality_level=1,
+                             boundary=boundary, size_connectivity=size_connectivity)
+
+
+def blank(shape=(40, 40)):
+    return np.zeros(shape, np.float32), np.full(shape, 2, np.uint8)
+
+
+def test_an_object_snaking_across_many_chunks_with_diagonal_steps_at_chunk_corners():
+    probs, quality = blank((48, 48))
+    # A diagonal staircase through the corners of 4x4 chunks, then a long horizontal tail.
+    for i in range(40):
+        probs[i, i] = 0.9
+    probs[40, 39:47] = 0.9
+    expected = assert_same_as_in_memory(probs, quality, (4, 4), mask_erosion_size=0, min_object_size=48,
+                                        quality_level=0)
+    assert expected["binarized_segmentation"].sum() == 48  # one 8-connected object of exactly 48 pixels
+    # 4-connected, the staircase falls apart into single pixels, too small; the tail and the
+    # step above its first pixel stay (9 pixels).
+    small = assert_same_as_in_memory(probs, quality, (4, 4), mask_erosion_size=0, min_object_size=8,
+                                     quality_level=0, size_connectivity=4)
+    assert small["binarized_segmentation"].sum() == 9
+
+
+def test_an_object_whose_only_invalid_pixel_lies_in_another_chunk():
+    probs, quality = blank()
+    probs[5:25, 5:8] = 0.9  # spans chunks (10 px) vertically
+    quality[24, 6] = 0  # its one invalid pixel, two chunks below its first pixel
+    probs[5:25, 20:23] = 0.9  # the same object elsewhere, all valid
+    expected = assert_same_as_in_memory(probs, quality, (10, 10), mask_erosion_size=0, min_object_size=0,
+                                        quality_level=1)
+    assert not expected["binarized_segmentation"][:, :10].any() and expected["binarized_segmentation"][:, 20:].any()
+
+
+@pytest.mark.parametrize("size_connectivity", [4, 8])
+def test_an_object_of_exactly_the_minimum_size_split_over_four_chunks(size_connectivity):
+    probs, quality = blank()
+    probs[17:23, 17:23] = 0.9  # 6 x 6 around the corner (20, 20) of four 20 x 20 chunks
+    probs[17, 17] = probs[17, 22] = probs[22, 17] = probs[22, 22] = 0  # minus its corners: 32 pixels, 8 a chunk
+    expected = assert_same_as_in_memory(probs, quality, (20, 20), mask_erosion_size=0, min_object_size=32,
+                                        quality_level=0, size_connectivity=size_connectivity)
+    assert expected["binarized_segmentation"].sum() == 32
+    probs[18, 18] = 0  # 31 pixels: dropped
+    dropped = assert_same_as_in_memory(probs, quality, (20, 20), mask_erosion_size=0, min_object_size=32,
+                                       quality_level=0, size_connectivity=size_connectivity)
+    assert not dropped["binarized_segmentation"].any()
+
+
+def test_the_edge_band_lies_at_the_raster_edges_only():
+    probs, quality = blank((30, 37))
+    probs[:] = 0.9  # one object covering everything
+    expected = assert_same_as_in_memory(probs, quality, (4, 6), mask_erosion_size=3, min_object_size=0,
+                                        quality_level=1, boundary="clip")
+    extent = expected["extent"]
+    assert extent[3:-3, 3:-3].all() and extent.sum() == (30 - 6) * (37 - 6)
+
+
+def test_erosion_radius_larger_than_the_raster_and_the_chunks():
+    probs, quality = random_tile(5, shape=(12, 9))
+    assert_same_as_in_memory(probs, quality, (2, 3), mask_erosion_size=20, edge_erosion_size=0, min_object_size=1,
+                             quality_level=1)
+
+
+def test_ensemble_subsets_and_nan():
+    probs, quality = random_tile(3, shape=(50, 64))
+    member, _ = random_tile(7, shape=(50, 64))
+    assert np.isnan(probs).any()
+    assert_same_as_in_memory(probs, quality, (13, 17), subsets={"m1": member, "m2": probs[::-1].copy()},
+                             mask_erosion_size=2, min_object_size=4, quality_level=1)
+
+
+def test_threaded_scheduler_gives_the_same_bytes():
+    probs, quality = random_tile(0, shape=(80, 90))
+    assert_same_as_in_memory(probs, quality, (17, 23), scheduler="threads", mask_erosion_size=5, quality_level=1)
+
+
+def test_erode_mask_binarize_and_label_objects_on_dask_arrays_and_dataarrays():
+    xr = pytest.importorskip("xarray")
+    probs, quality = random_tile(9, shape=(40, 50))
+    mask = quality > 0
+    lazy_mask = xr.DataArray(da.from_array(mask, chunks=7), dims=("y", "x"), attrs={"a": 1})
+    eroded = erode_mask(lazy_mask, 3, edge_size=2)
+    assert isinstance(eroded, xr.DataArray) and isinstance(eroded.data, da.Array) and eroded.attrs == {"a": 1}
+    np.testing.assert_array_equal(eroded.values, erode_mask(mask, 3, "cpu", edge_size=2))
+    objects = binarize(da.from_array(probs, chunks=(9, 11)), 0.4, 5, da.from_array(mask, chunks=(9, 11)),
+                       size_connectivity=4)
+    assert isinstance(objects, da.Array) and objects.dtype == bool
+    np.testing.assert_array_equal(objects.compute(), binarize(probs, 0.4, 5, mask, "cpu", size_connectivity=4))
+    expected_labels, expected_count = label_objects(probs > 0.4)
+    labels, count = label_objects(da.from_array(probs > 0.4, chunks=(6, 5)))
+    np.testing.assert_array_equal(labels.compute(), expected_labels)
+    assert count.compute() == expected_count
+
+
+def test_an_xarray_dataset_stays_a_lazy_dataset_with_its_coordinates():
+    xr = pytest.importorskip("xarray")
+    probs, quality = random_tile(4, shape=(30, 40))
+    tile = xr.Dataset({"probabilities": (("y", "x"), probs), "quality_data_mask": (("y", "x"), quality)},
+                      coords={"y": np.arange(30) * -10.0, "x": np.arange(40) * 10.0}).chunk({"y": 8, "x": 16})
+    out = prepare_export(tile, 0.5, 2, 4, "low_quality")
+    assert isinstance(out, xr.Dataset) and "probabilities" in tile and "extent" not in tile
+    assert all(isinstance(out[name].data, da.Array) for name in ("extent", "binarized_segmentation", "probabilities"))
+    assert out["binarized_segmentation"].attrs["long_name"] == "Binarized Segmentation"
+    expected = prepare_export(tile.compute(), 0.5, 2, 4, "low_quality", device="cpu")
+    for name in ("extent", "binarized_segmentation", "probabilities"):
+        np.testing.assert_array_equal(out[name].values, expected[name].values)
+    np.testing.assert_array_equal(out["x"].values, tile["x"].values)
+
+
+def test_nothing_is_computed_until_the_caller_asks():
+    probs, quality = random_tile(1, shape=(20, 20))
+    calls = []
+
+    def counted(block):
+        calls.append(1)
+        return block
+
+    tile = lazy_tile(probs, quality, 5)
+    tile["probabilities"] = tile["probabilities"].map_blocks(counted, dtype=probs.dtype, meta=np.zeros((0, 0), probs.dtype))
+    out = prepare_export(tile, 0.5, 2, 4, 1)
+    assert not calls
+    out["binarized_segmentation"].compute()
+    assert calls
+
+
+def test_bad_values_raise_when_computed():
+    probs, quality = random_tile(1, shape=(20, 20))
+    probs[13, 7] = 1.5
+    out = prepare_export(lazy_tile(probs, quality, 5), 0.5, 2, 4, 1)  # lazy: no error yet
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1\]"):
+        out["binarized_segmentation"].compute()
+    quality[3, 3] = 7
+    with pytest.raises(ValueError, match="quality_data_mask must hold 0"):
+        prepare_export(lazy_tile(probs.clip(0, 1), quality, 5), 0.5, 2, 4, 1)["extent"].compute()
+    with pytest.raises(ValueError, match="same shape"):
+        prepare_export({"probabilities": da.zeros((4, 5), dtype=np.float32), "quality_data_mask": da.zeros((5, 4), dtype=np.uint8)})
+    with pytest.raises(TypeError, match="float probabilities"):
+        prepare_export({"probabilities": da.zeros((4, 5), dtype=np.int16), "quality_data_mask": da.zeros((4, 5), dtype=np.uint8)})
+
+
+def test_a_distributed_cluster_of_worker_processes_gives_the_same_bytes():
+    distributed = pytest.importorskip("distributed")
+    probs, quality = random_tile(6, shape=(90, 110))
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  worker_dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        assert all(worker.startswith("tcp://") for worker in client.scheduler_info()["workers"])
+        for boundary, connectivity in (("remove", 8), ("clip", 4)):
+            options = dict(mask_erosion_size=4, min_object_size=5, quality_level=1, boundary=boundary,
+                           size_connectivity=connectivity)
+            expected = prepare_export({"probabilities": probs, "quality_data_mask": quality}, device="cpu", **options)
+            lazy = prepare_export(lazy_tile(probs, quality, (23, 31)), **options)
+            computed = client.compute([lazy["binarized_segmentation"], lazy["extent"]], sync=True)
+            np.testing.assert_array_equal(computed[0], expected["binarized_segmentation"])
+            np.testing.assert_array_equal(computed[1], expected["extent"])
