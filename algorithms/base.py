@@ -110,7 +110,7 @@ class DartsAlgorithm(QgsProcessingAlgorithm):
             outputs.discard()
             feedback.reportError(self.tr("Canceled: no output was written."))
             return {}
-        except (ValueError, TypeError, KeyError) as error:
+        except (ValueError, TypeError, KeyError, OSError) as error:  # bad input, or a file that could not be written
             outputs.discard()
             message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
             raise QgsProcessingException(message) from error

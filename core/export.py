@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .files import AtomicFiles, osgeo, write_geotiff
+from .files import AtomicFiles, gdal_writing, osgeo, write_geotiff
 from ._backend import to_host
 from .api import check_same_grid, require_variables
 from .vectorize import polygonize
@@ -79,7 +79,8 @@ def write_png(path: str, rgb: np.ndarray) -> None:
     memory = gdal.GetDriverByName("MEM").Create("", rgb.shape[2], rgb.shape[1], 3, gdal.GDT_Byte)
     for index in range(3):
         memory.GetRasterBand(index + 1).WriteArray(rgb[index])
-    gdal.GetDriverByName("PNG").CreateCopy(path, memory)
+    with gdal_writing(path):
+        gdal.GetDriverByName("PNG").CreateCopy(path, memory)  # the copy is closed right away
 
 
 def export_tile(tile, folder: str, geotransform, crs, *, inputs=(), progress: Callable[[float, str], None] | None = None,

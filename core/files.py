@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import sys
 import uuid
 
 import numpy as np
@@ -66,17 +68,60 @@ def write_geotiff(path: str, array: np.ndarray, geotransform, crs=None, nodata: 
     options = [f"COMPRESS={compress}", "TILED=YES", "BIGTIFF=IF_SAFER"]
     if array.dtype.kind == "f":
         options.append("PREDICTOR=3")
-    dataset = gdal.GetDriverByName("GTiff").Create(path, array.shape[1], array.shape[0], 1, kind, options)
-    dataset.SetGeoTransform(gdal_geotransform(geotransform))
-    srs = spatial_reference(crs)
-    if srs is not None:
-        dataset.SetSpatialRef(srs)
-    band = dataset.GetRasterBand(1)
-    if nodata is not None:
-        band.SetNoDataValue(nodata)
-    band.WriteArray(array)
-    dataset.FlushCache()
-    dataset = band = None
+    with gdal_writing(path):
+        dataset = gdal.GetDriverByName("GTiff").Create(path, array.shape[1], array.shape[0], 1, kind, options)
+        try:
+            dataset.SetGeoTransform(gdal_geotransform(geotransform))
+            srs = spatial_reference(crs)
+            if srs is not None:
+                dataset.SetSpatialRef(srs)
+            band = dataset.GetRasterBand(1)
+            if nodata is not None:
+                band.SetNoDataValue(nodata)
+            band.WriteArray(array)
+            dataset.FlushCache()
+        finally:
+            dataset = band = None  # closes the file
+
+
+@contextlib.contextmanager
+def gdal_writing(path: str):
+    """Raise OSError when GDAL fails to write `path`, also on flush or close: GDAL writes the
+    last blocks, a GeoTIFF's directory and a GeoPackage's spatial index only then, and a
+    failure there (disk full) would otherwise pass as success. GDAL 3.6 raises a close error
+    in the dataset's destructor, where Python only prints it: it is caught here instead."""
+    gdal, _, _ = osgeo()
+    closing_errors = []
+    previous_hook = sys.unraisablehook
+
+    def hook(unraisable):
+        if isinstance(unraisable.exc_value, RuntimeError):  # GDAL's, from a destructor
+            closing_errors.append(unraisable.exc_value)
+        else:
+            previous_hook(unraisable)
+
+    sys.unraisablehook = hook
+    gdal.ErrorReset()
+    try:
+        yield
+    except RuntimeError as error:  # GDAL's exceptions
+        raise OSError(f"could not write {final_name(path)}: {error}") from None
+    finally:
+        sys.unraisablehook = previous_hook
+    if closing_errors or gdal.GetLastErrorType() >= gdal.CE_Failure:
+        message = closing_errors[0] if closing_errors else gdal.GetLastErrorMsg()
+        gdal.ErrorReset()
+        raise OSError(f"could not write {final_name(path)}: {message}")
+
+
+def final_name(path: str) -> str:
+    """The file a temporary path of AtomicFiles (perhaps one of another) stands for, for messages."""
+    folder, name = os.path.split(path)
+    while True:
+        match = re.fullmatch(r"\.(.+)\.[0-9a-f]{8}\.partial(\.[^.]*)?", name)
+        if not match:
+            return os.path.join(folder, name)
+        name = match.group(1) + (match.group(2) or "")
 
 
 class AtomicFiles:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .files import AtomicFiles, gdal_geotransform, osgeo, spatial_reference
+from .files import AtomicFiles, gdal_geotransform, gdal_writing, osgeo, spatial_reference
 from .objects import STATISTICS, Objects
 
 AUTHALIC_RADIUS_M = 6371007.181  # sphere of the WGS 84 ellipsoid's surface area
@@ -118,28 +118,32 @@ def _trace(gdal, ogr, gdal_array, labels, count, transform, srs, report) -> list
 def _write_layer(ogr, path, layer_name, srs, fields, geometries, report):
     kinds = {"Region_ID": ogr.OFTInteger, "npixel": ogr.OFTInteger, "area_m2": ogr.OFTReal}
     kinds.update({name: ogr.OFTReal for name in STATISTICS})
-    dataset = ogr.GetDriverByName("GPKG").CreateDataSource(path)
-    layer = dataset.CreateLayer(layer_name, srs, ogr.wkbMultiPolygon, ["FID=fid", "GEOMETRY_NAME=geometry"])
-    order = [name for name in ("Region_ID", *STATISTICS, "npixel", "area_m2") if name in fields]
-    for name in order:
-        layer.CreateField(ogr.FieldDefn(name, kinds[name]))
-    definition = layer.GetLayerDefn()
-    columns = [fields[name].tolist() for name in order]
-    layer.StartTransaction()
-    for index, geometry in enumerate(geometries):
-        feature = ogr.Feature(definition)
-        for position, column in enumerate(columns):
-            value = column[index]
-            if isinstance(value, float) and math.isnan(value):
-                feature.SetFieldNull(position)
-            else:
-                feature.SetField(position, value)
-        feature.SetGeometryDirectly(geometry)
-        layer.CreateFeature(feature)
-        if index % 2000 == 1999:
-            report(index / len(geometries))
-    layer.CommitTransaction()
-    dataset = layer = None
+    with gdal_writing(path):
+        dataset = ogr.GetDriverByName("GPKG").CreateDataSource(path)
+        try:
+            layer = dataset.CreateLayer(layer_name, srs, ogr.wkbMultiPolygon, ["FID=fid", "GEOMETRY_NAME=geometry"])
+            order = [name for name in ("Region_ID", *STATISTICS, "npixel", "area_m2") if name in fields]
+            for name in order:
+                layer.CreateField(ogr.FieldDefn(name, kinds[name]))
+            definition = layer.GetLayerDefn()
+            columns = [fields[name].tolist() for name in order]
+            layer.StartTransaction()
+            for index, geometry in enumerate(geometries):
+                feature = ogr.Feature(definition)
+                for position, column in enumerate(columns):
+                    value = column[index]
+                    if isinstance(value, float) and math.isnan(value):
+                        feature.SetFieldNull(position)
+                    else:
+                        feature.SetField(position, value)
+                feature.SetGeometryDirectly(geometry)
+                layer.CreateFeature(feature)
+                if index % 2000 == 1999:
+                    report(index / len(geometries))
+            layer.CommitTransaction()
+            dataset.FlushCache()  # writes the spatial index: a full disk shows here
+        finally:
+            dataset = layer = definition = feature = None  # closes the file
 
 
 def layer_name(path: str) -> str:

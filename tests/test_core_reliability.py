@@ -61,3 +61,45 @@ def test_to_percent_refuses_uint8_above_100():
     np.testing.assert_array_equal(to_percent(percent), percent)
     with pytest.raises(ValueError, match="101"):
         to_percent(np.array([[0, 101, 255]], np.uint8))
+
+
+# -- 7. files (and 4: GeoTIFFs keep float64) -------------------------------------------
+
+def test_float64_geotiff_keeps_float64(tmp_path):
+    gdal = pytest.importorskip("osgeo.gdal", reason="GDAL's Python bindings (osgeo) are not installed here")
+    from darts_postprocessing.core.files import write_geotiff
+
+    values = np.array([[0.5 + 1e-9, np.nan]])
+    write_geotiff(str(tmp_path / "p.tif"), values, (0, 1, 0, 0, 0, -1), None, float("nan"))
+    np.testing.assert_array_equal(gdal.Open(str(tmp_path / "p.tif")).ReadAsArray(), values)
+
+
+WRITE_UNDER_LIMIT = """
+import sys, numpy as np
+from darts_postprocessing.core import polygonize
+binary = np.zeros((160, 160), np.uint8)
+binary[::2, ::2] = 1
+try:
+    polygonize(binary, (0, 10, 0, 0, 0, -10), "EPSG:32606", sys.argv[1])
+except OSError as error:
+    print("OSError:", error)
+    sys.exit(3)
+"""
+
+
+def test_geopackage_failing_while_closing_raises(tmp_path, package_parent):
+    """A file-size limit (as on a full disk) that GDAL hits only while flushing the GeoPackage."""
+    pytest.importorskip("osgeo.gdal", reason="GDAL's Python bindings (osgeo) are not installed here")
+    environment = dict(os.environ, PYTHONPATH=str(package_parent))
+    script = [sys.executable, "-c", WRITE_UNDER_LIMIT]
+    subprocess.run([*script, str(tmp_path / "full.gpkg")], env=environment, check=True)
+    limit = (tmp_path / "full.gpkg").stat().st_size * 9 // 10
+
+    def limited():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    result = subprocess.run([*script, str(tmp_path / "objects.gpkg")], env=environment, preexec_fn=limited,
+                            capture_output=True, text=True)
+    assert result.returncode == 3 and "could not write" in result.stdout, result.stdout + result.stderr
+    assert sorted(os.listdir(tmp_path)) == ["full.gpkg"]

@@ -152,3 +152,44 @@ def test_impossible_scl_and_udm2_values_are_refused(profile, tmp_path):
     written = run(profile, "qualitymask", INPUT=path, SOURCE="scl", OUTPUT=tmp_path / "q.tif")
     assert written.returncode == 0, written.stdout + written.stderr
     assert (read(tmp_path / "q.tif")[scl == 11] == 0).all()
+
+
+# -- 7. a disk that fills up while the files are closed ------------------------------------
+
+def many_objects(path):
+    """A binarized raster with thousands of single-pixel objects: a GeoPackage of some 100 kB,
+    whose spatial index GDAL writes only when the file is flushed or closed."""
+    binary = np.zeros((160, 160), np.uint8)
+    binary[::2, ::2] = 1
+    return write_raster(path, binary)
+
+
+def limited(size_bytes):
+    """preexec_fn: files may not grow beyond `size_bytes`, and writing beyond that fails with
+    EFBIG instead of killing the process (as on a full disk)."""
+    def apply():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size_bytes, size_bytes))
+    return apply
+
+
+def test_failure_while_closing_a_geopackage_fails_the_run(profile, tmp_path):
+    binarized = many_objects(tmp_path / "b.tif")
+    out = tmp_path / "out"
+    full = run(profile, "polygonize", BINARIZED=binarized, OUTPUT=out / "full.gpkg")
+    assert full.returncode == 0, full.stdout + full.stderr
+    size = (out / "full.gpkg").stat().st_size
+    result = qgis_process(profile, "run", "darts:polygonize", "--", f"BINARIZED={binarized}",
+                          f"OUTPUT={out / 'objects.gpkg'}", preexec_fn=limited(size * 9 // 10))
+    refused(result, "could not write", "objects.gpkg")
+    assert not (out / "objects.gpkg").exists()
+    assert leftovers(out) == []
+
+
+def test_failure_while_writing_a_geotiff_fails_the_run(profile, tmp_path):
+    probabilities = write_raster(tmp_path / "p.tif", np.random.default_rng(0).random((300, 300)))
+    result = qgis_process(profile, "run", "darts:prepareexport", "--", f"PROBABILITIES={probabilities}",
+                          f"OUTPUT_BINARIZED={tmp_path / 'b.tif'}", f"OUTPUT_EXTENT={tmp_path / 'e.tif'}",
+                          f"OUTPUT_PROBABILITIES={tmp_path / 'masked.tif'}", preexec_fn=limited(200_000))
+    refused(result, "could not write", "masked.tif")
+    assert [name for name in os.listdir(tmp_path) if not name.startswith("p.tif")] == []  # QGIS may add p.tif.aux.xml
