@@ -1,0 +1,229 @@
+"""Raster files larger than memory: GDAL windows read as dask arrays, dask arrays written into
+GeoTIFFs window by window, and the computation run on dask's local scheduler or on a
+dask.distributed cluster with progress and cancel.
+
+With chunked.py, the postprocessing then runs block by block and no step holds a whole
+raster. A GDAL VRT mosaic of many tiles is read like any other raster. No QGIS import here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import threading
+from collections.abc import Callable
+
+import numpy as np
+
+from .files import _GDAL_TYPES, gdal_geotransform, gdal_writing, osgeo, spatial_reference
+from .rasters import check_quality_dtype, decode_binary, decode_probabilities, decode_quality, probabilities_dtype
+
+Progress = Callable[[float, str], None]
+TIFF_TILE = 256  # GeoTIFF tile size of every output; blocks are multiples of it
+
+
+class RasterWindows:
+    """One band of a raster file, sliceable like a 2-D array: each slice reads that window
+    through GDAL (a new handle each time, so threads and worker processes can share it)."""
+
+    ndim = 2
+
+    def __init__(self, path: str, band: int = 1):
+        gdal, _, _ = osgeo()
+        dataset = gdal.Open(path)
+        source = dataset.GetRasterBand(band)
+        self.path, self.band = path, band
+        self.shape = (dataset.RasterYSize, dataset.RasterXSize)
+        self.dtype = np.dtype(_numpy_type(source.DataType))
+        self.nodata = source.GetNoDataValue()
+
+    def __getitem__(self, key):
+        gdal, _, _ = osgeo()
+        rows, cols = (k.indices(n) for k, n in zip(key, self.shape))
+        if rows[2] != 1 or cols[2] != 1:
+            raise IndexError("only contiguous windows can be read")
+        dataset = gdal.Open(self.path)
+        band = dataset.GetRasterBand(self.band)
+        height, width = max(0, rows[1] - rows[0]), max(0, cols[1] - cols[0])
+        if height == 0 or width == 0:
+            return np.zeros((height, width), self.dtype)
+        return band.ReadAsArray(cols[0], rows[0], width, height)
+
+
+def _numpy_type(gdal_type: int):
+    from osgeo import gdal_array
+
+    return gdal_array.GDALTypeCodeToNumericTypeCode(gdal_type)
+
+
+def block_size(bytes_per_pixel: float, memory_limit_mb: float, workers: int = 2) -> int:
+    """Side of square blocks such that `workers` blocks in flight (plus as many waiting) stay
+    within half the memory limit; a multiple of the GeoTIFF tile, 512 to 8192 pixels."""
+    budget = memory_limit_mb * 2 ** 20 / 2 / (2 * max(1, workers))
+    side = int(math.sqrt(max(budget, 1) / bytes_per_pixel)) // TIFF_TILE * TIFF_TILE
+    return int(min(8192, max(2 * TIFF_TILE, side)))
+
+
+def read_lazy(path: str, block: int):
+    """The raw pixels of band 1 as a dask array of `block` x `block` chunks, and its nodata."""
+    import dask.array as da
+
+    windows = RasterWindows(path)
+    array = da.from_array(windows, chunks=(block, block), lock=False, asarray=True, fancy=False,
+                          meta=np.zeros((0, 0), windows.dtype), name=f"read-{_token(path)}")
+    return array, windows.nodata
+
+
+def _token(path: str) -> str:
+    from dask.base import tokenize
+
+    status = os.stat(path)
+    return tokenize(os.path.realpath(path), status.st_mtime_ns, status.st_size)
+
+
+def _meta(dtype):
+    return np.zeros((0, 0), dtype)
+
+
+def read_probabilities_lazy(path: str, what: str, block: int, scale: str = "auto"):
+    """Probabilities in [0, 1] with NaN for no prediction, decoded block by block."""
+    raw, nodata = read_lazy(path, block)
+    dtype = probabilities_dtype(raw.dtype, what, scale)
+    return raw.map_blocks(decode_probabilities, nodata, what, scale, dtype=dtype, meta=_meta(dtype))
+
+
+def read_quality_lazy(path: str, what: str, block: int):
+    """A 0/1/2 quality mask (nodata -> 0), decoded block by block."""
+    raw, nodata = read_lazy(path, block)
+    check_quality_dtype(raw.dtype, what)
+    return raw.map_blocks(decode_quality, nodata, what, dtype=np.uint8, meta=_meta(np.uint8))
+
+
+def read_binary_lazy(path: str, what: str, block: int):
+    """A 0/1 raster as bool (nodata -> 0), decoded block by block."""
+    raw, nodata = read_lazy(path, block)
+    return raw.map_blocks(decode_binary, nodata, what, dtype=bool, meta=_meta(bool))
+
+
+class GeoTiffWindows:
+    """A tiled, compressed single-band GeoTIFF, created empty (sparse) and written window by
+    window: `target[rows, cols] = block` opens it, writes, flushes and closes, so writers in
+    threads or worker processes can take turns under one lock (dask.array.store's `lock`)."""
+
+    def __init__(self, path: str, shape, dtype, geotransform, crs=None, nodata: float | None = None,
+                 compress: str = "DEFLATE"):
+        
+        gdal, _, _ = osgeo()
+        self.path, self.dtype = path, np.dtype(dtype)
+        if self.dtype not in _GDAL_TYPES:
+            raise TypeError(f"cannot write dtype {self.dtype}")
+        options = [f"COMPRESS={compress}", "TILED=YES", f"BLOCKXSIZE={TIFF_TILE}", f"BLOCKYSIZE={TIFF_TILE}",
+                   "BIGTIFF=IF_SAFER", "SPARSE_OK=TRUE"]
+        if self.dtype.kind == "f":
+            options.append("PREDICTOR=3")
+        with gdal_writing(path):
+            dataset = gdal.GetDriverByName("GTiff").Create(path, shape[1], shape[0], 1,
+                                                           gdal.GetDataTypeByName(_GDAL_TYPES[self.dtype]), options)
+            dataset.SetGeoTransform(gdal_geotransform(geotransform))
+            srs = spatial_reference(crs)
+            if srs is not None:
+                dataset.SetSpatialRef(srs)
+            if nodata is not None:
+                dataset.GetRasterBand(1).SetNoDataValue(nodata)
+            dataset.FlushCache()
+            dataset = None
+
+    def __setitem__(self, key, value):
+        gdal, _, _ = osgeo()
+        rows, cols = key
+        with gdal_writing(self.path):
+            dataset = gdal.Open(self.path, gdal.GA_Update)
+            dataset.GetRasterBand(1).WriteArray(np.asarray(value, dtype=self.dtype), cols.start or 0, rows.start or 0)
+            dataset.FlushCache()
+            dataset = None
+
+
+def store(arrays: dict, targets: dict, lock):
+    """A Delayed that writes each lazy array into its GeoTIFFWindows target, under `lock`."""
+    import dask.array as da
+
+    names = list(arrays)
+    return da.store([arrays[n] for n in names], [targets[n] for n in names], lock=lock, compute=False)
+
+
+@contextlib.contextmanager
+def scheduler(address: str | None = None):
+    """(client or None, lock for writing files): a dask.distributed Client connected to
+    `address`, or None for dask's local threaded scheduler."""
+    if not address:
+        yield None, threading.Lock()
+        return
+    try:
+        import distributed
+    except ImportError as error:
+        raise ImportError("a dask scheduler address was given, but dask.distributed is not installed: "
+                          "`pip install distributed` or `apt install python3-distributed`") from error
+    try:
+        client = distributed.Client(address, timeout="20s", set_as_default=False)
+    except (OSError, TimeoutError) as error:
+        raise ValueError(f"cannot connect to the dask scheduler at {address!r}: {error}") from None
+    try:
+        _share_core(client)
+        yield client, distributed.Lock(f"darts-write-{os.getpid()}-{id(client)}", client=client)
+    finally:
+        client.close()
+
+
+def _share_core(client) -> None:
+    """Make `darts_postprocessing.core` importable on the cluster's workers (they run the
+    core's kernels): upload it as a zip unless they have it already."""
+    import importlib.util
+    import tempfile
+    import zipfile
+
+    if all(client.run(lambda: importlib.util.find_spec("darts_postprocessing.core") is not None).values()):
+        return
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with tempfile.TemporaryDirectory() as folder:
+        archive = os.path.join(folder, "darts_postprocessing_core.zip")
+        with zipfile.ZipFile(archive, "w") as zipped:
+            zipped.writestr("darts_postprocessing/__init__.py", "")
+            for name in sorted(os.listdir(os.path.join(package, "core"))):
+                if name.endswith(".py"):
+                    zipped.write(os.path.join(package, "core", name), f"darts_postprocessing/core/{name}")
+        client.upload_file(archive)
+
+
+def compute(*delayeds, client=None, progress: Progress | None = None, message: str = "Processing blocks"):
+    """Compute on the local threaded scheduler (client None) or on the cluster, reporting
+    progress(fraction, message) by finished tasks; progress may raise to cancel."""
+    import dask
+
+    report = progress or (lambda fraction, text: None)
+    if client is None:
+        from dask.callbacks import Callback
+
+        class Reporter(Callback):
+            def _start_state(self, dsk, state):
+                self.total = max(1, sum(len(state[key]) for key in ("ready", "waiting", "running")))
+                self.done = 0
+
+            def _posttask(self, key, result, dsk, state, worker_id):
+                self.done += 1
+                report(min(1.0, self.done / self.total), message)
+
+        with Reporter():
+            return dask.compute(*delayeds, scheduler="threads")
+    import distributed
+
+    futures = client.compute(list(delayeds))
+    try:
+        while not all(f.done() for f in futures):
+            with contextlib.suppress(distributed.TimeoutError, TimeoutError):
+                distributed.wait(futures, timeout=0.5)
+            report(0.0 if not futures else sum(f.done() for f in futures) / len(futures), message)
+        return tuple(client.gather(futures))
+    except BaseException:
+        client.cancel(futures)
+        raise

@@ -1,0 +1,89 @@
+"""What the pixels of the rasters users bring mean: probabilities (float 0..1 or DARTS' uint8
+percent), quality masks (0/1/2) and binary rasters (0/1), with their nodata.
+
+Each rule works on any window of a raster, so whole rasters (algorithms/raster_io.py) and
+blocks of rasters larger than memory (blockwise.py) are decoded the same way. Numpy only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+PERCENT_NODATA = 255  # DARTS' exported probabilities.tif: uint8 percent, nodata 255
+SCALES = ("auto", "fraction", "percent")
+
+
+def probability_scale(dtype, what: str, scale: str = "auto") -> str:
+    """'fraction' or 'percent': `scale`, or for 'auto' what the data type says."""
+    if scale != "auto":
+        return scale
+    if np.dtype(dtype) == np.uint8:
+        return "percent"
+    if np.dtype(dtype).kind == "f":
+        return "fraction"
+    raise ValueError(f"{what} has data type {np.dtype(dtype)}: expected float probabilities 0..1 or DARTS' uint8 "
+                     f"percent 0..100 (nodata 255); set the probability scale parameter to read it anyway")
+
+
+def probabilities_dtype(dtype, what: str, scale: str = "auto"):
+    """The float type probabilities are decoded to: float64 stays float64, all else float32."""
+    if probability_scale(dtype, what, scale) == "fraction" and np.dtype(dtype) == np.float64:
+        return np.dtype(np.float64)
+    return np.dtype(np.float32)
+
+
+def decode_probabilities(data: np.ndarray, nodata, what: str, scale: str = "auto") -> np.ndarray:
+    """Probabilities in [0, 1] (float32, or float64 for float64 input), NaN where there is no
+    prediction; out-of-range values raise."""
+    scale = probability_scale(data.dtype, what, scale)
+    if scale == "percent":
+        missing = data == (PERCENT_NODATA if nodata is None else nodata)
+        if data.dtype.kind == "f":
+            missing |= np.isnan(data)
+        valid = data[~missing]
+        if valid.size and (valid.min() < 0 or valid.max() > 100):
+            raise ValueError(f"{what} is read as percent, but holds values from {valid.min()} to {valid.max()} "
+                             f"(expected 0..100, nodata {PERCENT_NODATA})")
+        probabilities = data.astype(np.float32) / np.float32(100)
+    else:
+        probabilities = data.astype(probabilities_dtype(data.dtype, what, scale), copy=True)
+        missing = np.isnan(probabilities)
+        if nodata is not None and not np.isnan(nodata):
+            missing |= data == nodata
+        valid = probabilities[~missing]
+        if valid.size and (valid.min() < 0 or valid.max() > 1):
+            raise ValueError(f"{what} holds values from {valid.min():g} to {valid.max():g}, but probabilities must be in "
+                             f"0..1; for DARTS' uint8 percent rasters set the probability scale to 'percent'")
+    probabilities[missing] = np.nan
+    return probabilities
+
+
+def check_quality_dtype(dtype, what: str) -> None:
+    if np.dtype(dtype).kind not in "ui":
+        raise ValueError(f"{what} has data type {np.dtype(dtype)}: expected an integer quality mask "
+                         f"(0 invalid, 1 low quality, 2 high quality)")
+
+
+def decode_quality(data: np.ndarray, nodata, what: str) -> np.ndarray:
+    """Quality mask as uint8 0 (invalid) / 1 (low) / 2 (high quality); nodata counts as 0."""
+    check_quality_dtype(data.dtype, what)
+    invalid = data == nodata if nodata is not None else np.zeros(data.shape, bool)
+    outside = ~invalid & ((data < 0) | (data > 2))
+    if outside.any():
+        raise ValueError(f"{what} holds values up to {data[outside].max()}, but a quality mask holds 0 (invalid), "
+                         f"1 (low) or 2 (high quality); build one first (e.g. from a Sentinel-2 SCL band)")
+    quality = data.astype(np.uint8)
+    quality[invalid] = 0
+    return quality
+
+
+def decode_binary(data: np.ndarray, nodata, what: str) -> np.ndarray:
+    """A 0/1 raster (binarized objects or an extent) as bool; nodata and NaN count as 0."""
+    missing = np.isnan(data) if data.dtype.kind == "f" else np.zeros(data.shape, bool)
+    if nodata is not None and not np.isnan(nodata):
+        missing |= data == nodata
+    odd = ~missing & (data != 0) & (data != 1)
+    if odd.any():
+        raise ValueError(f"{what} holds values other than 0 and 1 (e.g. {data[odd][0]:g}): give a binarized raster "
+                         f"(an output of prepareexport or binarize), not probabilities")
+    return (data == 1) & ~missing
