@@ -193,6 +193,13 @@ class DartsAlgorithm(QgsProcessingAlgorithm):
             return None
         return layer.source()
 
+    def area_note(self, grid, feedback):
+        """Warn when the areas (area_m2, the report's) cannot be in m² on this grid; the note or None."""
+        note = grid.area_note()
+        if note:
+            feedback.pushWarning(self.tr(note))
+        return note
+
     def write_polygons(self, path, context, outputs, binary, grid, probabilities, progress):
         """Polygonize `binary` into the GeoPackage `path` (a layer of the file's name), committed
         with the run's other outputs and styled on load; returns the number of features."""

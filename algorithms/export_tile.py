@@ -73,6 +73,7 @@ class ExportTileAlgorithm(DartsAlgorithm):
                 "binarized_segmentation": read_binary(paths[self.BINARIZED], self.BINARIZED),
                 "extent": read_binary(paths[self.EXTENT], self.EXTENT)}
         self.check_canceled(feedback)
+        self.area_note(grid, feedback)
 
         folder = self.parameterAsFileOutput(parameters, self.OUTPUT_FOLDER, context)
         written = export_tile(tile, folder, grid.geotransform, grid.crs, inputs=list(paths.values()),

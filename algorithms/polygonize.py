@@ -54,6 +54,7 @@ class PolygonizeAlgorithm(DartsAlgorithm):
             scale = self.parameterAsEnumString(parameters, self.PROBABILITY_SCALE, context) or "auto"
             probabilities = read_probabilities(probabilities_path, self.PROBABILITIES, scale)
         self.check_canceled(feedback)
+        self.area_note(grid, feedback)
         count = self.write_polygons(output, context, outputs, binary, grid, probabilities,
                                     self.progress_reporter(feedback, 5, 95))
         feedback.pushInfo(self.tr("{} objects polygonized.").format(count))

@@ -186,23 +186,25 @@ class PrepareExportAlgorithm(DartsAlgorithm):
                 style_on_load(context, path, "binarized")
         results[self.OUTPUT_SUBSET_BINARIZED] = subset_paths
 
+        report_path = self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context)
+        note = self.area_note(grid, feedback) if polygons_path or report_path else None
         if polygons_path:
             self.write_polygons(polygons_path, context, outputs, result["binarized_segmentation"], grid,
                                 result["probabilities"], self.progress_reporter(feedback, 75, 20))
             results[self.OUTPUT_POLYGONS] = polygons_path
 
-        report_path = self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context)
         if report_path:
             inputs = {"probabilities": probabilities_path, "quality mask": quality_path or "(none: every pixel with a "
                       "prediction counts as high quality)", "probability scale": scale, **options}
-            self.write_report(outputs.reserve(report_path), inputs, result, object_counts["binarized_segmentation"], grid)
+            self.write_report(outputs.reserve(report_path), inputs, result, object_counts["binarized_segmentation"], grid,
+                              note)
             results[self.OUTPUT_REPORT] = report_path
         feedback.setProgress(100)
         kept = int(result["binarized_segmentation"].sum())
         feedback.pushInfo(self.tr("{} object pixels kept, extent covers {} pixels.").format(kept, int(result["extent"].sum())))
         return results
 
-    def write_report(self, path, settings, result, counts, grid):
+    def write_report(self, path, settings, result, counts, grid, area_note=None):
         from ..core import object_areas
         from .report import render_report
 
@@ -213,7 +215,7 @@ class PrepareExportAlgorithm(DartsAlgorithm):
         page = render_report(self.tr("DARTS postprocessing report"), [*settings.items(), ("grid", grid.describe())],
                              counts, kept_objects=len(areas), kept_pixels=int(binarized.sum()),
                              kept_area_m2=float(areas.sum()), extent_pixels=int(result["extent"].sum()),
-                             object_areas_m2=areas)
+                             object_areas_m2=areas, area_note=area_note)
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(page)
 

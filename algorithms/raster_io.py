@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 from osgeo import gdal, osr
 
-from ..core.export import PERCENT_NODATA  # DARTS' exported probabilities.tif: uint8 percent, nodata 255
 from ..core.files import AtomicFiles, write_geotiff
+from ..core.rasters import PERCENT_NODATA, decode_binary, decode_probabilities, decode_quality
 
 gdal.UseExceptions()
 
@@ -20,11 +20,22 @@ class Grid:
     height: int
     geotransform: tuple
     wkt: str
+    has_geotransform: bool = True  # False: GDAL's default (0, 1, 0, 0, 0, 1), pixel coordinates
 
     @property
     def crs(self) -> str | None:
         """The CRS for the core's writers: WKT, or None for a raster without one."""
         return self.wkt or None
+
+    def area_note(self) -> str | None:
+        """What area_m2 really holds on this grid when it is not m² (None when it is)."""
+        from ..core.vectorize import areas_in_m2
+
+        if not self.has_geotransform:
+            return "area_m2 is in pixels, not m²: the raster has no geotransform"
+        if not areas_in_m2(self.crs):
+            return "area_m2 is in square map units, not m²: the raster has no projected or geographic CRS"
+        return None
 
     def describe(self) -> str:
         return f"{self.width} x {self.height} pixels, pixel size {self.geotransform[1]:g} x {abs(self.geotransform[5]):g}"
@@ -59,20 +70,13 @@ def read_bands(path: str, what: str, bands: int) -> np.ndarray:
 
 def read_binary(path: str, what: str) -> np.ndarray:
     """A 0/1 raster (binarized objects or an extent) as bool; nodata and NaN count as 0."""
-    data, nodata = read_band(path, what)
-    missing = np.isnan(data) if data.dtype.kind == "f" else np.zeros(data.shape, bool)
-    if nodata is not None and not np.isnan(nodata):
-        missing |= data == nodata
-    odd = ~missing & (data != 0) & (data != 1)
-    if odd.any():
-        raise ValueError(f"{what} holds values other than 0 and 1 (e.g. {data[odd][0]:g}): give a binarized raster "
-                         f"(an output of prepareexport or binarize), not probabilities")
-    return (data == 1) & ~missing
+    return decode_binary(*read_band(path, what), what)
 
 
 def grid_of(path: str, what: str) -> Grid:
     dataset = _open(path, what, bands=None)
-    return Grid(dataset.RasterXSize, dataset.RasterYSize, tuple(dataset.GetGeoTransform()), dataset.GetProjection())
+    return Grid(dataset.RasterXSize, dataset.RasterYSize, tuple(dataset.GetGeoTransform()), dataset.GetProjection(),
+                dataset.GetGeoTransform(can_return_null=True) is not None)
 
 
 def check_same_grid(name_a: str, grid_a: Grid, name_b: str, grid_b: Grid) -> None:
@@ -122,52 +126,15 @@ def read_probabilities_for_export(path: str, what: str, scale: str = "auto") -> 
 
 
 def _probabilities(data: np.ndarray, nodata, what: str, scale: str) -> np.ndarray:
-    if scale == "auto":
-        if data.dtype == np.uint8:
-            scale = "percent"
-        elif data.dtype.kind == "f":
-            scale = "fraction"
-        else:
-            raise ValueError(f"{what} has data type {data.dtype}: expected float probabilities 0..1 or DARTS' uint8 "
-                             f"percent 0..100 (nodata 255); set the probability scale parameter to read it anyway")
-    if scale == "percent":
-        missing = data == (PERCENT_NODATA if nodata is None else nodata)
-        if data.dtype.kind == "f":
-            missing |= np.isnan(data)
-        valid = data[~missing]
-        if valid.size and (valid.min() < 0 or valid.max() > 100):
-            raise ValueError(f"{what} is read as percent, but holds values from {valid.min()} to {valid.max()} "
-                             f"(expected 0..100, nodata {PERCENT_NODATA})")
-        probabilities = data.astype(np.float32) / np.float32(100)
-    else:
-        probabilities = data.astype(np.float64 if data.dtype == np.float64 else np.float32, copy=False)
-        missing = np.isnan(probabilities)
-        if nodata is not None and not np.isnan(nodata):
-            missing |= data == nodata
-        valid = probabilities[~missing]
-        if valid.size and (valid.min() < 0 or valid.max() > 1):
-            raise ValueError(f"{what} holds values from {valid.min():g} to {valid.max():g}, but probabilities must be in "
-                             f"0..1; for DARTS' uint8 percent rasters set the probability scale to 'percent'")
-    if missing.all():
+    probabilities = decode_probabilities(data, nodata, what, scale)
+    if np.isnan(probabilities).all():
         raise ValueError(f"{what} has no valid pixel: every pixel is nodata")
-    probabilities[missing] = np.nan
     return probabilities
 
 
 def read_quality(path: str, what: str) -> np.ndarray:
     """Quality mask as uint8 0 (invalid) / 1 (low) / 2 (high quality); nodata counts as 0."""
-    data, nodata = read_band(path, what)
-    if data.dtype.kind not in "ui":
-        raise ValueError(f"{what} has data type {data.dtype}: expected an integer quality mask "
-                         f"(0 invalid, 1 low quality, 2 high quality)")
-    invalid = data == nodata if nodata is not None else np.zeros(data.shape, bool)
-    outside = ~invalid & ((data < 0) | (data > 2))
-    if outside.any():
-        raise ValueError(f"{what} holds values up to {data[outside].max()}, but a quality mask holds 0 (invalid), "
-                         f"1 (low) or 2 (high quality); build one first (e.g. from a Sentinel-2 SCL band)")
-    quality = data.astype(np.uint8)
-    quality[invalid] = 0
-    return quality
+    return decode_quality(*read_band(path, what), what)
 
 
 class AtomicOutputs(AtomicFiles):
@@ -175,4 +142,5 @@ class AtomicOutputs(AtomicFiles):
     place together only when the whole run succeeded (see core.files.AtomicFiles)."""
 
     def write(self, path: str, array: np.ndarray, grid: Grid, nodata: float | None = None) -> None:
-        write_geotiff(self.reserve(path), array, grid.geotransform, grid.crs, nodata)
+        geotransform = grid.geotransform if grid.has_geotransform else None  # stays without, for the next step
+        write_geotiff(self.reserve(path), array, geotransform, grid.crs, nodata)

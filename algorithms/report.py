@@ -37,8 +37,10 @@ def histogram_png(areas_m2: np.ndarray) -> bytes | None:
 
 
 def render_report(title: str, parameters: list[tuple[str, object]], counts: dict, kept_objects: int,
-                  kept_pixels: int, kept_area_m2: float, extent_pixels: int, object_areas_m2: np.ndarray) -> str:
-    """The report page; every number sits in an element with a stable id (for scripts and tests)."""
+                  kept_pixels: int, kept_area_m2: float, extent_pixels: int, object_areas_m2: np.ndarray,
+                  area_note: str | None = None) -> str:
+    """The report page; every number sits in an element with a stable id (for scripts and tests).
+    `area_note` says what the areas are in when they cannot be m² (no CRS or geotransform)."""
     png = histogram_png(object_areas_m2)
     figure = (f'<img id="area-histogram" alt="Histogram of object areas" '
               f'src="data:image/png;base64,{base64.b64encode(png).decode()}">' if png else
@@ -52,6 +54,7 @@ def render_report(title: str, parameters: list[tuple[str, object]], counts: dict
         ("kept_area_m2", "Kept object area (m²)", f"{kept_area_m2:.1f}"),
         ("extent_pixels", "Extent (valid) pixels", extent_pixels),
     ]
+    note = f'\n<p id="area-note"><strong>Note: {html.escape(area_note)}.</strong></p>' if area_note else ""
     rows = "\n".join(f'<tr><th>{html.escape(label)}</th><td id="{key}">{value}</td></tr>' for key, label, value in numbers)
     settings = "\n".join(f"<tr><th>{html.escape(str(name))}</th><td>{html.escape(str(value))}</td></tr>"
                          for name, value in parameters)
@@ -62,7 +65,7 @@ th,td{{border:1px solid #ccc;padding:.3em .7em;text-align:left}} td{{text-align:
 <body><h1>{html.escape(title)}</h1>
 <h2>Objects</h2><table id="counts">
 {rows}
-</table>
+</table>{note}
 <h2>Object areas</h2>{figure}
 <h2>Parameters</h2><table id="parameters">
 {settings}

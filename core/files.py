@@ -60,7 +60,8 @@ _GDAL_TYPES = {np.dtype(np.uint8): "Byte", np.dtype(np.float32): "Float32", np.d
 
 def write_geotiff(path: str, array: np.ndarray, geotransform, crs=None, nodata: float | None = None,
                   compress: str = "DEFLATE") -> None:
-    """A single-band, tiled, compressed GeoTIFF."""
+    """A single-band, tiled, compressed GeoTIFF (geotransform None: none written, as for a raster
+    in pixel coordinates)."""
     gdal, _, _ = osgeo()
     if array.dtype not in _GDAL_TYPES:
         raise TypeError(f"cannot write dtype {array.dtype} (supported: {', '.join(map(str, _GDAL_TYPES))})")
@@ -71,7 +72,8 @@ def write_geotiff(path: str, array: np.ndarray, geotransform, crs=None, nodata: 
     with gdal_writing(path):
         dataset = gdal.GetDriverByName("GTiff").Create(path, array.shape[1], array.shape[0], 1, kind, options)
         try:
-            dataset.SetGeoTransform(gdal_geotransform(geotransform))
+            if geotransform is not None:
+                dataset.SetGeoTransform(gdal_geotransform(geotransform))
             srs = spatial_reference(crs)
             if srs is not None:
                 dataset.SetSpatialRef(srs)

@@ -35,6 +35,12 @@ def row_pixel_areas(geotransform, height: int, srs) -> np.ndarray:
     return np.full(height, abs(dx * dy - rx * ry) * unit * unit)
 
 
+def areas_in_m2(crs) -> bool:
+    """Whether row_pixel_areas gives m²: only in a projected or geographic CRS (else unit²)."""
+    srs = spatial_reference(crs)
+    return srs is not None and (srs.IsProjected() or srs.IsGeographic())
+
+
 def object_areas(binary, geotransform, crs=None) -> np.ndarray:
     """Area in m² of each 8-connected object of `binary`, in Region_ID order."""
     objects = Objects(binary)

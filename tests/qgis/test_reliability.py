@@ -154,6 +154,26 @@ def test_impossible_scl_and_udm2_values_are_refused(profile, tmp_path):
     assert (read(tmp_path / "q.tif")[scl == 11] == 0).all()
 
 
+# -- 6. areas without a CRS or a geotransform ----------------------------------------------
+
+@pytest.mark.parametrize("georeferencing,unit", [({"crs": False}, "square map units"),
+                                                 ({"crs": False, "geotransform": False}, "pixels")])
+def test_areas_without_georeferencing_say_what_they_are(profile, sample, tmp_path, georeferencing, unit):
+    probabilities = write_raster(tmp_path / "p.tif", read(sample["probabilities"]), nodata=255, **georeferencing)
+    prepared = run(profile, "prepareexport", PROBABILITIES=probabilities, MIN_OBJECT_SIZE=4,
+                   OUTPUT_BINARIZED=tmp_path / "b.tif", OUTPUT_EXTENT=tmp_path / "e.tif",
+                   OUTPUT_POLYGONS=tmp_path / "objects.gpkg", OUTPUT_REPORT=tmp_path / "report.html")
+    assert prepared.returncode == 0, prepared.stdout + prepared.stderr
+    assert f"area_m2 is in {unit}, not m²" in prepared.stdout + prepared.stderr
+    assert f"area_m2 is in {unit}, not m²" in (tmp_path / "report.html").read_text(encoding="utf-8")
+    polygons = run(profile, "polygonize", BINARIZED=tmp_path / "b.tif", OUTPUT=tmp_path / "again.gpkg")
+    assert polygons.returncode == 0, polygons.stdout + polygons.stderr
+    assert f"area_m2 is in {unit}, not m²" in polygons.stdout + polygons.stderr
+    binarized = write_raster(tmp_path / "geo.tif", read(tmp_path / "b.tif"))
+    georeferenced = run(profile, "polygonize", BINARIZED=binarized, OUTPUT=tmp_path / "geo.gpkg")
+    assert georeferenced.returncode == 0 and "not m²" not in georeferenced.stdout + georeferenced.stderr
+
+
 # -- 7. a disk that fills up while the files are closed ------------------------------------
 
 def many_objects(path):
@@ -193,3 +213,4 @@ def test_failure_while_writing_a_geotiff_fails_the_run(profile, tmp_path):
                           f"OUTPUT_PROBABILITIES={tmp_path / 'masked.tif'}", preexec_fn=limited(200_000))
     refused(result, "could not write", "masked.tif")
     assert [name for name in os.listdir(tmp_path) if not name.startswith("p.tif")] == []  # QGIS may add p.tif.aux.xml
+
