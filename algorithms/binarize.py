@@ -3,6 +3,7 @@
 from qgis.core import QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer
 
 from .base import CONNECTIVITIES, DartsAlgorithm
+from .blocks import add_block_parameters, block_plan, run_blocks
 from .styles import style_on_load
 
 
@@ -40,6 +41,7 @@ class BinarizeAlgorithm(DartsAlgorithm):
         self.add_enum(self.SIZE_CONNECTIVITY, "Connectivity for object sizes", CONNECTIVITIES, "8", advanced=True)
         self.add_device()
         self.add_scale()
+        add_block_parameters(self)
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Binarized segmentation")))
 
     def execute(self, parameters, context, feedback, outputs):
@@ -51,22 +53,38 @@ class BinarizeAlgorithm(DartsAlgorithm):
         scale = self.parameterAsEnumString(parameters, self.PROBABILITY_SCALE, context) or "auto"
         path = self.raster_path(parameters, self.PROBABILITIES, context)
         grid = grid_of(path, self.PROBABILITIES)
-        probabilities = read_probabilities(path, self.PROBABILITIES, scale)
         mask_path = self.raster_path(parameters, self.MASK, context, required=False)
         if mask_path:
             check_same_grid(self.PROBABILITIES, grid, self.MASK, grid_of(mask_path, self.MASK))
-            mask = read_quality(mask_path, self.MASK)
-        else:
-            mask = np.ones(probabilities.shape, np.uint8)
-        feedback.setProgress(20)
-        self.check_canceled(feedback)
-        objects = binarize(probabilities, self.parameterAsDouble(parameters, self.THRESHOLD, context),
-                           self.parameterAsInt(parameters, self.MIN_OBJECT_SIZE, context), mask,
-                           self.resolve_device(parameters, context, feedback),
-                           size_connectivity=int(self.parameterAsEnumString(parameters, self.SIZE_CONNECTIVITY, context)))
-        feedback.setProgress(80)
-        self.check_canceled(feedback)
+        threshold = self.parameterAsDouble(parameters, self.THRESHOLD, context)
+        min_size = self.parameterAsInt(parameters, self.MIN_OBJECT_SIZE, context)
+        connectivity = int(self.parameterAsEnumString(parameters, self.SIZE_CONNECTIVITY, context))
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
-        outputs.write(output, objects.astype(np.uint8), grid)
+        block = block_plan(self, parameters, context, feedback, grid.width, grid.height, BYTES_PER_PIXEL)
+        if block:
+            import dask.array as da
+
+            from ..core.blockwise import GeoTiffWindows, read_probabilities_lazy, read_quality_lazy, store
+
+            probabilities = read_probabilities_lazy(path, self.PROBABILITIES, block, scale)
+            mask = (read_quality_lazy(mask_path, self.MASK, block) if mask_path
+                    else da.ones(probabilities.shape, dtype=np.uint8, chunks=probabilities.chunks))
+            objects = binarize(probabilities, threshold, min_size, mask, size_connectivity=connectivity)
+            target = GeoTiffWindows(outputs.reserve(output), objects.shape, "uint8", grid.geotransform, grid.crs)
+            run_blocks(self, parameters, context, feedback,
+                       lambda lock: [store({"objects": objects.astype(np.uint8)}, {"objects": target}, lock)])
+        else:
+            probabilities = read_probabilities(path, self.PROBABILITIES, scale)
+            mask = read_quality(mask_path, self.MASK) if mask_path else np.ones(probabilities.shape, np.uint8)
+            feedback.setProgress(20)
+            self.check_canceled(feedback)
+            objects = binarize(probabilities, threshold, min_size, mask, self.resolve_device(parameters, context, feedback),
+                               size_connectivity=connectivity)
+            feedback.setProgress(80)
+            self.check_canceled(feedback)
+            outputs.write(output, objects.astype(np.uint8), grid)
         style_on_load(context, output, "binarized")
         return {self.OUTPUT: output}
+
+
+BYTES_PER_PIXEL = 8  # in memory: float32 probabilities, the mask, the objects and the output

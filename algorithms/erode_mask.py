@@ -3,6 +3,7 @@
 from qgis.core import QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer
 
 from .base import QUALITY_LEVELS, DartsAlgorithm
+from .blocks import add_block_parameters, block_plan, run_blocks
 from .styles import style_on_load
 
 
@@ -35,6 +36,7 @@ class ErodeMaskAlgorithm(DartsAlgorithm):
         self.add_int(self.SIZE, "Erosion size (disk radius, pixels)", 10)
         self.add_int(self.EDGE_SIZE, "Edge size (pixels, empty = erosion size)", None, optional=True)
         self.add_device()
+        add_block_parameters(self)
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Eroded mask")))
 
     def execute(self, parameters, context, feedback, outputs):
@@ -44,16 +46,29 @@ class ErodeMaskAlgorithm(DartsAlgorithm):
 
         path = self.raster_path(parameters, self.MASK, context)
         grid = grid_of(path, self.MASK)
-        quality = read_quality(path, self.MASK)
         level = LEVELS[self.parameterAsEnumString(parameters, self.QUALITY_LEVEL, context)]
-        feedback.setProgress(20)
-        self.check_canceled(feedback)
-        eroded = erode_mask(quality >= level, self.parameterAsInt(parameters, self.SIZE, context),
-                            self.resolve_device(parameters, context, feedback),
-                            edge_size=self.optional_int(parameters, self.EDGE_SIZE, context))
-        feedback.setProgress(80)
-        self.check_canceled(feedback)
+        size = self.parameterAsInt(parameters, self.SIZE, context)
+        edge_size = self.optional_int(parameters, self.EDGE_SIZE, context)
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
-        outputs.write(output, eroded, grid)
+        block = block_plan(self, parameters, context, feedback, grid.width, grid.height, BYTES_PER_PIXEL)
+        if block:
+            from ..core.blockwise import GeoTiffWindows, read_quality_lazy, store
+
+            eroded = erode_mask(read_quality_lazy(path, self.MASK, block) >= level, size, edge_size=edge_size)
+            target = GeoTiffWindows(outputs.reserve(output), eroded.shape, "uint8", grid.geotransform, grid.crs)
+            run_blocks(self, parameters, context, feedback, lambda lock: [store({"extent": eroded}, {"extent": target},
+                                                                                lock)])
+        else:
+            quality = read_quality(path, self.MASK)
+            feedback.setProgress(20)
+            self.check_canceled(feedback)
+            eroded = erode_mask(quality >= level, size, self.resolve_device(parameters, context, feedback),
+                                edge_size=edge_size)
+            feedback.setProgress(80)
+            self.check_canceled(feedback)
+            outputs.write(output, eroded, grid)
         style_on_load(context, output, "extent")
         return {self.OUTPUT: output}
+
+
+BYTES_PER_PIXEL = 4  # in memory: the mask, its validity, the eroded copy and the output

@@ -1,0 +1,79 @@
+"""Rasters larger than memory in the algorithms: the MEMORY_LIMIT and DASK_SCHEDULER
+parameters, the choice between reading whole rasters and the block-wise path, and running
+the block-wise path (core.chunked + core.blockwise) with Processing's progress and cancel.
+Both paths give the same pixels."""
+
+import os
+
+from qgis.core import QgsProcessingParameterDefinition, QgsProcessingParameterNumber, QgsProcessingParameterString
+
+MEMORY_LIMIT = "MEMORY_LIMIT"
+DASK_SCHEDULER = "DASK_SCHEDULER"
+
+
+def add_block_parameters(algorithm):
+    """The advanced MEMORY_LIMIT (MB, empty = half of the available memory) and DASK_SCHEDULER."""
+    limit = QgsProcessingParameterNumber(
+        MEMORY_LIMIT, algorithm.tr("Memory limit (MB; empty = half of the available memory)"),
+        QgsProcessingParameterNumber.Type.Integer, defaultValue=None, optional=True, minValue=1,
+        maxValue=2 ** 31 - 1)
+    limit.setHelp(algorithm.tr("Rasters whose processing would need more memory than this are processed block by "
+                               "block, reading and writing GeoTIFF windows, never the whole raster; the results are "
+                               "the same."))
+    address = QgsProcessingParameterString(
+        DASK_SCHEDULER, algorithm.tr("Dask scheduler address (empty = local processing)"), optional=True,
+        defaultValue="")
+    address.setHelp(algorithm.tr("e.g. tcp://127.0.0.1:8786: the blocks are computed on that dask.distributed "
+                                 "cluster, whose workers must see the input and output files."))
+    for parameter in (limit, address):
+        parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
+        algorithm.addParameter(parameter)
+
+
+def available_memory_mb() -> float:
+    """Memory available to new work, in MB (Linux: MemAvailable; elsewhere psutil; else 4 GB)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    try:
+        import psutil
+
+        return psutil.virtual_memory().available / 2 ** 20
+    except ImportError:
+        return 4096.0
+
+
+def block_plan(algorithm, parameters, context, feedback, width: int, height: int, bytes_per_pixel: float):
+    """None to process in memory, or the block side for the block-wise path: taken when the
+    estimated need exceeds MEMORY_LIMIT, or when a dask scheduler is given."""
+    from ..core.blockwise import block_size
+
+    value = parameters.get(MEMORY_LIMIT)
+    limit = (algorithm.parameterAsInt(parameters, MEMORY_LIMIT, context) if value not in (None, "")
+             else available_memory_mb() / 2)
+    need = width * height * bytes_per_pixel / 2 ** 20
+    address = algorithm.parameterAsString(parameters, DASK_SCHEDULER, context).strip()
+    if need <= limit and not address:
+        return None
+    block = block_size(bytes_per_pixel, limit, workers=os.cpu_count() or 1)
+    reason = (algorithm.tr("a dask scheduler was given") if address else
+              algorithm.tr("it needs about {:.0f} MB, more than the memory limit of {:.0f} MB").format(need, limit))
+    feedback.pushInfo(algorithm.tr("Processing in blocks of {0} x {0} pixels: {1}.").format(block, reason))
+    return block
+
+
+def run_blocks(algorithm, parameters, context, feedback, build, start=5.0, span=90.0):
+    """Compute what `build(lock)` returns (dask Delayed values: stores into GeoTIFF windows and
+    small results) on the local scheduler or DASK_SCHEDULER's cluster; returns their values."""
+    from ..core.blockwise import compute, scheduler
+
+    address = algorithm.parameterAsString(parameters, DASK_SCHEDULER, context).strip()
+    with scheduler(address) as (client, lock):
+        if client is not None:
+            feedback.pushInfo(algorithm.tr("Computing on the dask cluster at {}").format(address))
+        return compute(*build(lock), client=client, progress=algorithm.progress_reporter(feedback, start, span),
+                       message=algorithm.tr("Processing blocks"))
