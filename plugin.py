@@ -13,8 +13,11 @@ class DartsPostprocessingPlugin:
     def initProcessing(self):  # noqa: N802 (QGIS API)
         from .darts_provider import DartsProvider
 
-        self.provider = DartsProvider()
-        QgsApplication.processingRegistry().addProvider(self.provider)
+        provider = DartsProvider()
+        # The registry refuses (and deletes) a second provider "darts", e.g. of a second copy of
+        # the plugin: keep only one that was added, so unload never touches a deleted object.
+        if QgsApplication.processingRegistry().addProvider(provider):
+            self.provider = provider
 
     def initGui(self):  # noqa: N802 (QGIS API)
         self.initProcessing()

@@ -64,15 +64,14 @@ class BinarizeAlgorithm(DartsAlgorithm):
         if block:
             import dask.array as da
 
-            from ..core.blockwise import GeoTiffWindows, read_probabilities_lazy, read_quality_lazy, store
+            from ..core.blockwise import read_probabilities_lazy, read_quality_lazy
 
             probabilities = read_probabilities_lazy(path, self.PROBABILITIES, block, scale)
             mask = (read_quality_lazy(mask_path, self.MASK, block) if mask_path
                     else da.ones(probabilities.shape, dtype=np.uint8, chunks=probabilities.chunks))
             objects = binarize(probabilities, threshold, min_size, mask, size_connectivity=connectivity)
-            target = GeoTiffWindows(outputs.reserve(output), objects.shape, "uint8", grid.geotransform, grid.crs)
             run_blocks(self, parameters, context, feedback,
-                       lambda lock: [store({"objects": objects.astype(np.uint8)}, {"objects": target}, lock)])
+                       lambda lock: [outputs.store({output: (objects.astype(np.uint8), None)}, grid, lock)])
         else:
             probabilities = read_probabilities(path, self.PROBABILITIES, scale)
             mask = read_quality(mask_path, self.MASK) if mask_path else np.ones(probabilities.shape, np.uint8)

@@ -52,12 +52,11 @@ class ErodeMaskAlgorithm(DartsAlgorithm):
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         block = block_plan(self, parameters, context, feedback, grid.width, grid.height, BYTES_PER_PIXEL)
         if block:
-            from ..core.blockwise import GeoTiffWindows, read_quality_lazy, store
+            from ..core.blockwise import read_quality_lazy
 
             eroded = erode_mask(read_quality_lazy(path, self.MASK, block) >= level, size, edge_size=edge_size)
-            target = GeoTiffWindows(outputs.reserve(output), eroded.shape, "uint8", grid.geotransform, grid.crs)
-            run_blocks(self, parameters, context, feedback, lambda lock: [store({"extent": eroded}, {"extent": target},
-                                                                                lock)])
+            run_blocks(self, parameters, context, feedback,
+                       lambda lock: [outputs.store({output: (eroded, None)}, grid, lock)])
         else:
             quality = read_quality(path, self.MASK)
             feedback.setProgress(20)

@@ -1,5 +1,6 @@
 """darts:prepareexport — DARTS' whole postprocessing step on a probabilities raster."""
 
+import functools
 import os
 import re
 
@@ -15,6 +16,7 @@ from qgis.core import (
 )
 
 from .base import BOUNDARIES, CONNECTIVITIES, QUALITY_LEVELS, DartsAlgorithm
+from .blocks import add_block_parameters, block_plan, run_blocks
 from .styles import style_on_load
 
 
@@ -87,6 +89,7 @@ class PrepareExportAlgorithm(DartsAlgorithm):
         self.add_enum(self.SIZE_CONNECTIVITY, "Connectivity for object sizes", CONNECTIVITIES, "8", advanced=True)
         self.add_device()
         self.add_scale()
+        add_block_parameters(self)
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT_BINARIZED, self.tr("Binarized segmentation")))
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT_EXTENT, self.tr("Extent")))
         self.addParameter(QgsProcessingParameterRasterDestination(
@@ -128,11 +131,23 @@ class PrepareExportAlgorithm(DartsAlgorithm):
         probabilities_path = self.raster_path(parameters, self.PROBABILITIES, context)
         quality_path = self.raster_path(parameters, self.QUALITY_MASK, context, required=False)
         polygons_path = self.parameterAsOutputLayer(parameters, self.OUTPUT_POLYGONS, context)
+        report_path = self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context)
         subsets = self.subsets(parameters, context)
 
         feedback.setProgressText(self.tr("Reading and checking the rasters"))
         grid = grid_of(probabilities_path, self.PROBABILITIES)
-        tile = {"probabilities": read_probabilities(probabilities_path, self.PROBABILITIES, scale)}
+        block = block_plan(self, parameters, context, feedback, grid.width, grid.height,
+                           BYTES_PER_PIXEL + SUBSET_BYTES_PER_PIXEL * len(subsets))
+        if block:
+            if polygons_path or report_path:
+                raise ValueError("This raster is processed in blocks (it needs more than MEMORY_LIMIT), where polygons "
+                                 "and the report are not available yet: leave OUTPUT_POLYGONS and OUTPUT_REPORT empty "
+                                 "and run 'Polygonize objects' on the binarized output, or raise MEMORY_LIMIT.")
+            from ..core.blockwise import read_probabilities_lazy, read_quality_lazy
+
+            read_probabilities = functools.partial(read_probabilities_lazy, block=block)  # noqa: F811
+            read_quality = functools.partial(read_quality_lazy, block=block)  # noqa: F811
+        tile = {"probabilities": read_probabilities(probabilities_path, self.PROBABILITIES, scale=scale)}
         if quality_path:
             check_same_grid(self.PROBABILITIES, grid, self.QUALITY_MASK, grid_of(quality_path, self.QUALITY_MASK))
             tile["quality_data_mask"] = read_quality(quality_path, self.QUALITY_MASK)
@@ -142,7 +157,7 @@ class PrepareExportAlgorithm(DartsAlgorithm):
         for name, path in subsets.items():
             what = f"{self.SUBSET_PROBABILITIES} '{name}'"
             check_same_grid(self.PROBABILITIES, grid, what, grid_of(path, what))
-            tile[f"probabilities-{name}"] = read_probabilities(path, what, scale)
+            tile[f"probabilities-{name}"] = read_probabilities(path, what, scale=scale)
         self.check_canceled(feedback)
 
         options = dict(
@@ -164,29 +179,37 @@ class PrepareExportAlgorithm(DartsAlgorithm):
         binarized_path = self.parameterAsOutputLayer(parameters, self.OUTPUT_BINARIZED, context)
         extent_path = self.parameterAsOutputLayer(parameters, self.OUTPUT_EXTENT, context)
         probabilities_out = self.parameterAsOutputLayer(parameters, self.OUTPUT_PROBABILITIES, context)
-        outputs.write(binarized_path, result["binarized_segmentation"].astype("uint8"), grid)
-        style_on_load(context, binarized_path, "binarized")
-        outputs.write(extent_path, result["extent"], grid)
-        style_on_load(context, extent_path, "extent")
+        rasters = {binarized_path: (result["binarized_segmentation"].astype("uint8"), None, "binarized"),
+                   extent_path: (result["extent"], None, "extent")}
         results = {self.OUTPUT_BINARIZED: binarized_path, self.OUTPUT_EXTENT: extent_path}
         if probabilities_out:
-            outputs.write(probabilities_out, result["probabilities"], grid, nodata=float("nan"))
-            style_on_load(context, probabilities_out, "probabilities")
+            rasters[probabilities_out] = (result["probabilities"], float("nan"), "probabilities")
             results[self.OUTPUT_PROBABILITIES] = probabilities_out
-
         subset_paths = []
         for name in subsets:
-            self.check_canceled(feedback)
             path = subset_path(binarized_path, name)
-            outputs.write(path, result[f"binarized_segmentation-{name}"].astype("uint8"), grid)
+            rasters[path] = (result[f"binarized_segmentation-{name}"].astype("uint8"), None, None)
             subset_paths.append(path)
             if context.willLoadLayerOnCompletion(binarized_path):
                 context.addLayerToLoadOnCompletion(path, QgsProcessingContext.LayerDetails(
                     self.tr("Binarized segmentation ({})").format(name), context.project(), self.OUTPUT_SUBSET_BINARIZED))
                 style_on_load(context, path, "binarized")
         results[self.OUTPUT_SUBSET_BINARIZED] = subset_paths
+        writes = {path: (array, nodata) for path, (array, nodata, _) in rasters.items()}
+        if block:
+            _, object_counts, kept, extent_pixels = run_blocks(
+                self, parameters, context, feedback,
+                lambda lock: [outputs.store(writes, grid, lock), object_counts, result["binarized_segmentation"].sum(),
+                              result["extent"].sum()], start=10, span=88)
+        else:
+            for path, (array, nodata) in writes.items():
+                self.check_canceled(feedback)
+                outputs.write(path, array, grid, nodata)
+            kept, extent_pixels = result["binarized_segmentation"].sum(), result["extent"].sum()
+        for path, (_, _, style) in rasters.items():
+            if style:
+                style_on_load(context, path, style)
 
-        report_path = self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context)
         note = self.area_note(grid, feedback) if polygons_path or report_path else None
         if polygons_path:
             self.write_polygons(polygons_path, context, outputs, result["binarized_segmentation"], grid,
@@ -200,8 +223,7 @@ class PrepareExportAlgorithm(DartsAlgorithm):
                               note)
             results[self.OUTPUT_REPORT] = report_path
         feedback.setProgress(100)
-        kept = int(result["binarized_segmentation"].sum())
-        feedback.pushInfo(self.tr("{} object pixels kept, extent covers {} pixels.").format(kept, int(result["extent"].sum())))
+        feedback.pushInfo(self.tr("{} object pixels kept, extent covers {} pixels.").format(int(kept), int(extent_pixels)))
         return results
 
     def write_report(self, path, settings, result, counts, grid, area_note=None):
@@ -224,3 +246,7 @@ def subset_path(binarized_path, name):
     """Where the binarized result of ensemble subset `name` goes: beside OUTPUT_BINARIZED."""
     stem, extension = os.path.splitext(binarized_path)
     return f"{stem}-{name}{extension}"
+
+
+BYTES_PER_PIXEL = 14  # in memory (measured: ~13): float32 probabilities read and masked, quality, extent, objects
+SUBSET_BYTES_PER_PIXEL = 9  # each ensemble subset: its probabilities read and masked, and its objects

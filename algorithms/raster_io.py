@@ -27,6 +27,11 @@ class Grid:
         """The CRS for the core's writers: WKT, or None for a raster without one."""
         return self.wkt or None
 
+    @property
+    def transform_to_write(self):
+        """The geotransform outputs get: none when the input has none (for the next step)."""
+        return self.geotransform if self.has_geotransform else None
+
     def area_note(self) -> str | None:
         """What area_m2 really holds on this grid when it is not m² (None when it is)."""
         from ..core.vectorize import areas_in_m2
@@ -142,5 +147,13 @@ class AtomicOutputs(AtomicFiles):
     place together only when the whole run succeeded (see core.files.AtomicFiles)."""
 
     def write(self, path: str, array: np.ndarray, grid: Grid, nodata: float | None = None) -> None:
-        geotransform = grid.geotransform if grid.has_geotransform else None  # stays without, for the next step
-        write_geotiff(self.reserve(path), array, geotransform, grid.crs, nodata)
+        write_geotiff(self.reserve(path), array, grid.transform_to_write, grid.crs, nodata)
+
+    def store(self, arrays: dict, grid: Grid, lock):
+        """A dask Delayed that writes {path: (lazy dask array, nodata)} window by window into
+        the run's outputs (computed by blocks.run_blocks)."""
+        from ..core.blockwise import GeoTiffWindows, store
+
+        targets = {path: GeoTiffWindows(self.reserve(path), array.shape, array.dtype, grid.transform_to_write, grid.crs,
+                                        nodata) for path, (array, nodata) in arrays.items()}
+        return store({path: array for path, (array, _) in arrays.items()}, targets, lock)

@@ -125,7 +125,8 @@ class GeoTiffWindows:
         with gdal_writing(path):
             dataset = gdal.GetDriverByName("GTiff").Create(path, shape[1], shape[0], 1,
                                                            gdal.GetDataTypeByName(_GDAL_TYPES[self.dtype]), options)
-            dataset.SetGeoTransform(gdal_geotransform(geotransform))
+            if geotransform is not None:
+                dataset.SetGeoTransform(gdal_geotransform(geotransform))
             srs = spatial_reference(crs)
             if srs is not None:
                 dataset.SetSpatialRef(srs)
@@ -182,7 +183,11 @@ def _share_core(client) -> None:
     import tempfile
     import zipfile
 
-    if all(client.run(lambda: importlib.util.find_spec("darts_postprocessing.core") is not None).values()):
+    def has_core():  # runs on the workers (sent by value)
+        return all(importlib.util.find_spec(name) is not None
+                   for name in ("darts_postprocessing", "darts_postprocessing.core"))
+
+    if all(client.run(has_core).values()):
         return
     package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     with tempfile.TemporaryDirectory() as folder:
@@ -215,14 +220,13 @@ def compute(*delayeds, client=None, progress: Progress | None = None, message: s
 
         with Reporter():
             return dask.compute(*delayeds, scheduler="threads")
-    import distributed
+    import time
 
     futures = client.compute(list(delayeds))
     try:
-        while not all(f.done() for f in futures):
-            with contextlib.suppress(distributed.TimeoutError, TimeoutError):
-                distributed.wait(futures, timeout=0.5)
-            report(0.0 if not futures else sum(f.done() for f in futures) / len(futures), message)
+        while not all(future.done() for future in futures):
+            report(sum(future.done() for future in futures) / len(futures), message)
+            time.sleep(0.2)
         return tuple(client.gather(futures))
     except BaseException:
         client.cancel(futures)

@@ -74,3 +74,112 @@ def test_block_size_follows_the_memory_limit():
 
     assert block_size(14, 1, 2) == 512 and block_size(14, 10 ** 6, 2) == 8192
     assert block_size(14, 3000, 2) % 256 == 0 and 512 < block_size(14, 3000, 2) < 8192
+
+
+PREPARE_OUTPUTS = ["OUTPUT_BINARIZED", "OUTPUT_EXTENT", "OUTPUT_PROBABILITIES"]
+
+
+@pytest.mark.parametrize("boundary,connectivity", [("remove", "8"), ("clip", "4")])
+def test_prepareexport_in_blocks(provider, big, tmp_path, boundary, connectivity):
+    results = both_paths("darts:prepareexport", {
+        "PROBABILITIES": big["probabilities"], "QUALITY_MASK": big["quality"], "MASK_EROSION_SIZE": 10,
+        "MIN_OBJECT_SIZE": 32, "QUALITY_LEVEL": "low_quality", "BOUNDARY": boundary,
+        "SIZE_CONNECTIVITY": connectivity}, PREPARE_OUTPUTS, tmp_path)
+    assert_same(results, PREPARE_OUTPUTS)
+    assert results["memory"]["OUTPUT_BINARIZED"].any()
+
+
+def vrt_mosaic(big, tmp_path):
+    """A 2 x 2 VRT mosaic of shifted copies of the tile, built with GDAL."""
+    tiles = []
+    for row in range(2):
+        for col in range(2):
+            path = str(tmp_path / f"tile_{row}_{col}.tif")
+            source = gdal.Open(big["probabilities"])
+            x0, dx, _, y0, _, dy = source.GetGeoTransform()
+            copy = gdal.Translate(path, source)
+            copy.SetGeoTransform((x0 + col * SIZE * dx, dx, 0, y0 + row * SIZE * dy, 0, dy))
+            copy = None
+            tiles.append(path)
+    mosaic = str(tmp_path / "mosaic.vrt")
+    gdal.BuildVRT(mosaic, tiles)
+    return mosaic
+
+
+def test_prepareexport_of_a_vrt_mosaic_in_blocks(provider, big, tmp_path):
+    results = both_paths("darts:prepareexport", {"PROBABILITIES": vrt_mosaic(big, tmp_path), "MASK_EROSION_SIZE": 5,
+                                                 "MIN_OBJECT_SIZE": 20}, PREPARE_OUTPUTS, tmp_path)
+    assert_same(results, PREPARE_OUTPUTS)
+    assert results["memory"]["OUTPUT_BINARIZED"].shape == (2 * SIZE, 2 * SIZE)
+
+
+def test_prepareexport_in_blocks_refuses_polygons_clearly(provider, big, tmp_path):
+    from qgis.core import QgsProcessingException
+
+    with pytest.raises(QgsProcessingException, match="processed in blocks"):
+        processing.run("darts:prepareexport", {
+            "PROBABILITIES": big["probabilities"], "MEMORY_LIMIT": 1, "OUTPUT_BINARIZED": str(tmp_path / "b.tif"),
+            "OUTPUT_EXTENT": str(tmp_path / "e.tif"), "OUTPUT_POLYGONS": str(tmp_path / "p.gpkg")})
+    assert not os.listdir(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A real dask.distributed scheduler and two single-threaded worker processes, started as
+    their own programs without this project on their path (the plugin ships its core to them)."""
+    import subprocess
+    import time
+
+    folder = tmp_path_factory.mktemp("cluster")
+    address_file = folder / "scheduler.json"
+    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    processes = [subprocess.Popen(["dask-scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                                   "--scheduler-file", str(address_file)], cwd=folder, env=environment,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    for _ in range(200):
+        if address_file.exists() and address_file.stat().st_size:
+            break
+        time.sleep(0.1)
+    processes.append(subprocess.Popen(["dask-worker", "--scheduler-file", str(address_file), "--nworkers", "2",
+                                       "--nthreads", "1", "--no-dashboard"], cwd=folder, env=environment,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    import json
+
+    address = json.loads(address_file.read_text())["address"]
+    from distributed import Client
+
+    with Client(address, timeout=30) as client:
+        client.wait_for_workers(2, timeout=60)
+    yield address
+    for process in processes[::-1]:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_prepareexport_on_a_dask_cluster_through_qgis_process(profile, big, tmp_path, cluster):
+    from qgis_cli import qgis_process
+
+    options = ["MASK_EROSION_SIZE=10", "MIN_OBJECT_SIZE=32", "QUALITY_LEVEL=low_quality"]
+    runs = {}
+    for mode, extra in (("memory", []), ("cluster", [f"DASK_SCHEDULER={cluster}"])):
+        out = tmp_path / mode
+        run = qgis_process(profile, "run", "darts:prepareexport", "--", f"PROBABILITIES={big['probabilities']}",
+                           f"QUALITY_MASK={big['quality']}", *options, *extra,
+                           f"OUTPUT_BINARIZED={out / 'b.tif'}", f"OUTPUT_EXTENT={out / 'e.tif'}")
+        assert run.returncode == 0, run.stdout + run.stderr
+        runs[mode] = run.stdout
+        assert sorted(os.listdir(out)) == ["b.tif", "e.tif"]
+    assert "dask cluster" in runs["cluster"] and "Processing in blocks" in runs["cluster"]
+    for name in ("b.tif", "e.tif"):
+        np.testing.assert_array_equal(read(tmp_path / "cluster" / name), read(tmp_path / "memory" / name))
+
+
+def test_an_unreachable_scheduler_is_a_clear_error(profile, big, tmp_path):
+    from qgis_cli import qgis_process
+
+    run = qgis_process(profile, "run", "darts:binarize", "--", f"PROBABILITIES={big['probabilities']}",
+                       "DASK_SCHEDULER=tcp://127.0.0.1:9", f"OUTPUT={tmp_path / 'b.tif'}")
+    assert run.returncode != 0
+    assert "cannot connect to the dask scheduler at 'tcp://127.0.0.1:9'" in run.stdout + run.stderr
+    assert "Traceback" not in run.stdout + run.stderr
+    assert not os.listdir(tmp_path)
