@@ -165,12 +165,16 @@ class DartsAlgorithm(QgsProcessingAlgorithm):
             raise Canceled
 
     def progress_reporter(self, feedback, start=0.0, span=100.0):
-        """A core progress callback that feeds the Processing feedback and honours cancel."""
+        """A core progress callback that feeds the Processing feedback and honours cancel. The
+        text goes to the log once per stage; the percentage to the progress bar."""
+        shown = []
 
         def report(fraction, message):
             self.check_canceled(feedback)
             feedback.setProgress(start + span * fraction)
-            feedback.setProgressText(message)
+            if shown != [message]:
+                shown[:] = [message]
+                feedback.setProgressText(message)
 
         return report
 

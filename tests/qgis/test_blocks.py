@@ -72,8 +72,8 @@ def test_binarize_in_blocks(provider, big, tmp_path, connectivity):
 def test_block_size_follows_the_memory_limit():
     from darts_postprocessing.core.blockwise import block_size
 
-    assert block_size(14, 1, 2) == 512 and block_size(14, 10 ** 6, 2) == 8192
-    assert block_size(14, 3000, 2) % 256 == 0 and 512 < block_size(14, 3000, 2) < 8192
+    assert block_size(14, 1, 2) == 512 and block_size(14, 10 ** 6, 2) == 4096
+    assert block_size(14, 1500, 2) % 256 == 0 and 512 < block_size(14, 1500, 2) < 4096
 
 
 PREPARE_OUTPUTS = ["OUTPUT_BINARIZED", "OUTPUT_EXTENT", "OUTPUT_PROBABILITIES"]
@@ -182,4 +182,23 @@ def test_an_unreachable_scheduler_is_a_clear_error(profile, big, tmp_path):
     assert run.returncode != 0
     assert "cannot connect to the dask scheduler at 'tcp://127.0.0.1:9'" in run.stdout + run.stderr
     assert "Traceback" not in run.stdout + run.stderr
+    assert not os.listdir(tmp_path)
+
+
+class CancelMidway(QgsProcessingFeedback):
+    """Presses cancel once the block-wise computation is under way."""
+
+    def setProgress(self, progress):  # noqa: N802
+        super().setProgress(progress)
+        if progress > 30:
+            self.cancel()
+
+
+def test_cancel_in_blocks_leaves_nothing(provider, big, tmp_path):
+    feedback = CancelMidway()
+    results = processing.run("darts:prepareexport", {
+        "PROBABILITIES": big["probabilities"], "QUALITY_MASK": big["quality"], "MEMORY_LIMIT": 1,
+        "OUTPUT_BINARIZED": str(tmp_path / "b.tif"), "OUTPUT_EXTENT": str(tmp_path / "e.tif"),
+        "OUTPUT_PROBABILITIES": str(tmp_path / "p.tif")}, feedback=feedback)
+    assert feedback.isCanceled() and not results.get("OUTPUT_BINARIZED")
     assert not os.listdir(tmp_path)
