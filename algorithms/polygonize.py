@@ -7,6 +7,7 @@ from qgis.core import (
 )
 
 from .base import DartsAlgorithm
+from .blocks import add_block_parameters, block_plan, polygonize_in_blocks
 
 
 class PolygonizeAlgorithm(DartsAlgorithm):
@@ -37,6 +38,7 @@ class PolygonizeAlgorithm(DartsAlgorithm):
         self.addParameter(QgsProcessingParameterRasterLayer(self.PROBABILITIES, self.tr("Probabilities"),
                                                             optional=True))
         self.add_scale()
+        add_block_parameters(self)
         self.addParameter(QgsProcessingParameterVectorDestination(
             self.OUTPUT, self.tr("Polygons"), QgsProcessing.SourceType.TypeVectorPolygon))
 
@@ -47,15 +49,27 @@ class PolygonizeAlgorithm(DartsAlgorithm):
         probabilities_path = self.raster_path(parameters, self.PROBABILITIES, context, required=False)
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         grid = grid_of(binarized_path, self.BINARIZED)
-        binary = read_binary(binarized_path, self.BINARIZED)
-        probabilities = None
         if probabilities_path:
             check_same_grid(self.BINARIZED, grid, self.PROBABILITIES, grid_of(probabilities_path, self.PROBABILITIES))
-            scale = self.parameterAsEnumString(parameters, self.PROBABILITY_SCALE, context) or "auto"
-            probabilities = read_probabilities(probabilities_path, self.PROBABILITIES, scale)
-        self.check_canceled(feedback)
+        scale = self.parameterAsEnumString(parameters, self.PROBABILITY_SCALE, context) or "auto"
         self.area_note(grid, feedback)
-        count = self.write_polygons(output, context, outputs, binary, grid, probabilities,
-                                    self.progress_reporter(feedback, 5, 95))
+        block = block_plan(self, parameters, context, feedback, grid.width, grid.height, BYTES_PER_PIXEL)
+        if block:
+            from ..core.blockwise import read_binary_lazy, read_probabilities_lazy
+
+            binary = read_binary_lazy(binarized_path, self.BINARIZED, block)
+            probabilities = (read_probabilities_lazy(probabilities_path, self.PROBABILITIES, block, scale)
+                             if probabilities_path else None)
+            count = polygonize_in_blocks(self, parameters, context, feedback, outputs, output, binary, grid,
+                                         probabilities)
+        else:
+            binary = read_binary(binarized_path, self.BINARIZED)
+            probabilities = read_probabilities(probabilities_path, self.PROBABILITIES, scale) if probabilities_path else None
+            self.check_canceled(feedback)
+            count = self.write_polygons(output, context, outputs, binary, grid, probabilities,
+                                        self.progress_reporter(feedback, 5, 95))
         feedback.pushInfo(self.tr("{} objects polygonized.").format(count))
         return {self.OUTPUT: output}
+
+
+BYTES_PER_PIXEL = 12  # in memory: the binary raster, float32 probabilities, labels, traced pixels

@@ -16,7 +16,7 @@ from qgis.core import (
 )
 
 from .base import BOUNDARIES, CONNECTIVITIES, QUALITY_LEVELS, DartsAlgorithm
-from .blocks import add_block_parameters, block_plan, run_blocks
+from .blocks import add_block_parameters, block_plan, polygonize_in_blocks, run_blocks
 from .styles import style_on_load
 
 
@@ -139,10 +139,6 @@ class PrepareExportAlgorithm(DartsAlgorithm):
         block = block_plan(self, parameters, context, feedback, grid.width, grid.height,
                            BYTES_PER_PIXEL + SUBSET_BYTES_PER_PIXEL * len(subsets))
         if block:
-            if polygons_path or report_path:
-                raise ValueError("This raster is processed in blocks (it needs more than MEMORY_LIMIT), where polygons "
-                                 "and the report are not available yet: leave OUTPUT_POLYGONS and OUTPUT_REPORT empty "
-                                 "and run 'Polygonize objects' on the binarized output, or raise MEMORY_LIMIT.")
             from ..core.blockwise import read_probabilities_lazy, read_quality_lazy
 
             read_probabilities = functools.partial(read_probabilities_lazy, block=block)  # noqa: F811
@@ -173,7 +169,8 @@ class PrepareExportAlgorithm(DartsAlgorithm):
         result = prepare_export(tile, **options, ensemble_subsets=list(subsets),
                                 device=self.resolve_device(parameters, context, feedback),
                                 progress=self.progress_reporter(feedback, 10, 60), object_counts=object_counts)
-        del tile
+        lazy_probabilities = tile["probabilities"] if block else None  # read again for polygon statistics
+        del tile  # in memory: frees the probabilities read
 
         feedback.setProgressText(self.tr("Writing the outputs"))
         binarized_path = self.parameterAsOutputLayer(parameters, self.OUTPUT_BINARIZED, context)
@@ -211,33 +208,46 @@ class PrepareExportAlgorithm(DartsAlgorithm):
                 style_on_load(context, path, style)
 
         note = self.area_note(grid, feedback) if polygons_path or report_path else None
+        if block and (polygons_path or report_path):
+            # Objects and their areas from the binarized raster just written, read back block by
+            # block; their statistics from the probabilities (the same inside objects as masked).
+            from ..core.blockwise import read_binary_lazy
+
+            binary = read_binary_lazy(outputs.stored[binarized_path], self.OUTPUT_BINARIZED, block)
+        else:
+            binary = result["binarized_segmentation"]
         if polygons_path:
-            self.write_polygons(polygons_path, context, outputs, result["binarized_segmentation"], grid,
-                                result["probabilities"], self.progress_reporter(feedback, 75, 20))
+            if block:
+                polygonize_in_blocks(self, parameters, context, feedback, outputs, polygons_path, binary, grid,
+                                     lazy_probabilities, 75, 20)
+            else:
+                self.write_polygons(polygons_path, context, outputs, binary, grid, result["probabilities"],
+                                    self.progress_reporter(feedback, 75, 20))
             results[self.OUTPUT_POLYGONS] = polygons_path
 
         if report_path:
+            from ..core import object_areas
+
+            areas = object_areas(binary, grid.geotransform, grid.crs)
+            if block:
+                (areas,) = run_blocks(self, parameters, context, feedback, lambda lock: [areas], 95, 4)
             inputs = {"probabilities": probabilities_path, "quality mask": quality_path or "(none: every pixel with a "
                       "prediction counts as high quality)", "probability scale": scale, **options}
-            self.write_report(outputs.reserve(report_path), inputs, result, object_counts["binarized_segmentation"], grid,
-                              note)
+            self.write_report(outputs.reserve(report_path), inputs, object_counts["binarized_segmentation"], grid, note,
+                              areas, int(kept), int(extent_pixels))
             results[self.OUTPUT_REPORT] = report_path
         feedback.setProgress(100)
         feedback.pushInfo(self.tr("{} object pixels kept, extent covers {} pixels.").format(int(kept), int(extent_pixels)))
         return results
 
-    def write_report(self, path, settings, result, counts, grid, area_note=None):
-        from ..core import object_areas
+    def write_report(self, path, settings, counts, grid, area_note, areas, kept_pixels, extent_pixels):
         from .report import render_report
 
-        binarized = result["binarized_segmentation"]
-        areas = object_areas(binarized, grid.geotransform, grid.crs)
         if settings.get("edge_erosion_size") is None:
             settings["edge_erosion_size"] = f"{settings['mask_erosion_size']} (the mask erosion size)"
         page = render_report(self.tr("DARTS postprocessing report"), [*settings.items(), ("grid", grid.describe())],
-                             counts, kept_objects=len(areas), kept_pixels=int(binarized.sum()),
-                             kept_area_m2=float(areas.sum()), extent_pixels=int(result["extent"].sum()),
-                             object_areas_m2=areas, area_note=area_note)
+                             counts, kept_objects=len(areas), kept_pixels=kept_pixels, kept_area_m2=float(areas.sum()),
+                             extent_pixels=extent_pixels, object_areas_m2=areas, area_note=area_note)
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(page)
 

@@ -151,9 +151,11 @@ class AtomicOutputs(AtomicFiles):
 
     def store(self, arrays: dict, grid: Grid, lock):
         """A dask Delayed that writes {path: (lazy dask array, nodata)} window by window into
-        the run's outputs (computed by blocks.run_blocks)."""
+        the run's outputs (computed by blocks.run_blocks); `stored[path]` is then the file
+        being written, for reading it back before the outputs are committed."""
         from ..core.blockwise import GeoTiffWindows, store
 
         targets = {path: GeoTiffWindows(self.reserve(path), array.shape, array.dtype, grid.transform_to_write, grid.crs,
                                         nodata) for path, (array, nodata) in arrays.items()}
+        self.stored = {**getattr(self, "stored", {}), **{path: target.path for path, target in targets.items()}}
         return store({path: array for path, (array, _) in arrays.items()}, targets, lock)

@@ -71,7 +71,8 @@ def read_lazy(path: str, block: int):
     import dask.array as da
 
     windows = RasterWindows(path)
-    array = da.from_array(windows, chunks=(block, block), lock=False, asarray=True, fancy=False,
+    # inline_array: the (small) reader sits in each task, so cloned graphs (bind) keep it.
+    array = da.from_array(windows, chunks=(block, block), lock=False, asarray=True, fancy=False, inline_array=True,
                           meta=np.zeros((0, 0), windows.dtype), name=f"read-{_token(path)}")
     return array, windows.nodata
 

@@ -262,22 +262,39 @@ def resolve(summaries, min_object_size: int, size_connectivity: int = 8) -> Reso
 
 def object_numbers(summaries, connectivity: int = 8):
     """Per chunk, the global object number (1..n, in row-major order of each object's first
-    pixel, as in memory) of each label of a grid of `Summary` with `first` pixels; and n."""
+    pixel, as in memory) of each label of a grid of `Summary` with `first` pixels; n; and per
+    object number (index number - 1) whether it spans more than one chunk label."""
     component, offsets, count = join_labels(summaries, connectivity)
     first = np.full(count, np.iinfo(np.int64).max, np.int64)
     np.minimum.at(first, component, _gather(summaries, lambda s: s.first))
     number = np.empty(count, np.int64)
     number[np.argsort(first, kind="stable")] = np.arange(1, count + 1)
     numbers = number[component]
+    crossing = np.zeros(count, bool)
+    crossing[number - 1] = np.bincount(component, minlength=count) > 1
     n_cols = len(summaries[0]) if summaries else 0
     return [[numbers[offsets[i * n_cols + j]: offsets[i * n_cols + j + 1]] for j in range(n_cols)]
-            for i in range(len(summaries))], count
+            for i in range(len(summaries))], count, crossing
 
 
-def summarize_labels(binary, connectivity: int, origin, raster_width: int) -> Summary:
-    """Pass 1 for labelling: one chunk's components with their first pixels."""
+def summarize_labels(binary, connectivity: int, origin, raster_width: int, row_areas=None) -> Summary:
+    """Pass 1 for labelling: one chunk's components with their first pixels (and, given the
+    area of a pixel in each row of the raster, their areas in `sizes`)."""
     labels = Labels.of(to_host(binary) != 0, connectivity)
-    return Summary(labels.count, labels.sizes(), labels.sides(), first=labels.first_pixels(origin, raster_width))
+    sizes = labels.sizes()
+    if row_areas is not None:
+        weights = (labels.ends - labels.starts) * row_areas[labels.rows + origin[0]]
+        sizes = np.bincount(labels.labels, weights=weights, minlength=labels.count)
+    return Summary(labels.count, sizes, labels.sides(), first=labels.first_pixels(origin, raster_width))
+
+
+def areas_by_number(summaries):
+    """The areas (summed `sizes`) of the objects of a grid of summaries, in object-number order."""
+    component, _, count = join_labels(summaries, 8)
+    first = np.full(count, np.iinfo(np.int64).max, np.int64)
+    np.minimum.at(first, component, _gather(summaries, lambda s: s.first))
+    areas = np.bincount(component, weights=_gather(summaries, lambda s: s.sizes), minlength=count)
+    return areas[np.argsort(first, kind="stable")]
 
 
 def paint_numbers(binary, numbers, connectivity: int):
@@ -407,9 +424,23 @@ def label_objects_lazy(binary, connectivity: int = 8):
     summaries = [[dask.delayed(summarize_labels)(blocks[i][j], connectivity, (origins[0][i], origins[1][j]),
                                                  binary.shape[1])
                   for j in range(len(chunks[1]))] for i in range(len(chunks[0]))]
-    numbering = dask.delayed(object_numbers, nout=2)(summaries, connectivity)
+    numbering = dask.delayed(object_numbers, nout=3)(summaries, connectivity)
     again = _blocks(bind(binary, numbering[0]))
     painted = [[da.from_delayed(dask.delayed(paint_numbers)(again[i][j], numbering[0][i][j], connectivity),
                                 (chunks[0][i], chunks[1][j]), dtype=np.int32, meta=np.zeros((0, 0), np.int32))
                 for j in range(len(chunks[1]))] for i in range(len(chunks[0]))]
     return da.block(painted), numbering[1]
+
+
+def object_areas_lazy(binary, row_areas):
+    """Lazy object_areas of a dask raster: a Delayed array of the 8-connected objects' areas
+    in Region_ID order, from the area of a pixel in each row."""
+    dask, _, _ = _dask()
+    chunks = binary.chunks
+    origins = [np.concatenate([[0], np.cumsum(c)[:-1]]).astype(np.int64) for c in chunks]
+    blocks = _blocks(binary)
+    row_areas = dask.delayed(row_areas)
+    summaries = [[dask.delayed(summarize_labels)(blocks[i][j], 8, (origins[0][i], origins[1][j]), binary.shape[1],
+                                                 row_areas)
+                  for j in range(len(chunks[1]))] for i in range(len(chunks[0]))]
+    return dask.delayed(areas_by_number)(summaries)

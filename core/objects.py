@@ -67,25 +67,31 @@ class Objects:
         if values.shape != self.shape:
             raise ValueError(f"values have shape {values.shape}, the objects' raster {self.shape}")
         flat, labels = self.pixels()
-        picked = values.reshape(-1)[flat]
-        finite = ~np.isnan(picked)
-        picked, labels = picked[finite], labels[finite]
-        picked, labels = _sort_by_label_then_value(picked, labels, values.dtype)
-        picked = picked.astype(np.float64)
-        counts = np.bincount(labels, minlength=self.count + 1)[1:]
-        firsts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-        present = counts > 0
-        result = {name: np.full(self.count, np.nan) for name in STATISTICS}
-        f, n = firsts[present], counts[present]
-        result["min"][present] = picked[f]
-        result["max"][present] = picked[f + n - 1]
-        result["median"][present] = (picked[f + (n - 1) // 2] + picked[f + n // 2]) / 2
-        sums = np.bincount(labels, weights=picked, minlength=self.count + 1)[1:]
-        mean = np.divide(sums, counts, out=np.full(self.count, np.nan), where=present)
-        squares = np.bincount(labels, weights=(picked - mean[labels - 1]) ** 2, minlength=self.count + 1)[1:]
-        result["mean"] = mean
-        result["std"] = np.sqrt(np.divide(squares, counts, out=np.full(self.count, np.nan), where=present))
-        return result
+        return statistics_of(values.reshape(-1)[flat], labels, self.count)
+
+
+def statistics_of(picked: np.ndarray, labels: np.ndarray, count: int) -> dict[str, np.ndarray]:
+    """min, max, mean, median, std (population) of the values `picked` of objects 1..count
+    (`labels`, one per value). NaN values are left out; an object without any gets NaN.
+    Values are summed in ascending order within each object, so the result does not depend on
+    the order they come in (one raster, or gathered from the blocks of a mosaic)."""
+    finite = ~np.isnan(picked)
+    picked, labels = _sort_by_label_then_value(picked[finite], labels[finite], picked.dtype)
+    picked = picked.astype(np.float64)
+    counts = np.bincount(labels, minlength=count + 1)[1:]
+    firsts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    present = counts > 0
+    result = {name: np.full(count, np.nan) for name in STATISTICS}
+    f, n = firsts[present], counts[present]
+    result["min"][present] = picked[f]
+    result["max"][present] = picked[f + n - 1]
+    result["median"][present] = (picked[f + (n - 1) // 2] + picked[f + n // 2]) / 2
+    sums = np.bincount(labels, weights=picked, minlength=count + 1)[1:]
+    mean = np.divide(sums, counts, out=np.full(count, np.nan), where=present)
+    squares = np.bincount(labels, weights=(picked - mean[labels - 1]) ** 2, minlength=count + 1)[1:]
+    result["mean"] = mean
+    result["std"] = np.sqrt(np.divide(squares, counts, out=np.full(count, np.nan), where=present))
+    return result
 
 
 def _sort_by_label_then_value(values, labels, dtype):

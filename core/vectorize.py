@@ -42,28 +42,41 @@ def areas_in_m2(crs) -> bool:
 
 
 def object_areas(binary, geotransform, crs=None) -> np.ndarray:
-    """Area in m² of each 8-connected object of `binary`, in Region_ID order."""
+    """Area in m² of each 8-connected object of `binary`, in Region_ID order (for a dask
+    `binary`: a dask Delayed of it)."""
+    from .chunked import dask_array, is_dask, object_areas_lazy
+
+    if is_dask(binary):
+        areas = row_pixel_areas(geotransform, binary.shape[0], spatial_reference(crs))
+        return object_areas_lazy(dask_array(binary), areas)
     objects = Objects(binary)
     return objects.rows_weighted(row_pixel_areas(geotransform, objects.shape[0], spatial_reference(crs)))
 
 
 def polygonize(binary, geotransform, crs, path: str, layer: str | None = None, probabilities=None,
-               progress: Progress | None = None) -> int:
+               progress: Progress | None = None, *, lock=None) -> int:
     """Write the 8-connected objects of `binary` (non-zero pixels) to the GeoPackage `path`.
 
     Attributes: Region_ID (1..n, row-major order of first pixel), npixel, area_m2 and, when
     `probabilities` (0..1, NaN ignored) is given, their min, max, mean, median and std
     (population) inside each object. `layer` defaults to the file's name without extension.
     `progress(fraction, message)` is called along the way; it may raise to cancel.
-    Returns the number of features.
+    Returns the number of features. A dask `binary` (and `probabilities`) gives instead a dask
+    Delayed that writes the file block by block when computed and gives the number of features
+    (chunked_polygons.py); `lock` serializes its writes (default: one for threads and local
+    processes; pass a `distributed.Lock` for a cluster).
     """
-    gdal, ogr, _ = osgeo()
-    from osgeo import gdal_array
+    from .chunked import dask_array, is_dask
 
+    layer = layer or layer_name(path)
+    if is_dask(binary):
+        from .chunked_polygons import polygonize_file_lazy
+
+        values = dask_array(probabilities) if probabilities is not None and is_dask(probabilities) else probabilities
+        return polygonize_file_lazy(dask_array(binary), geotransform, crs, path, layer, values, lock)
     report = progress or (lambda fraction, message: None)
     transform = gdal_geotransform(geotransform)
     srs = spatial_reference(crs)
-    layer = layer or layer_name(path)
 
     report(0.0, "Labelling objects")
     objects = Objects(binary)
@@ -74,19 +87,24 @@ def polygonize(binary, geotransform, crs, path: str, layer: str | None = None, p
     fields["area_m2"] = objects.rows_weighted(row_pixel_areas(transform, objects.shape[0], srs))
 
     report(0.3, "Tracing polygons")
-    geometries = _trace(gdal, ogr, gdal_array, objects.label_image(), objects.count, transform, srs, report)
-    del objects
+    traced = trace(objects.label_image(), transform, srs, lambda f: report(0.3 + 0.5 * f, "Tracing polygons"))
+    geometries = [traced[label] for label in range(1, objects.count + 1)]
+    del objects, traced
 
     report(0.8, "Writing polygons")
     with AtomicFiles() as files:  # a canceled or failed run leaves no half-written file
-        _write_layer(ogr, files.reserve(path), layer, srs, fields, geometries,
-                     lambda f: report(0.8 + 0.2 * f, "Writing polygons"))
+        write_layer(files.reserve(path), layer, srs, fields, geometries,
+                    lambda f: report(0.8 + 0.2 * f, "Writing polygons"))
     report(1.0, "Done")
     return len(geometries)
 
 
-def _trace(gdal, ogr, gdal_array, labels, count, transform, srs, report) -> list:
-    """One MultiPolygon per label 1..count, from GDAL's 4-connected pieces of the label raster."""
+def trace(labels, transform, srs, report=None) -> dict:
+    """{label: MultiPolygon} of the non-zero labels of a label raster, from GDAL's 4-connected
+    pieces (`report(fraction)` may raise to cancel)."""
+    gdal, ogr, _ = osgeo()
+    from osgeo import gdal_array
+
     raster = gdal_array.OpenArray(labels)  # wraps the array, no copy
     raster.SetGeoTransform(transform)
     band = raster.GetRasterBand(1)
@@ -98,7 +116,8 @@ def _trace(gdal, ogr, gdal_array, labels, count, transform, srs, report) -> list
 
     def callback(complete, message, data):
         try:
-            report(0.3 + 0.5 * complete, "Tracing polygons")
+            if report is not None:
+                report(complete)
         except BaseException as error:  # the caller's cancel: stop GDAL, re-raise below
             stopped.append(error)
             return 0
@@ -111,31 +130,46 @@ def _trace(gdal, ogr, gdal_array, labels, count, transform, srs, report) -> list
             raise
     if stopped:
         raise stopped[0]
-    geometries = [None] * count
+    geometries = {}
     pieces.ResetReading()
     for feature in pieces:
-        index = feature.GetField(0) - 1
-        if geometries[index] is None:
-            geometries[index] = ogr.Geometry(ogr.wkbMultiPolygon)
-        geometries[index].AddGeometry(feature.GetGeometryRef())
+        label = feature.GetField(0)
+        if label not in geometries:
+            geometries[label] = ogr.Geometry(ogr.wkbMultiPolygon)
+        geometries[label].AddGeometry(feature.GetGeometryRef())
     return geometries
 
 
-def _write_layer(ogr, path, layer_name, srs, fields, geometries, report):
+FIELDS = ("Region_ID", *STATISTICS, "npixel", "area_m2")
+
+
+def write_layer(path, layer_name, srs, fields, geometries, report=None, append=False):
+    """Write features into a GeoPackage layer: a new file (append=False) or added to the
+    existing layer (append=True, for polygons written block by block). `fields` maps names of
+    FIELDS to one value per geometry; the feature id is the Region_ID."""
+    _, ogr, _ = osgeo()
     kinds = {"Region_ID": ogr.OFTInteger, "npixel": ogr.OFTInteger, "area_m2": ogr.OFTReal}
     kinds.update({name: ogr.OFTReal for name in STATISTICS})
     with gdal_writing(path):
-        dataset = ogr.GetDriverByName("GPKG").CreateDataSource(path)
-        try:
+        if append:
+            dataset = ogr.Open(path, 1)
+            layer = dataset.GetLayerByName(layer_name)
+        else:
+            dataset = ogr.GetDriverByName("GPKG").CreateDataSource(path)
             layer = dataset.CreateLayer(layer_name, srs, ogr.wkbMultiPolygon, ["FID=fid", "GEOMETRY_NAME=geometry"])
-            order = [name for name in ("Region_ID", *STATISTICS, "npixel", "area_m2") if name in fields]
-            for name in order:
-                layer.CreateField(ogr.FieldDefn(name, kinds[name]))
+        try:
+            order = [name for name in FIELDS if name in fields]
+            if not append:
+                for name in order:
+                    layer.CreateField(ogr.FieldDefn(name, kinds[name]))
             definition = layer.GetLayerDefn()
-            columns = [fields[name].tolist() for name in order]
+            columns = [np.asarray(fields[name]).tolist() for name in order]
+            ids = columns[order.index("Region_ID")] if "Region_ID" in order else None
             layer.StartTransaction()
             for index, geometry in enumerate(geometries):
                 feature = ogr.Feature(definition)
+                if ids is not None:
+                    feature.SetFID(ids[index])
                 for position, column in enumerate(columns):
                     value = column[index]
                     if isinstance(value, float) and math.isnan(value):
@@ -144,7 +178,7 @@ def _write_layer(ogr, path, layer_name, srs, fields, geometries, report):
                         feature.SetField(position, value)
                 feature.SetGeometryDirectly(geometry)
                 layer.CreateFeature(feature)
-                if index % 2000 == 1999:
+                if report is not None and index % 2000 == 1999:
                     report(index / len(geometries))
             layer.CommitTransaction()
             dataset.FlushCache()  # writes the spatial index: a full disk shows here

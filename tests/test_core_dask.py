@@ -229,3 +229,52 @@ def test_a_distributed_cluster_of_worker_processes_gives_the_same_bytes():
             computed = client.compute([lazy["binarized_segmentation"], lazy["extent"]], sync=True)
             np.testing.assert_array_equal(computed[0], expected["binarized_segmentation"])
             np.testing.assert_array_equal(computed[1], expected["extent"])
+
+
+def polygons_by_id(path):
+    from vectors import features
+
+    return {attributes["Region_ID"]: (attributes, geometry) for attributes, geometry in features(path)[1]}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_polygonize_in_chunks_writes_the_in_memory_features(tmp_path, seed):
+    """Objects crossing chunk sides (1-pixel chunks too) become one feature with statistics over
+    all their pixels: attributes equal, geometries cover the same pixels with the same vertices."""
+    pytest.importorskip("osgeo")
+    from darts_postprocessing.core import polygonize
+
+    rng = np.random.default_rng(seed)
+    probs, _ = random_tile(seed, shape=(70, 90))
+    binary = probs > 0.5
+    geotransform = (500000.0, 10.0, 0.0, 7000000.0, 0.0, -10.0)
+    count = polygonize(binary, geotransform, "EPSG:32606", str(tmp_path / "memory.gpkg"), layer="x",
+                       probabilities=probs)
+    expected = polygons_by_id(tmp_path / "memory.gpkg")
+    for chunks in [(int(rng.integers(5, 30)), int(rng.integers(5, 30))), (1, 90), (70, 1)]:
+        path = tmp_path / f"chunks-{chunks[0]}-{chunks[1]}.gpkg"
+        lazy = polygonize(da.from_array(binary, chunks=chunks), geotransform, "EPSG:32606", str(path), layer="x",
+                          probabilities=da.from_array(probs, chunks=chunks))
+        assert not path.exists()  # lazy: written when computed, in one piece
+        assert lazy.compute(scheduler="threads") == count
+        written = polygons_by_id(path)
+        assert sorted(written) == sorted(expected)
+        for region, (attributes, geometry) in expected.items():
+            assert written[region][0] == attributes
+            other = written[region][1]
+            assert other.IsValid() and geometry.SymDifference(other).IsEmpty()
+            assert sum(len(r.GetPoints()) for p in other for r in p) == sum(len(r.GetPoints()) for p in geometry for r in p)
+
+
+def test_object_areas_in_chunks():
+    pytest.importorskip("osgeo")  # CRS handling
+    from darts_postprocessing.core import object_areas
+
+    probs, _ = random_tile(2, shape=(60, 70))
+    binary = da.from_array(probs > 0.5, chunks=(7, 9))
+    projected = (0.0, 10.0, 0.0, 0.0, 0.0, -10.0)
+    np.testing.assert_array_equal(object_areas(binary, projected, 32606).compute(),
+                                  object_areas(probs > 0.5, projected, 32606))
+    geographic = (10.0, 0.01, 0.0, 70.0, 0.0, -0.01)  # per-row areas: sums of other blocks' partial sums
+    np.testing.assert_allclose(object_areas(binary, geographic, "EPSG:4326").compute(),
+                               object_areas(probs > 0.5, geographic, "EPSG:4326"), rtol=1e-12)

@@ -113,14 +113,58 @@ def test_prepareexport_of_a_vrt_mosaic_in_blocks(provider, big, tmp_path):
     assert results["memory"]["OUTPUT_BINARIZED"].shape == (2 * SIZE, 2 * SIZE)
 
 
-def test_prepareexport_in_blocks_refuses_polygons_clearly(provider, big, tmp_path):
-    from qgis.core import QgsProcessingException
+def polygons_by_id(path):
+    from vectors import features
 
-    with pytest.raises(QgsProcessingException, match="processed in blocks"):
+    return {attributes["Region_ID"]: (attributes, geometry) for attributes, geometry in features(path)[1]}
+
+
+def assert_same_polygons(memory, blocks):
+    """Same features: attributes equal, geometries covering the same pixels with the same vertices."""
+    assert sorted(memory) == sorted(blocks) and memory
+    for region, (attributes, geometry) in memory.items():
+        other_attributes, other = blocks[region]
+        assert other_attributes == attributes, region
+        assert other.IsValid() and geometry.SymDifference(other).IsEmpty(), region
+        assert other.GetGeometryType() == geometry.GetGeometryType()
+        assert sum(len(r.GetPoints()) for p in other for r in p) == sum(len(r.GetPoints()) for p in geometry for r in p)
+
+
+def test_polygonize_in_blocks(provider, big, tmp_path):
+    binarized = str(tmp_path / "b.tif")
+    processing.run("darts:binarize", {"PROBABILITIES": big["probabilities"], "THRESHOLD": 0.3, "MIN_OBJECT_SIZE": 0,
+                                      "OUTPUT": binarized})
+    runs = {}
+    for mode, extra in (("memory", {}), ("blocks", {"MEMORY_LIMIT": 1})):
+        out = tmp_path / f"{mode}.gpkg"
+        processing.run("darts:polygonize", {"BINARIZED": binarized, "PROBABILITIES": big["probabilities"],
+                                            "OUTPUT": str(out), **extra})
+        runs[mode] = polygons_by_id(out)
+    assert_same_polygons(runs["memory"], runs["blocks"])
+    x0 = gdal.Open(binarized).GetGeoTransform()[0]
+    crossing = [region for region, (_, geometry) in runs["memory"].items()  # over the 512-pixel block lines
+                if any(geometry.GetEnvelope()[0] < x0 + 5120 * k < geometry.GetEnvelope()[1] for k in (1, 2))]
+    assert crossing
+
+
+def test_prepareexport_polygons_and_report_in_blocks(provider, big, tmp_path):
+    runs = {}
+    for mode, extra in (("memory", {}), ("blocks", {"MEMORY_LIMIT": 1})):
+        out = tmp_path / mode
         processing.run("darts:prepareexport", {
-            "PROBABILITIES": big["probabilities"], "MEMORY_LIMIT": 1, "OUTPUT_BINARIZED": str(tmp_path / "b.tif"),
-            "OUTPUT_EXTENT": str(tmp_path / "e.tif"), "OUTPUT_POLYGONS": str(tmp_path / "p.gpkg")})
-    assert not os.listdir(tmp_path)
+            "PROBABILITIES": big["probabilities"], "QUALITY_MASK": big["quality"], "MIN_OBJECT_SIZE": 10, **extra,
+            "OUTPUT_BINARIZED": str(out / "b.tif"), "OUTPUT_EXTENT": str(out / "e.tif"),
+            "OUTPUT_POLYGONS": str(out / "p.gpkg"), "OUTPUT_REPORT": str(out / "r.html")})
+        runs[mode] = (polygons_by_id(out / "p.gpkg"), (out / "r.html").read_text(), read(out / "b.tif"))
+        assert sorted(os.listdir(out)) == ["b.tif", "e.tif", "p.gpkg", "r.html"]
+    np.testing.assert_array_equal(runs["blocks"][2], runs["memory"][2])
+    assert_same_polygons(runs["memory"][0], runs["blocks"][0])
+    import re
+
+    def numbers(page):
+        return {key: value for key, value in re.findall(r'id="([a-z_0-9]+)"[^>]*>([^<]*)<', page)}
+
+    assert numbers(runs["memory"][1]) == numbers(runs["blocks"][1]) and "kept_area_m2" in numbers(runs["memory"][1])
 
 
 @pytest.fixture(scope="module")
