@@ -29,76 +29,120 @@ def _block_geotransform(transform, row0: int, col0: int):
     return (x0 + col0 * dx + row0 * rx, dx, rx, y0 + col0 * ry + row0 * dy, ry, dy)
 
 
-def polygonize_block(binary, probabilities, numbers, crossing, origin, transform, crs, row_areas, path, layer, lock):
-    """Trace one block: write its objects that lie inside it; return the rest (pieces as WKB,
-    pixel values, pixel counts and areas) keyed by Region_ID, for `finish_crossing`."""
+def block_objects(binary, probabilities, numbers, crossing, origin, row_areas, geometry=None):
+    """One block's objects in pass 2: (fields of the objects that lie inside it, their
+    geometries or None, and the parts of the others keyed by Region_ID, for `merge_crossing`).
+    `geometry` is (geotransform, srs) to trace polygons, or None."""
     binary = np.ascontiguousarray(to_host(binary) != 0)
     objects = Objects(binary)
+    with_statistics = probabilities is not None
     if objects.count == 0:
-        return {}
-    srs = spatial_reference(crs)
+        return _fields(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), with_statistics), [], {}
     # Each local object's Region_ID: the global number of its first run. Both labellings work
     # on the same runs; `numbers` is indexed by chunked.py's labels of them.
     first_run = np.unique(objects.run_labels, return_index=True)[1]
     region = numbers[Labels.of(binary, 8).labels[first_run]]
-
     npixel = objects.npixel()
     area = objects.rows_weighted(row_areas[origin[0]: origin[0] + objects.shape[0]])
-    stats = objects.statistics(probabilities) if probabilities is not None else None
-    geometries = trace(objects.label_image(np.int32), _block_geotransform(transform, *origin), srs)
+    stats = objects.statistics(probabilities) if with_statistics else None
+    traced = None
+    if geometry is not None:
+        transform, srs = geometry
+        traced = trace(objects.label_image(np.int32), _block_geotransform(transform, *origin), srs)
 
     inside = ~crossing[region - 1]
     local = np.flatnonzero(inside)
-    fields = {"Region_ID": region[local], "npixel": npixel[local], "area_m2": area[local]}
-    if stats is not None:
+    fields = _fields(region[local], npixel[local], area[local], with_statistics)
+    if with_statistics:
         fields.update({name: stats[name][local] for name in STATISTICS})
-    if local.size:
-        with lock:
-            write_layer(path, layer, srs, fields, [geometries[i + 1] for i in local], append=True)
-
     rest = {}
     if (~inside).any():
         flat, labels = objects.pixels()
-        values = to_host(probabilities).reshape(-1)[flat] if probabilities is not None else None
+        values = to_host(probabilities).reshape(-1)[flat] if with_statistics else None
         for i in np.flatnonzero(~inside):
             # A list: one object may enter a block more than once (joined in another block).
-            rest.setdefault(int(region[i]), []).append((geometries[i + 1].ExportToWkb(), int(npixel[i]), float(area[i]),
+            rest.setdefault(int(region[i]), []).append((None if traced is None else traced[i + 1].ExportToWkb(),
+                                                        int(npixel[i]), float(area[i]),
                                                         None if values is None else values[labels == i + 1]))
-    return rest
+    return fields, None if traced is None else [traced[i + 1] for i in local], rest
 
 
-def finish_crossing(parts, crs, path, layer, lock, with_statistics: bool) -> int:
-    """Join the pieces of each object that crosses block sides into one feature (union of its
-    pieces, statistics over all of its pixels) and write them; returns how many."""
-    from .files import osgeo
+def _fields(region, npixel, area, with_statistics):
+    fields = {"Region_ID": region, "npixel": npixel, "area_m2": area}
+    if with_statistics:
+        fields.update({name: np.zeros(0) for name in STATISTICS} if region.size == 0 else {})
+    return fields
 
-    _, ogr, _ = osgeo()
+
+def merge_crossing(parts, with_statistics: bool, with_geometry: bool):
+    """(fields, geometries or None) of the objects that cross block sides, from their parts in
+    every block: pieces joined (GEOS union: one feature), statistics over all of their pixels."""
     gathered: dict[int, list] = {}
     for block in parts:
         for region, pieces in block.items():
             gathered.setdefault(region, []).extend(pieces)
-    if not gathered:
-        return 0
     regions = np.array(sorted(gathered), np.int64)
-    geometries, npixel, area, values, labels = [], [], [], [], []
-    for index, region in enumerate(regions, start=1):
-        pieces = ogr.Geometry(ogr.wkbMultiPolygon)
-        for wkb, *_ in gathered[region]:
-            for piece in ogr.CreateGeometryFromWkb(wkb):
-                pieces.AddGeometry(piece)
-        geometries.append(_without_cut_vertices(ogr, ogr.ForceToMultiPolygon(pieces.UnionCascaded())))
-        npixel.append(sum(part[1] for part in gathered[region]))
-        area.append(sum(part[2] for part in gathered[region]))
-        if with_statistics:
-            for part in gathered[region]:
-                values.append(part[3])
-                labels.append(np.full(part[3].size, index, np.int64))
-    fields = {"Region_ID": regions, "npixel": np.array(npixel, np.int64), "area_m2": np.array(area)}
+    npixel = np.array([sum(part[1] for part in gathered[r]) for r in regions], np.int64)
+    area = np.array([sum(part[2] for part in gathered[r]) for r in regions], np.float64)
+    fields = _fields(regions, npixel, area, with_statistics)
     if with_statistics:
-        fields.update(statistics_of(np.concatenate(values), np.concatenate(labels), regions.size))
-    with lock:
-        write_layer(path, layer, spatial_reference(crs), fields, geometries, append=True)
-    return int(regions.size)
+        values = [part[3] for r in regions for part in gathered[r]]
+        labels = [np.full(part[3].size, index, np.int64) for index, r in enumerate(regions, start=1)
+                  for part in gathered[r]]
+        fields.update(statistics_of(np.concatenate(values) if values else np.zeros(0, np.float32),
+                                    np.concatenate(labels) if labels else np.zeros(0, np.int64), regions.size))
+    geometries = None
+    if with_geometry:
+        from .files import osgeo
+
+        _, ogr, _ = osgeo()
+        geometries = []
+        for region in regions:
+            pieces = ogr.Geometry(ogr.wkbMultiPolygon)
+            for wkb, *_ in gathered[region]:
+                for piece in ogr.CreateGeometryFromWkb(wkb):
+                    pieces.AddGeometry(piece)
+            geometries.append(_without_cut_vertices(ogr, ogr.ForceToMultiPolygon(pieces.UnionCascaded())))
+    return fields, geometries
+
+
+def polygonize_block(binary, probabilities, numbers, crossing, origin, transform, crs, row_areas, path, layer, lock):
+    """Trace one block: write its objects that lie inside it; return the parts of the others."""
+    srs = spatial_reference(crs)
+    fields, geometries, rest = block_objects(binary, probabilities, numbers, crossing, origin, row_areas,
+                                             (transform, srs))
+    if geometries:
+        with lock:
+            write_layer(path, layer, srs, fields, geometries, append=True)
+    return rest
+
+
+def finish_crossing(parts, crs, path, layer, lock, with_statistics: bool) -> int:
+    """Write the objects that cross block sides, each as one feature; returns how many."""
+    fields, geometries = merge_crossing(parts, with_statistics, True)
+    if geometries:
+        with lock:
+            write_layer(path, layer, spatial_reference(crs), fields, geometries, append=True)
+    return len(geometries)
+
+
+def statistics_block(binary, probabilities, numbers, crossing, origin, row_areas):
+    """One block's share of object_statistics: (fields of the objects inside it, parts of the rest)."""
+    fields, _, rest = block_objects(binary, probabilities, numbers, crossing, origin, row_areas)
+    return fields, rest
+
+
+def assemble_statistics(blocks, count: int, with_statistics: bool) -> dict:
+    """The per-object table in Region_ID order from every block's objects and the crossing ones."""
+    crossing_fields, _ = merge_crossing([rest for _, rest in blocks], with_statistics, False)
+    names = ["Region_ID", "npixel", *(STATISTICS if with_statistics else ())]
+    table = {"Region_ID": np.arange(1, count + 1), "npixel": np.zeros(count, np.int64)}
+    table.update({name: np.full(count, np.nan) for name in names[2:]})
+    for fields in [fields for fields, _ in blocks] + [crossing_fields]:
+        index = np.asarray(fields["Region_ID"], np.int64) - 1
+        for name in names[1:]:
+            table[name][index] = fields[name]
+    return table
 
 
 def _without_cut_vertices(ogr, multipolygon):
@@ -126,29 +170,24 @@ def polygonize_lazy(binary, geotransform, crs, path: str, layer: str, probabilit
     """A dask Delayed that writes the 8-connected objects of the dask raster `binary` into a
     new GeoPackage layer, as `polygonize` does in memory, and gives the number of features.
     `probabilities` (a dask array on the same chunks, or None) gives the statistics."""
-    dask, _, bind = _dask()
+    dask, _, _ = _dask()
     transform = gdal_geotransform(geotransform)
     srs = spatial_reference(crs)
-    chunks = binary.chunks
-    origins = [np.concatenate([[0], np.cumsum(c)[:-1]]).astype(np.int64) for c in chunks]
     names = ["Region_ID", *(STATISTICS if probabilities is not None else ()), "npixel", "area_m2"]
     write_layer(path, layer, srs, {name: [] for name in FIELDS if name in names}, [])
-    row_areas = row_pixel_areas(transform, binary.shape[0], srs)
+    row_areas = dask.delayed(row_pixel_areas(transform, binary.shape[0], srs))  # one copy in the graph
     crs_wkt = srs.ExportToWkt() if srs is not None else None
-
-    blocks = _blocks(binary)
-    summaries = [[dask.delayed(summarize_labels)(blocks[i][j], 8, (origins[0][i], origins[1][j]), binary.shape[1])
-                  for j in range(len(chunks[1]))] for i in range(len(chunks[0]))]
-    numbering = dask.delayed(object_numbers, nout=3)(summaries, 8)
-    row_areas = dask.delayed(row_areas)  # one copy in the graph, not one per block
-    again = _blocks(bind(binary, numbering[0]))
-    values = _blocks(bind(probabilities.rechunk(chunks), numbering[0])) if probabilities is not None else None
+    numbering, again, values, cells = _numbered_blocks(binary, probabilities)
     parts = [dask.delayed(polygonize_block)(again[i][j], values[i][j] if values else None, numbering[0][i][j],
-                                            numbering[2], (int(origins[0][i]), int(origins[1][j])), transform,
-                                            crs_wkt, row_areas, path, layer, lock)
-             for i in range(len(chunks[0])) for j in range(len(chunks[1]))]
+                                            numbering[2], origin, transform, crs_wkt, row_areas, path, layer, lock)
+             for i, j, origin in cells]
     crossing = dask.delayed(finish_crossing)(parts, crs_wkt, path, layer, lock, probabilities is not None)
-    return dask.delayed(lambda count, _: count)(numbering[1], crossing)
+    return dask.delayed(_first)(numbering[1], crossing)
+
+
+def _first(value, *after):
+    """`value`, once the tasks `after` are done."""
+    return value
 
 
 def polygonize_file_lazy(binary, geotransform, crs, path: str, layer: str, probabilities=None, lock=None):
@@ -172,3 +211,31 @@ def polygonize_file_lazy(binary, geotransform, crs, path: str, layer: str, proba
 def _move_into_place(count: int, temporary: str, path: str) -> int:
     os.replace(temporary, path)
     return count
+
+
+def _numbered_blocks(binary, probabilities):
+    """Pass 1 (numbering the objects over all chunks) and the cloned chunks of pass 2."""
+    dask, _, bind = _dask()
+    chunks = binary.chunks
+    origins = [np.concatenate([[0], np.cumsum(c)[:-1]]).astype(np.int64) for c in chunks]
+    blocks = _blocks(binary)
+    summaries = [[dask.delayed(summarize_labels)(blocks[i][j], 8, (origins[0][i], origins[1][j]), binary.shape[1])
+                  for j in range(len(chunks[1]))] for i in range(len(chunks[0]))]
+    numbering = dask.delayed(object_numbers, nout=3)(summaries, 8)
+    again = _blocks(bind(binary, numbering[0]))
+    values = _blocks(bind(probabilities.rechunk(chunks), numbering[0])) if probabilities is not None else None
+    cells = [(i, j, (int(origins[0][i]), int(origins[1][j]))) for i in range(len(chunks[0]))
+             for j in range(len(chunks[1]))]
+    return numbering, again, values, cells
+
+
+def object_statistics_lazy(binary, values=None):
+    """Lazy object_statistics of a dask raster: a Delayed table (Region_ID, npixel and, with
+    `values`, min/max/mean/median/std per 8-connected object), equal to the in-memory one."""
+    dask, _, _ = _dask()
+    numbering, again, blocks_of_values, cells = _numbered_blocks(binary, values)
+    no_areas = dask.delayed(np.zeros(binary.shape[0]))
+    parts = [dask.delayed(statistics_block)(again[i][j], blocks_of_values[i][j] if blocks_of_values else None,
+                                            numbering[0][i][j], numbering[2], origin, no_areas)
+             for i, j, origin in cells]
+    return dask.delayed(assemble_statistics)(parts, numbering[1], values is not None)

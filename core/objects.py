@@ -122,7 +122,14 @@ def label_objects(binary, connectivity: int = 8) -> tuple[np.ndarray, int]:
 
 
 def object_statistics(binary, values=None) -> dict[str, np.ndarray]:
-    """Region_ID, npixel and (with `values`) min/max/mean/median/std per 8-connected object."""
+    """Region_ID, npixel and (with `values`) min/max/mean/median/std per 8-connected object.
+    A dask `binary` gives a dask Delayed of the same table (chunked_polygons.py)."""
+    from .chunked import dask_array, is_dask
+
+    if is_dask(binary):
+        from .chunked_polygons import object_statistics_lazy
+
+        return object_statistics_lazy(dask_array(binary), None if values is None else dask_array(values))
     objects = Objects(binary)
     table = {"Region_ID": np.arange(1, objects.count + 1), "npixel": objects.npixel()}
     if values is not None:

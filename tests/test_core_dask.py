@@ -278,3 +278,16 @@ def test_object_areas_in_chunks():
     geographic = (10.0, 0.01, 0.0, 70.0, 0.0, -0.01)  # per-row areas: sums of other blocks' partial sums
     np.testing.assert_allclose(object_areas(binary, geographic, "EPSG:4326").compute(),
                                object_areas(probs > 0.5, geographic, "EPSG:4326"), rtol=1e-12)
+
+
+@pytest.mark.parametrize("chunks", [(9, 13), (1, 50), (40, 1)])
+def test_object_statistics_in_chunks(chunks):
+    from darts_postprocessing.core import object_statistics
+
+    probs, _ = random_tile(6, shape=(40, 50))
+    expected = object_statistics(probs > 0.5, probs)
+    lazy = object_statistics(da.from_array(probs > 0.5, chunks=chunks), da.from_array(probs, chunks=chunks))
+    table = lazy.compute()
+    assert sorted(table) == sorted(expected) and expected["npixel"].size > 3
+    for name, column in expected.items():
+        np.testing.assert_array_equal(table[name], column, err_msg=name)
