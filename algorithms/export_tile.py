@@ -12,6 +12,7 @@ from qgis.core import (
 )
 
 from .base import DartsAlgorithm
+from .blocks import add_block_parameters, block_plan, run_blocks
 from .styles import style_on_load
 
 
@@ -55,6 +56,7 @@ class ExportTileAlgorithm(DartsAlgorithm):
         self.addParameter(QgsProcessingParameterRasterLayer(self.BINARIZED, self.tr("Binarized segmentation (0/1)")))
         self.addParameter(QgsProcessingParameterRasterLayer(self.EXTENT, self.tr("Extent (0/1)")))
         self.add_scale()
+        add_block_parameters(self)
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_FOLDER, self.tr("Tile folder")))
         for name, kind, filename in self.OUTPUTS.values():
             self.addOutput(kind(name, self.tr(filename)))
@@ -69,15 +71,18 @@ class ExportTileAlgorithm(DartsAlgorithm):
         for name in (self.PROBABILITIES, self.EXTENT):
             check_same_grid(self.BINARIZED, grid, name, grid_of(paths[name], name))
         scale = self.parameterAsEnumString(parameters, self.PROBABILITY_SCALE, context) or "auto"
-        tile = {"probabilities": read_probabilities_for_export(paths[self.PROBABILITIES], self.PROBABILITIES, scale),
-                "binarized_segmentation": read_binary(paths[self.BINARIZED], self.BINARIZED),
-                "extent": read_binary(paths[self.EXTENT], self.EXTENT)}
-        self.check_canceled(feedback)
         self.area_note(grid, feedback)
-
         folder = self.parameterAsFileOutput(parameters, self.OUTPUT_FOLDER, context)
-        written = export_tile(tile, folder, grid.geotransform, grid.crs, inputs=list(paths.values()),
-                              progress=self.progress_reporter(feedback, 10, 90))
+        block = block_plan(self, parameters, context, feedback, grid.width, grid.height, BYTES_PER_PIXEL)
+        if block:
+            written = self.export_in_blocks(parameters, context, feedback, outputs, paths, grid, scale, folder, block)
+        else:
+            tile = {"probabilities": read_probabilities_for_export(paths[self.PROBABILITIES], self.PROBABILITIES, scale),
+                    "binarized_segmentation": read_binary(paths[self.BINARIZED], self.BINARIZED),
+                    "extent": read_binary(paths[self.EXTENT], self.EXTENT)}
+            self.check_canceled(feedback)
+            written = export_tile(tile, folder, grid.geotransform, grid.crs, inputs=list(paths.values()),
+                                  progress=self.progress_reporter(feedback, 10, 90))
         results = {self.OUTPUT_FOLDER: folder}
         for kind, (name, _, _) in self.OUTPUTS.items():
             results[name] = written[kind]
@@ -87,3 +92,51 @@ class ExportTileAlgorithm(DartsAlgorithm):
             style_on_load(context, written[kind], kind)
         feedback.pushInfo(self.tr("Tile written to {}").format(os.path.abspath(folder)))
         return results
+
+    def export_in_blocks(self, parameters, context, feedback, outputs, paths, grid, scale, folder, block):
+        """The tile files of rasters larger than MEMORY_LIMIT, written block by block, with the
+        same contents as core.export_tile writes in memory."""
+        import dask
+        import dask.array as da
+        import numpy as np
+
+        from ..core import polygonize, to_percent
+        from ..core.blockwise import read_binary_lazy, read_lazy, read_probabilities_lazy
+        from ..core.export import PERCENT_NODATA, TILE_FILES, quicklook_of_samples, quicklook_step, write_png
+
+        files = {kind: os.path.join(folder, name) for kind, name in TILE_FILES.items()}
+        probabilities = read_probabilities_lazy(paths[self.PROBABILITIES], self.PROBABILITIES, block, scale)
+        binarized = read_binary_lazy(paths[self.BINARIZED], self.BINARIZED, block).astype(np.uint8)
+        extent = read_binary_lazy(paths[self.EXTENT], self.EXTENT, block).astype(np.uint8)
+        raw, _ = read_lazy(paths[self.PROBABILITIES], block)
+        percent_input = raw.dtype == np.uint8 and scale != "fraction"  # DARTS percent: copied, not re-derived
+        if percent_input:
+            percent = da.where(da.isnan(probabilities), PERCENT_NODATA, raw).astype(np.uint8)
+        else:
+            percent = probabilities.map_blocks(to_percent, dtype=np.uint8, meta=np.zeros((0, 0), np.uint8))
+        percent = da.where(extent == 0, PERCENT_NODATA, percent).astype(np.uint8)
+        # Statistics as in memory: of the float probabilities, or of the percent values.
+        values = (da.where(percent == PERCENT_NODATA, np.nan, percent / np.float32(100)) if percent_input
+                  else probabilities)
+
+        step = quicklook_step(percent.shape)
+        height, width = percent.shape
+        padded = da.pad(binarized != 0, ((0, -height % step), (0, -width % step)), constant_values=False)
+        cells = da.coarsen(np.any, padded.rechunk(step * max(1, block // step)), {0: step, 1: step})
+        quicklook = dask.delayed(quicklook_of_samples)(percent[::step, ::step], extent[::step, ::step], cells)
+
+        def build(lock):
+            rasters = outputs.store({files["probabilities"]: (percent, PERCENT_NODATA), files["binarized"]: (binarized, None),
+                                     files["extent"]: (extent, None)}, grid, lock, compress="LZW")
+            segments = polygonize(binarized, grid.geotransform, grid.crs, outputs.reserve(files["segments"]),
+                                  "prediction_segments", values, lock=lock)
+            extent_polygons = polygonize(extent, grid.geotransform, grid.crs, outputs.reserve(files["extent_polygons"]),
+                                         "prediction_extent", None, lock=lock)
+            return [rasters, segments, extent_polygons,
+                    dask.delayed(write_png)(outputs.reserve(files["quicklook"]), quicklook)]
+
+        run_blocks(self, parameters, context, feedback, build, 5, 95)
+        return files
+
+
+BYTES_PER_PIXEL = 16  # in memory: probabilities (float32 and percent), binarized, extent, labels, quicklook

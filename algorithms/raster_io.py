@@ -149,13 +149,13 @@ class AtomicOutputs(AtomicFiles):
     def write(self, path: str, array: np.ndarray, grid: Grid, nodata: float | None = None) -> None:
         write_geotiff(self.reserve(path), array, grid.transform_to_write, grid.crs, nodata)
 
-    def store(self, arrays: dict, grid: Grid, lock):
+    def store(self, arrays: dict, grid: Grid, lock, compress: str = "DEFLATE"):
         """A dask Delayed that writes {path: (lazy dask array, nodata)} window by window into
         the run's outputs (computed by blocks.run_blocks); `stored[path]` is then the file
         being written, for reading it back before the outputs are committed."""
         from ..core.blockwise import GeoTiffWindows, store
 
         targets = {path: GeoTiffWindows(self.reserve(path), array.shape, array.dtype, grid.transform_to_write, grid.crs,
-                                        nodata) for path, (array, nodata) in arrays.items()}
+                                        nodata, compress) for path, (array, nodata) in arrays.items()}
         self.stored = {**getattr(self, "stored", {}), **{path: target.path for path, target in targets.items()}}
         return store({path: array for path, (array, _) in arrays.items()}, targets, lock)

@@ -3,8 +3,9 @@
 that repeat one synthetic Sentinel-2 tile N x N (no gigabytes of new files), block-wise, against
 the in-memory path on the single tile; on dask's local scheduler and on a dask.distributed
 cluster of 1 and 2 worker processes. Peak memory is the peak summed resident set size of
-qgis_process and the cluster's processes, sampled every 50 ms. Checks first that both paths
-give the same pixels on a mosaic that fits in memory.
+qgis_process and the cluster's processes, sampled every 50 ms. Every run writes the binarized
+raster, the extent and the polygons. Checks first that both paths give the same pixels and
+polygon count on a mosaic that fits in memory.
 
     python3 bench/bench_mosaic.py [--size 10980] [--tiles 4] [--check-tiles 2] [--workers 1 2]
 """
@@ -91,7 +92,7 @@ def qgis_process(environment, probabilities, quality, out: Path, extra=(), track
     out.mkdir(parents=True, exist_ok=True)
     command = ["qgis_process", "run", "darts:prepareexport", "--", f"PROBABILITIES={probabilities}",
                f"QUALITY_MASK={quality}", *OPTIONS, *extra, f"OUTPUT_BINARIZED={out / 'binarized.tif'}",
-               f"OUTPUT_EXTENT={out / 'extent.tif'}"]
+               f"OUTPUT_EXTENT={out / 'extent.tif'}", f"OUTPUT_POLYGONS={out / 'slumps.gpkg'}"]
     start = time.perf_counter()
     process = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     roots = [process.pid] + ([] if tracker is None else tracker)
@@ -101,6 +102,13 @@ def qgis_process(environment, probabilities, quality, out: Path, extra=(), track
     if process.returncode:
         raise SystemExit(f"qgis_process failed:\n{output}")
     return seconds, peak.peak / 2 ** 20, output
+
+
+def feature_count(path: Path) -> int:
+    from osgeo import ogr
+
+    dataset = ogr.Open(str(path))
+    return dataset.GetLayer(0).GetFeatureCount()
 
 
 def start_cluster(folder: Path, workers: int):
@@ -164,8 +172,12 @@ def main() -> None:
             if not np.array_equal(a, b):
                 raise SystemExit(f"{name}: block-wise and in-memory pixels differ on the {n} x {n} mosaic")
             del a, b
-        rows.append((f"in memory, {n} x {n} mosaic", n * n * pixels, memory[0], memory[1], "pixels identical"))
-        rows.append((f"blocks (512 px), {n} x {n} mosaic", n * n * pixels, blocks[0], blocks[1], "pixels identical"))
+        count = feature_count(work / "check-memory" / "slumps.gpkg")
+        if feature_count(work / "check-blocks" / "slumps.gpkg") != count:
+            raise SystemExit("block-wise and in-memory polygon counts differ")
+        note = f"pixels identical, {count} polygons in both"
+        rows.append((f"in memory, {n} x {n} mosaic", n * n * pixels, memory[0], memory[1], note))
+        rows.append((f"blocks (512 px), {n} x {n} mosaic", n * n * pixels, blocks[0], blocks[1], note))
 
     n = args.tiles
     vrt_p = write_mosaic_vrt(work / f"p{n}.vrt", tile_p, n, args.size, "Byte", 255)
@@ -175,7 +187,7 @@ def main() -> None:
     kept = output.split(" object pixels kept")[0].rsplit("\n", 1)[-1] if "object pixels kept" in output else "?"
     mode = f"blocks ({block} px), local threads" if block != "?" else "in memory"
     rows.append((f"{mode}, {n} x {n} mosaic", n * n * pixels, seconds, peak,
-                 f"{kept} object pixels kept"))
+                 f"{feature_count(work / f'mosaic{n}' / 'slumps.gpkg')} objects, {kept} object pixels"))
     for workers in args.workers:
         address, processes = start_cluster(work, workers)
         try:
@@ -189,7 +201,7 @@ def main() -> None:
                      seconds, peak, ""))
 
     print(f"Tile {args.size} x {args.size}, DARTS defaults ({' '.join(OPTIONS)}), uint8 percent inputs, "
-          f"outputs binarized + extent (DEFLATE GeoTIFF). {os.cpu_count()} cores.\n")
+          f"outputs binarized + extent (DEFLATE GeoTIFF) + polygons with statistics (GeoPackage). {os.cpu_count()} cores.\n")
     print("| run | pixels | wall time (s) | M px/s | peak RSS (MiB) | note |\n|---|---|---|---|---|---|")
     for name, count, seconds, peak, note in rows:
         print(f"| {name} | {count / 1e9:.2f} G | {seconds:.1f} | {count / seconds / 1e6:.1f} | {peak:.0f} | {note} |")

@@ -50,22 +50,35 @@ def to_percent(probabilities) -> np.ndarray:
     return percent
 
 
+def quicklook_step(shape, max_size: int = 512) -> int:
+    """Every how many pixels the quicklook samples, so that it is at most `max_size` a side."""
+    return max(1, math.ceil(max(shape) / max_size))
+
+
 def quicklook_rgb(percent, extent, binarized, max_size: int = 512) -> np.ndarray:
     """(3, h, w) uint8 overview: probabilities in grey, outside the extent dark blue, objects
     red. Downsampled to at most `max_size` pixels a side; an object shows if any of its
     pixels falls in a quicklook pixel, so small slumps stay visible."""
-    step = max(1, math.ceil(max(percent.shape) / max_size))
-    grey = percent[::step, ::step].astype(np.float32)
+    step = quicklook_step(percent.shape, max_size)
+    return quicklook_of_samples(percent[::step, ::step], np.asarray(extent)[::step, ::step],
+                                _block_any(np.asarray(binarized) != 0, step))
+
+
+def quicklook_of_samples(percent, extent, objects) -> np.ndarray:
+    """The quicklook from every step-th pixel of the percent and extent rasters and whether any
+    object pixel lies in each step x step cell (the same from a whole raster or from blocks)."""
+    grey = percent.astype(np.float32)
     grey = np.where(grey == PERCENT_NODATA, 0, grey * 2.55).astype(np.uint8)
     rgb = np.stack([grey, grey, grey])
-    outside = np.asarray(extent)[::step, ::step] == 0
+    outside = extent == 0
     rgb[:, outside] = (rgb[:, outside] * 0.4 + np.array(OUTSIDE_RGB)[:, None] * 0.6).astype(np.uint8)
-    objects = _block_any(np.asarray(binarized) != 0, step)[: rgb.shape[1], : rgb.shape[2]]
+    objects = objects[: rgb.shape[1], : rgb.shape[2]]
     rgb[:, objects] = np.array(OBJECT_RGB)[:, None]
     return rgb
 
 
 def _block_any(image, step: int) -> np.ndarray:
+    """Whether any pixel of each step x step cell is set (cells at the edges may be smaller)."""
     if step == 1:
         return image
     height, width = image.shape

@@ -246,3 +246,30 @@ def test_cancel_in_blocks_leaves_nothing(provider, big, tmp_path):
         "OUTPUT_PROBABILITIES": str(tmp_path / "p.tif")}, feedback=feedback)
     assert feedback.isCanceled() and not results.get("OUTPUT_BINARIZED")
     assert not os.listdir(tmp_path)
+
+
+@pytest.mark.parametrize("as_float", [False, True])
+def test_exporttile_in_blocks(provider, big, tmp_path, as_float):
+    from sample_tile import write_sample_tile
+
+    probabilities = big["probabilities"]
+    if as_float:
+        probabilities, _ = write_sample_tile(str(tmp_path / "float"), size=SIZE, seed=4, as_float=True)
+    processing.run("darts:prepareexport", {"PROBABILITIES": probabilities, "QUALITY_MASK": big["quality"],
+                                           "OUTPUT_BINARIZED": str(tmp_path / "b.tif"),
+                                           "OUTPUT_EXTENT": str(tmp_path / "e.tif")})
+    for mode, extra in (("memory", {}), ("blocks", {"MEMORY_LIMIT": 1})):
+        processing.run("darts:exporttile", {"PROBABILITIES": probabilities, "BINARIZED": str(tmp_path / "b.tif"),
+                                            "EXTENT": str(tmp_path / "e.tif"), "OUTPUT_FOLDER": str(tmp_path / mode),
+                                            **extra})
+    names = sorted(os.listdir(tmp_path / "memory"))
+    assert sorted(os.listdir(tmp_path / "blocks")) == names and len(names) == 6
+    for name in ("probabilities.tif", "binarized.tif", "extent.tif", "quicklook.png"):
+        memory, blocks = gdal.Open(str(tmp_path / "memory" / name)), gdal.Open(str(tmp_path / "blocks" / name))
+        np.testing.assert_array_equal(blocks.ReadAsArray(), memory.ReadAsArray(), err_msg=name)
+        assert blocks.GetRasterBand(1).GetNoDataValue() == memory.GetRasterBand(1).GetNoDataValue()
+        if name.endswith(".tif"):
+            assert blocks.GetMetadata("IMAGE_STRUCTURE")["COMPRESSION"] == "LZW"
+            assert blocks.GetGeoTransform() == memory.GetGeoTransform()
+    for name in ("prediction_segments.gpkg", "prediction_extent.gpkg"):
+        assert_same_polygons(polygons_by_id(tmp_path / "memory" / name), polygons_by_id(tmp_path / "blocks" / name))
