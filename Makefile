@@ -12,7 +12,7 @@ DEMO          := demo-output
 QGIS_ENV      := QT_QPA_PLATFORM=offscreen QGIS_CUSTOM_CONFIG_PATH=$(CURDIR)/build/qgis-settings
 QGIS_PLUGINS  ?= $(HOME)/.local/share/QGIS/QGIS3/profiles/default/python/plugins
 
-.PHONY: help deps system-deps venv test test-core test-core-current test-qgis test-gui bench bench-polygonize bench-mosaic demo package deploy clean
+.PHONY: help deps system-deps venv test test-core test-core-current test-qgis test-gui bench bench-polygonize bench-mosaic bench-labels demo package deploy clean
 
 help:
 	@echo "make demo     install what is missing, build a sample tile, run qgis_process on it ($(DEMO)/)"
@@ -21,6 +21,7 @@ help:
 	@echo "make deploy   copy the plugin into $(QGIS_PLUGINS)"
 	@echo "make bench    benchmark the core against the scikit-image reference on a 10980x10980 tile"
 	@echo "make bench-polygonize  benchmark polygonizing a 10980x10980 tile with ~10^4 objects"
+	@echo "make bench-labels  object labelling across dask chunks: the core's row runs against dask-image"
 	@echo "make bench-mosaic  qgis_process on a 4x4 VRT mosaic of full tiles (1.9 G px), block-wise; needs ~8 GB"
 	@echo "make deps     install QGIS 3.40, Debian's Python stack and a venv of current pip releases"
 
@@ -86,6 +87,11 @@ bench: deps
 
 bench-polygonize: deps
 	$(SYSTEM_PYTHON) bench/bench_polygonize.py
+
+# dask-image is not in Debian: it goes into the venv, for this comparison only.
+bench-labels: venv
+	$(VENV_PYTHON) -m pip install -q dask-image
+	$(VENV_PYTHON) bench/bench_labels.py
 
 # BENCH_MOSAIC_ARGS="--tiles 9" for the ~10^5 x 10^5 px run
 bench-mosaic: deps
