@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
+import socket
 import sys
 import uuid
 
@@ -116,14 +118,89 @@ def gdal_writing(path: str):
         raise OSError(f"could not write {final_name(path)}: {message}")
 
 
+def replace_layer(geopackage: str, copy: str, source: str, layer: str) -> None:
+    """Write `copy`: the GeoPackage `geopackage` with its layer `layer` replaced by (or added
+    as) the layer of that name in `source`; `geopackage` itself is left alone, so the copy can
+    replace it atomically."""
+    gdal, _, _ = osgeo()
+    shutil.copyfile(geopackage, copy)
+    with gdal_writing(copy):
+        gdal.VectorTranslate(copy, source, options=["-preserve_fid"], accessMode="overwrite", layers=[layer],
+                             layerCreationOptions=["FID=fid", "GEOMETRY_NAME=geometry"])
+
+
+# Temporary files and backups carry the host and process that made them, so a later run can
+# tell those of a dead run (killed, out of memory) from those of a run still going.
+_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
+_TAG = re.compile(r"\.(?P<host>[A-Za-z0-9-]+)-(?P<pid>[0-9]+)-[0-9a-f]{8}\.(?P<kind>partial|backup)")
+
+
+def _tag(kind: str) -> str:
+    return f".{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}.{kind}"
+
+
 def final_name(path: str) -> str:
-    """The file a temporary path of AtomicFiles (perhaps one of another) stands for, for messages."""
+    """The file a temporary path or backup of AtomicFiles (perhaps one of another) stands for,
+    for messages: the user never needs to know the hidden names."""
     folder, name = os.path.split(path)
     while True:
-        match = re.fullmatch(r"\.(.+)\.[0-9a-f]{8}\.partial(\.[^.]*)?", name)
+        match = re.fullmatch(r"\.(.+)" + _TAG.pattern + r"(\.[^.]*)?", name)
         if not match:
             return os.path.join(folder, name)
-        name = match.group(1) + (match.group(2) or "")
+        name = match.group(1) + (match.group(5) or "")
+
+
+def _alive(host: str, pid: int) -> bool:
+    """Whether the process that made a temporary file may still run (unknown: yes)."""
+    if host != _HOST or os.name != "posix":  # another machine (shared folder), or no cheap check
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        pass
+    return True
+
+
+def remove_stale(folder: str) -> None:
+    """Remove what dead runs left in `folder`: their temporary files, and their backups (put
+    back when the run died before moving the new file in, so the old file is not lost)."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        match = _TAG.search(name)
+        if not match or _alive(match["host"], int(match["pid"])):
+            continue
+        path = os.path.join(folder, name)
+        target = final_name(path)
+        with contextlib.suppress(OSError):
+            if match["kind"] == "backup" and not os.path.lexists(target):
+                os.replace(path, target)
+            else:
+                os.remove(path)
+
+
+def check_writable(path: str, folder: bool = False) -> None:
+    """Raise OSError naming `path` unless a file can be created there (or, for `folder`, in
+    it): checked before any computing, so an impossible output fails at once. The nearest
+    existing folder must be a folder we can write to: a probe file is created and removed."""
+    parent = os.path.abspath(path if folder else os.path.dirname(os.path.abspath(path)))
+    while not os.path.lexists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise OSError(f"cannot write {path}: {parent} is a file, not a folder")
+    if not folder and os.path.isdir(path):
+        raise OSError(f"cannot write {path}: it is a folder")
+    probe = os.path.join(parent, "." + os.path.basename(path) + _tag("partial"))
+    try:
+        with open(probe, "x"):
+            pass
+        os.remove(probe)
+    except OSError as error:
+        raise OSError(f"cannot write {path}: {error.strerror or error}") from None
 
 
 class AtomicFiles:
@@ -133,29 +210,75 @@ class AtomicFiles:
     def __init__(self, inputs=()):
         self._inputs = {os.path.realpath(p) for p in inputs if p}
         self._pending: list[tuple[str, str]] = []
+        self._scratch: list[str] = []
 
     def reserve(self, target: str) -> str:
-        """A temporary path to write `target` to (same folder and extension)."""
-        if os.path.realpath(target) in self._inputs:
-            raise ValueError(f"the output {target!r} is also an input: choose another file, inputs are never overwritten")
-        folder = os.path.dirname(os.path.abspath(target))
-        os.makedirs(folder, exist_ok=True)
-        stem, extension = os.path.splitext(os.path.basename(target))
-        temporary = os.path.join(folder, f".{stem}.{uuid.uuid4().hex[:8]}.partial{extension}")
+        """A temporary path to write `target` to (same folder and extension). Temporary files
+        that dead runs left in that folder are removed first."""
+        temporary = self._temporary(target)
         self._pending.append((temporary, target))
         return temporary
 
+    def scratch(self, target: str) -> str:
+        """A temporary path beside `target` for an intermediate file, deleted at the end."""
+        temporary = self._temporary(target)
+        self._scratch.append(temporary)
+        return temporary
+
+    def _temporary(self, target: str) -> str:
+        if os.path.realpath(target) in self._inputs:
+            raise ValueError(f"the output {target!r} is also an input: choose another file, inputs are never overwritten")
+        folder = os.path.dirname(os.path.abspath(target))
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as error:
+            raise OSError(f"cannot write {final_name(target)}: {error.strerror or error}") from None
+        remove_stale(folder)
+        stem, extension = os.path.splitext(os.path.basename(target))
+        return os.path.join(folder, f".{stem}{_tag('partial')}{extension}")
+
     def commit(self) -> None:
-        for temporary, target in self._pending:
-            os.replace(temporary, target)
+        """Move every temporary file into place, all or none: existing targets are first
+        moved aside to backups, then the new files in; on any failure the new files are
+        removed and the backups put back. Only a crash in between can leave a mix (the next
+        run into that folder then puts the backups of files not yet replaced back)."""
+        backups, placed = [], []
+        try:
+            for _, target in self._pending:
+                if os.path.isdir(target) and not os.path.islink(target):
+                    raise OSError(f"cannot write {final_name(target)}: it is a folder")
+            for _, target in self._pending:
+                if os.path.lexists(target):
+                    backup = os.path.join(os.path.dirname(target), "." + os.path.basename(target) + _tag("backup"))
+                    os.replace(target, backup)
+                    backups.append((backup, target))
+            for temporary, target in self._pending:
+                os.replace(temporary, target)
+                placed.append(target)
+        except OSError as error:
+            for target in placed:
+                with contextlib.suppress(OSError):
+                    os.remove(target)
+            for backup, target in backups:
+                with contextlib.suppress(OSError):
+                    os.replace(backup, target)
+            self.discard()
+            if error.filename is None:
+                raise
+            raise OSError(f"could not write {final_name(error.filename)}: {error.strerror}") from None
+        for backup, _ in backups:
+            with contextlib.suppress(OSError):
+                os.remove(backup)
         self._pending.clear()
+        self.discard()
 
     def discard(self) -> None:
-        for temporary, _ in self._pending:
+        for temporary in [temporary for temporary, _ in self._pending] + self._scratch:
             for leftover in (temporary, temporary + ".aux.xml"):
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(leftover)
         self._pending.clear()
+        self._scratch.clear()
 
     def __enter__(self):
         return self

@@ -103,3 +103,91 @@ def test_geopackage_failing_while_closing_raises(tmp_path, package_parent):
                             capture_output=True, text=True)
     assert result.returncode == 3 and "could not write" in result.stdout, result.stdout + result.stderr
     assert sorted(os.listdir(tmp_path)) == ["full.gpkg"]
+
+
+# -- 9. all outputs together or none, also when replacing one fails -----------------------
+
+def old_outputs(folder, names):
+    folder.mkdir(exist_ok=True)
+    for name in names:
+        (folder / name).write_text(f"old {name}")
+
+
+def test_commit_puts_everything_back_when_one_replacement_fails(tmp_path):
+    from darts_postprocessing.core.files import AtomicFiles
+
+    old_outputs(tmp_path, ["a.tif", "b.tif"])
+    files = AtomicFiles()
+    for name in ["a.tif", "b.tif", "c.tif"]:
+        with open(files.reserve(str(tmp_path / name)), "w") as handle:
+            handle.write(f"new {name}")
+    files.reserve(str(tmp_path / "d.tif"))  # never written: moving it in, the last move, fails
+    with pytest.raises(OSError, match="d.tif"):
+        files.commit()
+    assert sorted(os.listdir(tmp_path)) == ["a.tif", "b.tif"]
+    assert [(tmp_path / name).read_text() for name in ["a.tif", "b.tif"]] == ["old a.tif", "old b.tif"]
+
+
+def test_a_target_that_is_a_folder_changes_nothing(tmp_path):
+    from darts_postprocessing.core.files import AtomicFiles
+
+    old_outputs(tmp_path, ["a.tif"])
+    (tmp_path / "b.tif").mkdir()
+    (tmp_path / "b.tif" / "inside").write_text("kept")
+    files = AtomicFiles()
+    for name in ["a.tif", "b.tif"]:
+        with open(files.reserve(str(tmp_path / name)), "w") as handle:
+            handle.write("new")
+    with pytest.raises(OSError, match=r"b\.tif: it is a folder"):
+        files.commit()
+    assert sorted(os.listdir(tmp_path)) == ["a.tif", "b.tif"] and (tmp_path / "a.tif").read_text() == "old a.tif"
+    assert (tmp_path / "b.tif" / "inside").read_text() == "kept"
+
+
+# -- 10. what a killed run left behind ----------------------------------------------------
+
+KILLED_WHILE_WRITING = """
+import os, signal, sys
+from darts_postprocessing.core.files import AtomicFiles
+files = AtomicFiles()
+for name in sys.argv[1:]:
+    with open(files.reserve(name), "w") as handle:
+        handle.write("half")
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_the_next_run_removes_what_a_killed_run_left(tmp_path, package_parent):
+    from darts_postprocessing.core.files import AtomicFiles
+
+    environment = dict(os.environ, PYTHONPATH=str(package_parent))
+    killed = subprocess.run([sys.executable, "-c", KILLED_WHILE_WRITING, str(tmp_path / "a.tif"),
+                             str(tmp_path / "b.gpkg")], env=environment)
+    assert killed.returncode == -signal.SIGKILL
+    left = sorted(os.listdir(tmp_path))
+    assert len(left) == 2 and all(".partial" in name for name in left)  # no final name: nothing committed
+    running = AtomicFiles()  # a live run's temporary file is left alone
+    with open(running.reserve(str(tmp_path / "c.tif")), "w") as handle:
+        handle.write("being written")
+    with AtomicFiles() as files:
+        with open(files.reserve(str(tmp_path / "a.tif")), "w") as handle:
+            handle.write("new")
+    remaining = sorted(os.listdir(tmp_path))
+    assert remaining[1] == "a.tif" and remaining[0].startswith(".c.") and len(remaining) == 2
+    running.commit()
+    assert sorted(os.listdir(tmp_path)) == ["a.tif", "c.tif"]
+
+
+def test_a_killed_commit_gets_the_old_file_back(tmp_path):
+    """A run killed after moving an old file aside, before moving the new one in: the next run
+    in that folder puts the old file back rather than leaving neither."""
+    from darts_postprocessing.core.files import AtomicFiles
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(dead.stdout)  # a process that no longer exists
+    (tmp_path / "a.tif").write_text("old a.tif")
+    temporary = os.path.basename(AtomicFiles().reserve(str(tmp_path / "a.tif")))  # .a.<host>-<pid>-<id>.partial.tif
+    tag = temporary[len(".a"):-len(".partial.tif")].replace(f"-{os.getpid()}-", f"-{pid}-")
+    os.replace(tmp_path / "a.tif", tmp_path / f".a.tif{tag}.backup")  # as the dead run's commit did
+    AtomicFiles().reserve(str(tmp_path / "other.tif"))
+    assert sorted(os.listdir(tmp_path)) == ["a.tif"] and (tmp_path / "a.tif").read_text() == "old a.tif"
