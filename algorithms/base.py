@@ -4,11 +4,15 @@ cancel, and turning bad input into a clear Processing error."""
 import os
 
 from qgis.core import (
+    QgsDataSourceUri,
+    QgsProcessing,
     QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
+    QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterLayer,
 )
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
@@ -28,8 +32,66 @@ CONNECTIVITIES = ["8", "4"]
 SCALES = ["auto", "fraction", "percent"]
 
 
+CANCELED = "Canceled: no output was written."
+
+
 class Canceled(Exception):
     """The user pressed cancel: stop, write nothing."""
+
+
+class RasterFile(QgsProcessingParameterRasterLayer):
+    """A raster input that a file path satisfies without loading it as a QGIS layer: loading
+    computes statistics, which GDAL writes into a .vrt input (or an .aux.xml beside it) when
+    the layer is closed. Our readers open the file read-only and report problems themselves."""
+
+    def checkValueIsAcceptable(self, value, context=None):  # noqa: N802
+        return (isinstance(value, str) and bool(files_of(value))) or super().checkValueIsAcceptable(value, context)
+
+    def clone(self):
+        return as_file_parameter(self)
+
+
+class RasterFiles(QgsProcessingParameterMultipleLayers):
+    """Several raster inputs, satisfied by file paths as RasterFile is."""
+
+    def checkValueIsAcceptable(self, value, context=None):  # noqa: N802
+        return bool(files_of(value)) or super().checkValueIsAcceptable(value, context)
+
+    def clone(self):
+        return as_file_parameter(self)
+
+
+def as_file_parameter(parameter):
+    """The RasterFile(s) twin of a raster layer parameter (others: unchanged)."""
+    optional = bool(parameter.flags() & QgsProcessingParameterDefinition.Flag.FlagOptional)
+    if type(parameter) in (QgsProcessingParameterRasterLayer, RasterFile):
+        copy = RasterFile(parameter.name(), parameter.description(), parameter.defaultValue(), optional)
+    elif (type(parameter) in (QgsProcessingParameterMultipleLayers, RasterFiles)
+          and parameter.layerType() == QgsProcessing.SourceType.TypeRaster):
+        copy = RasterFiles(parameter.name(), parameter.description(), parameter.layerType(), parameter.defaultValue(),
+                           optional)
+    else:
+        return parameter
+    copy.setFlags(parameter.flags())
+    copy.setHelp(parameter.help())
+    return copy
+
+
+def files_of(value):
+    """The paths in a parameter value that is one file path or a list of them, else []."""
+    values = value if isinstance(value, (list, tuple)) else [value]
+    if values and all(isinstance(item, str) and os.path.isfile(item) for item in values):
+        return list(values)
+    return []
+
+
+def geopackage_layer(path):
+    """(file, layer or None) of a vector output: QGIS's 'Save to GeoPackage' form
+    ogr:dbname='x.gpkg' table="name" writes the layer `name` into x.gpkg."""
+    if not path.startswith("ogr:"):
+        return path, None
+    uri = QgsDataSourceUri(path[4:])
+    return uri.database(), uri.table() or None
 
 
 class DartsAlgorithm(QgsProcessingAlgorithm):
@@ -54,6 +116,10 @@ class DartsAlgorithm(QgsProcessingAlgorithm):
         return ICON
 
     # -- parameter helpers -------------------------------------------------------------
+    def addParameter(self, parameter, createOutput=True):  # noqa: N802
+        """Raster inputs become RasterFile(s) parameters (never loaded as layers for a file path)."""
+        return super().addParameter(as_file_parameter(parameter), createOutput)
+
     def add_enum(self, name, description, options, default, advanced=False, help_text=""):
         parameter = QgsProcessingParameterEnum(name, self.tr(description), options=options, defaultValue=default)
         parameter.setUsesStaticStrings(True)
@@ -107,13 +173,13 @@ class DartsAlgorithm(QgsProcessingAlgorithm):
             outputs.commit()
             return results
         except Canceled:
+            # An exception, not an empty result: qgis_process then exits non-zero, a script sees it.
             outputs.discard()
-            feedback.reportError(self.tr("Canceled: no output was written."))
-            return {}
-        except (ValueError, TypeError, KeyError, OSError) as error:  # bad input, or a file that could not be written
+            raise QgsProcessingException(self.tr(CANCELED)) from None
+        except (ValueError, TypeError, KeyError, OSError, RuntimeError) as error:
+            # bad input, a file that could not be read or written (RuntimeError: GDAL's)
             outputs.discard()
-            message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
-            raise QgsProcessingException(message) from error
+            raise QgsProcessingException(message_of(error)) from None
         except BaseException:
             outputs.discard()
             raise
@@ -123,10 +189,9 @@ class DartsAlgorithm(QgsProcessingAlgorithm):
         paths = []
         for definition in self.parameterDefinitions():
             if definition.type() == "raster":
-                layer = self.parameterAsRasterLayer(parameters, definition.name(), context)
-                paths.append(layer.source() if layer else "")
+                paths.append(self.raster_path(parameters, definition.name(), context, required=False) or "")
             elif definition.type() == "multilayer":
-                paths += [layer.source() for layer in self.parameterAsLayerList(parameters, definition.name(), context)]
+                paths += [path for _, path in self.raster_files(parameters, definition.name(), context)]
         return paths
 
     def output_paths(self, parameters, context):
@@ -135,7 +200,7 @@ class DartsAlgorithm(QgsProcessingAlgorithm):
         for definition in self.destinationParameterDefinitions():
             name = definition.name()
             if definition.type() in OUTPUT_FORMATS:
-                path = self.parameterAsOutputLayer(parameters, name, context)
+                path = geopackage_layer(self.parameterAsOutputLayer(parameters, name, context))[0]
             else:
                 path = self.parameterAsFileOutput(parameters, name, context)
             if path:
@@ -143,8 +208,11 @@ class DartsAlgorithm(QgsProcessingAlgorithm):
         return paths
 
     def check_outputs(self, parameters, context):
-        """Before any computing: every output in the format it is written in, and no two outputs
-        in one file (the second would silently replace the first)."""
+        """Before any computing: every output in the format it is written in, in a place that
+        can be written, and no two outputs in one file (the second would silently replace the
+        first)."""
+        from ..core.files import check_writable
+
         types = {definition.name(): definition.type() for definition in self.destinationParameterDefinitions()}
         seen = {}
         for name, path in self.output_paths(parameters, context):
@@ -153,6 +221,10 @@ class DartsAlgorithm(QgsProcessingAlgorithm):
                 if not path.lower().endswith(extensions):
                     raise ValueError(f"{name}: written as {kind}, so the file must end in {' or '.join(extensions)} "
                                      f"(got {os.path.basename(path)!r})")
+            try:
+                check_writable(path, folder=types.get(name) == "folderDestination")
+            except OSError as error:
+                raise OSError(f"{name}: {error}") from None
             key = os.path.normcase(os.path.realpath(path))
             if key in seen:
                 raise ValueError(f"{seen[key]} and {name} are the same file ({path}): choose different files, "
@@ -190,12 +262,24 @@ class DartsAlgorithm(QgsProcessingAlgorithm):
         return device
 
     def raster_path(self, parameters, name, context, required=True):
+        """The file of a raster input: a path as given, without loading it (see RasterFile)."""
+        value = parameters.get(name)
+        if isinstance(value, str) and files_of(value):
+            return value
         layer = self.parameterAsRasterLayer(parameters, name, context)
         if layer is None:
             if required:
                 raise ValueError(f"{name}: no raster layer given")
             return None
         return layer.source()
+
+    def raster_files(self, parameters, name, context):
+        """(layer name, file) of each raster of a multiple-layer input, file paths not loaded
+        (see RasterFile); the name is the file's without extension, as QGIS names a layer."""
+        paths = files_of(parameters.get(name))
+        if paths:
+            return [(os.path.splitext(os.path.basename(path))[0], path) for path in paths]
+        return [(layer.name(), layer.source()) for layer in self.parameterAsLayerList(parameters, name, context)]
 
     def area_note(self, grid, feedback):
         """Warn when the areas (area_m2, the report's) cannot be in m² on this grid; the note or None."""
@@ -205,15 +289,35 @@ class DartsAlgorithm(QgsProcessingAlgorithm):
         return note
 
     def write_polygons(self, path, context, outputs, binary, grid, probabilities, progress):
-        """Polygonize `binary` into the GeoPackage `path` (a layer of the file's name), committed
+        """Polygonize `binary` into the GeoPackage `path` (a layer of the file's name, or, for
+        ogr:dbname=... table=..., that layer of that file, its other layers kept), committed
         with the run's other outputs and styled on load; returns the number of features."""
         from ..core import polygonize
+        from ..core.files import replace_layer
         from ..core.vectorize import layer_name
 
-        count = polygonize(binary, grid.geotransform, grid.crs, outputs.reserve(path), layer=layer_name(path),
-                           probabilities=probabilities, progress=progress)
+        target, layer = geopackage_layer(path)
+        if layer and os.path.exists(target):  # into a copy of the existing GeoPackage
+            written = outputs.scratch(target)
+            count = polygonize(binary, grid.geotransform, grid.crs, written, layer=layer, probabilities=probabilities,
+                               progress=progress)
+            replace_layer(target, outputs.reserve(target), written, layer)
+        else:
+            count = polygonize(binary, grid.geotransform, grid.crs, outputs.reserve(target),
+                               layer=layer or layer_name(target), probabilities=probabilities, progress=progress)
         style_on_load(context, path, "segments")
         return count
 
     def helpUrl(self):  # noqa: N802
         return "https://github.com/darts-postprocessing/qgis-darts-postprocessing#readme"
+
+
+def message_of(error):
+    """One line for the user: a failed file operation names the user's file, never the hidden
+    temporary one it went to."""
+    from ..core.files import final_name
+
+    if isinstance(error, OSError) and error.filename:
+        return f"{error.strerror}: {final_name(error.filename)}"
+    message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+    return " ".join(str(message).split())

@@ -60,17 +60,25 @@ def _open(path: str, what: str, bands: int | None = 1):
     return dataset
 
 
+def _pixels(source, path: str, what: str) -> np.ndarray:
+    """All pixels of a GDAL dataset or band; a truncated or corrupt file is a clear error."""
+    try:
+        return source.ReadAsArray()
+    except RuntimeError as error:
+        raise ValueError(f"{what}: cannot read {path!r}, the file is damaged or incomplete ({error})") from None
+
+
 def read_band(path: str, what: str):
     """(pixels, nodata value or None) of a single-band raster."""
     dataset = _open(path, what)  # must outlive the band: GDAL crashes on an orphaned band
     band = dataset.GetRasterBand(1)
-    return band.ReadAsArray(), band.GetNoDataValue()
+    return _pixels(band, path, what), band.GetNoDataValue()
 
 
 def read_bands(path: str, what: str, bands: int) -> np.ndarray:
     """All bands (bands, y, x) of a raster with exactly `bands` bands."""
     dataset = _open(path, what, bands=bands)
-    return dataset.ReadAsArray().reshape(bands, dataset.RasterYSize, dataset.RasterXSize)
+    return _pixels(dataset, path, what).reshape(bands, dataset.RasterYSize, dataset.RasterXSize)
 
 
 def read_binary(path: str, what: str) -> np.ndarray:
