@@ -288,23 +288,29 @@ class DartsAlgorithm(QgsProcessingAlgorithm):
             feedback.pushWarning(self.tr(note))
         return note
 
-    def write_polygons(self, path, context, outputs, binary, grid, probabilities, progress):
+    def write_polygons(self, path, context, outputs, binary, grid, probabilities, progress, blocks=None):
         """Polygonize `binary` into the GeoPackage `path` (a layer of the file's name, or, for
         ogr:dbname=... table=..., that layer of that file, its other layers kept), committed
-        with the run's other outputs and styled on load; returns the number of features."""
+        with the run's other outputs and styled on load; returns the number of features.
+        A lazy (dask) `binary` is polygonized block by block by `blocks` (blocks.run_blocks)."""
         from ..core import polygonize
         from ..core.files import replace_layer
         from ..core.vectorize import layer_name
 
+        def polygonize_into(file, name):
+            if blocks is None:
+                return polygonize(binary, grid.geotransform, grid.crs, file, layer=name, probabilities=probabilities,
+                                  progress=progress)
+            return blocks(lambda lock: [polygonize(binary, grid.geotransform, grid.crs, file, layer=name,
+                                                   probabilities=probabilities, lock=lock)])[0]
+
         target, layer = geopackage_layer(path)
         if layer and os.path.exists(target):  # into a copy of the existing GeoPackage
             written = outputs.scratch(target)
-            count = polygonize(binary, grid.geotransform, grid.crs, written, layer=layer, probabilities=probabilities,
-                               progress=progress)
+            count = polygonize_into(written, layer)
             replace_layer(target, outputs.reserve(target), written, layer)
         else:
-            count = polygonize(binary, grid.geotransform, grid.crs, outputs.reserve(target),
-                               layer=layer or layer_name(target), probabilities=probabilities, progress=progress)
+            count = polygonize_into(outputs.reserve(target), layer or layer_name(target))
         style_on_load(context, path, "segments")
         return count
 

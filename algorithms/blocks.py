@@ -82,14 +82,7 @@ def run_blocks(algorithm, parameters, context, feedback, build, start=5.0, span=
 def polygonize_in_blocks(algorithm, parameters, context, feedback, outputs, path, binary, grid, probabilities,
                          start=5.0, span=90.0):
     """Polygonize the lazy `binary` (objects crossing blocks become one feature, statistics over
-    all of their pixels) into the GeoPackage `path` of the run's outputs; the feature count."""
-    from ..core import polygonize
-    from ..core.vectorize import layer_name
-    from .styles import style_on_load
-
-    temporary = outputs.reserve(path)
-    (count,) = run_blocks(algorithm, parameters, context, feedback,
-                          lambda lock: [polygonize(binary, grid.geotransform, grid.crs, temporary, layer=layer_name(path),
-                                                   probabilities=probabilities, lock=lock)], start, span)
-    style_on_load(context, path, "segments")
-    return count
+    all of their pixels) into the vector output `path` of the run; the feature count."""
+    return algorithm.write_polygons(path, context, outputs, binary, grid, probabilities, None,
+                                    blocks=lambda build: run_blocks(algorithm, parameters, context, feedback, build,
+                                                                    start, span))

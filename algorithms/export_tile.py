@@ -108,7 +108,7 @@ class ExportTileAlgorithm(DartsAlgorithm):
         probabilities = read_probabilities_lazy(paths[self.PROBABILITIES], self.PROBABILITIES, block, scale)
         binarized = read_binary_lazy(paths[self.BINARIZED], self.BINARIZED, block).astype(np.uint8)
         extent = read_binary_lazy(paths[self.EXTENT], self.EXTENT, block).astype(np.uint8)
-        raw, _ = read_lazy(paths[self.PROBABILITIES], block)
+        raw, _ = read_lazy(paths[self.PROBABILITIES], block, self.PROBABILITIES)
         percent_input = raw.dtype == np.uint8 and scale != "fraction"  # DARTS percent: copied, not re-derived
         if percent_input:
             percent = da.where(da.isnan(probabilities), PERCENT_NODATA, raw).astype(np.uint8)

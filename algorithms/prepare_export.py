@@ -106,11 +106,11 @@ class PrepareExportAlgorithm(DartsAlgorithm):
         """{name: path} of the ensemble subsets; the name (from the layer name) is used in
         variable and file names."""
         subsets = {}
-        for layer in self.parameterAsLayerList(parameters, self.SUBSET_PROBABILITIES, context):
-            name = re.sub(r"[^A-Za-z0-9_]+", "_", layer.name()).strip("_") or "subset"
+        for layer_name, source in self.raster_files(parameters, self.SUBSET_PROBABILITIES, context):
+            name = re.sub(r"[^A-Za-z0-9_]+", "_", layer_name).strip("_") or "subset"
             while name in subsets:
                 name += "_"
-            subsets[name] = layer.source()
+            subsets[name] = source
         return subsets
 
     def output_paths(self, parameters, context):

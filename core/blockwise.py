@@ -29,11 +29,11 @@ class RasterWindows:
 
     ndim = 2
 
-    def __init__(self, path: str, band: int = 1):
+    def __init__(self, path: str, band: int = 1, what: str = "raster"):
         gdal, _, _ = osgeo()
-        dataset = gdal.Open(path)
+        self.path, self.band, self.what = path, band, what
+        dataset = self._open()
         source = dataset.GetRasterBand(band)
-        self.path, self.band = path, band
         self.shape = (dataset.RasterYSize, dataset.RasterXSize)
         self.dtype = np.dtype(_numpy_type(source.DataType))
         self.nodata = source.GetNoDataValue()
@@ -43,12 +43,22 @@ class RasterWindows:
         rows, cols = (k.indices(n) for k, n in zip(key, self.shape))
         if rows[2] != 1 or cols[2] != 1:
             raise IndexError("only contiguous windows can be read")
-        dataset = gdal.Open(self.path)
-        band = dataset.GetRasterBand(self.band)
         height, width = max(0, rows[1] - rows[0]), max(0, cols[1] - cols[0])
         if height == 0 or width == 0:
             return np.zeros((height, width), self.dtype)
-        return band.ReadAsArray(cols[0], rows[0], width, height)
+        dataset = self._open()
+        try:
+            return dataset.GetRasterBand(self.band).ReadAsArray(cols[0], rows[0], width, height)
+        except RuntimeError as error:  # GDAL's: a truncated or corrupt file
+            raise ValueError(f"{self.what}: cannot read {self.path!r} (rows {rows[0]}-{rows[1]}, columns "
+                             f"{cols[0]}-{cols[1]}): the file is damaged or incomplete ({error})") from None
+
+    def _open(self):
+        gdal, _, _ = osgeo()
+        try:
+            return gdal.Open(self.path)
+        except RuntimeError as error:
+            raise ValueError(f"{self.what}: cannot open {self.path!r} as a raster ({error})") from None
 
 
 def _numpy_type(gdal_type: int):
@@ -66,11 +76,11 @@ def block_size(bytes_per_pixel: float, memory_limit_mb: float, workers: int = 2)
     return int(min(4096, max(2 * TIFF_TILE, side)))
 
 
-def read_lazy(path: str, block: int):
+def read_lazy(path: str, block: int, what: str = "raster"):
     """The raw pixels of band 1 as a dask array of `block` x `block` chunks, and its nodata."""
     import dask.array as da
 
-    windows = RasterWindows(path)
+    windows = RasterWindows(path, what=what)
     # inline_array: the (small) reader sits in each task, so cloned graphs (bind) keep it.
     array = da.from_array(windows, chunks=(block, block), lock=False, asarray=True, fancy=False, inline_array=True,
                           meta=np.zeros((0, 0), windows.dtype), name=f"read-{_token(path)}")
@@ -90,21 +100,21 @@ def _meta(dtype):
 
 def read_probabilities_lazy(path: str, what: str, block: int, scale: str = "auto"):
     """Probabilities in [0, 1] with NaN for no prediction, decoded block by block."""
-    raw, nodata = read_lazy(path, block)
+    raw, nodata = read_lazy(path, block, what)
     dtype = probabilities_dtype(raw.dtype, what, scale)
     return raw.map_blocks(decode_probabilities, nodata, what, scale, dtype=dtype, meta=_meta(dtype))
 
 
 def read_quality_lazy(path: str, what: str, block: int):
     """A 0/1/2 quality mask (nodata -> 0), decoded block by block."""
-    raw, nodata = read_lazy(path, block)
+    raw, nodata = read_lazy(path, block, what)
     check_quality_dtype(raw.dtype, what)
     return raw.map_blocks(decode_quality, nodata, what, dtype=np.uint8, meta=_meta(np.uint8))
 
 
 def read_binary_lazy(path: str, what: str, block: int):
     """A 0/1 raster as bool (nodata -> 0), decoded block by block."""
-    raw, nodata = read_lazy(path, block)
+    raw, nodata = read_lazy(path, block, what)
     return raw.map_blocks(decode_binary, nodata, what, dtype=bool, meta=_meta(bool))
 
 

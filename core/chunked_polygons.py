@@ -18,7 +18,7 @@ import os
 import numpy as np
 
 from ._backend import to_host
-from .chunked import Labels, _blocks, _dask, object_numbers, summarize_labels
+from .chunked import _blocks, _dask, object_numbers, summarize_labels
 from .files import gdal_geotransform, spatial_reference
 from .objects import STATISTICS, Objects, statistics_of
 from .vectorize import FIELDS, row_pixel_areas, trace, write_layer
@@ -38,12 +38,14 @@ def block_objects(binary, probabilities, numbers, crossing, origin, row_areas, g
     with_statistics = probabilities is not None
     if objects.count == 0:
         return _fields(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), with_statistics), [], {}
-    # Each local object's Region_ID: the global number of its first run. Both labellings work
-    # on the same runs; `numbers` is indexed by chunked.py's labels of them.
+    # Each local object's Region_ID: `numbers` is indexed by the block's component labels as
+    # pass 1 found them (chunked.Labels: the same runs, the same scipy numbering).
     first_run = np.unique(objects.run_labels, return_index=True)[1]
-    region = numbers[Labels.of(binary, 8).labels[first_run]]
+    region = numbers[objects.components[first_run]]
     npixel = objects.npixel()
     area = objects.rows_weighted(row_areas[origin[0]: origin[0] + objects.shape[0]])
+    if with_statistics:  # C order once: a flat view of a strided block would copy it at every use
+        probabilities = np.ascontiguousarray(to_host(probabilities))
     stats = objects.statistics(probabilities) if with_statistics else None
     traced = None
     if geometry is not None:
@@ -56,14 +58,20 @@ def block_objects(binary, probabilities, numbers, crossing, origin, row_areas, g
     if with_statistics:
         fields.update({name: stats[name][local] for name in STATISTICS})
     rest = {}
-    if (~inside).any():
-        flat, labels = objects.pixels()
-        values = to_host(probabilities).reshape(-1)[flat] if with_statistics else None
-        for i in np.flatnonzero(~inside):
+    outside = np.flatnonzero(~inside)
+    if outside.size:
+        values_of = {}
+        if with_statistics:  # the pixel values of the crossing objects, grouped by object
+            flat, labels = objects.pixels()
+            picked = ~inside[labels - 1]
+            labels, values = labels[picked], probabilities.reshape(-1)[flat[picked]]
+            order = np.argsort(labels, kind="stable")
+            groups = np.split(values[order], np.cumsum(np.bincount(labels, minlength=objects.count + 1))[:-1])
+            values_of = {i: groups[i + 1] for i in outside}
+        for i in outside:
             # A list: one object may enter a block more than once (joined in another block).
             rest.setdefault(int(region[i]), []).append((None if traced is None else traced[i + 1].ExportToWkb(),
-                                                        int(npixel[i]), float(area[i]),
-                                                        None if values is None else values[labels == i + 1]))
+                                                        int(npixel[i]), float(area[i]), values_of.get(i)))
     return fields, None if traced is None else [traced[i + 1] for i in local], rest
 
 

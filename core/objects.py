@@ -23,6 +23,7 @@ class Objects:
         self.shape = binary.shape
         self.rows, self.starts, self.ends = find_runs(binary)
         component, self.count = run_components(self.rows, self.starts, self.ends, connectivity)
+        self.components = component  # scipy's numbering, as chunked.py's Labels have it
         # Components come numbered by scipy; renumber by first run (runs are row-major).
         first_run = np.unique(component, return_index=True)[1]
         renumber = np.empty(self.count, dtype=np.int64)

@@ -239,12 +239,16 @@ class CancelMidway(QgsProcessingFeedback):
 
 
 def test_cancel_in_blocks_leaves_nothing(provider, big, tmp_path):
+    from qgis.core import QgsProcessingException
+
     feedback = CancelMidway()
-    results = processing.run("darts:prepareexport", {
-        "PROBABILITIES": big["probabilities"], "QUALITY_MASK": big["quality"], "MEMORY_LIMIT": 1,
-        "OUTPUT_BINARIZED": str(tmp_path / "b.tif"), "OUTPUT_EXTENT": str(tmp_path / "e.tif"),
-        "OUTPUT_PROBABILITIES": str(tmp_path / "p.tif")}, feedback=feedback)
-    assert feedback.isCanceled() and not results.get("OUTPUT_BINARIZED")
+    with pytest.raises(QgsProcessingException, match="Canceled: no output was written"):
+        processing.run("darts:prepareexport", {
+            "PROBABILITIES": big["probabilities"], "QUALITY_MASK": big["quality"], "MEMORY_LIMIT": 1,
+            "OUTPUT_BINARIZED": str(tmp_path / "b.tif"), "OUTPUT_EXTENT": str(tmp_path / "e.tif"),
+            "OUTPUT_PROBABILITIES": str(tmp_path / "p.tif"), "OUTPUT_POLYGONS": str(tmp_path / "s.gpkg")},
+            feedback=feedback)
+    assert feedback.isCanceled()
     assert not os.listdir(tmp_path)
 
 
@@ -273,3 +277,18 @@ def test_exporttile_in_blocks(provider, big, tmp_path, as_float):
             assert blocks.GetGeoTransform() == memory.GetGeoTransform()
     for name in ("prediction_segments.gpkg", "prediction_extent.gpkg"):
         assert_same_polygons(polygons_by_id(tmp_path / "memory" / name), polygons_by_id(tmp_path / "blocks" / name))
+
+
+def test_a_damaged_raster_in_blocks_is_a_one_line_error(profile, big, tmp_path):
+    from qgis_cli import qgis_process
+
+    damaged = tmp_path / "damaged.tif"
+    data = open(big["probabilities"], "rb").read()
+    damaged.write_bytes(data[: len(data) * 2 // 3])
+    out = tmp_path / "out"
+    run = qgis_process(profile, "run", "darts:prepareexport", "--", f"PROBABILITIES={damaged}", "MEMORY_LIMIT=1",
+                       f"OUTPUT_BINARIZED={out / 'b.tif'}", f"OUTPUT_EXTENT={out / 'e.tif'}")
+    assert run.returncode != 0
+    assert f"PROBABILITIES: cannot read '{damaged}'" in run.stdout + run.stderr
+    assert "Traceback" not in run.stdout + run.stderr
+    assert not out.exists() or not os.listdir(out)

@@ -328,8 +328,6 @@ def test_inputs_are_not_rewritten_by_qgis_process(profile, sample, tmp_path):
         assert snapshot(folder) == before, algorithm
 
 
-@pytest.mark.xfail(strict=True, reason="prepare_export.subsets loads the subsets as QGIS layers (parameterAsLayerList), "
-                                       "which writes .aux.xml statistics: it should use self.raster_files")
 def test_ensemble_subsets_are_not_rewritten(profile, sample, tmp_path):
     folder, before = inputs_folder(sample, tmp_path)
     result = run(profile, "prepareexport", PROBABILITIES=folder / "mosaic.vrt", SUBSET_PROBABILITIES=folder / "mosaic.vrt",
