@@ -301,8 +301,10 @@ class DartsAlgorithm(QgsProcessingAlgorithm):
             if blocks is None:
                 return polygonize(binary, grid.geotransform, grid.crs, file, layer=name, probabilities=probabilities,
                                   progress=progress)
-            return blocks(lambda lock: [polygonize(binary, grid.geotransform, grid.crs, file, layer=name,
-                                                   probabilities=probabilities, lock=lock)])[0]
+            from ..core.chunked_polygons import polygonize_lazy  # into the run's own temporary file
+
+            return blocks(lambda lock: [polygonize_lazy(binary, grid.geotransform, grid.crs, file, name, probabilities,
+                                                        lock)])[0]
 
         target, layer = geopackage_layer(path)
         if layer and os.path.exists(target):  # into a copy of the existing GeoPackage

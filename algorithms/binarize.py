@@ -70,8 +70,12 @@ class BinarizeAlgorithm(DartsAlgorithm):
             mask = (read_quality_lazy(mask_path, self.MASK, block) if mask_path
                     else da.ones(probabilities.shape, dtype=np.uint8, chunks=probabilities.chunks))
             objects = binarize(probabilities, threshold, min_size, mask, size_connectivity=connectivity)
-            run_blocks(self, parameters, context, feedback,
-                       lambda lock: [outputs.store({output: (objects.astype(np.uint8), None)}, grid, lock)])
+            from ..core.blockwise import any_prediction, require_prediction
+
+            _, has_prediction = run_blocks(self, parameters, context, feedback,
+                                           lambda lock: [outputs.store({output: (objects.astype(np.uint8), None)}, grid,
+                                                                       lock), any_prediction(probabilities)])
+            require_prediction(has_prediction, self.PROBABILITIES)
         else:
             probabilities = read_probabilities(path, self.PROBABILITIES, scale)
             mask = read_quality(mask_path, self.MASK) if mask_path else np.ones(probabilities.shape, np.uint8)

@@ -1,5 +1,6 @@
 """darts:exporttile — the files the DARTS pipeline writes for a tile, from a prepareexport run."""
 
+import dataclasses
 import os
 
 from qgis.core import (
@@ -100,11 +101,14 @@ class ExportTileAlgorithm(DartsAlgorithm):
         import dask.array as da
         import numpy as np
 
-        from ..core import polygonize, to_percent
+        from ..core import to_percent
+        from ..core.chunked_polygons import polygonize_lazy
         from ..core.blockwise import read_binary_lazy, read_lazy, read_probabilities_lazy
-        from ..core.export import PERCENT_NODATA, TILE_FILES, quicklook_of_samples, quicklook_step, write_png
+        from ..core.export import PERCENT_NODATA, TILE_FILES, quicklook_of_samples, quicklook_step
 
         files = {kind: os.path.join(folder, name) for kind, name in TILE_FILES.items()}
+        # As export_tile in memory: the tile files always carry a geotransform (GDAL's default too).
+        tile_grid = dataclasses.replace(grid, has_geotransform=True)
         probabilities = read_probabilities_lazy(paths[self.PROBABILITIES], self.PROBABILITIES, block, scale)
         binarized = read_binary_lazy(paths[self.BINARIZED], self.BINARIZED, block).astype(np.uint8)
         extent = read_binary_lazy(paths[self.EXTENT], self.EXTENT, block).astype(np.uint8)
@@ -127,16 +131,24 @@ class ExportTileAlgorithm(DartsAlgorithm):
 
         def build(lock):
             rasters = outputs.store({files["probabilities"]: (percent, PERCENT_NODATA), files["binarized"]: (binarized, None),
-                                     files["extent"]: (extent, None)}, grid, lock, compress="LZW")
-            segments = polygonize(binarized, grid.geotransform, grid.crs, outputs.reserve(files["segments"]),
-                                  "prediction_segments", values, lock=lock)
-            extent_polygons = polygonize(extent, grid.geotransform, grid.crs, outputs.reserve(files["extent_polygons"]),
-                                         "prediction_extent", None, lock=lock)
+                                     files["extent"]: (extent, None)}, tile_grid, lock, compress="LZW")
+            segments = polygonize_lazy(binarized, grid.geotransform, grid.crs, outputs.reserve(files["segments"]),
+                                       "prediction_segments", values, lock)
+            extent_polygons = polygonize_lazy(extent, grid.geotransform, grid.crs,
+                                              outputs.reserve(files["extent_polygons"]), "prediction_extent", None, lock)
             return [rasters, segments, extent_polygons,
-                    dask.delayed(write_png)(outputs.reserve(files["quicklook"]), quicklook)]
+                    dask.delayed(write_png_locked)(outputs.reserve(files["quicklook"]), quicklook, lock)]
 
         run_blocks(self, parameters, context, feedback, build, 5, 95)
         return files
+
+
+def write_png_locked(path, rgb, lock):
+    """write_png taking its turn with the other writes (GDAL error capture is process-wide)."""
+    from ..core.export import write_png
+
+    with lock:
+        write_png(path, rgb)
 
 
 BYTES_PER_PIXEL = 16  # in memory: probabilities (float32 and percent), binarized, extent, labels, quicklook

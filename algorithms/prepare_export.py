@@ -194,10 +194,13 @@ class PrepareExportAlgorithm(DartsAlgorithm):
         results[self.OUTPUT_SUBSET_BINARIZED] = subset_paths
         writes = {path: (array, nodata) for path, (array, nodata, _) in rasters.items()}
         if block:
-            _, object_counts, kept, extent_pixels = run_blocks(
+            from ..core.blockwise import any_prediction, require_prediction
+
+            _, object_counts, kept, extent_pixels, has_prediction = run_blocks(
                 self, parameters, context, feedback,
                 lambda lock: [outputs.store(writes, grid, lock), object_counts, result["binarized_segmentation"].sum(),
-                              result["extent"].sum()], start=10, span=88)
+                              result["extent"].sum(), any_prediction(lazy_probabilities)], start=10, span=88)
+            require_prediction(has_prediction, self.PROBABILITIES)
         else:
             for path, (array, nodata) in writes.items():
                 self.check_canceled(feedback)

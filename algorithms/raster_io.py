@@ -9,7 +9,7 @@ import numpy as np
 from osgeo import gdal, osr
 
 from ..core.files import AtomicFiles, write_geotiff
-from ..core.rasters import PERCENT_NODATA, decode_binary, decode_probabilities, decode_quality
+from ..core.rasters import PERCENT_NODATA, check_raster_shape, decode_binary, decode_probabilities, decode_quality
 
 gdal.UseExceptions()
 
@@ -51,12 +51,7 @@ def _open(path: str, what: str, bands: int | None = 1):
         dataset = gdal.Open(path)
     except RuntimeError as error:
         raise ValueError(f"{what}: cannot open {path!r} as a raster ({error})") from None
-    if bands is not None and dataset.RasterCount != bands:
-        hint = ": extract the band first (e.g. with 'Rearrange bands')." if bands == 1 else ""
-        raise ValueError(f"{what} has {dataset.RasterCount} bands, but {'one band is' if bands == 1 else f'{bands} are'} "
-                         f"expected{hint}")
-    if dataset.RasterXSize == 0 or dataset.RasterYSize == 0:
-        raise ValueError(f"{what} is empty ({dataset.RasterXSize} x {dataset.RasterYSize} pixels)")
+    check_raster_shape(dataset.RasterCount, dataset.RasterXSize, dataset.RasterYSize, what, bands)
     return dataset
 
 

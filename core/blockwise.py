@@ -17,7 +17,8 @@ from collections.abc import Callable
 import numpy as np
 
 from .files import _GDAL_TYPES, gdal_geotransform, gdal_writing, osgeo, spatial_reference
-from .rasters import check_quality_dtype, decode_binary, decode_probabilities, decode_quality, probabilities_dtype
+from .rasters import (check_quality_dtype, check_raster_shape, decode_binary, decode_probabilities, decode_quality,
+                      probabilities_dtype)
 
 Progress = Callable[[float, str], None]
 TIFF_TILE = 256  # GeoTIFF tile size of every output; blocks are multiples of it
@@ -33,6 +34,7 @@ class RasterWindows:
         gdal, _, _ = osgeo()
         self.path, self.band, self.what = path, band, what
         dataset = self._open()
+        check_raster_shape(dataset.RasterCount, dataset.RasterXSize, dataset.RasterYSize, what)  # as in memory
         source = dataset.GetRasterBand(band)
         self.shape = (dataset.RasterYSize, dataset.RasterXSize)
         self.dtype = np.dtype(_numpy_type(source.DataType))
@@ -83,7 +85,7 @@ def read_lazy(path: str, block: int, what: str = "raster"):
     windows = RasterWindows(path, what=what)
     # inline_array: the (small) reader sits in each task, so cloned graphs (bind) keep it.
     array = da.from_array(windows, chunks=(block, block), lock=False, asarray=True, fancy=False, inline_array=True,
-                          meta=np.zeros((0, 0), windows.dtype), name=f"read-{_token(path)}")
+                          meta=np.zeros((0, 0), windows.dtype), name=f"read-{_token(path)}-{block}")
     return array, windows.nodata
 
 
@@ -103,6 +105,17 @@ def read_probabilities_lazy(path: str, what: str, block: int, scale: str = "auto
     raw, nodata = read_lazy(path, block, what)
     dtype = probabilities_dtype(raw.dtype, what, scale)
     return raw.map_blocks(decode_probabilities, nodata, what, scale, dtype=dtype, meta=_meta(dtype))
+
+
+def any_prediction(probabilities):
+    """A lazy bool: whether decoded probabilities have any pixel with a prediction (a raster
+    read whole with none is refused; block by block this is checked alongside the work)."""
+    return (~np.isnan(probabilities)).any()
+
+
+def require_prediction(has_prediction: bool, what: str) -> None:
+    if not has_prediction:
+        raise ValueError(f"{what} has no valid pixel: every pixel is nodata")
 
 
 def read_quality_lazy(path: str, what: str, block: int):

@@ -10,8 +10,9 @@ same bytes as one array in memory:
   a small summary: per label its size, whether it touches an invalid pixel, its first pixel,
   and the labels along the chunk's four sides. `resolve` joins labels that touch across chunk
   sides and corners into objects and decides, per chunk label, whether it is kept. Pass 2
-  labels each chunk again, from a fresh computation of its input (`dask.graph_manipulation.bind`,
-  so no chunk is held in memory between the passes), and paints the kept labels.
+  labels each chunk again and paints the kept labels. Each pass computes a chunk's inputs
+  inside its own task (ChunkRecipe), so no chunk is held in memory between the passes or
+  waits for its consumer.
 
 Memory: a few chunks (with halos) plus the summaries, which grow with the number of objects
 crossing nothing but their own chunk's sides, not with the raster. Everything returned is lazy:
@@ -21,7 +22,6 @@ No QGIS import here.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -313,15 +313,68 @@ def _dask():
     try:
         import dask
         import dask.array as da
-        from dask.graph_manipulation import bind
     except ImportError as error:  # only reached with dask input, so dask is there; kept for clarity
         raise ImportError("chunked processing needs dask: `pip install dask` or `apt install python3-dask`") from error
-    return dask, da, bind
+    return dask, da
+
+
+class ChunkRecipe:
+    """How to compute the (i, j) chunks of some dask arrays inside one task: their sub-graph,
+    culled. A pass computes its chunks this way, from scratch, instead of depending on them as
+    tasks: no chunk then waits in memory for its consumer (or for the other pass), whatever
+    order dask's scheduler picks, and memory follows the chunk size."""
+
+    def __init__(self, graph: dict, keys: list):
+        self.graph, self.keys = graph, keys
+
+    def __dask_tokenize__(self):
+        return ("chunk-recipe", *self.keys)
+
+    def compute(self) -> list:
+        from dask.core import get
+
+        return get(self.graph, self.keys)
+
+
+def chunk_recipes(*arrays):
+    """A ChunkRecipe per chunk (i, j) of equally chunked dask arrays, as a nested list."""
+    dask, _ = _dask()
+    from dask.optimization import cull
+
+    arrays = dask.optimize(*arrays)
+    graph = {}
+    for array in arrays:
+        graph.update(array.__dask_graph__())
+    keys = [array.__dask_keys__() for array in arrays]
+    return [[ChunkRecipe(cull(graph, [k[i][j] for k in keys])[0], [k[i][j] for k in keys])
+             for j in range(len(keys[0][i]))] for i in range(len(keys[0]))]
+
+
+def _grid(chunks):
+    """(i, j, (row, column) of the chunk's first pixel) of each chunk."""
+    origins = [np.concatenate([[0], np.cumsum(c)[:-1]]).astype(np.int64) for c in chunks]
+    return [(i, j, (int(origins[0][i]), int(origins[1][j]))) for i in range(len(chunks[0]))
+            for j in range(len(chunks[1]))]
+
+
+def _nested(items, chunks):
+    """A flat row-major list of per-chunk items as rows of columns."""
+    columns = len(chunks[1])
+    return [items[row * columns:(row + 1) * columns] for row in range(len(chunks[0]))]
+
+
+def _from_chunks(delayed_chunks, chunks, dtype):
+    """One dask array from a flat row-major list of Delayed chunks."""
+    _, da = _dask()
+    shapes = [(rows, columns) for rows in chunks[0] for columns in chunks[1]]
+    arrays = [da.from_delayed(chunk, shape, dtype=dtype, meta=np.zeros((0, 0), dtype))
+              for chunk, shape in zip(delayed_chunks, shapes)]
+    return da.block(_nested(arrays, chunks))
 
 
 def erode_valid_lazy(valid, size: int, edge_size: int):
     """Lazy erode_valid of a dask bool array; the result has the input's chunks."""
-    _, da, _ = _dask()
+    _, da = _dask()
     eroded = valid
     if size > 0:
         depth = {axis: min(size, valid.shape[axis]) for axis in (0, 1)}
@@ -334,29 +387,29 @@ def erode_valid_lazy(valid, size: int, edge_size: int):
     return eroded
 
 
-def _blocks(array):
-    """The chunks of a 2-D dask array as a nested list of Delayed."""
-    return array.to_delayed().tolist()
+def _summarize_chunk(recipe, labelling: int):
+    objects, *valid = recipe.compute()
+    return summarize(objects, valid[0] if valid else None, labelling)
 
 
-def binarize_lazy(objects_of, inputs, valid, min_object_size: int, size_connectivity: int):
-    """Lazy binarize: `objects_of(*inputs)` gives the dask bool objects (the thresholding),
-    `valid` the dask validity mask (or None). Returns (dask bool array, Delayed counts dict)."""
-    dask, da, bind = _dask()
-    objects = objects_of(*inputs)
+def _paint_chunk(recipe, resolution, index, connectivity: int):
+    (objects,) = recipe.compute()
+    return paint_kept(objects, resolution.keep[index[0]][index[1]], connectivity)
+
+
+def binarize_lazy(objects, valid, min_object_size: int, size_connectivity: int):
+    """Lazy binarize of the dask bool `objects` (the thresholding) with the dask validity mask
+    `valid` (or None). Returns (dask bool array, Delayed counts dict). Each pass computes each
+    chunk's inputs itself (ChunkRecipe)."""
+    dask, _ = _dask()
     chunks = objects.chunks
-    object_blocks = _blocks(objects)
-    valid_blocks = _blocks(valid.rechunk(chunks)) if valid is not None else None
     labelling = size_connectivity if min_object_size > 1 else 8
-    summaries = [[dask.delayed(summarize)(object_blocks[i][j], valid_blocks[i][j] if valid_blocks else None, labelling)
-                  for j in range(len(chunks[1]))] for i in range(len(chunks[0]))]
+    first = chunk_recipes(objects, *([valid.rechunk(chunks)] if valid is not None else []))
+    summaries = _nested([dask.delayed(_summarize_chunk)(first[i][j], labelling) for i, j, _ in _grid(chunks)], chunks)
     resolution = dask.delayed(resolve)(summaries, min_object_size, size_connectivity)
-    # Pass 2 recomputes the objects from the inputs, after the resolution: nothing is held.
-    again = _blocks(bind(objects_of(*inputs), resolution))
-    painted = [[da.from_delayed(dask.delayed(paint_kept)(again[i][j], resolution.keep[i][j], labelling),
-                                (chunks[0][i], chunks[1][j]), dtype=bool, meta=np.zeros((0, 0), bool))
-                for j in range(len(chunks[1]))] for i in range(len(chunks[0]))]
-    return da.block(painted), resolution.counts
+    second = chunk_recipes(objects)
+    painted = [dask.delayed(_paint_chunk)(second[i][j], resolution, (i, j), labelling) for i, j, _ in _grid(chunks)]
+    return _from_chunks(painted, chunks, bool), resolution.counts
 
 
 def _above(probabilities, threshold: float, name: str):
@@ -369,12 +422,12 @@ def _above_where_valid(probabilities, valid, threshold: float, name: str):
 
 
 def _objects_remove(probabilities, threshold, name):
-    _, da, _ = _dask()
+    _, da = _dask()
     return da.map_blocks(_above, probabilities, threshold, name, dtype=bool, meta=np.zeros((0, 0), bool))
 
 
 def _objects_clip(probabilities, valid, threshold, name):
-    _, da, _ = _dask()
+    _, da = _dask()
     return da.map_blocks(_above_where_valid, probabilities, valid, threshold, name, dtype=bool,
                          meta=np.zeros((0, 0), bool))
 
@@ -387,15 +440,15 @@ def erode_mask_lazy(mask, size: int, edge_size: int):
 def binarize_mask_lazy(probabilities, threshold: float, min_object_size: int, mask, size_connectivity: int,
                        name: str = "probs"):
     """Lazy binarize of dask probabilities with a dask mask (non-zero = valid)."""
-    objects_of = functools.partial(_objects_remove, threshold=threshold, name=name)
-    return binarize_lazy(objects_of, (probabilities,), mask != 0, min_object_size, size_connectivity)
+    return binarize_lazy(_objects_remove(probabilities, threshold, name), mask != 0, min_object_size,
+                         size_connectivity)
 
 
 def prepare_export_lazy(quality, layers: dict, threshold: float, erosion: int, edge: int, min_size: int, level: int,
                         boundary: str, size_connectivity: int):
     """Lazy prepare_export on dask arrays: `layers` maps output suffix to (name, probabilities).
     Returns ({output name: dask array}, {binarized name: Delayed counts})."""
-    _, da, _ = _dask()
+    _, da = _dask()
     valid = da.map_blocks(valid_of_quality, quality, level, dtype=bool, meta=np.zeros((0, 0), bool))
     if level > 0:
         valid = erode_valid_lazy(valid, erosion, edge)
@@ -403,44 +456,50 @@ def prepare_export_lazy(quality, layers: dict, threshold: float, erosion: int, e
     for suffix, (name, probabilities) in layers.items():
         probabilities = probabilities.rechunk(valid.chunks)
         masked = da.where(valid, probabilities, probabilities.dtype.type(np.nan))
-        if boundary == "remove":
-            objects_of, inputs = functools.partial(_objects_remove, threshold=threshold, name=name), (probabilities,)
-        else:
-            objects_of = functools.partial(_objects_clip, threshold=threshold, name=name)
-            inputs = (probabilities, valid)
-        binarized, counts[f"binarized_segmentation{suffix}"] = binarize_lazy(objects_of, inputs, valid, min_size,
+        objects = (_objects_remove(probabilities, threshold, name) if boundary == "remove"
+                   else _objects_clip(probabilities, valid, threshold, name))
+        binarized, counts[f"binarized_segmentation{suffix}"] = binarize_lazy(objects, valid, min_size,
                                                                              size_connectivity)
         results[f"binarized_segmentation{suffix}"] = binarized
         results[name] = masked
     return results, counts
 
 
+def _summarize_labels_chunk(recipe, connectivity, origin, raster_width, row_areas=None):
+    (binary,) = recipe.compute()
+    return summarize_labels(binary, connectivity, origin, raster_width, row_areas)
+
+
+def _paint_numbers_chunk(recipe, numbering, index, connectivity):
+    (binary,) = recipe.compute()
+    return paint_numbers(binary, numbering[0][index[0]][index[1]], connectivity)
+
+
+def numbered_objects(binary, connectivity: int = 8):
+    """Pass 1 of labelling a dask raster: a Delayed (numbers per chunk, count, crossing) of
+    object_numbers."""
+    dask, _ = _dask()
+    first = chunk_recipes(binary)
+    summaries = [dask.delayed(_summarize_labels_chunk)(first[i][j], connectivity, origin, binary.shape[1])
+                 for i, j, origin in _grid(binary.chunks)]
+    return dask.delayed(object_numbers)(_nested(summaries, binary.chunks), connectivity)
+
+
 def label_objects_lazy(binary, connectivity: int = 8):
     """Lazy label_objects of a dask raster: (int32 dask labels, Delayed number of objects)."""
-    dask, da, bind = _dask()
-    chunks = binary.chunks
-    origins = [np.concatenate([[0], np.cumsum(c)[:-1]]).astype(np.int64) for c in chunks]
-    blocks = _blocks(binary)
-    summaries = [[dask.delayed(summarize_labels)(blocks[i][j], connectivity, (origins[0][i], origins[1][j]),
-                                                 binary.shape[1])
-                  for j in range(len(chunks[1]))] for i in range(len(chunks[0]))]
-    numbering = dask.delayed(object_numbers, nout=3)(summaries, connectivity)
-    again = _blocks(bind(binary, numbering[0]))
-    painted = [[da.from_delayed(dask.delayed(paint_numbers)(again[i][j], numbering[0][i][j], connectivity),
-                                (chunks[0][i], chunks[1][j]), dtype=np.int32, meta=np.zeros((0, 0), np.int32))
-                for j in range(len(chunks[1]))] for i in range(len(chunks[0]))]
-    return da.block(painted), numbering[1]
+    dask, _ = _dask()
+    numbering, second = numbered_objects(binary, connectivity), chunk_recipes(binary)
+    painted = [dask.delayed(_paint_numbers_chunk)(second[i][j], numbering, (i, j), connectivity)
+               for i, j, _ in _grid(binary.chunks)]
+    return _from_chunks(painted, binary.chunks, np.int32), numbering[1]
 
 
 def object_areas_lazy(binary, row_areas):
     """Lazy object_areas of a dask raster: a Delayed array of the 8-connected objects' areas
     in Region_ID order, from the area of a pixel in each row."""
-    dask, _, _ = _dask()
-    chunks = binary.chunks
-    origins = [np.concatenate([[0], np.cumsum(c)[:-1]]).astype(np.int64) for c in chunks]
-    blocks = _blocks(binary)
-    row_areas = dask.delayed(row_areas)
-    summaries = [[dask.delayed(summarize_labels)(blocks[i][j], 8, (origins[0][i], origins[1][j]), binary.shape[1],
-                                                 row_areas)
-                  for j in range(len(chunks[1]))] for i in range(len(chunks[0]))]
-    return dask.delayed(areas_by_number)(summaries)
+    dask, _ = _dask()
+    first = chunk_recipes(binary)
+    row_areas = dask.delayed(row_areas)  # one copy in the graph, not one per chunk
+    summaries = [dask.delayed(_summarize_labels_chunk)(first[i][j], 8, origin, binary.shape[1], row_areas)
+                 for i, j, origin in _grid(binary.chunks)]
+    return dask.delayed(areas_by_number)(_nested(summaries, binary.chunks))

@@ -18,7 +18,7 @@ import os
 import numpy as np
 
 from ._backend import to_host
-from .chunked import _blocks, _dask, object_numbers, summarize_labels
+from .chunked import _dask, _grid, chunk_recipes, numbered_objects
 from .files import gdal_geotransform, spatial_reference
 from .objects import STATISTICS, Objects, statistics_of
 from .vectorize import FIELDS, row_pixel_areas, trace, write_layer
@@ -116,7 +116,7 @@ def merge_crossing(parts, with_statistics: bool, with_geometry: bool):
 
 def polygonize_block(binary, probabilities, numbers, crossing, origin, transform, crs, row_areas, path, layer, lock):
     """Trace one block: write its objects that lie inside it; return the parts of the others."""
-    srs = spatial_reference(crs)
+    srs = spatial_reference(crs)  # from WKT: osr objects do not travel to worker processes
     fields, geometries, rest = block_objects(binary, probabilities, numbers, crossing, origin, row_areas,
                                              (transform, srs))
     if geometries:
@@ -174,21 +174,54 @@ def _without_cut_vertices(ogr, multipolygon):
     return result
 
 
+def _create_layer(path, layer, crs, names):
+    """The empty GeoPackage layer the blocks append to (created when computed)."""
+    write_layer(path, layer, spatial_reference(crs), {name: [] for name in FIELDS if name in names}, [])
+
+
+def _polygonize_chunk(recipe, numbering, index, origin, transform, crs, row_areas, path, layer, lock, created):
+    binary, *values = recipe.compute()
+    return polygonize_block(binary, values[0] if values else None, numbering[0][index[0]][index[1]], numbering[2],
+                            origin, transform, crs, row_areas, path, layer, lock)
+
+
+def _statistics_chunk(recipe, numbering, index, origin, row_areas):
+    binary, *values = recipe.compute()
+    return statistics_block(binary, values[0] if values else None, numbering[0][index[0]][index[1]], numbering[2],
+                            origin, row_areas)
+
+
+def _pass_two(binary, probabilities):
+    """Pass 1 (numbering the objects over all chunks) and the recipes of pass 2's chunks (the
+    binary raster with its probabilities): each task of pass 2 computes its own chunks."""
+    numbering = numbered_objects(binary, 8)
+    inputs = [binary, *([_as_dask(probabilities, binary).rechunk(binary.chunks)] if probabilities is not None else [])]
+    return numbering, chunk_recipes(*inputs)
+
+
+def _as_dask(values, like):
+    """`values` as a dask array chunked like `like` (a numpy array is wrapped)."""
+    _, da = _dask()
+    return values if hasattr(values, "dask") else da.from_array(values, chunks=like.chunks)
+
+
 def polygonize_lazy(binary, geotransform, crs, path: str, layer: str, probabilities, lock):
     """A dask Delayed that writes the 8-connected objects of the dask raster `binary` into a
-    new GeoPackage layer, as `polygonize` does in memory, and gives the number of features.
-    `probabilities` (a dask array on the same chunks, or None) gives the statistics."""
-    dask, _, _ = _dask()
+    new GeoPackage layer `layer` of `path`, as `polygonize` does in memory, and gives the number
+    of features. `probabilities` (dask or numpy, same shape, or None) gives the statistics.
+    `lock` serializes the writes: a threading or dask SerializableLock for threads, a
+    distributed.Lock for worker processes (one file, written in turns)."""
+    dask, _ = _dask()
     transform = gdal_geotransform(geotransform)
     srs = spatial_reference(crs)
-    names = ["Region_ID", *(STATISTICS if probabilities is not None else ()), "npixel", "area_m2"]
-    write_layer(path, layer, srs, {name: [] for name in FIELDS if name in names}, [])
-    row_areas = dask.delayed(row_pixel_areas(transform, binary.shape[0], srs))  # one copy in the graph
     crs_wkt = srs.ExportToWkt() if srs is not None else None
-    numbering, again, values, cells = _numbered_blocks(binary, probabilities)
-    parts = [dask.delayed(polygonize_block)(again[i][j], values[i][j] if values else None, numbering[0][i][j],
-                                            numbering[2], origin, transform, crs_wkt, row_areas, path, layer, lock)
-             for i, j, origin in cells]
+    names = ["Region_ID", *(STATISTICS if probabilities is not None else ()), "npixel", "area_m2"]
+    created = dask.delayed(_create_layer)(path, layer, crs_wkt, names)
+    row_areas = dask.delayed(row_pixel_areas(transform, binary.shape[0], srs))  # one copy in the graph
+    numbering, recipes = _pass_two(binary, probabilities)
+    parts = [dask.delayed(_polygonize_chunk)(recipes[i][j], numbering, (i, j), origin, transform, crs_wkt, row_areas,
+                                             path, layer, lock, created)
+             for i, j, origin in _grid(binary.chunks)]
     crossing = dask.delayed(finish_crossing)(parts, crs_wkt, path, layer, lock, probabilities is not None)
     return dask.delayed(_first)(numbering[1], crossing)
 
@@ -200,19 +233,16 @@ def _first(value, *after):
 
 def polygonize_file_lazy(binary, geotransform, crs, path: str, layer: str, probabilities=None, lock=None):
     """polygonize_lazy into a temporary file beside `path`, moved into place by the last task:
-    the GeoPackage appears whole or not at all. A Delayed number of features."""
+    the GeoPackage appears whole or not at all (a failed computation can leave the hidden
+    temporary file, which the next write into that folder removes once this process is gone).
+    A Delayed number of features."""
     from dask.utils import SerializableLock
 
     from .files import AtomicFiles
 
-    files = AtomicFiles()
-    temporary = files.reserve(path)
-    try:
-        count = polygonize_lazy(binary, geotransform, crs, temporary, layer, probabilities, lock or SerializableLock())
-    except BaseException:
-        files.discard()
-        raise
-    dask, _, _ = _dask()
+    temporary = AtomicFiles().reserve(path)
+    count = polygonize_lazy(binary, geotransform, crs, temporary, layer, probabilities, lock or SerializableLock())
+    dask, _ = _dask()
     return dask.delayed(_move_into_place)(count, temporary, path)
 
 
@@ -221,29 +251,12 @@ def _move_into_place(count: int, temporary: str, path: str) -> int:
     return count
 
 
-def _numbered_blocks(binary, probabilities):
-    """Pass 1 (numbering the objects over all chunks) and the cloned chunks of pass 2."""
-    dask, _, bind = _dask()
-    chunks = binary.chunks
-    origins = [np.concatenate([[0], np.cumsum(c)[:-1]]).astype(np.int64) for c in chunks]
-    blocks = _blocks(binary)
-    summaries = [[dask.delayed(summarize_labels)(blocks[i][j], 8, (origins[0][i], origins[1][j]), binary.shape[1])
-                  for j in range(len(chunks[1]))] for i in range(len(chunks[0]))]
-    numbering = dask.delayed(object_numbers, nout=3)(summaries, 8)
-    again = _blocks(bind(binary, numbering[0]))
-    values = _blocks(bind(probabilities.rechunk(chunks), numbering[0])) if probabilities is not None else None
-    cells = [(i, j, (int(origins[0][i]), int(origins[1][j]))) for i in range(len(chunks[0]))
-             for j in range(len(chunks[1]))]
-    return numbering, again, values, cells
-
-
 def object_statistics_lazy(binary, values=None):
     """Lazy object_statistics of a dask raster: a Delayed table (Region_ID, npixel and, with
     `values`, min/max/mean/median/std per 8-connected object), equal to the in-memory one."""
-    dask, _, _ = _dask()
-    numbering, again, blocks_of_values, cells = _numbered_blocks(binary, values)
+    dask, _ = _dask()
+    numbering, recipes = _pass_two(binary, values)
     no_areas = dask.delayed(np.zeros(binary.shape[0]))
-    parts = [dask.delayed(statistics_block)(again[i][j], blocks_of_values[i][j] if blocks_of_values else None,
-                                            numbering[0][i][j], numbering[2], origin, no_areas)
-             for i, j, origin in cells]
+    parts = [dask.delayed(_statistics_chunk)(recipes[i][j], numbering, (i, j), origin, no_areas)
+             for i, j, origin in _grid(binary.chunks)]
     return dask.delayed(assemble_statistics)(parts, numbering[1], values is not None)

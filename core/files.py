@@ -13,6 +13,7 @@ import re
 import shutil
 import socket
 import sys
+import threading
 import uuid
 
 import numpy as np
@@ -88,30 +89,42 @@ def write_geotiff(path: str, array: np.ndarray, geotransform, crs=None, nodata: 
             dataset = band = None  # closes the file
 
 
+_closing = threading.local()  # per thread: the close errors of the write under way, or None
+_hook_installed = threading.Lock()
+_previous_hook = sys.__unraisablehook__
+
+
+def _catch_closing_errors(unraisable):
+    """Python's hook for exceptions it cannot raise: a GDAL error from a dataset's destructor
+    during a gdal_writing block goes to that block (of the same thread); anything else on."""
+    errors = getattr(_closing, "errors", None)
+    if errors is not None and isinstance(unraisable.exc_value, RuntimeError):  # GDAL's, from a destructor
+        errors.append(unraisable.exc_value)
+    else:
+        _previous_hook(unraisable)
+
+
 @contextlib.contextmanager
 def gdal_writing(path: str):
     """Raise OSError when GDAL fails to write `path`, also on flush or close: GDAL writes the
     last blocks, a GeoTIFF's directory and a GeoPackage's spatial index only then, and a
     failure there (disk full) would otherwise pass as success. GDAL 3.6 raises a close error
-    in the dataset's destructor, where Python only prints it: it is caught here instead."""
+    in the dataset's destructor, where Python only prints it: it is caught here instead, by
+    one hook installed once that sorts errors by thread, so concurrent writers never swap it."""
+    global _previous_hook
     gdal, _, _ = osgeo()
-    closing_errors = []
-    previous_hook = sys.unraisablehook
-
-    def hook(unraisable):
-        if isinstance(unraisable.exc_value, RuntimeError):  # GDAL's, from a destructor
-            closing_errors.append(unraisable.exc_value)
-        else:
-            previous_hook(unraisable)
-
-    sys.unraisablehook = hook
+    with _hook_installed:
+        if sys.unraisablehook is not _catch_closing_errors:
+            _previous_hook, sys.unraisablehook = sys.unraisablehook, _catch_closing_errors
+    outer, _closing.errors = getattr(_closing, "errors", None), []
+    closing_errors = _closing.errors
     gdal.ErrorReset()
     try:
         yield
     except RuntimeError as error:  # GDAL's exceptions
         raise OSError(f"could not write {final_name(path)}: {error}") from None
     finally:
-        sys.unraisablehook = previous_hook
+        _closing.errors = outer
     if closing_errors or gdal.GetLastErrorType() >= gdal.CE_Failure:
         message = closing_errors[0] if closing_errors else gdal.GetLastErrorMsg()
         gdal.ErrorReset()

@@ -13,6 +13,16 @@ PERCENT_NODATA = 255  # DARTS' exported probabilities.tif: uint8 percent, nodata
 SCALES = ("auto", "fraction", "percent")
 
 
+def check_raster_shape(band_count: int, width: int, height: int, what: str, bands: int | None = 1) -> None:
+    """A raster with the expected number of bands (None: any) and at least one pixel."""
+    if bands is not None and band_count != bands:
+        hint = ": extract the band first (e.g. with 'Rearrange bands')." if bands == 1 else ""
+        raise ValueError(f"{what} has {band_count} bands, but {'one band is' if bands == 1 else f'{bands} are'} "
+                         f"expected{hint}")
+    if width == 0 or height == 0:
+        raise ValueError(f"{what} is empty ({width} x {height} pixels)")
+
+
 def probability_scale(dtype, what: str, scale: str = "auto") -> str:
     """'fraction' or 'percent': `scale`, or for 'auto' what the data type says."""
     if scale != "auto":

@@ -191,3 +191,39 @@ def test_a_killed_commit_gets_the_old_file_back(tmp_path):
     os.replace(tmp_path / "a.tif", tmp_path / f".a.tif{tag}.backup")  # as the dead run's commit did
     AtomicFiles().reserve(str(tmp_path / "other.tif"))
     assert sorted(os.listdir(tmp_path)) == ["a.tif"] and (tmp_path / "a.tif").read_text() == "old a.tif"
+
+
+def test_gdal_writing_in_threads_keeps_each_writes_close_errors_apart():
+    """Block-wise runs write from several threads: a close error belongs to the write of its
+    own thread, and the hook that catches them is never swapped out of order."""
+    import threading
+
+    pytest.importorskip("osgeo")
+    from darts_postprocessing.core.files import gdal_writing
+
+    class FailsOnClose:
+        def __del__(self):
+            raise RuntimeError("disk full while closing")
+
+    inside, release, left, results = threading.Event(), threading.Event(), threading.Event(), {}
+
+    def other_writer():  # starts first and finishes while the main thread's write is open
+        try:
+            with gdal_writing("/tmp/other.tif"):
+                inside.set()
+                release.wait(10)
+            results["other"] = "ok"
+        except OSError as error:
+            results["other"] = str(error)
+        left.set()
+
+    thread = threading.Thread(target=other_writer)
+    thread.start()
+    inside.wait(10)
+    with pytest.raises(OSError, match="could not write /tmp/failing.tif: disk full while closing"):
+        with gdal_writing("/tmp/failing.tif"):
+            release.set()
+            left.wait(10)
+            FailsOnClose()  # dropped at once: its destructor raises, as GDAL 3.6's do
+    thread.join()
+    assert results["other"] == "ok"

@@ -292,3 +292,25 @@ def test_a_damaged_raster_in_blocks_is_a_one_line_error(profile, big, tmp_path):
     assert f"PROBABILITIES: cannot read '{damaged}'" in run.stdout + run.stderr
     assert "Traceback" not in run.stdout + run.stderr
     assert not out.exists() or not os.listdir(out)
+
+
+def test_blocks_refuse_what_memory_refuses(provider, big, tmp_path):
+    """A raster with two bands, or with no prediction at all, is refused block-wise too."""
+    from qgis.core import QgsProcessingException
+
+    two_bands = str(tmp_path / "two.tif")
+    gdal.Translate(two_bands, big["probabilities"], bandList=[1, 1])
+    empty = str(tmp_path / "empty.tif")
+    dataset = gdal.GetDriverByName("GTiff").Create(empty, SIZE, SIZE, 1, gdal.GDT_Float32)
+    dataset.GetRasterBand(1).Fill(float("nan"))
+    dataset = None
+    out = tmp_path / "out"
+    for algorithm, parameters in (("darts:prepareexport", {"OUTPUT_BINARIZED": str(out / "b.tif"),
+                                                           "OUTPUT_EXTENT": str(out / "e.tif")}),
+                                  ("darts:binarize", {"OUTPUT": str(out / "b.tif")})):
+        for path, message in ((two_bands, "has 2 bands, but one band is expected"),
+                              (empty, "has no valid pixel: every pixel is nodata")):
+            for extra in ({}, {"MEMORY_LIMIT": 1}):
+                with pytest.raises(QgsProcessingException, match=message):
+                    processing.run(algorithm, {"PROBABILITIES": path, **parameters, **extra})
+                assert not out.exists() or not os.listdir(out)
