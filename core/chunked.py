@@ -387,6 +387,20 @@ def erode_valid_lazy(valid, size: int, edge_size: int):
     return eroded
 
 
+def _compute_recipe(recipe):
+    return recipe.compute()[0]
+
+
+def independent_chunks(array):
+    """The same lazy array, each chunk made by one task that computes it from its recipe: a
+    consumer of the result (a GeoTIFF window, a sum) then holds no shared halo pieces or
+    intermediate chunks while other chunks are computed."""
+    dask, _ = _dask()
+    recipes = chunk_recipes(array)
+    tasks = [dask.delayed(_compute_recipe)(recipes[i][j]) for i, j, _ in _grid(array.chunks)]
+    return _from_chunks(tasks, array.chunks, array.dtype)
+
+
 def _summarize_chunk(recipe, labelling: int):
     objects, *valid = recipe.compute()
     return summarize(objects, valid[0] if valid else None, labelling)
@@ -434,7 +448,7 @@ def _objects_clip(probabilities, valid, threshold, name):
 
 def erode_mask_lazy(mask, size: int, edge_size: int):
     """Lazy erode_mask of a dask mask (non-zero = valid): uint8 0/1."""
-    return erode_valid_lazy(mask != 0, size, edge_size).astype(np.uint8)
+    return independent_chunks(erode_valid_lazy(mask != 0, size, edge_size).astype(np.uint8))
 
 
 def binarize_mask_lazy(probabilities, threshold: float, min_object_size: int, mask, size_connectivity: int,
@@ -452,7 +466,7 @@ def prepare_export_lazy(quality, layers: dict, threshold: float, erosion: int, e
     valid = da.map_blocks(valid_of_quality, quality, level, dtype=bool, meta=np.zeros((0, 0), bool))
     if level > 0:
         valid = erode_valid_lazy(valid, erosion, edge)
-    results, counts = {"extent": valid.astype(np.uint8)}, {}
+    results, counts = {"extent": independent_chunks(valid.astype(np.uint8))}, {}
     for suffix, (name, probabilities) in layers.items():
         probabilities = probabilities.rechunk(valid.chunks)
         masked = da.where(valid, probabilities, probabilities.dtype.type(np.nan))
@@ -461,7 +475,7 @@ def prepare_export_lazy(quality, layers: dict, threshold: float, erosion: int, e
         binarized, counts[f"binarized_segmentation{suffix}"] = binarize_lazy(objects, valid, min_size,
                                                                              size_connectivity)
         results[f"binarized_segmentation{suffix}"] = binarized
-        results[name] = masked
+        results[name] = independent_chunks(masked)
     return results, counts
 
 
