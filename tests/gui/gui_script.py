@@ -17,6 +17,7 @@ from qgis.core import (
     QgsSingleSymbolRenderer,
 )
 from qgis.PyQt.QtCore import QTimer
+from qgis.PyQt.QtWidgets import QTextEdit
 from qgis.utils import iface, plugins
 
 import processing
@@ -66,6 +67,7 @@ def poll():
         report["layer_order"] = [layer.name() for layer in QgsProject.instance().layerTreeRoot().layerOrder()]
         if state["dialog"] is not None:
             report["dialog_title"] = state["dialog"].windowTitle()
+            report["dialog_log"] = "\n".join(box.toPlainText() for box in state["dialog"].findChildren(QTextEdit))
             state["dialog"].close()
         canvas = iface.mapCanvas()
         canvas.zoomToFullExtent()

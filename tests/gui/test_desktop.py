@@ -17,11 +17,13 @@ pytestmark = pytest.mark.skipif(shutil.which("xvfb-run") is None or shutil.which
                                 reason="needs xvfb-run and the QGIS desktop")
 
 
-def test_dialog_runs_and_layers_are_styled(tmp_path):
+@pytest.mark.parametrize("blocks", [False, True], ids=["in-memory", "block-wise"])
+def test_dialog_runs_and_layers_are_styled(tmp_path, blocks):
+    """The dialog's run, in memory and (MEMORY_LIMIT=1 MB on a 1200 px tile) block by block."""
     sys.path.insert(0, str(REPO / "scripts"))
     from sample_tile import write_sample_tile
 
-    probabilities, quality = write_sample_tile(str(tmp_path / "input"), size=400, seed=3)
+    probabilities, quality = write_sample_tile(str(tmp_path / "input"), size=1200 if blocks else 400, seed=3)
     settings_root = tmp_path / "qgis-settings"  # QGIS keeps profiles in <root>/profiles/<name>
     profiles = settings_root / "profiles"
     plugins = profiles / "default" / "python" / "plugins"
@@ -32,12 +34,12 @@ def test_dialog_runs_and_layers_are_styled(tmp_path):
         "[PythonPlugins]\ndarts_postprocessing=true\n[qgis]\ncheckVersion=false\nshowTips=false\n")
     SCREENSHOTS.mkdir(exist_ok=True)
     report = tmp_path / "report.json"
-    screenshot = SCREENSHOTS / "desktop-prepareexport.png"
+    screenshot = SCREENSHOTS / f"desktop-prepareexport{'-blocks' if blocks else ''}.png"
     parameters = {"PROBABILITIES": probabilities, "QUALITY_MASK": quality, "MASK_EROSION_SIZE": 5,
                   "MIN_OBJECT_SIZE": 16, "QUALITY_LEVEL": "low_quality",
                   "OUTPUT_BINARIZED": str(tmp_path / "binarized.tif"), "OUTPUT_EXTENT": str(tmp_path / "extent.tif"),
                   "OUTPUT_PROBABILITIES": str(tmp_path / "probabilities.tif"),
-                  "OUTPUT_POLYGONS": str(tmp_path / "slumps.gpkg")}
+                  "OUTPUT_POLYGONS": str(tmp_path / "slumps.gpkg"), **({"MEMORY_LIMIT": 1} if blocks else {})}
     environment = dict(os.environ, DARTS_GUI_PARAMS=json.dumps(parameters), DARTS_GUI_REPORT=str(report),
                        DARTS_GUI_LAYERS="4",
                        DARTS_GUI_SCREENSHOT=str(screenshot))
@@ -61,3 +63,4 @@ def test_dialog_runs_and_layers_are_styled(tmp_path):
     assert polygons["features"] > 0
     assert result["layer_order"].index(polygons["name"]) < result["layer_order"].index(binarized["name"])
     assert screenshot.exists() and screenshot.stat().st_size > 1000
+    assert ("Processing in blocks of 512 x 512" in result["dialog_log"]) == blocks, result["dialog_log"][-2000:]
