@@ -14,8 +14,8 @@ same bytes as one array in memory:
   inside its own task (ChunkRecipe), so no chunk is held in memory between the passes or
   waits for its consumer.
 
-Memory: a few chunks (with halos) plus the summaries, which grow with the number of objects
-crossing nothing but their own chunk's sides, not with the raster. Everything returned is lazy:
+Memory: a few chunks (with halos) plus the summaries: a few numbers per object and the labels
+along the chunks' sides, so they grow with the number of objects, not with the raster's area. Everything returned is lazy:
 the caller decides when and where to compute (local scheduler or a dask.distributed cluster).
 No QGIS import here.
 """
