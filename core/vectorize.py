@@ -63,8 +63,8 @@ def polygonize(binary, geotransform, crs, path: str, layer: str | None = None, p
     `progress(fraction, message)` is called along the way; it may raise to cancel.
     Returns the number of features. A dask `binary` (and `probabilities`) gives instead a dask
     Delayed that writes the file block by block when computed and gives the number of features
-    (chunked_polygons.py); `lock` serializes its writes (default: one for threads and local
-    processes; pass a `distributed.Lock` for a cluster).
+    (chunked_polygons.py); `lock` serializes its writes (default: one for the threaded
+    scheduler; with worker processes, local or a cluster, pass a `distributed.Lock`).
     """
     from .chunked import dask_array, is_dask
 
