@@ -176,8 +176,9 @@ class DartsAlgorithm(QgsProcessingAlgorithm):
             # An exception, not an empty result: qgis_process then exits non-zero, a script sees it.
             outputs.discard()
             raise QgsProcessingException(self.tr(CANCELED)) from None
-        except (ValueError, TypeError, KeyError, OSError, RuntimeError) as error:
-            # bad input, a file that could not be read or written (RuntimeError: GDAL's)
+        except (ValueError, TypeError, KeyError, OSError, RuntimeError, MemoryError) as error:
+            # bad input, a file that could not be read or written (RuntimeError: GDAL's), a
+            # raster too large for memory (MemoryError, cupy's OutOfMemoryError included)
             outputs.discard()
             raise QgsProcessingException(message_of(error)) from None
         except BaseException:
@@ -325,6 +326,9 @@ def message_of(error):
     temporary one it went to."""
     from ..core.files import final_name
 
+    if isinstance(error, MemoryError):
+        detail = " ".join(str(error).split()) or type(error).__name__
+        return f"Not enough memory for this raster: {detail} (set MEMORY_LIMIT lower to process it block by block)"
     if isinstance(error, OSError) and error.filename:
         return f"{error.strerror}: {final_name(error.filename)}"
     message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)

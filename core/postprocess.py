@@ -38,33 +38,76 @@ def erode_valid(valid, size: int, edge_size: int, xp=np):
     return eroded
 
 
+# Dilated intervals built and swept at once, and pixels painted at once: they bound the
+# erosion's working memory (roughly 100 bytes an interval, 16 a pixel, so a few hundred MB)
+# whatever the radius and the number of invalid runs. Painting False is idempotent, so the
+# batches are simply applied one after another.
+INTERVAL_BUDGET = 1 << 21
+PIXEL_BUDGET = 1 << 23
+
+
 def _clear_dilated(eroded, rows, starts, ends, radius: int, xp):
-    """Set to False every pixel within disk(radius) of an invalid run (given as runs)."""
+    """Set to False every pixel within disk(radius) of an invalid run (given as runs, in
+    row-major order), a batch of runs at a time so that a bounded number of dilated intervals
+    are held at once (INTERVAL_BUDGET)."""
     height, width = eroded.shape
     stride = width + 1  # one unused column per row, so intervals of two rows never touch
-    lows, highs = [], []
-    for dy, half in zip(range(-radius, radius + 1), disk_half_widths(radius)):
-        target = rows + dy
-        inside = (target >= 0) & (target < height)
-        base = target[inside] * stride
-        lows.append(base + xp.maximum(starts[inside] - half, 0))
-        highs.append(base + xp.minimum(ends[inside] + half, width))
-    lows, highs = xp.concatenate(lows), xp.concatenate(highs)
+    dys = xp.arange(-radius, radius + 1, dtype=xp.int64)
+    halves = xp.asarray(disk_half_widths(radius), dtype=xp.int64)
+    per_batch = max(1, INTERVAL_BUDGET // (2 * radius + 1))
+    # Batch bounds and the original runs in the rows each batch reaches, found on the host at once.
+    firsts = list(range(0, int(rows.size), per_batch))
+    lasts = [min(first + per_batch, int(rows.size)) - 1 for first in firsts]
+    reach = xp.searchsorted(rows, xp.concatenate([rows[xp.asarray(firsts)] - radius,
+                                                  rows[xp.asarray(lasts)] + radius + 1]))
+    reach = [int(index) for index in reach.tolist()]
+    for number, (first, last) in enumerate(zip(firsts, lasts)):
+        batch = slice(first, last + 1)
+        target = rows[batch, None] + dys
+        inside = target >= 0
+        inside &= target < height
+        base = (target * stride)[inside]
+        del target
+        lows = base + xp.maximum(starts[batch, None] - halves, 0)[inside]
+        highs = base + xp.minimum(ends[batch, None] + halves, width)[inside]
+        del base, inside
+        near = slice(reach[number], reach[len(firsts) + number])
+        _paint_covered(eroded, lows, highs, rows[near], starts[near], ends[near], stride, xp)
+
+
+def _paint_covered(eroded, lows, highs, rows, starts, ends, stride: int, xp):
+    """Set to False the pixels some interval [low, high) covers (positions row * stride + column)
+    that no original invalid run (rows, starts, ends) covers: those are False already."""
+    width = eroded.shape[1]
     # Sweep over interval ends: a stretch is newly invalid where some dilated interval
-    # covers it and no original invalid run does (those pixels are already False).
+    # covers it and no original invalid run does.
     original = rows * stride
     positions = xp.concatenate([lows, highs, original + starts, original + ends])
-    dilated_step = xp.concatenate([xp.ones_like(lows), -xp.ones_like(highs), xp.zeros_like(starts), xp.zeros_like(ends)])
-    original_step = xp.concatenate([xp.zeros_like(lows), xp.zeros_like(highs), xp.ones_like(starts), -xp.ones_like(ends)])
+    dilated_step = xp.concatenate([xp.ones(lows.size, dtype=xp.int8), xp.full(highs.size, -1, dtype=xp.int8),
+                                   xp.zeros(2 * rows.size, dtype=xp.int8)])
+    original_step = xp.concatenate([xp.zeros(lows.size + highs.size, dtype=xp.int8),
+                                    xp.ones(rows.size, dtype=xp.int8), xp.full(rows.size, -1, dtype=xp.int8)])
+    del lows, highs, original
     order = xp.argsort(positions, kind="stable")
     positions = positions[order]
-    covered = xp.cumsum(dilated_step[order]) > 0
-    in_original = xp.cumsum(original_step[order]) > 0
+    covered = xp.cumsum(dilated_step[order], dtype=xp.int64) > 0
+    in_original = xp.cumsum(original_step[order], dtype=xp.int64) > 0
+    del order, dilated_step, original_step
     lengths = xp.diff(positions)
     paint = covered[:-1] & ~in_original[:-1] & (lengths > 0)
     seg_starts, seg_lengths = positions[:-1][paint], lengths[paint]
+    del positions, lengths, covered, in_original, paint
     flat_starts = (seg_starts // stride) * width + seg_starts % stride
-    flat_view(eroded)[expand_ranges(flat_starts, seg_lengths, xp)] = False
+    # Segments lie within a row (at most `width` pixels): paint them in groups of about
+    # PIXEL_BUDGET pixels, so the flat indices never grow with the area to clear.
+    done = xp.cumsum(seg_lengths)
+    total = int(done[-1]) if done.size else 0
+    cuts = xp.searchsorted(done, xp.arange(PIXEL_BUDGET, total, PIXEL_BUDGET, dtype=xp.int64), side="right")
+    bounds = [0] + [int(cut) for cut in cuts.tolist()] + [int(done.size)]
+    flat = flat_view(eroded)
+    for low, high in zip(bounds[:-1], bounds[1:]):
+        if high > low:
+            flat[expand_ranges(flat_starts[low:high], seg_lengths[low:high], xp)] = False
 
 
 def binarize_array(probabilities, threshold: float, min_object_size: int, valid, size_connectivity: int = 8, xp=np,

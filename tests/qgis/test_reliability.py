@@ -414,3 +414,31 @@ def test_model_failing_in_a_later_step_fails_clearly(profile, sample, tmp_path):
     # QGIS has written the outputs of the steps before: whole files, nothing temporary left
     assert read(tmp_path / "b.tif").shape == read(tmp_path / "e.tif").shape == read(sample["probabilities"]).shape
     assert leftovers(tmp_path) == []
+
+
+# -- 15. a raster too large for memory is one clear line, not a MemoryError traceback ------
+
+def address_space(size_bytes):
+    """preexec_fn: the process may map at most `size_bytes` (as on a machine with that memory)."""
+    return lambda: resource.setrlimit(resource.RLIMIT_AS, (size_bytes, size_bytes))
+
+
+def test_not_enough_memory_is_one_clear_line(profile, tmp_path):
+    """A 20000 x 20000 mask needs ~1.5 GB in memory: under a 1.5 GB address-space limit the
+    in-memory erosion fails with one line that says what to do; doing it (a lower MEMORY_LIMIT,
+    block by block) then succeeds under the same limit."""
+    mask = gdal.GetDriverByName("GTiff").Create(str(tmp_path / "q.tif"), 20000, 20000, 1, gdal.GDT_Byte,
+                                                ["COMPRESS=DEFLATE", "TILED=YES"])
+    mask.SetGeoTransform((600000.0, 10.0, 0, 7800000.0, 0, -10.0))
+    mask.GetRasterBand(1).Fill(2)
+    mask = None
+    limit = address_space(3 * 2 ** 29)
+    arguments = ["run", "darts:erodemask", "--", f"MASK={tmp_path / 'q.tif'}", "SIZE=3"]
+    in_memory = qgis_process(profile, *arguments, "MEMORY_LIMIT=1000000", f"OUTPUT={tmp_path / 'a.tif'}",
+                             preexec_fn=limit)
+    text = refused(in_memory, "Not enough memory for this raster", "MEMORY_LIMIT lower")
+    assert "MemoryError" not in text, text
+    assert not (tmp_path / "a.tif").exists()
+    blocks = qgis_process(profile, *arguments, "MEMORY_LIMIT=100", f"OUTPUT={tmp_path / 'b.tif'}", preexec_fn=limit)
+    assert blocks.returncode == 0, blocks.stdout + blocks.stderr
+    assert "Processing in blocks" in blocks.stdout
