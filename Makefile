@@ -12,13 +12,14 @@ DEMO          := demo-output
 QGIS_ENV      := QT_QPA_PLATFORM=offscreen QGIS_CUSTOM_CONFIG_PATH=$(CURDIR)/build/qgis-settings
 QGIS_PLUGINS  ?= $(HOME)/.local/share/QGIS/QGIS3/profiles/default/python/plugins
 
-.PHONY: help deps system-deps venv test test-core test-core-current test-qgis test-gui bench bench-polygonize bench-mosaic bench-labels demo package deploy clean
+.PHONY: help deps system-deps venv test test-core test-core-current test-qgis test-gui mutation bench bench-polygonize bench-mosaic bench-labels demo package deploy clean
 
 help:
 	@echo "make demo     install what is missing, build a sample tile, run qgis_process on it ($(DEMO)/)"
 	@echo "make test     all test suites (installs what is missing first)"
 	@echo "make package  dist/$(PLUGIN).zip, to install in QGIS (Plugins > Install from ZIP)"
 	@echo "make deploy   copy the plugin into $(QGIS_PLUGINS)"
+	@echo "make mutation mutation testing of the core with mutmut (in the venv; ~15 min on 2 cores)"
 	@echo "make bench    benchmark the core against the scikit-image reference on a 10980x10980 tile"
 	@echo "make bench-polygonize  benchmark polygonizing a 10980x10980 tile with ~10^4 objects"
 	@echo "make bench-labels  object labelling across dask chunks: the core's row runs against dask-image"
@@ -57,6 +58,15 @@ test-qgis:
 # The QGIS desktop under Xvfb (the test starts it with xvfb-run); screenshot in test-output/.
 test-gui:
 	$(SYSTEM_PYTHON) -m pytest $(PYTEST_ARGS) tests/gui
+
+# Mutation testing of the core: mutmut 3 (not in Debian) goes into the venv only. Mutates
+# MUTATION_FILES with the venv's core tests (scripts/mutation.py says which), in build/mutation;
+# stops after MUTATION_TIME_LIMIT seconds and reports what it checked so far.
+MUTATION_FILES      ?= core/postprocess.py core/runs.py core/api.py core/objects.py core/quality.py
+MUTATION_TIME_LIMIT ?= 1200
+mutation: venv
+	$(VENV_PYTHON) -m pip install -q 'mutmut>=3.3,<4'
+	$(VENV_PYTHON) scripts/mutation.py --files $(MUTATION_FILES) --time-limit $(MUTATION_TIME_LIMIT)
 
 demo: system-deps
 	rm -rf $(DEMO) build/qgis-settings
