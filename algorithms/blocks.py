@@ -7,6 +7,8 @@ import os
 
 from qgis.core import QgsProcessingParameterDefinition, QgsProcessingParameterNumber, QgsProcessingParameterString
 
+from ..dependencies import missing_for_blocks
+
 MEMORY_LIMIT = "MEMORY_LIMIT"
 DASK_SCHEDULER = "DASK_SCHEDULER"
 
@@ -50,8 +52,6 @@ def available_memory_mb() -> float:
 def block_plan(algorithm, parameters, context, feedback, width: int, height: int, bytes_per_pixel: float):
     """None to process in memory, or the block side for the block-wise path: taken when the
     estimated need exceeds MEMORY_LIMIT, or when a dask scheduler is given."""
-    from ..core.blockwise import block_size
-
     value = parameters.get(MEMORY_LIMIT)
     limit = (algorithm.parameterAsInt(parameters, MEMORY_LIMIT, context) if value not in (None, "")
              else available_memory_mb() / 2)
@@ -59,9 +59,15 @@ def block_plan(algorithm, parameters, context, feedback, width: int, height: int
     address = algorithm.parameterAsString(parameters, DASK_SCHEDULER, context).strip()
     if need <= limit and not address:
         return None
-    block = block_size(bytes_per_pixel, limit, workers=os.cpu_count() or 1)
     reason = (algorithm.tr("a dask scheduler was given") if address else
               algorithm.tr("it needs about {:.0f} MB, more than the memory limit of {:.0f} MB").format(need, limit))
+    missing = missing_for_blocks(cluster=bool(address))
+    if missing:
+        raise ValueError(algorithm.tr("This run must go block by block ({}), which {}; or raise MEMORY_LIMIT.")
+                         .format(reason, missing))
+    from ..core.blockwise import block_size
+
+    block = block_size(bytes_per_pixel, limit, workers=os.cpu_count() or 1)
     feedback.pushInfo(algorithm.tr("Processing in blocks of {0} x {0} pixels: {1}.").format(block, reason))
     return block
 
