@@ -8,8 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 from osgeo import gdal, osr
 
+from ..core.blockwise import open_raster, read_pixels
 from ..core.files import AtomicFiles, write_geotiff
-from ..core.rasters import PERCENT_NODATA, check_raster_shape, decode_binary, decode_probabilities, decode_quality
+from ..core.rasters import PERCENT_NODATA, decode_binary, decode_probabilities, decode_quality
 
 gdal.UseExceptions()
 
@@ -46,34 +47,17 @@ class Grid:
         return f"{self.width} x {self.height} pixels, pixel size {self.geotransform[1]:g} x {abs(self.geotransform[5]):g}"
 
 
-def _open(path: str, what: str, bands: int | None = 1):
-    try:
-        dataset = gdal.Open(path)
-    except RuntimeError as error:
-        raise ValueError(f"{what}: cannot open {path!r} as a raster ({error})") from None
-    check_raster_shape(dataset.RasterCount, dataset.RasterXSize, dataset.RasterYSize, what, bands)
-    return dataset
-
-
-def _pixels(source, path: str, what: str) -> np.ndarray:
-    """All pixels of a GDAL dataset or band; a truncated or corrupt file is a clear error."""
-    try:
-        return source.ReadAsArray()
-    except RuntimeError as error:
-        raise ValueError(f"{what}: cannot read {path!r}, the file is damaged or incomplete ({error})") from None
-
-
 def read_band(path: str, what: str):
     """(pixels, nodata value or None) of a single-band raster."""
-    dataset = _open(path, what)  # must outlive the band: GDAL crashes on an orphaned band
+    dataset = open_raster(path, what)  # must outlive the band: GDAL crashes on an orphaned band
     band = dataset.GetRasterBand(1)
-    return _pixels(band, path, what), band.GetNoDataValue()
+    return read_pixels(band, path, what), band.GetNoDataValue()
 
 
 def read_bands(path: str, what: str, bands: int) -> np.ndarray:
     """All bands (bands, y, x) of a raster with exactly `bands` bands."""
-    dataset = _open(path, what, bands=bands)
-    return _pixels(dataset, path, what).reshape(bands, dataset.RasterYSize, dataset.RasterXSize)
+    dataset = open_raster(path, what, bands=bands)
+    return read_pixels(dataset, path, what).reshape(bands, dataset.RasterYSize, dataset.RasterXSize)
 
 
 def read_binary(path: str, what: str) -> np.ndarray:
@@ -82,7 +66,7 @@ def read_binary(path: str, what: str) -> np.ndarray:
 
 
 def grid_of(path: str, what: str) -> Grid:
-    dataset = _open(path, what, bands=None)
+    dataset = open_raster(path, what, bands=None)
     return Grid(dataset.RasterXSize, dataset.RasterYSize, tuple(dataset.GetGeoTransform()), dataset.GetProjection(),
                 dataset.GetGeoTransform(can_return_null=True) is not None)
 

@@ -16,12 +16,33 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .files import _GDAL_TYPES, gdal_geotransform, gdal_writing, osgeo, spatial_reference
+from .files import create_geotiff, gdal_writing, osgeo
 from .rasters import (check_quality_dtype, check_raster_shape, decode_binary, decode_probabilities, decode_quality,
                       probabilities_dtype)
 
 Progress = Callable[[float, str], None]
 TIFF_TILE = 256  # GeoTIFF tile size of every output; blocks are multiples of it
+
+
+def open_raster(path: str, what: str, bands: int | None = 1):
+    """A GDAL dataset of `path`, checked to have `bands` bands (None: any) and pixels; a file
+    GDAL cannot open is a clear error naming the parameter (`what`) and the file."""
+    gdal, _, _ = osgeo()
+    try:
+        dataset = gdal.Open(path)
+    except RuntimeError as error:
+        raise ValueError(f"{what}: cannot open {path!r} as a raster ({error})") from None
+    check_raster_shape(dataset.RasterCount, dataset.RasterXSize, dataset.RasterYSize, what, bands)
+    return dataset
+
+
+def read_pixels(source, path: str, what: str, window=()):
+    """The pixels of a GDAL dataset or band (of a window: xoff, yoff, width, height); a
+    truncated or corrupt file is a clear error naming the parameter and the file."""
+    try:
+        return source.ReadAsArray(*window)
+    except RuntimeError as error:  # GDAL's
+        raise ValueError(f"{what}: cannot read {path!r}, the file is damaged or incomplete ({error})") from None
 
 
 class RasterWindows:
@@ -31,36 +52,22 @@ class RasterWindows:
     ndim = 2
 
     def __init__(self, path: str, band: int = 1, what: str = "raster"):
-        gdal, _, _ = osgeo()
         self.path, self.band, self.what = path, band, what
-        dataset = self._open()
-        check_raster_shape(dataset.RasterCount, dataset.RasterXSize, dataset.RasterYSize, what)  # as in memory
+        dataset = open_raster(path, what)  # single-band, as in memory
         source = dataset.GetRasterBand(band)
         self.shape = (dataset.RasterYSize, dataset.RasterXSize)
         self.dtype = np.dtype(_numpy_type(source.DataType))
         self.nodata = source.GetNoDataValue()
 
     def __getitem__(self, key):
-        gdal, _, _ = osgeo()
         rows, cols = (k.indices(n) for k, n in zip(key, self.shape))
         if rows[2] != 1 or cols[2] != 1:
             raise IndexError("only contiguous windows can be read")
         height, width = max(0, rows[1] - rows[0]), max(0, cols[1] - cols[0])
         if height == 0 or width == 0:
             return np.zeros((height, width), self.dtype)
-        dataset = self._open()
-        try:
-            return dataset.GetRasterBand(self.band).ReadAsArray(cols[0], rows[0], width, height)
-        except RuntimeError as error:  # GDAL's: a truncated or corrupt file
-            raise ValueError(f"{self.what}: cannot read {self.path!r} (rows {rows[0]}-{rows[1]}, columns "
-                             f"{cols[0]}-{cols[1]}): the file is damaged or incomplete ({error})") from None
-
-    def _open(self):
-        gdal, _, _ = osgeo()
-        try:
-            return gdal.Open(self.path)
-        except RuntimeError as error:
-            raise ValueError(f"{self.what}: cannot open {self.path!r} as a raster ({error})") from None
+        dataset = open_raster(self.path, self.what)
+        return read_pixels(dataset.GetRasterBand(self.band), self.path, self.what, (cols[0], rows[0], width, height))
 
 
 def _numpy_type(gdal_type: int):
@@ -138,25 +145,10 @@ class GeoTiffWindows:
 
     def __init__(self, path: str, shape, dtype, geotransform, crs=None, nodata: float | None = None,
                  compress: str = "DEFLATE"):
-        
-        gdal, _, _ = osgeo()
         self.path, self.dtype = path, np.dtype(dtype)
-        if self.dtype not in _GDAL_TYPES:
-            raise TypeError(f"cannot write dtype {self.dtype}")
-        options = [f"COMPRESS={compress}", "TILED=YES", f"BLOCKXSIZE={TIFF_TILE}", f"BLOCKYSIZE={TIFF_TILE}",
-                   "BIGTIFF=IF_SAFER", "SPARSE_OK=TRUE"]
-        if self.dtype.kind == "f":
-            options.append("PREDICTOR=3")
         with gdal_writing(path):
-            dataset = gdal.GetDriverByName("GTiff").Create(path, shape[1], shape[0], 1,
-                                                           gdal.GetDataTypeByName(_GDAL_TYPES[self.dtype]), options)
-            if geotransform is not None:
-                dataset.SetGeoTransform(gdal_geotransform(geotransform))
-            srs = spatial_reference(crs)
-            if srs is not None:
-                dataset.SetSpatialRef(srs)
-            if nodata is not None:
-                dataset.GetRasterBand(1).SetNoDataValue(nodata)
+            dataset = create_geotiff(path, shape, dtype, geotransform, crs, nodata, compress,
+                                     [f"BLOCKXSIZE={TIFF_TILE}", f"BLOCKYSIZE={TIFF_TILE}", "SPARSE_OK=TRUE"])
             dataset.FlushCache()
             dataset = None
 

@@ -61,32 +61,39 @@ _GDAL_TYPES = {np.dtype(np.uint8): "Byte", np.dtype(np.float32): "Float32", np.d
                np.dtype(np.int32): "Int32"}
 
 
+def create_geotiff(path: str, shape, dtype, geotransform, crs=None, nodata: float | None = None,
+                   compress: str = "DEFLATE", options=()):
+    """A new single-band, tiled, compressed GeoTIFF, open for writing (geotransform None: none
+    written, as for a raster in pixel coordinates); create and close it inside gdal_writing."""
+    gdal, _, _ = osgeo()
+    dtype = np.dtype(dtype)
+    if dtype not in _GDAL_TYPES:
+        raise TypeError(f"cannot write dtype {dtype} (supported: {', '.join(map(str, _GDAL_TYPES))})")
+    creation = [f"COMPRESS={compress}", "TILED=YES", "BIGTIFF=IF_SAFER", *options]
+    if dtype.kind == "f":
+        creation.append("PREDICTOR=3")
+    dataset = gdal.GetDriverByName("GTiff").Create(path, shape[1], shape[0], 1,
+                                                   gdal.GetDataTypeByName(_GDAL_TYPES[dtype]), creation)
+    if geotransform is not None:
+        dataset.SetGeoTransform(gdal_geotransform(geotransform))
+    srs = spatial_reference(crs)
+    if srs is not None:
+        dataset.SetSpatialRef(srs)
+    if nodata is not None:
+        dataset.GetRasterBand(1).SetNoDataValue(nodata)
+    return dataset
+
+
 def write_geotiff(path: str, array: np.ndarray, geotransform, crs=None, nodata: float | None = None,
                   compress: str = "DEFLATE") -> None:
-    """A single-band, tiled, compressed GeoTIFF (geotransform None: none written, as for a raster
-    in pixel coordinates)."""
-    gdal, _, _ = osgeo()
-    if array.dtype not in _GDAL_TYPES:
-        raise TypeError(f"cannot write dtype {array.dtype} (supported: {', '.join(map(str, _GDAL_TYPES))})")
-    kind = gdal.GetDataTypeByName(_GDAL_TYPES[array.dtype])
-    options = [f"COMPRESS={compress}", "TILED=YES", "BIGTIFF=IF_SAFER"]
-    if array.dtype.kind == "f":
-        options.append("PREDICTOR=3")
+    """A single-band, tiled, compressed GeoTIFF of `array` (see create_geotiff)."""
     with gdal_writing(path):
-        dataset = gdal.GetDriverByName("GTiff").Create(path, array.shape[1], array.shape[0], 1, kind, options)
+        dataset = create_geotiff(path, array.shape, array.dtype, geotransform, crs, nodata, compress)
         try:
-            if geotransform is not None:
-                dataset.SetGeoTransform(gdal_geotransform(geotransform))
-            srs = spatial_reference(crs)
-            if srs is not None:
-                dataset.SetSpatialRef(srs)
-            band = dataset.GetRasterBand(1)
-            if nodata is not None:
-                band.SetNoDataValue(nodata)
-            band.WriteArray(array)
+            dataset.GetRasterBand(1).WriteArray(array)
             dataset.FlushCache()
         finally:
-            dataset = band = None  # closes the file
+            dataset = None  # closes the file
 
 
 _closing = threading.local()  # per thread: the close errors of the write under way, or None
