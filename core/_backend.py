@@ -105,6 +105,17 @@ def is_dataarray(value) -> bool:
     return type(value).__name__ == "DataArray" and hasattr(value, "dims")
 
 
+def is_dask(value) -> bool:
+    """True for a dask array, or a DataArray backed by one (the chunked path's input)."""
+    data = getattr(value, "data", value) if is_dataarray(value) else value
+    return type(data).__module__.split(".")[0] == "dask"
+
+
+def dask_array(value):
+    """The dask array behind a DataArray, or the dask array itself."""
+    return value.data if is_dataarray(value) else value
+
+
 def raw_array(value):
     """The raw array behind a DataArray (dask computed) or an array-like; stays on its device."""
     data = getattr(value, "data", value) if is_dataarray(value) else value

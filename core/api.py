@@ -16,8 +16,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ._backend import Backend, Device, array_module_of, is_dataarray, raw_array, resolve_device, validate_device
-from .chunked import dask_array, is_dask
+from ._backend import (Backend, Device, array_module_of, dask_array, is_dask, is_dataarray, raw_array, resolve_device,
+                       validate_device)
 from .postprocess import binarize_array, erode_valid
 
 logger = logging.getLogger(__name__)

@@ -15,8 +15,9 @@ same bytes as one array in memory:
   waits for its consumer.
 
 Memory: a few chunks (with halos) plus the summaries: a few numbers per object and the labels
-along the chunks' sides, so they grow with the number of objects, not with the raster's area. Everything returned is lazy:
-the caller decides when and where to compute (local scheduler or a dask.distributed cluster).
+along the chunks' sides, so they grow with the number of objects, not with the raster's area.
+Everything returned is lazy: the caller decides when and where to compute (local scheduler or
+a dask.distributed cluster).
 No QGIS import here.
 """
 
@@ -29,38 +30,22 @@ import scipy.sparse
 import scipy.sparse.csgraph
 
 from ._backend import to_host
+from .api import _check_probabilities, _check_quality_mask
 from .postprocess import erode_valid
-from .runs import expand_ranges, find_runs, flat_view, repeat_index, run_components
-
-SIDES = ("top", "bottom", "left", "right")
-
-
-def is_dask(value) -> bool:
-    """True for a dask array, or a DataArray backed by one."""
-    data = getattr(value, "data", value) if type(value).__name__ == "DataArray" else value
-    return type(data).__module__.split(".")[0] == "dask"
-
-
-def dask_array(value):
-    """The dask array behind a DataArray, or the dask array itself."""
-    return value.data if type(value).__name__ == "DataArray" else value
-
+from .runs import expand_ranges, find_runs, flat_view, repeat_index, run_components, runs_of_pixels
 
 # -- kernels on one chunk (numpy) -------------------------------------------------------------
 
 def checked_probabilities(block, name: str = "probabilities"):
-    """The chunk, after checking it lies in [0, 1] (NaN allowed): raised at compute time."""
-    if bool(((block < 0) | (block > 1)).any()):
-        low, high = float(np.nanmin(block)), float(np.nanmax(block))
-        raise ValueError(f"{name} must lie in [0, 1] (NaN = no prediction), found values in [{low}, {high}]")
+    """The chunk, after the in-memory core's check that it lies in [0, 1] (NaN allowed): raised
+    when the caller computes."""
+    _check_probabilities(name, block, np)
     return block
 
 
 def valid_of_quality(block, level: int):
-    """quality >= level after checking the chunk holds 0, 1 or 2 only."""
-    if block.dtype.kind != "b" and bool(((block < 0) | (block > 2)).any()):
-        raise ValueError(f"quality_data_mask must hold 0 (invalid), 1 (low) or 2 (high quality), found values up to "
-                         f"{int(block.max())}")
+    """quality >= level, after the in-memory core's check that the chunk holds 0, 1 or 2 only."""
+    _check_quality_mask("quality_data_mask", block, np)
     return block >= level
 
 
@@ -119,13 +104,14 @@ class Labels:
         first_run = np.unique(self.labels, return_index=True)[1]
         return (self.rows[first_run] + origin[0]) * raster_width + origin[1] + self.starts[first_run]
 
-    def paint(self, keep) -> np.ndarray:
-        """A bool chunk with the runs of the kept labels set."""
-        image = np.zeros(self.shape, dtype=bool)
-        kept = keep[self.labels] if self.count else np.zeros(0, bool)
-        width = self.shape[1]
-        lengths = (self.ends - self.starts)[kept]
-        flat_view(image)[expand_ranges(self.rows[kept] * width + self.starts[kept], lengths)] = True
+    def paint(self, values) -> np.ndarray:
+        """A chunk raster with each run's pixels set to the value of its label (`values`, one per
+        label: True for the kept ones, or object numbers); background 0."""
+        image = np.zeros(self.shape, dtype=values.dtype)
+        if self.count:
+            lengths = self.ends - self.starts
+            flat = expand_ranges(self.rows * self.shape[1] + self.starts, lengths)
+            flat_view(image)[flat] = values[self.labels][repeat_index(lengths)]
         return image
 
 
@@ -155,10 +141,7 @@ def summarize(objects, valid, size_connectivity: int = 8) -> ChunkSummary:
     touching = np.zeros(labels.count, bool)
     if valid is not None:
         bad_pixels = np.flatnonzero(objects & ~to_host(valid))
-        if bad_pixels.size:
-            width = objects.shape[1]
-            run_of = np.searchsorted(labels.rows * width + labels.starts, bad_pixels, side="right") - 1
-            touching[labels.labels[run_of]] = True
+        touching[labels.labels[runs_of_pixels(labels.rows, labels.starts, objects.shape[1], bad_pixels)]] = True
     summary = ChunkSummary(Summary(labels.count, labels.sizes(), labels.sides(), touching=touching))
     if size_connectivity == 4:
         small = Labels.of(objects, 4)
@@ -218,6 +201,24 @@ def _gather(summaries, get):
     return np.concatenate([get(s) for row in summaries for s in row]) if summaries else np.zeros(0)
 
 
+def _per_chunk(values, offsets, summaries):
+    """Per-label values of all chunks (flat, row-major) split back into a grid of per-chunk arrays."""
+    n_cols = len(summaries[0]) if summaries else 0
+    return [[values[offsets[i * n_cols + j]: offsets[i * n_cols + j + 1]] for j in range(n_cols)]
+            for i in range(len(summaries))]
+
+
+def _numbering(summaries, connectivity: int):
+    """(object of each chunk label, offsets, count, number 1..count of each object in row-major
+    order of its first pixel, as in memory) of a grid of summaries with `first` pixels."""
+    component, offsets, count = join_labels(summaries, connectivity)
+    first = np.full(count, np.iinfo(np.int64).max, np.int64)
+    np.minimum.at(first, component, _gather(summaries, lambda s: s.first))
+    number = np.empty(count, np.int64)
+    number[np.argsort(first, kind="stable")] = np.arange(1, count + 1)
+    return component, offsets, count, number
+
+
 @dataclass
 class Resolution:
     """The global decision: per chunk, which of its labels are kept; and the object counts."""
@@ -254,27 +255,17 @@ def resolve(summaries, min_object_size: int, size_connectivity: int = 8) -> Reso
             counts["removed_too_small"] = int(too_small.sum())
             removed = touching | too_small
         keep, connectivity = ~removed[component], 8
-    n_cols = len(summaries[0]) if summaries else 0
-    per_chunk = [[keep[offsets[i * n_cols + j]: offsets[i * n_cols + j + 1]] for j in range(n_cols)]
-                 for i in range(len(summaries))]
-    return Resolution(per_chunk, connectivity, counts)
+    return Resolution(_per_chunk(keep, offsets, summaries), connectivity, counts)
 
 
 def object_numbers(summaries, connectivity: int = 8):
     """Per chunk, the global object number (1..n, in row-major order of each object's first
     pixel, as in memory) of each label of a grid of `Summary` with `first` pixels; n; and per
     object number (index number - 1) whether it spans more than one chunk label."""
-    component, offsets, count = join_labels(summaries, connectivity)
-    first = np.full(count, np.iinfo(np.int64).max, np.int64)
-    np.minimum.at(first, component, _gather(summaries, lambda s: s.first))
-    number = np.empty(count, np.int64)
-    number[np.argsort(first, kind="stable")] = np.arange(1, count + 1)
-    numbers = number[component]
+    component, offsets, count, number = _numbering(summaries, connectivity)
     crossing = np.zeros(count, bool)
     crossing[number - 1] = np.bincount(component, minlength=count) > 1
-    n_cols = len(summaries[0]) if summaries else 0
-    return [[numbers[offsets[i * n_cols + j]: offsets[i * n_cols + j + 1]] for j in range(n_cols)]
-            for i in range(len(summaries))], count, crossing
+    return _per_chunk(number[component], offsets, summaries), count, crossing
 
 
 def summarize_labels(binary, connectivity: int, origin, raster_width: int, row_areas=None) -> Summary:
@@ -290,21 +281,15 @@ def summarize_labels(binary, connectivity: int, origin, raster_width: int, row_a
 
 def areas_by_number(summaries):
     """The areas (summed `sizes`) of the objects of a grid of summaries, in object-number order."""
-    component, _, count = join_labels(summaries, 8)
-    first = np.full(count, np.iinfo(np.int64).max, np.int64)
-    np.minimum.at(first, component, _gather(summaries, lambda s: s.first))
-    areas = np.bincount(component, weights=_gather(summaries, lambda s: s.sizes), minlength=count)
-    return areas[np.argsort(first, kind="stable")]
+    component, _, count, number = _numbering(summaries, 8)
+    areas = np.zeros(count)
+    areas[number - 1] = np.bincount(component, weights=_gather(summaries, lambda s: s.sizes), minlength=count)
+    return areas
 
 
 def paint_numbers(binary, numbers, connectivity: int):
     """Pass 2 for labelling: the chunk's int32 label raster with global object numbers."""
-    labels = Labels.of(to_host(binary) != 0, connectivity)
-    image = np.zeros(labels.shape, np.int32)
-    lengths = labels.ends - labels.starts
-    flat = expand_ranges(labels.rows * labels.shape[1] + labels.starts, lengths)
-    flat_view(image)[flat] = numbers[labels.labels][repeat_index(lengths)] if labels.count else 0
-    return image
+    return Labels.of(to_host(binary) != 0, connectivity).paint(numbers.astype(np.int32))
 
 
 # -- lazy compositions on dask arrays --------------------------------------------------------------
@@ -489,14 +474,20 @@ def _paint_numbers_chunk(recipe, numbering, index, connectivity):
     return paint_numbers(binary, numbering[0][index[0]][index[1]], connectivity)
 
 
+def _label_summaries(binary, connectivity: int, row_areas=None):
+    """Pass 1 of labelling a dask raster: a grid of Delayed `summarize_labels` of its chunks."""
+    dask, _ = _dask()
+    first = chunk_recipes(binary)
+    summaries = [dask.delayed(_summarize_labels_chunk)(first[i][j], connectivity, origin, binary.shape[1], row_areas)
+                 for i, j, origin in _grid(binary.chunks)]
+    return _nested(summaries, binary.chunks)
+
+
 def numbered_objects(binary, connectivity: int = 8):
     """Pass 1 of labelling a dask raster: a Delayed (numbers per chunk, count, crossing) of
     object_numbers."""
     dask, _ = _dask()
-    first = chunk_recipes(binary)
-    summaries = [dask.delayed(_summarize_labels_chunk)(first[i][j], connectivity, origin, binary.shape[1])
-                 for i, j, origin in _grid(binary.chunks)]
-    return dask.delayed(object_numbers)(_nested(summaries, binary.chunks), connectivity)
+    return dask.delayed(object_numbers)(_label_summaries(binary, connectivity), connectivity)
 
 
 def label_objects_lazy(binary, connectivity: int = 8):
@@ -512,8 +503,5 @@ def object_areas_lazy(binary, row_areas):
     """Lazy object_areas of a dask raster: a Delayed array of the 8-connected objects' areas
     in Region_ID order, from the area of a pixel in each row."""
     dask, _ = _dask()
-    first = chunk_recipes(binary)
     row_areas = dask.delayed(row_areas)  # one copy in the graph, not one per chunk
-    summaries = [dask.delayed(_summarize_labels_chunk)(first[i][j], 8, origin, binary.shape[1], row_areas)
-                 for i, j, origin in _grid(binary.chunks)]
-    return dask.delayed(areas_by_number)(_nested(summaries, binary.chunks))
+    return dask.delayed(areas_by_number)(_label_summaries(binary, 8, row_areas))

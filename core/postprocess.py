@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from .runs import clear_runs, expand_ranges, find_runs, flat_view, run_components
+from .runs import clear_runs, expand_ranges, find_runs, flat_view, run_components, runs_of_pixels
 
 
 def disk_half_widths(radius: int) -> list[int]:
@@ -132,8 +132,7 @@ def binarize_array(probabilities, threshold: float, min_object_size: int, valid,
     width = objects.shape[1]
     touching = xp.flatnonzero(objects & ~valid)
     if touching.size:
-        run_starts = rows * width + starts
-        touching_runs = xp.searchsorted(run_starts, touching, side="right") - 1
+        touching_runs = runs_of_pixels(rows, starts, width, touching, xp)
         bad_objects = xp.zeros(count, dtype=bool)
         bad_objects[labels[touching_runs]] = True
         keep &= ~bad_objects[labels]

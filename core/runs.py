@@ -55,6 +55,11 @@ def repeat_index(counts, xp=np):
     return xp.searchsorted(ends, xp.arange(total, dtype=xp.int64), side="right")
 
 
+def runs_of_pixels(rows, starts, width: int, pixels, xp=np):
+    """Index of the run holding each of the flat pixel indices `pixels` (all inside runs)."""
+    return xp.searchsorted(rows * width + starts, pixels, side="right") - 1
+
+
 def flat_view(image):
     """A 1-D view of a C-ordered image (reshape would silently copy any other layout)."""
     if not image.flags.c_contiguous:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ._backend import dask_array, is_dask
 from .files import AtomicFiles, gdal_geotransform, gdal_writing, osgeo, spatial_reference
 from .objects import STATISTICS, Objects
 
@@ -44,9 +45,9 @@ def areas_in_m2(crs) -> bool:
 def object_areas(binary, geotransform, crs=None) -> np.ndarray:
     """Area in m² of each 8-connected object of `binary`, in Region_ID order (for a dask
     `binary`: a dask Delayed of it)."""
-    from .chunked import dask_array, is_dask, object_areas_lazy
-
     if is_dask(binary):
+        from .chunked import object_areas_lazy
+
         areas = row_pixel_areas(geotransform, binary.shape[0], spatial_reference(crs))
         return object_areas_lazy(dask_array(binary), areas)
     objects = Objects(binary)
@@ -66,7 +67,6 @@ def polygonize(binary, geotransform, crs, path: str, layer: str | None = None, p
     (chunked_polygons.py); `lock` serializes its writes (default: one for the threaded
     scheduler; with worker processes, local or a cluster, pass a `distributed.Lock`).
     """
-    from .chunked import dask_array, is_dask
 
     layer = layer or layer_name(path)
     if is_dask(binary):
