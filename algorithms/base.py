@@ -125,9 +125,10 @@ class DartsAlgorithm(QgsProcessingAlgorithm):
         parameter.setUsesStaticStrings(True)
         self._finish(parameter, advanced, help_text)
 
-    def add_int(self, name, description, default, optional=False, advanced=False, help_text=""):
+    def add_int(self, name, description, default, optional=False, advanced=False, help_text="", minimum=0):
         parameter = QgsProcessingParameterNumber(name, self.tr(description), QgsProcessingParameterNumber.Type.Integer,
-                                                 defaultValue=default, optional=optional, minValue=0, maxValue=INT_MAX)
+                                                 defaultValue=default, optional=optional, minValue=minimum,
+                                                 maxValue=INT_MAX)
         self._finish(parameter, advanced, help_text)
 
     def add_threshold(self, name="THRESHOLD"):

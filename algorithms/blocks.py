@@ -5,7 +5,7 @@ Both paths give the same pixels."""
 
 import os
 
-from qgis.core import QgsProcessingParameterDefinition, QgsProcessingParameterNumber, QgsProcessingParameterString
+from qgis.core import QgsProcessingParameterString
 
 from ..dependencies import missing_for_blocks
 
@@ -15,21 +15,16 @@ DASK_SCHEDULER = "DASK_SCHEDULER"
 
 def add_block_parameters(algorithm):
     """The advanced MEMORY_LIMIT (MB, empty = half of the available memory) and DASK_SCHEDULER."""
-    limit = QgsProcessingParameterNumber(
-        MEMORY_LIMIT, algorithm.tr("Memory limit (MB; empty = half of the available memory)"),
-        QgsProcessingParameterNumber.Type.Integer, defaultValue=None, optional=True, minValue=1,
-        maxValue=2 ** 31 - 1)
-    limit.setHelp(algorithm.tr("Rasters whose processing would need more memory than this are processed block by "
-                               "block, reading and writing GeoTIFF windows, never the whole raster; the results are "
-                               "the same."))
+    algorithm.add_int(MEMORY_LIMIT, "Memory limit (MB; empty = half of the available memory)", None, optional=True,
+                      advanced=True, minimum=1,
+                      help_text="Rasters whose processing would need more memory than this are processed block by "
+                                "block, reading and writing GeoTIFF windows, never the whole raster; the results are "
+                                "the same.")
     address = QgsProcessingParameterString(
         DASK_SCHEDULER, algorithm.tr("Dask scheduler address (empty = local processing)"), optional=True,
         defaultValue="")
-    address.setHelp(algorithm.tr("e.g. tcp://127.0.0.1:8786: the blocks are computed on that dask.distributed "
-                                 "cluster, whose workers must see the input and output files."))
-    for parameter in (limit, address):
-        parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
-        algorithm.addParameter(parameter)
+    algorithm._finish(address, True, "e.g. tcp://127.0.0.1:8786: the blocks are computed on that dask.distributed "
+                                     "cluster, whose workers must see the input and output files.")
 
 
 def available_memory_mb() -> float:
