@@ -318,32 +318,10 @@ def test_blocks_refuse_what_memory_refuses(provider, big, tmp_path):
 
 def test_without_dask_the_block_path_says_what_to_install(big, tmp_path, package_parent):
     """With dask hidden, a raster above MEMORY_LIMIT fails with an install hint (in memory it runs)."""
-    import subprocess
+    from qgis_cli import binarize_without
 
-    script = f"""
-import sys, os
-sys.modules['dask'] = None  # make 'import dask' fail as if it were not installed
-import importlib.util
-real_find_spec = importlib.util.find_spec
-importlib.util.find_spec = lambda name, *a, **k: None if name.split('.')[0] == 'dask' else real_find_spec(name, *a, **k)
-os.environ['QT_QPA_PLATFORM'] = 'offscreen'
-sys.path.insert(0, {str(package_parent)!r})
-from qgis.core import QgsApplication, QgsProcessingContext, QgsProcessingFeedback
-app = QgsApplication([], False); app.initQgis()
-from darts_postprocessing.darts_provider import DartsProvider
-provider = DartsProvider(); QgsApplication.processingRegistry().addProvider(provider)
-algorithm = QgsApplication.processingRegistry().createAlgorithmById('darts:binarize')
-class Errors(QgsProcessingFeedback):
-    def reportError(self, text, fatal=False):
-        print('ERROR:', text)
-for limit in (None, 1):
-    parameters = {{'PROBABILITIES': {big['probabilities']!r}, 'OUTPUT': {str(tmp_path / 'o.tif')!r}}}
-    if limit:
-        parameters['MEMORY_LIMIT'] = limit
-    results, ok = algorithm.run(parameters, QgsProcessingContext(), Errors())
-    print('LIMIT:', limit, 'OK:', ok)
-"""
-    result = subprocess.run(["/usr/bin/python3", "-c", script], capture_output=True, text=True, timeout=120)
-    assert "LIMIT: None OK: True" in result.stdout and "LIMIT: 1 OK: False" in result.stdout, result.stdout + result.stderr
+    parameters = {"PROBABILITIES": big["probabilities"], "OUTPUT": str(tmp_path / "o.tif")}
+    result = binarize_without("dask", package_parent, [parameters, {**parameters, "MEMORY_LIMIT": 1}])
+    assert "RUN 0 OK: True" in result.stdout and "RUN 1 OK: False" in result.stdout, result.stdout + result.stderr
     assert "must go block by block" in result.stdout and "apt install python3-dask" in result.stdout, result.stdout
     assert "Traceback" not in result.stdout + result.stderr
