@@ -45,6 +45,13 @@ def read_pixels(source, path: str, what: str, window=()):
         raise ValueError(f"{what}: cannot read {path!r}, the file is damaged or incomplete ({error})") from None
 
 
+def read_band(path: str, what: str):
+    """(pixels, nodata value or None) of a single-band raster."""
+    dataset = open_raster(path, what)  # must outlive the band: GDAL crashes on an orphaned band
+    band = dataset.GetRasterBand(1)
+    return read_pixels(band, path, what), band.GetNoDataValue()
+
+
 class RasterWindows:
     """One band of a raster file, sliceable like a 2-D array: each slice reads that window
     through GDAL (a new handle each time, so threads and worker processes can share it)."""

@@ -75,28 +75,33 @@ def polygonize(binary, geotransform, crs, path: str, layer: str | None = None, p
         values = dask_array(probabilities) if probabilities is not None and is_dask(probabilities) else probabilities
         return polygonize_file_lazy(dask_array(binary), geotransform, crs, path, layer, values, lock)
     report = progress or (lambda fraction, message: None)
-    transform = gdal_geotransform(geotransform)
     srs = spatial_reference(crs)
-
-    report(0.0, "Labelling objects")
-    objects = Objects(binary)
-    fields = {"Region_ID": np.arange(1, objects.count + 1), "npixel": objects.npixel()}
-    if probabilities is not None:
-        report(0.15, "Object statistics")
-        fields.update(objects.statistics(probabilities))
-    fields["area_m2"] = objects.rows_weighted(row_pixel_areas(transform, objects.shape[0], srs))
-
-    report(0.3, "Tracing polygons")
-    traced = trace(objects.label_image(), transform, srs, lambda f: report(0.3 + 0.5 * f, "Tracing polygons"))
-    geometries = [traced[label] for label in range(1, objects.count + 1)]
-    del objects, traced
-
+    fields, geometries = object_features(binary, geotransform, srs, probabilities, lambda f, m: report(0.8 * f, m))
     report(0.8, "Writing polygons")
     with AtomicFiles() as files:  # a canceled or failed run leaves no half-written file
         write_layer(files.reserve(path), layer, srs, fields, geometries,
                     lambda f: report(0.8 + 0.2 * f, "Writing polygons"))
     report(1.0, "Done")
     return len(geometries)
+
+
+def object_features(binary, geotransform, srs, probabilities=None, progress: Progress | None = None, objects=None):
+    """(fields, geometries) of the 8-connected objects of `binary`, as polygonize writes them:
+    FIELDS' columns (statistics only with `probabilities`) and one OGR MultiPolygon each, in
+    Region_ID order. `objects` (an Objects of `binary`) saves labelling it again."""
+    report = progress or (lambda fraction, message: None)
+    transform = gdal_geotransform(geotransform)
+    report(0.0, "Labelling objects")
+    objects = objects or Objects(binary)
+    fields = {"Region_ID": np.arange(1, objects.count + 1), "npixel": objects.npixel()}
+    if probabilities is not None:
+        report(0.2, "Object statistics")
+        fields.update(objects.statistics(probabilities))
+    fields["area_m2"] = objects.rows_weighted(row_pixel_areas(transform, objects.shape[0], srs))
+
+    report(0.4, "Tracing polygons")
+    traced = trace(objects.label_image(), transform, srs, lambda f: report(0.4 + 0.6 * f, "Tracing polygons"))
+    return fields, [traced[label] for label in range(1, objects.count + 1)]
 
 
 def trace(labels, transform, srs, report=None) -> dict:
@@ -141,14 +146,18 @@ def trace(labels, transform, srs, report=None) -> dict:
 
 
 FIELDS = ("Region_ID", *STATISTICS, "npixel", "area_m2")
+MERGED_FIELDS = ("tile_id", *FIELDS, "n_tiles")  # a map merged from tiles (tiles.py)
 
 
-def write_layer(path, layer_name, srs, fields, geometries, report=None, append=False):
+def write_layer(path, layer_name, srs, fields, geometries, report=None, append=False, *, feature_ids="Region_ID",
+                metadata=None):
     """Write features into a GeoPackage layer: a new file (append=False) or added to the
     existing layer (append=True, for polygons written block by block). `fields` maps names of
-    FIELDS to one value per geometry; the feature id is the Region_ID."""
+    MERGED_FIELDS to one value per geometry; the feature id is the `feature_ids` field (None:
+    numbered by GDAL). `metadata` ({name: text}) goes into the layer's metadata."""
     _, ogr, _ = osgeo()
-    kinds = {"Region_ID": ogr.OFTInteger, "npixel": ogr.OFTInteger, "area_m2": ogr.OFTReal}
+    kinds = {"Region_ID": ogr.OFTInteger, "npixel": ogr.OFTInteger, "area_m2": ogr.OFTReal, "tile_id": ogr.OFTString,
+             "n_tiles": ogr.OFTInteger}
     kinds.update({name: ogr.OFTReal for name in STATISTICS})
     with gdal_writing(path):
         if append:
@@ -158,13 +167,15 @@ def write_layer(path, layer_name, srs, fields, geometries, report=None, append=F
             dataset = ogr.GetDriverByName("GPKG").CreateDataSource(path)
             layer = dataset.CreateLayer(layer_name, srs, ogr.wkbMultiPolygon, ["FID=fid", "GEOMETRY_NAME=geometry"])
         try:
-            order = [name for name in FIELDS if name in fields]
+            order = [name for name in MERGED_FIELDS if name in fields]
             if not append:
                 for name in order:
                     layer.CreateField(ogr.FieldDefn(name, kinds[name]))
             definition = layer.GetLayerDefn()
             columns = [np.asarray(fields[name]).tolist() for name in order]
-            ids = columns[order.index("Region_ID")] if "Region_ID" in order else None
+            ids = columns[order.index(feature_ids)] if feature_ids in order else None
+            if metadata:
+                layer.SetMetadata({str(key): str(value) for key, value in metadata.items()})
             layer.StartTransaction()
             for index, geometry in enumerate(geometries):
                 feature = ogr.Feature(definition)

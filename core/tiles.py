@@ -1,0 +1,502 @@
+"""From tiles to a region: many DARTS tiles in, one map of thaw-slump polygons out.
+
+A tile is a folder holding `probabilities.tif` and either `quality_data_mask.tif` (the whole
+postprocessing runs, as `prepare_export`) or, as DARTS exports tiles, only `extent.tif` (the
+valid area as it is: no second erosion). Each tile is processed alone (`process_tile`: in this
+process, in worker processes or on dask.distributed workers, so memory holds a few tiles
+whatever their number) and its objects come back as polygons in the target CRS. The merge
+(`merge_objects`) then makes one map where tiles overlap:
+
+- Objects are taken deepest first: depth is how far an object lies inside its tile's valid
+  extent (from the tile's edges and from invalid data). A tile sees an object best far from
+  where its view ends, and objects that touch that end are removed whole in their tile
+  (boundary "remove"), so a slump cut by one tile's edge comes whole from its neighbour.
+- An object overlapping an object already taken by at least half of the smaller one is the
+  same slump seen by another tile: it is dropped and counted in the kept one's `n_tiles`.
+- A smaller overlap (a sliver where two neighbouring slumps meet, seen on two tiles' pixel
+  grids) is cut off the later object. So no two features of the map overlap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .api import BOUNDARY_MODES, CONNECTIVITIES, check_choice, check_quality_level, check_size, check_threshold
+from .files import AtomicFiles, osgeo, spatial_reference, write_geotiff
+
+Progress = Callable[[float, str], None]
+
+PROBABILITIES, QUALITY, EXTENT = "probabilities.tif", "quality_data_mask.tif", "extent.tif"
+# NSIDC Sea Ice Polar Stereographic North: the CRS of ArcticDEM and of many pan-Arctic
+# permafrost products; one projected CRS for every tile north of 60°N.
+DEFAULT_TARGET_CRS = "EPSG:3413"
+DEPTH_BLOCK = 4  # depth inside the extent is measured in blocks of 4 x 4 pixels (cheap; exact to 4 px)
+SAME_OBJECT_OVERLAP = 0.5  # share of the smaller object's area above which two tiles' objects are one slump
+TILE_OUTPUTS = ("binarized.tif", "extent.tif", "prediction_segments.gpkg")
+
+
+@dataclass(frozen=True)
+class TileSource:
+    """A tile folder: `quality` (quality_data_mask.tif) or else `extent` (extent.tif) is set."""
+
+    tile_id: str
+    folder: str
+    probabilities: str
+    quality: str | None = None
+    extent: str | None = None
+
+
+@dataclass(frozen=True)
+class Skipped:
+    tile_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class TileSettings:
+    """The postprocessing parameters, named and defaulted as darts:prepareexport's."""
+
+    threshold: float = 0.5
+    mask_erosion_size: int = 10
+    edge_erosion_size: int | None = None
+    min_object_size: int = 32
+    quality_level: int | str = "low_quality"
+    boundary: str = "remove"
+    size_connectivity: int = 8
+    device: str = "auto"
+
+    def checked(self) -> TileSettings:
+        """The same settings, checked once before any tile is read (a bad value is an error of
+        the run, not of every tile)."""
+        check_threshold(self.threshold)
+        check_size("mask_erosion_size", self.mask_erosion_size)
+        if self.edge_erosion_size is not None:
+            check_size("edge_erosion_size", self.edge_erosion_size)
+        check_size("min_object_size", self.min_object_size)
+        check_quality_level(self.quality_level)
+        check_choice("boundary", self.boundary, BOUNDARY_MODES)
+        check_choice("size_connectivity", self.size_connectivity, CONNECTIVITIES)
+        return self
+
+    def on_record(self) -> dict:
+        """The settings as they go into the output's metadata."""
+        edge = self.mask_erosion_size if self.edge_erosion_size is None else self.edge_erosion_size
+        return {"threshold": self.threshold, "mask_erosion_size": self.mask_erosion_size, "edge_erosion_size": edge,
+                "min_object_size": self.min_object_size, "quality_level": self.quality_level,
+                "boundary": self.boundary, "size_connectivity": self.size_connectivity}
+
+
+@dataclass
+class TileResult:
+    """What one tile gives the merge: its objects (polygons in the target CRS as WKB, their
+    fields, depth in m and envelope), or the reason it was skipped."""
+
+    tile_id: str
+    error: str | None = None
+    crs_name: str = ""
+    counts: dict = field(default_factory=dict)  # objects, removed_at_boundary, removed_too_small
+    fields: dict = field(default_factory=dict)  # Region_ID, statistics, npixel, area_m2 (tile CRS)
+    geometries: list = field(default_factory=list)  # WKB in the target CRS
+    depths: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    envelopes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))  # min x, max x, min y, max y
+    written: dict = field(default_factory=dict)  # {tile output name: temporary file written}
+    seconds: float = 0.0
+    kept: int = 0  # objects of this tile in the merged map (set by the merge)
+
+    @property
+    def count(self) -> int:
+        return len(self.geometries)
+
+
+@dataclass
+class RegionSummary:
+    """What a run did, for the log and the report."""
+
+    tiles: list[TileResult]
+    skipped: list[Skipped]
+    features: int
+    duplicates: int  # objects dropped because another tile's object is the same slump
+    clipped: int  # objects that lost a sliver to a neighbouring object
+    seconds: float
+    target_crs: str
+    settings: dict
+
+
+# -- finding tiles --------------------------------------------------------------------------
+def find_tiles(inputs) -> tuple[list[TileSource], list[Skipped]]:
+    """The tile folders under `inputs` (a folder searched recursively, or a list of folders or
+    of their probabilities.tif files), sorted; folders with probabilities but neither mask
+    are skipped. A tile's id is its folder's name (its path below the input when two share a
+    name)."""
+    roots = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
+    found = []
+    for root in map(os.fspath, roots):
+        if os.path.isfile(root):
+            root = os.path.dirname(os.path.abspath(root))
+        if not os.path.isdir(root):
+            raise ValueError(f"{root!r} is not a folder")
+        for folder, dirs, files in os.walk(root):
+            dirs.sort()
+            if PROBABILITIES in files:
+                found.append((root, folder, set(files)))
+    names = [os.path.basename(os.path.abspath(folder)) for _, folder, _ in found]
+    sources, skipped = [], []
+    for (root, folder, files), name in zip(found, names):
+        tile_id = name
+        if names.count(name) > 1:
+            tile_id = os.path.relpath(folder, os.path.dirname(os.path.abspath(root))).replace(os.sep, "/")
+        path = os.path.join(folder, PROBABILITIES)
+        if QUALITY in files:
+            sources.append(TileSource(tile_id, folder, path, quality=os.path.join(folder, QUALITY)))
+        elif EXTENT in files:
+            sources.append(TileSource(tile_id, folder, path, extent=os.path.join(folder, EXTENT)))
+        else:
+            skipped.append(Skipped(tile_id, f"{folder} has {PROBABILITIES} but neither {QUALITY} nor {EXTENT}"))
+    return sorted(sources, key=lambda s: s.tile_id), skipped
+
+
+# -- one tile ---------------------------------------------------------------------------------
+def process_tile(source: TileSource, settings: TileSettings, target_crs, outputs: dict | None = None,
+                 progress: Progress | None = None) -> TileResult:
+    """Postprocess one tile and return its objects in the target CRS; a tile that cannot be
+    read or processed gives a result with `error` (the run goes on). `outputs` ({name of
+    TILE_OUTPUTS: path}) are the tile's own files to write, in its CRS."""
+    start = time.perf_counter()
+    try:
+        result = _process_tile(source, settings, target_crs, outputs or {}, progress)
+    except (ValueError, TypeError, OSError, RuntimeError, MemoryError) as error:
+        if isinstance(error, MemoryError):
+            error = f"not enough memory ({' '.join(str(error).split()) or 'MemoryError'})"
+        result = TileResult(source.tile_id, error=" ".join(str(error).split()))
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _process_tile(source, settings, target_crs, outputs, progress) -> TileResult:
+    from .api import prepare_export
+    from .blockwise import read_band
+    from .grids import check_same_grid, grid_of
+    from .objects import Objects
+    from .rasters import decode_binary, decode_probabilities, decode_quality
+    from .vectorize import object_features, write_layer
+
+    report = progress or (lambda fraction, message: None)
+    name = f"{source.tile_id}/{PROBABILITIES}"
+    grid = grid_of(source.probabilities, name)
+    srs = spatial_reference(grid.crs)
+    if srs is None or not grid.has_geotransform:
+        raise ValueError(f"{name} has no {'CRS' if srs is None else 'geotransform'}: the tile cannot be placed on the map")
+    mask_path = source.quality or source.extent
+    mask_name = f"{source.tile_id}/{os.path.basename(mask_path)}"
+    check_same_grid(name, grid, mask_name, grid_of(mask_path, mask_name))
+    probabilities = decode_probabilities(*read_band(source.probabilities, name), name)
+    if np.isnan(probabilities).all():
+        raise ValueError(f"{name} has no valid pixel: every pixel is nodata")
+    options = dict(bin_threshold=settings.threshold, mask_erosion_size=settings.mask_erosion_size,
+                   edge_erosion_size=settings.edge_erosion_size, min_object_size=settings.min_object_size,
+                   quality_level=settings.quality_level, boundary=settings.boundary,
+                   size_connectivity=settings.size_connectivity, device=settings.device)
+    if source.quality:
+        quality = decode_quality(*read_band(mask_path, mask_name), mask_name)
+    else:  # DARTS' exported extent: valid as it is (high quality, no erosion, no edge band)
+        quality = decode_binary(*read_band(mask_path, mask_name), mask_name).astype(np.uint8) * 2
+        options.update(mask_erosion_size=0, edge_erosion_size=0, quality_level=2)
+    counts = {}
+    result = prepare_export({"probabilities": probabilities, "quality_data_mask": quality}, **options,
+                            object_counts=counts, progress=lambda f, m: report(0.6 * f, m))
+    del quality
+    binary, extent = result["binarized_segmentation"], result["extent"]
+    objects = Objects(binary)
+    fields, geometries = object_features(binary, grid.geotransform, srs, probabilities,
+                                         lambda f, m: report(0.6 + 0.3 * f, m), objects=objects)
+    depths = object_depths(objects, extent) * pixel_size_m(grid.geotransform, srs)
+    del probabilities, result, objects
+
+    if outputs:
+        report(0.9, "Writing the tile's files")
+        write_geotiff(outputs["binarized.tif"], binary.astype(np.uint8), grid.geotransform, grid.crs)
+        write_geotiff(outputs["extent.tif"], extent, grid.geotransform, grid.crs)
+        write_layer(outputs["prediction_segments.gpkg"], "prediction_segments", srs, fields,
+                    [geometry.Clone() for geometry in geometries])
+    _, _, osr = osgeo()
+    to_target = osr.CoordinateTransformation(srs, spatial_reference(target_crs))
+    envelopes = np.zeros((len(geometries), 4))
+    wkbs = []
+    for index, geometry in enumerate(geometries):
+        geometry.Transform(to_target)
+        envelopes[index] = geometry.GetEnvelope()
+        wkbs.append(bytes(geometry.ExportToWkb()))
+    counts = counts["binarized_segmentation"]
+    return TileResult(source.tile_id, crs_name=srs.GetName(), counts=counts, fields=fields, geometries=wkbs,
+                      depths=depths, envelopes=envelopes, written=dict(outputs))
+
+
+def object_depths(objects, extent) -> np.ndarray:
+    """How deep each object lies inside the valid extent, in pixels: the chessboard distance
+    from its pixels to the nearest block of DEPTH_BLOCK x DEPTH_BLOCK pixels that holds a pixel
+    outside the extent (beyond the raster's edges is outside), in whole blocks. Blocks make it
+    a distance transform of a 16x smaller raster instead of a full tile's (4 s, 1.6 GB)."""
+    from scipy import ndimage
+
+    height, width = extent.shape
+    rows, cols = -(-height // DEPTH_BLOCK), -(-width // DEPTH_BLOCK)
+    padded = np.zeros((rows * DEPTH_BLOCK, cols * DEPTH_BLOCK), bool)
+    padded[:height, :width] = extent != 0
+    inside = padded.reshape(rows, DEPTH_BLOCK, cols, DEPTH_BLOCK).all(axis=(1, 3))
+    del padded
+    blocks_deep = ndimage.distance_transform_cdt(np.pad(inside, 1), metric="chessboard")[1:-1, 1:-1]
+    if objects.count == 0:
+        return np.zeros(0)
+    flat, labels = objects.pixels()
+    pixel_rows, pixel_cols = np.divmod(flat, width)
+    values = blocks_deep[pixel_rows // DEPTH_BLOCK, pixel_cols // DEPTH_BLOCK]
+    deepest = np.asarray(ndimage.minimum(values, labels, np.arange(1, objects.count + 1)), dtype=float)
+    return deepest * DEPTH_BLOCK
+
+
+def pixel_size_m(geotransform, srs) -> float:
+    """The pixel's side in metres (for a geographic CRS: at the equator, 111 320 m per degree)."""
+    side = max(abs(geotransform[1]), abs(geotransform[5]))
+    return side * (srs.GetLinearUnits() if srs.IsProjected() else 111320.0)
+
+
+# -- running many tiles --------------------------------------------------------------------
+def python_for_workers() -> str:
+    """The Python that worker processes start: inside QGIS `sys.executable` is QGIS itself
+    (qgis, qgis_process), which must not be started as a worker."""
+    if os.path.basename(sys.executable).lower().startswith("python"):
+        return sys.executable
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    for candidate in (os.path.join(sys.exec_prefix, "bin", f"python{version}"),
+                      os.path.join(sys.exec_prefix, "bin", "python3"), os.path.join(sys.exec_prefix, "python.exe"),
+                      shutil.which(f"python{version}"), shutil.which("python3")):
+        if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    raise RuntimeError(f"no Python {version} found to start worker processes with: set WORKERS to 1")
+
+
+def run_tiles(jobs, workers: int = 1, client=None, heartbeat: Callable[[], None] | None = None):
+    """Yield process_tile(*job) of every job as tiles finish: in this process (workers 1, no
+    client), in `workers` processes, or on a dask.distributed `client`'s workers.
+    `heartbeat()` is called while waiting; it may raise to cancel (running tiles are stopped)."""
+    beat = heartbeat or (lambda: None)
+    if client is None and workers <= 1:
+        for job in jobs:
+            beat()
+            yield process_tile(*job, progress=lambda fraction, message: beat())
+        return
+    if client is not None:
+        futures = [client.submit(process_tile, *job, pure=False) for job in jobs]
+        stop = lambda: client.cancel(futures)  # noqa: E731
+    else:
+        import concurrent.futures
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        context.set_executable(python_for_workers())
+        pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        futures = [pool.submit(process_tile, *job) for job in jobs]
+
+        def stop():
+            for process in list(getattr(pool, "_processes", {}).values()):  # the running tiles
+                with contextlib.suppress(OSError):
+                    process.terminate()
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    names = {future: job[0].tile_id for future, job in zip(futures, jobs)}
+    remaining = list(futures)
+    try:
+        while remaining:
+            finished = [future for future in remaining if future.done()]
+            for future in finished:
+                remaining.remove(future)
+                yield _result_of(future, names[future])
+            if not finished:
+                beat()
+                time.sleep(0.1)
+    finally:
+        stop()
+
+
+def _result_of(future, tile_id: str) -> TileResult:
+    try:
+        return future.result()
+    except Exception as error:  # the worker died (killed, out of memory) or the cluster failed
+        reason = " ".join(str(error).split()) or type(error).__name__
+        return TileResult(tile_id, error=f"its worker failed ({reason}); fewer WORKERS need less memory")
+
+
+# -- the merge ------------------------------------------------------------------------------
+@dataclass
+class MergedObject:
+    result: TileResult
+    index: int
+    geometry: object = None  # OGR geometry, made when a neighbour is near (else the tile's WKB)
+    tiles: set = field(default_factory=set)
+
+    def ogr(self):
+        if self.geometry is None:
+            _, ogr, _ = osgeo()
+            self.geometry = ogr.CreateGeometryFromWkb(self.result.geometries[self.index])
+        return self.geometry
+
+
+def merge_objects(results: list[TileResult]) -> tuple[list[MergedObject], int, int]:
+    """(kept objects, duplicates dropped, objects clipped): the rule of this module's docstring.
+    The order (depth, then tile id, then Region_ID) makes the map independent of the order in
+    which tiles finished."""
+    candidates = [(-result.depths[index], result.tile_id, index, result)
+                  for result in results for index in range(result.count)]
+    candidates.sort(key=lambda item: item[:3])
+    sizes = [max(result.envelopes[:, 1] - result.envelopes[:, 0]) for result in results if result.count]
+    cell = max(1.0, 2 * float(np.median(sizes))) if sizes else 1.0
+    index_of = {}  # grid cell -> positions in kept
+    kept, duplicates, clipped = [], 0, 0
+    for _, tile_id, index, result in candidates:
+        envelope = result.envelopes[index]
+        cells = [(x, y) for x in range(int(envelope[0] // cell), int(envelope[1] // cell) + 1)
+                 for y in range(int(envelope[2] // cell), int(envelope[3] // cell) + 1)]
+        near = sorted({position for key in cells for position in index_of.get(key, ())
+                       if _envelopes_meet(envelope, kept[position].result.envelopes[kept[position].index])})
+        candidate = MergedObject(result, index, tiles={tile_id})
+        outcome = _against_neighbours(candidate, [kept[position] for position in near]) if near else "kept"
+        if outcome == "duplicate":
+            duplicates += 1
+            continue
+        clipped += outcome == "clipped"
+        for key in cells:
+            index_of.setdefault(key, []).append(len(kept))
+        kept.append(candidate)
+        result.kept += 1
+    return kept, duplicates, clipped
+
+
+def _envelopes_meet(a, b) -> bool:
+    return a[0] <= b[1] and b[0] <= a[1] and a[2] <= b[3] and b[2] <= a[3]
+
+
+def _against_neighbours(candidate: MergedObject, neighbours: list[MergedObject]) -> str:
+    """'duplicate' (and the neighbour it repeats counts its tile), 'clipped' or 'kept'."""
+    geometry = candidate.ogr()
+    area = geometry.GetArea()
+    outcome = "kept"
+    for neighbour in neighbours:
+        other = neighbour.ogr()
+        if not geometry.Intersects(other):
+            continue
+        overlap = geometry.Intersection(other).GetArea()
+        if overlap <= 0:  # touching edges or corners
+            continue
+        if overlap >= SAME_OBJECT_OVERLAP * min(area, other.GetArea()):
+            neighbour.tiles.add(candidate.result.tile_id)
+            return "duplicate"
+        geometry = geometry.Difference(other)
+        outcome = "clipped"
+    if outcome == "clipped":
+        _, ogr, _ = osgeo()
+        geometry = ogr.ForceToMultiPolygon(geometry)
+        if geometry.IsEmpty() or geometry.GetArea() <= 0:
+            neighbours[0].tiles.add(candidate.result.tile_id)
+            return "duplicate"
+        candidate.geometry = geometry
+    return outcome
+
+
+def write_merged(path: str, layer: str, target_crs, kept: list[MergedObject], metadata: dict) -> None:
+    """The merged map as one GeoPackage layer in the target CRS: each object's tile fields,
+    `tile_id` and `n_tiles`."""
+    _, ogr, _ = osgeo()
+    from .vectorize import FIELDS, write_layer
+
+    fields = {"tile_id": [item.result.tile_id for item in kept]}
+    for name in FIELDS:
+        if all(name in item.result.fields for item in kept):
+            fields[name] = [item.result.fields[name][item.index] for item in kept]
+    fields["n_tiles"] = [len(item.tiles) for item in kept]
+    geometries = [item.geometry if item.geometry is not None else ogr.CreateGeometryFromWkb(
+        item.result.geometries[item.index]) for item in kept]
+    write_layer(path, layer, spatial_reference(target_crs), fields, geometries, feature_ids=None, metadata=metadata)
+
+
+def process_tiles(inputs, output: str, target_crs=DEFAULT_TARGET_CRS, *, settings: TileSettings | None = None,
+                  layer: str | None = None, tile_outputs: str | None = None, workers: int = 1, client=None,
+                  stop_on_error: bool = False, progress: Progress | None = None,
+                  files: AtomicFiles | None = None) -> RegionSummary:
+    """Postprocess every tile under `inputs` (see find_tiles) and write one merged map of their
+    objects into the GeoPackage `output` (layer `layer`, default the file's name) in
+    `target_crs`; optionally each tile's binarized/extent rasters and polygons into
+    `tile_outputs/<tile id>/`. Tiles that cannot be processed are skipped (in the summary),
+    or stop the run with `stop_on_error`. Every file appears at the end, or none: into
+    `files` when given (the caller commits), else committed here. `progress(fraction,
+    message)` may raise to cancel."""
+    from .vectorize import layer_name
+
+    start = time.perf_counter()
+    settings = (settings or TileSettings()).checked()
+    if spatial_reference(target_crs) is None or not spatial_reference(target_crs).IsProjected():
+        raise ValueError(f"the target CRS must be a projected CRS (got {target_crs!r})")
+    report = progress or (lambda fraction, message: None)
+    sources, skipped = find_tiles(inputs)
+    if stop_on_error and skipped:
+        raise ValueError(f"tile {skipped[0].tile_id}: {skipped[0].reason}")
+    if not sources:
+        raise ValueError(f"no tile found in {inputs!r}: a tile is a folder with {PROBABILITIES} and "
+                         f"{QUALITY} or {EXTENT}")
+    own_files = files is None
+    files = files or AtomicFiles()
+    try:
+        jobs = []
+        for source in sources:
+            outputs = None
+            if tile_outputs:  # hidden files in the folder itself until the end: no half-filled tile folders
+                stem = source.tile_id.replace("/", "_")
+                outputs = {name: files.scratch(os.path.join(tile_outputs, f"{stem}-{name}")) for name in TILE_OUTPUTS}
+            jobs.append((source, settings, target_crs, outputs))
+        results = []
+        status = [f"Processing {len(jobs)} tiles"]
+
+        def heartbeat():
+            report((len(results) + len(skipped) - len(unfound)) / len(jobs) * 0.9, status[0])
+
+        unfound = list(skipped)
+        for result in run_tiles(jobs, workers, client, heartbeat):
+            if result.error:
+                if stop_on_error:
+                    raise ValueError(f"tile {result.tile_id}: {result.error}")
+                skipped.append(Skipped(result.tile_id, result.error))
+            else:
+                results.append(result)
+            status[0] = f"Tile {result.tile_id}: " + (f"skipped ({result.error})" if result.error
+                                                       else f"{result.count} objects")
+            heartbeat()
+        if not results:
+            raise ValueError(f"none of the {len(jobs)} tiles could be processed; the first: tile "
+                             f"{skipped[0].tile_id}: {skipped[0].reason}")
+        results.sort(key=lambda result: result.tile_id)
+        report(0.9, "Merging the tiles' objects")
+        kept, duplicates, clipped = merge_objects(results)
+        report(0.95, "Writing the merged map")
+        record = {**settings.on_record(), "target_crs": str(target_crs), "tiles": len(results),
+                  "tiles_skipped": len(skipped), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        write_merged(files.reserve(output), layer or layer_name(output), target_crs, kept,
+                     {f"DARTS_{key.upper()}": value for key, value in record.items()})
+        for result in results:
+            for name, written in result.written.items():
+                os.replace(written, files.reserve(os.path.join(tile_outputs, result.tile_id, name)))
+        if own_files:
+            files.commit()
+    except BaseException:
+        if own_files:
+            files.discard()
+        raise
+    report(1.0, "Done")
+    return RegionSummary(results, skipped, len(kept), duplicates, clipped, time.perf_counter() - start,
+                         str(target_crs), record)
