@@ -5,7 +5,8 @@ from .erode_mask import ErodeMaskAlgorithm
 from .export_tile import ExportTileAlgorithm
 from .polygonize import PolygonizeAlgorithm
 from .prepare_export import PrepareExportAlgorithm
+from .process_tiles import ProcessTilesAlgorithm
 from .quality_mask import QualityMaskAlgorithm
 
 ALGORITHMS = [PrepareExportAlgorithm, ErodeMaskAlgorithm, BinarizeAlgorithm, PolygonizeAlgorithm, ExportTileAlgorithm,
-              QualityMaskAlgorithm]
+              QualityMaskAlgorithm, ProcessTilesAlgorithm]

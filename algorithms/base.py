@@ -94,6 +94,22 @@ def geopackage_layer(path):
     return uri.database(), uri.table() or None
 
 
+def into_geopackage(path, outputs, write):
+    """Write the vector output `path` of a run through `write(file, layer)` (its result is
+    returned): a new GeoPackage with a layer of the file's name, or for QGIS's 'Save to
+    GeoPackage' form into an existing file, a copy of it with that layer replaced or added."""
+    from ..core.files import replace_layer
+    from ..core.vectorize import layer_name
+
+    target, layer = geopackage_layer(path)
+    if layer and os.path.exists(target):
+        written = outputs.scratch(target)
+        result = write(written, layer)
+        replace_layer(target, outputs.reserve(target), written, layer)
+        return result
+    return write(outputs.reserve(target), layer or layer_name(target))
+
+
 class DartsAlgorithm(QgsProcessingAlgorithm):
     """Base class: subclasses define the parameters and `execute`."""
 
@@ -296,8 +312,6 @@ class DartsAlgorithm(QgsProcessingAlgorithm):
         with the run's other outputs and styled on load; returns the number of features.
         A lazy (dask) `binary` is polygonized block by block by `blocks` (blocks.run_blocks)."""
         from ..core import polygonize
-        from ..core.files import replace_layer
-        from ..core.vectorize import layer_name
 
         def polygonize_into(file, name):
             if blocks is None:
@@ -308,13 +322,7 @@ class DartsAlgorithm(QgsProcessingAlgorithm):
             return blocks(lambda lock: [polygonize_lazy(binary, grid.geotransform, grid.crs, file, name, probabilities,
                                                         lock)])[0]
 
-        target, layer = geopackage_layer(path)
-        if layer and os.path.exists(target):  # into a copy of the existing GeoPackage
-            written = outputs.scratch(target)
-            count = polygonize_into(written, layer)
-            replace_layer(target, outputs.reserve(target), written, layer)
-        else:
-            count = polygonize_into(outputs.reserve(target), layer or layer_name(target))
+        count = into_geopackage(path, outputs, polygonize_into)
         style_on_load(context, path, "segments")
         return count
 

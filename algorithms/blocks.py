@@ -20,11 +20,16 @@ def add_block_parameters(algorithm):
                       help_text="Rasters whose processing would need more memory than this are processed block by "
                                 "block, reading and writing GeoTIFF windows, never the whole raster; the results are "
                                 "the same.")
+    add_scheduler_parameter(algorithm, "e.g. tcp://127.0.0.1:8786: the blocks are computed on that dask.distributed "
+                                       "cluster, whose workers must see the input and output files.")
+
+
+def add_scheduler_parameter(algorithm, help_text):
+    """The advanced DASK_SCHEDULER: the address of a dask.distributed cluster to compute on."""
     address = QgsProcessingParameterString(
         DASK_SCHEDULER, algorithm.tr("Dask scheduler address (empty = local processing)"), optional=True,
         defaultValue="")
-    algorithm._finish(address, True, "e.g. tcp://127.0.0.1:8786: the blocks are computed on that dask.distributed "
-                                     "cluster, whose workers must see the input and output files.")
+    algorithm._finish(address, True, help_text)
 
 
 def available_memory_mb() -> float:

@@ -58,16 +58,56 @@ def render_report(title: str, parameters: list[tuple[str, object]], counts: dict
     rows = "\n".join(f'<tr><th>{html.escape(label)}</th><td id="{key}">{value}</td></tr>' for key, label, value in numbers)
     settings = "\n".join(f"<tr><th>{html.escape(str(name))}</th><td>{html.escape(str(value))}</td></tr>"
                          for name, value in parameters)
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse;margin-bottom:1.5em}}
-th,td{{border:1px solid #ccc;padding:.3em .7em;text-align:left}} td{{text-align:right}}</style></head>
-<body><h1>{html.escape(title)}</h1>
-<h2>Objects</h2><table id="counts">
+    return _page(title, f"""<h2>Objects</h2><table id="counts">
 {rows}
 </table>{note}
 <h2>Object areas</h2>{figure}
 <h2>Parameters</h2><table id="parameters">
 {settings}
-</table></body></html>
+</table>""")
+
+
+def render_tiles_report(title: str, region, folder: str) -> str:
+    """The page of a processtiles run: tiles processed (objects found, removed, kept in the
+    merged map), tiles skipped and why, the merge and the run's parameters."""
+    numbers = [("tiles_processed", "Tiles processed", len(region.tiles)),
+               ("tiles_skipped", "Tiles skipped", len(region.skipped)),
+               ("features", "Slump polygons in the merged map", region.features),
+               ("duplicates", "Objects seen by more than one tile, merged", region.duplicates),
+               ("clipped", "Objects cut where they met a neighbouring tile's object", region.clipped),
+               ("seconds", "Time (s)", f"{region.seconds:.1f}")]
+    summary = "\n".join(f'<tr><th>{html.escape(label)}</th><td id="{key}">{value}</td></tr>'
+                        for key, label, value in numbers)
+    tiles = "\n".join(
+        f'<tr><th>{html.escape(tile.tile_id)}</th><td>{html.escape(tile.crs_name)}</td><td>{tile.counts["objects"]}</td>'
+        f'<td>{tile.counts["removed_at_boundary"]}</td><td>{tile.counts["removed_too_small"]}</td><td>{tile.count}</td>'
+        f'<td>{tile.kept}</td><td>{tile.seconds:.1f}</td></tr>' for tile in region.tiles)
+    skipped = "\n".join(f"<tr><th>{html.escape(item.tile_id)}</th><td>{html.escape(item.reason)}</td></tr>"
+                        for item in region.skipped) or '<tr><td colspan="2">none</td></tr>'
+    settings = "\n".join(f"<tr><th>{html.escape(str(name))}</th><td>{html.escape(str(value))}</td></tr>"
+                         for name, value in [("input folder", folder), *region.record.items()])
+    return _page(title, f"""<h2>Summary</h2><table id="summary">
+{summary}
+</table>
+<h2>Tiles</h2><table id="tiles">
+<tr><th>tile</th><th>CRS</th><th>objects</th><th>removed at the boundary</th><th>removed as too small</th>
+<th>kept in the tile</th><th>in the merged map</th><th>time (s)</th></tr>
+{tiles}
+</table>
+<h2>Skipped tiles</h2><table id="skipped">
+{skipped}
+</table>
+<h2>Parameters</h2><table id="parameters">
+{settings}
+</table>""")
+
+
+def _page(title: str, body: str) -> str:
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse;margin-bottom:1.5em}}
+th,td{{border:1px solid #ccc;padding:.3em .7em;text-align:left}} td{{text-align:right}}</style></head>
+<body><h1>{html.escape(title)}</h1>
+{body}
+</body></html>
 """

@@ -24,6 +24,7 @@ import os
 import shutil
 import sys
 import time
+import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -117,17 +118,28 @@ class TileResult:
 
 
 @dataclass
-class RegionSummary:
-    """What a run did, for the log and the report."""
+class Region:
+    """The merged objects of a run (`write` puts them into a GeoPackage) and what the run did,
+    for the log and the report."""
 
     tiles: list[TileResult]
     skipped: list[Skipped]
-    features: int
+    kept: list  # MergedObject, in the order they were taken
     duplicates: int  # objects dropped because another tile's object is the same slump
     clipped: int  # objects that lost a sliver to a neighbouring object
     seconds: float
     target_crs: str
-    settings: dict
+    record: dict  # the run's parameters, on record in the output
+
+    @property
+    def features(self) -> int:
+        return len(self.kept)
+
+    def write(self, path: str, layer: str) -> int:
+        """The merged map as the GeoPackage layer `layer` of the new file `path`; its count."""
+        write_merged(path, layer, self.target_crs, self.kept,
+                     {f"DARTS_{key.upper()}": value for key, value in self.record.items()})
+        return self.features
 
 
 # -- finding tiles --------------------------------------------------------------------------
@@ -303,7 +315,8 @@ def run_tiles(jobs, workers: int = 1, client=None, heartbeat: Callable[[], None]
         context = multiprocessing.get_context("spawn")
         context.set_executable(python_for_workers())
         pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context)
-        futures = [pool.submit(process_tile, *job) for job in jobs]
+        with _without_main_script():  # the workers start as they are submitted
+            futures = [pool.submit(process_tile, *job) for job in jobs]
 
         def stop():
             for process in list(getattr(pool, "_processes", {}).values()):  # the running tiles
@@ -324,6 +337,19 @@ def run_tiles(jobs, workers: int = 1, client=None, heartbeat: Callable[[], None]
                 time.sleep(0.1)
     finally:
         stop()
+
+
+@contextlib.contextmanager
+def _without_main_script():
+    """Start worker processes without running the caller's main script again in each of them
+    (what Python's "spawn" does; a script without `if __name__ == "__main__":`, QGIS's console
+    or qgis_process would break): the workers need only this module."""
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
 
 
 def _result_of(future, tile_id: str) -> TileResult:
@@ -426,23 +452,21 @@ def write_merged(path: str, layer: str, target_crs, kept: list[MergedObject], me
     write_layer(path, layer, spatial_reference(target_crs), fields, geometries, feature_ids=None, metadata=metadata)
 
 
-def process_tiles(inputs, output: str, target_crs=DEFAULT_TARGET_CRS, *, settings: TileSettings | None = None,
-                  layer: str | None = None, tile_outputs: str | None = None, workers: int = 1, client=None,
-                  stop_on_error: bool = False, progress: Progress | None = None,
-                  files: AtomicFiles | None = None) -> RegionSummary:
-    """Postprocess every tile under `inputs` (see find_tiles) and write one merged map of their
-    objects into the GeoPackage `output` (layer `layer`, default the file's name) in
-    `target_crs`; optionally each tile's binarized/extent rasters and polygons into
-    `tile_outputs/<tile id>/`. Tiles that cannot be processed are skipped (in the summary),
-    or stop the run with `stop_on_error`. Every file appears at the end, or none: into
-    `files` when given (the caller commits), else committed here. `progress(fraction,
-    message)` may raise to cancel."""
-    from .vectorize import layer_name
-
+def merge_tiles(inputs, target_crs=DEFAULT_TARGET_CRS, *, settings: TileSettings | None = None,
+                tile_outputs: str | None = None, workers: int = 1, client=None, stop_on_error: bool = False,
+                progress: Progress | None = None, files: AtomicFiles | None = None) -> Region:
+    """Postprocess every tile under `inputs` (see find_tiles) and merge their objects in
+    `target_crs`; each tile's binarized/extent rasters and polygons go into
+    `tile_outputs/<tile id>/` through `files` (an AtomicFiles the caller commits). Tiles that
+    cannot be processed are skipped (listed in the result), or stop the run with
+    `stop_on_error`. `progress(fraction, message)` may raise to cancel."""
     start = time.perf_counter()
     settings = (settings or TileSettings()).checked()
-    if spatial_reference(target_crs) is None or not spatial_reference(target_crs).IsProjected():
+    target_srs = spatial_reference(target_crs)
+    if target_srs is None or not target_srs.IsProjected():
         raise ValueError(f"the target CRS must be a projected CRS (got {target_crs!r})")
+    if tile_outputs and files is None:
+        raise ValueError("tile outputs are written through `files` (an AtomicFiles)")
     report = progress or (lambda fraction, message: None)
     sources, skipped = find_tiles(inputs)
     if stop_on_error and skipped:
@@ -450,53 +474,50 @@ def process_tiles(inputs, output: str, target_crs=DEFAULT_TARGET_CRS, *, setting
     if not sources:
         raise ValueError(f"no tile found in {inputs!r}: a tile is a folder with {PROBABILITIES} and "
                          f"{QUALITY} or {EXTENT}")
-    own_files = files is None
-    files = files or AtomicFiles()
-    try:
-        jobs = []
-        for source in sources:
-            outputs = None
-            if tile_outputs:  # hidden files in the folder itself until the end: no half-filled tile folders
-                stem = source.tile_id.replace("/", "_")
-                outputs = {name: files.scratch(os.path.join(tile_outputs, f"{stem}-{name}")) for name in TILE_OUTPUTS}
-            jobs.append((source, settings, target_crs, outputs))
-        results = []
-        status = [f"Processing {len(jobs)} tiles"]
+    jobs = []
+    for source in sources:
+        outputs = None
+        if tile_outputs:  # hidden files in the folder itself until the end: no half-filled tile folders
+            stem = source.tile_id.replace("/", "_")
+            outputs = {name: files.scratch(os.path.join(tile_outputs, f"{stem}-{name}")) for name in TILE_OUTPUTS}
+        jobs.append((source, settings, target_crs, outputs))
+    results, unfound = [], len(skipped)
+    status = [f"Processing {len(jobs)} tiles"]
 
-        def heartbeat():
-            report((len(results) + len(skipped) - len(unfound)) / len(jobs) * 0.9, status[0])
+    def heartbeat():
+        report((len(results) + len(skipped) - unfound) / len(jobs) * 0.9, status[0])
 
-        unfound = list(skipped)
-        for result in run_tiles(jobs, workers, client, heartbeat):
-            if result.error:
-                if stop_on_error:
-                    raise ValueError(f"tile {result.tile_id}: {result.error}")
-                skipped.append(Skipped(result.tile_id, result.error))
-            else:
-                results.append(result)
-            status[0] = f"Tile {result.tile_id}: " + (f"skipped ({result.error})" if result.error
-                                                       else f"{result.count} objects")
-            heartbeat()
-        if not results:
-            raise ValueError(f"none of the {len(jobs)} tiles could be processed; the first: tile "
-                             f"{skipped[0].tile_id}: {skipped[0].reason}")
-        results.sort(key=lambda result: result.tile_id)
-        report(0.9, "Merging the tiles' objects")
-        kept, duplicates, clipped = merge_objects(results)
-        report(0.95, "Writing the merged map")
-        record = {**settings.on_record(), "target_crs": str(target_crs), "tiles": len(results),
-                  "tiles_skipped": len(skipped), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-        write_merged(files.reserve(output), layer or layer_name(output), target_crs, kept,
-                     {f"DARTS_{key.upper()}": value for key, value in record.items()})
-        for result in results:
-            for name, written in result.written.items():
-                os.replace(written, files.reserve(os.path.join(tile_outputs, result.tile_id, name)))
-        if own_files:
-            files.commit()
-    except BaseException:
-        if own_files:
-            files.discard()
-        raise
-    report(1.0, "Done")
-    return RegionSummary(results, skipped, len(kept), duplicates, clipped, time.perf_counter() - start,
-                         str(target_crs), record)
+    for result in run_tiles(jobs, workers, client, heartbeat):
+        if result.error:
+            if stop_on_error:
+                raise ValueError(f"tile {result.tile_id}: {result.error}")
+            skipped.append(Skipped(result.tile_id, result.error))
+        else:
+            results.append(result)
+        status[0] = f"Tile {result.tile_id}: " + (f"skipped ({result.error})" if result.error
+                                                   else f"{result.count} objects")
+        heartbeat()
+    if not results:
+        raise ValueError(f"none of the {len(jobs)} tiles could be processed; the first: tile "
+                         f"{skipped[unfound].tile_id}: {skipped[unfound].reason}")
+    results.sort(key=lambda result: result.tile_id)
+    report(0.9, "Merging the tiles' objects")
+    kept, duplicates, clipped = merge_objects(results)
+    for result in results:
+        for name, written in result.written.items():
+            os.replace(written, files.reserve(os.path.join(tile_outputs, result.tile_id, name)))
+    record = {**settings.on_record(), "target_crs": str(target_crs), "tiles": len(results),
+              "tiles_skipped": len(skipped), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    return Region(results, skipped, kept, duplicates, clipped, time.perf_counter() - start, str(target_crs), record)
+
+
+def process_tiles(inputs, output: str, target_crs=DEFAULT_TARGET_CRS, *, layer: str | None = None,
+                  **options) -> Region:
+    """merge_tiles (same `options`) and write the merged map into the GeoPackage `output`
+    (layer `layer`, default the file's name). Every file appears at the end, or none does."""
+    from .vectorize import layer_name
+
+    with AtomicFiles() as files:
+        region = merge_tiles(inputs, target_crs, files=files, **options)
+        region.write(files.reserve(output), layer or layer_name(output))
+    return region

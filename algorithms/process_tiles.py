@@ -1,0 +1,174 @@
+"""darts:processtiles — many DARTS tiles in, one merged thaw-slump map out (core/tiles.py)."""
+
+import os
+
+from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsProcessing,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterCrs,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterVectorDestination,
+)
+
+from .base import BOUNDARIES, CONNECTIVITIES, QUALITY_LEVELS, DartsAlgorithm, into_geopackage
+from .blocks import DASK_SCHEDULER, add_scheduler_parameter
+from .styles import style_on_load
+
+
+class ProcessTilesAlgorithm(DartsAlgorithm):
+    INPUT_FOLDER = "INPUT_FOLDER"
+    THRESHOLD = "THRESHOLD"
+    MASK_EROSION_SIZE = "MASK_EROSION_SIZE"
+    EDGE_EROSION_SIZE = "EDGE_EROSION_SIZE"
+    MIN_OBJECT_SIZE = "MIN_OBJECT_SIZE"
+    QUALITY_LEVEL = "QUALITY_LEVEL"
+    BOUNDARY = "BOUNDARY"
+    SIZE_CONNECTIVITY = "SIZE_CONNECTIVITY"
+    TARGET_CRS = "TARGET_CRS"
+    WORKERS = "WORKERS"
+    STOP_ON_ERROR = "STOP_ON_ERROR"
+    OUTPUT = "OUTPUT"
+    OUTPUT_TILES = "OUTPUT_TILES"
+    OUTPUT_REPORT = "OUTPUT_REPORT"
+    TILES_PROCESSED = "TILES_PROCESSED"
+    TILES_SKIPPED = "TILES_SKIPPED"
+    FEATURES = "FEATURES"
+
+    def name(self):
+        return "processtiles"
+
+    def displayName(self):  # noqa: N802
+        return self.tr("Process tiles into one map")
+
+    def shortHelpString(self):  # noqa: N802
+        from ..core.tiles import DEFAULT_TARGET_CRS
+
+        return self.tr(
+            "<p>Many DARTS tiles in, one map of thaw-slump polygons out.</p>"
+            "<p><b>Input folder</b> is searched for tile folders: a tile folder holds <i>probabilities.tif</i> "
+            "(float 0..1 or DARTS' uint8 percent) and either <i>quality_data_mask.tif</i> (0/1/2: the whole "
+            "postprocessing of <i>Prepare export</i> runs, with the same parameters) or, as DARTS exports tiles, only "
+            "<i>extent.tif</i> (0/1: the valid area as it is, no second erosion). A tile's id is its folder's name. "
+            "Tiles may lie in different UTM zones.</p>"
+            "<p>Each tile is processed on its own (in parallel: <b>workers</b> processes, or the blocks of a "
+            "dask.distributed cluster), then the objects are merged in the <b>target CRS</b> (default {crs}, "
+            "NSIDC Polar Stereographic North, ArcticDEM's CRS). Where tiles overlap, objects are taken "
+            "deepest inside their tile's valid extent first; an object that overlaps a taken one by at least half "
+            "of the smaller is the same slump seen by another tile and is dropped (counted in <i>n_tiles</i>); a "
+            "smaller overlap is cut off, so no two features overlap. An object removed in one tile because it "
+            "touched that tile's edge or invalid data comes whole from a neighbour that sees it whole.</p>"
+            "<p>Attributes: the statistics of <i>Polygonize</i>, <i>npixel</i>, <i>area_m2</i> (in the tile's own "
+            "CRS), <i>tile_id</i>, <i>n_tiles</i> (tiles that detected it). The run's parameters are in the layer's "
+            "metadata. A tile that cannot be read is skipped with a message naming it (advanced: stop on error). "
+            "Optional: each tile's binarized/extent rasters and polygons (<b>tile outputs</b>) and an HTML "
+            "<b>report</b>.</p>").format(crs=DEFAULT_TARGET_CRS)
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        from ..core.tiles import DEFAULT_TARGET_CRS
+
+        self.addParameter(QgsProcessingParameterFile(self.INPUT_FOLDER, self.tr("Folder of tile folders"),
+                                                     behavior=QgsProcessingParameterFile.Behavior.Folder))
+        self.add_threshold(self.THRESHOLD)
+        self.add_int(self.MASK_EROSION_SIZE, "Mask erosion size (pixels)", 10)
+        self.add_int(self.EDGE_EROSION_SIZE, "Edge erosion size (pixels, empty = mask erosion size)", None, optional=True)
+        self.add_int(self.MIN_OBJECT_SIZE, "Minimum object size (pixels)", 32)
+        self.add_enum(self.QUALITY_LEVEL, "Quality level", QUALITY_LEVELS, "low_quality")
+        self.addParameter(QgsProcessingParameterCrs(self.TARGET_CRS, self.tr("Target CRS"), DEFAULT_TARGET_CRS))
+        self.add_enum(self.BOUNDARY, "Boundary objects", BOUNDARIES, "remove", advanced=True,
+                      help_text="remove: drop objects touching the extent's border whole (then a neighbour tile "
+                                "delivers them whole); clip: cut them (upstream)")
+        self.add_enum(self.SIZE_CONNECTIVITY, "Connectivity for object sizes", CONNECTIVITIES, "8", advanced=True)
+        self.add_device()
+        self.add_int(self.WORKERS, "Worker processes", os.cpu_count() or 1, advanced=True, minimum=1,
+                     help_text="Tiles processed at the same time, each in its own process (1: in QGIS's process). "
+                               "Each needs the memory of one tile's processing (about 2 GB for a 10980 x 10980 tile).")
+        add_scheduler_parameter(self, "e.g. tcp://127.0.0.1:8786: the tiles are processed on that dask.distributed "
+                                      "cluster's workers, which must see the input and output folders.")
+        stop = QgsProcessingParameterBoolean(self.STOP_ON_ERROR, self.tr("Stop at the first tile that fails"), False)
+        self._finish(stop, True, "Off: a tile that cannot be read or processed is skipped, named in the log and the "
+                                 "report, and the run goes on.")
+        self.addParameter(QgsProcessingParameterVectorDestination(
+            self.OUTPUT, self.tr("Merged slump polygons"), QgsProcessing.SourceType.TypeVectorPolygon))
+        self.addParameter(QgsProcessingParameterFolderDestination(
+            self.OUTPUT_TILES, self.tr("Tile outputs (binarized, extent, polygons per tile)"), optional=True,
+            createByDefault=False))
+        self.addParameter(QgsProcessingParameterFileDestination(
+            self.OUTPUT_REPORT, self.tr("Report"), self.tr("HTML files (*.html)"), optional=True, createByDefault=False))
+        self.addOutput(QgsProcessingOutputNumber(self.TILES_PROCESSED, self.tr("Tiles processed")))
+        self.addOutput(QgsProcessingOutputNumber(self.TILES_SKIPPED, self.tr("Tiles skipped")))
+        self.addOutput(QgsProcessingOutputNumber(self.FEATURES, self.tr("Features in the merged map")))
+
+    def input_paths(self, parameters, context):
+        """The tiles' rasters: no output may replace one."""
+        from ..core.tiles import find_tiles
+
+        folder = self.parameterAsFile(parameters, self.INPUT_FOLDER, context)
+        if not folder or not os.path.isdir(folder):
+            return []
+        sources, _ = find_tiles(folder)
+        return [path for source in sources for path in (source.probabilities, source.quality, source.extent) if path]
+
+    def execute(self, parameters, context, feedback, outputs):
+        from ..core.blockwise import scheduler
+        from ..core.tiles import TileSettings, merge_tiles
+
+        folder = self.parameterAsFile(parameters, self.INPUT_FOLDER, context)
+        if not folder or not os.path.isdir(folder):
+            raise ValueError(f"{self.INPUT_FOLDER}: {folder!r} is not a folder")
+        crs = self.parameterAsCrs(parameters, self.TARGET_CRS, context)
+        if not crs.isValid():
+            raise ValueError(f"{self.TARGET_CRS}: not a valid CRS")
+        if crs.isGeographic():
+            raise ValueError(f"{self.TARGET_CRS}: {crs.authid() or crs.description()} is geographic; choose a projected "
+                             f"CRS (the default {QgsCoordinateReferenceSystem('EPSG:3413').description()} covers the "
+                             f"Arctic)")
+        target = crs.authid() or crs.toWkt(QgsCoordinateReferenceSystem.WktVariant.WKT_PREFERRED)
+        settings = TileSettings(
+            threshold=self.parameterAsDouble(parameters, self.THRESHOLD, context),
+            mask_erosion_size=self.parameterAsInt(parameters, self.MASK_EROSION_SIZE, context),
+            edge_erosion_size=self.optional_int(parameters, self.EDGE_EROSION_SIZE, context),
+            min_object_size=self.parameterAsInt(parameters, self.MIN_OBJECT_SIZE, context),
+            quality_level=self.parameterAsEnumString(parameters, self.QUALITY_LEVEL, context),
+            boundary=self.parameterAsEnumString(parameters, self.BOUNDARY, context),
+            size_connectivity=int(self.parameterAsEnumString(parameters, self.SIZE_CONNECTIVITY, context)),
+            device=self.resolve_device(parameters, context, feedback))
+        workers = self.parameterAsInt(parameters, self.WORKERS, context)
+        address = self.parameterAsString(parameters, DASK_SCHEDULER, context).strip()
+        output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        tiles_folder = self.parameterAsFileOutput(parameters, self.OUTPUT_TILES, context) or None
+        report_path = self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context)
+
+        with scheduler(address) as (client, _):
+            if client is not None:
+                feedback.pushInfo(self.tr("Processing the tiles on the dask cluster at {}").format(address))
+            elif workers > 1:
+                feedback.pushInfo(self.tr("Processing up to {} tiles at a time in worker processes").format(workers))
+            summary = merge_tiles(folder, target, settings=settings, tile_outputs=tiles_folder, workers=workers,
+                                  client=client, stop_on_error=self.parameterAsBool(parameters, self.STOP_ON_ERROR,
+                                                                                    context),
+                                  progress=self.progress_reporter(feedback, 0, 95), files=outputs)
+        feedback.setProgressText(self.tr("Writing the merged map"))
+        into_geopackage(output, outputs, summary.write)
+        for skipped in summary.skipped:
+            feedback.pushWarning(self.tr("Tile {} skipped: {}").format(skipped.tile_id, skipped.reason))
+        feedback.pushInfo(self.tr("{} tiles processed, {} skipped: {} slump polygons in the merged map ({} objects "
+                                  "seen by more than one tile merged, {} cut where they met a neighbour) in {:.1f} s.")
+                          .format(len(summary.tiles), len(summary.skipped), summary.features, summary.duplicates,
+                                  summary.clipped, summary.seconds))
+        style_on_load(context, output, "segments")
+        results = {self.OUTPUT: output, self.TILES_PROCESSED: len(summary.tiles),
+                   self.TILES_SKIPPED: len(summary.skipped), self.FEATURES: summary.features}
+        if tiles_folder:
+            results[self.OUTPUT_TILES] = tiles_folder
+        if report_path:
+            from .report import render_tiles_report
+
+            with open(outputs.reserve(report_path), "w", encoding="utf-8") as handle:
+                handle.write(render_tiles_report(self.tr("DARTS tiles to one map"), summary, folder))
+            results[self.OUTPUT_REPORT] = report_path
+        feedback.setProgress(100)
+        return results
