@@ -16,6 +16,7 @@ from osgeo import gdal, osr
 gdal.UseExceptions()
 GROUND = 3413
 PIXEL = 10.0
+EDGE = 10  # the edge band of an exported extent (DARTS: the erosion size)
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,9 @@ def draw_tile(spec: TileSpec, slumps, folder: str) -> str:
     if spec.mask == "quality":
         write(os.path.join(tile, "quality_data_mask.tif"), quality, spec)
     else:
-        write(os.path.join(tile, "extent.tif"), (quality > 0).astype(np.uint8), spec)
+        extent = (quality > 0).astype(np.uint8)  # as DARTS exports it: already without an edge band
+        extent[:EDGE], extent[-EDGE:], extent[:, :EDGE], extent[:, -EDGE:] = 0, 0, 0, 0
+        write(os.path.join(tile, "extent.tif"), extent, spec)
     return tile
 
 

@@ -1,0 +1,244 @@
+"""core/tiles.py: many overlapping tiles in two UTM zones to one merged map, on real files.
+
+The region (tests/region.py) has slumps in tile overlaps, one cut by a tile's edge and whole
+in the neighbour, one under a cloud in one tile and whole in another, an empty tile; the
+expected map is known slump by slump."""
+
+import itertools
+import os
+import random
+import shutil
+import sys
+
+import numpy as np
+import pytest
+
+osgeo = pytest.importorskip("osgeo")
+from osgeo import ogr  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(__file__))
+import region as scene  # noqa: E402
+from darts_postprocessing.core import prepare_export  # noqa: E402
+from darts_postprocessing.core.files import AtomicFiles  # noqa: E402
+from darts_postprocessing.core.objects import Objects  # noqa: E402
+from darts_postprocessing.core.tiles import (  # noqa: E402
+    TileResult,
+    TileSettings,
+    find_tiles,
+    merge_objects,
+    merge_tiles,
+    process_tiles,
+)
+
+ogr.UseExceptions()
+# slump -> (tile it must come from, n_tiles)
+EXPECTED = {"overlap": ("tile_A", 2), "a_edge": ("tile_B", 1), "a_only": ("tile_A", 1), "b_cloud": ("tile_A", 1),
+            "bc_overlap": ("tile_B", 2), "c_only": ("tile_C", 1)}
+
+
+def read_map(path):
+    dataset = ogr.Open(path)
+    layer = dataset.GetLayer(0)
+    rows = [(feature.items(), feature.GetGeometryRef().Clone()) for feature in layer]
+    return rows, layer.GetSpatialRef().GetAuthorityCode(None), layer.GetMetadata()
+
+
+def slump_of(slumps, geometry):
+    """The name of the one slump whose centre lies in `geometry`."""
+    names = [name for name, (x, y, _) in slumps.items() if geometry.Contains(ogr.CreateGeometryFromWkt(f"POINT ({x} {y})"))]
+    assert len(names) == 1, names
+    return names[0]
+
+
+def assert_no_overlaps(rows):
+    for (_, a), (_, b) in itertools.combinations(rows, 2):
+        assert not a.Intersects(b) or a.Intersection(b).GetArea() < 1e-6
+
+
+@pytest.fixture(scope="module")
+def region(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("region")
+    return {**scene.region(str(folder / "tiles")), "folder": folder, "inputs": str(folder / "tiles")}
+
+
+def test_the_region_becomes_one_map_slump_by_slump(region, tmp_path):
+    result = process_tiles(region["inputs"], str(tmp_path / "map.gpkg"))
+    rows, epsg, metadata = read_map(str(tmp_path / "map.gpkg"))
+    assert epsg == "3413" and len(rows) == result.features == 6
+    found = {}
+    for attributes, geometry in rows:
+        name = slump_of(region["slumps"], geometry)
+        found[name] = (attributes["tile_id"], attributes["n_tiles"])
+        assert geometry.IsValid()
+        assert attributes["area_m2"] == attributes["npixel"] * 100.0  # in the tile's own 10 m grid
+        radius = region["slumps"][name][2]
+        assert attributes["npixel"] * 100 == pytest.approx(np.pi * radius ** 2, rel=0.15)  # the whole disc
+        assert attributes["mean"] == pytest.approx(0.9)
+    assert found == EXPECTED
+    assert_no_overlaps(rows)
+    assert result.duplicates == 2 and {t.tile_id: t.kept for t in result.tiles} == {"tile_A": 3, "tile_B": 2,
+                                                                                      "tile_C": 1, "tile_D": 0}
+    assert metadata["DARTS_THRESHOLD"] == "0.5" and metadata["DARTS_TILES"] == "4"
+
+
+def test_each_tile_is_postprocessed_exactly_as_prepare_export(region, tmp_path):
+    from osgeo import gdal
+
+    with AtomicFiles() as files:
+        result = merge_tiles(region["inputs"], tile_outputs=str(tmp_path / "tiles"), files=files)
+    for tile in result.tiles:
+        folder = os.path.join(region["inputs"], tile.tile_id)
+        percent = gdal.Open(os.path.join(folder, "probabilities.tif")).ReadAsArray()
+        quality = gdal.Open(os.path.join(folder, "quality_data_mask.tif")).ReadAsArray()
+        expected = prepare_export({"probabilities": np.where(percent == 255, np.nan, percent / np.float32(100)),
+                                   "quality_data_mask": quality}, 0.5, 10, 32, "low_quality")
+        written = tmp_path / "tiles" / tile.tile_id
+        binarized = gdal.Open(str(written / "binarized.tif")).ReadAsArray()
+        np.testing.assert_array_equal(binarized, expected["binarized_segmentation"])
+        np.testing.assert_array_equal(gdal.Open(str(written / "extent.tif")).ReadAsArray(), expected["extent"])
+        assert tile.count == Objects(binarized).count == ogr.Open(str(written / "prediction_segments.gpkg")) \
+            .GetLayer(0).GetFeatureCount()
+    assert sorted(os.listdir(tmp_path / "tiles")) == ["tile_A", "tile_B", "tile_C", "tile_D"]
+
+
+def test_exported_tiles_with_only_an_extent(tmp_path):
+    from osgeo import gdal
+
+    slumps = scene.region(str(tmp_path / "tiles"), mask="extent")["slumps"]
+    with AtomicFiles() as files:
+        result = merge_tiles(str(tmp_path / "tiles"), tile_outputs=str(tmp_path / "out"), files=files)
+        result.write(files.reserve(str(tmp_path / "map.gpkg")), "map")
+    rows, _, _ = read_map(str(tmp_path / "map.gpkg"))
+    found = {slump_of(slumps, geometry): (a["tile_id"], a["n_tiles"]) for a, geometry in rows}
+    assert found == EXPECTED
+    assert_no_overlaps(rows)
+    for tile in ("tile_A", "tile_B"):  # the extent as it is: not eroded a second time
+        given = gdal.Open(str(tmp_path / "tiles" / tile / "extent.tif")).ReadAsArray()
+        np.testing.assert_array_equal(gdal.Open(str(tmp_path / "out" / tile / "extent.tif")).ReadAsArray(), given)
+
+
+def test_two_workers_and_a_dask_cluster_give_the_same_map(region, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    process_tiles(region["inputs"], str(tmp_path / "one.gpkg"), workers=1)
+    process_tiles(region["inputs"], str(tmp_path / "two.gpkg"), workers=2)
+    with distributed.LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        process_tiles(region["inputs"], str(tmp_path / "dask.gpkg"), client=client)
+    maps = [read_map(str(tmp_path / f"{name}.gpkg"))[0] for name in ("one", "two", "dask")]
+    wkb = [[(a, g.ExportToWkb()) for a, g in rows] for rows in maps]
+    assert wkb[0] == wkb[1] == wkb[2] and len(wkb[0]) == 6
+
+
+def test_a_broken_or_inconsistent_tile_is_skipped_and_named(region, tmp_path):
+    inputs = tmp_path / "tiles"
+    shutil.copytree(region["inputs"], inputs)
+    broken = inputs / "tile_E"
+    broken.mkdir()
+    data = open(inputs / "tile_D" / "probabilities.tif", "rb").read()
+    (broken / "probabilities.tif").write_bytes(data[: len(data) // 3])
+    shutil.copy(inputs / "tile_D" / "quality_data_mask.tif", broken)
+    odd = inputs / "nested" / "tile_F"  # a mask on another grid
+    odd.mkdir(parents=True)
+    shutil.copy(inputs / "tile_A" / "probabilities.tif", odd)
+    shutil.copy(inputs / "tile_D" / "quality_data_mask.tif", odd)
+    lonely = inputs / "tile_G"
+    lonely.mkdir()
+    shutil.copy(inputs / "tile_D" / "probabilities.tif", lonely)
+
+    result = process_tiles(str(inputs), str(tmp_path / "map.gpkg"), workers=2)
+    reasons = {item.tile_id: item.reason for item in result.skipped}
+    assert set(reasons) == {"tile_E", "tile_F", "tile_G"}
+    assert "tile_E/probabilities.tif" in reasons["tile_E"] and ("damaged" in reasons["tile_E"]
+                                                                or "cannot open" in reasons["tile_E"])
+    assert "not on the same grid" in reasons["tile_F"] and "neither" in reasons["tile_G"]
+    assert result.features == 6 and len(result.tiles) == 4
+    for stop_at in ("tile_G", "tile_E"):  # found without a mask; then unreadable
+        with pytest.raises(ValueError, match=stop_at):
+            process_tiles(str(inputs), str(tmp_path / "stopped.gpkg"), stop_on_error=True)
+        assert not os.path.exists(tmp_path / "stopped.gpkg")
+        shutil.rmtree(inputs / stop_at)
+
+
+def test_no_tiles_and_bad_settings_are_clear_errors(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no tile found"):
+        process_tiles(str(tmp_path / "empty"), str(tmp_path / "map.gpkg"))
+    with pytest.raises(ValueError, match="threshold"):
+        process_tiles(str(tmp_path / "empty"), str(tmp_path / "map.gpkg"), settings=TileSettings(threshold=1.5))
+    with pytest.raises(ValueError, match="projected"):
+        process_tiles(str(tmp_path / "empty"), str(tmp_path / "map.gpkg"), "EPSG:4326")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_cancel_leaves_nothing(region, tmp_path, workers):
+    calls = []
+
+    def progress(fraction, message):
+        calls.append(message)
+        if message.startswith("Tile "):
+            raise KeyboardInterrupt  # the caller's cancel
+    with pytest.raises(KeyboardInterrupt):
+        with AtomicFiles() as files:
+            merge_tiles(region["inputs"], tile_outputs=str(tmp_path / "tiles"), workers=workers, files=files,
+                        progress=progress)
+    leftovers = [os.path.join(folder, name) for folder, _, names in os.walk(tmp_path) for name in names]
+    assert leftovers == []
+
+
+def square(x0, y0, side):
+    return ogr.CreateGeometryFromWkt(f"MULTIPOLYGON ((({x0} {y0}, {x0 + side} {y0}, {x0 + side} {y0 + side}, "
+                                     f"{x0} {y0 + side}, {x0} {y0})))")
+
+
+def tile_of(tile_id, squares, depths):
+    geometries = [square(*s) for s in squares]
+    return TileResult(tile_id, counts={"objects": len(squares), "removed_at_boundary": 0, "removed_too_small": 0},
+                      fields={"Region_ID": np.arange(1, len(squares) + 1)},
+                      geometries=[bytes(g.ExportToWkb()) for g in geometries], depths=np.asarray(depths, float),
+                      envelopes=np.array([g.GetEnvelope() for g in geometries]))
+
+
+def test_merge_rule_duplicates_slivers_and_order():
+    def run(order):
+        tiles = [tile_of("A", [(0, 0, 100), (500, 0, 100), (1000, 0, 100)], [50, 10, 30]),
+                 tile_of("B", [(40, 0, 100), (505, 0, 100), (1090, 0, 100)], [20, 40, 40])]
+        kept, duplicates, clipped = merge_objects([tiles[i] for i in order])
+        return [(k.result.tile_id, k.index, sorted(k.tiles), round(k.ogr().GetArea(), 6)) for k in kept], \
+            duplicates, clipped
+
+    kept, duplicates, clipped = run([0, 1])
+    # A1 (depth 50) beats B1 (60% overlap: same slump); B2 (depth 40) beats A2 (95%); B3 (depth 40)
+    # and A3 overlap by 10%: two slumps, A3 loses the sliver.
+    assert kept == [("A", 0, ["A", "B"], 10000), ("B", 1, ["A", "B"], 10000), ("B", 2, ["B"], 10000),
+                    ("A", 2, ["A"], 9000)]
+    assert (duplicates, clipped) == (2, 1)
+    assert run([1, 0]) == (kept, duplicates, clipped)  # whatever order the tiles finished in
+
+
+def test_merge_never_leaves_overlaps_on_random_layouts():
+    generator = random.Random(5)
+    for _ in range(20):
+        tiles = [tile_of(name, [(generator.uniform(0, 500), generator.uniform(0, 500), generator.uniform(20, 120))
+                                for _ in range(15)], [generator.uniform(0, 100) for _ in range(15)])
+                 for name in "ABC"]
+        for tile in tiles:  # one tile's objects never overlap each other: keep a disjoint subset
+            keep = []
+            for index in range(tile.count):
+                geometry = ogr.CreateGeometryFromWkb(tile.geometries[index])
+                if all(not geometry.Intersects(ogr.CreateGeometryFromWkb(tile.geometries[k])) for k in keep):
+                    keep.append(index)
+            tile.geometries = [tile.geometries[k] for k in keep]
+            tile.depths, tile.envelopes = tile.depths[keep], tile.envelopes[keep]
+            tile.fields = {"Region_ID": np.arange(1, len(keep) + 1)}
+        kept, duplicates, _ = merge_objects(tiles)
+        assert_no_overlaps([(None, item.ogr()) for item in kept])
+        assert len(kept) + duplicates <= sum(tile.count for tile in tiles)
+        assert sum(len(item.tiles) for item in kept) >= len(kept)
+
+
+def test_tile_ids_are_unique(tmp_path):
+    for parent in ("north", "south"):
+        scene.draw_tile(scene.TileSpec("same", 32608, 500000, 7700000, 40), [], str(tmp_path / parent))
+    sources, skipped = find_tiles(str(tmp_path))
+    assert [s.tile_id for s in sources] == [f"{tmp_path.name}/north/same", f"{tmp_path.name}/south/same"]
+    assert skipped == []
