@@ -152,6 +152,8 @@ def replace_layer(geopackage: str, copy: str, source: str, layer: str) -> None:
 # Temporary files and backups carry the host and process that made them, so a later run can
 # tell those of a dead run (killed, out of memory) from those of a run still going.
 _HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
+# Files GDAL may make beside one it writes: statistics, SQLite journals (GeoPackage).
+SIDE_FILES = (".aux.xml", "-journal", "-wal", "-shm")
 _TAG = re.compile(r"\.(?P<host>[A-Za-z0-9-]+)-(?P<pid>[0-9]+)-[0-9a-f]{8}\.(?P<kind>partial|backup)")
 
 
@@ -294,7 +296,7 @@ class AtomicFiles:
 
     def discard(self) -> None:
         for temporary in [temporary for temporary, _ in self._pending] + self._scratch:
-            for leftover in (temporary, temporary + ".aux.xml"):
+            for leftover in (temporary, *(temporary + suffix for suffix in SIDE_FILES)):
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(leftover)
         self._pending.clear()

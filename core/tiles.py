@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import sys
 import time
 import types
@@ -282,17 +281,20 @@ def pixel_size_m(geotransform, srs) -> float:
 
 # -- running many tiles --------------------------------------------------------------------
 def python_for_workers() -> str:
-    """The Python that worker processes start: inside QGIS `sys.executable` is QGIS itself
-    (qgis, qgis_process), which must not be started as a worker."""
-    if os.path.basename(sys.executable).lower().startswith("python"):
-        return sys.executable
+    """The Python that worker processes start: this process's own interpreter. Inside QGIS
+    `sys.executable` is QGIS itself (qgis, qgis_process) or whatever `python3` comes first on
+    PATH (embedded Python guesses), so it counts only when it lies in this Python's prefix."""
+    prefix = os.path.abspath(sys.exec_prefix)
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    for candidate in (os.path.join(sys.exec_prefix, "bin", f"python{version}"),
-                      os.path.join(sys.exec_prefix, "bin", "python3"), os.path.join(sys.exec_prefix, "python.exe"),
-                      shutil.which(f"python{version}"), shutil.which("python3")):
-        if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+    candidates = [sys.executable, os.path.join(sys.exec_prefix, "bin", f"python{version}"),
+                  os.path.join(sys.exec_prefix, "bin", "python3"), os.path.join(sys.exec_prefix, "python.exe")]
+    for candidate in candidates:
+        if (candidate and os.path.basename(candidate).lower().startswith("python") and os.path.isfile(candidate)
+                and os.access(candidate, os.X_OK)
+                and os.path.commonpath([os.path.abspath(candidate), prefix]) == prefix):
             return candidate
-    raise RuntimeError(f"no Python {version} found to start worker processes with: set WORKERS to 1")
+    raise RuntimeError(f"no Python {version} found in {sys.exec_prefix} to start worker processes with: set WORKERS "
+                       f"to 1")
 
 
 def run_tiles(jobs, workers: int = 1, client=None, heartbeat: Callable[[], None] | None = None):

@@ -58,3 +58,36 @@ def profile(tmp_path_factory):
     enabled = qgis_process(environment, "plugins", "enable", "darts_postprocessing")
     assert enabled.returncode == 0, enabled.stdout + enabled.stderr
     return environment
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory):
+    """A real dask.distributed scheduler and two single-threaded worker processes, started as
+    their own programs without this project on their path (the plugin ships its core to them)."""
+    import subprocess
+    import time
+
+    folder = tmp_path_factory.mktemp("cluster")
+    address_file = folder / "scheduler.json"
+    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    processes = [subprocess.Popen(["dask-scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                                   "--scheduler-file", str(address_file)], cwd=folder, env=environment,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    for _ in range(200):
+        if address_file.exists() and address_file.stat().st_size:
+            break
+        time.sleep(0.1)
+    processes.append(subprocess.Popen(["dask-worker", "--scheduler-file", str(address_file), "--nworkers", "2",
+                                       "--nthreads", "1", "--no-dashboard"], cwd=folder, env=environment,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    import json
+
+    address = json.loads(address_file.read_text())["address"]
+    from distributed import Client
+
+    with Client(address, timeout=30) as client:
+        client.wait_for_workers(2, timeout=60)
+    yield address
+    for process in processes[::-1]:
+        process.terminate()
+        process.wait(timeout=30)

@@ -167,39 +167,6 @@ def test_prepareexport_polygons_and_report_in_blocks(provider, big, tmp_path):
     assert numbers(runs["memory"][1]) == numbers(runs["blocks"][1]) and "kept_area_m2" in numbers(runs["memory"][1])
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    """A real dask.distributed scheduler and two single-threaded worker processes, started as
-    their own programs without this project on their path (the plugin ships its core to them)."""
-    import subprocess
-    import time
-
-    folder = tmp_path_factory.mktemp("cluster")
-    address_file = folder / "scheduler.json"
-    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    processes = [subprocess.Popen(["dask-scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                                   "--scheduler-file", str(address_file)], cwd=folder, env=environment,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
-    for _ in range(200):
-        if address_file.exists() and address_file.stat().st_size:
-            break
-        time.sleep(0.1)
-    processes.append(subprocess.Popen(["dask-worker", "--scheduler-file", str(address_file), "--nworkers", "2",
-                                       "--nthreads", "1", "--no-dashboard"], cwd=folder, env=environment,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-    import json
-
-    address = json.loads(address_file.read_text())["address"]
-    from distributed import Client
-
-    with Client(address, timeout=30) as client:
-        client.wait_for_workers(2, timeout=60)
-    yield address
-    for process in processes[::-1]:
-        process.terminate()
-        process.wait(timeout=30)
-
-
 def test_prepareexport_on_a_dask_cluster_through_qgis_process(profile, big, tmp_path, cluster):
     from qgis_cli import qgis_process
 

@@ -1,0 +1,146 @@
+"""darts:processtiles in a real QGIS: processing.run, qgis_process (worker processes, a dask
+cluster), a model that chains it, a broken tile, cancel; on the region of tests/region.py."""
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from osgeo import ogr
+from qgis.core import (
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingModelAlgorithm,
+    QgsProcessingModelChildAlgorithm,
+    QgsProcessingModelChildParameterSource,
+    QgsProcessingModelOutput,
+    QgsProcessingModelParameter,
+    QgsProcessingParameterFile,
+    QgsVectorLayer,
+)
+
+import processing
+from qgis_cli import qgis_process
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import region as scene  # noqa: E402
+
+ogr.UseExceptions()
+# slump -> (tile it comes from, n_tiles): see tests/test_core_tiles.py
+EXPECTED = {"overlap": ("tile_A", 2), "a_edge": ("tile_B", 1), "a_only": ("tile_A", 1), "b_cloud": ("tile_A", 1),
+            "bc_overlap": ("tile_B", 2), "c_only": ("tile_C", 1)}
+
+
+@pytest.fixture(scope="module")
+def region(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("region")
+    return {**scene.region(str(folder / "tiles")), "inputs": str(folder / "tiles")}
+
+
+def slumps_found(path, slumps, layer=None):
+    """{slump name: (tile_id, n_tiles)} of the merged map, checking there are no overlaps."""
+    dataset = ogr.Open(str(path))
+    features = [(f.items(), f.GetGeometryRef().Clone()) for f in (dataset.GetLayerByName(layer) if layer
+                                                                   else dataset.GetLayer(0))]
+    found = {}
+    for attributes, geometry in features:
+        names = [n for n, (x, y, _) in slumps.items() if geometry.Contains(ogr.CreateGeometryFromWkt(f"POINT ({x} {y})"))]
+        assert len(names) == 1
+        found[names[0]] = (attributes["tile_id"], attributes["n_tiles"])
+    for index, (_, a) in enumerate(features):
+        for _, b in features[index + 1:]:
+            assert not a.Intersects(b) or a.Intersection(b).GetArea() < 1e-6
+    return found
+
+
+def test_processtiles_through_processing_run(provider, region, tmp_path):
+    results = processing.run("darts:processtiles", {
+        "INPUT_FOLDER": region["inputs"], "OUTPUT": str(tmp_path / "map.gpkg"), "WORKERS": 2,
+        "OUTPUT_TILES": str(tmp_path / "tiles"), "OUTPUT_REPORT": str(tmp_path / "report.html")})
+    assert results["FEATURES"] == 6 and results["TILES_PROCESSED"] == 4 and results["TILES_SKIPPED"] == 0
+    assert slumps_found(results["OUTPUT"], region["slumps"]) == EXPECTED
+    layer = QgsVectorLayer(results["OUTPUT"], "map", "ogr")
+    assert layer.isValid() and layer.crs().authid() == "EPSG:3413" and layer.featureCount() == 6
+    assert sorted(os.listdir(tmp_path / "tiles")) == ["tile_A", "tile_B", "tile_C", "tile_D"]
+    assert sorted(os.listdir(tmp_path / "tiles" / "tile_A")) == ["binarized.tif", "extent.tif",
+                                                                 "prediction_segments.gpkg"]
+    page = (tmp_path / "report.html").read_text()
+    assert '<td id="features">6</td>' in page and '<td id="duplicates">2</td>' in page and "tile_D" in page
+    assert sorted(os.listdir(tmp_path)) == ["map.gpkg", "report.html", "tiles"]
+
+
+def test_processtiles_through_qgis_process_with_a_broken_tile(profile, region, tmp_path):
+    inputs = tmp_path / "tiles"
+    shutil.copytree(region["inputs"], inputs)
+    (inputs / "tile_X").mkdir()
+    (inputs / "tile_X" / "probabilities.tif").write_bytes(b"not a tiff")
+    shutil.copy(inputs / "tile_D" / "quality_data_mask.tif", inputs / "tile_X")
+    run = qgis_process(profile, "run", "darts:processtiles", "--json", "--", f"INPUT_FOLDER={inputs}", "WORKERS=2",
+                       "TARGET_CRS=EPSG:3995", "THRESHOLD=0.5", "MIN_OBJECT_SIZE=32", f"OUTPUT={tmp_path / 'map.gpkg'}")
+    assert run.returncode == 0, run.stdout + run.stderr
+    results = json.loads(run.stdout[run.stdout.index("{"):])["results"]
+    assert results["FEATURES"] == 6 and results["TILES_SKIPPED"] == 1
+    assert "Tile tile_X skipped" in run.stdout + run.stderr and "tile_X/probabilities.tif" in run.stdout + run.stderr
+    assert slumps_found(tmp_path / "map.gpkg", {name: (*scene.to_crs([(x, y)], 3413, 3995)[0], r) for name, (x, y, r)
+                                                in region["slumps"].items()}) == EXPECTED
+    stopped = qgis_process(profile, "run", "darts:processtiles", "--", f"INPUT_FOLDER={inputs}", "STOP_ON_ERROR=true",
+                           f"OUTPUT={tmp_path / 'stopped.gpkg'}")
+    assert stopped.returncode != 0 and "tile tile_X" in stopped.stdout + stopped.stderr
+    assert "Traceback" not in stopped.stdout + stopped.stderr and not (tmp_path / "stopped.gpkg").exists()
+
+
+def test_processtiles_on_a_dask_cluster(profile, region, tmp_path, cluster):
+    run = qgis_process(profile, "run", "darts:processtiles", "--", f"INPUT_FOLDER={region['inputs']}",
+                       f"DASK_SCHEDULER={cluster}", f"OUTPUT={tmp_path / 'map.gpkg'}")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "dask cluster" in run.stdout
+    assert slumps_found(tmp_path / "map.gpkg", region["slumps"]) == EXPECTED
+
+
+def test_a_model_chains_processtiles(provider, region, tmp_path):
+    """Tiles to one map, then QGIS's own 'Extract by attribute' keeps the slumps seen twice."""
+    model = QgsProcessingModelAlgorithm("tiles then extract", "DARTS tests")
+    folder = QgsProcessingParameterFile("tiles", "Tiles", behavior=QgsProcessingParameterFile.Behavior.Folder)
+    model.addModelParameter(folder, QgsProcessingModelParameter("tiles"))
+    merge = QgsProcessingModelChildAlgorithm("darts:processtiles")
+    merge.setChildId("merge")
+    merge.addParameterSources("INPUT_FOLDER", [QgsProcessingModelChildParameterSource.fromModelParameter("tiles")])
+    merge.addParameterSources("WORKERS", [QgsProcessingModelChildParameterSource.fromStaticValue(1)])
+    extract = QgsProcessingModelChildAlgorithm("native:extractbyattribute")
+    extract.setChildId("extract")
+    extract.addParameterSources("INPUT", [QgsProcessingModelChildParameterSource.fromChildOutput("merge", "OUTPUT")])
+    for name, value in (("FIELD", "n_tiles"), ("OPERATOR", 3), ("VALUE", "2")):  # 3: >=
+        extract.addParameterSources(name, [QgsProcessingModelChildParameterSource.fromStaticValue(value)])
+    output = QgsProcessingModelOutput("seen_twice", "Seen twice")
+    output.setChildOutputName("OUTPUT")
+    extract.setModelOutputs({"seen_twice": output})
+    model.addChildAlgorithm(merge)
+    model.addChildAlgorithm(extract)
+    model.updateDestinationParameters()
+    results = processing.run(model, {"tiles": region["inputs"], "seen_twice": str(tmp_path / "twice.gpkg")})
+    assert slumps_found(results["seen_twice"], region["slumps"]) == {"overlap": ("tile_A", 2),
+                                                                     "bc_overlap": ("tile_B", 2)}
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_cancel_leaves_no_output(provider, region, tmp_path, workers):
+    feedback = QgsProcessingFeedback()
+    feedback.progressChanged.connect(lambda value: value >= 20 and feedback.cancel())
+    with pytest.raises(QgsProcessingException, match="Canceled"):
+        processing.run("darts:processtiles", {"INPUT_FOLDER": region["inputs"], "WORKERS": workers,
+                                              "OUTPUT": str(tmp_path / "map.gpkg"),
+                                              "OUTPUT_TILES": str(tmp_path / "tiles")}, feedback=feedback)
+    assert [name for _, _, names in os.walk(tmp_path) for name in names] == []
+
+
+def test_bad_inputs_are_clear(provider, region, tmp_path):
+    with pytest.raises(QgsProcessingException, match="geographic"):
+        processing.run("darts:processtiles", {"INPUT_FOLDER": region["inputs"], "TARGET_CRS": "EPSG:4326",
+                                              "OUTPUT": str(tmp_path / "map.gpkg")})
+    (tmp_path / "nothing").mkdir()
+    with pytest.raises(QgsProcessingException, match="no tile found"):
+        processing.run("darts:processtiles", {"INPUT_FOLDER": str(tmp_path / "nothing"),
+                                              "OUTPUT": str(tmp_path / "map.gpkg")})
+    assert not os.path.exists(tmp_path / "map.gpkg")
