@@ -104,7 +104,7 @@ bench-labels: venv
 	$(VENV_PYTHON) -m pip install -q dask-image
 	$(VENV_PYTHON) bench/bench_labels.py
 
-# 50 full tiles (copies of one generated tile, ~1.5 GB of files kept in build/bench-tiles); ~6 GB memory
+# 50 full tiles (copies of one generated tile, ~0.4 GB of files kept in build/bench-tiles); ~6 GB memory
 bench-tiles: deps
 	$(SYSTEM_PYTHON) bench/bench_tiles.py --keep build/bench-tiles $(BENCH_TILES_ARGS)
 
