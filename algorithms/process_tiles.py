@@ -18,6 +18,9 @@ from .base import BOUNDARIES, CONNECTIVITIES, QUALITY_LEVELS, DartsAlgorithm, in
 from .blocks import DASK_SCHEDULER, add_scheduler_parameter
 from .styles import style_on_load
 
+# core.tiles.DEFAULT_TARGET_CRS (tested equal): the plugin loads without numpy, so no core import here.
+DEFAULT_TARGET_CRS = "EPSG:3413"
+
 
 class ProcessTilesAlgorithm(DartsAlgorithm):
     INPUT_FOLDER = "INPUT_FOLDER"
@@ -45,8 +48,6 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
         return self.tr("Process tiles into one map")
 
     def shortHelpString(self):  # noqa: N802
-        from ..core.tiles import DEFAULT_TARGET_CRS
-
         return self.tr(
             "<p>Many DARTS tiles in, one map of thaw-slump polygons out.</p>"
             "<p><b>Input folder</b> is searched for tile folders: a tile folder holds <i>probabilities.tif</i> "
@@ -68,8 +69,6 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
             "<b>report</b>.</p>").format(crs=DEFAULT_TARGET_CRS)
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        from ..core.tiles import DEFAULT_TARGET_CRS
-
         self.addParameter(QgsProcessingParameterFile(self.INPUT_FOLDER, self.tr("Folder of tile folders"),
                                                      behavior=QgsProcessingParameterFile.Behavior.Folder))
         self.add_threshold(self.THRESHOLD)

@@ -130,6 +130,8 @@ def test_two_workers_and_a_dask_cluster_give_the_same_map(region, tmp_path):
 
 
 def test_a_broken_or_inconsistent_tile_is_skipped_and_named(region, tmp_path):
+    from osgeo import gdal
+
     inputs = tmp_path / "tiles"
     shutil.copytree(region["inputs"], inputs)
     broken = inputs / "tile_E"
@@ -144,14 +146,25 @@ def test_a_broken_or_inconsistent_tile_is_skipped_and_named(region, tmp_path):
     lonely = inputs / "tile_G"
     lonely.mkdir()
     shutil.copy(inputs / "tile_D" / "probabilities.tif", lonely)
+    nowhere = inputs / "tile_H"  # no CRS: cannot be placed on the map
+    nowhere.mkdir()
+    for name in ("probabilities.tif", "quality_data_mask.tif"):
+        source = gdal.Open(str(inputs / "tile_D" / name))
+        copy = gdal.GetDriverByName("GTiff").Create(str(nowhere / name), source.RasterXSize, source.RasterYSize, 1,
+                                                    gdal.GDT_Byte)
+        copy.SetGeoTransform(source.GetGeoTransform())
+        copy.GetRasterBand(1).WriteArray(source.ReadAsArray())
+        copy = source = None
 
     result = process_tiles(str(inputs), str(tmp_path / "map.gpkg"), workers=2)
     reasons = {item.tile_id: item.reason for item in result.skipped}
-    assert set(reasons) == {"tile_E", "tile_F", "tile_G"}
+    assert set(reasons) == {"tile_E", "tile_F", "tile_G", "tile_H"}
+    assert "tile_H/probabilities.tif has no CRS" in reasons["tile_H"]
     assert "tile_E/probabilities.tif" in reasons["tile_E"] and ("damaged" in reasons["tile_E"]
                                                                 or "cannot open" in reasons["tile_E"])
     assert "not on the same grid" in reasons["tile_F"] and "neither" in reasons["tile_G"]
     assert result.features == 6 and len(result.tiles) == 4
+    shutil.rmtree(nowhere)
     for stop_at in ("tile_G", "tile_E"):  # found without a mask; then unreadable
         with pytest.raises(ValueError, match=stop_at):
             process_tiles(str(inputs), str(tmp_path / "stopped.gpkg"), stop_on_error=True)

@@ -135,6 +135,13 @@ def test_cancel_leaves_no_output(provider, region, tmp_path, workers):
     assert [name for _, _, names in os.walk(tmp_path) for name in names] == []
 
 
+def test_the_default_target_crs_is_the_cores():
+    from darts_postprocessing.algorithms.process_tiles import DEFAULT_TARGET_CRS
+    from darts_postprocessing.core.tiles import DEFAULT_TARGET_CRS as CORE_DEFAULT
+
+    assert DEFAULT_TARGET_CRS == CORE_DEFAULT
+
+
 def test_bad_inputs_are_clear(provider, region, tmp_path):
     with pytest.raises(QgsProcessingException, match="geographic"):
         processing.run("darts:processtiles", {"INPUT_FOLDER": region["inputs"], "TARGET_CRS": "EPSG:4326",
