@@ -20,6 +20,7 @@ from .api import (
 from .export import export_tile, to_percent
 from .objects import label_objects, object_statistics
 from .quality import QUALITY_SOURCES, quality_from_observations, quality_from_scl, quality_from_udm2, quality_mask
+from .tiles import TileSettings, merge_tiles, process_tiles
 from .vectorize import object_areas, polygonize
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "CONNECTIVITIES",
     "QUALITY_LEVELS",
     "QUALITY_SOURCES",
+    "TileSettings",
     "binarize",
     "check_quality_level",
     "check_size",
@@ -35,10 +37,12 @@ __all__ = [
     "export_tile",
     "gpu_available",
     "label_objects",
+    "merge_tiles",
     "object_areas",
     "object_statistics",
     "polygonize",
     "prepare_export",
+    "process_tiles",
     "quality_from_observations",
     "quality_from_scl",
     "quality_from_udm2",
