@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from osgeo import gdal, osr
+from osgeo import gdal
 
 from ..core.blockwise import open_raster, read_pixels
 from ..core.files import AtomicFiles, write_geotiff
@@ -44,7 +44,9 @@ class Grid:
         return None
 
     def describe(self) -> str:
-        return f"{self.width} x {self.height} pixels, pixel size {self.geotransform[1]:g} x {abs(self.geotransform[5]):g}"
+        from ..core.grids import describe
+
+        return describe((self.width, self.height), self.geotransform)
 
 
 def read_band(path: str, what: str):
@@ -73,25 +75,10 @@ def grid_of(path: str, what: str) -> Grid:
 
 def check_same_grid(name_a: str, grid_a: Grid, name_b: str, grid_b: Grid) -> None:
     """Raise unless both rasters share CRS, size, pixel size and origin."""
-    problems = []
-    srs_a, srs_b = osr.SpatialReference(), osr.SpatialReference()
-    if grid_a.wkt and grid_b.wkt:
-        srs_a.ImportFromWkt(grid_a.wkt)
-        srs_b.ImportFromWkt(grid_b.wkt)
-        if not srs_a.IsSame(srs_b):
-            problems.append(f"CRS differs ({srs_a.GetName()} vs {srs_b.GetName()})")
-    elif bool(grid_a.wkt) != bool(grid_b.wkt):
-        problems.append("only one of them has a CRS")
-    if (grid_a.width, grid_a.height) != (grid_b.width, grid_b.height):
-        problems.append(f"size differs ({grid_a.width} x {grid_a.height} vs {grid_b.width} x {grid_b.height})")
-    pixel = max(abs(grid_a.geotransform[1]), abs(grid_a.geotransform[5]))
-    if not np.allclose(grid_a.geotransform[1:3] + grid_a.geotransform[4:], grid_b.geotransform[1:3] + grid_b.geotransform[4:],
-                       rtol=1e-9, atol=1e-9 * pixel):
-        problems.append(f"pixel size differs ({grid_a.describe()} vs {grid_b.describe()})")
-    elif not np.allclose([grid_a.geotransform[0], grid_a.geotransform[3]], [grid_b.geotransform[0], grid_b.geotransform[3]],
-                         rtol=0, atol=1e-3 * pixel):
-        problems.append(f"extent differs (origin {grid_a.geotransform[0]:.3f}, {grid_a.geotransform[3]:.3f} vs "
-                        f"{grid_b.geotransform[0]:.3f}, {grid_b.geotransform[3]:.3f})")
+    from ..core.grids import grid_differences
+
+    problems = grid_differences((grid_a.width, grid_a.height), grid_a.geotransform, grid_a.wkt,
+                                (grid_b.width, grid_b.height), grid_b.geotransform, grid_b.wkt)
     if problems:
         raise ValueError(f"{name_a} and {name_b} are not on the same grid: {'; '.join(problems)}. "
                          f"Resample one onto the other first (e.g. with 'Align rasters').")
