@@ -123,6 +123,10 @@ class AtomicOutputs(AtomicFiles):
     def write(self, path: str, array: np.ndarray, grid: Grid, nodata: float | None = None) -> None:
         write_geotiff(self.reserve(path), array, grid.transform_to_write, grid.crs, nodata)
 
+    def stored_path(self, target: str) -> str:
+        """The temporary file `target` was written to (until the run's outputs are committed)."""
+        return next(temporary for temporary, final in reversed(self._pending) if final == target)
+
     def store(self, arrays: dict, grid: Grid, lock, compress: str = "DEFLATE"):
         """A dask Delayed that writes {path: (lazy dask array, nodata)} window by window into
         the run's outputs (computed by blocks.run_blocks); `stored[path]` is then the file

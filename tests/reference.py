@@ -25,6 +25,14 @@ def erode_mask(mask, size, edge_size=None):
     return eroded.astype(np.uint8)
 
 
+def above(probs, threshold):
+    """probs > threshold compared in the probabilities' own float type, as numpy compares a
+    float32 array with a Python float (upstream's `probs > threshold`): DARTS' percent values
+    k/100 in float32 can equal float32(threshold) exactly, and are then not above it."""
+    probs = np.asarray(probs)
+    return np.nan_to_num(probs, nan=0.0) > probs.dtype.type(threshold)
+
+
 def _excluded_objects(objects, labels, excluded, boundary):
     """Labels of the objects an exclusion mask takes: with remove, those with any excluded
     pixel; with clip, those with every pixel excluded (nothing of them is left)."""
@@ -34,7 +42,7 @@ def _excluded_objects(objects, labels, excluded, boundary):
 
 
 def binarize(probs, threshold, min_object_size, mask, size_connectivity=8, exclude=None, boundary="remove"):
-    objects = np.nan_to_num(np.asarray(probs, dtype=np.float64), nan=0.0) > threshold
+    objects = above(probs, threshold)
     valid = np.asarray(mask) != 0
     if boundary == "clip":
         objects &= valid
@@ -90,7 +98,7 @@ def object_counts(probs, threshold, min_object_size, mask, size_connectivity=8, 
     """What binarize removes, counted: objects above the threshold, removed at the boundary,
     (with `exclude`) removed by the exclusion mask, removed as too small (components of the
     size connectivity)."""
-    objects = np.nan_to_num(np.asarray(probs, dtype=np.float64), nan=0.0) > threshold
+    objects = above(probs, threshold)
     if boundary == "clip":
         objects &= np.asarray(mask) != 0
     labels = label(objects, connectivity=2)
