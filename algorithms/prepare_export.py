@@ -12,11 +12,13 @@ from qgis.core import (
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
     QgsProcessing,
 )
 
 from .base import BOUNDARIES, CONNECTIVITIES, QUALITY_LEVELS, DartsAlgorithm
 from .blocks import add_block_parameters, block_plan, polygonize_in_blocks, run_blocks
+from .exclusion import EXCLUDE, add_exclusion, exclusion_file, exclusion_input
 from .styles import style_on_load
 
 
@@ -25,6 +27,8 @@ class PrepareExportAlgorithm(DartsAlgorithm):
     QUALITY_MASK = "QUALITY_MASK"
     SUBSET_PROBABILITIES = "SUBSET_PROBABILITIES"
     THRESHOLD = "THRESHOLD"
+    THRESHOLDS = "THRESHOLDS"
+    EXCLUDE = EXCLUDE
     MASK_EROSION_SIZE = "MASK_EROSION_SIZE"
     EDGE_EROSION_SIZE = "EDGE_EROSION_SIZE"
     MIN_OBJECT_SIZE = "MIN_OBJECT_SIZE"
@@ -38,6 +42,8 @@ class PrepareExportAlgorithm(DartsAlgorithm):
     OUTPUT_SUBSET_BINARIZED = "OUTPUT_SUBSET_BINARIZED"
     OUTPUT_POLYGONS = "OUTPUT_POLYGONS"
     OUTPUT_REPORT = "OUTPUT_REPORT"
+    OUTPUT_THRESHOLD_BINARIZED = "OUTPUT_THRESHOLD_BINARIZED"
+    OUTPUT_THRESHOLD_POLYGONS = "OUTPUT_THRESHOLD_POLYGONS"
 
     def name(self):
         return "prepareexport"
@@ -70,6 +76,14 @@ class PrepareExportAlgorithm(DartsAlgorithm):
             "polygonize) and an HTML <b>report</b> (objects kept, removed at the boundary, removed as too small, "
             "kept area, parameters, a histogram of object areas). "
             "DARTS' defaults: threshold 0.5, erosion 10, minimum size 32, low_quality.</p>"
+            "<p><b>Exclusion mask</b> (optional; e.g. water or glaciers, where false positives are common): polygons "
+            "in any CRS or a raster on the probabilities' grid. Objects with any pixel in it are removed whole "
+            "(boundary = clip: their pixels in it are cut away, the rest is size-filtered); the report counts them "
+            "as a reason of their own.</p>"
+            "<p><b>Thresholds</b> (optional, e.g. 0.4,0.5,0.6; replaces the threshold): one binarized raster per "
+            "threshold, written beside the binarized output as &lt;name&gt;-t0.40.tif (polygons likewise as "
+            "&lt;name&gt;-t0.40.gpkg; the binarized and polygon outputs themselves then only give the names), the "
+            "quality mask eroded once; the report compares the thresholds side by side.</p>"
         )
 
     def initAlgorithm(self, config=None):  # noqa: N802
@@ -77,6 +91,10 @@ class PrepareExportAlgorithm(DartsAlgorithm):
         self.addParameter(QgsProcessingParameterRasterLayer(self.QUALITY_MASK, self.tr("Quality mask (0/1/2)"),
                                                             optional=True))
         self.add_threshold(self.THRESHOLD)
+        self._finish(QgsProcessingParameterString(self.THRESHOLDS, self.tr("Several thresholds (e.g. 0.4,0.5,0.6; "
+                                                                           "replaces the threshold)"),
+                                                  optional=True, defaultValue=""), False,
+                     "One binarized raster (and polygon file) per threshold, named <output>-t0.40.tif")
         self.add_int(self.MASK_EROSION_SIZE, "Mask erosion size (pixels)", 10)
         self.add_int(self.EDGE_EROSION_SIZE, "Edge erosion size (pixels, empty = mask erosion size)", None, optional=True)
         self.add_int(self.MIN_OBJECT_SIZE, "Minimum object size (pixels)", 32)
@@ -84,6 +102,7 @@ class PrepareExportAlgorithm(DartsAlgorithm):
         self.addParameter(QgsProcessingParameterMultipleLayers(
             self.SUBSET_PROBABILITIES, self.tr("Ensemble subset probabilities"), QgsProcessing.SourceType.TypeRaster,
             optional=True))
+        add_exclusion(self)
         self.add_enum(self.BOUNDARY, "Boundary objects", BOUNDARIES, "remove", advanced=True,
                       help_text="remove: drop objects touching the extent's border whole; clip: cut them (upstream)")
         self.add_enum(self.SIZE_CONNECTIVITY, "Connectivity for object sizes", CONNECTIVITIES, "8", advanced=True)
@@ -101,6 +120,43 @@ class PrepareExportAlgorithm(DartsAlgorithm):
             self.OUTPUT_REPORT, self.tr("Report"), self.tr("HTML files (*.html)"), optional=True, createByDefault=False))
         self.addOutput(QgsProcessingOutputMultipleLayers(self.OUTPUT_SUBSET_BINARIZED,
                                                          self.tr("Binarized ensemble subsets")))
+        self.addOutput(QgsProcessingOutputMultipleLayers(self.OUTPUT_THRESHOLD_BINARIZED,
+                                                         self.tr("Binarized segmentation per threshold")))
+        self.addOutput(QgsProcessingOutputMultipleLayers(self.OUTPUT_THRESHOLD_POLYGONS,
+                                                         self.tr("Object polygons per threshold")))
+
+    def thresholds(self, parameters, context):
+        """The THRESHOLDS, in the order given ([] when empty)."""
+        from ..core.api import check_threshold
+
+        text = self.parameterAsString(parameters, self.THRESHOLDS, context).strip()
+        values = []
+        for item in re.split(r"[\s,;]+", text) if text else []:
+            try:
+                value = check_threshold(float(item))
+            except ValueError:
+                raise ValueError(f"{self.THRESHOLDS}: {item!r} is no threshold in [0, 1] (give e.g. 0.4,0.5,0.6)") from None
+            if any(threshold_label(value) == threshold_label(other) for other in values):
+                raise ValueError(f"{self.THRESHOLDS}: {item!r} is given twice")
+            values.append(value)
+        return values
+
+    def runs(self, parameters, context):
+        """(threshold or None, binarized path, polygons path or None) per binarized result: one for
+        THRESHOLD, or one per THRESHOLDS, their files named beside the outputs."""
+        binarized = self.parameterAsOutputLayer(parameters, self.OUTPUT_BINARIZED, context)
+        polygons = self.parameterAsOutputLayer(parameters, self.OUTPUT_POLYGONS, context) or None
+        thresholds = self.thresholds(parameters, context)
+        if not thresholds:
+            return [(None, binarized, polygons)]
+        if polygons and polygons.startswith("ogr:"):
+            raise ValueError(f"{self.OUTPUT_POLYGONS}: with {self.THRESHOLDS}, give a GeoPackage file (one is written "
+                             f"per threshold beside it), not a layer of an existing GeoPackage")
+        return [(value, threshold_path(binarized, value), polygons and threshold_path(polygons, value))
+                for value in thresholds]
+
+    def input_paths(self, parameters, context):
+        return super().input_paths(parameters, context) + [exclusion_file(self, parameters, context)]
 
     def subsets(self, parameters, context):
         """{name: path} of the ensemble subsets; the name (from the layer name) is used in
@@ -115,29 +171,41 @@ class PrepareExportAlgorithm(DartsAlgorithm):
 
     def output_paths(self, parameters, context):
         paths = super().output_paths(parameters, context)
-        binarized = dict(paths).get(self.OUTPUT_BINARIZED)
-        if binarized:
-            paths += [(f"{self.OUTPUT_SUBSET_BINARIZED} ('{name}')", subset_path(binarized, name))
-                      for name in self.subsets(parameters, context)]
+        subsets = self.subsets(parameters, context)
+        for threshold, binarized, polygons in self.runs(parameters, context):
+            detail = "" if threshold is None else f" (threshold {threshold_label(threshold)})"
+            if threshold is not None:
+                paths.append((self.OUTPUT_BINARIZED + detail, binarized))
+                if polygons:
+                    paths.append((self.OUTPUT_POLYGONS + detail, polygons))
+            paths += [(f"{self.OUTPUT_SUBSET_BINARIZED} ('{name}'){detail}", subset_path(binarized, name))
+                      for name in subsets]
         return paths
 
     def execute(self, parameters, context, feedback, outputs):
         import numpy as np
 
-        from ..core import prepare_export
+        from ..core import prepare_export_thresholds
         from .raster_io import check_same_grid, grid_of, read_probabilities, read_quality
 
         scale = self.parameterAsEnumString(parameters, self.PROBABILITY_SCALE, context) or "auto"
         probabilities_path = self.raster_path(parameters, self.PROBABILITIES, context)
         quality_path = self.raster_path(parameters, self.QUALITY_MASK, context, required=False)
-        polygons_path = self.parameterAsOutputLayer(parameters, self.OUTPUT_POLYGONS, context)
         report_path = self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context)
         subsets = self.subsets(parameters, context)
+        runs = self.runs(parameters, context)
+        several = runs[0][0] is not None  # THRESHOLDS given
+        binarized_stem = self.parameterAsOutputLayer(parameters, self.OUTPUT_BINARIZED, context)
+        polygons_stem = self.parameterAsOutputLayer(parameters, self.OUTPUT_POLYGONS, context)
+        scratch_folder = os.path.dirname(os.path.abspath(binarized_stem))
 
         feedback.setProgressText(self.tr("Reading and checking the rasters"))
         grid = grid_of(probabilities_path, self.PROBABILITIES)
-        block = block_plan(self, parameters, context, feedback, grid.width, grid.height,
-                           BYTES_PER_PIXEL + SUBSET_BYTES_PER_PIXEL * len(subsets))
+        exclusion = exclusion_input(self, parameters, context,
+                                    lambda: outputs.scratch(os.path.join(scratch_folder, "exclusion.gpkg")))
+        per_pixel = (BYTES_PER_PIXEL + SUBSET_BYTES_PER_PIXEL * len(subsets) + (1 if exclusion else 0)
+                     + THRESHOLD_BYTES_PER_PIXEL * (len(runs) - 1) * (1 + len(subsets)))
+        block = block_plan(self, parameters, context, feedback, grid.width, grid.height, per_pixel)
         if block:
             from ..core.blockwise import read_probabilities_lazy, read_quality_lazy
 
@@ -154,6 +222,7 @@ class PrepareExportAlgorithm(DartsAlgorithm):
             what = f"{self.SUBSET_PROBABILITIES} '{name}'"
             check_same_grid(self.PROBABILITIES, grid, what, grid_of(path, what))
             tile[f"probabilities-{name}"] = read_probabilities(path, what, scale=scale)
+        exclude = self.read_exclusion(exclusion, grid, block, outputs, scratch_folder, feedback)
         self.check_canceled(feedback)
 
         options = dict(
@@ -165,92 +234,165 @@ class PrepareExportAlgorithm(DartsAlgorithm):
             boundary=self.parameterAsEnumString(parameters, self.BOUNDARY, context),
             size_connectivity=int(self.parameterAsEnumString(parameters, self.SIZE_CONNECTIVITY, context)),
         )
+        thresholds = [options["bin_threshold"]] if not several else [threshold for threshold, _, _ in runs]
         object_counts = {}
-        result = prepare_export(tile, **options, ensemble_subsets=list(subsets),
-                                device=self.resolve_device(parameters, context, feedback),
-                                progress=self.progress_reporter(feedback, 10, 60), object_counts=object_counts)
+        by_threshold = prepare_export_thresholds(
+            tile, thresholds, **{k: v for k, v in options.items() if k != "bin_threshold"},
+            ensemble_subsets=list(subsets), device=self.resolve_device(parameters, context, feedback), exclude=exclude,
+            progress=self.progress_reporter(feedback, 10, 60), object_counts=object_counts)
+        results = [by_threshold[threshold] for threshold in thresholds]
+        object_counts = [object_counts[threshold]["binarized_segmentation"] for threshold in thresholds]
         lazy_probabilities = tile["probabilities"] if block else None  # read again for polygon statistics
-        del tile  # in memory: frees the probabilities read
+        del tile, by_threshold  # in memory: frees the probabilities read
 
         feedback.setProgressText(self.tr("Writing the outputs"))
-        binarized_path = self.parameterAsOutputLayer(parameters, self.OUTPUT_BINARIZED, context)
         extent_path = self.parameterAsOutputLayer(parameters, self.OUTPUT_EXTENT, context)
         probabilities_out = self.parameterAsOutputLayer(parameters, self.OUTPUT_PROBABILITIES, context)
-        rasters = {binarized_path: (result["binarized_segmentation"].astype("uint8"), None, "binarized"),
-                   extent_path: (result["extent"], None, "extent")}
-        results = {self.OUTPUT_BINARIZED: binarized_path, self.OUTPUT_EXTENT: extent_path}
+        first = results[0]  # the extent and masked probabilities are the same for every threshold
+        rasters = {extent_path: (first["extent"], None, "extent")}
+        outputs_of_run = {self.OUTPUT_EXTENT: extent_path}
         if probabilities_out:
-            rasters[probabilities_out] = (result["probabilities"], float("nan"), "probabilities")
-            results[self.OUTPUT_PROBABILITIES] = probabilities_out
+            rasters[probabilities_out] = (first["probabilities"], float("nan"), "probabilities")
+            outputs_of_run[self.OUTPUT_PROBABILITIES] = probabilities_out
+        if several:  # the outputs themselves only give the names: load the files per threshold instead
+            self.load_instead(context, binarized_stem, [(path, f"t={threshold_label(t)}") for t, path, _ in runs],
+                              self.tr("Binarized segmentation"), self.OUTPUT_THRESHOLD_BINARIZED)
+            if polygons_stem:
+                self.load_instead(context, polygons_stem, [(path, f"t={threshold_label(t)}") for t, _, path in runs],
+                                  self.tr("Object polygons"), self.OUTPUT_THRESHOLD_POLYGONS)
         subset_paths = []
-        for name in subsets:
-            path = subset_path(binarized_path, name)
-            rasters[path] = (result[f"binarized_segmentation-{name}"].astype("uint8"), None, None)
-            subset_paths.append(path)
-            if context.willLoadLayerOnCompletion(binarized_path):
-                context.addLayerToLoadOnCompletion(path, QgsProcessingContext.LayerDetails(
-                    self.tr("Binarized segmentation ({})").format(name), context.project(), self.OUTPUT_SUBSET_BINARIZED))
-                style_on_load(context, path, "binarized")
-        results[self.OUTPUT_SUBSET_BINARIZED] = subset_paths
+        for (threshold, binarized_path, _), result in zip(runs, results):
+            rasters[binarized_path] = (result["binarized_segmentation"].astype("uint8"), None, "binarized")
+            for name in subsets:
+                path = subset_path(binarized_path, name)
+                rasters[path] = (result[f"binarized_segmentation-{name}"].astype("uint8"), None, None)
+                subset_paths.append(path)
+                if context.willLoadLayerOnCompletion(binarized_path):
+                    label = name if threshold is None else f"{name}, t={threshold_label(threshold)}"
+                    context.addLayerToLoadOnCompletion(path, QgsProcessingContext.LayerDetails(
+                        self.tr("Binarized segmentation ({})").format(label), context.project(),
+                        self.OUTPUT_SUBSET_BINARIZED))
+                    style_on_load(context, path, "binarized")
+        outputs_of_run[self.OUTPUT_SUBSET_BINARIZED] = subset_paths
+        if several:
+            outputs_of_run[self.OUTPUT_THRESHOLD_BINARIZED] = [path for _, path, _ in runs]
+        else:
+            outputs_of_run[self.OUTPUT_BINARIZED] = runs[0][1]
         writes = {path: (array, nodata) for path, (array, nodata, _) in rasters.items()}
+        kept = [result["binarized_segmentation"].sum() for result in results]
         if block:
             from ..core.blockwise import any_prediction, require_prediction
 
-            _, object_counts, kept, extent_pixels, has_prediction = run_blocks(
+            _, object_counts, extent_pixels, has_prediction, *kept = run_blocks(
                 self, parameters, context, feedback,
-                lambda lock: [outputs.store(writes, grid, lock), object_counts, result["binarized_segmentation"].sum(),
-                              result["extent"].sum(), any_prediction(lazy_probabilities)], start=10, span=88)
+                lambda lock: [outputs.store(writes, grid, lock), object_counts, first["extent"].sum(),
+                              any_prediction(lazy_probabilities), *kept], start=10, span=88)
             require_prediction(has_prediction, self.PROBABILITIES)
         else:
             for path, (array, nodata) in writes.items():
                 self.check_canceled(feedback)
                 outputs.write(path, array, grid, nodata)
-            kept, extent_pixels = result["binarized_segmentation"].sum(), result["extent"].sum()
+            extent_pixels = first["extent"].sum()
         for path, (_, _, style) in rasters.items():
             if style:
                 style_on_load(context, path, style)
+        if several:
+            for threshold, path, _ in runs:
+                tag_threshold(outputs.stored_path(path), threshold)
 
-        note = self.area_note(grid, feedback) if polygons_path or report_path else None
-        if block and (polygons_path or report_path):
-            # Objects and their areas from the binarized raster just written, read back block by
-            # block; their statistics from the probabilities (the same inside objects as masked).
-            from ..core.blockwise import read_binary_lazy
+        polygon_paths = [path for _, _, path in runs if path]
+        note = self.area_note(grid, feedback) if polygon_paths or report_path else None
+        binaries = []
+        for index, ((threshold, binarized_path, polygons_path), result) in enumerate(zip(runs, results)):
+            if block and (polygons_path or report_path):
+                # Objects and their areas from the binarized raster just written, read back block by
+                # block; their statistics from the probabilities (the same inside objects as masked).
+                from ..core.blockwise import read_binary_lazy
 
-            binary = read_binary_lazy(outputs.stored[binarized_path], self.OUTPUT_BINARIZED, block)
-        else:
-            binary = result["binarized_segmentation"]
-        if polygons_path:
-            if block:
-                polygonize_in_blocks(self, parameters, context, feedback, outputs, polygons_path, binary, grid,
-                                     lazy_probabilities, 75, 20)
+                binaries.append(read_binary_lazy(outputs.stored[binarized_path], self.OUTPUT_BINARIZED, block))
             else:
-                self.write_polygons(polygons_path, context, outputs, binary, grid, result["probabilities"],
-                                    self.progress_reporter(feedback, 75, 20))
-            results[self.OUTPUT_POLYGONS] = polygons_path
+                binaries.append(result["binarized_segmentation"])
+            if polygons_path:
+                start, span = 75 + 20 * index / len(runs), 20 / len(runs)
+                if block:
+                    polygonize_in_blocks(self, parameters, context, feedback, outputs, polygons_path, binaries[-1], grid,
+                                         lazy_probabilities, start, span)
+                else:
+                    self.write_polygons(polygons_path, context, outputs, binaries[-1], grid, first["probabilities"],
+                                        self.progress_reporter(feedback, start, span))
+                if threshold is not None:
+                    tag_threshold(outputs.stored_path(polygons_path), threshold)
+        if polygon_paths:
+            outputs_of_run[self.OUTPUT_THRESHOLD_POLYGONS if several else self.OUTPUT_POLYGONS] = \
+                polygon_paths if several else polygon_paths[0]
 
         if report_path:
             from ..core import object_areas
 
-            areas = object_areas(binary, grid.geotransform, grid.crs)
+            areas = [object_areas(binary, grid.geotransform, grid.crs) for binary in binaries]
             if block:
-                (areas,) = run_blocks(self, parameters, context, feedback, lambda lock: [areas], 95, 4)
+                areas = list(run_blocks(self, parameters, context, feedback, lambda lock: areas, 95, 4))
             inputs = {"probabilities": probabilities_path, "quality mask": quality_path or "(none: every pixel with a "
-                      "prediction counts as high quality)", "probability scale": scale, **options}
-            self.write_report(outputs.reserve(report_path), inputs, object_counts["binarized_segmentation"], grid, note,
-                              areas, int(kept), int(extent_pixels))
-            results[self.OUTPUT_REPORT] = report_path
+                      "prediction counts as high quality)", "probability scale": scale,
+                      "exclusion mask": describe_exclusion(exclusion), **options}
+            if several:
+                del inputs["bin_threshold"]
+                inputs["thresholds"] = ", ".join(threshold_label(t) for t in thresholds)
+            self.write_report(outputs.reserve(report_path), inputs, object_counts, grid, note, areas,
+                              [int(k) for k in kept], int(extent_pixels), thresholds if several else None)
+            outputs_of_run[self.OUTPUT_REPORT] = report_path
         feedback.setProgress(100)
-        feedback.pushInfo(self.tr("{} object pixels kept, extent covers {} pixels.").format(int(kept), int(extent_pixels)))
-        return results
+        for threshold, pixels in zip(thresholds, kept):
+            detail = f" (threshold {threshold_label(threshold)})" if several else ""
+            feedback.pushInfo(self.tr("{} object pixels kept{}, extent covers {} pixels.").format(
+                int(pixels), detail, int(extent_pixels)))
+        return outputs_of_run
 
-    def write_report(self, path, settings, counts, grid, area_note, areas, kept_pixels, extent_pixels):
-        from .report import render_report
+    def read_exclusion(self, exclusion, grid, block, outputs, scratch_folder, feedback):
+        """The EXCLUDE mask on the probabilities' grid (lazy block by block), or None."""
+        if not exclusion:
+            return None
+        from ..core.exclusion import exclusion_mask, exclusion_mask_lazy
+
+        path, layer, where = exclusion
+        feedback.pushInfo(self.tr("Exclusion mask: {}").format(describe_exclusion(exclusion)))
+        shape, options = (grid.height, grid.width), dict(layer=layer, where=where, what=self.EXCLUDE)
+        if block:
+            return exclusion_mask_lazy(path, shape, grid.transform_to_write, grid.crs, block,
+                                       outputs.scratch(os.path.join(scratch_folder, "exclusion.tif")), **options)
+        return exclusion_mask(path, shape, grid.transform_to_write, grid.crs, **options)
+
+    def load_instead(self, context, stem, files, title, output_name):
+        """Load `files` ((path, label), ...) on completion in place of `stem`, which is not written."""
+        if not context.willLoadLayerOnCompletion(stem):
+            return
+        layers = context.layersToLoadOnCompletion()
+        layers.pop(stem, None)
+        context.setLayersToLoadOnCompletion(layers)
+        for path, label in files:
+            context.addLayerToLoadOnCompletion(path, QgsProcessingContext.LayerDetails(
+                f"{title} ({label})", context.project(), output_name))
+
+    def write_report(self, path, settings, counts, grid, area_note, areas, kept_pixels, extent_pixels, thresholds=None):
+        """The HTML report: one threshold's counts and area histogram, or (`thresholds`) the
+        thresholds compared side by side; `counts`, `areas` and `kept_pixels` hold one entry
+        per threshold."""
+        from .report import render_report, render_threshold_report
 
         if settings.get("edge_erosion_size") is None:
             settings["edge_erosion_size"] = f"{settings['mask_erosion_size']} (the mask erosion size)"
-        page = render_report(self.tr("DARTS postprocessing report"), [*settings.items(), ("grid", grid.describe())],
-                             counts, kept_objects=len(areas), kept_pixels=kept_pixels, kept_area_m2=float(areas.sum()),
-                             extent_pixels=extent_pixels, object_areas_m2=areas, area_note=area_note)
+        parameters = [*settings.items(), ("grid", grid.describe())]
+        title = self.tr("DARTS postprocessing report")
+        if thresholds:
+            page = render_threshold_report(title, parameters, [
+                dict(threshold=threshold_label(threshold), counts=count, kept_objects=len(area), kept_pixels=pixels,
+                     kept_area_m2=float(area.sum()))
+                for threshold, count, area, pixels in zip(thresholds, counts, areas, kept_pixels)],
+                extent_pixels=extent_pixels, area_note=area_note)
+        else:
+            page = render_report(title, parameters, counts[0], kept_objects=len(areas[0]), kept_pixels=kept_pixels[0],
+                                 kept_area_m2=float(areas[0].sum()), extent_pixels=extent_pixels,
+                                 object_areas_m2=areas[0], area_note=area_note)
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(page)
 
@@ -261,5 +403,38 @@ def subset_path(binarized_path, name):
     return f"{stem}-{name}{extension}"
 
 
+def threshold_label(threshold):
+    """The threshold as it appears in file names and reports: two decimals, more when needed
+    (0.40, 0.425)."""
+    label = f"{threshold:.2f}"
+    return label if float(label) == threshold else f"{threshold:.10g}"
+
+
+def threshold_path(path, threshold):
+    """Where the result of one of THRESHOLDS goes: <stem>-t0.40<extension> beside `path`."""
+    stem, extension = os.path.splitext(path)
+    return f"{stem}-t{threshold_label(threshold)}{extension}"
+
+
+def describe_exclusion(exclusion):
+    if not exclusion:
+        return "(none)"
+    path, layer, where = exclusion
+    return path + (f", layer {layer}" if layer else "") + (f", features where {where}" if where else "")
+
+
+def tag_threshold(path, threshold):
+    """Record the threshold in a written file: a GeoTIFF tag, or the GeoPackage layer's metadata."""
+    from ..core.files import gdal_writing, osgeo
+
+    gdal, _, _ = osgeo()
+    with gdal_writing(path):
+        dataset = gdal.OpenEx(path, gdal.OF_UPDATE)
+        target = dataset if dataset.RasterCount else dataset.GetLayer(0)
+        target.SetMetadataItem("DARTS_THRESHOLD", threshold_label(threshold))
+        dataset = None
+
+
 BYTES_PER_PIXEL = 14  # in memory (measured: ~13): float32 probabilities read and masked, quality, extent, objects
 SUBSET_BYTES_PER_PIXEL = 9  # each ensemble subset: its probabilities read and masked, and its objects
+THRESHOLD_BYTES_PER_PIXEL = 2  # each further threshold, per layer: its objects (bool) and their uint8 copy

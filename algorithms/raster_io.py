@@ -74,3 +74,7 @@ class AtomicOutputs(AtomicFiles):
                                         nodata, compress) for path, (array, nodata) in arrays.items()}
         self.stored = {**getattr(self, "stored", {}), **{path: target.path for path, target in targets.items()}}
         return store({path: array for path, (array, _) in arrays.items()}, targets, lock)
+
+    def stored_path(self, target: str) -> str:
+        """The temporary file `target` was written to (until the run's outputs are committed)."""
+        return next(temporary for temporary, final in reversed(self._pending) if final == target)

@@ -45,26 +45,95 @@ def render_report(title: str, parameters: list[tuple[str, object]], counts: dict
     figure = (f'<img id="area-histogram" alt="Histogram of object areas" '
               f'src="data:image/png;base64,{base64.b64encode(png).decode()}">' if png else
               "<p>(matplotlib is not installed: no histogram.)</p>")
-    numbers = [
+    numbers = [(key, label, value) for key, label, value in (
         ("objects", "Objects above the threshold (8-connected)", counts["objects"]),
         ("removed_at_boundary", "Removed: touching invalid data or the tile edge", counts["removed_at_boundary"]),
+        ("removed_excluded", EXCLUDED_LABEL, counts.get("removed_excluded")),
         ("removed_too_small", "Removed: smaller than the minimum object size", counts["removed_too_small"]),
         ("kept_objects", "Objects kept", kept_objects),
         ("kept_pixels", "Kept object pixels", kept_pixels),
         ("kept_area_m2", "Kept object area (m²)", f"{kept_area_m2:.1f}"),
         ("extent_pixels", "Extent (valid) pixels", extent_pixels),
-    ]
+    ) if value is not None]
     note = f'\n<p id="area-note"><strong>Note: {html.escape(area_note)}.</strong></p>' if area_note else ""
     rows = "\n".join(f'<tr><th>{html.escape(label)}</th><td id="{key}">{value}</td></tr>' for key, label, value in numbers)
-    settings = "\n".join(f"<tr><th>{html.escape(str(name))}</th><td>{html.escape(str(value))}</td></tr>"
-                         for name, value in parameters)
     return _page(title, f"""<h2>Objects</h2><table id="counts">
 {rows}
 </table>{note}
-<h2>Object areas</h2>{figure}
+<h2>Object areas</h2>{figure}""", parameters)
+
+
+EXCLUDED_LABEL = "Removed: in the exclusion mask (clip: wholly)"
+
+
+def _page(title: str, body: str, parameters: list[tuple[str, object]]) -> str:
+    settings = "\n".join(f"<tr><th>{html.escape(str(name))}</th><td>{html.escape(str(value))}</td></tr>"
+                         for name, value in parameters)
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse;margin-bottom:1.5em}}
+th,td{{border:1px solid #ccc;padding:.3em .7em;text-align:left}} td{{text-align:right}}</style></head>
+<body><h1>{html.escape(title)}</h1>
+{body}
 <h2>Parameters</h2><table id="parameters">
 {settings}
-</table>""")
+</table></body></html>
+"""
+
+
+def render_threshold_report(title: str, parameters: list[tuple[str, object]], runs: list[dict], extent_pixels: int,
+                            area_note: str | None = None) -> str:
+    """The report of a run with several thresholds: per threshold (one column each) the object
+    counts and the kept area, and one plot of both. `runs` holds per threshold a dict with
+    `threshold` (its label), `counts`, `kept_objects`, `kept_pixels` and `kept_area_m2`; each
+    number sits in a cell with the id <key>-t<label>."""
+    measures = [("objects", "Objects above the threshold (8-connected)", lambda r: r["counts"]["objects"]),
+                ("removed_at_boundary", "Removed: touching invalid data or the tile edge",
+                 lambda r: r["counts"]["removed_at_boundary"]),
+                ("removed_excluded", EXCLUDED_LABEL, lambda r: r["counts"].get("removed_excluded")),
+                ("removed_too_small", "Removed: smaller than the minimum object size",
+                 lambda r: r["counts"]["removed_too_small"]),
+                ("kept_objects", "Objects kept", lambda r: r["kept_objects"]),
+                ("kept_pixels", "Kept object pixels", lambda r: r["kept_pixels"]),
+                ("kept_area_m2", "Kept object area (m²)", lambda r: f"{r['kept_area_m2']:.1f}")]
+    header = "".join(f"<th>t = {html.escape(r['threshold'])}</th>" for r in runs)
+    rows = "\n".join(
+        f"<tr><th>{html.escape(label)}</th>"
+        + "".join(f'<td id="{key}-t{html.escape(r["threshold"])}">{value(r)}</td>' for r in runs) + "</tr>"
+        for key, label, value in measures if value(runs[0]) is not None)
+    note = f'\n<p id="area-note"><strong>Note: {html.escape(area_note)}.</strong></p>' if area_note else ""
+    return _page(title, f"""<h2>Thresholds compared</h2><table id="thresholds">
+<tr><th></th>{header}</tr>
+{rows}
+</table>
+<p>Extent (valid) pixels, the same for every threshold: <span id="extent_pixels">{extent_pixels}</span></p>{note}
+{threshold_plot_svg(runs)}""", parameters)
+
+
+def threshold_plot_svg(runs: list[dict]) -> str:
+    """One inline SVG figure, two bar panels: objects kept and kept area per threshold."""
+    width, height, top, bottom = 300, 230, 40, 40
+    panels = []
+    for index, (key, label) in enumerate((("kept_objects", "Objects kept"), ("kept_area_m2", "Kept area (m²)"))):
+        values = [float(run[key]) for run in runs]
+        scale = (height - top - bottom) / (max(values) or 1)
+        step = (width - 40) / len(runs)
+        bars = []
+        for position, (run, value) in enumerate(zip(runs, values)):
+            x, bar = 30 + position * step + step * 0.15, value * scale
+            text = f"{value:.0f}" if key == "kept_objects" else f"{value:.3g}"
+            bars.append(f'<rect x="{x:.1f}" y="{height - bottom - bar:.1f}" width="{step * 0.7:.1f}" height="{bar:.1f}" '
+                        f'fill="#d7301f"><title>t = {html.escape(run["threshold"])}: {text}</title></rect>'
+                        f'<text x="{x + step * 0.35:.1f}" y="{height - bottom - bar - 4:.1f}" text-anchor="middle" '
+                        f'font-size="11">{text}</text>'
+                        f'<text x="{x + step * 0.35:.1f}" y="{height - bottom + 16:.1f}" text-anchor="middle" '
+                        f'font-size="11">{html.escape(run["threshold"])}</text>')
+        panels.append(f'<g transform="translate({index * width},0)"><text x="{width / 2}" y="20" text-anchor="middle" '
+                      f'font-size="13">{label}</text><line x1="25" y1="{height - bottom}" x2="{width - 5}" '
+                      f'y2="{height - bottom}" stroke="#333"/>{"".join(bars)}<text x="{width / 2}" y="{height - 6}" '
+                      f'text-anchor="middle" font-size="11">threshold</text></g>')
+    return (f'<svg id="threshold-plot" xmlns="http://www.w3.org/2000/svg" width="{2 * width}" height="{height}" '
+            f'role="img" aria-label="Objects kept and kept area per threshold">{"".join(panels)}</svg>')
 
 
 def render_tiles_report(title: str, region, folder: str) -> str:
@@ -80,34 +149,19 @@ def render_tiles_report(title: str, region, folder: str) -> str:
                         for key, label, value in numbers)
     tiles = "\n".join(
         f'<tr><th>{html.escape(tile.tile_id)}</th><td>{html.escape(tile.crs_name)}</td><td>{tile.counts["objects"]}</td>'
-        f'<td>{tile.counts["removed_at_boundary"]}</td><td>{tile.counts["removed_too_small"]}</td><td>{tile.count}</td>'
-        f'<td>{tile.kept}</td><td>{tile.seconds:.1f}</td></tr>' for tile in region.tiles)
+        f'<td>{tile.counts["removed_at_boundary"]}</td><td>{tile.counts.get("removed_excluded", "")}</td>'
+        f'<td>{tile.counts["removed_too_small"]}</td><td>{tile.count}</td><td>{tile.kept}</td>'
+        f'<td>{tile.seconds:.1f}</td></tr>' for tile in region.tiles)
     skipped = "\n".join(f"<tr><th>{html.escape(item.tile_id)}</th><td>{html.escape(item.reason)}</td></tr>"
                         for item in region.skipped) or '<tr><td colspan="2">none</td></tr>'
-    settings = "\n".join(f"<tr><th>{html.escape(str(name))}</th><td>{html.escape(str(value))}</td></tr>"
-                         for name, value in [("input folder", folder), *region.record.items()])
     return _page(title, f"""<h2>Summary</h2><table id="summary">
 {summary}
 </table>
 <h2>Tiles</h2><table id="tiles">
-<tr><th>tile</th><th>CRS</th><th>objects</th><th>removed at the boundary</th><th>removed as too small</th>
-<th>kept in the tile</th><th>in the merged map</th><th>time (s)</th></tr>
+<tr><th>tile</th><th>CRS</th><th>objects</th><th>removed at the boundary</th><th>removed in the exclusion mask</th>
+<th>removed as too small</th><th>kept in the tile</th><th>in the merged map</th><th>time (s)</th></tr>
 {tiles}
 </table>
 <h2>Skipped tiles</h2><table id="skipped">
 {skipped}
-</table>
-<h2>Parameters</h2><table id="parameters">
-{settings}
-</table>""")
-
-
-def _page(title: str, body: str) -> str:
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse;margin-bottom:1.5em}}
-th,td{{border:1px solid #ccc;padding:.3em .7em;text-align:left}} td{{text-align:right}}</style></head>
-<body><h1>{html.escape(title)}</h1>
-{body}
-</body></html>
-"""
+</table>""", [("input folder", folder), *region.record.items()])

@@ -16,6 +16,7 @@ from .api import (
     check_threshold,
     erode_mask,
     prepare_export,
+    prepare_export_thresholds,
 )
 from .export import export_tile, to_percent
 from .objects import label_objects, object_statistics
@@ -42,6 +43,7 @@ __all__ = [
     "object_statistics",
     "polygonize",
     "prepare_export",
+    "prepare_export_thresholds",
     "process_tiles",
     "quality_from_observations",
     "quality_from_scl",

@@ -138,13 +138,17 @@ def erode_mask(mask, size: int, device: Device = "auto", edge_size: int | None =
     return _like(mask, eroded)
 
 
-def binarize(probs, threshold: float, min_object_size: int, mask, device: Device = "auto", *, size_connectivity: int = 8):
-    """Objects (`probs > threshold`, 8-connected) that touch no invalid pixel of `mask` and
-    have at least `min_object_size` pixels (counted with `size_connectivity`). Returns bool."""
+def binarize(probs, threshold: float, min_object_size: int, mask, device: Device = "auto", *, size_connectivity: int = 8,
+             exclude=None, boundary: str = "remove"):
+    """Objects (`probs > threshold`, 8-connected) that touch no invalid pixel of `mask`, meet
+    no non-zero pixel of `exclude` (optional) and have at least `min_object_size` pixels
+    (counted with `size_connectivity`). `boundary="clip"` cuts objects at the invalid and
+    excluded pixels instead of removing them whole. Returns bool."""
     threshold = check_threshold(threshold)
     min_object_size = check_size("min_object_size", min_object_size)
     check_choice("size_connectivity", size_connectivity, CONNECTIVITIES)
-    if is_dask(probs) or is_dask(mask):
+    check_choice("boundary", boundary, BOUNDARY_MODES)
+    if is_dask(probs) or is_dask(mask) or is_dask(exclude):
         from .chunked import binarize_mask_lazy
 
         validate_device(device)
@@ -152,8 +156,13 @@ def binarize(probs, threshold: float, min_object_size: int, mask, device: Device
         _check_raster("probs", prob_data, "f", "float probabilities in [0, 1] (NaN = no prediction)")
         _check_raster("mask", mask_data, "uib", "a bool or integer mask (non-zero = valid)")
         check_same_grid(probs=prob_data, mask=mask_data)
+        excluded = None
+        if exclude is not None:
+            excluded = _as_dask(exclude, like=probs)
+            _check_exclusion(excluded, prob_data)
+            excluded = excluded.rechunk(prob_data.chunks) != 0
         result, _ = binarize_mask_lazy(prob_data, threshold, min_object_size, mask_data.rechunk(prob_data.chunks),
-                                       size_connectivity)
+                                       size_connectivity, excluded=excluded, boundary=boundary)
         return _like_lazy(probs, result)
     prob_data, mask_data = raw_array(probs), raw_array(mask)
     backend = resolve_device(device)
@@ -162,8 +171,24 @@ def binarize(probs, threshold: float, min_object_size: int, mask, device: Device
         _check_probabilities("probs", prob_data, backend.xp)
         _check_raster("mask", mask_data, "uib", "a bool or integer mask (non-zero = valid)")
         check_same_grid(probs=prob_data, mask=mask_data)
-        result = binarize_array(prob_data, threshold, min_object_size, mask_data != 0, size_connectivity, backend.xp)
+        excluded = _excluded_on(backend, exclude, prob_data)
+        result = binarize_array(prob_data, threshold, min_object_size, mask_data != 0, size_connectivity, backend.xp,
+                                excluded=excluded, boundary=boundary)
     return _like(probs, result)
+
+
+def _check_exclusion(exclude, like) -> None:
+    _check_raster("exclude", exclude, "uib", "a bool or integer mask (non-zero = excluded)")
+    check_same_grid(probabilities=like, exclude=exclude)
+
+
+def _excluded_on(backend: Backend, exclude, like):
+    """The exclusion mask as bool on the backend's device (None: no exclusion)."""
+    if exclude is None:
+        return None
+    data = backend.asarray(raw_array(exclude))
+    _check_exclusion(data, like)
+    return data != 0
 
 
 def prepare_export(
@@ -178,6 +203,7 @@ def prepare_export(
     *,
     boundary: str = "remove",
     size_connectivity: int = 8,
+    exclude=None,
     progress: Progress | None = None,
     object_counts: dict | None = None,
 ):
@@ -187,12 +213,49 @@ def prepare_export(
     `tile` is an xarray Dataset or a mapping of arrays with `probabilities`,
     `quality_data_mask` and `probabilities-{subset}`; a new one of the same kind is
     returned with `extent` (uint8), `binarized_segmentation[-{subset}]` (bool) and the
-    NaN-masked `probabilities[-{subset}]`. The input is never modified. `progress`, if
+    NaN-masked `probabilities[-{subset}]`. The input is never modified. `exclude`, if
+    given, is a mask on the tile's grid (non-zero = excluded, e.g. water): objects meeting
+    it are removed whole, or with `boundary="clip"` cut (see binarize). `progress`, if
     given, is called as progress(fraction, message) between steps; it may raise to cancel.
     `object_counts`, if given, is filled per binarized layer with the number of `objects`
-    above the threshold, `removed_at_boundary` and `removed_too_small` (for reports).
+    above the threshold, `removed_at_boundary`, `removed_excluded` (with `exclude`) and
+    `removed_too_small` (for reports).
     """
-    threshold = check_threshold(bin_threshold)
+    counts = [] if object_counts is not None else None
+    (result,) = _prepare(tile, [bin_threshold], mask_erosion_size, min_object_size, quality_level, ensemble_subsets,
+                         device, edge_erosion_size, boundary, size_connectivity, exclude, progress, counts)
+    if object_counts is not None:
+        object_counts.update(counts[0])
+    return result
+
+
+def prepare_export_thresholds(tile, thresholds: Sequence[float], mask_erosion_size: int = 10, min_object_size: int = 32,
+                              quality_level: int | str = 0, ensemble_subsets: Sequence[str] = (),
+                              device: Device = "auto", edge_erosion_size: int | None = None, *,
+                              boundary: str = "remove", size_connectivity: int = 8, exclude=None,
+                              progress: Progress | None = None, object_counts: dict | None = None) -> dict:
+    """prepare_export for several thresholds at once: {threshold: the tile prepare_export
+    returns for it}, the quality mask eroded once (in memory; block by block each pass
+    recomputes its chunks anyway). `object_counts`, if given, is filled as
+    {threshold: prepare_export's counts}."""
+    if isinstance(thresholds, (str, numbers.Real)) or len(thresholds) == 0:
+        raise ValueError(f"thresholds must be a non-empty list of numbers, got {thresholds!r}")
+    checked = [check_threshold(threshold) for threshold in thresholds]
+    if len(set(checked)) < len(checked):
+        raise ValueError(f"thresholds must differ, got {list(thresholds)!r}")
+    counts = [] if object_counts is not None else None
+    results = _prepare(tile, checked, mask_erosion_size, min_object_size, quality_level, ensemble_subsets, device,
+                       edge_erosion_size, boundary, size_connectivity, exclude, progress, counts)
+    if object_counts is not None:
+        object_counts.update(zip(checked, counts))
+    return dict(zip(checked, results))
+
+
+def _prepare(tile, thresholds, mask_erosion_size, min_object_size, quality_level, ensemble_subsets, device,
+             edge_erosion_size, boundary, size_connectivity, exclude, progress, object_counts):
+    """One result tile per threshold (the extent and masked probabilities shared); appends
+    each threshold's counts to `object_counts` (a list) when given."""
+    thresholds = [check_threshold(threshold) for threshold in thresholds]
     erosion = check_size("mask_erosion_size", mask_erosion_size)
     edge = erosion if edge_erosion_size is None else check_size("edge_erosion_size", edge_erosion_size)
     min_size = check_size("min_object_size", min_object_size)
@@ -206,9 +269,9 @@ def prepare_export(
     require_variables(tile, ["quality_data_mask", *layers.values()])
     _check_level_fits_mask(level, tile["quality_data_mask"])
 
-    if any(is_dask(tile[name]) for name in ["quality_data_mask", *layers.values()]):
-        return _prepare_export_lazy(tile, layers, threshold, erosion, edge, min_size, level, boundary,
-                                    size_connectivity, object_counts)
+    if is_dask(exclude) or any(is_dask(tile[name]) for name in ["quality_data_mask", *layers.values()]):
+        return _prepare_export_lazy(tile, layers, thresholds, erosion, edge, min_size, level, boundary,
+                                    size_connectivity, exclude, object_counts)
 
     report = progress or (lambda fraction, message: None)
     backend = resolve_device(device)
@@ -222,26 +285,31 @@ def prepare_export(
             report(0.05, f"Eroding the quality mask (disk radius {erosion}, edge band {edge})")
             valid = erode_valid(valid, erosion, edge, xp)
         del quality
-        results = {"extent": valid.astype(np.uint8)}
+        excluded = _excluded_on(backend, exclude, valid)
+        results = [{"extent": valid.astype(np.uint8)} for _ in thresholds]
+        counts = [{} for _ in thresholds]
 
         for index, (subset, name) in enumerate(layers.items()):
             suffix = "" if subset is None else f"-{subset}"
-            report(0.2 + 0.8 * index / len(layers), f"Binarizing {name}")
             probs = backend.asarray(raw_array(tile[name]))
             _check_probabilities(name, probs, xp)
             check_same_grid(quality_data_mask=valid, **{name: probs})
+            for step, threshold in enumerate(thresholds):
+                detail = f" at threshold {threshold:g}" if len(thresholds) > 1 else ""
+                report(0.2 + 0.8 * (index * len(thresholds) + step) / (len(layers) * len(thresholds)),
+                       f"Binarizing {name}{detail}")
+                counts[step][f"binarized_segmentation{suffix}"] = {}
+                results[step][f"binarized_segmentation{suffix}"] = binarize_array(
+                    probs, threshold, min_size, valid, size_connectivity, xp, counts[step][f"binarized_segmentation{suffix}"],
+                    excluded=excluded, boundary=boundary)
             masked = xp.where(valid, probs, probs.dtype.type(np.nan))
-            source = probs if boundary == "remove" else masked
             del probs
-            counts = {}
-            results[f"binarized_segmentation{suffix}"] = binarize_array(source, threshold, min_size, valid,
-                                                                        size_connectivity, xp, counts)
-            if object_counts is not None:
-                object_counts[f"binarized_segmentation{suffix}"] = counts
-            del source
-            results[name] = masked
+            for result in results:
+                result[name] = masked
         report(1.0, "Done")
-    return _assemble(tile, results, backend)
+    if object_counts is not None:
+        object_counts.extend(counts)
+    return [_assemble(tile, result, backend) for result in results]
 
 
 def _as_dask(value, like=None):
@@ -259,12 +327,13 @@ def _like_lazy(template, result):
     return template.copy(data=result) if is_dataarray(template) else result
 
 
-def _prepare_export_lazy(tile, layers, threshold, erosion, edge, min_size, level, boundary, size_connectivity,
-                         object_counts):
-    """prepare_export on dask-backed tiles: lazy results, counts as dask Delayed values."""
+def _prepare_export_lazy(tile, layers, thresholds, erosion, edge, min_size, level, boundary, size_connectivity,
+                         exclude, object_counts):
+    """_prepare on dask-backed tiles: lazy results, counts as dask Delayed values."""
     from .chunked import prepare_export_lazy
 
-    first = next(tile[name] for name in ["quality_data_mask", *layers.values()] if is_dask(tile[name]))
+    first = next(array for array in [*(tile[name] for name in ["quality_data_mask", *layers.values()]), exclude]
+                 if is_dask(array))
     quality = _as_dask(tile["quality_data_mask"], like=first)
     _check_raster("quality_data_mask", quality, "uib", "an integer quality mask (0 invalid, 1 low, 2 high quality)")
     probabilities = {}
@@ -273,11 +342,16 @@ def _prepare_export_lazy(tile, layers, threshold, erosion, edge, min_size, level
         probabilities[suffix] = (name, _as_dask(tile[name], like=first))
         _check_raster(name, probabilities[suffix][1], "f", "float probabilities in [0, 1] (NaN = no prediction)")
         check_same_grid(quality_data_mask=quality, **{name: probabilities[suffix][1]})
-    results, counts = prepare_export_lazy(quality, probabilities, threshold, erosion, edge, min_size, level,
-                                          boundary, size_connectivity)
+    excluded = None
+    if exclude is not None:
+        excluded = _as_dask(exclude, like=first)
+        _check_exclusion(excluded, quality)
+        excluded = excluded != 0
+    results, counts = prepare_export_lazy(quality, probabilities, thresholds, erosion, edge, min_size, level,
+                                          boundary, size_connectivity, excluded)
     if object_counts is not None:
-        object_counts.update(counts)
-    return _assemble(tile, results, None)
+        object_counts.extend(counts)
+    return [_assemble(tile, result, None) for result in results]
 
 
 _LONG_NAMES = {"extent": "Extent of the segmentation", "binarized_segmentation": "Binarized Segmentation"}

@@ -32,7 +32,7 @@ import scipy.sparse.csgraph
 from ._backend import to_host
 from .api import _check_probabilities, _check_quality_mask
 from .postprocess import erode_valid
-from .runs import expand_ranges, find_runs, flat_view, repeat_index, run_components, runs_of_pixels
+from .runs import components_with, expand_ranges, find_runs, flat_view, repeat_index, run_components, runs_of_pixels
 
 # -- kernels on one chunk (numpy) -------------------------------------------------------------
 
@@ -104,6 +104,18 @@ class Labels:
         first_run = np.unique(self.labels, return_index=True)[1]
         return (self.rows[first_run] + origin[0]) * raster_width + origin[1] + self.starts[first_run]
 
+    def having(self, marked) -> np.ndarray:
+        """Per label, whether any of its pixels is set in `marked` (a bool chunk set only on objects)."""
+        return components_with(marked, self.rows, self.starts, self.labels, self.count)
+
+    def parts(self, part: "Labels") -> Summary:
+        """The sizes summary of `part`, a labelling of a subset of these objects' pixels, with the
+        label here of the object each of its components lies in (`parent`)."""
+        first_run = np.unique(part.labels, return_index=True)[1]
+        pixels = part.rows[first_run] * self.shape[1] + part.starts[first_run]
+        parent = self.labels[runs_of_pixels(self.rows, self.starts, self.shape[1], pixels)]
+        return Summary(part.count, part.sizes(), part.sides(), parent=parent)
+
     def paint(self, values) -> np.ndarray:
         """A chunk raster with each run's pixels set to the value of its label (`values`, one per
         label: True for the kept ones, or object numbers); background 0."""
@@ -123,6 +135,8 @@ class Summary:
     sizes: np.ndarray
     sides: dict
     touching: np.ndarray | None = None  # per label: has a pixel where the mask is invalid
+    excluded: np.ndarray | None = None  # per label: has an excluded pixel
+    outside: np.ndarray | None = None  # per label: has a pixel that is not excluded
     parent: np.ndarray | None = None  # per label: the label of the 8-connected object it is part of
     first: np.ndarray | None = None  # per label: global flat index of its first pixel
 
@@ -133,17 +147,23 @@ class ChunkSummary:
     sizes: Summary | None = None  # the components whose sizes are filtered, when not the objects
 
 
-def summarize(objects, valid, size_connectivity: int = 8) -> ChunkSummary:
-    """Pass 1 on one chunk: its 8-connected objects (and, for size_connectivity 4, its
-    4-connected size components) with what `resolve` needs to join them across chunks."""
+def summarize(objects, valid, size_connectivity: int = 8, excluded=None, boundary: str = "remove") -> ChunkSummary:
+    """Pass 1 on one chunk: its 8-connected objects (whether they touch invalid or excluded
+    pixels) and, when sizes are not those of the objects (4-connectivity, or objects cut at an
+    exclusion in clip mode), the components whose sizes are filtered, with what `resolve`
+    needs to join them across chunks."""
     objects = np.ascontiguousarray(to_host(objects))
     labels = Labels.of(objects, 8)
     touching = np.zeros(labels.count, bool)
     if valid is not None:
-        bad_pixels = np.flatnonzero(objects & ~to_host(valid))
-        touching[labels.labels[runs_of_pixels(labels.rows, labels.starts, objects.shape[1], bad_pixels)]] = True
+        touching = labels.having(objects & ~to_host(valid))
     summary = ChunkSummary(Summary(labels.count, labels.sizes(), labels.sides(), touching=touching))
-    if size_connectivity == 4:
+    if excluded is not None:
+        excluded = to_host(excluded)
+        summary.objects.excluded, summary.objects.outside = labels.having(objects & excluded), labels.having(objects & ~excluded)
+    if excluded is not None and boundary == "clip":
+        summary.sizes = labels.parts(Labels.of(objects & ~excluded, size_connectivity))
+    elif size_connectivity == 4:
         small = Labels.of(objects, 4)
         parent = np.zeros(small.count, np.int64)
         # 4-connected runs are 8-connected too, and both labellings see the same runs.
@@ -228,32 +248,50 @@ class Resolution:
     counts: dict = field(default_factory=dict)
 
 
-def resolve(summaries, min_object_size: int, size_connectivity: int = 8) -> Resolution:
-    """Which chunk labels are kept: objects touching no invalid pixel anywhere, and of at least
-    `min_object_size` pixels over all chunks (counted with `size_connectivity`). Counts as
-    binarize_array fills them."""
+def _any_of(component, count: int, flags) -> np.ndarray:
+    """Per object: whether any of its chunk labels has the flag."""
+    result = np.zeros(count, bool)
+    result[component[flags.astype(bool)]] = True
+    return result
+
+
+def resolve(summaries, min_object_size: int, size_connectivity: int = 8, exclusion: str | None = None) -> Resolution:
+    """Which chunk labels are kept: objects touching no invalid pixel anywhere, meeting the
+    exclusion as binarize_array's `boundary` says (`exclusion`: None, "remove" or "clip"), and
+    of at least `min_object_size` pixels over all chunks (counted with `size_connectivity`).
+    Counts as binarize_array fills them."""
     component, offsets, count = join_labels([[s.objects for s in row] for row in summaries], 8)
-    touching = np.zeros(count, bool)
-    touching[component[_gather(summaries, lambda s: s.objects.touching).astype(bool)]] = True
+    touching = _any_of(component, count, _gather(summaries, lambda s: s.objects.touching))
     counts = {"objects": count, "removed_at_boundary": int(touching.sum()), "removed_too_small": 0}
+    removed = touching
+    if exclusion is not None:
+        if exclusion == "remove":
+            lost = _any_of(component, count, _gather(summaries, lambda s: s.objects.excluded))
+        else:  # clip: lost when no pixel outside the exclusion is left
+            lost = ~_any_of(component, count, _gather(summaries, lambda s: s.objects.outside))
+        lost &= ~touching
+        counts["removed_excluded"] = int(lost.sum())
+        removed = touching | lost
     filter_sizes = min_object_size > 1
-    if filter_sizes and size_connectivity == 4:
+    labelling = size_connectivity if filter_sizes else 8
+    if exclusion == "clip" or (filter_sizes and size_connectivity == 4):
         sizes_of = [[s.sizes for s in row] for row in summaries]
-        small_component, small_offsets, small_count = join_labels(sizes_of, 4)
+        small_component, small_offsets, small_count = join_labels(sizes_of, labelling)
         parent = np.concatenate([s.sizes.parent + offsets[k] for k, s in enumerate(s for row in summaries for s in row)])
-        removed = np.zeros(small_count, bool)
-        removed[small_component] = touching[component[parent]]
-        sizes = np.bincount(small_component, weights=_gather(sizes_of, lambda s: s.sizes), minlength=small_count)
-        too_small = ~removed & (sizes < min_object_size)
-        counts["removed_too_small"] = int(too_small.sum())
-        keep, offsets, connectivity = ~(removed | too_small)[small_component], small_offsets, 4
+        gone = np.zeros(small_count, bool)
+        gone[small_component] = removed[component[parent]]
+        too_small = np.zeros(small_count, bool)
+        if filter_sizes:
+            sizes = np.bincount(small_component, weights=_gather(sizes_of, lambda s: s.sizes), minlength=small_count)
+            too_small = ~gone & (sizes < min_object_size)
+            counts["removed_too_small"] = int(too_small.sum())
+        keep, offsets, connectivity = ~(gone | too_small)[small_component], small_offsets, labelling
     else:
-        removed = touching
         if filter_sizes:
             sizes = np.bincount(component, weights=_gather(summaries, lambda s: s.objects.sizes), minlength=count)
-            too_small = ~touching & (sizes < min_object_size)
+            too_small = ~removed & (sizes < min_object_size)
             counts["removed_too_small"] = int(too_small.sum())
-            removed = touching | too_small
+            removed = removed | too_small
         keep, connectivity = ~removed[component], 8
     return Resolution(_per_chunk(keep, offsets, summaries), connectivity, counts)
 
@@ -386,28 +424,36 @@ def independent_chunks(array):
     return _from_chunks(tasks, array.chunks, array.dtype)
 
 
-def _summarize_chunk(recipe, labelling: int):
-    objects, *valid = recipe.compute()
-    return summarize(objects, valid[0] if valid else None, labelling)
+def _summarize_chunk(recipe, labelling: int, has_valid: bool, boundary: str):
+    objects, *rest = recipe.compute()
+    valid = rest.pop(0) if has_valid else None
+    return summarize(objects, valid, labelling, rest[0] if rest else None, boundary)
 
 
-def _paint_chunk(recipe, resolution, index, connectivity: int):
+def _paint_chunk(recipe, resolution, index):
     (objects,) = recipe.compute()
-    return paint_kept(objects, resolution.keep[index[0]][index[1]], connectivity)
+    return paint_kept(objects, resolution.keep[index[0]][index[1]], resolution.connectivity)
 
 
-def binarize_lazy(objects, valid, min_object_size: int, size_connectivity: int):
-    """Lazy binarize of the dask bool `objects` (the thresholding) with the dask validity mask
-    `valid` (or None). Returns (dask bool array, Delayed counts dict). Each pass computes each
+def binarize_lazy(objects, valid, min_object_size: int, size_connectivity: int, excluded=None,
+                  boundary: str = "remove"):
+    """Lazy binarize of the dask bool `objects` (the thresholding, already cut at the mask in
+    clip mode) with the dask validity mask `valid` (or None) and the dask bool exclusion mask
+    `excluded` (or None). Returns (dask bool array, Delayed counts dict). Each pass computes each
     chunk's inputs itself (ChunkRecipe)."""
     dask, _ = _dask()
     chunks = objects.chunks
     labelling = size_connectivity if min_object_size > 1 else 8
-    first = chunk_recipes(objects, *([valid.rechunk(chunks)] if valid is not None else []))
-    summaries = _nested([dask.delayed(_summarize_chunk)(first[i][j], labelling) for i, j, _ in _grid(chunks)], chunks)
-    resolution = dask.delayed(resolve)(summaries, min_object_size, size_connectivity)
-    second = chunk_recipes(objects)
-    painted = [dask.delayed(_paint_chunk)(second[i][j], resolution, (i, j), labelling) for i, j, _ in _grid(chunks)]
+    inputs = [objects] + [mask.rechunk(chunks) for mask in (valid, excluded) if mask is not None]
+    first = chunk_recipes(*inputs)
+    summaries = _nested([dask.delayed(_summarize_chunk)(first[i][j], labelling, valid is not None, boundary)
+                         for i, j, _ in _grid(chunks)], chunks)
+    exclusion = None if excluded is None else boundary
+    resolution = dask.delayed(resolve)(summaries, min_object_size, size_connectivity, exclusion)
+    # In clip mode the kept parts are those of the objects with the excluded pixels cut out.
+    painted_source = objects & ~excluded.rechunk(chunks) if exclusion == "clip" else objects
+    second = chunk_recipes(painted_source)
+    painted = [dask.delayed(_paint_chunk)(second[i][j], resolution, (i, j)) for i, j, _ in _grid(chunks)]
     return _from_chunks(painted, chunks, bool), resolution.counts
 
 
@@ -437,30 +483,34 @@ def erode_mask_lazy(mask, size: int, edge_size: int):
 
 
 def binarize_mask_lazy(probabilities, threshold: float, min_object_size: int, mask, size_connectivity: int,
-                       name: str = "probs"):
-    """Lazy binarize of dask probabilities with a dask mask (non-zero = valid)."""
-    return binarize_lazy(_objects_remove(probabilities, threshold, name), mask != 0, min_object_size,
-                         size_connectivity)
+                       name: str = "probs", excluded=None, boundary: str = "remove"):
+    """Lazy binarize of dask probabilities with a dask mask (non-zero = valid) and an optional
+    dask bool exclusion mask."""
+    valid = mask != 0
+    objects = (_objects_remove(probabilities, threshold, name) if boundary == "remove"
+               else _objects_clip(probabilities, valid, threshold, name))
+    return binarize_lazy(objects, valid, min_object_size, size_connectivity, excluded, boundary)
 
 
-def prepare_export_lazy(quality, layers: dict, threshold: float, erosion: int, edge: int, min_size: int, level: int,
-                        boundary: str, size_connectivity: int):
-    """Lazy prepare_export on dask arrays: `layers` maps output suffix to (name, probabilities).
-    Returns ({output name: dask array}, {binarized name: Delayed counts})."""
+def prepare_export_lazy(quality, layers: dict, thresholds, erosion: int, edge: int, min_size: int, level: int,
+                        boundary: str, size_connectivity: int, excluded=None):
+    """Lazy prepare_export on dask arrays, for each of `thresholds`: `layers` maps output suffix
+    to (name, probabilities); `excluded` is a dask bool exclusion mask or None. Returns, per
+    threshold, ({output name: dask array}, ...) and ({binarized name: Delayed counts}, ...);
+    the extent and masked probabilities are the same arrays for all thresholds."""
     _, da = _dask()
     valid = da.map_blocks(valid_of_quality, quality, level, dtype=bool, meta=np.zeros((0, 0), bool))
     if level > 0:
         valid = erode_valid_lazy(valid, erosion, edge)
-    results, counts = {"extent": independent_chunks(valid.astype(np.uint8))}, {}
+    shared = {"extent": independent_chunks(valid.astype(np.uint8))}
+    results, counts = [dict(shared) for _ in thresholds], [{} for _ in thresholds]
     for suffix, (name, probabilities) in layers.items():
         probabilities = probabilities.rechunk(valid.chunks)
-        masked = da.where(valid, probabilities, probabilities.dtype.type(np.nan))
-        objects = (_objects_remove(probabilities, threshold, name) if boundary == "remove"
-                   else _objects_clip(probabilities, valid, threshold, name))
-        binarized, counts[f"binarized_segmentation{suffix}"] = binarize_lazy(objects, valid, min_size,
-                                                                             size_connectivity)
-        results[f"binarized_segmentation{suffix}"] = binarized
-        results[name] = independent_chunks(masked)
+        masked = independent_chunks(da.where(valid, probabilities, probabilities.dtype.type(np.nan)))
+        for result, count, threshold in zip(results, counts, thresholds):
+            result[f"binarized_segmentation{suffix}"], count[f"binarized_segmentation{suffix}"] = binarize_mask_lazy(
+                probabilities, threshold, min_size, valid, size_connectivity, name, excluded, boundary)
+            result[name] = masked
     return results, counts
 
 

@@ -1,5 +1,6 @@
-"""The grid of a raster file (size, geotransform, CRS) and the check that two rasters share
-one: every rule that combines rasters pixel by pixel needs it."""
+"""The grid of a raster file (size, geotransform, CRS), and whether two rasters lie on the same
+grid: rasters that are combined pixel by pixel must, or the result is silently shifted.
+No QGIS import here."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ class Grid:
         return None
 
     def describe(self) -> str:
-        return f"{self.width} x {self.height} pixels, pixel size {self.geotransform[1]:g} x {abs(self.geotransform[5]):g}"
+        return describe((self.width, self.height), self.geotransform)
 
 
 def grid_of(path: str, what: str) -> Grid:
@@ -52,26 +53,37 @@ def grid_of(path: str, what: str) -> Grid:
 
 def check_same_grid(name_a: str, grid_a: Grid, name_b: str, grid_b: Grid) -> None:
     """Raise unless both rasters share CRS, size, pixel size and origin."""
-    problems = []
-    _, _, osr = osgeo()
-    srs_a, srs_b = osr.SpatialReference(), osr.SpatialReference()
-    if grid_a.wkt and grid_b.wkt:
-        srs_a.ImportFromWkt(grid_a.wkt)
-        srs_b.ImportFromWkt(grid_b.wkt)
-        if not srs_a.IsSame(srs_b):
-            problems.append(f"CRS differs ({srs_a.GetName()} vs {srs_b.GetName()})")
-    elif bool(grid_a.wkt) != bool(grid_b.wkt):
-        problems.append("only one of them has a CRS")
-    if (grid_a.width, grid_a.height) != (grid_b.width, grid_b.height):
-        problems.append(f"size differs ({grid_a.width} x {grid_a.height} vs {grid_b.width} x {grid_b.height})")
-    pixel = max(abs(grid_a.geotransform[1]), abs(grid_a.geotransform[5]))
-    if not np.allclose(grid_a.geotransform[1:3] + grid_a.geotransform[4:], grid_b.geotransform[1:3] + grid_b.geotransform[4:],
-                       rtol=1e-9, atol=1e-9 * pixel):
-        problems.append(f"pixel size differs ({grid_a.describe()} vs {grid_b.describe()})")
-    elif not np.allclose([grid_a.geotransform[0], grid_a.geotransform[3]], [grid_b.geotransform[0], grid_b.geotransform[3]],
-                         rtol=0, atol=1e-3 * pixel):
-        problems.append(f"extent differs (origin {grid_a.geotransform[0]:.3f}, {grid_a.geotransform[3]:.3f} vs "
-                        f"{grid_b.geotransform[0]:.3f}, {grid_b.geotransform[3]:.3f})")
+    problems = grid_differences((grid_a.width, grid_a.height), grid_a.geotransform, grid_a.wkt,
+                                (grid_b.width, grid_b.height), grid_b.geotransform, grid_b.wkt)
     if problems:
         raise ValueError(f"{name_a} and {name_b} are not on the same grid: {'; '.join(problems)}. "
                          f"Resample one onto the other first (e.g. with 'Align rasters').")
+
+
+def grid_differences(size_a, transform_a, wkt_a, size_b, transform_b, wkt_b) -> list[str]:
+    """What differs between two grids, given as (width, height), GDAL geotransform and CRS WKT
+    ('' or None: none); [] when they are the same."""
+    problems = []
+    if wkt_a and wkt_b:
+        _, _, osr = osgeo()
+        srs_a, srs_b = osr.SpatialReference(), osr.SpatialReference()
+        srs_a.ImportFromWkt(wkt_a)
+        srs_b.ImportFromWkt(wkt_b)
+        if not srs_a.IsSame(srs_b):
+            problems.append(f"CRS differs ({srs_a.GetName()} vs {srs_b.GetName()})")
+    elif bool(wkt_a) != bool(wkt_b):
+        problems.append("only one of them has a CRS")
+    if tuple(size_a) != tuple(size_b):
+        problems.append(f"size differs ({size_a[0]} x {size_a[1]} vs {size_b[0]} x {size_b[1]})")
+    pixel = max(abs(transform_a[1]), abs(transform_a[5]))
+    if not np.allclose(tuple(transform_a[1:3]) + tuple(transform_a[4:]), tuple(transform_b[1:3]) + tuple(transform_b[4:]),
+                       rtol=1e-9, atol=1e-9 * pixel):
+        problems.append(f"pixel size differs ({describe(size_a, transform_a)} vs {describe(size_b, transform_b)})")
+    elif not np.allclose([transform_a[0], transform_a[3]], [transform_b[0], transform_b[3]], rtol=0, atol=1e-3 * pixel):
+        problems.append(f"extent differs (origin {transform_a[0]:.3f}, {transform_a[3]:.3f} vs "
+                        f"{transform_b[0]:.3f}, {transform_b[3]:.3f})")
+    return problems
+
+
+def describe(size, transform) -> str:
+    return f"{size[0]} x {size[1]} pixels, pixel size {transform[1]:g} x {abs(transform[5]):g}"

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from .runs import clear_runs, expand_ranges, find_runs, flat_view, run_components, runs_of_pixels
+from .runs import clear_runs, components_with, expand_ranges, find_runs, flat_view, run_components
 
 
 def disk_half_widths(radius: int) -> list[int]:
@@ -111,35 +111,55 @@ def _paint_covered(eroded, lows, highs, rows, starts, ends, stride: int, xp):
 
 
 def binarize_array(probabilities, threshold: float, min_object_size: int, valid, size_connectivity: int = 8, xp=np,
-                   counts: dict | None = None):
-    """Threshold, drop 8-connected objects touching invalid pixels, drop small objects.
+                   counts: dict | None = None, *, excluded=None, boundary: str = "remove"):
+    """Threshold, drop 8-connected objects touching invalid pixels, drop objects meeting the
+    exclusion mask, drop small objects.
 
-    `probabilities` is float (NaN = no object); `valid` is read by truth value.
+    `probabilities` is float (NaN = no object); `valid` and `excluded` (None: no exclusion)
+    are bool. `boundary="clip"` cuts objects at the invalid pixels and at the excluded ones
+    instead of removing them whole; the size filter then sees what is left.
     Object sizes are counted with `size_connectivity` (8, or 4 as upstream does).
     `counts`, if given, receives the number of `objects` above the threshold, of those
-    `removed_at_boundary` and of those `removed_too_small` (in size_connectivity components).
+    `removed_at_boundary`, (with an exclusion mask) `removed_excluded` and of those
+    `removed_too_small` (in size_connectivity components). An object both touching invalid
+    pixels and excluded counts as removed at the boundary. In clip mode, `removed_excluded`
+    counts the objects lying wholly in the excluded area (nothing of them is left).
     """
     objects = xp.ascontiguousarray(probabilities > threshold)  # runs are painted in flat order
+    if boundary == "clip":
+        objects &= valid
     rows, starts, ends = find_runs(objects, xp)
     tally = counts if counts is not None else {}
     tally.update(objects=0, removed_at_boundary=0, removed_too_small=0)
+    if excluded is not None:
+        tally["removed_excluded"] = 0
     if rows.size == 0:
         return objects
     labels, count = run_components(rows, starts, ends, 8, xp)
-    keep = xp.ones(rows.size, dtype=bool)
     tally["objects"] = count
 
-    width = objects.shape[1]
-    touching = xp.flatnonzero(objects & ~valid)
-    if touching.size:
-        touching_runs = runs_of_pixels(rows, starts, width, touching, xp)
-        bad_objects = xp.zeros(count, dtype=bool)
-        bad_objects[labels[touching_runs]] = True
-        keep &= ~bad_objects[labels]
-        tally["removed_at_boundary"] = int(bad_objects.sum())
+    removed = components_with(objects & ~valid, rows, starts, labels, count, xp)
+    tally["removed_at_boundary"] = int(removed.sum())
+    if excluded is not None:
+        if boundary == "remove":
+            lost = components_with(objects & excluded, rows, starts, labels, count, xp)
+        else:  # clip: lost only when no pixel outside the exclusion is left
+            lost = ~components_with(objects & ~excluded, rows, starts, labels, count, xp)
+        lost &= ~removed
+        tally["removed_excluded"] = int(lost.sum())
+        removed |= lost
+    keep = ~removed[labels]
+    relabel = size_connectivity != 8
+    if excluded is not None and boundary == "clip":
+        # Cut the excluded pixels out; sizes are those of what is left, in new runs.
+        if not bool(keep.all()):
+            clear_runs(objects, rows[~keep], starts[~keep], ends[~keep], xp)
+        objects &= ~excluded
+        rows, starts, ends = find_runs(objects, xp)
+        keep, relabel = xp.ones(rows.size, dtype=bool), True
 
     if min_object_size > 1:
-        if size_connectivity != 8:
+        if relabel:
             kept = xp.flatnonzero(keep)
             sub_labels, sub_count = run_components(rows[kept], starts[kept], ends[kept], size_connectivity, xp)
             labels = xp.full(rows.size, -1, dtype=xp.int64)

@@ -60,6 +60,16 @@ def runs_of_pixels(rows, starts, width: int, pixels, xp=np):
     return xp.searchsorted(rows * width + starts, pixels, side="right") - 1
 
 
+def components_with(marked_pixels, rows, starts, labels, count: int, xp=np):
+    """Per component (`labels` of the runs, 0..count-1), whether any of its pixels is set in
+    `marked_pixels`, a bool image set only inside runs (e.g. objects & ~valid)."""
+    marked = xp.zeros(count, dtype=bool)
+    pixels = xp.flatnonzero(marked_pixels)
+    if pixels.size:
+        marked[labels[runs_of_pixels(rows, starts, marked_pixels.shape[1], pixels, xp)]] = True
+    return marked
+
+
 def flat_view(image):
     """A 1-D view of a C-ordered image (reshape would silently copy any other layout)."""
     if not image.flags.c_contiguous:

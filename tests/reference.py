@@ -25,12 +25,36 @@ def erode_mask(mask, size, edge_size=None):
     return eroded.astype(np.uint8)
 
 
-def binarize(probs, threshold, min_object_size, mask, size_connectivity=8):
-    objects = np.nan_to_num(np.asarray(probs, dtype=np.float64), nan=0.0) > threshold
+def above(probs, threshold):
+    """probs > threshold compared in the probabilities' own float type, as numpy compares a
+    float32 array with a Python float (upstream's `probs > threshold`): DARTS' percent values
+    k/100 in float32 can equal float32(threshold) exactly, and are then not above it."""
+    probs = np.asarray(probs)
+    return np.nan_to_num(probs, nan=0.0) > probs.dtype.type(threshold)
+
+
+def _excluded_objects(objects, labels, excluded, boundary):
+    """Labels of the objects an exclusion mask takes: with remove, those with any excluded
+    pixel; with clip, those with every pixel excluded (nothing of them is left)."""
+    if boundary == "remove":
+        return set(np.unique(labels[objects & excluded])) - {0}
+    return {region for region in range(1, labels.max() + 1) if excluded[labels == region].all()}
+
+
+def binarize(probs, threshold, min_object_size, mask, size_connectivity=8, exclude=None, boundary="remove"):
+    objects = above(probs, threshold)
     valid = np.asarray(mask) != 0
+    if boundary == "clip":
+        objects &= valid
     labels = label(objects, connectivity=2)
     touching = np.unique(labels[~valid & objects])
     objects &= ~np.isin(labels, touching)
+    if exclude is not None:
+        excluded = np.asarray(exclude) != 0
+        if boundary == "remove":
+            objects &= ~np.isin(labels, list(_excluded_objects(objects, labels, excluded, boundary)))
+        else:
+            objects &= ~excluded
     sizes_labels = label(objects, connectivity=2 if size_connectivity == 8 else 1)
     sizes = np.bincount(sizes_labels.ravel())
     too_small = sizes < min_object_size
@@ -40,7 +64,7 @@ def binarize(probs, threshold, min_object_size, mask, size_connectivity=8):
 
 
 def prepare_export(probabilities, quality, threshold=0.5, erosion=10, min_size=32, level=0,
-                   edge=None, boundary="remove", size_connectivity=8):
+                   edge=None, boundary="remove", size_connectivity=8, exclude=None):
     """(extent uint8, binarized bool, masked probabilities) for one probability layer."""
     level = LEVELS.get(level, level)
     valid = np.asarray(quality) >= level
@@ -48,7 +72,7 @@ def prepare_export(probabilities, quality, threshold=0.5, erosion=10, min_size=3
         valid = erode_mask(valid, erosion, edge) != 0
     masked = np.where(valid, probabilities, np.nan).astype(np.asarray(probabilities).dtype)
     source = probabilities if boundary == "remove" else masked
-    binarized = binarize(source, threshold, min_size, valid, size_connectivity)
+    binarized = binarize(source, threshold, min_size, valid, size_connectivity, exclude, boundary)
     return valid.astype(np.uint8), binarized, masked
 
 
@@ -70,17 +94,28 @@ def object_table(binary, values=None):
     return labels, {name: np.array(column) for name, column in table.items() if column}
 
 
-def object_counts(probs, threshold, min_object_size, mask, size_connectivity=8):
+def object_counts(probs, threshold, min_object_size, mask, size_connectivity=8, exclude=None, boundary="remove"):
     """What binarize removes, counted: objects above the threshold, removed at the boundary,
-    removed as too small (components of the size connectivity)."""
-    objects = np.nan_to_num(np.asarray(probs, dtype=np.float64), nan=0.0) > threshold
+    (with `exclude`) removed by the exclusion mask, removed as too small (components of the
+    size connectivity)."""
+    objects = above(probs, threshold)
+    if boundary == "clip":
+        objects &= np.asarray(mask) != 0
     labels = label(objects, connectivity=2)
-    touching = np.unique(labels[(np.asarray(mask) == 0) & objects])
-    inside = objects & ~np.isin(labels, touching)
+    touching = set(np.unique(labels[(np.asarray(mask) == 0) & objects])) - {0}
+    counts = {"objects": int(labels.max()), "removed_at_boundary": len(touching)}
+    inside = objects & ~np.isin(labels, list(touching))
+    if exclude is not None:
+        excluded = np.asarray(exclude) != 0
+        lost = _excluded_objects(objects, labels, excluded, boundary) - touching
+        counts["removed_excluded"] = len(lost)
+        inside &= ~np.isin(labels, list(lost))
+        if boundary == "clip":
+            inside &= ~excluded
     sizes_labels = label(inside, connectivity=2 if size_connectivity == 8 else 1)
     sizes = np.bincount(sizes_labels.ravel())[1:]
-    small = int((sizes < min_object_size).sum()) if min_object_size > 1 else 0
-    return {"objects": int(labels.max()), "removed_at_boundary": len(touching), "removed_too_small": small}
+    counts["removed_too_small"] = int((sizes < min_object_size).sum()) if min_object_size > 1 else 0
+    return counts
 
 
 def quality_from_scl(scl):

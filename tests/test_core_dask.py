@@ -9,8 +9,8 @@ dask.distributed LocalCluster of worker processes.
 import numpy as np
 import pytest
 
-from darts_postprocessing.core import binarize, erode_mask, label_objects, prepare_export
-from tiles import random_tile
+from darts_postprocessing.core import binarize, erode_mask, label_objects, prepare_export, prepare_export_thresholds
+from tiles import random_exclusion, random_tile
 
 da = pytest.importorskip("dask.array")
 dask = pytest.importorskip("dask")
@@ -31,13 +31,17 @@ def lazy_tile(probs, quality, chunks, **subsets):
     return tile
 
 
-def assert_same_as_in_memory(probs, quality, chunks, scheduler="sync", subsets=None, **options):
+def assert_same_as_in_memory(probs, quality, chunks, scheduler="sync", subsets=None, exclude=None, **options):
     subsets = subsets or {}
+    if exclude is not None:  # in memory as numpy, chunked as dask
+        options = dict(options, exclude=exclude)
     eager_tile = {"probabilities": probs, "quality_data_mask": quality,
                   **{f"probabilities-{n}": p for n, p in subsets.items()}}
     eager_counts, lazy_counts = {}, {}
     expected = prepare_export(eager_tile, device="cpu", ensemble_subsets=list(subsets), object_counts=eager_counts,
                               **options)
+    if exclude is not None:
+        options["exclude"] = da.from_array(exclude, chunks=chunks)
     lazy = prepare_export(lazy_tile(probs, quality, chunks, **subsets), ensemble_subsets=list(subsets),
                           object_counts=lazy_counts, **options)
     names = sorted(expected)
@@ -291,3 +295,63 @@ def test_object_statistics_in_chunks(chunks):
     assert sorted(table) == sorted(expected) and expected["npixel"].size > 3
     for name, column in expected.items():
         np.testing.assert_array_equal(table[name], column, err_msg=name)
+
+
+# -- exclusion masks and several thresholds -----------------------------------------------------
+
+@pytest.mark.parametrize("seed", range(30))
+def test_exclusion_on_random_chunkings(seed):
+    rng = np.random.default_rng(2000 + seed)
+    shape = (int(rng.integers(30, 90)), int(rng.integers(30, 90)))
+    probs, quality = random_tile(seed, shape=shape)
+    chunks = (random_chunks(rng, shape[0]), random_chunks(rng, shape[1]))
+    expected = assert_same_as_in_memory(
+        probs, quality, chunks, exclude=random_exclusion(seed, shape),
+        bin_threshold=float(rng.choice([0.3, 0.5, 0.7])), mask_erosion_size=int(rng.choice([0, 1, 3, 7])),
+        edge_erosion_size=rng.choice([None, 0, 2]), min_object_size=int(rng.choice([0, 1, 2, 5, 32])),
+        quality_level=int(rng.integers(0, 3)), boundary=["remove", "clip"][seed % 2],
+        size_connectivity=[8, 8, 4, 4][seed % 4])
+    assert "binarized_segmentation" in expected
+
+
+@pytest.mark.parametrize("boundary", ["remove", "clip"])
+@pytest.mark.parametrize("size_connectivity", [4, 8])
+def test_an_object_cut_by_the_exclusion_across_chunks(boundary, size_connectivity):
+    """A ring split into two parts by a river in another chunk; a blob wholly in a lake that
+    spans four chunks; in clip mode the parts are size-filtered over all chunks."""
+    probs, quality = blank((40, 40))
+    exclude = np.zeros((40, 40), np.uint8)
+    probs[5:35, 5:8] = probs[5:35, 30:33] = probs[5:8, 5:33] = probs[32:35, 5:33] = 0.9  # a ring
+    exclude[18:21, :] = 1  # a river cutting it into two U shapes of unequal size
+    exclude[18:24, 30:33] = 1
+    probs[15:25, 15:25] = 0.9  # a blob wholly in a lake around the corner of four chunks
+    exclude[14:26, 14:26] = 1
+    for min_size in (0, 60, 80):
+        assert_same_as_in_memory(probs, quality, (10, 10), exclude=exclude, mask_erosion_size=0, min_object_size=min_size,
+                                 quality_level=0, boundary=boundary, size_connectivity=size_connectivity)
+
+
+def test_exclusion_in_binarize_on_dask_arrays():
+    probs, quality = random_tile(9, shape=(40, 50))
+    mask, exclude = quality > 0, random_exclusion(9, (40, 50))
+    for boundary in ("remove", "clip"):
+        lazy = binarize(da.from_array(probs, chunks=(9, 11)), 0.4, 5, da.from_array(mask, chunks=(9, 11)),
+                        exclude=da.from_array(exclude, chunks=(7, 13)), boundary=boundary)
+        np.testing.assert_array_equal(lazy.compute(), binarize(probs, 0.4, 5, mask, "cpu", exclude=exclude,
+                                                               boundary=boundary))
+
+
+def test_thresholds_on_dask_give_the_in_memory_bytes_and_counts():
+    probs, quality = random_tile(2, shape=(60, 70))
+    exclude = random_exclusion(2, (60, 70))
+    options = dict(mask_erosion_size=3, min_object_size=6, quality_level=1)
+    counts, lazy_counts = {}, {}
+    expected = prepare_export_thresholds({"probabilities": probs, "quality_data_mask": quality}, [0.3, 0.6],
+                                         device="cpu", exclude=exclude, object_counts=counts, **options)
+    lazy = prepare_export_thresholds(lazy_tile(probs, quality, (13, 17)), [0.3, 0.6], object_counts=lazy_counts,
+                                     exclude=da.from_array(exclude, chunks=(13, 17)), **options)
+    computed, computed_counts = dask.compute({t: dict(r) for t, r in lazy.items()}, lazy_counts, scheduler="sync")
+    assert computed_counts == counts
+    for threshold, result in expected.items():
+        for name in ("extent", "binarized_segmentation", "probabilities"):
+            np.testing.assert_array_equal(computed[threshold][name], result[name], err_msg=f"{name} {threshold}")

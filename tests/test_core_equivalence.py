@@ -7,8 +7,8 @@ import pytest
 
 import reference
 from cases import ALL as CASES
-from darts_postprocessing.core import binarize, erode_mask, prepare_export
-from tiles import random_tile
+from darts_postprocessing.core import binarize, erode_mask, prepare_export, prepare_export_thresholds
+from tiles import random_exclusion, random_tile
 
 SEEDS = range(24)
 DEVICE = "cpu"  # test_gpu.py runs this module's checks with device="cuda"
@@ -85,3 +85,101 @@ def test_any_memory_layout(layout):
     expected = reference.prepare_export(probs, quality, **options)
     out, _ = run_case(change(probs), change(quality), **options)
     assert_same(out, expected)
+
+
+# -- exclusion masks ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("boundary,size_connectivity", list(itertools.product(["remove", "clip"], [8, 4])))
+def test_exclusion_random(seed, boundary, size_connectivity):
+    """Objects meeting the exclusion: removed whole, or cut and then size-filtered (clip); the
+    counts, with removed_excluded as a reason of its own, as the reference counts them."""
+    shape = (80 + seed, 70 + 2 * seed)
+    probs, quality = random_tile(seed, shape=shape)
+    exclude = random_exclusion(seed, shape)
+    options = dict(threshold=[0.5, 0.3, 0.6][seed % 3], erosion=seed % 5, min_size=[32, 4, 1, 10][seed % 4],
+                   level=["none", "low_quality", "high_quality", 1][seed % 4], edge=[None, 0, 3][seed % 3],
+                   boundary=boundary, size_connectivity=size_connectivity)
+    counts = {}
+    out = prepare_export({"probabilities": probs, "quality_data_mask": quality}, options["threshold"],
+                         options["erosion"], options["min_size"], options["level"], [], DEVICE, options["edge"],
+                         boundary=boundary, size_connectivity=size_connectivity, exclude=exclude, object_counts=counts)
+    expected = reference.prepare_export(probs, quality, exclude=exclude, **options)
+    assert_same(out, expected)
+    source = probs if boundary == "remove" else expected[2]
+    assert counts["binarized_segmentation"] == reference.object_counts(
+        source, options["threshold"], options["min_size"], expected[0], size_connectivity, exclude, boundary)
+    got = binarize(probs, options["threshold"], options["min_size"], expected[0], DEVICE,
+                   size_connectivity=size_connectivity, exclude=exclude.astype(bool), boundary=boundary)
+    np.testing.assert_array_equal(got, expected[1])
+
+
+def test_exclusion_hand_made():
+    """Remove: any excluded pixel drops the object; clip: excluded pixels go, the rest is then
+    size-filtered; an object wholly excluded is counted as excluded, one also touching the
+    boundary as removed at the boundary."""
+    probs = np.zeros((20, 30), np.float32)
+    quality = np.full(probs.shape, 2, np.uint8)
+    exclude = np.zeros(probs.shape, np.uint8)
+    probs[2:6, 2:12] = 0.9  # 40 px, 4 of them excluded: remove drops it, clip keeps 36 px
+    exclude[2:6, 11] = 1
+    probs[10:13, 2:5] = 0.9  # 9 px wholly excluded
+    exclude[9:14, 1:6] = 1
+    probs[10:16, 10:16] = 0.9  # 36 px, 30 excluded: clip leaves 6 px, too small
+    exclude[10:15, 10:16] = 1
+    probs[0:4, 20:30] = 0.9  # touches the edge band and the exclusion
+    exclude[3, 25] = 1
+    probs[12:17, 22:28] = 0.9  # 30 px, untouched
+    tile = {"probabilities": probs, "quality_data_mask": quality}
+    for boundary, kept_pixels, excluded in (("remove", 30, 3), ("clip", 36 + 26 + 30, 1)):
+        counts = {}
+        out = prepare_export(tile, 0.5, 0, 20, 1, device=DEVICE, edge_erosion_size=1, boundary=boundary,
+                             exclude=exclude, object_counts=counts)
+        assert out["binarized_segmentation"].sum() == kept_pixels, boundary
+        assert counts["binarized_segmentation"]["removed_excluded"] == excluded, boundary
+        assert counts["binarized_segmentation"]["removed_at_boundary"] == (1 if boundary == "remove" else 0)
+        assert not (out["binarized_segmentation"] & (exclude != 0)).any()
+    no_exclusion = {}
+    prepare_export(tile, 0.5, 0, 20, 1, device=DEVICE, object_counts=no_exclusion)
+    assert "removed_excluded" not in no_exclusion["binarized_segmentation"]
+
+
+def test_exclusion_must_be_a_mask_on_the_grid():
+    probs, quality = random_tile(1, shape=(30, 40))
+    tile = {"probabilities": probs, "quality_data_mask": quality}
+    with pytest.raises(ValueError, match="same shape"):
+        prepare_export(tile, device=DEVICE, exclude=np.zeros((40, 30), np.uint8))
+    with pytest.raises(TypeError, match="non-zero = excluded"):
+        prepare_export(tile, device=DEVICE, exclude=np.zeros((30, 40), np.float32))
+
+
+# -- several thresholds ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("seed", range(8))
+def test_thresholds_give_what_one_run_per_threshold_gives(seed):
+    probs, quality = random_tile(seed, shape=(70, 90))
+    member, _ = random_tile(seed + 1, shape=(70, 90))
+    tile = {"probabilities": probs, "quality_data_mask": quality, "probabilities-m": member}
+    options = dict(mask_erosion_size=3, min_object_size=5, quality_level=1, ensemble_subsets=["m"], device=DEVICE,
+                   boundary=["remove", "clip"][seed % 2], exclude=random_exclusion(seed, (70, 90)) if seed % 3 else None)
+    counts = {}
+    results = prepare_export_thresholds(tile, [0.6, 0.3, 0.45], object_counts=counts, **options)
+    assert list(results) == [0.6, 0.3, 0.45] and list(counts) == [0.6, 0.3, 0.45]
+    for threshold, result in results.items():
+        single_counts = {}
+        single = prepare_export(tile, threshold, object_counts=single_counts, **options)
+        assert sorted(result) == sorted(single)
+        for name in single:
+            np.testing.assert_array_equal(result[name], single[name], err_msg=f"{name} at {threshold}")
+        assert counts[threshold] == single_counts
+    above = [(probs > t).sum() for t in (0.3, 0.6)]
+    assert above[0] > above[1]  # the thresholds really differ on this tile
+
+
+def test_thresholds_are_checked():
+    probs, quality = random_tile(1, shape=(20, 20))
+    tile = {"probabilities": probs, "quality_data_mask": quality}
+    for bad, error in (([], ValueError), (0.5, ValueError), ([0.5, 0.5], ValueError), ([0.5, 1.5], ValueError),
+                       ([0.2, "x"], TypeError)):
+        with pytest.raises(error):
+            prepare_export_thresholds(tile, bad, device=DEVICE)

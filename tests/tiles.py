@@ -35,3 +35,15 @@ def random_tile(seed: int, shape=(96, 128)):
     quality[diag] = 0
     quality[rng.random(shape) < 0.005] = 0
     return probs, quality
+
+
+def random_exclusion(seed: int, shape=(96, 128)):
+    """A uint8 exclusion mask (1 = excluded) like a water mask: smooth lakes and a river, so
+    that objects lie wholly inside, partly inside and outside of it."""
+    rng = np.random.default_rng(10_000 + seed)
+    h, w = shape
+    lakes = ndi.gaussian_filter(rng.random(shape), sigma=rng.uniform(2, 5))
+    excluded = lakes > np.quantile(lakes, rng.uniform(0.7, 0.95))
+    yy, xx = np.mgrid[:h, :w]
+    river = np.abs(yy - (h / 2 + (xx - w / 2) * rng.uniform(-1, 1))) < rng.uniform(0.5, 3)
+    return (excluded | river).astype(np.uint8)

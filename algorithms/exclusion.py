@@ -1,0 +1,106 @@
+"""The EXCLUDE input (a water or glacier mask, ...): one optional parameter that takes a polygon
+layer or a raster, and its translation into what core.exclusion reads (a file, a layer name,
+a feature filter). The rule itself (which objects go) is the core's."""
+
+import os
+
+from qgis.core import (
+    QgsMapLayerType,
+    QgsProcessing,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterMapLayer,
+    QgsProviderRegistry,
+    QgsVectorFileWriter,
+)
+
+EXCLUDE = "EXCLUDE"
+HELP = ("Polygons (any vector format, any CRS: burnt onto the probabilities' grid, a pixel counting when its centre "
+        "lies inside) or a raster on exactly the probabilities' grid (non-zero pixels; nodata does not count). "
+        "Objects with any pixel in it are removed whole; with boundary = clip, only their pixels in it are, and the "
+        "rest is then size-filtered. For a layer of a multi-layer file use path|layername=NAME.")
+
+
+class ExclusionLayer(QgsProcessingParameterMapLayer):
+    """A polygon layer or a raster; a file path (path|layername=x too) is used as a file, never
+    loaded as a QGIS layer (see base.RasterFile for why)."""
+
+    def __init__(self, name, description, optional=True):
+        super().__init__(name, description, None, optional,
+                         [QgsProcessing.SourceType.TypeVectorPolygon, QgsProcessing.SourceType.TypeRaster])
+
+    def checkValueIsAcceptable(self, value, context=None):  # noqa: N802
+        return bool(file_source(value)) or super().checkValueIsAcceptable(value, context)
+
+    def clone(self):
+        copy = ExclusionLayer(self.name(), self.description(),
+                              bool(self.flags() & QgsProcessingParameterDefinition.Flag.FlagOptional))
+        copy.setFlags(self.flags())
+        copy.setHelp(self.help())
+        return copy
+
+
+def add_exclusion(algorithm):
+    parameter = ExclusionLayer(EXCLUDE, algorithm.tr("Exclusion mask (e.g. water; polygons or raster)"))
+    algorithm._finish(parameter, False, HELP)
+
+
+def file_source(value):
+    """(file, layer name or None, filter or None) of a parameter value that is a file path,
+    optionally with QGIS's |layername=/|layerid=/|subset= suffixes; None otherwise."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    if not os.path.isfile(value.split("|")[0]):
+        return None
+    return decode_source(value)
+
+
+def decode_source(source):
+    """(file, layer name or None, filter or None) of an OGR/GDAL source string of QGIS."""
+    parts = QgsProviderRegistry.instance().decodeUri("ogr", source)
+    path, layer, where = parts.get("path") or source, parts.get("layerName") or None, parts.get("subset") or None
+    if layer is None and parts.get("layerId") not in (None, ""):
+        from osgeo import gdal
+
+        layer = gdal.OpenEx(path, gdal.OF_VECTOR).GetLayer(int(parts["layerId"])).GetName()
+    return path, layer, where
+
+
+def exclusion_input(algorithm, parameters, context, scratch):
+    """(file, layer, filter) of EXCLUDE, or None when it is not given. A vector layer that is
+    no file (a scratch layer, a database) is first written to the GeoPackage `scratch()`
+    returns, for GDAL to read."""
+    value = parameters.get(EXCLUDE)
+    if value is None or value == "":
+        return None
+    source = file_source(value)
+    if source:
+        return source
+    layer = algorithm.parameterAsLayer(parameters, EXCLUDE, context)
+    if layer is None:
+        raise ValueError(f"{EXCLUDE}: no layer or file {value!r}")
+    if layer.type() == QgsMapLayerType.RasterLayer:
+        if layer.providerType() != "gdal":
+            raise ValueError(f"{EXCLUDE}: the raster '{layer.name()}' is not a file (provider {layer.providerType()}): "
+                             f"save it as a GeoTIFF first")
+        return layer.source(), None, None
+    if layer.providerType() == "ogr" and not layer.subsetString().strip().upper().startswith("SELECT"):
+        return decode_source(layer.source())
+    path = scratch()
+    options = QgsVectorFileWriter.SaveVectorOptions()
+    options.driverName, options.layerName = "GPKG", "polygons"
+    error, message, _, _ = QgsVectorFileWriter.writeAsVectorFormatV3(layer, path, context.transformContext(), options)
+    if error != QgsVectorFileWriter.WriterError.NoError:
+        raise OSError(f"{EXCLUDE}: cannot copy the layer '{layer.name()}' for reading: {message}")
+    return path, "polygons", None
+
+
+def exclusion_file(algorithm, parameters, context):
+    """The file EXCLUDE reads ('' when none or not a file), never to be overwritten by an output."""
+    value = parameters.get(EXCLUDE)
+    if value is None or value == "":
+        return ""
+    source = file_source(value)
+    if source:
+        return source[0]
+    layer = algorithm.parameterAsLayer(parameters, EXCLUDE, context)
+    return decode_source(layer.source())[0] if layer is not None else ""

@@ -1,0 +1,170 @@
+"""Exclusion masks from files (core/exclusion.py): polygons in any CRS burnt onto a tile's grid
+with GDAL, rasters on the grid, block by block as in memory; and the mask's effect in
+prepare_export on real files."""
+
+import numpy as np
+import pytest
+
+osgeo = pytest.importorskip("osgeo")
+from osgeo import gdal, ogr, osr  # noqa: E402
+
+from darts_postprocessing.core import prepare_export  # noqa: E402
+from darts_postprocessing.core.exclusion import exclusion_mask, exclusion_mask_lazy  # noqa: E402
+from darts_postprocessing.core.files import write_geotiff  # noqa: E402
+
+gdal.UseExceptions()
+ogr.UseExceptions()
+UTM = "EPSG:32606"
+GEOTRANSFORM = (500000.0, 10.0, 0.0, 7000000.0, 0.0, -10.0)
+SHAPE = (60, 80)
+
+
+def srs_of(code):
+    srs = osr.SpatialReference()
+    srs.SetFromUserInput(code)
+    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    return srs
+
+
+def rectangle(rows, cols):
+    """A UTM polygon covering the pixels rows x cols of the test grid exactly (pixel edges)."""
+    x0, y0 = GEOTRANSFORM[0] + cols[0] * 10, GEOTRANSFORM[3] - rows[0] * 10
+    x1, y1 = GEOTRANSFORM[0] + cols[1] * 10, GEOTRANSFORM[3] - rows[1] * 10
+    return ogr.CreateGeometryFromWkt(f"POLYGON (({x0} {y0}, {x1} {y0}, {x1} {y1}, {x0} {y1}, {x0} {y0}))")
+
+
+def write_layers(path, layers, crs=UTM):
+    """A GeoPackage with {layer name: [(kind, geometry in UTM), ...]}, stored in `crs` (None: no CRS)."""
+    target = srs_of(crs) if crs else None
+    transform = osr.CoordinateTransformation(srs_of(UTM), target) if crs and crs != UTM else None
+    dataset = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
+    for name, features in layers.items():
+        geometry_type = features[0][1].GetGeometryType() if features else ogr.wkbPolygon
+        layer = dataset.CreateLayer(name, target, geometry_type)
+        layer.CreateField(ogr.FieldDefn("kind", ogr.OFTString))
+        for kind, geometry in features:
+            geometry = geometry.Clone()
+            if transform:
+                geometry.Segmentize(1.0)  # straight in UTM, (nearly) straight after reprojection
+                geometry.Transform(transform)
+            feature = ogr.Feature(layer.GetLayerDefn())
+            feature.SetField("kind", kind)
+            feature.SetGeometry(geometry)
+            layer.CreateFeature(feature)
+    dataset = None
+    return str(path)
+
+
+def expected_mask(*blocks):
+    mask = np.zeros(SHAPE, bool)
+    for rows, cols in blocks:
+        mask[rows[0]:rows[1], cols[0]:cols[1]] = True
+    return mask
+
+
+@pytest.mark.parametrize("crs", [UTM, "EPSG:4326", "EPSG:3413"])
+def test_polygons_in_any_crs_land_on_the_pixels_they_cover(tmp_path, crs):
+    path = write_layers(tmp_path / "water.gpkg", {"water": [("lake", rectangle((10, 30), (5, 25))),
+                                                             ("river", rectangle((40, 43), (0, 80)))]}, crs)
+    got = exclusion_mask(path, SHAPE, GEOTRANSFORM, UTM)
+    assert got.dtype == bool
+    np.testing.assert_array_equal(got, expected_mask(((10, 30), (5, 25)), ((40, 43), (0, 80))))
+
+
+def test_a_layer_is_chosen_by_name_and_features_by_where(tmp_path):
+    path = write_layers(tmp_path / "masks.gpkg", {"water": [("lake", rectangle((10, 30), (5, 25))),
+                                                            ("river", rectangle((40, 43), (0, 80)))],
+                                                  "glaciers": [("ice", rectangle((0, 5), (60, 80)))]})
+    with pytest.raises(ValueError, match=r"has 2 layers \(water, glaciers\): name one"):
+        exclusion_mask(path, SHAPE, GEOTRANSFORM, UTM)
+    np.testing.assert_array_equal(exclusion_mask(path, SHAPE, GEOTRANSFORM, UTM, layer="glaciers"),
+                                  expected_mask(((0, 5), (60, 80))))
+    np.testing.assert_array_equal(exclusion_mask(path, SHAPE, GEOTRANSFORM, UTM, layer="water", where="kind = 'lake'"),
+                                  expected_mask(((10, 30), (5, 25))))
+    with pytest.raises(ValueError, match="no layer 'roads'"):
+        exclusion_mask(path, SHAPE, GEOTRANSFORM, UTM, layer="roads")
+    with pytest.raises(ValueError, match="no_such_field"):
+        exclusion_mask(path, SHAPE, GEOTRANSFORM, UTM, layer="water", where="no_such_field = 1")
+
+
+def test_what_cannot_be_a_mask_is_one_clear_error(tmp_path):
+    line = ogr.CreateGeometryFromWkt("LINESTRING (500000 6999900, 500500 6999900)")
+    lines = write_layers(tmp_path / "lines.gpkg", {"roads": [("road", line)]})
+    with pytest.raises(ValueError, match="line.*must be polygons"):
+        exclusion_mask(lines, SHAPE, GEOTRANSFORM, UTM)
+    with pytest.raises(ValueError, match="CRS but the probabilities raster has none"):
+        exclusion_mask(write_layers(tmp_path / "w.gpkg", {"w": [("x", rectangle((0, 2), (0, 2)))]}), SHAPE,
+                       GEOTRANSFORM, None)
+    # A polygon over the grid reaching latitude 95: an error, never a silently smaller mask.
+    bad = write_layers(tmp_path / "bad.gpkg", {"w": [("x", ogr.CreateGeometryFromWkt(
+        "POLYGON ((-148 62, -146 62, -146 95, -148 95, -148 62))"))]}, crs=None)
+    dataset = gdal.OpenEx(bad, gdal.OF_VECTOR | gdal.OF_UPDATE)
+    dataset.ExecuteSQL("UPDATE gpkg_geometry_columns SET srs_id = 4326")
+    dataset = None
+    with pytest.raises(ValueError, match="cannot reproject feature 1"):
+        exclusion_mask(bad, SHAPE, GEOTRANSFORM, UTM)
+
+
+def test_a_layer_without_crs_is_taken_in_the_grids(tmp_path):
+    path = write_layers(tmp_path / "w.gpkg", {"w": [("x", rectangle((3, 9), (4, 7)))]}, crs=None)
+    np.testing.assert_array_equal(exclusion_mask(path, SHAPE, GEOTRANSFORM, UTM), expected_mask(((3, 9), (4, 7))))
+
+
+def test_a_raster_mask_on_the_grid_and_off_it(tmp_path):
+    data = np.zeros(SHAPE, np.float32)
+    data[5:10, 5:10] = 1
+    data[20:22, :] = 3  # any non-zero value excludes
+    data[30, 30] = np.nan
+    data[40, 40] = -9  # nodata
+    path = str(tmp_path / "mask.tif")
+    write_geotiff(path, data, GEOTRANSFORM, UTM, nodata=-9)
+    expected = (data != 0) & ~np.isnan(data) & (data != -9)
+    np.testing.assert_array_equal(exclusion_mask(path, SHAPE, GEOTRANSFORM, UTM), expected)
+    shifted = (GEOTRANSFORM[0] + 10,) + GEOTRANSFORM[1:]
+    with pytest.raises(ValueError, match="not on the probabilities' grid: extent differs.*Warp it"):
+        exclusion_mask(path, SHAPE, shifted, UTM)
+    with pytest.raises(ValueError, match="CRS differs"):
+        exclusion_mask(path, SHAPE, GEOTRANSFORM, "EPSG:32607")
+
+
+@pytest.mark.parametrize("kind", ["vector", "raster"])
+def test_block_by_block_gives_the_same_mask(tmp_path, kind):
+    da = pytest.importorskip("dask.array")
+    shape = (700, 600)
+    geotransform = (500000.0, 10.0, 0.0, 7000000.0, 0.0, -10.0)
+    rng = np.random.default_rng(3)
+    if kind == "vector":  # many odd polygons in another CRS, crossing the blocks
+        rings = []
+        for _ in range(40):
+            x, y = 500000 + rng.uniform(0, 6000), 7000000 - rng.uniform(0, 7000)
+            angles = np.sort(rng.uniform(0, 2 * np.pi, 7))
+            radii = rng.uniform(20, 600, 7)
+            points = [(x + r * np.cos(a), y + r * np.sin(a)) for a, r in zip(angles, radii)]
+            rings.append(("x", ogr.CreateGeometryFromWkt(
+                "POLYGON ((" + ", ".join(f"{px} {py}" for px, py in points + points[:1]) + "))")))
+        source = write_layers(tmp_path / "polygons.gpkg", {"water": rings}, "EPSG:4326")
+    else:
+        source = str(tmp_path / "mask.tif")
+        write_geotiff(source, (rng.random(shape) > 0.7).astype(np.uint8), geotransform, UTM)
+    expected = exclusion_mask(source, shape, geotransform, UTM)
+    assert 0 < expected.sum() < expected.size
+    lazy = exclusion_mask_lazy(source, shape, geotransform, UTM, 256, str(tmp_path / "burnt.tif"))
+    assert isinstance(lazy, da.Array) and lazy.chunks[0][0] == 256
+    np.testing.assert_array_equal(lazy.compute(), expected)
+
+
+def test_prepare_export_with_a_water_mask_from_a_file(tmp_path):
+    """The whole chain on files: a lake polygon in EPSG:4326 removes the objects it meets
+    (or, clipped, their excluded part) and nothing else."""
+    probs = np.zeros(SHAPE, np.float32)
+    probs[12:18, 10:20] = 0.9  # half in the lake (rows 10..29, columns 5..24 burnt): partly excluded
+    probs[12:18, 30:40] = 0.9  # dry land
+    probs[45:50, 50:60] = 0.9  # dry land
+    path = write_layers(tmp_path / "lake.gpkg", {"lake": [("lake", rectangle((10, 30), (5, 15)))]}, "EPSG:4326")
+    exclude = exclusion_mask(path, SHAPE, GEOTRANSFORM, UTM)
+    tile = {"probabilities": probs, "quality_data_mask": np.full(SHAPE, 2, np.uint8)}
+    for boundary, kept in (("remove", 60 + 50), ("clip", 30 + 60 + 50)):
+        counts = {}
+        out = prepare_export(tile, 0.5, 0, 10, 0, device="cpu", boundary=boundary, exclude=exclude, object_counts=counts)
+        assert out["binarized_segmentation"].sum() == kept
+        assert counts["binarized_segmentation"]["removed_excluded"] == (1 if boundary == "remove" else 0)
