@@ -5,15 +5,17 @@ Parameter widgets live in parameters.py, the run's input and output files in pat
 import os
 
 from qgis.core import QgsProcessingAlgorithm, QgsProcessingException
-from qgis.PyQt.QtCore import QCoreApplication
+from qgis.PyQt.QtCore import QCoreApplication, QUrl
 from qgis.PyQt.QtGui import QIcon
 
 from ..dependencies import install_hint, missing_modules
 from .parameters import BOUNDARIES, CONNECTIVITIES, DEVICES, QUALITY_LEVELS, SCALES, ParametersMixin  # noqa: F401
 from .paths import PathsMixin, geopackage_layer
-from .styles import style_on_load
+from .styles import group_layers, style_on_load, tile_name
 
-ICON = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "icon.svg")
+PLUGIN_FOLDER = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ICON = os.path.join(PLUGIN_FOLDER, "resources", "icon.svg")
+HELP_FOLDER = os.path.join(PLUGIN_FOLDER, "help")
 
 
 CANCELED = "Canceled: no output was written."
@@ -34,10 +36,10 @@ class DartsAlgorithm(ParametersMixin, PathsMixin, QgsProcessingAlgorithm):
         return type(self)()
 
     def group(self):
-        return self.tr("Postprocessing")
+        return ""  # no group: the algorithms sit right under the provider, one level deep
 
     def groupId(self):  # noqa: N802
-        return "postprocessing"
+        return ""
 
     def icon(self):
         return QIcon(ICON)
@@ -58,6 +60,7 @@ class DartsAlgorithm(ParametersMixin, PathsMixin, QgsProcessingAlgorithm):
             results = self.execute(parameters, context, feedback, outputs)
             self.check_canceled(feedback)
             outputs.commit()
+            self.group_outputs(parameters, context, results)
             return results
         except Canceled:
             # An exception, not an empty result: qgis_process then exits non-zero, a script sees it.
@@ -71,6 +74,27 @@ class DartsAlgorithm(ParametersMixin, PathsMixin, QgsProcessingAlgorithm):
         except BaseException:
             outputs.discard()
             raise
+
+    def group_outputs(self, parameters, context, results):
+        """The run's loaded layers in one group named after its input (and threshold), each
+        layer named with the input too (see styles.group_layers)."""
+        paths = [item for value in results.values() for item in (value if isinstance(value, list) else [value])]
+        if not any(isinstance(path, str) and context.willLoadLayerOnCompletion(path) for path in paths):
+            return
+        tile = self.run_label(parameters, context)
+        group = tile
+        if self.parameterDefinition("THRESHOLD") is not None:
+            group = self.tr("{} (threshold {:.2f})").format(tile, self.parameterAsDouble(parameters, "THRESHOLD", context))
+        group_layers(context, paths, group, tile)
+
+    def run_label(self, parameters, context):
+        """The name of what the run is about: its first raster input (see styles.tile_name)."""
+        for definition in self.parameterDefinitions():
+            if definition.type() == "raster":
+                path = self.raster_path(parameters, definition.name(), context, required=False)
+                if path:
+                    return tile_name(path)
+        return self.displayName()
 
     @staticmethod
     def check_canceled(feedback):
@@ -138,7 +162,10 @@ class DartsAlgorithm(ParametersMixin, PathsMixin, QgsProcessingAlgorithm):
         return count
 
     def helpUrl(self):  # noqa: N802
-        return "https://github.com/darts-postprocessing/qgis-darts-postprocessing#readme"
+        """The help page shipped in the plugin (scripts/package.py generates help/<name>.html);
+        empty in a source checkout without it, which hides the dialog's help button."""
+        page = os.path.join(HELP_FOLDER, f"{self.name()}.html")
+        return QUrl.fromLocalFile(page).toString() if os.path.isfile(page) else ""
 
 
 def message_of(error):

@@ -13,11 +13,24 @@ from qgis.core import (
 from .paths import files_of
 
 INT_MAX = 2 ** 31 - 1  # parameterAsInt returns a C int: larger values would wrap (to 0 for 2^31)
-QUALITY_LEVELS = ["none", "low_quality", "high_quality"]
-DEVICES = ["auto", "cpu", "cuda"]
-BOUNDARIES = ["remove", "clip"]
-CONNECTIVITIES = ["8", "4"]
-SCALES = ["auto", "fraction", "percent"]
+
+
+class Choices(list):
+    """The values of an enum parameter (static strings: what qgis_process and models pass),
+    with the words the dialogs show for them in `labels`."""
+
+    def __init__(self, *pairs):
+        super().__init__(value for value, _ in pairs)
+        self.labels = dict(pairs)
+
+
+QUALITY_LEVELS = Choices(("none", "All pixels (quality ignored)"), ("low_quality", "Low and high quality (1, 2)"),
+                         ("high_quality", "High quality only (2)"))
+DEVICES = Choices(("auto", "Automatic (GPU when available)"), ("cpu", "CPU"), ("cuda", "CUDA GPU"))
+BOUNDARIES = Choices(("remove", "Remove touching objects whole"), ("clip", "Clip objects at the extent (upstream)"))
+CONNECTIVITIES = Choices(("8", "8 neighbours (diagonals connect)"), ("4", "4 neighbours (upstream)"))
+SCALES = Choices(("auto", "Automatic (from the data type)"), ("fraction", "Fraction 0..1"),
+                 ("percent", "Percent 0..100 (DARTS uint8)"))
 
 
 class RasterFile(QgsProcessingParameterRasterLayer):
@@ -62,13 +75,27 @@ def as_file_parameter(parameter):
 class ParametersMixin:
     """Parameter helpers for a QgsProcessingAlgorithm (with `tr`)."""
 
+    # Tooltips of parameters added without one: {parameter name: text}, set by the algorithm.
+    HELP = {}
+
     def addParameter(self, parameter, createOutput=True):  # noqa: N802
-        """Raster inputs become RasterFile(s) parameters (never loaded as layers for a file path)."""
+        """Raster inputs become RasterFile(s) parameters (never loaded as layers for a file path);
+        a parameter without help gets the algorithm's HELP text as its tooltip."""
+        if not parameter.help() and parameter.name() in self.HELP:
+            parameter.setHelp(self.tr(self.HELP[parameter.name()]))
         return super().addParameter(as_file_parameter(parameter), createOutput)
 
     def add_enum(self, name, description, options, default, advanced=False, help_text=""):
-        parameter = QgsProcessingParameterEnum(name, self.tr(description), options=options, defaultValue=default)
+        """An enum whose values are the option strings; the dialogs show the options' labels
+        (Choices) in their place."""
+        parameter = QgsProcessingParameterEnum(name, self.tr(description), options=list(options), defaultValue=default)
         parameter.setUsesStaticStrings(True)
+        labels = getattr(options, "labels", None)
+        if labels:
+            from .widgets import LabelledEnumWrapper
+
+            parameter.setMetadata({"widget_wrapper": {"class": LabelledEnumWrapper,
+                                                      "labels": {value: self.tr(text) for value, text in labels.items()}}})
         self._finish(parameter, advanced, help_text)
 
     def add_int(self, name, description, default, optional=False, advanced=False, help_text="", minimum=0):
@@ -81,7 +108,9 @@ class ParametersMixin:
         parameter = QgsProcessingParameterNumber(name, self.tr("Probability threshold (object where p > threshold)"),
                                                  QgsProcessingParameterNumber.Type.Double, defaultValue=0.5,
                                                  minValue=0.0, maxValue=1.0)
-        self._finish(parameter, False, "")
+        parameter.setMetadata({"widget_wrapper": {"decimals": 2}})
+        self._finish(parameter, False, "Pixels whose probability is above this value (0..1) form objects; "
+                                       "DARTS' default is 0.5.")
 
     def add_device(self):
         self.add_enum("DEVICE", "Device", DEVICES, "auto", advanced=True,

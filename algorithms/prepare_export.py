@@ -38,12 +38,37 @@ class PrepareExportAlgorithm(DartsAlgorithm):
     OUTPUT_SUBSET_BINARIZED = "OUTPUT_SUBSET_BINARIZED"
     OUTPUT_POLYGONS = "OUTPUT_POLYGONS"
     OUTPUT_REPORT = "OUTPUT_REPORT"
+    HELP = {
+        PROBABILITIES: "Segmentation probabilities of one tile: float 0..1 (NaN or nodata = no prediction) or DARTS' "
+                       "uint8 percent (0..100, nodata 255).",
+        QUALITY_MASK: "0 invalid, 1 low, 2 high quality, on the probabilities' grid. Not set: every pixel with a "
+                      "prediction counts as high quality.",
+        MASK_EROSION_SIZE: "Radius (pixels) of the disk by which the area of the chosen quality level shrinks "
+                           "(DARTS' default 10).",
+        EDGE_EROSION_SIZE: "Width (pixels) of the band along the tile edges that is set invalid. Not set: the mask "
+                           "erosion size; 0: no band.",
+        MIN_OBJECT_SIZE: "Objects with fewer pixels are removed; an object of exactly this size stays (DARTS' "
+                         "default 32).",
+        QUALITY_LEVEL: "Which pixels of the quality mask are valid before the erosion (DARTS' pipeline: low and "
+                       "high quality).",
+        SUBSET_PROBABILITIES: "More probability rasters on the same grid (ensemble members), processed the same way; "
+                              "each binarized result is written beside the binarized output as "
+                              "<name>-<layer name>.tif.",
+        SIZE_CONNECTIVITY: "8: diagonal neighbours belong to one object when its size is counted; 4 reproduces "
+                           "upstream DARTS.",
+        OUTPUT_BINARIZED: "uint8 GeoTIFF: 1 = kept object, 0 = background.",
+        OUTPUT_EXTENT: "uint8 GeoTIFF: 1 = the valid area after the erosion and the edge band, 0 = invalid.",
+        OUTPUT_PROBABILITIES: "The probabilities inside the extent, NaN outside (float32; float64 for float64 input).",
+        OUTPUT_POLYGONS: "The kept objects as polygons with their probability statistics (GeoPackage).",
+        OUTPUT_REPORT: "An HTML page: objects kept and removed and why, the kept area, the parameters and a "
+                       "histogram of object areas. Opens in the Results Viewer.",
+    }
 
     def name(self):
         return "prepareexport"
 
     def displayName(self):  # noqa: N802
-        return self.tr("Prepare export (threshold, erode, clean objects)")
+        return self.tr("Prepare export")
 
     def shortHelpString(self):  # noqa: N802
         return self.tr(
@@ -78,7 +103,7 @@ class PrepareExportAlgorithm(DartsAlgorithm):
                                                             optional=True))
         self.add_threshold(self.THRESHOLD)
         self.add_int(self.MASK_EROSION_SIZE, "Mask erosion size (pixels)", 10)
-        self.add_int(self.EDGE_EROSION_SIZE, "Edge erosion size (pixels, empty = mask erosion size)", None, optional=True)
+        self.add_int(self.EDGE_EROSION_SIZE, "Edge erosion size (pixels; Not set = mask erosion size)", None, optional=True)
         self.add_int(self.MIN_OBJECT_SIZE, "Minimum object size (pixels)", 32)
         self.add_enum(self.QUALITY_LEVEL, "Quality level", QUALITY_LEVELS, "low_quality")
         self.addParameter(QgsProcessingParameterMultipleLayers(
@@ -191,7 +216,8 @@ class PrepareExportAlgorithm(DartsAlgorithm):
                 context.addLayerToLoadOnCompletion(path, QgsProcessingContext.LayerDetails(
                     self.tr("Binarized segmentation ({})").format(name), context.project(), self.OUTPUT_SUBSET_BINARIZED))
                 style_on_load(context, path, "binarized")
-        results[self.OUTPUT_SUBSET_BINARIZED] = subset_paths
+        if subset_paths:  # no empty OUTPUT_SUBSET_BINARIZED line in the results
+            results[self.OUTPUT_SUBSET_BINARIZED] = subset_paths
         writes = {path: (array, nodata) for path, (array, nodata, _) in rasters.items()}
         if block:
             from ..core.blockwise import any_prediction, require_prediction
@@ -210,8 +236,8 @@ class PrepareExportAlgorithm(DartsAlgorithm):
             if style:
                 style_on_load(context, path, style)
 
-        note = self.area_note(grid, feedback) if polygons_path or report_path else None
-        if block and (polygons_path or report_path):
+        note = self.area_note(grid, feedback)
+        if block:
             # Objects and their areas from the binarized raster just written, read back block by
             # block; their statistics from the probabilities (the same inside objects as masked).
             from ..core.blockwise import read_binary_lazy
@@ -228,12 +254,12 @@ class PrepareExportAlgorithm(DartsAlgorithm):
                                     self.progress_reporter(feedback, 75, 20))
             results[self.OUTPUT_POLYGONS] = polygons_path
 
-        if report_path:
-            from ..core import object_areas
+        from ..core import object_areas
 
-            areas = object_areas(binary, grid.geotransform, grid.crs)
-            if block:
-                (areas,) = run_blocks(self, parameters, context, feedback, lambda lock: [areas], 95, 4)
+        areas = object_areas(binary, grid.geotransform, grid.crs)
+        if block:
+            (areas,) = run_blocks(self, parameters, context, feedback, lambda lock: [areas], 95, 4)
+        if report_path:
             inputs = {"probabilities": probabilities_path, "quality mask": quality_path or "(none: every pixel with a "
                       "prediction counts as high quality)", "probability scale": scale, **options}
             self.write_report(outputs.reserve(report_path), inputs, object_counts["binarized_segmentation"], grid, note,
@@ -241,6 +267,9 @@ class PrepareExportAlgorithm(DartsAlgorithm):
             results[self.OUTPUT_REPORT] = report_path
         feedback.setProgress(100)
         feedback.pushInfo(self.tr("{} object pixels kept, extent covers {} pixels.").format(int(kept), int(extent_pixels)))
+        from .report import summary
+
+        feedback.pushInfo(summary(self.tr, object_counts["binarized_segmentation"], areas, note))
         return results
 
     def write_report(self, path, settings, counts, grid, area_note, areas, kept_pixels, extent_pixels):
