@@ -2,13 +2,15 @@
 where and under which names the outputs are loaded, the run's summary and its results."""
 
 import re
-import shutil
+from pathlib import Path
 
 import pytest
 from qgis.core import QgsLayerTreeGroup, QgsProcessingContext, QgsProcessingFeedback, QgsProject
 
 import processing
 from sample_tile import write_sample_tile
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def algorithms(provider):
@@ -99,3 +101,28 @@ def test_qgis_process_prints_no_empty_subset_line(profile, sample, tmp_path):
                           f"OUTPUT_BINARIZED={tmp_path / 'b.tif'}", f"OUTPUT_EXTENT={tmp_path / 'e.tif'}")
     assert result.returncode == 0, result.stderr
     assert "OUTPUT_BINARIZED:" in result.stdout and "OUTPUT_SUBSET_BINARIZED" not in result.stdout
+
+
+def test_model_reads_like_prepareexport(provider, tmp_path):
+    """The shipped model: inputs in prepareexport's order with a quality level, and its layers
+    loaded under the model's output names, polygons on top."""
+    from qgis.core import QgsProcessingModelAlgorithm
+
+    model = QgsProcessingModelAlgorithm()
+    assert model.fromFile(str(REPO / "resources" / "models" / "darts_postprocessing.model3"))
+    assert [parameter.parameterName() for parameter in model.orderedParameters()] == [
+        "probabilities", "quality_mask", "threshold", "erosion_size", "min_object_size", "quality_level"]
+    assert model.parameterDefinition("quality_level").options() == ["none", "low_quality", "high_quality"]
+    assert all(model.helpContent().get(definition.name()) for definition in model.parameterDefinitions()
+               if not definition.isDestination())
+    folder = tile(tmp_path, "tile_M", 9)
+    project = QgsProject.instance()
+    project.clear()
+    processing.runAndLoadResults(model, {
+        "probabilities": str(folder / "probabilities.tif"), "quality_mask": str(folder / "quality_data_mask.tif"),
+        "quality_level": "high_quality", "erosion_size": 2, "min_object_size": 8,
+        "binarized_segmentation": str(tmp_path / "b.tif"), "extent": str(tmp_path / "e.tif"),
+        "object_polygons": str(tmp_path / "p.gpkg")})
+    assert [layer.name() for layer in project.layerTreeRoot().layerOrder()] == [
+        "Object polygons", "Binarized segmentation", "Extent"]
+    project.clear()
