@@ -1,4 +1,4 @@
-"""How outputs look when loaded: objects red on transparent, extent as a light overlay,
+"""How outputs look when loaded: objects red on transparent, the area outside the extent greyed,
 probabilities with a colour ramp over 0..1, polygons as outlines that read on top of the
 objects and on imagery, quality masks in three classes; and where they go: a run's layers
 together in one layer group, in a fixed order."""
@@ -19,7 +19,9 @@ from qgis.core import (
 from qgis.PyQt.QtGui import QColor
 
 OBJECT_RED = QColor(215, 48, 31)
-EXTENT_OVERLAY = QColor(116, 169, 207, 90)
+# Only the invalid area is drawn: a tile's extent never washes out what lies under its valid area
+# (another tile's objects, imagery).
+OUTSIDE_EXTENT = QColor(60, 60, 60, 110)
 TRANSPARENT = QColor(0, 0, 0, 0)
 
 
@@ -35,7 +37,7 @@ def style_binarized(layer):
 
 
 def style_extent(layer):
-    _paletted(layer, [(0, TRANSPARENT, "outside the extent"), (1, EXTENT_OVERLAY, "valid extent")])
+    _paletted(layer, [(0, OUTSIDE_EXTENT, "outside the extent"), (1, TRANSPARENT, "valid extent")])
 
 
 def style_probabilities(layer):
