@@ -15,6 +15,17 @@ class BinarizeAlgorithm(DartsAlgorithm):
     SIZE_CONNECTIVITY = "SIZE_CONNECTIVITY"
     PROBABILITY_SCALE = "PROBABILITY_SCALE"
     OUTPUT = "OUTPUT"
+    HELP = {
+        PROBABILITIES: "Segmentation probabilities: float 0..1 (NaN or nodata = no prediction) or DARTS' uint8 "
+                       "percent (0..100, nodata 255).",
+        MASK: "Objects with any pixel where this raster is 0 are removed whole (e.g. the output of 'Erode quality "
+              "mask'). Not set: no object is removed for that.",
+        MIN_OBJECT_SIZE: "Objects with fewer pixels are removed; an object of exactly this size stays (DARTS' "
+                         "default 32).",
+        SIZE_CONNECTIVITY: "8: diagonal neighbours belong to one object when its size is counted; 4 reproduces "
+                           "upstream DARTS.",
+        OUTPUT: "uint8 GeoTIFF: 1 = object, 0 = background.",
+    }
 
     def name(self):
         return "binarize"

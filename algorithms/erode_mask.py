@@ -13,6 +13,14 @@ class ErodeMaskAlgorithm(DartsAlgorithm):
     SIZE = "SIZE"
     EDGE_SIZE = "EDGE_SIZE"
     OUTPUT = "OUTPUT"
+    HELP = {
+        MASK: "A quality mask (0 invalid, 1 low, 2 high quality; nodata counts as 0) or any 0/1 mask.",
+        QUALITY_LEVEL: "Which pixels are valid before the erosion (DARTS' pipeline: low and high quality).",
+        SIZE: "Radius (pixels) of the disk by which the valid area shrinks (DARTS' default 10).",
+        EDGE_SIZE: "Width (pixels) of the band along the raster edges that is set invalid. Not set: the erosion "
+                   "size; 0: no band.",
+        OUTPUT: "uint8 GeoTIFF: 1 = valid, 0 = invalid. Give it to 'Binarize probabilities' as its mask.",
+    }
 
     def name(self):
         return "erodemask"
@@ -34,7 +42,7 @@ class ErodeMaskAlgorithm(DartsAlgorithm):
         self.addParameter(QgsProcessingParameterRasterLayer(self.MASK, self.tr("Quality mask")))
         self.add_enum(self.QUALITY_LEVEL, "Quality level", QUALITY_LEVELS, "low_quality")
         self.add_int(self.SIZE, "Erosion size (disk radius, pixels)", 10)
-        self.add_int(self.EDGE_SIZE, "Edge size (pixels, empty = erosion size)", None, optional=True)
+        self.add_int(self.EDGE_SIZE, "Edge size (pixels; Not set = erosion size)", None, optional=True)
         self.add_device()
         add_block_parameters(self)
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Eroded mask")))

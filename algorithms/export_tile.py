@@ -23,6 +23,12 @@ class ExportTileAlgorithm(DartsAlgorithm):
     EXTENT = "EXTENT"
     PROBABILITY_SCALE = "PROBABILITY_SCALE"
     OUTPUT_FOLDER = "OUTPUT_FOLDER"
+    HELP = {
+        PROBABILITIES: "The probabilities the tile was binarized from (float 0..1 or DARTS' uint8 percent).",
+        BINARIZED: "The binarized output of 'Prepare export' (0/1).",
+        EXTENT: "The extent output of 'Prepare export' (0/1).",
+        OUTPUT_FOLDER: "The tile folder; files of the same names in it are replaced.",
+    }
     # Single files of the folder, for chaining in models.
     OUTPUTS = {"probabilities": ("OUTPUT_PROBABILITIES", QgsProcessingOutputRasterLayer, "probabilities.tif"),
                "binarized": ("OUTPUT_BINARIZED", QgsProcessingOutputRasterLayer, "binarized.tif"),

@@ -15,12 +15,19 @@ class PolygonizeAlgorithm(DartsAlgorithm):
     PROBABILITIES = "PROBABILITIES"
     PROBABILITY_SCALE = "PROBABILITY_SCALE"
     OUTPUT = "OUTPUT"
+    HELP = {
+        BINARIZED: "A 0/1 raster: every 8-connected group of 1 pixels becomes one polygon feature (an extent "
+                   "raster works too).",
+        PROBABILITIES: "When given, each feature gets the min, max, mean, median and std of the probabilities "
+                       "inside it (same grid as the objects).",
+        OUTPUT: "GeoPackage with Region_ID, npixel, area_m2 and the probability statistics.",
+    }
 
     def name(self):
         return "polygonize"
 
     def displayName(self):  # noqa: N802
-        return self.tr("Polygonize objects (with probability statistics)")
+        return self.tr("Polygonize objects")
 
     def shortHelpString(self):  # noqa: N802
         return self.tr(

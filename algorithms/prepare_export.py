@@ -44,12 +44,37 @@ class PrepareExportAlgorithm(DartsAlgorithm):
     OUTPUT_REPORT = "OUTPUT_REPORT"
     OUTPUT_THRESHOLD_BINARIZED = "OUTPUT_THRESHOLD_BINARIZED"
     OUTPUT_THRESHOLD_POLYGONS = "OUTPUT_THRESHOLD_POLYGONS"
+    HELP = {
+        PROBABILITIES: "Segmentation probabilities of one tile: float 0..1 (NaN or nodata = no prediction) or DARTS' "
+                       "uint8 percent (0..100, nodata 255).",
+        QUALITY_MASK: "0 invalid, 1 low, 2 high quality, on the probabilities' grid. Not set: every pixel with a "
+                      "prediction counts as high quality.",
+        MASK_EROSION_SIZE: "Radius (pixels) of the disk by which the area of the chosen quality level shrinks "
+                           "(DARTS' default 10).",
+        EDGE_EROSION_SIZE: "Width (pixels) of the band along the tile edges that is set invalid. Not set: the mask "
+                           "erosion size; 0: no band.",
+        MIN_OBJECT_SIZE: "Objects with fewer pixels are removed; an object of exactly this size stays (DARTS' "
+                         "default 32).",
+        QUALITY_LEVEL: "Which pixels of the quality mask are valid before the erosion (DARTS' pipeline: low and "
+                       "high quality).",
+        SUBSET_PROBABILITIES: "More probability rasters on the same grid (ensemble members), processed the same way; "
+                              "each binarized result is written beside the binarized output as "
+                              "<name>-<layer name>.tif.",
+        SIZE_CONNECTIVITY: "8: diagonal neighbours belong to one object when its size is counted; 4 reproduces "
+                           "upstream DARTS.",
+        OUTPUT_BINARIZED: "uint8 GeoTIFF: 1 = kept object, 0 = background.",
+        OUTPUT_EXTENT: "uint8 GeoTIFF: 1 = the valid area after the erosion and the edge band, 0 = invalid.",
+        OUTPUT_PROBABILITIES: "The probabilities inside the extent, NaN outside (float32; float64 for float64 input).",
+        OUTPUT_POLYGONS: "The kept objects as polygons with their probability statistics (GeoPackage).",
+        OUTPUT_REPORT: "An HTML page: objects kept and removed and why, the kept area, the parameters and a "
+                       "histogram of object areas. Opens in the Results Viewer.",
+    }
 
     def name(self):
         return "prepareexport"
 
     def displayName(self):  # noqa: N802
-        return self.tr("Prepare export (threshold, erode, clean objects)")
+        return self.tr("Prepare export")
 
     def shortHelpString(self):  # noqa: N802
         return self.tr(
@@ -96,7 +121,7 @@ class PrepareExportAlgorithm(DartsAlgorithm):
                                                   optional=True, defaultValue=""), False,
                      "One binarized raster (and polygon file) per threshold, named <output>-t0.40.tif")
         self.add_int(self.MASK_EROSION_SIZE, "Mask erosion size (pixels)", 10)
-        self.add_int(self.EDGE_EROSION_SIZE, "Edge erosion size (pixels, empty = mask erosion size)", None, optional=True)
+        self.add_int(self.EDGE_EROSION_SIZE, "Edge erosion size (pixels; Not set = mask erosion size)", None, optional=True)
         self.add_int(self.MIN_OBJECT_SIZE, "Minimum object size (pixels)", 32)
         self.add_enum(self.QUALITY_LEVEL, "Quality level", QUALITY_LEVELS, "low_quality")
         self.addParameter(QgsProcessingParameterMultipleLayers(
@@ -273,7 +298,8 @@ class PrepareExportAlgorithm(DartsAlgorithm):
                         self.tr("Binarized segmentation ({})").format(label), context.project(),
                         self.OUTPUT_SUBSET_BINARIZED))
                     style_on_load(context, path, "binarized")
-        outputs_of_run[self.OUTPUT_SUBSET_BINARIZED] = subset_paths
+        if subset_paths:  # no empty OUTPUT_SUBSET_BINARIZED line in the results
+            outputs_of_run[self.OUTPUT_SUBSET_BINARIZED] = subset_paths
         if several:
             outputs_of_run[self.OUTPUT_THRESHOLD_BINARIZED] = [path for _, path, _ in runs]
         else:
@@ -301,10 +327,10 @@ class PrepareExportAlgorithm(DartsAlgorithm):
                 tag_threshold(outputs.stored_path(path), threshold)
 
         polygon_paths = [path for _, _, path in runs if path]
-        note = self.area_note(grid, feedback) if polygon_paths or report_path else None
+        note = self.area_note(grid, feedback)
         binaries = []
         for index, ((threshold, binarized_path, polygons_path), result) in enumerate(zip(runs, results)):
-            if block and (polygons_path or report_path):
+            if block:
                 # Objects and their areas from the binarized raster just written, read back block by
                 # block; their statistics from the probabilities (the same inside objects as masked).
                 from ..core.blockwise import read_binary_lazy
@@ -326,12 +352,12 @@ class PrepareExportAlgorithm(DartsAlgorithm):
             outputs_of_run[self.OUTPUT_THRESHOLD_POLYGONS if several else self.OUTPUT_POLYGONS] = \
                 polygon_paths if several else polygon_paths[0]
 
-        if report_path:
-            from ..core import object_areas
+        from ..core import object_areas
 
-            areas = [object_areas(binary, grid.geotransform, grid.crs) for binary in binaries]
-            if block:
-                areas = list(run_blocks(self, parameters, context, feedback, lambda lock: areas, 95, 4))
+        areas = [object_areas(binary, grid.geotransform, grid.crs) for binary in binaries]
+        if block:
+            areas = list(run_blocks(self, parameters, context, feedback, lambda lock: areas, 95, 4))
+        if report_path:
             inputs = {"probabilities": probabilities_path, "quality mask": quality_path or "(none: every pixel with a "
                       "prediction counts as high quality)", "probability scale": scale,
                       "exclusion mask": describe_exclusion(exclusion), **options}
@@ -342,10 +368,13 @@ class PrepareExportAlgorithm(DartsAlgorithm):
                               [int(k) for k in kept], int(extent_pixels), thresholds if several else None)
             outputs_of_run[self.OUTPUT_REPORT] = report_path
         feedback.setProgress(100)
-        for threshold, pixels in zip(thresholds, kept):
+        from .report import summary
+
+        for threshold, pixels, counts, objects_areas in zip(thresholds, kept, object_counts, areas):
             detail = f" (threshold {threshold_label(threshold)})" if several else ""
             feedback.pushInfo(self.tr("{} object pixels kept{}, extent covers {} pixels.").format(
                 int(pixels), detail, int(extent_pixels)))
+            feedback.pushInfo(summary(self.tr, counts, objects_areas, note) + detail)
         return outputs_of_run
 
     def read_exclusion(self, exclusion, grid, block, outputs, scratch_folder, feedback):

@@ -40,6 +40,24 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
     TILES_PROCESSED = "TILES_PROCESSED"
     TILES_SKIPPED = "TILES_SKIPPED"
     FEATURES = "FEATURES"
+    HELP = {
+        INPUT_FOLDER: "Searched for tile folders: probabilities.tif with quality_data_mask.tif (0/1/2) or, as DARTS "
+                      "exports tiles, extent.tif (0/1). A tile's id is its folder's name.",
+        MASK_EROSION_SIZE: "Radius (pixels) of the disk by which each tile's area of the chosen quality level shrinks "
+                           "(not for tiles with only extent.tif).",
+        EDGE_EROSION_SIZE: "Width (pixels) of the band along each tile's edges set invalid. Not set: the mask erosion "
+                           "size; 0: no band.",
+        MIN_OBJECT_SIZE: "Objects with fewer pixels are removed in their tile; an object of exactly this size stays.",
+        QUALITY_LEVEL: "Which pixels of a tile's quality mask are valid before the erosion.",
+        TARGET_CRS: "The projected CRS of the merged map. Areas (area_m2) are measured in each tile's own CRS.",
+        SIZE_CONNECTIVITY: "8: diagonal neighbours belong to one object when its size is counted; 4 reproduces "
+                           "upstream DARTS.",
+        OUTPUT: "One GeoPackage layer: every slump once (no two features overlap), with its statistics, npixel, "
+                "area_m2, tile_id and n_tiles; the run's parameters in the layer's metadata.",
+        OUTPUT_TILES: "A folder that receives <tile id>/binarized.tif, extent.tif and prediction_segments.gpkg.",
+        OUTPUT_REPORT: "An HTML page: tiles processed and skipped (and why), objects per tile, the merge, the "
+                       "parameters.",
+    }
 
     def name(self):
         return "processtiles"

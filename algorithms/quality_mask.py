@@ -3,21 +3,28 @@
 from qgis.core import QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer
 
 from .base import DartsAlgorithm
+from .parameters import Choices
 from .styles import style_on_load
 
-SOURCES = ["scl", "udm2", "observations"]
+SOURCES = Choices(("scl", "Sentinel-2 scene classification (SCL)"), ("udm2", "Planet UDM2"),
+                  ("observations", "Observation counts"))
 
 
 class QualityMaskAlgorithm(DartsAlgorithm):
     INPUT = "INPUT"
     SOURCE = "SOURCE"
     OUTPUT = "OUTPUT"
+    HELP = {
+        INPUT: "A Sentinel-2 L2A SCL band, a Planet UDM2 raster (8 bands) or a count of observations per pixel.",
+        SOURCE: "What the input raster is; it decides how its values map to quality 0, 1, 2.",
+        OUTPUT: "uint8 GeoTIFF on the input's grid: 0 invalid, 1 low quality, 2 high quality.",
+    }
 
     def name(self):
         return "qualitymask"
 
     def displayName(self):  # noqa: N802
-        return self.tr("Quality mask from SCL, UDM2 or observation counts")
+        return self.tr("Make quality mask")
 
     def shortHelpString(self):  # noqa: N802
         return self.tr(

@@ -36,6 +36,18 @@ def histogram_png(areas_m2: np.ndarray) -> bytes | None:
     return buffer.getvalue()
 
 
+def summary(tr, counts: dict, areas_m2: np.ndarray, area_note: str | None = None) -> str:
+    """The run in one paragraph a scientist reads at the end of the log: objects kept and
+    removed (and why), and the kept area in km² (or in the unit the note names)."""
+    excluded = tr(", {} in the exclusion mask").format(counts["removed_excluded"]) if "removed_excluded" in counts else ""
+    text = tr("Result: {} objects kept; removed: {} touching invalid data or the tile edge{}, {} smaller than the "
+              "minimum size (of {} objects above the threshold).").format(
+        len(areas_m2), counts["removed_at_boundary"], excluded, counts["removed_too_small"], counts["objects"])
+    if area_note:
+        return text + " " + tr("Kept area: {:.6g} ({}).").format(float(np.sum(areas_m2)), area_note)
+    return text + " " + tr("Kept area: {:.4f} km².").format(float(np.sum(areas_m2)) / 1e6)
+
+
 def render_report(title: str, parameters: list[tuple[str, object]], counts: dict, kept_objects: int,
                   kept_pixels: int, kept_area_m2: float, extent_pixels: int, object_areas_m2: np.ndarray,
                   area_note: str | None = None) -> str:

@@ -1,10 +1,14 @@
-"""How outputs look when loaded: objects red on transparent, extent as a light overlay,
-probabilities with a colour ramp over 0..1, polygons as outlines, quality masks in three
-classes."""
+"""How outputs look when loaded: objects red on transparent, the area outside the extent greyed,
+probabilities with a colour ramp over 0..1, polygons as outlines that read on top of the
+objects and on imagery, quality masks in three classes; and where they go: a run's layers
+together in one layer group, in a fixed order."""
+
+import os
 
 from qgis.core import (
     QgsColorRampShader,
     QgsFillSymbol,
+    QgsSimpleFillSymbolLayer,
     QgsSingleSymbolRenderer,
     QgsPalettedRasterRenderer,
     QgsProcessingLayerPostProcessorInterface,
@@ -15,7 +19,9 @@ from qgis.core import (
 from qgis.PyQt.QtGui import QColor
 
 OBJECT_RED = QColor(215, 48, 31)
-EXTENT_OVERLAY = QColor(116, 169, 207, 90)
+# Only the invalid area is drawn: a tile's extent never washes out what lies under its valid area
+# (another tile's objects, imagery).
+OUTSIDE_EXTENT = QColor(60, 60, 60, 110)
 TRANSPARENT = QColor(0, 0, 0, 0)
 
 
@@ -31,7 +37,7 @@ def style_binarized(layer):
 
 
 def style_extent(layer):
-    _paletted(layer, [(0, TRANSPARENT, "outside the extent"), (1, EXTENT_OVERLAY, "valid extent")])
+    _paletted(layer, [(0, OUTSIDE_EXTENT, "outside the extent"), (1, TRANSPARENT, "valid extent")])
 
 
 def style_probabilities(layer):
@@ -51,14 +57,24 @@ def style_quality(layer):
                       (2, QColor(77, 175, 74), "high quality")])
 
 
-def _outline(layer, color: QColor, width_mm: float):
+def _outline(layer, color: QColor, width_mm: float, halo: QColor = None):
+    """No fill; a line of `color`, over a wider `halo` line when given (reads on any background)."""
     symbol = QgsFillSymbol.createSimple({"color": "0,0,0,0", "outline_color": color.name(),
                                          "outline_width": str(width_mm), "outline_width_unit": "MM"})
+    if halo is not None:
+        under = QgsSimpleFillSymbolLayer.create({"color": "0,0,0,0", "outline_color": ",".join(map(str, halo.getRgb())),
+                                                 "outline_width": str(width_mm * 2.2), "outline_width_unit": "MM"})
+        symbol.insertSymbolLayer(0, under)
     layer.setRenderer(QgsSingleSymbolRenderer(symbol))
 
 
+# Object outlines: yellow over a dark halo, visible on the red object fill and on imagery.
+OUTLINE_YELLOW = QColor(255, 221, 0)
+OUTLINE_HALO = QColor(20, 20, 20, 170)
+
+
 def style_segments(layer):
-    _outline(layer, OBJECT_RED, 0.6)
+    _outline(layer, OUTLINE_YELLOW, 0.4, OUTLINE_HALO)
 
 
 def style_extent_polygons(layer):
@@ -100,3 +116,35 @@ def style_on_load(context, path: str, style: str, name: str = "") -> None:
     details = context.layerToLoadOnCompletionDetails(path)
     details.setPostProcessor(processor)
     details.layerSortKey = SORT_KEYS[style]
+
+
+# DARTS' tile folders name their files alike (probabilities.tif, ...): the folder names the tile.
+TILE_FILE_STEMS = {"probabilities", "binarized", "extent", "quality_data_mask", "prediction_segments",
+                   "prediction_extent", "probabilities_masked"}
+
+
+def tile_name(path: str) -> str:
+    """What a run is about, for layer and group names: the input file's name, or its folder's
+    for the files of a DARTS tile folder."""
+    stem = os.path.splitext(os.path.basename(path.split("|")[0]))[0]
+    folder = os.path.basename(os.path.dirname(os.path.abspath(path.split("|")[0])))
+    return folder if stem.lower() in TILE_FILE_STEMS and folder else stem
+
+
+def group_layers(context, paths, group: str, label: str = "") -> None:
+    """Load the layers of `paths` together into the layer group `group` (created at the top of
+    the layer tree, whatever layer is selected: QGIS then inserts them in sort-key order) and,
+    with a `label`, name them '<output> (<label>)' so that runs of other tiles read apart.
+    Inside a model the model's output names are kept and the group is the model's name."""
+    scope = context.expressionContext()
+    in_model = scope.hasVariable("model_name")
+    if in_model:
+        group, label = str(scope.variable("model_name") or group), ""
+    for path in paths:
+        if not isinstance(path, str) or not context.willLoadLayerOnCompletion(path):
+            continue
+        details = context.layerToLoadOnCompletionDetails(path)
+        details.groupName = group
+        if label:
+            details.name = f"{details.name} ({label})"
+            details.forceName = True

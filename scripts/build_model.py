@@ -17,21 +17,29 @@ from qgis.core import (  # noqa: E402
     QgsProcessingModelChildParameterSource,
     QgsProcessingModelOutput,
     QgsProcessingModelParameter,
+    QgsProcessingParameterEnum,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
 )
 from qgis.PyQt.QtCore import QPointF  # noqa: E402
 
+QUALITY_LEVELS = ["none", "low_quality", "high_quality"]  # darts' values (algorithms/parameters.py)
+
 TARGET = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "resources", "models",
                       "darts_postprocessing.model3")
 
 
-def _output(name, description, child, x, y):
-    output = QgsProcessingModelOutput(name, description)
+def _output(description, child, x, y):
+    """A model output named as it reads: QGIS loads its layer under this name."""
+    output = QgsProcessingModelOutput(description, description)
     output.setChildId(child)
     output.setChildOutputName("OUTPUT")
     output.setPosition(QPointF(x, y))
     return output
+
+
+# Columns: inputs, the three steps, outputs; every connector runs left to right between them.
+INPUT_X, STEP_X, OUTPUT_X, ROW_Y = 120, 460, 780, 80
 
 
 def build() -> QgsProcessingModelAlgorithm:
@@ -39,54 +47,70 @@ def build() -> QgsProcessingModelAlgorithm:
     model.setHelpContent({"ALG_DESC": "DARTS' postprocessing as steps: the quality mask is eroded "
                                       "(darts:erodemask), the probabilities are binarized inside it "
                                       "(darts:binarize; same result as darts:prepareexport with boundary=remove), "
-                                      "and the objects are polygonized with their statistics (darts:polygonize)."})
-    inputs = [
-        (QgsProcessingParameterRasterLayer("probabilities", "Probabilities"), 60),
-        (QgsProcessingParameterRasterLayer("quality_mask", "Quality mask (0/1/2)"), 140),
-        (QgsProcessingParameterNumber("threshold", "Threshold", QgsProcessingParameterNumber.Type.Double, 0.5,
-                                      False, 0.0, 1.0), 220),
+                                      "and the objects are polygonized with their statistics (darts:polygonize). "
+                                      "The quality mask is required here (the erosion needs it); without one, use "
+                                      "darts:prepareexport, or make one with darts:qualitymask."})
+    quality_level = QgsProcessingParameterEnum("quality_level", "Quality level", QUALITY_LEVELS, False,
+                                               "low_quality", False, True)
+    # In the order of darts:prepareexport's dialog; on the canvas each beside the step it feeds.
+    inputs = [  # (definition, help, canvas row)
+        (QgsProcessingParameterRasterLayer("probabilities", "Probabilities"),
+         "Segmentation probabilities: float 0..1 or DARTS' uint8 percent (0..100, nodata 255).", 4),
+        (QgsProcessingParameterRasterLayer("quality_mask", "Quality mask (0/1/2)"),
+         "0 invalid, 1 low, 2 high quality, on the probabilities' grid (required by the erosion step).", 0),
+        (QgsProcessingParameterNumber("threshold", "Probability threshold", QgsProcessingParameterNumber.Type.Double,
+                                      0.5, False, 0.0, 1.0), "Objects where p > threshold (DARTS' default 0.5).", 5),
         (QgsProcessingParameterNumber("erosion_size", "Mask erosion size", QgsProcessingParameterNumber.Type.Integer,
-                                      10, False, 0), 300),
+                                      10, False, 0), "Disk radius in pixels by which the valid area shrinks.", 2),
         (QgsProcessingParameterNumber("min_object_size", "Minimum object size",
-                                      QgsProcessingParameterNumber.Type.Integer, 32, False, 0), 380),
+                                      QgsProcessingParameterNumber.Type.Integer, 32, False, 0),
+         "Objects with fewer pixels are removed.", 6),
+        (quality_level, "Which quality mask pixels are valid before the erosion (low_quality: 1 and 2).", 1),
     ]
-    for definition, y in inputs:
+    inputs[2][0].setMetadata({"widget_wrapper": {"decimals": 2}})
+    help_content = model.helpContent()
+    for definition, help_text, row in inputs:
+        help_content[definition.name()] = help_text  # QGIS 3.40 shows (and keeps) a model input's help from here
         component = QgsProcessingModelParameter(definition.name())
-        component.setPosition(QPointF(120, y))
+        component.setPosition(QPointF(INPUT_X, ROW_Y * row + 60))
         model.addModelParameter(definition, component)
+    model.setHelpContent(help_content)
+    model.setParameterOrder([definition.name() for definition, _, _ in inputs])
 
     def source(name):
         return [QgsProcessingModelChildParameterSource.fromModelParameter(name)]
 
+    def child_output(child):
+        return [QgsProcessingModelChildParameterSource.fromChildOutput(child, "OUTPUT")]
+
     erode = QgsProcessingModelChildAlgorithm("darts:erodemask")
     erode.setChildId("erodemask")
     erode.setDescription("Erode quality mask")
-    erode.setPosition(QPointF(400, 140))
+    erode.setPosition(QPointF(STEP_X, ROW_Y * 1 + 60))
     erode.addParameterSources("MASK", source("quality_mask"))
     erode.addParameterSources("SIZE", source("erosion_size"))
-    erode.addParameterSources("QUALITY_LEVEL", [QgsProcessingModelChildParameterSource.fromStaticValue("low_quality")])
+    erode.addParameterSources("QUALITY_LEVEL", source("quality_level"))
+    erode.setModelOutputs({"Extent": _output("Extent", "erodemask", OUTPUT_X, ROW_Y * 1 + 60)})
 
     binarize = QgsProcessingModelChildAlgorithm("darts:binarize")
     binarize.setChildId("binarize")
     binarize.setDescription("Binarize probabilities")
-    binarize.setPosition(QPointF(680, 220))
+    binarize.setPosition(QPointF(STEP_X, ROW_Y * 5 + 60))
     binarize.addParameterSources("PROBABILITIES", source("probabilities"))
-    binarize.addParameterSources("MASK", [QgsProcessingModelChildParameterSource.fromChildOutput("erodemask", "OUTPUT")])
+    binarize.addParameterSources("MASK", child_output("erodemask"))
     binarize.addParameterSources("THRESHOLD", source("threshold"))
     binarize.addParameterSources("MIN_OBJECT_SIZE", source("min_object_size"))
-    binarize.setModelOutputs({"binarized": _output("binarized", "Binarized segmentation", "binarize", 900, 260)})
-    erode.setModelOutputs({"extent": _output("extent", "Extent", "erodemask", 620, 100)})
+    binarize.setModelOutputs({"Binarized segmentation": _output("Binarized segmentation", "binarize", OUTPUT_X, ROW_Y * 5 + 60)})
+
     polygonize = QgsProcessingModelChildAlgorithm("darts:polygonize")
     polygonize.setChildId("polygonize")
     polygonize.setDescription("Polygonize objects")
-    polygonize.setPosition(QPointF(900, 380))
-    polygonize.addParameterSources("BINARIZED", [QgsProcessingModelChildParameterSource.fromChildOutput("binarize",
-                                                                                                         "OUTPUT")])
+    polygonize.setPosition(QPointF(STEP_X, ROW_Y * 7 + 60))
+    polygonize.addParameterSources("BINARIZED", child_output("binarize"))
     polygonize.addParameterSources("PROBABILITIES", source("probabilities"))
-    polygonize.setModelOutputs({"polygons": _output("polygons", "Object polygons", "polygonize", 1120, 420)})
-    model.addChildAlgorithm(erode)
-    model.addChildAlgorithm(binarize)
-    model.addChildAlgorithm(polygonize)
+    polygonize.setModelOutputs({"Object polygons": _output("Object polygons", "polygonize", OUTPUT_X, ROW_Y * 7 + 60)})
+    for child in (erode, binarize, polygonize):
+        model.addChildAlgorithm(child)
     model.updateDestinationParameters()
     return model
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Stage the plugin as the folder `darts_postprocessing` (no tests, no dev files), and
-optionally zip it or install it into a QGIS profile.
+"""Stage the plugin as the folder `darts_postprocessing` (no tests, no dev files, with the
+generated help pages in help/), and optionally zip it or install it into a QGIS profile.
 
     python3 scripts/package.py stage DEST_PARENT     -> DEST_PARENT/darts_postprocessing/
     python3 scripts/package.py zip dist/darts_postprocessing.zip
@@ -9,6 +9,7 @@ optionally zip it or install it into a QGIS profile.
 
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import zipfile
@@ -33,6 +34,10 @@ def stage(parent: str) -> str:
             shutil.copytree(source, os.path.join(target, item), ignore=IGNORE)
         else:
             shutil.copy2(source, target)
+    # The help pages the dialogs' help button opens, generated from the algorithms and README
+    # (scripts/build_help.py), in a fresh QGIS Python of their own.
+    subprocess.run([sys.executable, os.path.join(REPO, "scripts", "build_help.py"), target], check=True,
+                   stdout=subprocess.DEVNULL, env=dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONDONTWRITEBYTECODE="1"))
     return target
 
 

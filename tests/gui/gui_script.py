@@ -1,8 +1,11 @@
-"""Runs inside a real QGIS desktop (qgis --code): opens the prepareexport dialog, runs it,
-waits for the styled layers, saves a canvas screenshot, writes a JSON report, quits.
+"""Runs inside a real QGIS desktop (qgis --code): runs prepareexport from its dialog (or, in
+batch mode, two tiles from the batch dialog), waits for the styled layers, saves a canvas
+screenshot, writes a JSON report of what a user sees, quits.
 
-Reads its settings from the environment: DARTS_GUI_PARAMS (JSON parameters),
-DARTS_GUI_REPORT (report path), DARTS_GUI_SCREENSHOT (PNG path).
+Reads its settings from the environment: DARTS_GUI_MODE ('dialog' or 'batch'),
+DARTS_GUI_PARAMS (JSON parameters; a list of rows in batch mode), DARTS_GUI_REPORT (report
+path), DARTS_GUI_SCREENSHOT (PNG path), DARTS_GUI_LAYERS (layers to wait for),
+DARTS_GUI_SELECTED (a raster loaded and selected in the Layers panel before the run).
 """
 
 import json
@@ -11,18 +14,22 @@ import traceback
 
 from qgis.core import (
     QgsApplication,
+    QgsLayerTreeGroup,
     QgsPalettedRasterRenderer,
     QgsProject,
+    QgsRasterLayer,
     QgsSingleBandPseudoColorRenderer,
     QgsSingleSymbolRenderer,
 )
-from qgis.PyQt.QtCore import QTimer
-from qgis.PyQt.QtWidgets import QTextEdit
+from qgis.PyQt.QtCore import QObject, QTimer, pyqtSlot
+from qgis.PyQt.QtGui import QDesktopServices
+from qgis.PyQt.QtWidgets import QAbstractSpinBox, QComboBox, QDialogButtonBox, QDoubleSpinBox, QLabel, QTextEdit
 from qgis.utils import iface, plugins
 
 import processing
 
 REPORT = os.environ["DARTS_GUI_REPORT"]
+MODE = os.environ.get("DARTS_GUI_MODE", "dialog")
 report = {"plugin_loaded": "darts_postprocessing" in plugins, "errors": []}
 state = {"dialog": None, "ticks": 0}
 
@@ -44,12 +51,53 @@ def describe(layer):
     if isinstance(renderer, QgsSingleSymbolRenderer):
         symbol = renderer.symbol()
         entry["fill_alpha"] = symbol.color().alpha()
-        entry["stroke"] = symbol.symbolLayer(0).strokeColor().name()
+        entry["strokes"] = [symbol.symbolLayer(i).strokeColor().name() for i in range(symbol.symbolLayerCount())]
         entry["features"] = layer.featureCount()
     return entry
 
 
+def tree(group):
+    return [[child.name(), tree(child)] if isinstance(child, QgsLayerTreeGroup) else child.name()
+            for child in group.children()]
+
+
+class UrlCatcher(QObject):
+    """Receives the URLs QDesktopServices would open (the help button's), instead of a browser."""
+
+    @pyqtSlot("QUrl")
+    def open(self, url):  # noqa: A003
+        report.setdefault("opened_urls", []).append(url.toString())
+
+
+CATCHER = UrlCatcher()
+
+
+def widgets(dialog):
+    """What the dialog shows for its parameters: combo texts, spin box texts, labels, tooltips."""
+    shown = {}
+    for name, wrapper in dialog.mainWidget().wrappers.items():
+        widget = wrapper.wrappedWidget()
+        entry = {"tooltip": widget.toolTip() if widget is not None else ""}
+        if isinstance(widget, QComboBox):
+            entry["items"] = [widget.itemText(i) for i in range(widget.count())]
+            entry["current"] = widget.currentText()
+            entry["value"] = wrapper.widgetValue()
+        spin = widget if isinstance(widget, QAbstractSpinBox) else (widget.findChild(QAbstractSpinBox) if widget else None)
+        if spin is not None:
+            entry["text"] = spin.text()
+            entry["special"] = spin.specialValueText()
+            if isinstance(spin, QDoubleSpinBox):
+                entry["decimals"] = spin.decimals()
+        label = wrapper.wrappedLabel()
+        if isinstance(label, QLabel):
+            entry["label"] = label.text()
+        shown[name] = entry
+    return shown
+
+
 def screenshot_and_finish():
+    if report.get("screenshot"):
+        return
     try:
         canvas = iface.mapCanvas()
         canvas.saveAsImage(os.environ["DARTS_GUI_SCREENSHOT"])
@@ -63,13 +111,21 @@ def poll():
     state["ticks"] += 1
     layers = list(QgsProject.instance().mapLayers().values())
     if len(layers) >= int(os.environ.get("DARTS_GUI_LAYERS", "3")) or state["ticks"] > 240:
+        root = QgsProject.instance().layerTreeRoot()
         report["layers"] = [describe(layer) for layer in layers]
-        report["layer_order"] = [layer.name() for layer in QgsProject.instance().layerTreeRoot().layerOrder()]
+        report["layer_order"] = [layer.name() for layer in root.layerOrder()]
+        report["tree"] = tree(root)
+        from processing.core.ProcessingResults import resultsList
+
+        report["results_viewer"] = [[result.name, result.filename] for result in resultsList.getResults()]
         if state["dialog"] is not None:
             report["dialog_title"] = state["dialog"].windowTitle()
             report["dialog_log"] = "\n".join(box.toPlainText() for box in state["dialog"].findChildren(QTextEdit))
             state["dialog"].close()
         canvas = iface.mapCanvas()
+        selected = QgsProject.instance().mapLayersByName("selected basemap")
+        for layer in selected:  # the screenshot shows the run's layers, not the basemap under them
+            root.findLayer(layer.id()).setItemVisibilityChecked(False)
         canvas.zoomToFullExtent()
         canvas.refreshAllLayers()
         canvas.mapCanvasRefreshed.connect(screenshot_and_finish)
@@ -78,13 +134,50 @@ def poll():
     QTimer.singleShot(250, poll)
 
 
+def select_a_layer():
+    """The normal state of a session: some layer is selected in the Layers panel."""
+    path = os.environ.get("DARTS_GUI_SELECTED")
+    if path:
+        layer = QgsRasterLayer(path, "selected basemap")
+        QgsProject.instance().addMapLayer(layer)
+        iface.layerTreeView().setCurrentLayer(layer)
+        report["selected_before_run"] = iface.layerTreeView().currentLayer().name()
+
+
+def start_dialog():
+    parameters = json.loads(os.environ["DARTS_GUI_PARAMS"])
+    dialog = processing.createAlgorithmDialog("darts:prepareexport", parameters)
+    state["dialog"] = dialog
+    dialog.show()
+    report["widgets"] = widgets(dialog)
+    QDesktopServices.setUrlHandler("file", CATCHER, "open")
+    dialog.buttonBox().button(QDialogButtonBox.StandardButton.Help).click()
+    QDesktopServices.unsetUrlHandler("file")
+    report["help_url"] = dialog.algorithm().helpUrl()
+    dialog.runAlgorithm()  # the dialog's Run button
+
+
+def start_batch():
+    from processing.gui.BatchAlgorithmDialog import BatchAlgorithmDialog
+
+    rows = json.loads(os.environ["DARTS_GUI_PARAMS"])
+    algorithm = QgsApplication.processingRegistry().createAlgorithmById("darts:prepareexport")
+    dialog = BatchAlgorithmDialog(algorithm, iface.mainWindow())
+    state["dialog"] = dialog
+    dialog.show()
+    panel = dialog.mainWidget()
+    panel.load_batch_file_3_40_version({panel.ROWS: [
+        {panel.PARAMETERS: {k: v for k, v in row.items() if not k.startswith("OUTPUT_")},
+         panel.OUTPUTS: {k: v for k, v in row.items() if k.startswith("OUTPUT_")}} for row in rows]})
+    report["batch_rows"] = panel.batchRowCount()
+    panel.checkLoadLayersOnCompletion.setChecked(True)  # "Load layers on completion"
+    dialog.runAlgorithm()
+
+
 def start():
     try:
-        parameters = json.loads(os.environ["DARTS_GUI_PARAMS"])
-        dialog = processing.createAlgorithmDialog("darts:prepareexport", parameters)
-        state["dialog"] = dialog
-        dialog.show()
-        dialog.runAlgorithm()  # the dialog's Run button
+        select_a_layer()
+        start_batch() if MODE == "batch" else start_dialog()
     except Exception:
         report["errors"].append(traceback.format_exc())
     QTimer.singleShot(250, poll)

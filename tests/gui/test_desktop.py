@@ -3,6 +3,7 @@ dialog opened and run, the output layers in the project with their styles."""
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -17,13 +18,9 @@ pytestmark = pytest.mark.skipif(shutil.which("xvfb-run") is None or shutil.which
                                 reason="needs xvfb-run and the QGIS desktop")
 
 
-@pytest.mark.parametrize("blocks", [False, True], ids=["in-memory", "block-wise"])
-def test_dialog_runs_and_layers_are_styled(tmp_path, blocks):
-    """The dialog's run, in memory and (MEMORY_LIMIT=1 MB on a 1200 px tile) block by block."""
-    sys.path.insert(0, str(REPO / "scripts"))
-    from sample_tile import write_sample_tile
-
-    probabilities, quality = write_sample_tile(str(tmp_path / "input"), size=1200 if blocks else 400, seed=3)
+def desktop(tmp_path, mode, parameters, layers, screenshot, selected=None):
+    """Start the QGIS desktop under Xvfb with the staged plugin in a fresh profile, run
+    gui_script.py in it; its JSON report."""
     settings_root = tmp_path / "qgis-settings"  # QGIS keeps profiles in <root>/profiles/<name>
     profiles = settings_root / "profiles"
     plugins = profiles / "default" / "python" / "plugins"
@@ -34,15 +31,9 @@ def test_dialog_runs_and_layers_are_styled(tmp_path, blocks):
         "[PythonPlugins]\ndarts_postprocessing=true\n[qgis]\ncheckVersion=false\nshowTips=false\n")
     SCREENSHOTS.mkdir(exist_ok=True)
     report = tmp_path / "report.json"
-    screenshot = SCREENSHOTS / f"desktop-prepareexport{'-blocks' if blocks else ''}.png"
-    parameters = {"PROBABILITIES": probabilities, "QUALITY_MASK": quality, "MASK_EROSION_SIZE": 5,
-                  "MIN_OBJECT_SIZE": 16, "QUALITY_LEVEL": "low_quality",
-                  "OUTPUT_BINARIZED": str(tmp_path / "binarized.tif"), "OUTPUT_EXTENT": str(tmp_path / "extent.tif"),
-                  "OUTPUT_PROBABILITIES": str(tmp_path / "probabilities.tif"),
-                  "OUTPUT_POLYGONS": str(tmp_path / "slumps.gpkg"), **({"MEMORY_LIMIT": 1} if blocks else {})}
     environment = dict(os.environ, DARTS_GUI_PARAMS=json.dumps(parameters), DARTS_GUI_REPORT=str(report),
-                       DARTS_GUI_LAYERS="4",
-                       DARTS_GUI_SCREENSHOT=str(screenshot))
+                       DARTS_GUI_LAYERS=str(layers), DARTS_GUI_MODE=mode, DARTS_GUI_SCREENSHOT=str(screenshot),
+                       DARTS_GUI_SELECTED=selected or "")
     environment.pop("QT_QPA_PLATFORM", None)
     command = ["xvfb-run", "-a", "-s", "-screen 0 1280x1024x24", "qgis", "--profiles-path", str(settings_root),
                "--profile", "default", "--nologo", "--noversioncheck", "--code",
@@ -51,16 +42,90 @@ def test_dialog_runs_and_layers_are_styled(tmp_path, blocks):
     assert report.exists(), run.stdout[-3000:] + run.stderr[-3000:]
     result = json.loads(report.read_text())
     assert result["plugin_loaded"] and not result["errors"], result
+    return result
+
+
+def object_pixels(screenshot):
+    """How many pixels of the screenshot have the objects' red (215, 48, 31)."""
+    import numpy as np
+    from osgeo import gdal
+
+    image = gdal.Open(str(screenshot)).ReadAsArray()[:3].astype(int)
+    return int((np.abs(image - np.array([215, 48, 31])[:, None, None]).max(axis=0) <= 12).sum())
+
+
+OUTPUTS = ["Object polygons", "Binarized segmentation", "Masked probabilities", "Extent"]
+
+
+@pytest.mark.parametrize("blocks", [False, True], ids=["in-memory", "block-wise"])
+def test_dialog_runs_and_layers_are_styled(tmp_path, blocks):
+    """The dialog's run with a layer selected in the Layers panel, in memory and
+    (MEMORY_LIMIT=1 MB on a 1200 px tile) block by block: what the dialog shows, where the
+    layers go and how they look."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    from sample_tile import write_sample_tile
+
+    probabilities, quality = write_sample_tile(str(tmp_path / "tile_7"), size=1200 if blocks else 400, seed=3)
+    screenshot = SCREENSHOTS / f"desktop-prepareexport{'-blocks' if blocks else ''}.png"
+    parameters = {"PROBABILITIES": probabilities, "QUALITY_MASK": quality, "MASK_EROSION_SIZE": 5,
+                  "MIN_OBJECT_SIZE": 16, "QUALITY_LEVEL": "low_quality",
+                  "OUTPUT_BINARIZED": str(tmp_path / "binarized.tif"), "OUTPUT_EXTENT": str(tmp_path / "extent.tif"),
+                  "OUTPUT_PROBABILITIES": str(tmp_path / "probabilities.tif"),
+                  "OUTPUT_POLYGONS": str(tmp_path / "slumps.gpkg"), "OUTPUT_REPORT": str(tmp_path / "report.html"),
+                  **({"MEMORY_LIMIT": 1} if blocks else {})}
+    result = desktop(tmp_path, "dialog", parameters, 5, screenshot, selected=quality)
+    assert result["selected_before_run"] == "selected basemap"
     layers = {Path(layer["source"].split("|")[0]).name: layer for layer in result["layers"]}
     binarized, extent, probs = layers["binarized.tif"], layers["extent.tif"], layers["probabilities.tif"]
     assert binarized["renderer"] == "paletted" and binarized["classes"]["1"] == [215, 48, 31, 255]
     assert binarized["classes"]["0"][3] == 0  # transparent background
-    assert extent["renderer"] == "paletted" and 0 < extent["classes"]["1"][3] < 255
+    assert extent["renderer"] == "paletted" and extent["classes"]["1"][3] == 0 < extent["classes"]["0"][3] < 255
     assert probs["renderer"] == "singlebandpseudocolor" and probs["range"] == [0.0, 1.0]
-    assert result["layer_order"].index(binarized["name"]) < result["layer_order"].index(probs["name"])  # on top
     polygons = layers["slumps.gpkg"]
-    assert polygons["renderer"] == "singleSymbol" and polygons["fill_alpha"] == 0 and polygons["stroke"] == "#d7301f"
-    assert polygons["features"] > 0
-    assert result["layer_order"].index(polygons["name"]) < result["layer_order"].index(binarized["name"])
-    assert screenshot.exists() and screenshot.stat().st_size > 1000
-    assert ("Processing in blocks of 512 x 512" in result["dialog_log"]) == blocks, result["dialog_log"][-2000:]
+    assert polygons["renderer"] == "singleSymbol" and polygons["fill_alpha"] == 0
+    assert polygons["strokes"][-1] == "#ffdd00" and polygons["features"] > 0  # yellow over a dark halo
+    # the run's layers in one group named after the tile, in a fixed order, whatever was selected
+    assert result["tree"] == [["tile_7 (threshold 0.50)", [f"{name} (tile_7)" for name in OUTPUTS]],
+                              "selected basemap"]
+    assert object_pixels(screenshot) > (20 if blocks else 200)  # the objects' red is visible in the canvas
+    log = result["dialog_log"]
+    assert ("Processing in blocks of 512 x 512" in log) == blocks, log[-2000:]
+    assert re.search(r"Result: \d+ objects kept; removed: \d+ touching invalid data", log), log[-2000:]
+    if not blocks:
+        assert log.count("Tracing polygons") == 1, log  # progress text once per stage
+    # the report opens in the Results Viewer; the help button opens the shipped help page
+    assert result["results_viewer"] == [["Report", str(tmp_path / "report.html")]]
+    assert result["help_url"].startswith("file://") and result["help_url"].endswith("/help/prepareexport.html")
+    assert result["opened_urls"] == [result["help_url"]]
+    shown = result["widgets"]
+    assert shown["QUALITY_LEVEL"]["items"] == ["All pixels (quality ignored)", "Low and high quality (1, 2)",
+                                               "High quality only (2)"]
+    assert shown["QUALITY_LEVEL"]["value"] == "low_quality"  # the value stays the id
+    assert shown["SIZE_CONNECTIVITY"]["current"] == "8 neighbours (diagonals connect)"
+    assert shown["THRESHOLD"]["decimals"] == 2 and shown["THRESHOLD"]["text"] == "0.50"
+    assert shown["EDGE_EROSION_SIZE"]["special"] in shown["EDGE_EROSION_SIZE"]["label"]  # "Not set" both
+    for name in ("PROBABILITIES", "QUALITY_MASK", "THRESHOLD", "MASK_EROSION_SIZE", "MIN_OBJECT_SIZE",
+                 "QUALITY_LEVEL"):
+        assert len(shown[name]["tooltip"]) > len(name) + 40, (name, shown[name]["tooltip"])
+
+
+def test_batch_of_two_tiles_tells_the_tiles_apart(tmp_path):
+    """Two tiles from the batch dialog: one group per tile, layer names with the tile."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    from sample_tile import write_sample_tile
+
+    rows = []
+    for seed, name in ((3, "tile_A"), (4, "tile_B")):
+        probabilities, quality = write_sample_tile(str(tmp_path / name), size=300, seed=seed)
+        out = tmp_path / f"out_{name}"
+        rows.append({"PROBABILITIES": probabilities, "QUALITY_MASK": quality, "THRESHOLD": 0.5,
+                     "MASK_EROSION_SIZE": 5, "MIN_OBJECT_SIZE": 16, "QUALITY_LEVEL": "low_quality",
+                     "OUTPUT_BINARIZED": str(out / "binarized.tif"), "OUTPUT_EXTENT": str(out / "extent.tif"),
+                     "OUTPUT_POLYGONS": str(out / "slumps.gpkg")})
+    result = desktop(tmp_path, "batch", rows, 6, SCREENSHOTS / "desktop-batch.png")
+    assert result["batch_rows"] == 2
+    outputs = ["Object polygons", "Binarized segmentation", "Extent"]
+    groups = {group: layers for group, layers in result["tree"]}
+    assert groups == {f"{name} (threshold 0.50)": [f"{output} ({name})" for output in outputs]
+                      for name in ("tile_A", "tile_B")}, result["tree"]
+    assert object_pixels(SCREENSHOTS / "desktop-batch.png") > 100

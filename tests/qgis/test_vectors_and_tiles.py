@@ -191,5 +191,9 @@ def test_polygons_load_styled(provider, sample, tmp_path):
     processing.runAndLoadResults("darts:polygonize", {"BINARIZED": binarized, "OUTPUT": str(tmp_path / "p.gpkg")})
     (layer,) = project.mapLayers().values()
     symbol = layer.renderer().symbol()
-    assert symbol.color().alpha() == 0 and symbol.symbolLayer(0).strokeColor().name() == "#d7301f"
+    # no fill; a yellow line over a dark, wider halo: reads on the red objects and on imagery
+    assert symbol.color().alpha() == 0 and symbol.symbolLayerCount() == 2
+    halo, line = symbol.symbolLayer(0), symbol.symbolLayer(1)
+    assert line.strokeColor().name() == "#ffdd00" and halo.strokeColor().lightness() < 40
+    assert halo.strokeWidth() > line.strokeWidth()
     project.removeAllMapLayers()

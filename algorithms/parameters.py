@@ -1,0 +1,135 @@
+"""The algorithms' parameter widgets: raster inputs that file paths satisfy, and helpers that
+give every parameter of one kind the same range, flags and help."""
+
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterLayer,
+)
+
+from .paths import files_of
+
+INT_MAX = 2 ** 31 - 1  # parameterAsInt returns a C int: larger values would wrap (to 0 for 2^31)
+
+
+class Choices(list):
+    """The values of an enum parameter (static strings: what qgis_process and models pass),
+    with the words the dialogs show for them in `labels`."""
+
+    def __init__(self, *pairs):
+        super().__init__(value for value, _ in pairs)
+        self.labels = dict(pairs)
+
+
+QUALITY_LEVELS = Choices(("none", "All pixels (quality ignored)"), ("low_quality", "Low and high quality (1, 2)"),
+                         ("high_quality", "High quality only (2)"))
+DEVICES = Choices(("auto", "Automatic (GPU when available)"), ("cpu", "CPU"), ("cuda", "CUDA GPU"))
+BOUNDARIES = Choices(("remove", "Remove touching objects whole"), ("clip", "Clip objects at the extent (upstream)"))
+CONNECTIVITIES = Choices(("8", "8 neighbours (diagonals connect)"), ("4", "4 neighbours (upstream)"))
+SCALES = Choices(("auto", "Automatic (from the data type)"), ("fraction", "Fraction 0..1"),
+                 ("percent", "Percent 0..100 (DARTS uint8)"))
+
+
+class RasterFile(QgsProcessingParameterRasterLayer):
+    """A raster input that a file path satisfies without loading it as a QGIS layer: loading
+    computes statistics, which GDAL writes into a .vrt input (or an .aux.xml beside it) when
+    the layer is closed. Our readers open the file read-only and report problems themselves."""
+
+    def checkValueIsAcceptable(self, value, context=None):  # noqa: N802
+        return (isinstance(value, str) and bool(files_of(value))) or super().checkValueIsAcceptable(value, context)
+
+    def clone(self):
+        return as_file_parameter(self)
+
+
+class RasterFiles(QgsProcessingParameterMultipleLayers):
+    """Several raster inputs, satisfied by file paths as RasterFile is."""
+
+    def checkValueIsAcceptable(self, value, context=None):  # noqa: N802
+        return bool(files_of(value)) or super().checkValueIsAcceptable(value, context)
+
+    def clone(self):
+        return as_file_parameter(self)
+
+
+def as_file_parameter(parameter):
+    """The RasterFile(s) twin of a raster layer parameter (others: unchanged)."""
+    optional = bool(parameter.flags() & QgsProcessingParameterDefinition.Flag.FlagOptional)
+    if type(parameter) in (QgsProcessingParameterRasterLayer, RasterFile):
+        copy = RasterFile(parameter.name(), parameter.description(), parameter.defaultValue(), optional)
+    elif (type(parameter) in (QgsProcessingParameterMultipleLayers, RasterFiles)
+          and parameter.layerType() == QgsProcessing.SourceType.TypeRaster):
+        copy = RasterFiles(parameter.name(), parameter.description(), parameter.layerType(), parameter.defaultValue(),
+                           optional)
+    else:
+        return parameter
+    copy.setFlags(parameter.flags())
+    copy.setHelp(parameter.help())
+    copy.setMetadata(parameter.metadata())
+    return copy
+
+
+class ParametersMixin:
+    """Parameter helpers for a QgsProcessingAlgorithm (with `tr`)."""
+
+    # Tooltips of parameters added without one: {parameter name: text}, set by the algorithm.
+    HELP = {}
+
+    def addParameter(self, parameter, createOutput=True):  # noqa: N802
+        """Raster inputs become RasterFile(s) parameters (never loaded as layers for a file path);
+        a parameter without help gets the algorithm's HELP text as its tooltip."""
+        if not parameter.help() and parameter.name() in self.HELP:
+            parameter.setHelp(self.tr(self.HELP[parameter.name()]))
+        return super().addParameter(as_file_parameter(parameter), createOutput)
+
+    def add_enum(self, name, description, options, default, advanced=False, help_text=""):
+        """An enum whose values are the option strings; the dialogs show the options' labels
+        (Choices) in their place."""
+        parameter = QgsProcessingParameterEnum(name, self.tr(description), options=list(options), defaultValue=default)
+        parameter.setUsesStaticStrings(True)
+        labels = getattr(options, "labels", None)
+        if labels:
+            from .widgets import LabelledEnumWrapper
+
+            parameter.setMetadata({"widget_wrapper": {"class": LabelledEnumWrapper,
+                                                      "labels": {value: self.tr(text) for value, text in labels.items()}}})
+        self._finish(parameter, advanced, help_text)
+
+    def add_int(self, name, description, default, optional=False, advanced=False, help_text="", minimum=0):
+        parameter = QgsProcessingParameterNumber(name, self.tr(description), QgsProcessingParameterNumber.Type.Integer,
+                                                 defaultValue=default, optional=optional, minValue=minimum,
+                                                 maxValue=INT_MAX)
+        self._finish(parameter, advanced, help_text)
+
+    def add_threshold(self, name="THRESHOLD"):
+        parameter = QgsProcessingParameterNumber(name, self.tr("Probability threshold (object where p > threshold)"),
+                                                 QgsProcessingParameterNumber.Type.Double, defaultValue=0.5,
+                                                 minValue=0.0, maxValue=1.0)
+        parameter.setMetadata({"widget_wrapper": {"decimals": 2}})
+        self._finish(parameter, False, "Pixels whose probability is above this value (0..1) form objects; "
+                                       "DARTS' default is 0.5.")
+
+    def add_device(self):
+        self.add_enum("DEVICE", "Device", DEVICES, "auto", advanced=True,
+                      help_text="auto: the GPU when cupy sees one, else the CPU")
+
+    def add_scale(self):
+        self.add_enum("PROBABILITY_SCALE", "Probability scale", SCALES, "auto", advanced=True,
+                      help_text="auto: float rasters are 0..1, uint8 rasters are DARTS' percent 0..100 (nodata 255)")
+
+    def _finish(self, parameter, advanced, help_text):
+        if advanced:
+            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
+        if help_text:
+            parameter.setHelp(self.tr(help_text))
+        self.addParameter(parameter)
+
+    def optional_int(self, parameters, name, context):
+        """The value of an optional integer parameter, or None when it was left empty."""
+        value = parameters.get(name)
+        if value is None or value == "":
+            return None
+        return self.parameterAsInt(parameters, name, context)

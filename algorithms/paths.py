@@ -1,0 +1,115 @@
+"""Which files a run reads and writes: raster inputs as file paths (never loaded as layers),
+and the output checks made before any computing (format, writable place, no two outputs in
+one file)."""
+
+import os
+
+from qgis.core import QgsDataSourceUri
+
+# What the algorithms write, by destination type (the provider offers only these): a file of
+# another extension would be written in this format under a misleading name.
+OUTPUT_FORMATS = {"rasterDestination": ("GeoTIFF", (".tif", ".tiff")), "vectorDestination": ("GeoPackage", (".gpkg",))}
+
+
+def files_of(value):
+    """The paths in a parameter value that is one file path or a list of them, else []."""
+    values = value if isinstance(value, (list, tuple)) else [value]
+    if values and all(isinstance(item, str) and os.path.isfile(item) for item in values):
+        return list(values)
+    return []
+
+
+def geopackage_layer(path):
+    """(file, layer or None) of a vector output: QGIS's 'Save to GeoPackage' form
+    ogr:dbname='x.gpkg' table="name" writes the layer `name` into x.gpkg."""
+    if not path.startswith("ogr:"):
+        return path, None
+    uri = QgsDataSourceUri(path[4:])
+    return uri.database(), uri.table() or None
+
+
+def into_geopackage(path, outputs, write):
+    """Write the vector output `path` of a run through `write(file, layer)` (its result is
+    returned): a new GeoPackage with a layer of the file's name, or for QGIS's 'Save to
+    GeoPackage' form into an existing file, a copy of it with that layer replaced or added."""
+    from ..core.files import replace_layer
+    from ..core.vectorize import layer_name
+
+    target, layer = geopackage_layer(path)
+    if layer and os.path.exists(target):
+        written = outputs.scratch(target)
+        result = write(written, layer)
+        replace_layer(target, outputs.reserve(target), written, layer)
+        return result
+    return write(outputs.reserve(target), layer or layer_name(target))
+
+
+class PathsMixin:
+    """The files of a run, for a QgsProcessingAlgorithm."""
+
+    def raster_path(self, parameters, name, context, required=True):
+        """The file of a raster input: a path as given, without loading it (see RasterFile)."""
+        value = parameters.get(name)
+        if isinstance(value, str) and files_of(value):
+            return value
+        layer = self.parameterAsRasterLayer(parameters, name, context)
+        if layer is None:
+            if required:
+                raise ValueError(f"{name}: no raster layer given")
+            return None
+        return layer.source()
+
+    def raster_files(self, parameters, name, context):
+        """(layer name, file) of each raster of a multiple-layer input, file paths not loaded
+        (see RasterFile); the name is the file's without extension, as QGIS names a layer."""
+        paths = files_of(parameters.get(name))
+        if paths:
+            return [(os.path.splitext(os.path.basename(path))[0], path) for path in paths]
+        return [(layer.name(), layer.source()) for layer in self.parameterAsLayerList(parameters, name, context)]
+
+    def input_paths(self, parameters, context):
+        """Files this run reads: outputs must never replace them."""
+        paths = []
+        for definition in self.parameterDefinitions():
+            if definition.type() == "raster":
+                paths.append(self.raster_path(parameters, definition.name(), context, required=False) or "")
+            elif definition.type() == "multilayer":
+                paths += [path for _, path in self.raster_files(parameters, definition.name(), context)]
+        return paths
+
+    def output_paths(self, parameters, context):
+        """(parameter name, path) of every file the run will write; subclasses add derived files."""
+        paths = []
+        for definition in self.destinationParameterDefinitions():
+            name = definition.name()
+            if definition.type() in OUTPUT_FORMATS:
+                path = geopackage_layer(self.parameterAsOutputLayer(parameters, name, context))[0]
+            else:
+                path = self.parameterAsFileOutput(parameters, name, context)
+            if path:
+                paths.append((name, path))
+        return paths
+
+    def check_outputs(self, parameters, context):
+        """Before any computing: every output in the format it is written in, in a place that
+        can be written, and no two outputs in one file (the second would silently replace the
+        first)."""
+        from ..core.files import check_writable
+
+        types = {definition.name(): definition.type() for definition in self.destinationParameterDefinitions()}
+        seen = {}
+        for name, path in self.output_paths(parameters, context):
+            if types.get(name) in OUTPUT_FORMATS:
+                kind, extensions = OUTPUT_FORMATS[types[name]]
+                if not path.lower().endswith(extensions):
+                    raise ValueError(f"{name}: written as {kind}, so the file must end in {' or '.join(extensions)} "
+                                     f"(got {os.path.basename(path)!r})")
+            try:
+                check_writable(path, folder=types.get(name) == "folderDestination")
+            except OSError as error:
+                raise OSError(f"{name}: {error}") from None
+            key = os.path.normcase(os.path.realpath(path))
+            if key in seen:
+                raise ValueError(f"{seen[key]} and {name} are the same file ({path}): choose different files, "
+                                 f"or one would overwrite the other")
+            seen[key] = name
