@@ -17,6 +17,7 @@ from qgis.core import (
 
 from .base import BOUNDARIES, CONNECTIVITIES, QUALITY_LEVELS, DartsAlgorithm
 from .blocks import add_block_parameters, block_plan, polygonize_in_blocks, run_blocks
+from .polygon_options import add_statistics_scale, layout_of, statistics_probabilities
 from .styles import style_on_load
 
 
@@ -89,6 +90,7 @@ class PrepareExportAlgorithm(DartsAlgorithm):
         self.add_enum(self.SIZE_CONNECTIVITY, "Connectivity for object sizes", CONNECTIVITIES, "8", advanced=True)
         self.add_device()
         self.add_scale()
+        add_statistics_scale(self)
         add_block_parameters(self)
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT_BINARIZED, self.tr("Binarized segmentation")))
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT_EXTENT, self.tr("Extent")))
@@ -220,12 +222,16 @@ class PrepareExportAlgorithm(DartsAlgorithm):
         else:
             binary = result["binarized_segmentation"]
         if polygons_path:
+            layout = layout_of(self, parameters, context)
+            values = lazy_probabilities if block else result["probabilities"]
+            if layout.statistics == "percent":  # DARTS' percent input as it is (polygon_options)
+                values = statistics_probabilities(probabilities_path, self.PROBABILITIES, scale, block)
             if block:
                 polygonize_in_blocks(self, parameters, context, feedback, outputs, polygons_path, binary, grid,
-                                     lazy_probabilities, 75, 20)
+                                     values, 75, 20, layout)
             else:
-                self.write_polygons(polygons_path, context, outputs, binary, grid, result["probabilities"],
-                                    self.progress_reporter(feedback, 75, 20))
+                self.write_polygons(polygons_path, context, outputs, binary, grid, values,
+                                    self.progress_reporter(feedback, 75, 20), layout=layout)
             results[self.OUTPUT_POLYGONS] = polygons_path
 
         if report_path:

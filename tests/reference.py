@@ -25,8 +25,17 @@ def erode_mask(mask, size, edge_size=None):
     return eroded.astype(np.uint8)
 
 
+def above(probs, threshold):
+    """probs > threshold compared in the probabilities' own float type, as upstream's xarray
+    comparison does: a float32 pixel equal to float32(threshold) is not above it, though
+    float64 would put it above a threshold such as 0.3 (float32(0.3) > 0.3)."""
+    probs = np.asarray(probs)
+    probs = probs if probs.dtype.kind == "f" else probs.astype(np.float64)
+    return np.nan_to_num(probs, nan=0.0) > probs.dtype.type(threshold)
+
+
 def binarize(probs, threshold, min_object_size, mask, size_connectivity=8):
-    objects = np.nan_to_num(np.asarray(probs, dtype=np.float64), nan=0.0) > threshold
+    objects = above(probs, threshold)
     valid = np.asarray(mask) != 0
     labels = label(objects, connectivity=2)
     touching = np.unique(labels[~valid & objects])
@@ -73,7 +82,7 @@ def object_table(binary, values=None):
 def object_counts(probs, threshold, min_object_size, mask, size_connectivity=8):
     """What binarize removes, counted: objects above the threshold, removed at the boundary,
     removed as too small (components of the size connectivity)."""
-    objects = np.nan_to_num(np.asarray(probs, dtype=np.float64), nan=0.0) > threshold
+    objects = above(probs, threshold)
     labels = label(objects, connectivity=2)
     touching = np.unique(labels[(np.asarray(mask) == 0) & objects])
     inside = objects & ~np.isin(labels, touching)
