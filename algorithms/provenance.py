@@ -25,9 +25,11 @@ def plugin_version() -> str:
 
 
 def settings_of(algorithm, parameters, context) -> tuple[dict, dict]:
-    """({parameter: value as written}, DARTS_* tags of the raster inputs, the first input's
-    winning). Inputs are named by file name, not path."""
-    settings, inherited = {}, {}
+    """({parameter: value as written}, DARTS_* tags of the raster inputs). Where inputs
+    disagree, the most recently written one wins (by its DARTS_exportdate; on a tie the later input): exporttile takes the
+    threshold from prepareexport's binarized raster, not DARTS' probabilities.tif it came from.
+    Inputs are named by file name, not path."""
+    settings, found = {}, []
     for definition in algorithm.parameterDefinitions():
         name = definition.name()
         if definition.isDestination() or name in NOT_RECORDED:
@@ -36,9 +38,8 @@ def settings_of(algorithm, parameters, context) -> tuple[dict, dict]:
         if kind in ("raster", "multilayer"):
             files = [path for _, path in algorithm.raster_files(parameters, name, context)] if kind == "multilayer" else \
                 [algorithm.raster_path(parameters, name, context, required=False) or ""]
-            for path in filter(None, files):
-                inherited = {**read_tags(path), **inherited}
-            settings[name] = ", ".join(os.path.basename(path) for path in files if path)
+            found += [read_tags(path) for path in filter(None, files)]
+            settings[name] = ", ".join(os.path.basename(path) for path in files if path) or None
         elif kind == "enum":
             settings[name] = algorithm.parameterAsEnumString(parameters, name, context)
         elif kind == "number" and parameters.get(name) not in (None, ""):
@@ -49,6 +50,9 @@ def settings_of(algorithm, parameters, context) -> tuple[dict, dict]:
             settings[name] = None
         else:
             settings[name] = algorithm.parameterAsString(parameters, name, context)
+    inherited = {}
+    for tags in sorted(found, key=lambda tags: tags.get(PREFIX + "exportdate", "")):
+        inherited.update(tags)
     return settings, inherited
 
 
