@@ -1,15 +1,14 @@
 """The polygon parameters shared by polygonize, prepareexport and exporttile: the scale of
 the statistics (STATISTICS_SCALE) and one feature per object or per part (POLYGON_LAYOUT)."""
 
-from ..core.vectorize import STATISTICS_SCALES, Layout
-
 STATISTICS_SCALE = "STATISTICS_SCALE"
 POLYGON_LAYOUT = "POLYGON_LAYOUT"
 LAYOUTS = ["objects", "parts"]
+STATISTICS_SCALES = ["fraction", "percent"]  # core.vectorize's; not imported: the core needs numpy, the toolbox not
 
 
 def add_statistics_scale(algorithm):
-    algorithm.add_enum(STATISTICS_SCALE, "Statistics scale", list(STATISTICS_SCALES), "fraction", advanced=True,
+    algorithm.add_enum(STATISTICS_SCALE, "Statistics scale", STATISTICS_SCALES, "fraction", advanced=True,
                        help_text="fraction: min, max, mean, median, std of the probabilities 0..1; percent: as DARTS' "
                                  "export computes them, of the uint8 percent values int(p × 100) (min and max integers "
                                  "0..100)")
@@ -21,9 +20,11 @@ def add_polygon_layout(algorithm):
                                  "part, each with its object's Region_ID and statistics (upstream DARTS' layout)")
 
 
-def layout_of(algorithm, parameters, context, **fixed) -> Layout:
-    """The Layout the run's parameters ask for (a parameter the algorithm lacks keeps the
-    default); `fixed` sets fields outright (e.g. exporttile's upstream statistics)."""
+def layout_of(algorithm, parameters, context, **fixed):
+    """The core.vectorize.Layout the run's parameters ask for (a parameter the algorithm lacks
+    keeps the default); `fixed` sets fields outright."""
+    from ..core.vectorize import Layout
+
     names = {definition.name() for definition in algorithm.parameterDefinitions()}
     chosen = {}
     if STATISTICS_SCALE in names:

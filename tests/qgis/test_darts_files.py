@@ -275,3 +275,10 @@ def test_polygonize_and_prepareexport_offer_darts_percent_statistics(provider, b
     fields, geometry_column, _ = schema(fractions)
     assert fields["min"] == "Real" and geometry_column == "geometry"  # the default keeps 0..1
     assert all(0 <= attributes["max"] <= 1 for attributes, _ in features(fractions)[1])
+
+
+def test_statistics_scale_choices_are_the_cores():
+    from darts_postprocessing.algorithms.polygon_options import STATISTICS_SCALES
+    from darts_postprocessing.core.vectorize import STATISTICS_SCALES as CORE
+
+    assert STATISTICS_SCALES == list(CORE)
