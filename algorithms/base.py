@@ -52,11 +52,13 @@ class DartsAlgorithm(ParametersMixin, PathsMixin, QgsProcessingAlgorithm):
         missing = missing_modules()
         if missing:
             raise QgsProcessingException(install_hint(missing))
+        from .provenance import describe_outputs
         from .raster_io import AtomicOutputs
 
         outputs = AtomicOutputs(self.input_paths(parameters, context))
         try:
             self.check_outputs(parameters, context)
+            describe_outputs(self, parameters, context, outputs)
             results = self.execute(parameters, context, feedback, outputs)
             self.check_canceled(feedback)
             outputs.commit()
@@ -133,21 +135,28 @@ class DartsAlgorithm(ParametersMixin, PathsMixin, QgsProcessingAlgorithm):
             feedback.pushWarning(self.tr(note))
         return note
 
-    def write_polygons(self, path, context, outputs, binary, grid, probabilities, progress, blocks=None):
+    def write_polygons(self, path, context, outputs, binary, grid, probabilities, progress, blocks=None,
+                       layout=None):
         """Polygonize `binary` into the GeoPackage `path` (a layer of the file's name, or, for
         ogr:dbname=... table=..., that layer of that file, its other layers kept), committed
-        with the run's other outputs and styled on load; returns the number of features.
-        A lazy (dask) `binary` is polygonized block by block by `blocks` (blocks.run_blocks)."""
+        with the run's other outputs and styled on load; returns the number of objects.
+        A lazy (dask) `binary` is polygonized block by block by `blocks` (blocks.run_blocks).
+        `layout`: core.vectorize.Layout (statistics scale, parts); the run's tags are added."""
+        import dataclasses
+
         from ..core import polygonize
+        from ..core.vectorize import Layout
+
+        layout = dataclasses.replace(layout or Layout(), tags=outputs.tags)
 
         def polygonize_into(file, name):
             if blocks is None:
                 return polygonize(binary, grid.geotransform, grid.crs, file, layer=name, probabilities=probabilities,
-                                  progress=progress)
+                                  progress=progress, layout=layout)
             from ..core.chunked_polygons import polygonize_lazy  # into the run's own temporary file
 
             return blocks(lambda lock: [polygonize_lazy(binary, grid.geotransform, grid.crs, file, name, probabilities,
-                                                        lock)])[0]
+                                                        lock, layout)])[0]
 
         count = into_geopackage(path, outputs, polygonize_into)
         style_on_load(context, path, "segments")

@@ -8,6 +8,7 @@ from qgis.core import (
 
 from .base import DartsAlgorithm
 from .blocks import add_block_parameters, block_plan, polygonize_in_blocks
+from .polygon_options import add_polygon_layout, add_statistics_scale, layout_of, statistics_probabilities
 
 
 class PolygonizeAlgorithm(DartsAlgorithm):
@@ -33,10 +34,13 @@ class PolygonizeAlgorithm(DartsAlgorithm):
         return self.tr(
             "<p>Turns every 8-connected object of a binarized raster (0/1) into one polygon feature that follows "
             "the pixel edges: holes kept, nothing simplified, in the raster's CRS, written as a GeoPackage. "
-            "Diagonally touching parts of one object stay one (multi)polygon feature.</p>"
+            "Diagonally touching parts of one object stay one (multi)polygon feature (advanced: <b>polygon "
+            "features</b> = parts writes one Polygon per 4-connected part, as upstream DARTS does).</p>"
             "<p>Attributes: <b>Region_ID</b> (1..n, in row order of each object's first pixel), <b>npixel</b>, "
             "<b>area_m2</b> and, when <b>probabilities</b> are given, their <b>min</b>, <b>max</b>, <b>mean</b>, "
-            "<b>median</b> and <b>std</b> inside the object (0..1; nodata left out).</p>"
+            "<b>median</b> and <b>std</b> inside the object (nodata left out): 0..1, or with <b>statistics "
+            "scale</b> = percent as DARTS' export computes them, of the uint8 percent values (min and max "
+            "integers).</p>"
             "<p>An extent raster can be polygonized the same way.</p>"
         )
 
@@ -45,12 +49,14 @@ class PolygonizeAlgorithm(DartsAlgorithm):
         self.addParameter(QgsProcessingParameterRasterLayer(self.PROBABILITIES, self.tr("Probabilities"),
                                                             optional=True))
         self.add_scale()
+        add_statistics_scale(self)
+        add_polygon_layout(self)
         add_block_parameters(self)
         self.addParameter(QgsProcessingParameterVectorDestination(
             self.OUTPUT, self.tr("Polygons"), QgsProcessing.SourceType.TypeVectorPolygon))
 
     def execute(self, parameters, context, feedback, outputs):
-        from .raster_io import check_same_grid, grid_of, read_binary, read_probabilities
+        from .raster_io import check_same_grid, grid_of, read_binary
 
         binarized_path = self.raster_path(parameters, self.BINARIZED, context)
         probabilities_path = self.raster_path(parameters, self.PROBABILITIES, context, required=False)
@@ -59,22 +65,24 @@ class PolygonizeAlgorithm(DartsAlgorithm):
         if probabilities_path:
             check_same_grid(self.BINARIZED, grid, self.PROBABILITIES, grid_of(probabilities_path, self.PROBABILITIES))
         scale = self.parameterAsEnumString(parameters, self.PROBABILITY_SCALE, context) or "auto"
+        layout = layout_of(self, parameters, context)
         self.area_note(grid, feedback)
         block = block_plan(self, parameters, context, feedback, grid.width, grid.height, BYTES_PER_PIXEL)
         if block:
-            from ..core.blockwise import read_binary_lazy, read_probabilities_lazy
+            from ..core.blockwise import read_binary_lazy
 
             binary = read_binary_lazy(binarized_path, self.BINARIZED, block)
-            probabilities = (read_probabilities_lazy(probabilities_path, self.PROBABILITIES, block, scale)
+            probabilities = (statistics_probabilities(probabilities_path, self.PROBABILITIES, scale, block)
                              if probabilities_path else None)
             count = polygonize_in_blocks(self, parameters, context, feedback, outputs, output, binary, grid,
-                                         probabilities)
+                                         probabilities, layout=layout)
         else:
             binary = read_binary(binarized_path, self.BINARIZED)
-            probabilities = read_probabilities(probabilities_path, self.PROBABILITIES, scale) if probabilities_path else None
+            probabilities = (statistics_probabilities(probabilities_path, self.PROBABILITIES, scale)
+                             if probabilities_path else None)
             self.check_canceled(feedback)
             count = self.write_polygons(output, context, outputs, binary, grid, probabilities,
-                                        self.progress_reporter(feedback, 5, 95))
+                                        self.progress_reporter(feedback, 5, 95), layout=layout)
         feedback.pushInfo(self.tr("{} objects polygonized.").format(count))
         return {self.OUTPUT: output}
 

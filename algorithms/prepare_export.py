@@ -19,6 +19,7 @@ from qgis.core import (
 from .base import BOUNDARIES, CONNECTIVITIES, QUALITY_LEVELS, DartsAlgorithm
 from .blocks import add_block_parameters, block_plan, polygonize_in_blocks, run_blocks
 from .exclusion import EXCLUDE, add_exclusion, exclusion_file, exclusion_input
+from .polygon_options import add_statistics_scale, layout_of, statistics_probabilities
 from .styles import style_on_load
 
 
@@ -133,6 +134,7 @@ class PrepareExportAlgorithm(DartsAlgorithm):
         self.add_enum(self.SIZE_CONNECTIVITY, "Connectivity for object sizes", CONNECTIVITIES, "8", advanced=True)
         self.add_device()
         self.add_scale()
+        add_statistics_scale(self)
         add_block_parameters(self)
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT_BINARIZED, self.tr("Binarized segmentation")))
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT_EXTENT, self.tr("Extent")))
@@ -329,6 +331,10 @@ class PrepareExportAlgorithm(DartsAlgorithm):
         polygon_paths = [path for _, _, path in runs if path]
         note = self.area_note(grid, feedback)
         binaries = []
+        layout = layout_of(self, parameters, context)
+        values = lazy_probabilities if block else first["probabilities"]
+        if polygon_paths and layout.statistics == "percent":  # DARTS' percent input as it is (polygon_options)
+            values = statistics_probabilities(probabilities_path, self.PROBABILITIES, scale, block)
         for index, ((threshold, binarized_path, polygons_path), result) in enumerate(zip(runs, results)):
             if block:
                 # Objects and their areas from the binarized raster just written, read back block by
@@ -342,10 +348,10 @@ class PrepareExportAlgorithm(DartsAlgorithm):
                 start, span = 75 + 20 * index / len(runs), 20 / len(runs)
                 if block:
                     polygonize_in_blocks(self, parameters, context, feedback, outputs, polygons_path, binaries[-1], grid,
-                                         lazy_probabilities, start, span)
+                                         values, start, span, layout)
                 else:
-                    self.write_polygons(polygons_path, context, outputs, binaries[-1], grid, first["probabilities"],
-                                        self.progress_reporter(feedback, start, span))
+                    self.write_polygons(polygons_path, context, outputs, binaries[-1], grid, values,
+                                        self.progress_reporter(feedback, start, span), layout=layout)
                 if threshold is not None:
                     tag_threshold(outputs.stored_path(polygons_path), threshold)
         if polygon_paths:

@@ -59,10 +59,16 @@ def read_quality(path: str, what: str) -> np.ndarray:
 
 class AtomicOutputs(AtomicFiles):
     """The run's outputs: written to temporary files beside their targets and moved into
-    place together only when the whole run succeeded (see core.files.AtomicFiles)."""
+    place together only when the whole run succeeded (see core.files.AtomicFiles). Every
+    raster and GeoPackage carries `tags` (how the run made it, provenance.describe_outputs)
+    and a raster its band description from `descriptions` ({output path: text})."""
+
+    tags: dict = {}
+    descriptions: dict = {}
 
     def write(self, path: str, array: np.ndarray, grid: Grid, nodata: float | None = None) -> None:
-        write_geotiff(self.reserve(path), array, grid.transform_to_write, grid.crs, nodata)
+        write_geotiff(self.reserve(path), array, grid.transform_to_write, grid.crs, nodata, tags=self.tags,
+                      description=self.descriptions.get(path))
 
     def store(self, arrays: dict, grid: Grid, lock, compress: str = "DEFLATE"):
         """A dask Delayed that writes {path: (lazy dask array, nodata)} window by window into
@@ -71,7 +77,8 @@ class AtomicOutputs(AtomicFiles):
         from ..core.blockwise import GeoTiffWindows, store
 
         targets = {path: GeoTiffWindows(self.reserve(path), array.shape, array.dtype, grid.transform_to_write, grid.crs,
-                                        nodata, compress) for path, (array, nodata) in arrays.items()}
+                                        nodata, compress, self.tags, self.descriptions.get(path))
+                   for path, (array, nodata) in arrays.items()}
         self.stored = {**getattr(self, "stored", {}), **{path: target.path for path, target in targets.items()}}
         return store({path: array for path, (array, _) in arrays.items()}, targets, lock)
 

@@ -17,8 +17,8 @@ from collections.abc import Callable
 import numpy as np
 
 from .files import create_geotiff, gdal_writing, osgeo
-from .rasters import (check_quality_dtype, check_raster_shape, decode_binary, decode_probabilities, decode_quality,
-                      probabilities_dtype)
+from .rasters import (PERCENT_NODATA, check_quality_dtype, check_raster_shape, decode_binary, decode_probabilities,
+                      decode_quality, probabilities_dtype)
 
 Progress = Callable[[float, str], None]
 TIFF_TILE = 256  # GeoTIFF tile size of every output; blocks are multiples of it
@@ -132,6 +132,18 @@ def require_prediction(has_prediction: bool, what: str) -> None:
         raise ValueError(f"{what} has no valid pixel: every pixel is nodata")
 
 
+def read_probabilities_for_export_lazy(path: str, what: str, block: int, scale: str = "auto"):
+    """read_probabilities_lazy, but DARTS' uint8 percent stays uint8 percent (nodata -> 255),
+    as raster_io.read_probabilities_for_export: its exact values, not re-derived from k / 100."""
+    probabilities = read_probabilities_lazy(path, what, block, scale)
+    raw, _ = read_lazy(path, block, what)
+    if raw.dtype != np.uint8 or scale == "fraction":
+        return probabilities
+    import dask.array as da
+
+    return da.where(da.isnan(probabilities), PERCENT_NODATA, raw).astype(np.uint8)
+
+
 def read_quality_lazy(path: str, what: str, block: int):
     """A 0/1/2 quality mask (nodata -> 0), decoded block by block."""
     raw, nodata = read_lazy(path, block, what)
@@ -151,11 +163,12 @@ class GeoTiffWindows:
     threads or worker processes can take turns under one lock (dask.array.store's `lock`)."""
 
     def __init__(self, path: str, shape, dtype, geotransform, crs=None, nodata: float | None = None,
-                 compress: str = "DEFLATE"):
+                 compress: str = "DEFLATE", tags=None, description=None):
         self.path, self.dtype = path, np.dtype(dtype)
         with gdal_writing(path):
             dataset = create_geotiff(path, shape, dtype, geotransform, crs, nodata, compress,
-                                     [f"BLOCKXSIZE={TIFF_TILE}", f"BLOCKYSIZE={TIFF_TILE}", "SPARSE_OK=TRUE"])
+                                     [f"BLOCKXSIZE={TIFF_TILE}", f"BLOCKYSIZE={TIFF_TILE}", "SPARSE_OK=TRUE"],
+                                     tags, description)
             dataset.FlushCache()
             dataset = None
 

@@ -21,7 +21,7 @@ from ._backend import to_host
 from .chunked import _dask, _grid, chunk_recipes, numbered_objects
 from .files import gdal_geotransform, spatial_reference
 from .objects import STATISTICS, Objects, statistics_of
-from .vectorize import FIELDS, row_pixel_areas, trace, write_layer
+from .vectorize import FIELDS, Layout, row_pixel_areas, statistics_values, trace, write_layer
 
 
 def _block_geotransform(transform, row0: int, col0: int):
@@ -114,23 +114,24 @@ def merge_crossing(parts, with_statistics: bool, with_geometry: bool):
     return fields, geometries
 
 
-def polygonize_block(binary, probabilities, numbers, crossing, origin, transform, crs, row_areas, path, layer, lock):
+def polygonize_block(binary, probabilities, numbers, crossing, origin, transform, crs, row_areas, path, layer, lock,
+                     layout=None):
     """Trace one block: write its objects that lie inside it; return the parts of the others."""
     srs = spatial_reference(crs)  # from WKT: osr objects do not travel to worker processes
     fields, geometries, rest = block_objects(binary, probabilities, numbers, crossing, origin, row_areas,
                                              (transform, srs))
     if geometries:
         with lock:
-            write_layer(path, layer, srs, fields, geometries, append=True)
+            write_layer(path, layer, srs, fields, geometries, append=True, layout=layout)
     return rest
 
 
-def finish_crossing(parts, crs, path, layer, lock, with_statistics: bool) -> int:
+def finish_crossing(parts, crs, path, layer, lock, with_statistics: bool, layout=None) -> int:
     """Write the objects that cross block sides, each as one feature; returns how many."""
     fields, geometries = merge_crossing(parts, with_statistics, True)
     if geometries:
         with lock:
-            write_layer(path, layer, spatial_reference(crs), fields, geometries, append=True)
+            write_layer(path, layer, spatial_reference(crs), fields, geometries, append=True, layout=layout)
     return len(geometries)
 
 
@@ -174,15 +175,15 @@ def _without_cut_vertices(ogr, multipolygon):
     return result
 
 
-def _create_layer(path, layer, crs, names):
+def _create_layer(path, layer, crs, names, layout):
     """The empty GeoPackage layer the blocks append to (created when computed)."""
-    write_layer(path, layer, spatial_reference(crs), {name: [] for name in FIELDS if name in names}, [])
+    write_layer(path, layer, spatial_reference(crs), {name: [] for name in FIELDS if name in names}, [], layout=layout)
 
 
-def _polygonize_chunk(recipe, numbering, index, origin, transform, crs, row_areas, path, layer, lock, created):
+def _polygonize_chunk(recipe, numbering, index, origin, transform, crs, row_areas, path, layer, lock, layout, created):
     binary, *values = recipe.compute()
     return polygonize_block(binary, values[0] if values else None, numbering[0][index[0]][index[1]], numbering[2],
-                            origin, transform, crs, row_areas, path, layer, lock)
+                            origin, transform, crs, row_areas, path, layer, lock, layout)
 
 
 def _statistics_chunk(recipe, numbering, index, origin, row_areas):
@@ -205,24 +206,31 @@ def _as_dask(values, like):
     return values if hasattr(values, "dask") else da.from_array(values, chunks=like.chunks)
 
 
-def polygonize_lazy(binary, geotransform, crs, path: str, layer: str, probabilities, lock):
+def polygonize_lazy(binary, geotransform, crs, path: str, layer: str, probabilities, lock, layout: Layout | None = None):
     """A dask Delayed that writes the 8-connected objects of the dask raster `binary` into a
-    new GeoPackage layer `layer` of `path`, as `polygonize` does in memory, and gives the number
-    of features. `probabilities` (dask or numpy, same shape, or None) gives the statistics.
-    `lock` serializes the writes: a threading or dask SerializableLock for threads, a
-    distributed.Lock for worker processes (one file, written in turns)."""
+    new GeoPackage layer `layer` of `path`, as `polygonize` does in memory (with `layout`), and
+    gives the number of objects. `probabilities` (dask or numpy, same shape, or None) gives the
+    statistics. `lock` serializes the writes: a threading or dask SerializableLock for threads,
+    a distributed.Lock for worker processes (one file, written in turns)."""
     dask, _ = _dask()
+    layout = layout or Layout()
     transform = gdal_geotransform(geotransform)
     srs = spatial_reference(crs)
     crs_wkt = srs.ExportToWkt() if srs is not None else None
     names = ["Region_ID", *(STATISTICS if probabilities is not None else ()), "npixel", "area_m2"]
-    created = dask.delayed(_create_layer)(path, layer, crs_wkt, names)
+    created = dask.delayed(_create_layer)(path, layer, crs_wkt, names, layout)
     row_areas = dask.delayed(row_pixel_areas(transform, binary.shape[0], srs))  # one copy in the graph
-    numbering, recipes = _pass_two(binary, probabilities)
+    values = None
+    if probabilities is not None:
+        kept = probabilities.dtype.kind == "f" and layout.statistics == "fraction"  # statistics_values keeps these
+        dtype = probabilities.dtype if kept else np.dtype(np.float32)
+        values = _as_dask(probabilities, binary).map_blocks(statistics_values, layout.statistics, dtype=dtype,
+                                                            meta=np.zeros((0, 0), dtype))
+    numbering, recipes = _pass_two(binary, values)
     parts = [dask.delayed(_polygonize_chunk)(recipes[i][j], numbering, (i, j), origin, transform, crs_wkt, row_areas,
-                                             path, layer, lock, created)
+                                             path, layer, lock, layout, created)
              for i, j, origin in _grid(binary.chunks)]
-    crossing = dask.delayed(finish_crossing)(parts, crs_wkt, path, layer, lock, probabilities is not None)
+    crossing = dask.delayed(finish_crossing)(parts, crs_wkt, path, layer, lock, probabilities is not None, layout)
     return dask.delayed(_first)(numbering[1], crossing)
 
 
@@ -231,7 +239,8 @@ def _first(value, *after):
     return value
 
 
-def polygonize_file_lazy(binary, geotransform, crs, path: str, layer: str, probabilities=None, lock=None):
+def polygonize_file_lazy(binary, geotransform, crs, path: str, layer: str, probabilities=None, lock=None,
+                         layout: Layout | None = None):
     """polygonize_lazy into a temporary file beside `path`, moved into place by the last task:
     the GeoPackage appears whole or not at all (a failed computation can leave the hidden
     temporary file, which the next write into that folder removes once this process is gone).
@@ -241,7 +250,8 @@ def polygonize_file_lazy(binary, geotransform, crs, path: str, layer: str, proba
     from .files import AtomicFiles
 
     temporary = AtomicFiles().reserve(path)
-    count = polygonize_lazy(binary, geotransform, crs, temporary, layer, probabilities, lock or SerializableLock())
+    count = polygonize_lazy(binary, geotransform, crs, temporary, layer, probabilities, lock or SerializableLock(),
+                            layout)
     dask, _ = _dask()
     return dask.delayed(_move_into_place)(count, temporary, path)
 

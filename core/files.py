@@ -62,9 +62,10 @@ _GDAL_TYPES = {np.dtype(np.uint8): "Byte", np.dtype(np.float32): "Float32", np.d
 
 
 def create_geotiff(path: str, shape, dtype, geotransform, crs=None, nodata: float | None = None,
-                   compress: str = "DEFLATE", options=()):
+                   compress: str = "DEFLATE", options=(), tags=None, description=None):
     """A new single-band, tiled, compressed GeoTIFF, open for writing (geotransform None: none
-    written, as for a raster in pixel coordinates); create and close it inside gdal_writing."""
+    written, as for a raster in pixel coordinates); create and close it inside gdal_writing.
+    `tags` and `description` say how it was made (metadata.apply_metadata)."""
     gdal, _, _ = osgeo()
     dtype = np.dtype(dtype)
     if dtype not in _GDAL_TYPES:
@@ -81,14 +82,18 @@ def create_geotiff(path: str, shape, dtype, geotransform, crs=None, nodata: floa
         dataset.SetSpatialRef(srs)
     if nodata is not None:
         dataset.GetRasterBand(1).SetNoDataValue(nodata)
+    from .metadata import apply_metadata
+
+    apply_metadata(dataset, tags, description)
     return dataset
 
 
 def write_geotiff(path: str, array: np.ndarray, geotransform, crs=None, nodata: float | None = None,
-                  compress: str = "DEFLATE") -> None:
+                  compress: str = "DEFLATE", tags=None, description=None) -> None:
     """A single-band, tiled, compressed GeoTIFF of `array` (see create_geotiff)."""
     with gdal_writing(path):
-        dataset = create_geotiff(path, array.shape, array.dtype, geotransform, crs, nodata, compress)
+        dataset = create_geotiff(path, array.shape, array.dtype, geotransform, crs, nodata, compress,
+                                 tags=tags, description=description)
         try:
             dataset.GetRasterBand(1).WriteArray(array)
             dataset.FlushCache()

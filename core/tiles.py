@@ -31,6 +31,7 @@ import numpy as np
 
 from .api import BOUNDARY_MODES, CONNECTIVITIES, check_choice, check_quality_level, check_size, check_threshold
 from .files import AtomicFiles, osgeo, spatial_reference, write_geotiff
+from .vectorize import STATISTICS_SCALES
 
 Progress = Callable[[float, str], None]
 
@@ -72,6 +73,8 @@ class TileSettings:
     boundary: str = "remove"
     size_connectivity: int = 8
     device: str = "auto"
+    statistics: str = "fraction"  # the polygons' statistics: of the probabilities 0..1, or DARTS' percent
+    exclude: tuple | None = None  # (file, layer or None, OGR filter or None) of exclusion polygons, any CRS
 
     def checked(self) -> TileSettings:
         """The same settings, checked once before any tile is read (a bad value is an error of
@@ -84,6 +87,13 @@ class TileSettings:
         check_quality_level(self.quality_level)
         check_choice("boundary", self.boundary, BOUNDARY_MODES)
         check_choice("size_connectivity", self.size_connectivity, CONNECTIVITIES)
+        check_choice("statistics", self.statistics, STATISTICS_SCALES)
+        if self.exclude is not None:
+            from .exclusion import is_vector
+
+            if not is_vector(self.exclude[0]):
+                raise ValueError(f"the exclusion mask {self.exclude[0]!r} must be polygons: tiles lie on different "
+                                 f"grids, and a raster mask fits one grid only")
         return self
 
     def on_record(self) -> dict:
@@ -91,7 +101,8 @@ class TileSettings:
         edge = self.mask_erosion_size if self.edge_erosion_size is None else self.edge_erosion_size
         return {"threshold": self.threshold, "mask_erosion_size": self.mask_erosion_size, "edge_erosion_size": edge,
                 "min_object_size": self.min_object_size, "quality_level": self.quality_level,
-                "boundary": self.boundary, "size_connectivity": self.size_connectivity}
+                "boundary": self.boundary, "size_connectivity": self.size_connectivity,
+                "statistics_scale": self.statistics, "exclusion_mask": self.exclude[0] if self.exclude else None}
 
 
 @dataclass
@@ -136,8 +147,10 @@ class Region:
 
     def write(self, path: str, layer: str) -> int:
         """The merged map as the GeoPackage layer `layer` of the new file `path`; its count."""
-        write_merged(path, layer, self.target_crs, self.kept,
-                     {f"DARTS_{key.upper()}": value for key, value in self.record.items()})
+        from .metadata import describe_run
+
+        write_merged(path, layer, self.target_crs, self.kept, describe_run("processtiles", self.record),
+                     self.record["statistics_scale"])
         return self.features
 
 
@@ -197,7 +210,10 @@ def _process_tile(source, settings, target_crs, outputs, progress) -> TileResult
     from .grids import check_same_grid, grid_of
     from .objects import Objects
     from .rasters import decode_binary, decode_probabilities, decode_quality
-    from .vectorize import object_features, write_layer
+    from .exclusion import exclusion_mask
+    from .metadata import LONG_NAMES, describe_run, read_tags
+    from .rasters import PERCENT_NODATA
+    from .vectorize import Layout, object_features, statistics_values, write_layer
 
     report = progress or (lambda fraction, message: None)
     name = f"{source.tile_id}/{PROBABILITIES}"
@@ -208,9 +224,14 @@ def _process_tile(source, settings, target_crs, outputs, progress) -> TileResult
     mask_path = source.quality or source.extent
     mask_name = f"{source.tile_id}/{os.path.basename(mask_path)}"
     check_same_grid(name, grid, mask_name, grid_of(mask_path, mask_name))
-    probabilities = decode_probabilities(*read_band(source.probabilities, name), name)
+    raw, nodata = read_band(source.probabilities, name)
+    probabilities = decode_probabilities(raw, nodata, name)
     if np.isnan(probabilities).all():
         raise ValueError(f"{name} has no valid pixel: every pixel is nodata")
+    if raw.dtype == np.uint8:  # DARTS' percent as it is for percent statistics (k/100 in float32 can round down)
+        raw = np.where(np.isnan(probabilities), PERCENT_NODATA, raw).astype(np.uint8)
+    else:
+        raw = probabilities
     options = dict(bin_threshold=settings.threshold, mask_erosion_size=settings.mask_erosion_size,
                    edge_erosion_size=settings.edge_erosion_size, min_object_size=settings.min_object_size,
                    quality_level=settings.quality_level, boundary=settings.boundary,
@@ -220,23 +241,31 @@ def _process_tile(source, settings, target_crs, outputs, progress) -> TileResult
     else:  # DARTS' exported extent: valid as it is (high quality, no erosion, no edge band)
         quality = decode_binary(*read_band(mask_path, mask_name), mask_name).astype(np.uint8) * 2
         options.update(mask_erosion_size=0, edge_erosion_size=0, quality_level=2)
+    if settings.exclude:
+        path, layer, where = settings.exclude
+        options["exclude"] = exclusion_mask(path, probabilities.shape, grid.geotransform, grid.crs, layer=layer,
+                                            where=where, what="exclusion mask")
     counts = {}
     result = prepare_export({"probabilities": probabilities, "quality_data_mask": quality}, **options,
                             object_counts=counts, progress=lambda f, m: report(0.6 * f, m))
-    del quality
+    del quality, probabilities
     binary, extent = result["binarized_segmentation"], result["extent"]
     objects = Objects(binary)
-    fields, geometries = object_features(binary, grid.geotransform, srs, probabilities,
+    fields, geometries = object_features(binary, grid.geotransform, srs, statistics_values(raw, settings.statistics),
                                          lambda f, m: report(0.6 + 0.3 * f, m), objects=objects)
     depths = object_depths(objects, extent) * pixel_size_m(grid.geotransform, srs)
-    del probabilities, result, objects
+    del raw, result, objects
 
     if outputs:
         report(0.9, "Writing the tile's files")
-        write_geotiff(outputs["binarized.tif"], binary.astype(np.uint8), grid.geotransform, grid.crs)
-        write_geotiff(outputs["extent.tif"], extent, grid.geotransform, grid.crs)
+        tags = describe_run("processtiles", settings.on_record(), read_tags(source.probabilities), source.tile_id)
+        write_geotiff(outputs["binarized.tif"], binary.astype(np.uint8), grid.geotransform, grid.crs, tags=tags,
+                      description=LONG_NAMES["binarized"])
+        write_geotiff(outputs["extent.tif"], extent, grid.geotransform, grid.crs, tags=tags,
+                      description=LONG_NAMES["extent"])
         write_layer(outputs["prediction_segments.gpkg"], "prediction_segments", srs, fields,
-                    [geometry.Clone() for geometry in geometries])
+                    [geometry.Clone() for geometry in geometries],
+                    layout=Layout(statistics=settings.statistics, tags=tags))
     _, _, osr = osgeo()
     to_target = osr.CoordinateTransformation(srs, spatial_reference(target_crs))
     envelopes = np.zeros((len(geometries), 4))
@@ -438,11 +467,12 @@ def _against_neighbours(candidate: MergedObject, neighbours: list[MergedObject])
     return outcome
 
 
-def write_merged(path: str, layer: str, target_crs, kept: list[MergedObject], metadata: dict) -> None:
+def write_merged(path: str, layer: str, target_crs, kept: list[MergedObject], tags: dict,
+                 statistics: str = "fraction") -> None:
     """The merged map as one GeoPackage layer in the target CRS: each object's tile fields,
-    `tile_id` and `n_tiles`."""
+    `tile_id` and `n_tiles`; `tags` (metadata.describe_run) say how it was made."""
     _, ogr, _ = osgeo()
-    from .vectorize import FIELDS, write_layer
+    from .vectorize import FIELDS, Layout, write_layer
 
     fields = {"tile_id": [item.result.tile_id for item in kept]}
     for name in FIELDS:
@@ -451,7 +481,8 @@ def write_merged(path: str, layer: str, target_crs, kept: list[MergedObject], me
     fields["n_tiles"] = [len(item.tiles) for item in kept]
     geometries = [item.geometry if item.geometry is not None else ogr.CreateGeometryFromWkb(
         item.result.geometries[item.index]) for item in kept]
-    write_layer(path, layer, spatial_reference(target_crs), fields, geometries, feature_ids=None, metadata=metadata)
+    write_layer(path, layer, spatial_reference(target_crs), fields, geometries,
+                layout=Layout(statistics=statistics, tags=tags), feature_ids=None)
 
 
 def merge_tiles(inputs, target_crs=DEFAULT_TARGET_CRS, *, settings: TileSettings | None = None,

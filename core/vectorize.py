@@ -4,7 +4,8 @@ Every 8-connected object becomes one MultiPolygon feature that follows the pixel
 holes included, nothing simplified. GDAL traces the pieces with 4-connectivity (which
 gives valid polygons); pieces of one object, which touch only at corners, are then joined
 into one MultiPolygon. Tracing 8-connected regions directly would give rings that touch
-themselves: invalid geometries. Upstream DARTS writes each piece as its own feature.
+themselves: invalid geometries. Upstream DARTS writes each piece as its own feature: the
+layout `parts=True` does that too, for tools that expect Polygon features.
 """
 
 from __future__ import annotations
@@ -12,15 +13,59 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._backend import dask_array, is_dask
+from ._backend import dask_array, is_dask, to_host
 from .files import AtomicFiles, gdal_geotransform, gdal_writing, osgeo, spatial_reference
 from .objects import STATISTICS, Objects
 
 AUTHALIC_RADIUS_M = 6371007.181  # sphere of the WGS 84 ellipsoid's surface area
 Progress = Callable[[float, str], None]
+STATISTICS_SCALES = ("fraction", "percent")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How polygons are written.
+
+    statistics: "fraction" (of the probabilities, 0..1, all Real) or "percent" (of DARTS'
+    exported uint8 percent values `int(p * 100)`, as upstream computes them: min and max are
+    Integer64 0..100, mean, median and std in percent). parts: one Polygon feature per
+    4-connected part (upstream's layout; each part carries its object's Region_ID and
+    statistics) instead of one MultiPolygon per 8-connected object. geometry_name: the
+    geometry column (upstream's GeoPackages: GDAL's default `geom`). tags: the dataset's and
+    layer's metadata (metadata.describe_run).
+    """
+
+    statistics: str = "fraction"
+    parts: bool = False
+    geometry_name: str = "geometry"
+    tags: dict = field(default_factory=dict, hash=False)
+
+    def __post_init__(self):
+        if self.statistics not in STATISTICS_SCALES:
+            raise ValueError(f"statistics scale must be one of {', '.join(STATISTICS_SCALES)}, got {self.statistics!r}")
+
+
+DARTS_TILE = Layout(statistics="percent", geometry_name="geom")  # upstream's prediction_*.gpkg
+
+
+def statistics_values(probabilities, scale: str = "fraction"):
+    """The values object statistics are computed from (NaN = left out): for "fraction" the
+    probabilities 0..1 (DARTS' uint8 percent, nodata 255, divided by 100); for "percent"
+    DARTS' exported percent (export.to_percent: uint8 kept as is, floats truncated as upstream).
+    float32, or float64 for float64 fractions."""
+    from .export import PERCENT_NODATA, to_percent  # export imports this module
+
+    values = to_host(probabilities)
+    if values.dtype.kind == "f" and scale == "fraction":
+        return values
+    percent = to_percent(values)
+    values = percent.astype(np.float32)
+    values[percent == PERCENT_NODATA] = np.nan
+    return values if scale == "percent" else values / np.float32(100)
 
 
 def row_pixel_areas(geotransform, height: int, srs) -> np.ndarray:
@@ -55,32 +100,36 @@ def object_areas(binary, geotransform, crs=None) -> np.ndarray:
 
 
 def polygonize(binary, geotransform, crs, path: str, layer: str | None = None, probabilities=None,
-               progress: Progress | None = None, *, lock=None) -> int:
+               progress: Progress | None = None, *, lock=None, layout: Layout | None = None) -> int:
     """Write the 8-connected objects of `binary` (non-zero pixels) to the GeoPackage `path`.
 
     Attributes: Region_ID (1..n, row-major order of first pixel), npixel, area_m2 and, when
-    `probabilities` (0..1, NaN ignored) is given, their min, max, mean, median and std
-    (population) inside each object. `layer` defaults to the file's name without extension.
-    `progress(fraction, message)` is called along the way; it may raise to cancel.
-    Returns the number of features. A dask `binary` (and `probabilities`) gives instead a dask
-    Delayed that writes the file block by block when computed and gives the number of features
+    `probabilities` (float 0..1, NaN ignored, or DARTS' uint8 percent, 255 ignored) are given,
+    their min, max, mean, median and std (population) inside each object, in the scale of
+    `layout.statistics`. `layer` defaults to the file's name without extension. `layout`
+    (default Layout()): statistics scale, features per object or per part, geometry column,
+    metadata. `progress(fraction, message)` is called along the way; it may raise to cancel.
+    Returns the number of objects. A dask `binary` (and `probabilities`) gives instead a dask
+    Delayed that writes the file block by block when computed and gives the number of objects
     (chunked_polygons.py); `lock` serializes its writes (default: one for the threaded
     scheduler; with worker processes, local or a cluster, pass a `distributed.Lock`).
     """
 
     layer = layer or layer_name(path)
+    layout = layout or Layout()
     if is_dask(binary):
         from .chunked_polygons import polygonize_file_lazy
 
         values = dask_array(probabilities) if probabilities is not None and is_dask(probabilities) else probabilities
-        return polygonize_file_lazy(dask_array(binary), geotransform, crs, path, layer, values, lock)
+        return polygonize_file_lazy(dask_array(binary), geotransform, crs, path, layer, values, lock, layout)
     report = progress or (lambda fraction, message: None)
     srs = spatial_reference(crs)
-    fields, geometries = object_features(binary, geotransform, srs, probabilities, lambda f, m: report(0.8 * f, m))
+    values = None if probabilities is None else statistics_values(probabilities, layout.statistics)
+    fields, geometries = object_features(binary, geotransform, srs, values, lambda f, m: report(0.8 * f, m))
     report(0.8, "Writing polygons")
     with AtomicFiles() as files:  # a canceled or failed run leaves no half-written file
         write_layer(files.reserve(path), layer, srs, fields, geometries,
-                    lambda f: report(0.8 + 0.2 * f, "Writing polygons"))
+                    lambda f: report(0.8 + 0.2 * f, "Writing polygons"), layout=layout)
     report(1.0, "Done")
     return len(geometries)
 
@@ -149,52 +198,69 @@ FIELDS = ("Region_ID", *STATISTICS, "npixel", "area_m2")
 MERGED_FIELDS = ("tile_id", *FIELDS, "n_tiles")  # a map merged from tiles (tiles.py)
 
 
-def write_layer(path, layer_name, srs, fields, geometries, report=None, append=False, *, feature_ids="Region_ID",
-                metadata=None):
-    """Write features into a GeoPackage layer: a new file (append=False) or added to the
-    existing layer (append=True, for polygons written block by block). `fields` maps names of
-    MERGED_FIELDS to one value per geometry; the feature id is the `feature_ids` field (None:
-    numbered by GDAL). `metadata` ({name: text}) goes into the layer's metadata."""
+def write_layer(path, layer_name, srs, fields, geometries, report=None, append=False, layout: Layout | None = None,
+                *, feature_ids="Region_ID"):
+    """Write features into a GeoPackage layer: a new file (append=False, with `layout.tags`
+    as the file's and the layer's metadata) or added to the existing layer (append=True, for
+    polygons written block by block). `fields` maps names of MERGED_FIELDS to one value per
+    geometry (a MultiPolygon per object); the feature id is the `feature_ids` field (None:
+    numbered by GDAL), or with `layout.parts` each polygon of an object is a feature of its
+    own, numbered in order."""
     _, ogr, _ = osgeo()
-    kinds = {"Region_ID": ogr.OFTInteger, "npixel": ogr.OFTInteger, "area_m2": ogr.OFTReal, "tile_id": ogr.OFTString,
-             "n_tiles": ogr.OFTInteger}
-    kinds.update({name: ogr.OFTReal for name in STATISTICS})
+    layout = layout or Layout()
+    integers = {"Region_ID", "npixel", "n_tiles", *(("min", "max") if layout.statistics == "percent" else ())}
+    kinds = {name: ogr.OFTInteger64 if name in integers else ogr.OFTReal for name in MERGED_FIELDS}
+    kinds["tile_id"] = ogr.OFTString
     with gdal_writing(path):
         if append:
             dataset = ogr.Open(path, 1)
             layer = dataset.GetLayerByName(layer_name)
         else:
             dataset = ogr.GetDriverByName("GPKG").CreateDataSource(path)
-            layer = dataset.CreateLayer(layer_name, srs, ogr.wkbMultiPolygon, ["FID=fid", "GEOMETRY_NAME=geometry"])
+            layer = dataset.CreateLayer(layer_name, srs, ogr.wkbPolygon if layout.parts else ogr.wkbMultiPolygon,
+                                        ["FID=fid", f"GEOMETRY_NAME={layout.geometry_name}"])
+            from .metadata import apply_metadata
+
+            apply_metadata(dataset, layout.tags)
+            apply_metadata(layer, layout.tags)
         try:
             order = [name for name in MERGED_FIELDS if name in fields]
             if not append:
                 for name in order:
                     layer.CreateField(ogr.FieldDefn(name, kinds[name]))
             definition = layer.GetLayerDefn()
-            columns = [np.asarray(fields[name]).tolist() for name in order]
-            ids = columns[order.index(feature_ids)] if feature_ids in order else None
-            if metadata:
-                layer.SetMetadata({str(key): str(value) for key, value in metadata.items()})
+            columns = [[_field_value(value, name in integers) for value in np.asarray(fields[name]).tolist()]
+                       for name in order]
+            ids = columns[order.index(feature_ids)] if feature_ids in order and not layout.parts else None
             layer.StartTransaction()
             for index, geometry in enumerate(geometries):
-                feature = ogr.Feature(definition)
-                if ids is not None:
-                    feature.SetFID(ids[index])
-                for position, column in enumerate(columns):
-                    value = column[index]
-                    if isinstance(value, float) and math.isnan(value):
-                        feature.SetFieldNull(position)
+                for piece in (list(geometry) if layout.parts else [geometry]):
+                    feature = ogr.Feature(definition)
+                    if ids is not None:
+                        feature.SetFID(ids[index])
+                    for position, column in enumerate(columns):
+                        if column[index] is None:
+                            feature.SetFieldNull(position)
+                        else:
+                            feature.SetField(position, column[index])
+                    if layout.parts:
+                        feature.SetGeometry(piece)  # a copy: the part belongs to its object
                     else:
-                        feature.SetField(position, value)
-                feature.SetGeometryDirectly(geometry)
-                layer.CreateFeature(feature)
+                        feature.SetGeometryDirectly(piece)
+                    layer.CreateFeature(feature)
                 if report is not None and index % 2000 == 1999:
                     report(index / len(geometries))
             layer.CommitTransaction()
             dataset.FlushCache()  # writes the spatial index: a full disk shows here
         finally:
             dataset = layer = definition = feature = None  # closes the file
+
+
+def _field_value(value, integer: bool):
+    """A field's value for OGR: None for NaN (a NULL field), an int for an Integer64 field."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return int(value) if integer else value
 
 
 def layer_name(path: str) -> str:

@@ -26,10 +26,11 @@ def erode_mask(mask, size, edge_size=None):
 
 
 def above(probs, threshold):
-    """probs > threshold compared in the probabilities' own float type, as numpy compares a
-    float32 array with a Python float (upstream's `probs > threshold`): DARTS' percent values
-    k/100 in float32 can equal float32(threshold) exactly, and are then not above it."""
+    """probs > threshold compared in the probabilities' own float type, as upstream's xarray
+    comparison does: a float32 pixel equal to float32(threshold) is not above it, though
+    float64 would put it above a threshold such as 0.3 (float32(0.3) > 0.3)."""
     probs = np.asarray(probs)
+    probs = probs if probs.dtype.kind == "f" else probs.astype(np.float64)
     return np.nan_to_num(probs, nan=0.0) > probs.dtype.type(threshold)
 
 

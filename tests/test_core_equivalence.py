@@ -55,6 +55,22 @@ def test_binarize_random(seed):
         np.testing.assert_array_equal(got, reference.binarize(probs, threshold, min_size, mask, conn))
 
 
+@pytest.mark.parametrize("threshold", [0.3, 0.7, 0.1])
+def test_pixels_equal_to_the_float32_threshold_are_not_objects(threshold):
+    """float32(threshold) is not above the threshold in float32, as upstream compares (its
+    xarray comparison keeps the array's float32): the core and the reference agree, though a
+    float64 comparison would call these pixels objects for 0.3 and 0.1 (float32 rounds up)."""
+    probs = np.zeros((12, 12), np.float32)
+    probs[2:8, 2:8] = np.float32(threshold)
+    probs[9:11, 9:11] = np.nextafter(np.float32(threshold), np.float32(1))
+    valid = np.ones(probs.shape, np.uint8)
+    expected = np.zeros(probs.shape, bool)
+    expected[9:11, 9:11] = True
+    np.testing.assert_array_equal(binarize(probs, threshold, 1, valid, DEVICE), expected)
+    np.testing.assert_array_equal(reference.binarize(probs, threshold, 1, valid), expected)
+    assert (np.float64(np.float32(threshold)) > threshold) == (threshold != 0.7)  # where float64 would differ
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("boundary,size_connectivity", list(itertools.product(["remove", "clip"], [8, 4])))
 def test_prepare_export_random(seed, boundary, size_connectivity):

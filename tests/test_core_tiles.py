@@ -78,7 +78,7 @@ def test_the_region_becomes_one_map_slump_by_slump(region, tmp_path):
     assert_no_overlaps(rows)
     assert result.duplicates == 2 and {t.tile_id: t.kept for t in result.tiles} == {"tile_A": 3, "tile_B": 2,
                                                                                       "tile_C": 1, "tile_D": 0}
-    assert metadata["DARTS_THRESHOLD"] == "0.5" and metadata["DARTS_TILES"] == "4"
+    assert metadata["DARTS_binarizethreshold"] == "0.5" and metadata["DARTS_processtiles_tiles"] == "4"
 
 
 def test_each_tile_is_postprocessed_exactly_as_prepare_export(region, tmp_path):

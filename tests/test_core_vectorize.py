@@ -103,10 +103,13 @@ def test_export_tile_writes_darts_files(tmp_path):
     probs, quality = random_tile(2, shape=(120, 140))
     result = prepare_export({"probabilities": probs, "quality_data_mask": quality}, quality_level=1,
                             mask_erosion_size=2, min_object_size=4, device="cpu")
-    paths = export_tile(result, str(tmp_path / "tile"), GEOTRANSFORM, f"EPSG:{EPSG}")
-    assert sorted(os.listdir(tmp_path / "tile")) == sorted(
+    paths = export_tile(result, str(tmp_path / "T06WVS"), GEOTRANSFORM, f"EPSG:{EPSG}")
+    from darts_postprocessing.core.geoparquet import geoparquet_support
+
+    twins = ["prediction_segments.parquet", "prediction_extent.parquet"] if geoparquet_support()[0] else []
+    assert sorted(os.listdir(tmp_path / "T06WVS")) == sorted(
         ["probabilities.tif", "binarized.tif", "extent.tif", "prediction_segments.gpkg", "prediction_extent.gpkg",
-         "quicklook.png"])
+         "quicklook.png", *twins])
     dataset = gdal.Open(paths["probabilities"])
     band = dataset.GetRasterBand(1)
     assert band.DataType == gdal.GDT_Byte and band.GetNoDataValue() == 255
@@ -118,14 +121,36 @@ def test_export_tile_writes_darts_files(tmp_path):
     binarized = gdal.Open(paths["binarized"]).ReadAsArray()
     np.testing.assert_array_equal(binarized, result["binarized_segmentation"])
     np.testing.assert_array_equal(gdal.Open(paths["extent"]).ReadAsArray(), result["extent"])
-    name, rows = features(paths["segments"])
-    labels, table = reference.object_table(binarized, result["probabilities"])
-    assert name == "prediction_segments" and len(rows) == labels.max() > 0
-    assert [a["npixel"] for a, _ in rows] == table["npixel"].tolist()
-    name, rows = features(paths["extent_polygons"])
-    assert name == "prediction_extent" and sum(a["npixel"] for a, _ in rows) == result["extent"].sum()
+    # Statistics as DARTS computes them: of the exported uint8 percent values.
+    percent = np.where(expected == 255, np.nan, expected).astype(np.float64)
+    for kind, raster in (("segments", binarized), ("extent_polygons", result["extent"])):
+        name, rows = features(paths[kind])
+        labels, table = reference.object_table(raster, percent)
+        assert name == {"segments": "prediction_segments", "extent_polygons": "prediction_extent"}[kind]
+        assert len(rows) == labels.max() > 0
+        for index, (attributes, _) in enumerate(rows):
+            assert attributes["npixel"] == table["npixel"][index]
+            assert attributes["min"] == table["min"][index] and attributes["max"] == table["max"][index]
+            assert isinstance(attributes["min"], int) and 0 <= attributes["min"] <= attributes["max"] <= 100
+            for statistic in ("mean", "median", "std"):
+                assert attributes[statistic] == pytest.approx(table[statistic][index], rel=1e-9, abs=1e-9)
+        dataset = ogr.Open(paths[kind])  # must outlive its layer
+        layer = dataset.GetLayer(0)
+        definition = layer.GetLayerDefn()
+        types = {definition.GetFieldDefn(i).GetName(): definition.GetFieldDefn(i).GetTypeName()
+                 for i in range(definition.GetFieldCount())}
+        assert types == {"Region_ID": "Integer64", "min": "Integer64", "max": "Integer64", "mean": "Real",
+                         "median": "Real", "std": "Real", "npixel": "Integer64", "area_m2": "Real"}
+        assert layer.GetGeometryColumn() == "geom" and layer.GetMetadata()["DARTS_tileid"] == "T06WVS"
     png = gdal.Open(paths["quicklook"])
     assert png.RasterCount == 3 and max(png.RasterXSize, png.RasterYSize) <= 512
+    # Band descriptions (upstream's long_name) and tags: the folder's name is the tile id.
+    for kind, long_name in (("probabilities", "Probabilities"), ("binarized", "Binarized Segmentation"),
+                            ("extent", "Extent of the segmentation")):
+        raster = gdal.Open(paths[kind])
+        assert raster.GetRasterBand(1).GetDescription() == raster.GetMetadata()["long_name"] == long_name
+        assert raster.GetMetadata()["DARTS_tileid"] == "T06WVS" and "DARTS_exportdate" in raster.GetMetadata()
+    assert png.GetMetadata()["DARTS_tileid"] == "T06WVS"
 
 
 def test_export_tile_failure_writes_nothing(tmp_path):

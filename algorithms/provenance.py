@@ -1,0 +1,70 @@
+"""Every raster and GeoPackage a run writes says how it was made (core.metadata): the
+algorithm, the plugin's version, the parameters that decide the result, and the DARTS_*
+tags of its inputs (a DARTS probabilities.tif brings its tile id and model settings along;
+exporttile's files keep prepareexport's settings from the binarized raster)."""
+
+import configparser
+import os
+
+from qgis.core import QgsProcessingParameterNumber
+
+from ..core.metadata import LONG_NAMES, PREFIX, describe_run, read_tags
+
+# Parameters that change how a result is computed, never what it is.
+NOT_RECORDED = {"DEVICE", "MEMORY_LIMIT", "DASK_SCHEDULER"}
+# The band description (upstream's long_name) of each raster output.
+OUTPUT_KINDS = {"OUTPUT_BINARIZED": "binarized", "OUTPUT_EXTENT": "extent", "OUTPUT_PROBABILITIES": "probabilities",
+                "OUTPUT_SUBSET_BINARIZED": "binarized"}
+SINGLE_OUTPUT_KINDS = {"binarize": "binarized", "erodemask": "extent", "qualitymask": "quality"}
+
+
+def plugin_version() -> str:
+    parser = configparser.ConfigParser()
+    parser.read(os.path.join(os.path.dirname(os.path.dirname(__file__)), "metadata.txt"), encoding="utf-8")
+    return parser.get("general", "version", fallback="unknown")
+
+
+def settings_of(algorithm, parameters, context) -> tuple[dict, dict]:
+    """({parameter: value as written}, DARTS_* tags of the raster inputs). Where inputs
+    disagree, the most recently written one wins (by its DARTS_exportdate; on a tie the later input): exporttile takes the
+    threshold from prepareexport's binarized raster, not DARTS' probabilities.tif it came from.
+    Inputs are named by file name, not path."""
+    settings, found = {}, []
+    for definition in algorithm.parameterDefinitions():
+        name = definition.name()
+        if definition.isDestination() or name in NOT_RECORDED:
+            continue
+        kind = definition.type()
+        if kind in ("raster", "multilayer"):
+            files = [path for _, path in algorithm.raster_files(parameters, name, context)] if kind == "multilayer" else \
+                [algorithm.raster_path(parameters, name, context, required=False) or ""]
+            found += [read_tags(path) for path in filter(None, files)]
+            settings[name] = ", ".join(os.path.basename(path) for path in files if path) or None
+        elif kind == "enum":
+            settings[name] = algorithm.parameterAsEnumString(parameters, name, context)
+        elif kind == "number" and parameters.get(name) not in (None, ""):
+            integer = definition.dataType() == QgsProcessingParameterNumber.Type.Integer
+            settings[name] = (algorithm.parameterAsInt if integer else algorithm.parameterAsDouble)(
+                parameters, name, context)
+        elif kind == "number":
+            settings[name] = None
+        else:
+            settings[name] = algorithm.parameterAsString(parameters, name, context)
+    inherited = {}
+    for tags in sorted(found, key=lambda tags: tags.get(PREFIX + "exportdate", "")):
+        inherited.update(tags)
+    return settings, inherited
+
+
+def describe_outputs(algorithm, parameters, context, outputs) -> None:
+    """Set the run's `outputs.tags` and the band description of each raster output."""
+    settings, inherited = settings_of(algorithm, parameters, context)
+    tags = describe_run(algorithm.name(), settings, inherited)
+    tags[PREFIX + "postprocessing"] = f"darts:{algorithm.name()} (DARTS Postprocessing for QGIS {plugin_version()})"
+    outputs.tags = tags
+    descriptions = {}
+    for name, path in algorithm.output_paths(parameters, context):
+        kind = SINGLE_OUTPUT_KINDS.get(algorithm.name()) if name == "OUTPUT" else OUTPUT_KINDS.get(name.split(" ")[0])
+        if kind:
+            descriptions[path] = LONG_NAMES[kind]
+    outputs.descriptions = descriptions

@@ -1,0 +1,132 @@
+"""What makes the core's files DARTS' own: statistics in DARTS' percent, the tags that say how
+a file was made, and GeoParquet written with pyarrow (the venv of current releases has it;
+GDAL's osgeo is only in Debian's Python, so each half is checked where it can be)."""
+
+import json
+import struct
+
+import numpy as np
+import pytest
+
+import reference
+from darts_postprocessing.core.geoparquet import LayerData, write_table
+from darts_postprocessing.core.metadata import describe_run
+from darts_postprocessing.core.vectorize import Layout, statistics_values
+
+
+def test_percent_statistics_values_are_darts_exported_percent():
+    percent = np.arange(101, dtype=np.uint8).reshape(1, 101)
+    # DARTS' percent input keeps its values: 53 and 59 stay (k / 100 in float32 would give 52, 58).
+    np.testing.assert_array_equal(statistics_values(percent, "percent"), percent.astype(np.float32))
+    fractions = np.array([[0.289, 0.999, 0.53, np.nan]], np.float32)
+    # Float probabilities: int(p * 100) in float32, truncated, as upstream exports them.
+    expected = [(np.float32(0.289) * np.float32(100)).astype(np.uint8), 99, (np.float32(0.53) * np.float32(100)).astype(np.uint8)]
+    got = statistics_values(fractions, "percent")
+    np.testing.assert_array_equal(got[0, :3], np.array(expected, np.float32))
+    assert got.dtype == np.float32 and np.isnan(got[0, 3])
+    # Fractions from percent: k / 100 as the readers decode them; floats kept as they are.
+    np.testing.assert_array_equal(statistics_values(np.array([[53, 255]], np.uint8), "fraction"),
+                                  [[np.float32(53) / np.float32(100), np.nan]])
+    assert statistics_values(fractions, "fraction") is fractions
+    with pytest.raises(ValueError, match="statistics scale"):
+        Layout(statistics="percentage")
+
+
+def test_describe_run_uses_upstreams_keys_and_carries_the_inputs_tags():
+    inherited = {"DARTS_tileid": "S2A_T06WVS", "DARTS_modelfiles": "['a.ckpt']", "DARTS_exportdate": "old",
+                 "DARTS_binarizethreshold": "0.4", "AREA_OR_POINT": "Area"}
+    tags = describe_run("prepareexport", {"THRESHOLD": 0.5, "MIN_OBJECT_SIZE": 32, "MASK_EROSION_SIZE": 10,
+                                          "EDGE_EROSION_SIZE": None, "QUALITY_LEVEL": "low_quality",
+                                          "BOUNDARY": "remove"}, inherited)
+    assert tags["DARTS_tileid"] == "S2A_T06WVS" and tags["DARTS_modelfiles"] == "['a.ckpt']"
+    assert tags["DARTS_binarizethreshold"] == "0.5" and tags["DARTS_mmu"] == "32"  # this run's, not the input's
+    assert tags["DARTS_maskerosion"] == "10" and tags["DARTS_edgeerosion"] == "None" and tags["DARTS_qualitymask"] == "low_quality"
+    assert tags["DARTS_prepareexport_boundary"] == "remove" and "AREA_OR_POINT" not in tags
+    assert tags["DARTS_exportdate"] != "old" and tags["DARTS_exportdate"].endswith("+00:00")
+    assert all(isinstance(value, str) for value in tags.values())
+    assert describe_run("exporttile", {}, inherited, tile_id="folder")["DARTS_tileid"] == "folder"
+
+
+def polygon_wkb(x0, y0, size):
+    ring = [(x0, y0), (x0 + size, y0), (x0 + size, y0 + size), (x0, y0 + size), (x0, y0)]
+    return struct.pack("<BII", 1, 3, 1) + struct.pack("<I", len(ring)) + b"".join(struct.pack("<dd", *p) for p in ring)
+
+
+def test_geoparquet_written_with_pyarrow(tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet", reason="pyarrow is not installed in this Python")
+    crs = {"type": "ProjectedCRS", "name": "WGS 84 / UTM zone 6N", "id": {"authority": "EPSG", "code": 32606}}
+    data = LayerData([("Region_ID", "int64", [1, 2]), ("min", "int64", [51, None]), ("mean", "float64", [60.5, None])],
+                     [polygon_wkb(0, 0, 10), polygon_wkb(20, 0, 10)], ["Polygon"], crs, [0.0, 0.0, 30.0, 10.0])
+    path = tmp_path / "prediction_segments.parquet"
+    write_table(str(path), data)
+    table = pq.read_table(path)
+    assert table.column_names == ["geometry", "Region_ID", "min", "mean"]
+    assert str(table.schema.field("Region_ID").type) == "int64" and str(table.schema.field("mean").type) == "double"
+    assert table.column("min").to_pylist() == [51, None] and table.column("mean").to_pylist() == [60.5, None]
+    assert table.column("geometry").to_pylist() == data.wkb
+    geo = json.loads(table.schema.metadata[b"geo"])
+    assert geo["version"] == "1.0.0" and geo["primary_column"] == "geometry"
+    column = geo["columns"]["geometry"]
+    assert column == {"encoding": "WKB", "geometry_types": ["Polygon"], "crs": crs, "bbox": [0.0, 0.0, 30.0, 10.0]}
+    # A layer without CRS says so (null), or readers would take it for WGS 84.
+    write_table(str(path), LayerData([], [], ["MultiPolygon"], None, None))
+    geo = json.loads(pq.read_table(path).schema.metadata[b"geo"])
+    assert geo["columns"]["geometry"]["crs"] is None and "bbox" not in geo["columns"]["geometry"]
+
+
+def test_geoparquet_columns_read_from_the_geopackage(tmp_path):
+    pytest.importorskip("osgeo.ogr", reason="GDAL's Python bindings (osgeo) are not installed here")
+    from darts_postprocessing.core import polygonize
+    from darts_postprocessing.core.geoparquet import read_layer
+
+    binary = np.zeros((20, 20), np.uint8)
+    binary[2:6, 2:6] = binary[6, 6] = 1  # one object of two parts
+    binary[10:14, 12:18] = 1
+    percent = np.full(binary.shape, 60, np.uint8)
+    percent[2, 2] = 53
+    path = str(tmp_path / "p.gpkg")
+    polygonize(binary, (600000.0, 10.0, 0.0, 7800000.0, 0.0, -10.0), "EPSG:32606", path, "p", percent,
+               layout=Layout(statistics="percent", parts=True, geometry_name="geom"))
+    data = read_layer(path, "p")
+    names = [name for name, _, _ in data.columns]
+    assert names == ["Region_ID", "min", "max", "mean", "median", "std", "npixel", "area_m2"]
+    kinds = dict((name, kind) for name, kind, _ in data.columns)
+    assert kinds["Region_ID"] == kinds["min"] == kinds["npixel"] == "int64" and kinds["mean"] == "float64"
+    columns = {name: values for name, _, values in data.columns}
+    assert columns["Region_ID"] == [1, 1, 2] and columns["min"] == [53, 53, 60] and columns["npixel"] == [17, 17, 24]
+    assert data.geometry_types == ["Polygon"] and len(data.wkb) == 3 and data.wkb[0][:5] == struct.pack("<BI", 1, 3)
+    assert data.crs["id"] == {"authority": "EPSG", "code": 32606}
+    assert data.bbox == [600020.0, 7799860.0, 600180.0, 7799980.0]
+    _, table = reference.object_table(binary, percent.astype(np.float64))
+    assert columns["mean"][0] == pytest.approx(table["mean"][0])
+
+
+def test_write_metadata_on_finished_geotiff_and_geopackage(tmp_path):
+    gdal = pytest.importorskip("osgeo.gdal", reason="GDAL's Python bindings (osgeo) are not installed here")
+    from darts_postprocessing.core import polygonize
+    from darts_postprocessing.core.files import write_geotiff
+    from darts_postprocessing.core.metadata import read_tags, write_metadata
+
+    transform = (600000.0, 10.0, 0.0, 7800000.0, 0.0, -10.0)
+    binary = np.zeros((8, 8), np.uint8)
+    binary[2:5, 2:5] = 1
+    tif = str(tmp_path / "b.tif")
+    write_geotiff(tif, binary, transform, "EPSG:32606", compress="LZW")
+    tags = describe_run("processtiles", {"THRESHOLD": 0.5}, tile_id="T1")
+    write_metadata(tif, tags, "Binarized Segmentation")
+    dataset = gdal.Open(tif)
+    assert dataset.GetRasterBand(1).GetDescription() == "Binarized Segmentation"
+    assert dataset.GetMetadata()["long_name"] == "Binarized Segmentation" and read_tags(tif) == tags
+    np.testing.assert_array_equal(dataset.ReadAsArray(), binary)  # pixels untouched
+    gpkg = str(tmp_path / "p.gpkg")
+    polygonize(binary, transform, "EPSG:32606", gpkg, "a")
+    polygonize(binary, transform, "EPSG:32606", str(tmp_path / "q.gpkg"), "b")
+    gdal.VectorTranslate(gpkg, str(tmp_path / "q.gpkg"), accessMode="append")  # a second layer "b"
+    write_metadata(gpkg, tags, layer="b")  # only that layer: the file's and layer a's metadata stay
+    vector = gdal.OpenEx(gpkg)
+    assert vector.GetLayerByName("b").GetMetadata() == tags
+    assert "DARTS_tileid" not in (vector.GetLayerByName("a").GetMetadata() or {}) and not vector.GetMetadata()
+    vector = None
+    write_metadata(gpkg, tags)
+    vector = gdal.OpenEx(gpkg)
+    assert vector.GetMetadata() == vector.GetLayerByName("a").GetMetadata() == tags and read_tags(gpkg) == tags
