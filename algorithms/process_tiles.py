@@ -12,10 +12,14 @@ from qgis.core import (
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterVectorDestination,
+    QgsProcessingParameterVectorLayer,
 )
 
-from .base import BOUNDARIES, CONNECTIVITIES, QUALITY_LEVELS, DartsAlgorithm, into_geopackage
+from .base import BOUNDARIES, CONNECTIVITIES, QUALITY_LEVELS, DartsAlgorithm
+from .paths import geopackage_layer, into_geopackage
 from .blocks import DASK_SCHEDULER, add_scheduler_parameter
+from .exclusion import EXCLUDE, exclusion_file, exclusion_input
+from .polygon_options import STATISTICS_SCALE, add_statistics_scale
 from .styles import style_on_load
 
 # core.tiles.DEFAULT_TARGET_CRS (tested equal): the plugin loads without numpy, so no core import here.
@@ -49,6 +53,10 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
                            "size; 0: no band.",
         MIN_OBJECT_SIZE: "Objects with fewer pixels are removed in their tile; an object of exactly this size stays.",
         QUALITY_LEVEL: "Which pixels of a tile's quality mask are valid before the erosion.",
+        EXCLUDE: "Polygons in any CRS (e.g. a water or glacier mask), burnt onto each tile's grid (a pixel counts when "
+                 "its centre lies inside). Objects with any pixel in them are removed whole in their tile (with "
+                 "boundary = clip: those pixels are cut, the rest size-filtered). Rasters are not accepted here: "
+                 "tiles lie on different grids.",
         TARGET_CRS: "The projected CRS of the merged map. Areas (area_m2) are measured in each tile's own CRS.",
         SIZE_CONNECTIVITY: "8: diagonal neighbours belong to one object when its size is counted; 4 reproduces "
                            "upstream DARTS.",
@@ -95,11 +103,15 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
         self.add_int(self.MIN_OBJECT_SIZE, "Minimum object size (pixels)", 32)
         self.add_enum(self.QUALITY_LEVEL, "Quality level", QUALITY_LEVELS, "low_quality")
         self.addParameter(QgsProcessingParameterCrs(self.TARGET_CRS, self.tr("Target CRS"), DEFAULT_TARGET_CRS))
+        self.addParameter(QgsProcessingParameterVectorLayer(
+            EXCLUDE, self.tr("Exclusion polygons (e.g. water)"), [QgsProcessing.SourceType.TypeVectorPolygon],
+            optional=True))
         self.add_enum(self.BOUNDARY, "Boundary objects", BOUNDARIES, "remove", advanced=True,
                       help_text="remove: drop objects touching the extent's border whole (then a neighbour tile "
                                 "delivers them whole); clip: cut them (upstream)")
         self.add_enum(self.SIZE_CONNECTIVITY, "Connectivity for object sizes", CONNECTIVITIES, "8", advanced=True)
         self.add_device()
+        add_statistics_scale(self)
         self.add_int(self.WORKERS, "Worker processes", os.cpu_count() or 1, advanced=True, minimum=1,
                      help_text="Tiles processed at the same time, each in its own process (1: in QGIS's process). "
                                "Each needs the memory of one tile's processing (about 2 GB for a 10980 x 10980 tile).")
@@ -127,7 +139,8 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
         if not folder or not os.path.isdir(folder):
             return []
         sources, _ = find_tiles(folder)
-        return [path for source in sources for path in (source.probabilities, source.quality, source.extent) if path]
+        return [exclusion_file(self, parameters, context),
+                *[path for source in sources for path in (source.probabilities, source.quality, source.extent) if path]]
 
     def execute(self, parameters, context, feedback, outputs):
         from ..core.blockwise import scheduler
@@ -144,6 +157,7 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
                              f"CRS (the default {QgsCoordinateReferenceSystem('EPSG:3413').description()} covers the "
                              f"Arctic)")
         target = crs.authid() or crs.toWkt(QgsCoordinateReferenceSystem.WktVariant.WKT_PREFERRED)
+        output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         settings = TileSettings(
             threshold=self.parameterAsDouble(parameters, self.THRESHOLD, context),
             mask_erosion_size=self.parameterAsInt(parameters, self.MASK_EROSION_SIZE, context),
@@ -152,10 +166,12 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
             quality_level=self.parameterAsEnumString(parameters, self.QUALITY_LEVEL, context),
             boundary=self.parameterAsEnumString(parameters, self.BOUNDARY, context),
             size_connectivity=int(self.parameterAsEnumString(parameters, self.SIZE_CONNECTIVITY, context)),
-            device=self.resolve_device(parameters, context, feedback))
+            device=self.resolve_device(parameters, context, feedback),
+            statistics=self.parameterAsEnumString(parameters, STATISTICS_SCALE, context) or "fraction",
+            exclude=exclusion_input(self, parameters, context, lambda: outputs.scratch(  # a layer that is no file
+                os.path.join(os.path.dirname(os.path.abspath(geopackage_layer(output)[0])), "exclusion.gpkg"))))
         workers = self.parameterAsInt(parameters, self.WORKERS, context)
         address = self.parameterAsString(parameters, DASK_SCHEDULER, context).strip()
-        output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         tiles_folder = self.parameterAsFileOutput(parameters, self.OUTPUT_TILES, context) or None
         report_path = self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context)
 

@@ -113,3 +113,20 @@ def region(folder: str, mask: str = "quality") -> dict:
     for spec in (a, b, c, d):
         draw_tile(spec, slumps.values(), folder)
     return {"slumps": slumps, "tiles": {spec.name: spec for spec in (a, b, c, d)}}
+
+
+def exclusion_polygons(path: str, centres, half_side: float = 150.0, epsg: int = 4326) -> str:
+    """A GeoPackage of squares (2 x `half_side` m) around EPSG:3413 `centres`, stored in `epsg`."""
+    from osgeo import ogr
+
+    dataset = ogr.GetDriverByName("GPKG").CreateDataSource(path)
+    layer = dataset.CreateLayer("water", srs_of(epsg), ogr.wkbPolygon)
+    for x, y in centres:
+        corners = [(x - half_side, y - half_side), (x + half_side, y - half_side), (x + half_side, y + half_side),
+                   (x - half_side, y + half_side), (x - half_side, y - half_side)]
+        ring = ", ".join(f"{a} {b}" for a, b in to_crs(corners, GROUND, epsg))
+        feature = ogr.Feature(layer.GetLayerDefn())
+        feature.SetGeometry(ogr.CreateGeometryFromWkt(f"POLYGON (({ring}))"))
+        layer.CreateFeature(feature)
+    dataset = None
+    return path

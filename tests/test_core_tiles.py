@@ -117,6 +117,26 @@ def test_exported_tiles_with_only_an_extent(tmp_path):
         np.testing.assert_array_equal(gdal.Open(str(tmp_path / "out" / tile / "extent.tif")).ReadAsArray(), given)
 
 
+def test_exclusion_polygons_and_percent_statistics(region, tmp_path):
+    """Water polygons (EPSG:4326) over two slumps remove them in every tile that sees them;
+    percent statistics are DARTS' (integer min/max of the uint8 values)."""
+    slumps = region["slumps"]
+    water = scene.exclusion_polygons(str(tmp_path / "water.gpkg"), [slumps["a_only"][:2], slumps["overlap"][:2]])
+    result = process_tiles(region["inputs"], str(tmp_path / "map.gpkg"),
+                           settings=TileSettings(exclude=(water, None, None), statistics="percent"))
+    rows, _, metadata = read_map(str(tmp_path / "map.gpkg"))
+    found = {slump_of(slumps, geometry) for _, geometry in rows}
+    assert found == set(EXPECTED) - {"a_only", "overlap"}
+    assert {t.tile_id: t.counts.get("removed_excluded") for t in result.tiles} == {"tile_A": 2, "tile_B": 1,
+                                                                                   "tile_C": 0, "tile_D": 0}
+    assert all(a["min"] == a["max"] == 90 and isinstance(a["min"], int) and a["mean"] == 90.0 for a, _ in rows)
+    assert metadata["DARTS_processtiles_exclusion_mask"] == water
+    with pytest.raises(ValueError, match="must be polygons"):
+        process_tiles(region["inputs"], str(tmp_path / "x.gpkg"), settings=TileSettings(
+            exclude=(os.path.join(region["inputs"], "tile_A", "quality_data_mask.tif"),
+                     None, None)))
+
+
 def test_two_workers_and_a_dask_cluster_give_the_same_map(region, tmp_path):
     distributed = pytest.importorskip("distributed")
     process_tiles(region["inputs"], str(tmp_path / "one.gpkg"), workers=1)

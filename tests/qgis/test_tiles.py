@@ -91,6 +91,26 @@ def test_processtiles_through_qgis_process_with_a_broken_tile(profile, region, t
     assert "Traceback" not in stopped.stdout + stopped.stderr and not (tmp_path / "stopped.gpkg").exists()
 
 
+def test_exclusion_polygons_through_qgis_process(profile, region, tmp_path):
+    slumps = region["slumps"]
+    water = scene.exclusion_polygons(str(tmp_path / "water.gpkg"), [slumps["a_only"][:2]], epsg=32608)
+    run = qgis_process(profile, "run", "darts:processtiles", "--", f"INPUT_FOLDER={region['inputs']}",
+                       f"EXCLUDE={water}", "STATISTICS_SCALE=percent", f"OUTPUT={tmp_path / 'map.gpkg'}",
+                       f"OUTPUT_REPORT={tmp_path / 'report.html'}")
+    assert run.returncode == 0, run.stdout + run.stderr
+    found = slumps_found(tmp_path / "map.gpkg", slumps)
+    assert found == {name: value for name, value in EXPECTED.items() if name != "a_only"}
+    dataset = ogr.Open(str(tmp_path / "map.gpkg"))
+    definition = dataset.GetLayer(0).GetLayerDefn()
+    assert definition.GetFieldDefn(definition.GetFieldIndex("min")).GetType() == ogr.OFTInteger64
+    assert "removed in the exclusion mask" in (tmp_path / "report.html").read_text()
+    raster = tmp_path / "not-polygons.tif"
+    shutil.copy(os.path.join(region["inputs"], "tile_A", "quality_data_mask.tif"), raster)
+    refused = qgis_process(profile, "run", "darts:processtiles", "--", f"INPUT_FOLDER={region['inputs']}",
+                           f"EXCLUDE={raster}", f"OUTPUT={tmp_path / 'refused.gpkg'}")
+    assert refused.returncode != 0 and not (tmp_path / "refused.gpkg").exists()
+
+
 def test_processtiles_on_a_dask_cluster(profile, region, tmp_path, cluster):
     run = qgis_process(profile, "run", "darts:processtiles", "--", f"INPUT_FOLDER={region['inputs']}",
                        f"DASK_SCHEDULER={cluster}", f"OUTPUT={tmp_path / 'map.gpkg'}")
