@@ -146,7 +146,7 @@ def select_a_layer():
 
 def start_dialog():
     parameters = json.loads(os.environ["DARTS_GUI_PARAMS"])
-    dialog = processing.createAlgorithmDialog("darts:prepareexport", parameters)
+    dialog = processing.createAlgorithmDialog(os.environ.get("DARTS_GUI_ALGORITHM", "darts:prepareexport"), parameters)
     state["dialog"] = dialog
     dialog.show()
     report["widgets"] = widgets(dialog)

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.skipif(shutil.which("xvfb-run") is None or shutil.which
                                 reason="needs xvfb-run and the QGIS desktop")
 
 
-def desktop(tmp_path, mode, parameters, layers, screenshot, selected=None):
+def desktop(tmp_path, mode, parameters, layers, screenshot, selected=None, algorithm="darts:prepareexport"):
     """Start the QGIS desktop under Xvfb with the staged plugin in a fresh profile, run
     gui_script.py in it; its JSON report."""
     settings_root = tmp_path / "qgis-settings"  # QGIS keeps profiles in <root>/profiles/<name>
@@ -33,7 +33,7 @@ def desktop(tmp_path, mode, parameters, layers, screenshot, selected=None):
     report = tmp_path / "report.json"
     environment = dict(os.environ, DARTS_GUI_PARAMS=json.dumps(parameters), DARTS_GUI_REPORT=str(report),
                        DARTS_GUI_LAYERS=str(layers), DARTS_GUI_MODE=mode, DARTS_GUI_SCREENSHOT=str(screenshot),
-                       DARTS_GUI_SELECTED=selected or "")
+                       DARTS_GUI_SELECTED=selected or "", DARTS_GUI_ALGORITHM=algorithm)
     environment.pop("QT_QPA_PLATFORM", None)
     command = ["xvfb-run", "-a", "-s", "-screen 0 1280x1024x24", "qgis", "--profiles-path", str(settings_root),
                "--profile", "default", "--nologo", "--noversioncheck", "--code",
@@ -45,13 +45,13 @@ def desktop(tmp_path, mode, parameters, layers, screenshot, selected=None):
     return result
 
 
-def object_pixels(screenshot):
-    """How many pixels of the screenshot have the objects' red (215, 48, 31)."""
+def object_pixels(screenshot, colour=(215, 48, 31)):
+    """How many pixels of the screenshot have the objects' red (or `colour`)."""
     import numpy as np
     from osgeo import gdal
 
     image = gdal.Open(str(screenshot)).ReadAsArray()[:3].astype(int)
-    return int((np.abs(image - np.array([215, 48, 31])[:, None, None]).max(axis=0) <= 12).sum())
+    return int((np.abs(image - np.array(colour)[:, None, None]).max(axis=0) <= 12).sum())
 
 
 OUTPUTS = ["Object polygons", "Binarized segmentation", "Masked probabilities", "Extent"]
@@ -129,3 +129,24 @@ def test_batch_of_two_tiles_tells_the_tiles_apart(tmp_path):
     assert groups == {f"{name} (threshold 0.50)": [f"{output} ({name})" for output in outputs]
                       for name in ("tile_A", "tile_B")}, result["tree"]
     assert object_pixels(SCREENSHOTS / "desktop-batch.png") > 100
+
+
+def test_processtiles_dialog_loads_the_merged_map(tmp_path):
+    """Tiles in two UTM zones to one map from the dialog, with worker processes: the merged
+    polygons load styled (yellow outlines visible in the canvas), the log tells tile by tile,
+    the report opens in the Results Viewer."""
+    sys.path.insert(0, str(REPO / "tests"))
+    import region as scene
+
+    scene.region(str(tmp_path / "tiles"))
+    screenshot = SCREENSHOTS / "desktop-processtiles.png"
+    parameters = {"INPUT_FOLDER": str(tmp_path / "tiles"), "WORKERS": 2, "OUTPUT": str(tmp_path / "region.gpkg"),
+                  "OUTPUT_REPORT": str(tmp_path / "region.html")}
+    result = desktop(tmp_path, "dialog", parameters, 1, screenshot, algorithm="darts:processtiles")
+    (layer,) = result["layers"]
+    assert layer["features"] == 6 and layer["renderer"] == "singleSymbol" and layer["strokes"][-1] == "#ffdd00"
+    log = result["dialog_log"]
+    assert "Tile tile_A: 3 objects" in log and "4 tiles processed, 0 skipped: 6 slump polygons" in log, log[-2000:]
+    assert result["results_viewer"] == [["Report", str(tmp_path / "region.html")]]
+    assert result["help_url"].endswith("/help/processtiles.html")
+    assert object_pixels(screenshot, (255, 221, 0)) > 50  # the outlines are drawn
