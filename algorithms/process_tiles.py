@@ -35,6 +35,7 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
     QUALITY_LEVEL = "QUALITY_LEVEL"
     BOUNDARY = "BOUNDARY"
     SIZE_CONNECTIVITY = "SIZE_CONNECTIVITY"
+    PROBABILITY_SCALE = "PROBABILITY_SCALE"
     TARGET_CRS = "TARGET_CRS"
     WORKERS = "WORKERS"
     STOP_ON_ERROR = "STOP_ON_ERROR"
@@ -111,6 +112,7 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
                                 "delivers them whole); clip: cut them (upstream)")
         self.add_enum(self.SIZE_CONNECTIVITY, "Connectivity for object sizes", CONNECTIVITIES, "8", advanced=True)
         self.add_device()
+        self.add_scale()
         add_statistics_scale(self)
         self.add_int(self.WORKERS, "Worker processes", os.cpu_count() or 1, advanced=True, minimum=1,
                      help_text="Tiles processed at the same time, each in its own process (1: in QGIS's process). "
@@ -168,6 +170,7 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
             size_connectivity=int(self.parameterAsEnumString(parameters, self.SIZE_CONNECTIVITY, context)),
             device=self.resolve_device(parameters, context, feedback),
             statistics=self.parameterAsEnumString(parameters, STATISTICS_SCALE, context) or "fraction",
+            scale=self.parameterAsEnumString(parameters, self.PROBABILITY_SCALE, context) or "auto",
             exclude=exclusion_input(self, parameters, context, lambda: outputs.scratch(  # a layer that is no file
                 os.path.join(os.path.dirname(os.path.abspath(geopackage_layer(output)[0])), "exclusion.gpkg"))))
         workers = self.parameterAsInt(parameters, self.WORKERS, context)

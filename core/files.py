@@ -239,6 +239,10 @@ class AtomicFiles:
         self._pending: list[tuple[str, str]] = []
         self._scratch: list[str] = []
 
+    def protect(self, inputs) -> None:
+        """More files this run reads: no output may replace them."""
+        self._inputs |= {os.path.realpath(p) for p in inputs if p}
+
     def reserve(self, target: str) -> str:
         """A temporary path to write `target` to (same folder and extension). Temporary files
         that dead runs left in that folder are removed first."""

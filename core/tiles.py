@@ -11,10 +11,12 @@ whatever their number) and its objects come back as polygons in the target CRS. 
   extent (from the tile's edges and from invalid data). A tile sees an object best far from
   where its view ends, and objects that touch that end are removed whole in their tile
   (boundary "remove"), so a slump cut by one tile's edge comes whole from its neighbour.
-- An object overlapping an object already taken by at least half of the smaller one is the
-  same slump seen by another tile: it is dropped and counted in the kept one's `n_tiles`.
-- A smaller overlap (a sliver where two neighbouring slumps meet, seen on two tiles' pixel
-  grids) is cut off the later object. So no two features of the map overlap.
+- An object that lies at least half inside an object already taken is the same slump seen by
+  another tile: it is dropped and counted in the kept one's `n_tiles`.
+- Otherwise what overlaps taken objects is cut off it (a sliver where neighbouring slumps meet
+  on two tiles' pixel grids, or a neighbour that another tile saw joined to it), and the rest
+  stays if it still covers `min_object_size` pixels. So no two features of the map overlap,
+  and no slump that some tile saw whole is lost because another tile joined it to a neighbour.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 import time
 import types
 from collections.abc import Callable
@@ -31,6 +34,7 @@ import numpy as np
 
 from .api import BOUNDARY_MODES, CONNECTIVITIES, check_choice, check_quality_level, check_size, check_threshold
 from .files import AtomicFiles, osgeo, spatial_reference, write_geotiff
+from .rasters import SCALES
 from .vectorize import STATISTICS_SCALES
 
 Progress = Callable[[float, str], None]
@@ -40,7 +44,7 @@ PROBABILITIES, QUALITY, EXTENT = "probabilities.tif", "quality_data_mask.tif", "
 # permafrost products; one projected CRS for every tile north of 60°N.
 DEFAULT_TARGET_CRS = "EPSG:3413"
 DEPTH_BLOCK = 4  # depth inside the extent is measured in blocks of 4 x 4 pixels (cheap; exact to 4 px)
-SAME_OBJECT_OVERLAP = 0.5  # share of the smaller object's area above which two tiles' objects are one slump
+SAME_OBJECT_OVERLAP = 0.5  # share of an object inside one already taken from which it is the same slump
 TILE_OUTPUTS = ("binarized.tif", "extent.tif", "prediction_segments.gpkg")
 
 
@@ -74,6 +78,7 @@ class TileSettings:
     size_connectivity: int = 8
     device: str = "auto"
     statistics: str = "fraction"  # the polygons' statistics: of the probabilities 0..1, or DARTS' percent
+    scale: str = "auto"  # how probabilities.tif is read (rasters.SCALES): from its data type, fraction or percent
     exclude: tuple | None = None  # (file, layer or None, OGR filter or None) of exclusion polygons, any CRS
 
     def checked(self) -> TileSettings:
@@ -88,6 +93,7 @@ class TileSettings:
         check_choice("boundary", self.boundary, BOUNDARY_MODES)
         check_choice("size_connectivity", self.size_connectivity, CONNECTIVITIES)
         check_choice("statistics", self.statistics, STATISTICS_SCALES)
+        check_choice("probability scale", self.scale, SCALES)
         if self.exclude is not None:
             from .exclusion import is_vector
 
@@ -102,7 +108,7 @@ class TileSettings:
         return {"threshold": self.threshold, "mask_erosion_size": self.mask_erosion_size, "edge_erosion_size": edge,
                 "min_object_size": self.min_object_size, "quality_level": self.quality_level,
                 "boundary": self.boundary, "size_connectivity": self.size_connectivity,
-                "statistics_scale": self.statistics, "exclusion_mask": self.exclude[0] if self.exclude else None}
+                "probability_scale": self.scale, "statistics_scale": self.statistics, "exclusion_mask": self.exclude[0] if self.exclude else None}
 
 
 @dataclass
@@ -156,27 +162,30 @@ class Region:
 
 # -- finding tiles --------------------------------------------------------------------------
 def find_tiles(inputs) -> tuple[list[TileSource], list[Skipped]]:
-    """The tile folders under `inputs` (a folder searched recursively, or a list of folders or
-    of their probabilities.tif files), sorted; folders with probabilities but neither mask
-    are skipped. A tile's id is its folder's name (its path below the input when two share a
-    name)."""
+    """The tile folders under `inputs` (a folder searched recursively, links followed, or a
+    list of folders or of their probabilities.tif files), each once, sorted; folders with
+    probabilities but neither mask are skipped. A tile's id is its folder's name, or, when
+    two tiles share a name, its path below the folder that holds them all."""
     roots = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
-    found = []
+    found, seen = [], set()
     for root in map(os.fspath, roots):
         if os.path.isfile(root):
             root = os.path.dirname(os.path.abspath(root))
         if not os.path.isdir(root):
             raise ValueError(f"{root!r} is not a folder")
-        for folder, dirs, files in os.walk(root):
+        for folder, dirs, files in os.walk(root, followlinks=True):
+            if os.path.realpath(folder) in seen:  # given twice, or a link back up: once is enough
+                dirs[:] = []
+                continue
+            seen.add(os.path.realpath(folder))
             dirs.sort()
             if PROBABILITIES in files:
-                found.append((root, folder, set(files)))
-    names = [os.path.basename(os.path.abspath(folder)) for _, folder, _ in found]
+                found.append((os.path.abspath(folder), set(files)))
+    names = [os.path.basename(folder) for folder, _ in found]
+    common = os.path.commonpath([folder for folder, _ in found]) if len(found) > 1 else ""
     sources, skipped = [], []
-    for (root, folder, files), name in zip(found, names):
-        tile_id = name
-        if names.count(name) > 1:
-            tile_id = os.path.relpath(folder, os.path.dirname(os.path.abspath(root))).replace(os.sep, "/")
+    for (folder, files), name in zip(found, names):
+        tile_id = os.path.relpath(folder, common).replace(os.sep, "/") if names.count(name) > 1 else name
         path = os.path.join(folder, PROBABILITIES)
         if QUALITY in files:
             sources.append(TileSource(tile_id, folder, path, quality=os.path.join(folder, QUALITY)))
@@ -225,10 +234,10 @@ def _process_tile(source, settings, target_crs, outputs, progress) -> TileResult
     mask_name = f"{source.tile_id}/{os.path.basename(mask_path)}"
     check_same_grid(name, grid, mask_name, grid_of(mask_path, mask_name))
     raw, nodata = read_band(source.probabilities, name)
-    probabilities = decode_probabilities(raw, nodata, name)
+    probabilities = decode_probabilities(raw, nodata, name, settings.scale)
     if np.isnan(probabilities).all():
         raise ValueError(f"{name} has no valid pixel: every pixel is nodata")
-    if raw.dtype == np.uint8:  # DARTS' percent as it is for percent statistics (k/100 in float32 can round down)
+    if raw.dtype == np.uint8 and settings.scale != "fraction":  # DARTS' percent as it is for percent statistics (k/100 in float32 can round down)
         raw = np.where(np.isnan(probabilities), PERCENT_NODATA, raw).astype(np.uint8)
     else:
         raw = probabilities
@@ -253,7 +262,7 @@ def _process_tile(source, settings, target_crs, outputs, progress) -> TileResult
     objects = Objects(binary)
     fields, geometries = object_features(binary, grid.geotransform, srs, statistics_values(raw, settings.statistics),
                                          lambda f, m: report(0.6 + 0.3 * f, m), objects=objects)
-    depths = object_depths(objects, extent) * pixel_size_m(grid.geotransform, srs)
+    depths = object_depths(objects, extent) * pixel_size_m(grid.geotransform, srs, extent.shape[0])
     del raw, result, objects
 
     if outputs:
@@ -282,30 +291,49 @@ def _process_tile(source, settings, target_crs, outputs, progress) -> TileResult
 def object_depths(objects, extent) -> np.ndarray:
     """How deep each object lies inside the valid extent, in pixels: the chessboard distance
     from its pixels to the nearest block of DEPTH_BLOCK x DEPTH_BLOCK pixels that holds a pixel
-    outside the extent (beyond the raster's edges is outside), in whole blocks. Blocks make it
-    a distance transform of a 16x smaller raster instead of a full tile's (4 s, 1.6 GB)."""
+    outside the extent (beyond the raster's edges is outside), in whole blocks; 0 for an
+    object that touches a pixel outside the extent or the raster's edge (cut: with boundary
+    "clip", or an extent without an edge band). Blocks make it a distance transform of a 16x
+    smaller raster instead of a full tile's (4 s, 1.6 GB)."""
     from scipy import ndimage
 
     height, width = extent.shape
+    if objects.count == 0:
+        return np.zeros(0)
     rows, cols = -(-height // DEPTH_BLOCK), -(-width // DEPTH_BLOCK)
     padded = np.zeros((rows * DEPTH_BLOCK, cols * DEPTH_BLOCK), bool)
     padded[:height, :width] = extent != 0
     inside = padded.reshape(rows, DEPTH_BLOCK, cols, DEPTH_BLOCK).all(axis=(1, 3))
     del padded
     blocks_deep = ndimage.distance_transform_cdt(np.pad(inside, 1), metric="chessboard")[1:-1, 1:-1]
-    if objects.count == 0:
-        return np.zeros(0)
     flat, labels = objects.pixels()
     pixel_rows, pixel_cols = np.divmod(flat, width)
     values = blocks_deep[pixel_rows // DEPTH_BLOCK, pixel_cols // DEPTH_BLOCK]
     deepest = np.asarray(ndimage.minimum(values, labels, np.arange(1, objects.count + 1)), dtype=float)
+    deepest[np.unique(labels[_touches_outside(extent, pixel_rows, pixel_cols)]) - 1] = 0
     return deepest * DEPTH_BLOCK
 
 
-def pixel_size_m(geotransform, srs) -> float:
-    """The pixel's side in metres (for a geographic CRS: at the equator, 111 320 m per degree)."""
-    side = max(abs(geotransform[1]), abs(geotransform[5]))
-    return side * (srs.GetLinearUnits() if srs.IsProjected() else 111320.0)
+def _touches_outside(extent, rows, cols) -> np.ndarray:
+    """Which of the pixels (rows, cols) have one of their 8 neighbours outside the extent or
+    beyond the raster."""
+    valid = np.pad(extent != 0, 1)  # beyond the raster: outside
+    stride = valid.shape[1]
+    flat = (rows + 1) * stride + cols + 1
+    touching = np.zeros(flat.shape, bool)
+    for offset in (-stride - 1, -stride, -stride + 1, -1, 1, stride - 1, stride, stride + 1):
+        touching |= ~valid.ravel()[flat + offset]
+    return touching
+
+
+def pixel_size_m(geotransform, srs, height: int) -> float:
+    """The side in metres of a square of the pixel's area (rotated grids included); for a
+    geographic CRS at the raster's middle latitude (111 320 m per degree of latitude)."""
+    area = abs(geotransform[1] * geotransform[5] - geotransform[2] * geotransform[4])
+    if srs.IsProjected():
+        return float(np.sqrt(area)) * srs.GetLinearUnits()
+    latitude = geotransform[3] + geotransform[5] * height / 2
+    return float(np.sqrt(area * np.cos(np.radians(latitude)))) * 111320.0
 
 
 # -- running many tiles --------------------------------------------------------------------
@@ -338,36 +366,84 @@ def run_tiles(jobs, workers: int = 1, client=None, heartbeat: Callable[[], None]
         return
     if client is not None:
         futures = [client.submit(process_tile, *job, pure=False) for job in jobs]
-        stop = lambda: client.cancel(futures)  # noqa: E731
-    else:
-        import concurrent.futures
-        import multiprocessing
+        try:
+            for _, result in _as_finished(dict(zip(futures, jobs)), beat):
+                yield result
+        finally:
+            client.cancel(futures)  # tiles already running on a worker still finish there
+        return
+    yield from _in_worker_processes(jobs, workers, beat)
 
-        context = multiprocessing.get_context("spawn")
-        context.set_executable(python_for_workers())
-        pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context)
-        with _without_main_script():  # the workers start as they are submitted
-            futures = [pool.submit(process_tile, *job) for job in jobs]
 
-        def stop():
+def _in_worker_processes(jobs, workers: int, beat):
+    """run_tiles in a pool of worker processes. When a worker dies (killed, out of memory),
+    Python's pool breaks and every unfinished tile with it: those are run again in a new pool;
+    tiles unfinished when a second pool breaks run one at a time, so only a tile that kills
+    its own worker is skipped (and named)."""
+    import concurrent.futures
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    context.set_executable(python_for_workers())
+    pending, attempts = list(jobs), {id(job): 0 for job in jobs}
+    while pending:
+        alone = any(attempts[id(job)] >= 2 for job in pending)
+        batch = [next(job for job in pending if attempts[id(job)] >= 2)] if alone else pending
+        for job in batch:
+            attempts[id(job)] += 1
+        pool = concurrent.futures.ProcessPoolExecutor(max_workers=1 if alone else workers, mp_context=context,
+                                                      initializer=_end_with, initargs=(os.getpid(),))
+        try:
+            with _without_main_script():  # the workers start as they are submitted
+                futures = {pool.submit(process_tile, *job): job for job in batch}
+            for job, result in _as_finished(futures, beat, broken=concurrent.futures.process.BrokenProcessPool):
+                if result is not None:
+                    pending.remove(job)
+                    yield result
+                elif alone:  # this tile alone killed its worker
+                    pending.remove(job)
+                    yield TileResult(job[0].tile_id, error="its worker process died (killed, or out of memory?) "
+                                                           "while processing it")
+        finally:
             for process in list(getattr(pool, "_processes", {}).values()):  # the running tiles
                 with contextlib.suppress(OSError):
                     process.terminate()
             pool.shutdown(wait=True, cancel_futures=True)
 
-    names = {future: job[0].tile_id for future, job in zip(futures, jobs)}
+
+def _as_finished(futures: dict, beat, broken=()):
+    """(job, result) of each future as it finishes (dask's or concurrent.futures'); with
+    `broken` (an exception type), (job, None) for each future that failed with it. Yields
+    results only: run_tiles turns them into TileResults."""
     remaining = list(futures)
-    try:
-        while remaining:
-            finished = [future for future in remaining if future.done()]
-            for future in finished:
-                remaining.remove(future)
-                yield _result_of(future, names[future])
-            if not finished:
-                beat()
-                time.sleep(0.1)
-    finally:
-        stop()
+    while remaining:
+        finished = [future for future in remaining if future.done()]
+        for future in finished:
+            remaining.remove(future)
+            job = futures[future]
+            try:
+                yield job, future.result()
+            except Exception as error:  # noqa: BLE001 (a worker failed; the tile is named)
+                if broken and isinstance(error, broken):
+                    yield job, None
+                else:
+                    reason = " ".join(str(error).split()) or type(error).__name__
+                    yield job, TileResult(job[0].tile_id, error=f"its worker failed ({reason})")
+        if not finished:
+            beat()
+            time.sleep(0.1)
+
+
+def _end_with(parent: int) -> None:
+    """In a worker process: end once the process that started it is gone (QGIS killed or
+    crashed). Idle workers would otherwise wait for tiles forever: each holds the task queue
+    open itself, so it never sees the queue close."""
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(0.2)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="end with QGIS", daemon=True).start()
 
 
 @contextlib.contextmanager
@@ -381,14 +457,6 @@ def _without_main_script():
         yield
     finally:
         sys.modules["__main__"] = main
-
-
-def _result_of(future, tile_id: str) -> TileResult:
-    try:
-        return future.result()
-    except Exception as error:  # the worker died (killed, out of memory) or the cluster failed
-        reason = " ".join(str(error).split()) or type(error).__name__
-        return TileResult(tile_id, error=f"its worker failed ({reason}); fewer WORKERS need less memory")
 
 
 # -- the merge ------------------------------------------------------------------------------
@@ -406,7 +474,7 @@ class MergedObject:
         return self.geometry
 
 
-def merge_objects(results: list[TileResult]) -> tuple[list[MergedObject], int, int]:
+def merge_objects(results: list[TileResult], min_object_size: int = 0) -> tuple[list[MergedObject], int, int]:
     """(kept objects, duplicates dropped, objects clipped): the rule of this module's docstring.
     The order (depth, then tile id, then Region_ID) makes the map independent of the order in
     which tiles finished."""
@@ -424,7 +492,8 @@ def merge_objects(results: list[TileResult]) -> tuple[list[MergedObject], int, i
         near = sorted({position for key in cells for position in index_of.get(key, ())
                        if _envelopes_meet(envelope, kept[position].result.envelopes[kept[position].index])})
         candidate = MergedObject(result, index, tiles={tile_id})
-        outcome = _against_neighbours(candidate, [kept[position] for position in near]) if near else "kept"
+        outcome = (_against_neighbours(candidate, [kept[position] for position in near], min_object_size) if near
+                   else "kept")
         if outcome == "duplicate":
             duplicates += 1
             continue
@@ -440,31 +509,33 @@ def _envelopes_meet(a, b) -> bool:
     return a[0] <= b[1] and b[0] <= a[1] and a[2] <= b[3] and b[2] <= a[3]
 
 
-def _against_neighbours(candidate: MergedObject, neighbours: list[MergedObject]) -> str:
+def _against_neighbours(candidate: MergedObject, neighbours: list[MergedObject], min_object_size: int) -> str:
     """'duplicate' (and the neighbour it repeats counts its tile), 'clipped' or 'kept'."""
     geometry = candidate.ogr()
     area = geometry.GetArea()
-    outcome = "kept"
+    overlapping = []
     for neighbour in neighbours:
         other = neighbour.ogr()
-        if not geometry.Intersects(other):
-            continue
-        overlap = geometry.Intersection(other).GetArea()
-        if overlap <= 0:  # touching edges or corners
-            continue
-        if overlap >= SAME_OBJECT_OVERLAP * min(area, other.GetArea()):
-            neighbour.tiles.add(candidate.result.tile_id)
-            return "duplicate"
-        geometry = geometry.Difference(other)
-        outcome = "clipped"
-    if outcome == "clipped":
-        _, ogr, _ = osgeo()
-        geometry = ogr.ForceToMultiPolygon(geometry)
-        if geometry.IsEmpty() or geometry.GetArea() <= 0:
-            neighbours[0].tiles.add(candidate.result.tile_id)
-            return "duplicate"
-        candidate.geometry = geometry
-    return outcome
+        if geometry.Intersects(other):
+            overlap = geometry.Intersection(other).GetArea()
+            if overlap > 0:  # not just touching edges or corners
+                overlapping.append((overlap, neighbour))
+    if not overlapping:
+        return "kept"
+    largest, same = max(overlapping, key=lambda item: item[0])
+    if largest >= SAME_OBJECT_OVERLAP * area:
+        same.tiles.add(candidate.result.tile_id)
+        return "duplicate"
+    _, ogr, _ = osgeo()
+    for _, neighbour in overlapping:
+        geometry = geometry.Difference(neighbour.ogr())
+    geometry = ogr.ForceToMultiPolygon(geometry)
+    pixels = candidate.result.fields["npixel"][candidate.index] * geometry.GetArea() / area
+    if geometry.IsEmpty() or pixels < max(min_object_size, 1):  # nothing of its own left: seen by `same` too
+        same.tiles.add(candidate.result.tile_id)
+        return "duplicate"
+    candidate.geometry = geometry
+    return "clipped"
 
 
 def write_merged(path: str, layer: str, target_crs, kept: list[MergedObject], tags: dict,
@@ -507,6 +578,8 @@ def merge_tiles(inputs, target_crs=DEFAULT_TARGET_CRS, *, settings: TileSettings
     if not sources:
         raise ValueError(f"no tile found in {inputs!r}: a tile is a folder with {PROBABILITIES} and "
                          f"{QUALITY} or {EXTENT}")
+    if files is not None:  # outputs never replace a tile's raster
+        files.protect([path for source in sources for path in (source.probabilities, source.quality, source.extent)])
     jobs = []
     for source in sources:
         outputs = None
@@ -535,7 +608,7 @@ def merge_tiles(inputs, target_crs=DEFAULT_TARGET_CRS, *, settings: TileSettings
                          f"{skipped[unfound].tile_id}: {skipped[unfound].reason}")
     results.sort(key=lambda result: result.tile_id)
     report(0.9, "Merging the tiles' objects")
-    kept, duplicates, clipped = merge_objects(results)
+    kept, duplicates, clipped = merge_objects(results, settings.min_object_size)
     for result in results:
         for name, written in result.written.items():
             os.replace(written, files.reserve(os.path.join(tile_outputs, result.tile_id, name)))

@@ -218,15 +218,17 @@ def test_cancel_leaves_nothing(region, tmp_path, workers):
     assert leftovers == []
 
 
-def square(x0, y0, side):
-    return ogr.CreateGeometryFromWkt(f"MULTIPOLYGON ((({x0} {y0}, {x0 + side} {y0}, {x0 + side} {y0 + side}, "
-                                     f"{x0} {y0 + side}, {x0} {y0})))")
+def square(x0, y0, side, height=None):
+    top = y0 + (side if height is None else height)
+    return ogr.CreateGeometryFromWkt(f"MULTIPOLYGON ((({x0} {y0}, {x0 + side} {y0}, {x0 + side} {top}, "
+                                     f"{x0} {top}, {x0} {y0})))")
 
 
 def tile_of(tile_id, squares, depths):
-    geometries = [square(*s) for s in squares]
+    geometries = [square(*s) for s in squares]  # (x0, y0, side[, height])
     return TileResult(tile_id, counts={"objects": len(squares), "removed_at_boundary": 0, "removed_too_small": 0},
-                      fields={"Region_ID": np.arange(1, len(squares) + 1)},
+                      fields={"Region_ID": np.arange(1, len(squares) + 1),
+                              "npixel": np.array([g.GetArea() / 100 for g in geometries])},  # 10 m pixels
                       geometries=[bytes(g.ExportToWkb()) for g in geometries], depths=np.asarray(depths, float),
                       envelopes=np.array([g.GetEnvelope() for g in geometries]))
 
@@ -248,6 +250,70 @@ def test_merge_rule_duplicates_slivers_and_order():
     assert run([1, 0]) == (kept, duplicates, clipped)  # whatever order the tiles finished in
 
 
+def test_a_slump_joined_to_its_neighbour_in_one_tile_is_not_lost():
+    """Tile A sees slump W whole but joined to its neighbour X (one object Z, near A's edge);
+    tile B sees X alone, deeper, and W not at all (cut by B's edge, removed). Z is not a
+    duplicate of X (X is a fifth of it): X's part is cut off Z, and W stays."""
+    a = tile_of("A", [(0, 0, 500, 100)], [10])  # Z: X (0..100) and W (100..500)
+    b = tile_of("B", [(0, 0, 100)], [50])  # X
+    kept, duplicates, clipped = merge_objects([a, b], min_object_size=32)
+    assert [(k.result.tile_id, sorted(k.tiles), round(k.ogr().GetArea())) for k in kept] == [("B", ["B"], 10000),
+                                                                                                ("A", ["A"], 40000)]
+    assert (duplicates, clipped) == (0, 1)
+    # what is left after the cut must still be an object: a remainder under the minimum size is not
+    kept, duplicates, _ = merge_objects([tile_of("A", [(0, 0, 105, 100)], [10]), tile_of("B", [(0, 0, 100)], [50])],
+                                        min_object_size=32)
+    assert [(k.result.tile_id, sorted(k.tiles)) for k in kept] == [("B", ["A", "B"])] and duplicates == 1
+
+
+def test_depth_is_zero_for_cut_objects_and_scaled_to_metres():
+    from osgeo import osr
+
+    from darts_postprocessing.core.tiles import object_depths, pixel_size_m
+
+    extent = np.ones((40, 40), np.uint8)
+    extent[:, 30:] = 0  # invalid data east
+    binary = np.zeros((40, 40), bool)
+    binary[10:14, 10:14] = True  # deep inside: in block 2 of the rows and columns, 3 blocks from the edges
+    binary[20:24, 26:30] = True  # touches the invalid area (clip would keep it cut)
+    binary[36:40, 14:18] = True  # touches the raster's south edge
+    depths = object_depths(Objects(binary), extent)
+    assert depths.tolist() == [12.0, 0.0, 0.0]
+    utm, geographic = osr.SpatialReference(), osr.SpatialReference()
+    utm.ImportFromEPSG(32607)
+    geographic.ImportFromEPSG(4326)
+    angle = np.radians(30)  # a 10 m pixel on a rotated grid is still 10 m
+    rotated = (0, 10 * np.cos(angle), -10 * np.sin(angle), 0, -10 * np.sin(angle), -10 * np.cos(angle))
+    assert pixel_size_m(rotated, utm, 100) == pytest.approx(10)
+    # 0.0003 x 0.0001 degrees at 60 N: 16.7 x 11.1 m, the side of a square of that area
+    assert pixel_size_m((0, 0.0003, 0, 60.0001 * 2 - 60, 0, -0.0001), geographic, 2) == pytest.approx(
+        np.sqrt(0.0003 * 111320 * 0.5 * 0.0001 * 111320), rel=1e-3)
+
+
+def test_a_killed_worker_does_not_lose_the_other_tiles(region, tmp_path):
+    psutil = pytest.importorskip("psutil")
+    killed = []
+
+    def progress(fraction, message):
+        if not killed and message.startswith("Tile "):  # a worker dies (e.g. out of memory) after the first tile
+            workers = psutil.Process().children(recursive=True)
+            python = [child for child in workers if "python" in child.name().lower()]
+            if python:
+                python[-1].kill()
+                killed.append(python[-1].pid)
+    result = process_tiles(region["inputs"], str(tmp_path / "map.gpkg"), workers=2, progress=progress)
+    assert killed and len(result.tiles) == 4 and result.skipped == [] and result.features == 6
+
+
+def test_tile_outputs_never_replace_a_tile_file(tmp_path):
+    scene.region(str(tmp_path / "tiles"), mask="extent")
+    before = (tmp_path / "tiles" / "tile_A" / "extent.tif").read_bytes()
+    with pytest.raises(ValueError, match="also an input"):
+        with AtomicFiles() as files:
+            merge_tiles(str(tmp_path / "tiles"), tile_outputs=str(tmp_path / "tiles"), files=files)
+    assert (tmp_path / "tiles" / "tile_A" / "extent.tif").read_bytes() == before
+
+
 def test_merge_never_leaves_overlaps_on_random_layouts():
     generator = random.Random(5)
     for _ in range(20):
@@ -262,7 +328,7 @@ def test_merge_never_leaves_overlaps_on_random_layouts():
                     keep.append(index)
             tile.geometries = [tile.geometries[k] for k in keep]
             tile.depths, tile.envelopes = tile.depths[keep], tile.envelopes[keep]
-            tile.fields = {"Region_ID": np.arange(1, len(keep) + 1)}
+            tile.fields = {"Region_ID": np.arange(1, len(keep) + 1), "npixel": tile.fields["npixel"][keep]}
         kept, duplicates, _ = merge_objects(tiles)
         assert_no_overlaps([(None, item.ogr()) for item in kept])
         assert len(kept) + duplicates <= sum(tile.count for tile in tiles)
@@ -273,5 +339,13 @@ def test_tile_ids_are_unique(tmp_path):
     for parent in ("north", "south"):
         scene.draw_tile(scene.TileSpec("same", 32608, 500000, 7700000, 40), [], str(tmp_path / parent))
     sources, skipped = find_tiles(str(tmp_path))
-    assert [s.tile_id for s in sources] == [f"{tmp_path.name}/north/same", f"{tmp_path.name}/south/same"]
+    assert [s.tile_id for s in sources] == ["north/same", "south/same"]
     assert skipped == []
+    # a folder given twice, and a link to a tile folder: each tile once
+    (tmp_path / "links").mkdir()
+    os.symlink(tmp_path / "north" / "same", tmp_path / "links" / "linked")
+    sources, _ = find_tiles([str(tmp_path / "north"), str(tmp_path / "north" / "same"), str(tmp_path / "links")])
+    assert [s.tile_id for s in sources] == ["same"]
+    scene.draw_tile(scene.TileSpec("other", 32608, 500000, 7700000, 40), [], str(tmp_path / "elsewhere"))
+    os.symlink(tmp_path / "elsewhere" / "other", tmp_path / "links" / "other_link")
+    assert [s.tile_id for s in find_tiles(str(tmp_path / "links"))[0]] == ["linked", "other_link"]
