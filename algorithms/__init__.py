@@ -1,6 +1,7 @@
 """The provider's Processing algorithms (QGIS wrappers around `core`)."""
 
 from .binarize import BinarizeAlgorithm
+from .collect_outputs import CollectOutputsAlgorithm
 from .erode_mask import ErodeMaskAlgorithm
 from .export_tile import ExportTileAlgorithm
 from .polygonize import PolygonizeAlgorithm
@@ -9,4 +10,4 @@ from .process_tiles import ProcessTilesAlgorithm
 from .quality_mask import QualityMaskAlgorithm
 
 ALGORITHMS = [PrepareExportAlgorithm, ErodeMaskAlgorithm, BinarizeAlgorithm, PolygonizeAlgorithm, ExportTileAlgorithm,
-              QualityMaskAlgorithm, ProcessTilesAlgorithm]
+              QualityMaskAlgorithm, ProcessTilesAlgorithm, CollectOutputsAlgorithm]

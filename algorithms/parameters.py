@@ -8,6 +8,7 @@ from qgis.core import (
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterVectorLayer,
 )
 
 from .paths import files_of
@@ -55,8 +56,19 @@ class RasterFiles(QgsProcessingParameterMultipleLayers):
         return as_file_parameter(self)
 
 
+class VectorFile(QgsProcessingParameterVectorLayer):
+    """A vector input that a file path satisfies without loading it as a QGIS layer (as
+    RasterFile): the algorithm reads the file itself."""
+
+    def checkValueIsAcceptable(self, value, context=None):  # noqa: N802
+        return (isinstance(value, str) and bool(files_of(value))) or super().checkValueIsAcceptable(value, context)
+
+    def clone(self):
+        return as_file_parameter(self)
+
+
 def as_file_parameter(parameter):
-    """The RasterFile(s) twin of a raster layer parameter (others: unchanged)."""
+    """The RasterFile(s) twin of a raster layer parameter, a VectorFile's copy (others: unchanged)."""
     optional = bool(parameter.flags() & QgsProcessingParameterDefinition.Flag.FlagOptional)
     if type(parameter) in (QgsProcessingParameterRasterLayer, RasterFile):
         copy = RasterFile(parameter.name(), parameter.description(), parameter.defaultValue(), optional)
@@ -64,6 +76,9 @@ def as_file_parameter(parameter):
           and parameter.layerType() == QgsProcessing.SourceType.TypeRaster):
         copy = RasterFiles(parameter.name(), parameter.description(), parameter.layerType(), parameter.defaultValue(),
                            optional)
+    elif type(parameter) is VectorFile:
+        copy = VectorFile(parameter.name(), parameter.description(), parameter.dataTypes(), parameter.defaultValue(),
+                          optional)
     else:
         return parameter
     copy.setFlags(parameter.flags())

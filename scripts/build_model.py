@@ -1,7 +1,6 @@
 #!/usr/bin/env python3
 """Regenerate resources/models/darts_postprocessing.model3 (erode mask -> binarize ->
-polygonize) with
-QGIS's own model API, so the file is always one QGIS can read.
+polygonize -> collect outputs) with QGIS's own model API, so the file is always one QGIS can read.
 
     QT_QPA_PLATFORM=offscreen /usr/bin/python3 scripts/build_model.py
 """
@@ -29,17 +28,19 @@ TARGET = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
                       "darts_postprocessing.model3")
 
 
-def _output(description, child, x, y):
+def _output(description, child, child_output, x, y):
     """A model output named as it reads: QGIS loads its layer under this name."""
     output = QgsProcessingModelOutput(description, description)
     output.setChildId(child)
-    output.setChildOutputName("OUTPUT")
+    output.setChildOutputName(child_output)
     output.setPosition(QPointF(x, y))
     return output
 
 
-# Columns: inputs, the three steps, outputs; every connector runs left to right between them.
-INPUT_X, STEP_X, OUTPUT_X, ROW_Y = 120, 460, 780, 80
+# Columns: inputs, the three steps, the step that writes the outputs, outputs. A connector leaves
+# a box's bottom right and enters the next one's top left: the last step sits below every step
+# it collects, its outputs level with or below it, so that no connector runs through a box.
+INPUT_X, STEP_X, COLLECT_X, OUTPUT_X, ROW_Y = 120, 460, 780, 1100, 80
 
 
 def build() -> QgsProcessingModelAlgorithm:
@@ -49,7 +50,9 @@ def build() -> QgsProcessingModelAlgorithm:
                                       "(darts:binarize; same result as darts:prepareexport with boundary=remove), "
                                       "and the objects are polygonized with their statistics (darts:polygonize). "
                                       "The quality mask is required here (the erosion needs it); without one, use "
-                                      "darts:prepareexport, or make one with darts:qualitymask."})
+                                      "darts:prepareexport, or make one with darts:qualitymask. The outputs are "
+                                      "written together by the last step (darts:collectoutputs): when any step "
+                                      "fails or is canceled, none is written."})
     quality_level = QgsProcessingParameterEnum("quality_level", "Quality level", QUALITY_LEVELS, False,
                                                "low_quality", False, True)
     # In the order of darts:prepareexport's dialog; on the canvas each beside the step it feeds.
@@ -90,7 +93,6 @@ def build() -> QgsProcessingModelAlgorithm:
     erode.addParameterSources("MASK", source("quality_mask"))
     erode.addParameterSources("SIZE", source("erosion_size"))
     erode.addParameterSources("QUALITY_LEVEL", source("quality_level"))
-    erode.setModelOutputs({"Extent": _output("Extent", "erodemask", OUTPUT_X, ROW_Y * 1 + 60)})
 
     binarize = QgsProcessingModelChildAlgorithm("darts:binarize")
     binarize.setChildId("binarize")
@@ -100,7 +102,6 @@ def build() -> QgsProcessingModelAlgorithm:
     binarize.addParameterSources("MASK", child_output("erodemask"))
     binarize.addParameterSources("THRESHOLD", source("threshold"))
     binarize.addParameterSources("MIN_OBJECT_SIZE", source("min_object_size"))
-    binarize.setModelOutputs({"Binarized segmentation": _output("Binarized segmentation", "binarize", OUTPUT_X, ROW_Y * 5 + 60)})
 
     polygonize = QgsProcessingModelChildAlgorithm("darts:polygonize")
     polygonize.setChildId("polygonize")
@@ -108,8 +109,21 @@ def build() -> QgsProcessingModelAlgorithm:
     polygonize.setPosition(QPointF(STEP_X, ROW_Y * 7 + 60))
     polygonize.addParameterSources("BINARIZED", child_output("binarize"))
     polygonize.addParameterSources("PROBABILITIES", source("probabilities"))
-    polygonize.setModelOutputs({"Object polygons": _output("Object polygons", "polygonize", OUTPUT_X, ROW_Y * 7 + 60)})
-    for child in (erode, binarize, polygonize):
+
+    # The steps above write to QGIS's temporary files; this last step copies them into the
+    # model's outputs together, so a failing or canceled step leaves no output at all.
+    collect = QgsProcessingModelChildAlgorithm("darts:collectoutputs")
+    collect.setChildId("collectoutputs")
+    collect.setDescription("Write outputs together")
+    collect.setPosition(QPointF(COLLECT_X, ROW_Y * 8 + 60))
+    collect.addParameterSources("BINARIZED", child_output("binarize"))
+    collect.addParameterSources("EXTENT", child_output("erodemask"))
+    collect.addParameterSources("POLYGONS", child_output("polygonize"))
+    outputs = [("Extent", "OUTPUT_EXTENT", 8), ("Binarized segmentation", "OUTPUT_BINARIZED", 9),
+               ("Object polygons", "OUTPUT_POLYGONS", 10)]
+    collect.setModelOutputs({name: _output(name, "collectoutputs", output, OUTPUT_X, ROW_Y * row + 60)
+                             for name, output, row in outputs})
+    for child in (erode, binarize, polygonize, collect):
         model.addChildAlgorithm(child)
     model.updateDestinationParameters()
     return model

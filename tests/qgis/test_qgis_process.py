@@ -110,17 +110,92 @@ def test_model_runs_through_qgis_process(profile, sample, tmp_path):
     np.testing.assert_array_equal(read(tmp_path / "e.tif"), expected["extent"])
 
 
-def test_model_runs_headless(provider, sample, tmp_path):
+def load_model():
     from qgis.core import QgsProcessingModelAlgorithm
 
     model = QgsProcessingModelAlgorithm()
     assert model.fromFile(str(MODEL))
+    return model
+
+
+def model_parameters(sample, out):
+    return {"probabilities": sample["probabilities"], "quality_mask": sample["quality"], "threshold": 0.5,
+            "erosion_size": 3, "min_object_size": 10, "binarized_segmentation": str(out / "b.tif"),
+            "extent": str(out / "e.tif"), "object_polygons": str(out / "p.gpkg")}
+
+
+def test_model_runs_headless(provider, sample, tmp_path):
+    """The model's files are those its steps write (pixels, polygons, layer name, tags naming
+    the outputs), written together by its last step: nothing else appears beside them."""
+    from darts_postprocessing.core.metadata import read_tags
+
+    model = load_model()
     assert {c.algorithmId() for c in model.childAlgorithms().values()} == {"darts:erodemask", "darts:binarize",
-                                                                          "darts:polygonize"}
-    results = processing.run(model, {"probabilities": sample["probabilities"], "quality_mask": sample["quality"],
-                                     "threshold": 0.5, "erosion_size": 3, "min_object_size": 10,
-                                     "binarized_segmentation": str(tmp_path / "b.tif"), "extent": str(tmp_path / "e.tif"),
-                                     "object_polygons": str(tmp_path / "p.gpkg")})
+                                                                          "darts:polygonize", "darts:collectoutputs"}
+    out = tmp_path / "out"
+    results = processing.run(model, model_parameters(sample, out))
+    assert sorted(os.listdir(out)) == ["b.tif", "e.tif", "p.gpkg"]
     assert polygon_count(results["object_polygons"]) == label_count(read(results["binarized_segmentation"])) > 0
     expected = model_expectation(sample)
     np.testing.assert_array_equal(read(results["binarized_segmentation"]), expected["binarized_segmentation"])
+    np.testing.assert_array_equal(read(results["extent"]), expected["extent"])
+    direct = processing.run("darts:polygonize", {"BINARIZED": str(out / "b.tif"), "PROBABILITIES": sample["probabilities"],
+                                                 "OUTPUT": str(tmp_path / "direct.gpkg")})
+    name, polygons = features(out / "p.gpkg")
+    assert name == "p"
+    assert [(items, geometry.ExportToWkt()) for items, geometry in polygons] == [
+        (items, geometry.ExportToWkt()) for items, geometry in features(direct["OUTPUT"])[1]]
+    assert read_tags(str(out / "b.tif"))["DARTS_binarize_mask"] == "e.tif"
+    assert read_tags(str(out / "p.gpkg"))["DARTS_polygonize_binarized"] == "b.tif"
+    assert read_tags(str(out / "p.gpkg"))["DARTS_binarize_mask"] == "e.tif"
+
+
+@pytest.mark.parametrize("at", [60, 85], ids=["while polygonizing", "while writing the outputs"])
+def test_canceling_the_model_leaves_nothing(provider, sample, tmp_path, at):
+    """Cancel in a later step (the model's steps take a quarter of the progress each) or in
+    the last one, after it has copied a file: no output, nothing hidden."""
+    from qgis.core import QgsProcessingException, QgsProcessingFeedback
+
+    feedback = QgsProcessingFeedback()
+    feedback.progressChanged.connect(lambda value: value >= at and feedback.cancel())
+    with pytest.raises(QgsProcessingException, match="Canceled"):
+        processing.run(load_model(), model_parameters(sample, tmp_path / "out"), feedback=feedback)
+    assert [name for _, _, names in os.walk(tmp_path / "out") for name in names] == []
+
+
+def test_collectoutputs_copies_and_never_changes_its_inputs(provider, profile, sample, tmp_path):
+    """The model's last step on its own: hidden from the toolbox, usable by qgis_process; its
+    inputs stay byte for byte, an output onto an input or a raster that is no GeoTIFF is refused."""
+    import hashlib
+
+    from osgeo import gdal
+    from qgis.core import Qgis
+
+    assert provider.algorithm("collectoutputs").flags() & Qgis.ProcessingAlgorithmFlag.HideFromToolbox
+    assert "darts:collectoutputs" not in qgis_process(profile, "list").stdout
+    steps = processing.run(load_model(), model_parameters(sample, tmp_path / "in"))
+    inputs = [f"BINARIZED={steps['binarized_segmentation']}", f"EXTENT={steps['extent']}",
+              f"POLYGONS={steps['object_polygons']}"]
+
+    def digests():
+        return {name: hashlib.sha256((tmp_path / "in" / name).read_bytes()).hexdigest()
+                for name in os.listdir(tmp_path / "in")}
+
+    before = digests()
+    out = tmp_path / "out"
+    result = qgis_process(profile, "run", "darts:collectoutputs", "--", *inputs, f"OUTPUT_BINARIZED={out / 'b2.tif'}",
+                          f"OUTPUT_EXTENT={out / 'e2.tif'}", f"OUTPUT_POLYGONS={out / 'polygons.gpkg'}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert digests() == before
+    np.testing.assert_array_equal(read(out / "b2.tif"), read(steps["binarized_segmentation"]))
+    assert features(out / "polygons.gpkg")[0] == "polygons" and polygon_count(out / "polygons.gpkg") > 0
+    onto_input = qgis_process(profile, "run", "darts:collectoutputs", "--", *inputs, f"OUTPUT_BINARIZED={out / 'b3.tif'}",
+                              f"OUTPUT_EXTENT={out / 'e3.tif'}", f"OUTPUT_POLYGONS={steps['object_polygons']}")
+    assert onto_input.returncode != 0 and "inputs are never overwritten" in onto_input.stderr, onto_input.stderr
+    gdal.Translate(str(tmp_path / "b.vrt"), steps["binarized_segmentation"], format="VRT")
+    not_tiff = qgis_process(profile, "run", "darts:collectoutputs", "--", f"BINARIZED={tmp_path / 'b.vrt'}", *inputs[1:],
+                            f"OUTPUT_BINARIZED={out / 'b3.tif'}", f"OUTPUT_EXTENT={out / 'e3.tif'}",
+                            f"OUTPUT_POLYGONS={out / 'p3.gpkg'}")
+    assert not_tiff.returncode != 0 and "b.vrt is not a GeoTIFF" in not_tiff.stderr, not_tiff.stderr
+    assert sorted(os.listdir(out)) == ["b2.tif", "e2.tif", "polygons.gpkg"]
+    assert digests() == before

@@ -411,18 +411,38 @@ def test_polygons_into_a_layer_of_an_existing_geopackage(profile, tmp_path):
             "GeoPackage")
 
 
-# -- 11. the model: a later step that fails (a limitation of QGIS models, see README) -------
+# -- 11. the model: a later step that fails leaves no output (its last step writes them all) --
 
-def test_model_failing_in_a_later_step_fails_clearly(profile, sample, tmp_path):
+def file_size_limit(size_bytes):
+    """preexec_fn: no file may grow beyond `size_bytes` (a full disk); writing more fails
+    (EFBIG) instead of killing the process (SIGXFSZ ignored, as Python does)."""
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size_bytes, size_bytes))
+    return limit
+
+
+@pytest.mark.parametrize("fault", ["polygons cannot be written", "disk full while polygonizing"])
+def test_model_failing_in_a_later_step_fails_clearly(profile, sample, tmp_path, fault):
+    """The steps before the failing one succeeded, yet no output appears: they wrote to QGIS's
+    temporary files (gone when qgis_process ends), and only the last step, which did not run
+    or failed, writes the model's outputs."""
     (tmp_path / "a-file").write_text("not a folder")
-    result = qgis_process(profile, "run", str(MODEL), "--", f"probabilities={sample['probabilities']}",
-                          f"quality_mask={sample['quality']}", "erosion_size=3", "min_object_size=10",
-                          f"binarized_segmentation={tmp_path / 'b.tif'}", f"extent={tmp_path / 'e.tif'}",
-                          f"object_polygons={tmp_path / 'a-file' / 'p.gpkg'}")
-    refused(result, "Polygonize objects", "a-file", "not a folder")
-    # QGIS has written the outputs of the steps before: whole files, nothing temporary left
-    assert read(tmp_path / "b.tif").shape == read(tmp_path / "e.tif").shape == read(sample["probabilities"]).shape
-    assert leftovers(tmp_path) == []
+    (tmp_path / "tmp").mkdir()
+    polygons = tmp_path / "a-file" / "p.gpkg" if fault == "polygons cannot be written" else tmp_path / "p.gpkg"
+    # the polygons' GeoPackage takes ~110 KB, the rasters ~2 KB each
+    options = {"preexec_fn": file_size_limit(50_000)} if fault == "disk full while polygonizing" else {}
+    result = qgis_process({**profile, "TMPDIR": str(tmp_path / "tmp")}, "run", str(MODEL), "--",
+                          f"probabilities={sample['probabilities']}", f"quality_mask={sample['quality']}",
+                          "erosion_size=3", "min_object_size=10", f"binarized_segmentation={tmp_path / 'b.tif'}",
+                          f"extent={tmp_path / 'e.tif'}", f"object_polygons={polygons}", **options)
+    if fault == "polygons cannot be written":
+        refused(result, "Write outputs together", "a-file", "not a folder")
+        assert "objects polygonized." in result.stdout  # every step before the last succeeded
+    else:
+        refused(result, "Polygonize objects", "could not write")
+    assert sorted(os.listdir(tmp_path)) == ["a-file", "input", "tmp"]
+    assert [name for name in os.listdir(tmp_path / "tmp") if name.startswith("processing")] == []  # QGIS's temporaries
 
 
 # -- 15. a raster too large for memory is one clear line, not a MemoryError traceback ------
