@@ -14,7 +14,7 @@ from qgis.core import (
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
 )
-from qgis.PyQt.QtCore import QCoreApplication
+from qgis.PyQt.QtCore import QCoreApplication, QEventLoop, QThread
 from qgis.PyQt.QtGui import QIcon
 
 from ..dependencies import install_hint, missing_modules
@@ -251,6 +251,13 @@ class DartsAlgorithm(QgsProcessingAlgorithm):
 
     @staticmethod
     def check_canceled(feedback):
+        """Raise Canceled when the user canceled. qgis_process turns Ctrl-C into a cancel only
+        while Qt handles events, which it lets happen once every 2 s of a run: in the main
+        thread, pending events are handled here, so Ctrl-C is never ignored (it would let a
+        run end with exit code 0 and commit its outputs)."""
+        application = QCoreApplication.instance()
+        if application is not None and QThread.currentThread() == application.thread():
+            QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.ExcludeUserInputEvents)
         if feedback.isCanceled():
             raise Canceled
 
