@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 import time
 import types
 from collections.abc import Callable
@@ -316,7 +317,8 @@ def run_tiles(jobs, workers: int = 1, client=None, heartbeat: Callable[[], None]
 
         context = multiprocessing.get_context("spawn")
         context.set_executable(python_for_workers())
-        pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                                                      initializer=_end_with, initargs=(os.getpid(),))
         with _without_main_script():  # the workers start as they are submitted
             futures = [pool.submit(process_tile, *job) for job in jobs]
 
@@ -339,6 +341,18 @@ def run_tiles(jobs, workers: int = 1, client=None, heartbeat: Callable[[], None]
                 time.sleep(0.1)
     finally:
         stop()
+
+
+def _end_with(parent: int) -> None:
+    """In a worker process: end once the process that started it is gone (QGIS killed or
+    crashed). Idle workers would otherwise wait for tiles forever: each holds the task queue
+    open itself, so it never sees the queue close."""
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(0.2)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="end with QGIS", daemon=True).start()
 
 
 @contextlib.contextmanager
