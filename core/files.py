@@ -129,18 +129,20 @@ def gdal_writing(path: str):
     try:
         yield
     except RuntimeError as error:  # GDAL's exceptions
-        raise OSError(f"could not write {final_name(path)}: {_named(error, path)}") from None
+        raise OSError(_could_not_write(path, error)) from None
     finally:
         _closing.errors = outer
     if closing_errors or gdal.GetLastErrorType() >= gdal.CE_Failure:
         message = closing_errors[0] if closing_errors else gdal.GetLastErrorMsg()
         gdal.ErrorReset()
-        raise OSError(f"could not write {final_name(path)}: {_named(message, path)}")
+        raise OSError(_could_not_write(path, message))
 
 
-def _named(message, path: str) -> str:
-    """GDAL's message with the temporary file `path` called by the name the user gave."""
-    return str(message).replace(path, final_name(path))
+def _could_not_write(path: str, message) -> str:
+    """The error for `path` with GDAL's message (which may be empty, as on a full disk), the
+    temporary file called by the name the user gave."""
+    detail = " ".join(str(message).replace(path, final_name(path)).split())
+    return f"could not write {final_name(path)}" + (f": {detail}" if detail else "")
 
 
 def replace_layer(geopackage: str, copy: str, source: str, layer: str) -> None:
