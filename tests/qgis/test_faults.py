@@ -177,12 +177,19 @@ def leftovers(out):
                   for name in names if HIDDEN.search(name))
 
 
-def complete(out, expected):
-    """Promise 2 for a run that succeeded: all outputs there, each a whole file GDAL opens."""
+def complete(out, expected, like=None):
+    """Promise 2 for a run that succeeded: all outputs there, whole: GDAL opens them, and (given
+    the folder `like` of a normal run) rasters hold its pixels, GeoPackages its features."""
     assert final_files(out) == expected
     for name in expected:
         if name.endswith((".tif", ".gpkg")):
-            assert gdal.OpenEx(str(out / name)) is not None, name
+            dataset = gdal.OpenEx(str(out / name))
+            if like and name.endswith(".tif"):
+                np.testing.assert_array_equal(dataset.ReadAsArray(), read(like / name), err_msg=name)
+            elif like:
+                other = gdal.OpenEx(str(like / name))
+                assert ([dataset.GetLayer(i).GetFeatureCount() for i in range(dataset.GetLayerCount())]
+                        == [other.GetLayer(i).GetFeatureCount() for i in range(other.GetLayerCount())]), name
 
 
 def failed_clearly(returncode, text, *words):
@@ -300,13 +307,13 @@ def identities(out):
     return {name: os.stat(out / name).st_ino for name in final_files(out)}
 
 
-def check_killed(out, finished, expected, before):
+def check_killed(out, finished, normal, before):
     """Promise 2 after a kill: the outputs that were there before (`before`: identities) are
     all still there, or the run had committed and all are new and whole; in the moment of the
     commit itself a backup is left instead, which the next run puts back (docs: Limits)."""
     now = identities(out)
     if finished or (now and all(before.get(name) != inode for name, inode in now.items())):
-        complete(out, expected)  # it had committed: killed on its way out
+        complete(out, normal.files, normal.folder)  # it had committed: killed on its way out
     elif not any(".backup" in name for name in leftovers(out)):
         assert now == before, (now, before)
 
@@ -323,18 +330,19 @@ def test_a_killed_run_leaves_nothing_and_the_next_run_cleans_up(profile, data, r
     with open(tmp_path / "log", "w") as log:
         started = lambda: body((tmp_path / "log").read_text())  # noqa: E731
         finished = kill(start(profile, args, log), after(started, rng.uniform(0, normal.running)))
-    check_killed(out, finished, normal.files, {})
+    check_killed(out, finished, normal, {})
     unchanged(data)
     shutil.rmtree(out, ignore_errors=True)
     shutil.copytree(normal.folder, out)
     before = identities(out)
-    with open(tmp_path / "log", "w") as log:  # while writing: once a temporary file is there
-        finished = kill(start(profile, args, log), after(lambda: leftovers(out), rng.uniform(0, 0.01)))
-    check_killed(out, finished, normal.files, before)
+    with open(tmp_path / "log", "w") as log:  # while writing: once a file is made or changed
+        finished = kill(start(profile, args, log), after(lambda: leftovers(out) or identities(out) != before,
+                                                         rng.uniform(0, 0.01)))
+    check_killed(out, finished, normal, before)
     unchanged(data)
     returncode, text = run(profile, args)
     assert returncode == 0, text
-    complete(out, normal.files)
+    complete(out, normal.files, normal.folder)
     assert leftovers(out) == []
     unchanged(data)
 
@@ -631,10 +639,11 @@ def test_a_geopackage_to_write_into_that_is_not_one(provider, data, name, parame
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_ctrl_c_at_a_random_moment_writes_nothing(profile, data, reference, name, tmp_path):
     """SIGINT at a random one of the moments a normal run printed something (at least 50 ms
-    before its end, or else its first): a non-zero exit, one line, no file written, not even a
-    temporary one."""
+    before it printed its results, or else its first): a non-zero exit, one line, no file
+    written, not even a temporary one."""
     normal = reference(name)
-    moments = [length for before_end, length in normal.moments if before_end > 0.05] or [normal.moments[0][1]]
+    results = normal.moments[-1][0]
+    moments = [length for before_end, length in normal.moments if before_end - results > 0.05] or [normal.moments[0][1]]
     moment = random.Random(f"{SEED}-cancel-{name}").choice(moments)
     out = tmp_path / "out"
     with open(tmp_path / "log", "w") as log:
