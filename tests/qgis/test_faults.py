@@ -110,27 +110,30 @@ def digest(folder):
     return found
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    """The inputs of every config in one folder (a DARTS-like tile, an ensemble member, a
+def inputs(folder, size):
+    """The inputs of every config in `folder` (a DARTS-like tile, an ensemble member, a
     binarized raster and extent made from it, an SCL band, a folder of four tiles, one of
     them with a DARTS extent instead of a quality mask), and their digest."""
     from rasters import expected_on_sample
     from sample_tile import write_sample_tile
 
-    folder = tmp_path_factory.mktemp("faults") / "inputs"
-    probabilities, quality = write_sample_tile(str(folder), size=SIZE, seed=1)
-    write_sample_tile(str(folder / "member"), size=SIZE, seed=2)
+    probabilities, quality = write_sample_tile(str(folder), size=size, seed=1)
+    write_sample_tile(str(folder / "member"), size=size, seed=2)
     os.replace(folder / "member" / "probabilities.tif", folder / "member.tif")
     shutil.rmtree(folder / "member")
     result = expected_on_sample({"probabilities": probabilities, "quality": quality})
     write_like(probabilities, folder / "binarized.tif", result["binarized_segmentation"].astype(np.uint8))
     write_like(probabilities, folder / "extent.tif", result["extent"].astype(np.uint8))
-    write_like(probabilities, folder / "scl.tif", np.random.default_rng(SEED).integers(0, 12, (SIZE, SIZE), np.uint8))
+    write_like(probabilities, folder / "scl.tif", np.random.default_rng(SEED).integers(0, 12, (size, size), np.uint8))
     tiles = scene.region(str(folder / "tiles"))["tiles"]
     os.remove(folder / "tiles" / "tile_D" / "quality_data_mask.tif")
     scene.draw_tile(dataclasses.replace(tiles["tile_D"], mask="extent"), [], str(folder / "tiles"))
     return {"folder": folder, "digest": digest(folder)}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return inputs(tmp_path_factory.mktemp("faults") / "inputs", SIZE)
 
 
 def unchanged(data):
@@ -227,12 +230,13 @@ def reference(profile, data, tmp_path_factory):
     cache = {}
 
     def get(name):
-        if name not in cache:
+        source = data
+        if (name, str(source["folder"])) not in cache:
             out = tmp_path_factory.mktemp(f"reference-{name}")
             log_path = out.parent / f"{out.name}.log"
             with open(log_path, "w") as log:
                 began = time.monotonic()
-                process, printed = start(profile, arguments(CONFIGS[name], data, out), log), []
+                process, printed = start(profile, arguments(CONFIGS[name], source, out), log), []
                 while process.poll() is None:
                     length = len(body(log_path.read_text()))
                     if length and (not printed or printed[-1][1] != length):
@@ -243,9 +247,10 @@ def reference(profile, data, tmp_path_factory):
             assert process.returncode == 0, text
             files = final_files(out)
             assert files and leftovers(out) == [], (files, leftovers(out))
-            cache[name] = Reference(ended - began, files, {f: (out / f).stat().st_size for f in files},
-                                    [(ended - moment, length) for moment, length in printed], out)
-        return cache[name]
+            cache[name, str(source["folder"])] = Reference(
+                ended - began, files, {f: (out / f).stat().st_size for f in files},
+                [(ended - moment, length) for moment, length in printed], out)
+        return cache[name, str(source["folder"])]
 
     return get
 
@@ -636,20 +641,31 @@ def test_a_geopackage_to_write_into_that_is_not_one(provider, data, name, parame
 
 # -- 5. Ctrl-C ---------------------------------------------------------------------------------
 
+def interrupt_at(process, log_path, moment, step=0.0003):
+    """SIGINT to `process` when it has printed `moment` characters after its inputs. Once QGIS
+    printed its inputs the run goes in steps of `step` seconds (SIGSTOP, SIGCONT), so it stands
+    still at the moment, however fast the algorithm and however busy the machine."""
+    assert wait_for(lambda: "\n\n\n" in log_path.read_text(), process)
+    process.send_signal(signal.SIGSTOP)
+    while len(body(log_path.read_text())) < moment and process.poll() is None:
+        process.send_signal(signal.SIGCONT)
+        time.sleep(step)
+        process.send_signal(signal.SIGSTOP)
+    process.send_signal(signal.SIGINT)
+    process.send_signal(signal.SIGCONT)
+
+
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_ctrl_c_at_a_random_moment_writes_nothing(profile, data, reference, name, tmp_path):
-    """SIGINT at a random one of the moments a normal run printed something (at least 50 ms
-    before it printed its results, or else its first): a non-zero exit, one line, no file
-    written, not even a temporary one."""
+    """SIGINT at the start of the algorithm or at a random one of the moments a normal run
+    printed something before its end: a non-zero exit, one line, no file written, not even a
+    temporary one."""
     normal = reference(name)
-    results = normal.moments[-1][0]
-    moments = [length for before_end, length in normal.moments if before_end - results > 0.05] or [normal.moments[0][1]]
-    moment = random.Random(f"{SEED}-cancel-{name}").choice(moments)
+    moment = random.Random(f"{SEED}-cancel-{name}").choice([0] + [length for _, length in normal.moments[:-1]])
     out = tmp_path / "out"
     with open(tmp_path / "log", "w") as log:
         process = start(profile, arguments(CONFIGS[name], data, out), log)
-        assert wait_for(lambda: len(body((tmp_path / "log").read_text())) >= moment, process)
-        process.send_signal(signal.SIGINT)
+        interrupt_at(process, tmp_path / "log", moment)
         process.wait(timeout=120)
     text = (tmp_path / "log").read_text()
     failed_clearly(process.returncode, text, "Canceled: no output was written.")
