@@ -5,7 +5,7 @@ Parameter widgets live in parameters.py, the run's input and output files in pat
 import os
 
 from qgis.core import QgsProcessingAlgorithm, QgsProcessingException
-from qgis.PyQt.QtCore import QCoreApplication, QUrl
+from qgis.PyQt.QtCore import QCoreApplication, QEventLoop, QThread, QUrl
 from qgis.PyQt.QtGui import QIcon
 
 from ..dependencies import install_hint, missing_modules
@@ -100,6 +100,13 @@ class DartsAlgorithm(ParametersMixin, PathsMixin, QgsProcessingAlgorithm):
 
     @staticmethod
     def check_canceled(feedback):
+        """Raise Canceled when the user canceled. qgis_process turns Ctrl-C into a cancel only
+        while Qt handles events, which it lets happen once every 2 s of a run: in the main
+        thread, pending events are handled here, so Ctrl-C is never ignored (it would let a
+        run end with exit code 0 and commit its outputs)."""
+        application = QCoreApplication.instance()
+        if application is not None and QThread.currentThread() == application.thread():
+            QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.ExcludeUserInputEvents)
         if feedback.isCanceled():
             raise Canceled
 

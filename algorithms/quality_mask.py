@@ -64,7 +64,10 @@ class QualityMaskAlgorithm(DartsAlgorithm):
                 data[data == nodata] = 0  # nodata: SCL class 0 (no data), or no observation
         feedback.setProgress(40)
         self.check_canceled(feedback)
-        quality = quality_mask(source, data)
+        try:
+            quality = quality_mask(source, data)
+        except (ValueError, TypeError) as error:  # data the source cannot hold: name the input
+            raise ValueError(f"{self.INPUT} ({path}): {error}") from None
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         outputs.write(output, quality, grid)
         style_on_load(context, output, "quality")

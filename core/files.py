@@ -134,13 +134,20 @@ def gdal_writing(path: str):
     try:
         yield
     except RuntimeError as error:  # GDAL's exceptions
-        raise OSError(f"could not write {final_name(path)}: {error}") from None
+        raise OSError(_could_not_write(path, error)) from None
     finally:
         _closing.errors = outer
     if closing_errors or gdal.GetLastErrorType() >= gdal.CE_Failure:
         message = closing_errors[0] if closing_errors else gdal.GetLastErrorMsg()
         gdal.ErrorReset()
-        raise OSError(f"could not write {final_name(path)}: {message}")
+        raise OSError(_could_not_write(path, message))
+
+
+def _could_not_write(path: str, message) -> str:
+    """The error for `path` with GDAL's message (which may be empty, as on a full disk), the
+    temporary file called by the name the user gave."""
+    detail = " ".join(str(message).replace(path, final_name(path)).split())
+    return f"could not write {final_name(path)}" + (f": {detail}" if detail else "")
 
 
 def replace_layer(geopackage: str, copy: str, source: str, layer: str) -> None:
@@ -148,6 +155,11 @@ def replace_layer(geopackage: str, copy: str, source: str, layer: str) -> None:
     as) the layer of that name in `source`; `geopackage` itself is left alone, so the copy can
     replace it atomically."""
     gdal, _, _ = osgeo()
+    try:  # GDAL would quietly make a new GeoPackage of a damaged one, its other layers lost
+        gdal.OpenEx(geopackage, gdal.OF_VECTOR, allowed_drivers=["GPKG"])
+    except RuntimeError as error:
+        raise ValueError(f"cannot write the layer {layer!r} into {geopackage}: it is not a readable GeoPackage "
+                         f"({error})") from None
     shutil.copyfile(geopackage, copy)
     with gdal_writing(copy):
         gdal.VectorTranslate(copy, source, options=["-preserve_fid"], accessMode="overwrite", layers=[layer],

@@ -127,6 +127,7 @@ class TileResult:
     written: dict = field(default_factory=dict)  # {tile output name: temporary file written}
     seconds: float = 0.0
     kept: int = 0  # objects of this tile in the merged map (set by the merge)
+    outputs_failed: bool = False  # `error` is about writing OUTPUT_TILES (e.g. a full disk): the run fails
 
     @property
     def count(self) -> int:
@@ -158,6 +159,11 @@ class Region:
         write_merged(path, layer, self.target_crs, self.kept, describe_run("processtiles", self.record),
                      self.record["statistics_scale"])
         return self.features
+
+
+class TileOutputsFailed(Exception):
+    """A tile's own files (OUTPUT_TILES) could not be written: a fault of the run's outputs,
+    not of the tile, so the run fails instead of skipping the tile."""
 
 
 # -- finding tiles --------------------------------------------------------------------------
@@ -205,6 +211,8 @@ def process_tile(source: TileSource, settings: TileSettings, target_crs, outputs
     start = time.perf_counter()
     try:
         result = _process_tile(source, settings, target_crs, outputs or {}, progress)
+    except TileOutputsFailed as error:  # not the tile's fault: the run fails
+        result = TileResult(source.tile_id, error=" ".join(str(error).split()), outputs_failed=True)
     except (ValueError, TypeError, OSError, RuntimeError, MemoryError) as error:
         if isinstance(error, MemoryError):
             error = f"not enough memory ({' '.join(str(error).split()) or 'MemoryError'})"
@@ -268,13 +276,20 @@ def _process_tile(source, settings, target_crs, outputs, progress) -> TileResult
     if outputs:
         report(0.9, "Writing the tile's files")
         tags = describe_run("processtiles", settings.on_record(), read_tags(source.probabilities), source.tile_id)
-        write_geotiff(outputs["binarized.tif"], binary.astype(np.uint8), grid.geotransform, grid.crs, tags=tags,
-                      description=LONG_NAMES["binarized"])
-        write_geotiff(outputs["extent.tif"], extent, grid.geotransform, grid.crs, tags=tags,
-                      description=LONG_NAMES["extent"])
-        write_layer(outputs["prediction_segments.gpkg"], "prediction_segments", srs, fields,
-                    [geometry.Clone() for geometry in geometries],
-                    layout=Layout(statistics=settings.statistics, tags=tags))
+        writers = {
+            "binarized.tif": lambda path: write_geotiff(path, binary.astype(np.uint8), grid.geotransform, grid.crs,
+                                                        tags=tags, description=LONG_NAMES["binarized"]),
+            "extent.tif": lambda path: write_geotiff(path, extent, grid.geotransform, grid.crs, tags=tags,
+                                                     description=LONG_NAMES["extent"]),
+            "prediction_segments.gpkg": lambda path: write_layer(
+                path, "prediction_segments", srs, fields, [geometry.Clone() for geometry in geometries],
+                layout=Layout(statistics=settings.statistics, tags=tags))}
+        for file, write in writers.items():
+            try:
+                write(outputs[file])
+            except (OSError, RuntimeError) as error:
+                reason = getattr(error, "strerror", None) or str(error).split(": ")[-1] or type(error).__name__
+                raise TileOutputsFailed(f"cannot write {file} ({reason})") from None
     _, _, osr = osgeo()
     to_target = osr.CoordinateTransformation(srs, spatial_reference(target_crs))
     envelopes = np.zeros((len(geometries), 4))
@@ -594,6 +609,8 @@ def merge_tiles(inputs, target_crs=DEFAULT_TARGET_CRS, *, settings: TileSettings
         report((len(results) + len(skipped) - unfound) / len(jobs) * 0.9, status[0])
 
     for result in run_tiles(jobs, workers, client, heartbeat):
+        if result.outputs_failed:
+            raise OSError(f"tile {result.tile_id}: {result.error.replace('write ', 'write ' + os.path.join(tile_outputs, result.tile_id) + os.sep, 1)}")
         if result.error:
             if stop_on_error:
                 raise ValueError(f"tile {result.tile_id}: {result.error}")
