@@ -245,10 +245,13 @@ def _process_tile(source, settings, target_crs, outputs, progress) -> TileResult
     probabilities = decode_probabilities(raw, nodata, name, settings.scale)
     if np.isnan(probabilities).all():
         raise ValueError(f"{name} has no valid pixel: every pixel is nodata")
-    if raw.dtype == np.uint8 and settings.scale != "fraction":  # DARTS' percent as it is for percent statistics (k/100 in float32 can round down)
-        raw = np.where(np.isnan(probabilities), PERCENT_NODATA, raw).astype(np.uint8)
+    if settings.statistics == "fraction":  # of the probabilities as read (as statistics_values would give them)
+        values = probabilities
+    elif raw.dtype == np.uint8 and settings.scale != "fraction":  # DARTS' percent as it is (k/100 can round down)
+        values = statistics_values(np.where(np.isnan(probabilities), PERCENT_NODATA, raw).astype(np.uint8), "percent")
     else:
-        raw = probabilities
+        values = statistics_values(probabilities, "percent")
+    del raw
     options = dict(bin_threshold=settings.threshold, mask_erosion_size=settings.mask_erosion_size,
                    edge_erosion_size=settings.edge_erosion_size, min_object_size=settings.min_object_size,
                    quality_level=settings.quality_level, boundary=settings.boundary,
@@ -268,10 +271,10 @@ def _process_tile(source, settings, target_crs, outputs, progress) -> TileResult
     del quality, probabilities
     binary, extent = result["binarized_segmentation"], result["extent"]
     objects = Objects(binary)
-    fields, geometries = object_features(binary, grid.geotransform, srs, statistics_values(raw, settings.statistics),
-                                         lambda f, m: report(0.6 + 0.3 * f, m), objects=objects)
+    fields, geometries = object_features(binary, grid.geotransform, srs, values, lambda f, m: report(0.6 + 0.3 * f, m),
+                                         objects=objects)
     depths = object_depths(objects, extent) * pixel_size_m(grid.geotransform, srs, extent.shape[0])
-    del raw, result, objects
+    del values, result, objects
 
     if outputs:
         report(0.9, "Writing the tile's files")
