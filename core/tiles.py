@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .api import BOUNDARY_MODES, CONNECTIVITIES, check_choice, check_quality_level, check_size, check_threshold
-from .files import AtomicFiles, osgeo, spatial_reference, write_geotiff
+from .files import SIDE_FILES, AtomicFiles, osgeo, spatial_reference, write_geotiff
 from .rasters import SCALES
 from .vectorize import STATISTICS_SCALES
 
@@ -288,6 +288,9 @@ def _process_tile(source, settings, target_crs, outputs, progress) -> TileResult
                 path, "prediction_segments", srs, fields, [geometry.Clone() for geometry in geometries],
                 layout=Layout(statistics=settings.statistics, tags=tags))}
         for file, write in writers.items():
+            for leftover in (outputs[file], *(outputs[file] + suffix for suffix in SIDE_FILES)):
+                with contextlib.suppress(FileNotFoundError):  # from an attempt whose worker died
+                    os.remove(leftover)
             try:
                 write(outputs[file])
             except (OSError, RuntimeError) as error:

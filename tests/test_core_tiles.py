@@ -301,8 +301,10 @@ def test_a_killed_worker_does_not_lose_the_other_tiles(region, tmp_path):
             if python:
                 python[-1].kill()
                 killed.append(python[-1].pid)
-    result = process_tiles(region["inputs"], str(tmp_path / "map.gpkg"), workers=2, progress=progress)
+    result = process_tiles(region["inputs"], str(tmp_path / "map.gpkg"), workers=2, progress=progress,
+                           tile_outputs=str(tmp_path / "tiles"))  # a tile run again finds its first attempt's files
     assert killed and len(result.tiles) == 4 and result.skipped == [] and result.features == 6
+    assert sorted(os.listdir(tmp_path / "tiles")) == ["tile_A", "tile_B", "tile_C", "tile_D"]
 
 
 def test_tile_outputs_never_replace_a_tile_file(tmp_path):

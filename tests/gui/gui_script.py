@@ -170,6 +170,8 @@ def start_batch():
         {panel.PARAMETERS: {k: v for k, v in row.items() if not k.startswith("OUTPUT_")},
          panel.OUTPUTS: {k: v for k, v in row.items() if k.startswith("OUTPUT_")}} for row in rows]})
     report["batch_rows"] = panel.batchRowCount()
+    report["batch_combos"] = sorted({tuple(combo.itemText(i) for i in range(combo.count()))
+                                     for combo in panel.findChildren(QComboBox) if combo.count()})
     panel.checkLoadLayersOnCompletion.setChecked(True)  # "Load layers on completion"
     dialog.runAlgorithm()
 

@@ -124,6 +124,9 @@ def test_batch_of_two_tiles_tells_the_tiles_apart(tmp_path):
                      "OUTPUT_POLYGONS": str(out / "slumps.gpkg")})
     result = desktop(tmp_path, "batch", rows, 6, SCREENSHOTS / "desktop-batch.png")
     assert result["batch_rows"] == 2
+    combos = [list(items) for items in result["batch_combos"]]  # the batch table's choices show words too
+    assert ["All pixels (quality ignored)", "Low and high quality (1, 2)", "High quality only (2)"] in combos, combos
+    assert not [items for items in combos if "low_quality" in items or "cuda" in items], combos
     outputs = ["Object polygons", "Binarized segmentation", "Extent"]
     groups = {group: layers for group, layers in result["tree"]}
     assert groups == {f"{name} (threshold 0.50)": [f"{output} ({name})" for output in outputs]
