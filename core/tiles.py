@@ -278,7 +278,10 @@ def _process_tile(source, settings, target_crs, outputs, progress) -> TileResult
 
     if outputs:
         report(0.9, "Writing the tile's files")
-        tags = describe_run("processtiles", settings.on_record(), read_tags(source.probabilities), source.tile_id)
+        record = settings.on_record()
+        if not source.quality:  # the exported extent was used as it is
+            record.update(mask_erosion_size=0, edge_erosion_size=0, quality_level="extent.tif as given")
+        tags = describe_run("processtiles", record, read_tags(source.probabilities), source.tile_id)
         writers = {
             "binarized.tif": lambda path: write_geotiff(path, binary.astype(np.uint8), grid.geotransform, grid.crs,
                                                         tags=tags, description=LONG_NAMES["binarized"]),

@@ -112,9 +112,13 @@ def test_exported_tiles_with_only_an_extent(tmp_path):
     found = {slump_of(slumps, geometry): (a["tile_id"], a["n_tiles"]) for a, geometry in rows}
     assert found == EXPECTED
     assert_no_overlaps(rows)
-    for tile in ("tile_A", "tile_B"):  # the extent as it is: not eroded a second time
+    for tile in ("tile_A", "tile_B"):  # the extent as it is: not eroded a second time, and its tags say so
         given = gdal.Open(str(tmp_path / "tiles" / tile / "extent.tif")).ReadAsArray()
-        np.testing.assert_array_equal(gdal.Open(str(tmp_path / "out" / tile / "extent.tif")).ReadAsArray(), given)
+        written = gdal.Open(str(tmp_path / "out" / tile / "extent.tif"))
+        np.testing.assert_array_equal(written.ReadAsArray(), given)
+        tags = written.GetMetadata()
+        assert (tags["DARTS_maskerosion"], tags["DARTS_qualitymask"], tags["DARTS_tileid"]) == (
+            "0", "extent.tif as given", tile)
 
 
 def test_exclusion_polygons_and_percent_statistics(region, tmp_path):
