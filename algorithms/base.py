@@ -10,6 +10,7 @@ from qgis.PyQt.QtGui import QIcon
 
 from ..dependencies import install_hint, missing_modules
 from .parameters import BOUNDARIES, CONNECTIVITIES, DEVICES, QUALITY_LEVELS, SCALES, ParametersMixin  # noqa: F401
+from .parameters import threshold_label
 from .paths import PathsMixin, into_geopackage
 from .styles import group_layers, style_on_load, tile_name
 
@@ -85,8 +86,12 @@ class DartsAlgorithm(ParametersMixin, PathsMixin, QgsProcessingAlgorithm):
             return
         tile = self.run_label(parameters, context)
         group = tile
-        if self.parameterDefinition("THRESHOLD") is not None:
-            group = self.tr("{} (threshold {:.2f})").format(tile, self.parameterAsDouble(parameters, "THRESHOLD", context))
+        several = self.thresholds(parameters, context) if hasattr(self, "thresholds") else []
+        if several:
+            group = self.tr("{} (thresholds {})").format(tile, ", ".join(threshold_label(t) for t in several))
+        elif self.parameterDefinition("THRESHOLD") is not None:
+            group = self.tr("{} (threshold {})").format(
+                tile, threshold_label(self.parameterAsDouble(parameters, "THRESHOLD", context)))
         group_layers(context, paths, group, tile)
 
     def run_label(self, parameters, context):

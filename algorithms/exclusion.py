@@ -104,3 +104,13 @@ def exclusion_file(algorithm, parameters, context):
         return source[0]
     layer = algorithm.parameterAsLayer(parameters, EXCLUDE, context)
     return decode_source(layer.source())[0] if layer is not None else ""
+
+
+def warn_without_crs(algorithm, exclusion, feedback) -> None:
+    """A polygon layer without a CRS is read in each raster's CRS: say so, it may be wrong."""
+    from ..core.exclusion import polygons_without_crs
+
+    path, layer, _ = exclusion
+    if polygons_without_crs(path, layer):
+        feedback.pushWarning(algorithm.tr("{}: the polygons have no CRS; they are taken to be in the raster's CRS")
+                             .format(EXCLUDE))

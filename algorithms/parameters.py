@@ -34,6 +34,13 @@ SCALES = Choices(("auto", "Automatic (from the data type)"), ("fraction", "Fract
                  ("percent", "Percent 0..100 (DARTS uint8)"))
 
 
+def threshold_label(threshold) -> str:
+    """A threshold as file names, group names and reports show it: two decimals, all the
+    digits it needs when two are not enough (0.40, 0.425, 0.50000000001)."""
+    label = f"{threshold:.2f}"
+    return label if float(label) == threshold else repr(float(threshold))
+
+
 class RasterFile(QgsProcessingParameterRasterLayer):
     """A raster input that a file path satisfies without loading it as a QGIS layer: loading
     computes statistics, which GDAL writes into a .vrt input (or an .aux.xml beside it) when

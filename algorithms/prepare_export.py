@@ -17,8 +17,9 @@ from qgis.core import (
 )
 
 from .base import BOUNDARIES, CONNECTIVITIES, QUALITY_LEVELS, DartsAlgorithm
+from .parameters import threshold_label
 from .blocks import add_block_parameters, block_plan, polygonize_in_blocks, run_blocks
-from .exclusion import EXCLUDE, add_exclusion, exclusion_file, exclusion_input
+from .exclusion import EXCLUDE, add_exclusion, exclusion_file, exclusion_input, warn_without_crs
 from .polygon_options import add_statistics_scale, layout_of, statistics_probabilities
 from .styles import style_on_load
 
@@ -391,6 +392,7 @@ class PrepareExportAlgorithm(DartsAlgorithm):
 
         path, layer, where = exclusion
         feedback.pushInfo(self.tr("Exclusion mask: {}").format(describe_exclusion(exclusion)))
+        warn_without_crs(self, exclusion, feedback)
         shape, options = (grid.height, grid.width), dict(layer=layer, where=where, what=self.EXCLUDE)
         if block:
             return exclusion_mask_lazy(path, shape, grid.transform_to_write, grid.crs, block,
@@ -438,13 +440,6 @@ def subset_path(binarized_path, name):
     return f"{stem}-{name}{extension}"
 
 
-def threshold_label(threshold):
-    """The threshold as it appears in file names and reports: two decimals, more when needed
-    (0.40, 0.425)."""
-    label = f"{threshold:.2f}"
-    return label if float(label) == threshold else f"{threshold:.10g}"
-
-
 def threshold_path(path, threshold):
     """Where the result of one of THRESHOLDS goes: <stem>-t0.40<extension> beside `path`."""
     stem, extension = os.path.splitext(path)
@@ -459,15 +454,11 @@ def describe_exclusion(exclusion):
 
 
 def tag_threshold(path, threshold):
-    """Record the threshold in a written file: a GeoTIFF tag, or the GeoPackage layer's metadata."""
-    from ..core.files import gdal_writing, osgeo
+    """Record the file's own threshold under DARTS' key (a GeoTIFF tag; a GeoPackage's and its
+    layer's metadata), replacing the run's THRESHOLD that every output was tagged with."""
+    from ..core.metadata import PREFIX, UPSTREAM_KEYS, write_metadata
 
-    gdal, _, _ = osgeo()
-    with gdal_writing(path):
-        dataset = gdal.OpenEx(path, gdal.OF_UPDATE)
-        target = dataset if dataset.RasterCount else dataset.GetLayer(0)
-        target.SetMetadataItem("DARTS_THRESHOLD", threshold_label(threshold))
-        dataset = None
+    write_metadata(path, {PREFIX + UPSTREAM_KEYS["threshold"]: threshold_label(threshold)})
 
 
 BYTES_PER_PIXEL = 14  # in memory (measured: ~13): float32 probabilities read and masked, quality, extent, objects

@@ -18,7 +18,7 @@ from qgis.core import (
 from .base import BOUNDARIES, CONNECTIVITIES, QUALITY_LEVELS, DartsAlgorithm
 from .paths import geopackage_layer, into_geopackage
 from .blocks import DASK_SCHEDULER, add_scheduler_parameter
-from .exclusion import EXCLUDE, exclusion_file, exclusion_input
+from .exclusion import EXCLUDE, exclusion_file, exclusion_input, warn_without_crs
 from .polygon_options import STATISTICS_SCALE, add_statistics_scale
 from .styles import style_on_load
 
@@ -100,7 +100,7 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
                                                      behavior=QgsProcessingParameterFile.Behavior.Folder))
         self.add_threshold(self.THRESHOLD)
         self.add_int(self.MASK_EROSION_SIZE, "Mask erosion size (pixels)", 10)
-        self.add_int(self.EDGE_EROSION_SIZE, "Edge erosion size (pixels, empty = mask erosion size)", None, optional=True)
+        self.add_int(self.EDGE_EROSION_SIZE, "Edge erosion size (pixels; Not set = mask erosion size)", None, optional=True)
         self.add_int(self.MIN_OBJECT_SIZE, "Minimum object size (pixels)", 32)
         self.add_enum(self.QUALITY_LEVEL, "Quality level", QUALITY_LEVELS, "low_quality")
         self.addParameter(QgsProcessingParameterCrs(self.TARGET_CRS, self.tr("Target CRS"), DEFAULT_TARGET_CRS))
@@ -173,6 +173,8 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
             scale=self.parameterAsEnumString(parameters, self.PROBABILITY_SCALE, context) or "auto",
             exclude=exclusion_input(self, parameters, context, lambda: outputs.scratch(  # a layer that is no file
                 os.path.join(os.path.dirname(os.path.abspath(geopackage_layer(output)[0])), "exclusion.gpkg"))))
+        if settings.exclude:
+            warn_without_crs(self, settings.exclude, feedback)
         workers = self.parameterAsInt(parameters, self.WORKERS, context)
         address = self.parameterAsString(parameters, DASK_SCHEDULER, context).strip()
         tiles_folder = self.parameterAsFileOutput(parameters, self.OUTPUT_TILES, context) or None

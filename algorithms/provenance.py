@@ -42,14 +42,16 @@ def settings_of(algorithm, parameters, context) -> tuple[dict, dict]:
             settings[name] = ", ".join(os.path.basename(path) for path in files if path) or None
         elif kind == "enum":
             settings[name] = algorithm.parameterAsEnumString(parameters, name, context)
-        elif kind == "number" and parameters.get(name) not in (None, ""):
-            integer = definition.dataType() == QgsProcessingParameterNumber.Type.Integer
+        elif kind == "number" and (parameters.get(name) not in (None, "") or definition.defaultValue() is not None):
+            integer = definition.dataType() == QgsProcessingParameterNumber.Type.Integer  # (default if left out)
             settings[name] = (algorithm.parameterAsInt if integer else algorithm.parameterAsDouble)(
                 parameters, name, context)
         elif kind == "number":
-            settings[name] = None
+            settings[name] = None  # an optional number really left empty
         else:
             settings[name] = algorithm.parameterAsString(parameters, name, context)
+    if "EDGE_EROSION_SIZE" in settings and settings["EDGE_EROSION_SIZE"] is None:  # the band actually used
+        settings["EDGE_EROSION_SIZE"] = settings.get("MASK_EROSION_SIZE")
     inherited = {}
     for tags in sorted(found, key=lambda tags: tags.get(PREFIX + "exportdate", "")):
         inherited.update(tags)

@@ -124,6 +124,25 @@ def _burn(source: str, dataset, layer: str | None, where: str | None, crs, what:
     gdal.Rasterize(dataset, polygons, layers=["polygons"], burnValues=[1])
 
 
+def crs_of(polygons):
+    """The CRS of an OGR layer, None when it has none (GeoPackage's srs_id 0 / -1 are an
+    'Undefined' CRS, which means none)."""
+    srs = polygons.GetSpatialRef()
+    return None if srs is None or srs.GetName().lower().startswith("undefined") else srs
+
+
+def polygons_without_crs(source: str, layer: str | None = None) -> bool:
+    """Whether the polygon layer `layer` (default: the only one) of `source` has no CRS (it is
+    then read in the grid's CRS); False for a raster or a file GDAL cannot read as vectors."""
+    gdal, _, _ = osgeo()
+    try:
+        vector = gdal.OpenEx(source, gdal.OF_VECTOR)
+    except RuntimeError:
+        return False
+    polygons = vector.GetLayerByName(layer) if layer else vector.GetLayer(0) if vector.GetLayerCount() else None
+    return polygons is not None and crs_of(polygons) is None
+
+
 def _polygons_on_grid(source: str, layer: str | None, where: str | None, crs, dataset, what: str):
     """An in-memory OGR dataset whose layer 'polygons' holds the chosen polygons in the grid's
     CRS. Reprojected here, not by the rasterizer, so a geometry that cannot be reprojected is
@@ -147,9 +166,7 @@ def _polygons_on_grid(source: str, layer: str | None, where: str | None, crs, da
             polygons.SetAttributeFilter(where)
         except RuntimeError as error:
             raise ValueError(f"{what}: cannot select features of layer {layer!r} with {where!r}: {error}") from None
-    layer_srs = polygons.GetSpatialRef()
-    if layer_srs is not None and layer_srs.GetName().lower().startswith("undefined"):  # GeoPackage's srs_id 0 / -1
-        layer_srs = None
+    layer_srs = crs_of(polygons)
     grid_srs = spatial_reference(crs)
     if layer_srs is not None and grid_srs is None:
         raise ValueError(f"{what}: the polygons have a CRS but the probabilities raster has none, so they cannot be "

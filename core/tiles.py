@@ -289,7 +289,7 @@ def _process_tile(source, settings, target_crs, outputs, progress) -> TileResult
                                                      description=LONG_NAMES["extent"]),
             "prediction_segments.gpkg": lambda path: write_layer(
                 path, "prediction_segments", srs, fields, [geometry.Clone() for geometry in geometries],
-                layout=Layout(statistics=settings.statistics, tags=tags))}
+                layout=Layout(statistics=settings.statistics, geometry_name="geom", tags=tags))}  # DARTS' schema
         for file, write in writers.items():
             for leftover in (outputs[file], *(outputs[file] + suffix for suffix in SIDE_FILES)):
                 with contextlib.suppress(FileNotFoundError):  # from an attempt whose worker died

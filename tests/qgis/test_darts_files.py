@@ -207,7 +207,7 @@ def test_every_file_says_how_it_was_made(provider, blocks_sample, tmp_path):
         assert UPSTREAM_SETTINGS.items() <= tags.items(), output  # this run's threshold, not the input's 0.9
         assert tags["DARTS_tileid"] == "S2B_T06WVS_20240701" and tags["DARTS_modelfiles"] == "['model.ckpt']"
         assert tags["DARTS_exportdate"] != "2024-07-02 10:00:00+00:00"
-        assert tags["DARTS_prepareexport_boundary"] == "remove" and tags["DARTS_edgeerosion"] == "None"
+        assert tags["DARTS_prepareexport_boundary"] == "remove" and tags["DARTS_edgeerosion"] == "3"  # as used
         assert tags["DARTS_prepareexport_probabilities"] == "probabilities.tif"
         assert tags["DARTS_postprocessing"].startswith("darts:prepareexport (DARTS Postprocessing for QGIS ")
         assert "DARTS_prepareexport_device" not in tags
@@ -282,3 +282,17 @@ def test_statistics_scale_choices_are_the_cores():
     from darts_postprocessing.core.vectorize import STATISTICS_SCALES as CORE
 
     assert STATISTICS_SCALES == list(CORE)
+
+
+def test_settings_left_at_their_defaults_are_tagged_with_their_values(profile, sample, tmp_path):
+    """qgis_process (and scripts) leave defaults out of the parameters: the tags must still say
+    what the run used, and the edge band the one actually used (the mask erosion size)."""
+    from qgis_cli import qgis_process
+
+    run = qgis_process(profile, "run", "darts:prepareexport", "--", f"PROBABILITIES={sample['probabilities']}",
+                       f"QUALITY_MASK={sample['quality']}", f"OUTPUT_BINARIZED={tmp_path / 'b.tif'}",
+                       f"OUTPUT_EXTENT={tmp_path / 'e.tif'}")
+    assert run.returncode == 0, run.stdout + run.stderr
+    tags = gdal.Open(str(tmp_path / "b.tif")).GetMetadata()
+    assert (tags["DARTS_binarizethreshold"], tags["DARTS_maskerosion"], tags["DARTS_edgeerosion"], tags["DARTS_mmu"],
+            tags["DARTS_qualitymask"]) == ("0.5", "10", "10", "32", "low_quality")

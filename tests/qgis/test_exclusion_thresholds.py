@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pytest
 from osgeo import gdal, ogr, osr
-from qgis.core import QgsFeature, QgsGeometry, QgsProcessingException, QgsVectorLayer
+from qgis.core import QgsFeature, QgsGeometry, QgsProcessingException, QgsProcessingFeedback, QgsVectorLayer
 
 import processing
 import reference
@@ -187,12 +187,13 @@ def test_thresholds_through_qgis_process(profile, sample, tmp_path):
         extent, binarized, counts = expected(sample, threshold=float(name), exclude=water_mask())
         path = out / f"binarized-t{name}.tif"
         np.testing.assert_array_equal(read(path), binarized, err_msg=name)
-        assert gdal.Open(str(path)).GetMetadataItem("DARTS_THRESHOLD") == name
+        assert gdal.Open(str(path)).GetMetadataItem("DARTS_binarizethreshold") == name  # its own, DARTS' key
         layer_name, rows = features(out / f"objects-t{name}.gpkg")
         labels, _ = reference.object_table(binarized)
         assert len({attributes["Region_ID"] for attributes, _ in rows}) == labels.max() > 0
         vector = gdal.OpenEx(str(out / f"objects-t{name}.gpkg"))
-        assert vector.GetLayer(0).GetMetadataItem("DARTS_THRESHOLD") == name
+        assert vector.GetLayer(0).GetMetadataItem("DARTS_binarizethreshold") == name
+        assert vector.GetMetadataItem("DARTS_binarizethreshold") == name
         for key, value in counts.items():
             assert number(page, f"{key}-t{name}") == value, (key, name)
         assert number(page, f"kept_objects-t{name}") == labels.max()
@@ -236,3 +237,30 @@ def test_thresholds_with_subsets_block_by_block(provider, tmp_path):
     for name, pixels in files["memory"].items():
         np.testing.assert_array_equal(files["blocks"][name], pixels, err_msg=name)
     assert not np.array_equal(files["memory"]["b-t0.30.tif"], files["memory"]["b-t0.70.tif"])
+
+
+def test_polygons_without_a_crs_are_used_in_the_rasters_crs_with_a_warning(provider, sample, tmp_path):
+    with_crs = write_water(tmp_path / "utm.gpkg", crs=f"EPSG:{EPSG}")
+    source = ogr.Open(str(with_crs))
+    dataset = ogr.GetDriverByName("GPKG").CreateDataSource(str(tmp_path / "nocrs.gpkg"))
+    layer = dataset.CreateLayer("water", None, ogr.wkbPolygon)
+    for feature in source.GetLayer(0):
+        if feature.GetField("kind") == "water":
+            copy = ogr.Feature(layer.GetLayerDefn())
+            copy.SetGeometry(feature.GetGeometryRef())
+            layer.CreateFeature(copy)
+    dataset = source = None
+    warnings = []
+
+    class Feedback(QgsProcessingFeedback):
+        def pushWarning(self, text):  # noqa: N802
+            warnings.append(text)
+
+    out = tmp_path / "out"
+    processing.run("darts:prepareexport", {
+        "PROBABILITIES": sample["probabilities"], "QUALITY_MASK": sample["quality"], "MASK_EROSION_SIZE": 3,
+        "MIN_OBJECT_SIZE": 20, "EXCLUDE": str(tmp_path / "nocrs.gpkg"),
+        "OUTPUT_BINARIZED": str(out / "b.tif"), "OUTPUT_EXTENT": str(out / "e.tif")}, feedback=Feedback())
+    assert any("EXCLUDE: the polygons have no CRS" in text for text in warnings), warnings
+    _, binarized, _ = expected(sample, exclude=water_mask())
+    np.testing.assert_array_equal(read(out / "b.tif"), binarized)

@@ -70,6 +70,21 @@ def test_layers_load_in_one_group_per_tile_in_a_fixed_order(provider, tmp_path):
     project.clear()
 
 
+def test_group_names_show_the_thresholds_used(provider, tmp_path):
+    """Two decimals, more when the threshold needs them; every threshold of a THRESHOLDS run."""
+    project = QgsProject.instance()
+    project.clear()
+    folder = tile(tmp_path, "tile_T", 9)
+    for extra in ({"THRESHOLD": 0.425}, {"THRESHOLDS": "0.4,0.425"}):
+        processing.runAndLoadResults("darts:prepareexport", {
+            "PROBABILITIES": str(folder / "probabilities.tif"), "QUALITY_MASK": str(folder / "quality_data_mask.tif"),
+            "MASK_EROSION_SIZE": 2, "MIN_OBJECT_SIZE": 8, **extra,
+            "OUTPUT_BINARIZED": str(folder / "b.tif"), "OUTPUT_EXTENT": str(folder / "e.tif")})
+    assert [group for group, _ in tree(project.layerTreeRoot())] == ["tile_T (thresholds 0.40, 0.425)",
+                                                                     "tile_T (threshold 0.425)"]
+    project.clear()
+
+
 def test_summary_ends_the_log_and_matches_the_report(provider, tmp_path):
     folder = tile(tmp_path, "tile", 8)
     log = []
