@@ -1,6 +1,6 @@
 """core/tiles.py: many overlapping tiles in two UTM zones to one merged map, on real files.
 
-The region (tests/region.py) has slumps in tile overlaps, one cut by a tile's edge and whole
+The region (scripts/sample_region.py) has slumps in tile overlaps, one cut by a tile's edge and whole
 in the neighbour, one under a cloud in one tile and whole in another, an empty tile; the
 expected map is known slump by slump."""
 
@@ -16,8 +16,8 @@ import pytest
 osgeo = pytest.importorskip("osgeo")
 from osgeo import ogr  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(__file__))
-import region as scene  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts"))
+import sample_region as scene  # noqa: E402
 from darts_postprocessing.core import prepare_export  # noqa: E402
 from darts_postprocessing.core.files import AtomicFiles  # noqa: E402
 from darts_postprocessing.core.objects import Objects  # noqa: E402

@@ -138,8 +138,8 @@ def test_processtiles_dialog_loads_the_merged_map(tmp_path):
     """Tiles in two UTM zones to one map from the dialog, with worker processes: the merged
     polygons load styled (yellow outlines visible in the canvas), the log tells tile by tile,
     the report opens in the Results Viewer."""
-    sys.path.insert(0, str(REPO / "tests"))
-    import region as scene
+    sys.path.insert(0, str(REPO / "scripts"))
+    import sample_region as scene
 
     scene.region(str(tmp_path / "tiles"))
     screenshot = SCREENSHOTS / "desktop-processtiles.png"

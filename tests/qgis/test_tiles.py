@@ -1,5 +1,5 @@
 """darts:processtiles in a real QGIS: processing.run, qgis_process (worker processes, a dask
-cluster), a model that chains it, a broken tile, cancel; on the region of tests/region.py."""
+cluster), a model that chains it, a broken tile, cancel; on the region of scripts/sample_region.py."""
 
 import json
 import os
@@ -24,8 +24,8 @@ from qgis.core import (
 import processing
 from qgis_cli import qgis_process
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import region as scene  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+import sample_region as scene  # noqa: E402
 
 ogr.UseExceptions()
 # slump -> (tile it comes from, n_tiles): see tests/test_core_tiles.py

@@ -1,5 +1,11 @@
+#!/usr/bin/env python3
 """Synthetic DARTS tiles of one region: round slumps placed on the ground (EPSG:3413 metres),
 drawn into overlapping tiles on their own UTM grids, as Sentinel-2 tiles overlap.
+
+    python3 scripts/sample_region.py OUTPUT_FOLDER [--extent]
+
+writes tile_A (UTM 7N), tile_B, tile_C (8N) and an empty tile_D, each a DARTS tile folder
+(probabilities.tif as uint8 percent, quality_data_mask.tif, or extent.tif with --extent).
 
 Tiles near 69.5°N, 138°W straddle UTM zones 7N and 8N. Each slump is a disc: probability 0.9
 inside, 0.1 outside; a tile sees it on its own pixel grid, so two tiles in different zones
@@ -130,3 +136,14 @@ def exclusion_polygons(path: str, centres, half_side: float = 150.0, epsg: int =
         layer.CreateFeature(feature)
     dataset = None
     return path
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folder")
+    parser.add_argument("--extent", action="store_true", help="tiles as DARTS exports them: extent.tif, no quality mask")
+    arguments = parser.parse_args()
+    written = region(arguments.folder, mask="extent" if arguments.extent else "quality")
+    print(f"{len(written['tiles'])} tiles in {arguments.folder}: {', '.join(written['tiles'])}")
