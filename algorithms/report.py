@@ -161,7 +161,7 @@ def render_tiles_report(title: str, region, folder: str) -> str:
                         for key, label, value in numbers)
     tiles = "\n".join(
         f'<tr><th>{html.escape(tile.tile_id)}</th><td>{html.escape(tile.crs_name)}</td><td>{tile.counts["objects"]}</td>'
-        f'<td>{tile.counts["removed_at_boundary"]}</td><td>{tile.counts.get("removed_excluded", "")}</td>'
+        f'<td>{tile.counts["removed_at_boundary"]}</td><td>{tile.counts.get("removed_excluded", "–")}</td>'
         f'<td>{tile.counts["removed_too_small"]}</td><td>{tile.count}</td><td>{tile.kept}</td>'
         f'<td>{tile.seconds:.1f}</td></tr>' for tile in region.tiles)
     skipped = "\n".join(f"<tr><th>{html.escape(item.tile_id)}</th><td>{html.escape(item.reason)}</td></tr>"
