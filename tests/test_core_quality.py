@@ -57,3 +57,38 @@ def test_dispatch_and_bad_input():
         quality_from_scl(np.zeros((2, 2), np.float32))
     with pytest.raises(ValueError, match="empty"):
         quality_from_scl(np.zeros((0, 2), np.uint8))
+
+
+@pytest.mark.parametrize("source,data,expected", [
+    ("scl", np.array([[0, 4, 8]], np.uint8), [[0, 2, 1]]),
+    ("udm2", np.array([1, 0, 0, 0, 0, 1, 100, 0], np.uint8).reshape(8, 1, 1), [[1]]),  # cloud; confidence 100 %
+    ("observations", np.array([[0, 2, 7]], np.uint16), [[0, 1, 2]]),
+    ("observations", np.array([[np.nan, 2.0, 7.0]], np.float32), [[0, 1, 2]]),
+])
+def test_every_source_gives_a_uint8_darts_quality_mask(source, data, expected):
+    """Each source by its name in QUALITY_SOURCES; the mask is uint8 like DARTS' quality_data_mask."""
+    quality = quality_mask(source, data)
+    np.testing.assert_array_equal(quality, expected)
+    assert quality.dtype == np.uint8
+
+
+def test_udm2_confidence_is_a_percentage_up_to_100():
+    udm2 = np.zeros((8, 1, 2), np.uint8)
+    udm2[6] = 100  # a full 100 % is valid UDM2
+    np.testing.assert_array_equal(quality_from_udm2(udm2), [[2, 2]])
+    udm2[6, 0, 1] = 101
+    with pytest.raises(ValueError, match="percentage"):
+        quality_from_udm2(udm2)
+
+
+@pytest.mark.parametrize("source,data,error,message", [
+    ("scl", np.zeros((2, 2), np.float32), TypeError, "scl must hold integers"),
+    ("udm2", np.zeros((8, 2, 2), np.float32), TypeError, "udm2 must hold integers"),
+    ("observations", np.array([["a"]]), TypeError, "count must hold integers"),
+    ("scl", np.zeros((0, 2), np.uint8), ValueError, "scl is empty"),
+    ("udm2", np.zeros((8, 0, 2), np.uint8), ValueError, "udm2 is empty"),
+    ("observations", np.zeros((0, 2), np.int32), ValueError, "count is empty"),
+])
+def test_bad_input_names_the_input_in_one_line(source, data, error, message):
+    with pytest.raises(error, match=f"^{message}"):
+        quality_mask(source, data)
