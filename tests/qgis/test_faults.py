@@ -36,8 +36,8 @@ from osgeo import gdal
 from qgis.core import QgsProcessingException, QgsProcessingFeedback
 from qgis_cli import qgis_process
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import region as scene  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+import sample_region as scene  # noqa: E402
 
 gdal.UseExceptions()
 SEED = 10
