@@ -255,8 +255,16 @@ def compute(*delayeds, client=None, progress: Progress | None = None, message: s
                 self.done += 1
                 report(min(1.0, self.done / self.total), message)
 
-        with Reporter():
-            return dask.compute(*delayeds, scheduler="threads")
+        # Our own pool, shut down before an error (or cancel) goes on: blocks still running
+        # would otherwise write into files the caller is about to discard.
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(os.cpu_count() or 1)
+        try:
+            with Reporter():
+                return dask.compute(*delayeds, scheduler="threads", pool=pool)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
     import time
 
     futures = client.compute(list(delayeds))
