@@ -653,10 +653,14 @@ def interrupt_at(process, log_path, moment, step=0.0003):
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_ctrl_c_at_a_random_moment_writes_nothing(profile, data, reference, name, tmp_path):
     """SIGINT at the start of the algorithm or at a random one of the moments a normal run
-    printed something before its end: a non-zero exit, one line, no file written, not even a
-    temporary one."""
+    printed something, at least 0.2 s before its end: a non-zero exit, one line, no file
+    written, not even a temporary one."""
     normal = reference(name)
-    moment = random.Random(f"{SEED}-cancel-{name}").choice([0] + [length for _, length in normal.moments[:-1]])
+    # Not in a run's last 0.2 s: qgis_process notices SIGINT only when Qt handles its events (at
+    # each progress report), so a Ctrl-C after a run's last report may let it finish (exit 0,
+    # whole outputs); docs/reliability.md, Limits.
+    moments = [length for before, length in normal.moments[:-1] if before >= 0.2]
+    moment = random.Random(f"{SEED}-cancel-{name}").choice([0] + moments)
     out = tmp_path / "out"
     with open(tmp_path / "log", "w") as log:
         process = start(profile, arguments(CONFIGS[name], data, out), log)
