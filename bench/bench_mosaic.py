@@ -70,6 +70,19 @@ class PeakRss:
         self._thread.join()
 
 
+def qgis_profile(work: Path):
+    """(environment for qgis_process, plugins folder): a throw-away QGIS profile in `work` with
+    the staged plugin enabled."""
+    profile = work / "qgis-profile"
+    plugins = profile / "profiles" / "default" / "python" / "plugins"
+    plugins.mkdir(parents=True)
+    subprocess.run([sys.executable, str(REPO / "scripts" / "package.py"), "stage", str(plugins)], check=True)
+    environment = dict(os.environ, QGIS_CUSTOM_CONFIG_PATH=str(profile), QT_QPA_PLATFORM="offscreen")
+    subprocess.run(["qgis_process", "plugins", "enable", "darts_postprocessing"], env=environment, check=True,
+                   capture_output=True)
+    return environment, plugins
+
+
 def write_mosaic_vrt(path: Path, source: str, tiles: int, size: int, dtype: str, nodata=None):
     """A VRT that repeats `source` tiles x tiles times (shifted), as one raster."""
     reference = gdal.Open(source)
@@ -139,13 +152,7 @@ def main() -> None:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-mosaic-"))
-    profile = work / "qgis-profile"
-    plugins = profile / "profiles" / "default" / "python" / "plugins"
-    plugins.mkdir(parents=True)
-    subprocess.run([sys.executable, str(REPO / "scripts" / "package.py"), "stage", str(plugins)], check=True)
-    environment = dict(os.environ, QGIS_CUSTOM_CONFIG_PATH=str(profile), QT_QPA_PLATFORM="offscreen")
-    subprocess.run(["qgis_process", "plugins", "enable", "darts_postprocessing"], env=environment, check=True,
-                   capture_output=True)
+    environment, _ = qgis_profile(work)
 
     probabilities, quality = make_tile(args.size)
     tile_p, tile_q = str(work / "probabilities.tif"), str(work / "quality.tif")

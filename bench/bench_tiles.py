@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -31,7 +30,7 @@ from osgeo import gdal, ogr, osr
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
 sys.path.insert(0, str(REPO / "scripts"))
-from bench_mosaic import PeakRss  # noqa: E402
+from bench_mosaic import PeakRss, qgis_profile  # noqa: E402
 from sample_tile import percent, write_tif  # noqa: E402
 
 gdal.UseExceptions()
@@ -179,13 +178,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="bench-tiles-"))
     data = args.keep or work
-    profile = work / "qgis-profile"
-    plugins = profile / "profiles" / "default" / "python" / "plugins"
-    plugins.mkdir(parents=True)
-    subprocess.run([sys.executable, str(REPO / "scripts" / "package.py"), "stage", str(plugins)], check=True)
-    environment = dict(os.environ, QGIS_CUSTOM_CONFIG_PATH=str(profile), QT_QPA_PLATFORM="offscreen")
-    subprocess.run(["qgis_process", "plugins", "enable", "darts_postprocessing"], env=environment, check=True,
-                   capture_output=True)
+    environment, plugins = qgis_profile(work)
     start = time.perf_counter()
     tiles = make_tiles(data, args.tiles, args.size)
     print(f"{len(tiles)} tiles of {args.size} x {args.size} px in {data} ({time.perf_counter() - start:.0f} s)",
