@@ -2,7 +2,7 @@
 
 from qgis.core import QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer
 
-from .base import CONNECTIVITIES, DartsAlgorithm
+from .base import DartsAlgorithm
 from .blocks import add_block_parameters, block_plan, run_blocks
 from .styles import style_on_load
 
@@ -22,8 +22,6 @@ class BinarizeAlgorithm(DartsAlgorithm):
               "mask'). Not set: no object is removed for that.",
         MIN_OBJECT_SIZE: "Objects with fewer pixels are removed; an object of exactly this size stays (DARTS' "
                          "default 32).",
-        SIZE_CONNECTIVITY: "8: diagonal neighbours belong to one object when its size is counted; 4 reproduces "
-                           "upstream DARTS.",
         OUTPUT: "uint8 GeoTIFF: 1 = object, 0 = background.",
     }
 
@@ -49,7 +47,7 @@ class BinarizeAlgorithm(DartsAlgorithm):
         self.addParameter(QgsProcessingParameterRasterLayer(self.MASK, self.tr("Valid mask (0 = invalid)"), optional=True))
         self.add_threshold(self.THRESHOLD)
         self.add_int(self.MIN_OBJECT_SIZE, "Minimum object size (pixels)", 32)
-        self.add_enum(self.SIZE_CONNECTIVITY, "Connectivity for object sizes", CONNECTIVITIES, "8", advanced=True)
+        self.add_size_connectivity()
         self.add_device()
         self.add_scale()
         add_block_parameters(self)

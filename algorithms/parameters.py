@@ -134,6 +134,11 @@ class ParametersMixin:
         self._finish(parameter, False, "Pixels whose probability is above this value (0..1) form objects; "
                                        "DARTS' default is 0.5.")
 
+    def add_size_connectivity(self):
+        self.add_enum("SIZE_CONNECTIVITY", "Connectivity for object sizes", CONNECTIVITIES, "8", advanced=True,
+                      help_text="8: diagonal neighbours belong to one object when its size is counted; 4 reproduces "
+                                "upstream DARTS.")
+
     def add_device(self):
         self.add_enum("DEVICE", "Device", DEVICES, "auto", advanced=True,
                       help_text="auto: the GPU when cupy sees one, else the CPU")

@@ -16,7 +16,7 @@ from qgis.core import (
     QgsProcessing,
 )
 
-from .base import BOUNDARIES, CONNECTIVITIES, QUALITY_LEVELS, DartsAlgorithm
+from .base import BOUNDARIES, QUALITY_LEVELS, DartsAlgorithm
 from .parameters import threshold_label
 from .blocks import add_block_parameters, block_plan, polygonize_in_blocks, run_blocks
 from .exclusion import EXCLUDE, add_exclusion, exclusion_file, exclusion_input, warn_without_crs
@@ -62,8 +62,6 @@ class PrepareExportAlgorithm(DartsAlgorithm):
         SUBSET_PROBABILITIES: "More probability rasters on the same grid (ensemble members), processed the same way; "
                               "each binarized result is written beside the binarized output as "
                               "<name>-<layer name>.tif.",
-        SIZE_CONNECTIVITY: "8: diagonal neighbours belong to one object when its size is counted; 4 reproduces "
-                           "upstream DARTS.",
         OUTPUT_BINARIZED: "uint8 GeoTIFF: 1 = kept object, 0 = background.",
         OUTPUT_EXTENT: "uint8 GeoTIFF: 1 = the valid area after the erosion and the edge band, 0 = invalid.",
         OUTPUT_PROBABILITIES: "The probabilities inside the extent, NaN outside (float32; float64 for float64 input).",
@@ -132,7 +130,7 @@ class PrepareExportAlgorithm(DartsAlgorithm):
         add_exclusion(self)
         self.add_enum(self.BOUNDARY, "Boundary objects", BOUNDARIES, "remove", advanced=True,
                       help_text="remove: drop objects touching the extent's border whole; clip: cut them (upstream)")
-        self.add_enum(self.SIZE_CONNECTIVITY, "Connectivity for object sizes", CONNECTIVITIES, "8", advanced=True)
+        self.add_size_connectivity()
         self.add_device()
         self.add_scale()
         add_statistics_scale(self)

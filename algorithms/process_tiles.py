@@ -15,7 +15,7 @@ from qgis.core import (
     QgsProcessingParameterVectorLayer,
 )
 
-from .base import BOUNDARIES, CONNECTIVITIES, QUALITY_LEVELS, DartsAlgorithm
+from .base import BOUNDARIES, QUALITY_LEVELS, DartsAlgorithm
 from .paths import geopackage_layer, into_geopackage
 from .blocks import DASK_SCHEDULER, add_scheduler_parameter
 from .exclusion import EXCLUDE, exclusion_file, exclusion_input, warn_without_crs
@@ -59,8 +59,6 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
                  "boundary = clip: those pixels are cut, the rest size-filtered). Rasters are not accepted here: "
                  "tiles lie on different grids.",
         TARGET_CRS: "The projected CRS of the merged map. Areas (area_m2) are measured in each tile's own CRS.",
-        SIZE_CONNECTIVITY: "8: diagonal neighbours belong to one object when its size is counted; 4 reproduces "
-                           "upstream DARTS.",
         OUTPUT: "One GeoPackage layer: every slump once (no two features overlap), with its statistics, npixel, "
                 "area_m2, tile_id and n_tiles; the run's parameters in the layer's metadata.",
         OUTPUT_TILES: "A folder that receives <tile id>/binarized.tif, extent.tif and prediction_segments.gpkg.",
@@ -110,7 +108,7 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
         self.add_enum(self.BOUNDARY, "Boundary objects", BOUNDARIES, "remove", advanced=True,
                       help_text="remove: drop objects touching the extent's border whole (then a neighbour tile "
                                 "delivers them whole); clip: cut them (upstream)")
-        self.add_enum(self.SIZE_CONNECTIVITY, "Connectivity for object sizes", CONNECTIVITIES, "8", advanced=True)
+        self.add_size_connectivity()
         self.add_device()
         self.add_scale()
         add_statistics_scale(self)
