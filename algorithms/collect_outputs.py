@@ -119,11 +119,11 @@ class CollectOutputsAlgorithm(DartsAlgorithm):
 
 def copy_geotiff(source, copy, what):
     """Copy the GeoTIFF `source` byte for byte to `copy` (returned)."""
-    from ..core.files import osgeo
+    from ..core.files import open_read_only
 
-    gdal, _, _ = osgeo()
     try:
-        driver = gdal.OpenEx(source, gdal.OF_RASTER | gdal.OF_READONLY).GetDriver().ShortName
+        with open_read_only(source, "raster") as dataset:
+            driver = dataset.GetDriver().ShortName
     except RuntimeError as error:
         raise ValueError(f"{what}: cannot read {source}: {error}") from None
     if driver != "GTiff":
@@ -135,16 +135,14 @@ def copy_geotiff(source, copy, what):
 def copy_geopackage(source, copy, layer):
     """Copy the one-layer GeoPackage `source` byte for byte to `copy` (returned) and name its
     layer `layer`."""
-    from ..core.files import gdal_writing, osgeo
+    from ..core.files import gdal_writing, open_read_only, osgeo
 
     gdal, _, _ = osgeo()
     try:
-        dataset = gdal.OpenEx(source, gdal.OF_VECTOR | gdal.OF_READONLY)
-        found = dataset.GetDriver().ShortName, dataset.GetLayerCount()
+        with open_read_only(source, "vector") as dataset:
+            found = dataset.GetDriver().ShortName, dataset.GetLayerCount()
     except RuntimeError as error:
         raise ValueError(f"POLYGONS: cannot read {source}: {error}") from None
-    finally:
-        dataset = None
     if found != ("GPKG", 1):
         raise ValueError(f"POLYGONS: {os.path.basename(source)} must be a GeoPackage with one layer")
     shutil.copyfile(source, copy)

@@ -59,9 +59,10 @@ def decode_source(source):
     parts = QgsProviderRegistry.instance().decodeUri("ogr", source)
     path, layer, where = parts.get("path") or source, parts.get("layerName") or None, parts.get("subset") or None
     if layer is None and parts.get("layerId") not in (None, ""):
-        from osgeo import gdal
+        from ..core.files import open_read_only
 
-        layer = gdal.OpenEx(path, gdal.OF_VECTOR).GetLayer(int(parts["layerId"])).GetName()
+        with open_read_only(path, "vector") as dataset:
+            layer = dataset.GetLayer(int(parts["layerId"])).GetName()
     return path, layer, where
 
 

@@ -16,8 +16,8 @@ gdal.UseExceptions()
 
 def read_bands(path: str, what: str, bands: int) -> np.ndarray:
     """All bands (bands, y, x) of a raster with exactly `bands` bands."""
-    dataset = open_raster(path, what, bands=bands)
-    return read_pixels(dataset, path, what).reshape(bands, dataset.RasterYSize, dataset.RasterXSize)
+    with open_raster(path, what, bands=bands) as dataset:
+        return read_pixels(dataset, path, what).reshape(bands, dataset.RasterYSize, dataset.RasterXSize)
 
 
 def read_binary(path: str, what: str) -> np.ndarray:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .files import create_geotiff, gdal_writing, osgeo
+from .files import check_written, create_geotiff, gdal_writing, open_read_only, osgeo
 from .rasters import (PERCENT_NODATA, check_quality_dtype, check_raster_shape, decode_binary, decode_probabilities,
                       decode_quality, probabilities_dtype)
 
@@ -24,16 +24,18 @@ Progress = Callable[[float, str], None]
 TIFF_TILE = 256  # GeoTIFF tile size of every output; blocks are multiples of it
 
 
+@contextlib.contextmanager
 def open_raster(path: str, what: str, bands: int | None = 1):
-    """A GDAL dataset of `path`, checked to have `bands` bands (None: any) and pixels; a file
-    GDAL cannot open is a clear error naming the parameter (`what`) and the file."""
-    gdal, _, _ = osgeo()
-    try:
-        dataset = gdal.Open(path)
-    except RuntimeError as error:
-        raise ValueError(f"{what}: cannot open {path!r} as a raster ({error})") from None
-    check_raster_shape(dataset.RasterCount, dataset.RasterXSize, dataset.RasterYSize, what, bands)
-    return dataset
+    """`with open_raster(...) as dataset:` the GDAL dataset of `path`, read-only and leaving
+    nothing beside it (files.open_read_only), checked to have `bands` bands (None: any) and
+    pixels; a file GDAL cannot open is a clear error naming the parameter (`what`) and the file."""
+    with contextlib.ExitStack() as stack:
+        try:
+            dataset = stack.enter_context(open_read_only(path, "raster"))
+        except RuntimeError as error:
+            raise ValueError(f"{what}: cannot open {path!r} as a raster ({error})") from None
+        check_raster_shape(dataset.RasterCount, dataset.RasterXSize, dataset.RasterYSize, what, bands)
+        yield dataset
 
 
 def read_pixels(source, path: str, what: str, window=()):
@@ -47,9 +49,9 @@ def read_pixels(source, path: str, what: str, window=()):
 
 def read_band(path: str, what: str):
     """(pixels, nodata value or None) of a single-band raster."""
-    dataset = open_raster(path, what)  # must outlive the band: GDAL crashes on an orphaned band
-    band = dataset.GetRasterBand(1)
-    return read_pixels(band, path, what), band.GetNoDataValue()
+    with open_raster(path, what) as dataset:  # must outlive the band: GDAL crashes on an orphaned band
+        band = dataset.GetRasterBand(1)
+        return read_pixels(band, path, what), band.GetNoDataValue()
 
 
 class RasterWindows:
@@ -60,11 +62,11 @@ class RasterWindows:
 
     def __init__(self, path: str, band: int = 1, what: str = "raster"):
         self.path, self.band, self.what = path, band, what
-        dataset = open_raster(path, what)  # single-band, as in memory
-        source = dataset.GetRasterBand(band)
-        self.shape = (dataset.RasterYSize, dataset.RasterXSize)
-        self.dtype = np.dtype(_numpy_type(source.DataType))
-        self.nodata = source.GetNoDataValue()
+        with open_raster(path, what) as dataset:  # single-band, as in memory
+            source = dataset.GetRasterBand(band)
+            self.shape = (dataset.RasterYSize, dataset.RasterXSize)
+            self.dtype = np.dtype(_numpy_type(source.DataType))
+            self.nodata = source.GetNoDataValue()
 
     def __getitem__(self, key):
         rows, cols = (k.indices(n) for k, n in zip(key, self.shape))
@@ -73,8 +75,9 @@ class RasterWindows:
         height, width = max(0, rows[1] - rows[0]), max(0, cols[1] - cols[0])
         if height == 0 or width == 0:
             return np.zeros((height, width), self.dtype)
-        dataset = open_raster(self.path, self.what)
-        return read_pixels(dataset.GetRasterBand(self.band), self.path, self.what, (cols[0], rows[0], width, height))
+        with open_raster(self.path, self.what) as dataset:
+            return read_pixels(dataset.GetRasterBand(self.band), self.path, self.what,
+                               (cols[0], rows[0], width, height))
 
 
 def _numpy_type(gdal_type: int):
@@ -159,8 +162,9 @@ def read_binary_lazy(path: str, what: str, block: int):
 
 class GeoTiffWindows:
     """A tiled, compressed single-band GeoTIFF, created empty (sparse) and written window by
-    window: `target[rows, cols] = block` opens it, writes, flushes and closes, so writers in
-    threads or worker processes can take turns under one lock (dask.array.store's `lock`)."""
+    window: `target[rows, cols] = block` opens it, writes, flushes, closes and reads the window
+    back (files.check_written: a failed write may pass silently), so writers in threads or
+    worker processes can take turns under one lock (dask.array.store's `lock`)."""
 
     def __init__(self, path: str, shape, dtype, geotransform, crs=None, nodata: float | None = None,
                  compress: str = "DEFLATE", tags=None, description=None):
@@ -175,11 +179,13 @@ class GeoTiffWindows:
     def __setitem__(self, key, value):
         gdal, _, _ = osgeo()
         rows, cols = key
+        value = np.asarray(value, dtype=self.dtype)
         with gdal_writing(self.path):
             dataset = gdal.Open(self.path, gdal.GA_Update)
-            dataset.GetRasterBand(1).WriteArray(np.asarray(value, dtype=self.dtype), cols.start or 0, rows.start or 0)
+            dataset.GetRasterBand(1).WriteArray(value, cols.start or 0, rows.start or 0)
             dataset.FlushCache()
             dataset = None
+        check_written(self.path, value, (rows.start or 0, cols.start or 0))
 
 
 def store(arrays: dict, targets: dict, lock):

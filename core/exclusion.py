@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from .files import create_geotiff, gdal_writing, osgeo, spatial_reference
+from .files import create_geotiff, gdal_writing, open_read_only, osgeo, spatial_reference
 from .grids import grid_differences
 
 POLYGON_TYPES = ("POLYGON", "MULTIPOLYGON", "CURVEPOLYGON", "MULTISURFACE", "GEOMETRY", "UNKNOWN")
@@ -42,9 +42,7 @@ def decode_exclusion(data: np.ndarray, nodata) -> np.ndarray:
 
 def is_vector(source: str) -> bool:
     """Whether GDAL reads `source` as vector layers (else it must be a raster)."""
-    gdal, _, _ = osgeo()
-    with contextlib.suppress(RuntimeError):
-        dataset = gdal.OpenEx(source, gdal.OF_VECTOR)
+    with contextlib.suppress(RuntimeError), open_read_only(source, "vector") as dataset:
         return dataset is not None and dataset.GetLayerCount() > 0
     return False
 
@@ -61,11 +59,12 @@ def exclusion_mask(source: str, shape, geotransform, crs, *, layer: str | None =
         _set_grid(memory, geotransform, crs)
         _burn(source, memory, layer, where, crs, what)
         return memory.GetRasterBand(1).ReadAsArray() != 0
-    dataset = _raster_on_grid(source, shape, geotransform, crs, what)
-    from .blockwise import read_pixels
+    from .blockwise import open_raster, read_pixels
 
-    band = dataset.GetRasterBand(1)
-    return decode_exclusion(read_pixels(band, source, what), band.GetNoDataValue())
+    with open_raster(source, what) as dataset:
+        _check_on_grid(dataset, shape, geotransform, crs, what)
+        band = dataset.GetRasterBand(1)
+        return decode_exclusion(read_pixels(band, source, what), band.GetNoDataValue())
 
 
 def exclusion_mask_lazy(source: str, shape, geotransform, crs, block: int, scratch: str, *, layer: str | None = None,
@@ -84,7 +83,10 @@ def exclusion_mask_lazy(source: str, shape, geotransform, crs, block: int, scrat
                 dataset = None
         source, what = scratch, f"{what} (burnt onto the grid)"
     else:
-        _raster_on_grid(source, shape, geotransform, crs, what)
+        from .blockwise import open_raster
+
+        with open_raster(source, what) as dataset:
+            _check_on_grid(dataset, shape, geotransform, crs, what)
     raw, nodata = read_lazy(source, block, what)
     return raw.map_blocks(decode_exclusion, nodata, dtype=bool, meta=np.zeros((0, 0), bool))
 
@@ -99,11 +101,8 @@ def _set_grid(dataset, geotransform, crs) -> None:
         dataset.SetSpatialRef(srs)
 
 
-def _raster_on_grid(source: str, shape, geotransform, crs, what: str):
-    """The single-band raster `source`, checked to lie on the grid."""
-    from .blockwise import open_raster
-
-    dataset = open_raster(source, what)
+def _check_on_grid(dataset, shape, geotransform, crs, what: str) -> None:
+    """Raise unless the raster `dataset` lies on the grid."""
     srs = spatial_reference(crs)
     problems = grid_differences((shape[1], shape[0]), tuple(geotransform or (0, 1, 0, 0, 0, 1)),
                                 srs.ExportToWkt() if srs is not None else "",
@@ -113,7 +112,6 @@ def _raster_on_grid(source: str, shape, geotransform, crs, what: str):
         raise ValueError(f"{what} is a raster, but not on the probabilities' grid: {'; '.join(problems)}. Warp it onto "
                          f"that grid first (e.g. 'Warp (reproject)' with nearest neighbour, or 'Align rasters'), or give "
                          f"the mask as polygons")
-    return dataset
 
 
 def _burn(source: str, dataset, layer: str | None, where: str | None, crs, what: str) -> None:
@@ -134,21 +132,22 @@ def crs_of(polygons):
 def polygons_without_crs(source: str, layer: str | None = None) -> bool:
     """Whether the polygon layer `layer` (default: the only one) of `source` has no CRS (it is
     then read in the grid's CRS); False for a raster or a file GDAL cannot read as vectors."""
-    gdal, _, _ = osgeo()
-    try:
-        vector = gdal.OpenEx(source, gdal.OF_VECTOR)
-    except RuntimeError:
-        return False
-    polygons = vector.GetLayerByName(layer) if layer else vector.GetLayer(0) if vector.GetLayerCount() else None
-    return polygons is not None and crs_of(polygons) is None
+    with contextlib.suppress(RuntimeError), open_read_only(source, "vector") as vector:
+        polygons = vector.GetLayerByName(layer) if layer else vector.GetLayer(0) if vector.GetLayerCount() else None
+        return polygons is not None and crs_of(polygons) is None
+    return False
 
 
 def _polygons_on_grid(source: str, layer: str | None, where: str | None, crs, dataset, what: str):
     """An in-memory OGR dataset whose layer 'polygons' holds the chosen polygons in the grid's
     CRS. Reprojected here, not by the rasterizer, so a geometry that cannot be reprojected is
     an error (GDAL's rasterizer would skip it and leave a silently smaller mask)."""
+    with open_read_only(source, "vector") as vector:
+        return _copy_polygons(vector, source, layer, where, crs, dataset, what)
+
+
+def _copy_polygons(vector, source: str, layer: str | None, where: str | None, crs, dataset, what: str):
     gdal, ogr, osr = osgeo()
-    vector = gdal.OpenEx(source, gdal.OF_VECTOR)
     names = [vector.GetLayer(index).GetName() for index in range(vector.GetLayerCount())]
     if layer is None:
         if len(names) != 1:

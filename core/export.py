@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .files import AtomicFiles, gdal_writing, osgeo, write_geotiff
+from .files import AtomicFiles, check_written, gdal_writing, osgeo, write_geotiff
 from ._backend import to_host
 from .api import check_same_grid, require_variables
 from .metadata import LONG_NAMES, describe_run
@@ -105,6 +105,7 @@ def write_png(path: str, rgb: np.ndarray, tags=None) -> None:
         memory.SetMetadata(dict(tags))
     with gdal_writing(path):  # the tags as PNG text chunks, not an .aux.xml beside the file
         gdal.GetDriverByName("PNG").CreateCopy(path, memory, options=["WRITE_METADATA_AS_TEXT=YES"])
+    check_written(path, rgb)
 
 
 def tile_layout(parts: bool = False, tags=None):

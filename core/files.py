@@ -1,5 +1,6 @@
-"""Writing files safely: all outputs of a run appear together or not at all, inputs are
-never replaced, and GeoTIFFs are written one way everywhere.
+"""Reading and writing files safely: all outputs of a run appear together or not at all,
+inputs are never replaced and nothing appears beside them, a written file is proven whole,
+and GeoTIFFs are written one way everywhere.
 
 GDAL's Python bindings (`osgeo`) do the writing: every QGIS and every DARTS install has
 them. They are imported only when a file is written, so the array API works without.
@@ -99,6 +100,55 @@ def write_geotiff(path: str, array: np.ndarray, geotransform, crs=None, nodata: 
             dataset.FlushCache()
         finally:
             dataset = None  # closes the file
+    check_written(path, array)
+
+
+@contextlib.contextmanager
+def open_read_only(path: str, kind: str | None = None, drivers=None):
+    """`with open_read_only(path, "raster" | "vector" | None) as dataset:` the GDAL dataset
+    of `path` (restricted to the GDAL `drivers` if given), read-only, closed at the end of
+    the block. Nothing is written beside it: GDAL 3.10 writes `<file>.aux.xml` beside a
+    GeoPackage with dataset metadata that is closed without reading that metadata, so GDAL's
+    auxiliary files (PAM) are off for this thread while the file is open (an `.aux.xml`
+    already there is not read either). Children (bands, layers) must not outlive the block."""
+    gdal, _, _ = osgeo()
+    flags = gdal.OF_READONLY | {"raster": gdal.OF_RASTER, "vector": gdal.OF_VECTOR,
+                                None: gdal.OF_RASTER | gdal.OF_VECTOR}[kind]
+    previous = gdal.GetThreadLocalConfigOption("GDAL_PAM_ENABLED", None)
+    gdal.SetThreadLocalConfigOption("GDAL_PAM_ENABLED", "NO")
+    dataset = None
+    try:
+        dataset = gdal.OpenEx(str(path), flags, allowed_drivers=list(drivers or []))
+        yield dataset
+    finally:
+        if dataset is not None and hasattr(dataset, "Close"):  # GDAL >= 3.8: closed now, with PAM still off
+            dataset.Close()
+        dataset = None  # older GDAL: closed with the last reference
+        gdal.SetThreadLocalConfigOption("GDAL_PAM_ENABLED", previous)
+
+
+def check_written(path: str, expected: np.ndarray | None = None, offset=(0, 0)) -> None:
+    """Prove a GeoTIFF (or PNG) just written whole: read every block back, in strips, and
+    compare the pixels with `expected` when given (a window at `offset` (row, column); None:
+    the whole file, only read). With GDAL 3.10 / libtiff 4.7 a write that fails for a full
+    disk may only be printed to stderr while FlushCache and Close succeed (GDAL buffers small
+    writes): the file is then truncated, and reading it back shows it. Raises OSError
+    naming the user's file."""
+    incomplete = OSError(_could_not_write(path, "the file is incomplete when read back, is the disk full?"))
+    try:
+        with open_read_only(path, "raster") as dataset:
+            row, column = offset
+            height, width = expected.shape[-2:] if expected is not None else (dataset.RasterYSize, dataset.RasterXSize)
+            block = max(1, dataset.GetRasterBand(1).GetBlockSize()[1])
+            step = max(block, 2 ** 22 // max(1, width) // block * block)  # rows of about 4 M pixels
+            for top in range(0, height, step):
+                rows = min(step, height - top)
+                pixels = dataset.ReadAsArray(column, row + top, width, rows)
+                if expected is not None and not np.array_equal(pixels, expected[..., top:top + rows, :],
+                                                               equal_nan=expected.dtype.kind == "f"):
+                    raise incomplete
+    except RuntimeError:  # GDAL's: a block or the directory beyond the end of the file
+        raise incomplete from None
 
 
 _closing = threading.local()  # per thread: the close errors of the write under way, or None
@@ -156,13 +206,14 @@ def replace_layer(geopackage: str, copy: str, source: str, layer: str) -> None:
     replace it atomically."""
     gdal, _, _ = osgeo()
     try:  # GDAL would quietly make a new GeoPackage of a damaged one, its other layers lost
-        gdal.OpenEx(geopackage, gdal.OF_VECTOR, allowed_drivers=["GPKG"])
+        with open_read_only(geopackage, "vector", ["GPKG"]):
+            pass
     except RuntimeError as error:
         raise ValueError(f"cannot write the layer {layer!r} into {geopackage}: it is not a readable GeoPackage "
                          f"({error})") from None
     shutil.copyfile(geopackage, copy)
-    with gdal_writing(copy):
-        gdal.VectorTranslate(copy, source, options=["-preserve_fid"], accessMode="overwrite", layers=[layer],
+    with gdal_writing(copy), open_read_only(source, "vector") as layers:
+        gdal.VectorTranslate(copy, layers, options=["-preserve_fid"], accessMode="overwrite", layers=[layer],
                              layerCreationOptions=["FID=fid", "GEOMETRY_NAME=geometry"])
 
 

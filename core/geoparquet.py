@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from .files import gdal_writing, osgeo
+from .files import gdal_writing, open_read_only, osgeo
 
 GEOMETRY_COLUMN = "geometry"  # as geopandas' to_parquet (upstream) names it
 
@@ -42,8 +42,8 @@ def write_geoparquet(geopackage: str, layer: str, path: str, writer: str | None 
             raise RuntimeError(f"cannot write {path}: {why}")
     if writer == "gdal":
         gdal, _, _ = osgeo()
-        with gdal_writing(path):
-            gdal.VectorTranslate(path, geopackage, format="Parquet", layers=[layer], options=["-unsetFid"],
+        with gdal_writing(path), open_read_only(geopackage, "vector") as source:
+            gdal.VectorTranslate(path, source, format="Parquet", layers=[layer], options=["-unsetFid"],
                                  layerCreationOptions=["GEOMETRY_ENCODING=WKB", f"GEOMETRY_NAME={GEOMETRY_COLUMN}"])
     else:
         write_table(path, read_layer(geopackage, layer))
@@ -62,25 +62,25 @@ class LayerData:
 
 def read_layer(geopackage: str, layer: str) -> LayerData:
     """The features of one GeoPackage layer, column by column (OGR)."""
-    gdal, ogr, _ = osgeo()
+    _, ogr, _ = osgeo()
     kinds = {ogr.OFTInteger: "int64", ogr.OFTInteger64: "int64", ogr.OFTReal: "float64"}
-    dataset = gdal.OpenEx(geopackage, gdal.OF_VECTOR | gdal.OF_READONLY)
-    source = dataset.GetLayerByName(layer)
-    definition = source.GetLayerDefn()
-    fields = [definition.GetFieldDefn(i) for i in range(definition.GetFieldCount())]
-    values = [[] for _ in fields]
-    wkb = []
-    for feature in source:
-        for index in range(len(fields)):
-            values[index].append(feature.GetField(index) if feature.IsFieldSetAndNotNull(index) else None)
-        wkb.append(bytes(feature.GetGeometryRef().ExportToIsoWkb()))
-    srs = source.GetSpatialRef()
-    extent = source.GetExtent() if wkb else None  # (xmin, xmax, ymin, ymax)
-    name = ogr.GeometryTypeToName(ogr.GT_Flatten(source.GetGeomType())).title().replace(" ", "")
-    return LayerData([(field.GetName(), kinds.get(field.GetType(), "string"), column)
-                      for field, column in zip(fields, values)], wkb, [name],
-                     json.loads(srs.ExportToPROJJSON()) if srs is not None else None,
-                     [extent[0], extent[2], extent[1], extent[3]] if extent else None)
+    with open_read_only(geopackage, "vector") as dataset:  # nothing written beside it
+        source = dataset.GetLayerByName(layer)
+        definition = source.GetLayerDefn()
+        fields = [definition.GetFieldDefn(i) for i in range(definition.GetFieldCount())]
+        values = [[] for _ in fields]
+        wkb = []
+        for feature in source:
+            for index in range(len(fields)):
+                values[index].append(feature.GetField(index) if feature.IsFieldSetAndNotNull(index) else None)
+            wkb.append(bytes(feature.GetGeometryRef().ExportToIsoWkb()))
+        srs = source.GetSpatialRef()
+        extent = source.GetExtent() if wkb else None  # (xmin, xmax, ymin, ymax)
+        name = ogr.GeometryTypeToName(ogr.GT_Flatten(source.GetGeomType())).title().replace(" ", "")
+        return LayerData([(field.GetName(), kinds.get(field.GetType(), "string"), column)
+                          for field, column in zip(fields, values)], wkb, [name],
+                         json.loads(srs.ExportToPROJJSON()) if srs is not None else None,
+                         [extent[0], extent[2], extent[1], extent[3]] if extent else None)
 
 
 def write_table(path: str, data: LayerData) -> None:

@@ -46,9 +46,9 @@ class Grid:
 
 def grid_of(path: str, what: str) -> Grid:
     """The grid of a raster file (`what` names it in errors)."""
-    dataset = open_raster(path, what, bands=None)
-    return Grid(dataset.RasterXSize, dataset.RasterYSize, tuple(dataset.GetGeoTransform()), dataset.GetProjection(),
-                dataset.GetGeoTransform(can_return_null=True) is not None)
+    with open_raster(path, what, bands=None) as dataset:
+        return Grid(dataset.RasterXSize, dataset.RasterYSize, tuple(dataset.GetGeoTransform()),
+                    dataset.GetProjection(), dataset.GetGeoTransform(can_return_null=True) is not None)
 
 
 def check_same_grid(name_a: str, grid_a: Grid, name_b: str, grid_b: Grid) -> None:

@@ -12,9 +12,10 @@ step's inputs are carried on, so a tile folder still says how its objects were p
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 
-from .files import gdal_writing, osgeo
+from .files import check_written, gdal_writing, open_read_only, osgeo
 
 PREFIX = "DARTS_"
 # Upstream's tag names for the postprocessing settings (the pipeline's names for them).
@@ -50,14 +51,11 @@ def describe_run(step: str, settings: dict, inherited: dict | None = None, tile_
 def read_tags(path: str) -> dict:
     """The `DARTS_*` tags of a raster or GeoPackage (dataset level, and for a GeoPackage also
     its first layer's); {} for a file without them or that GDAL cannot open."""
-    gdal, _, _ = osgeo()
-    try:
-        dataset = gdal.OpenEx(path, gdal.OF_RASTER | gdal.OF_VECTOR | gdal.OF_READONLY)
-    except RuntimeError:
-        return {}
-    found = dict(dataset.GetMetadata() or {})
-    if dataset.GetLayerCount():
-        found.update(dataset.GetLayer(0).GetMetadata() or {})
+    found = {}
+    with contextlib.suppress(RuntimeError), open_read_only(path) as dataset:
+        found = dict(dataset.GetMetadata() or {})
+        if dataset.GetLayerCount():
+            found.update(dataset.GetLayer(0).GetMetadata() or {})
     return {key: value for key, value in found.items() if key.startswith(PREFIX)}
 
 
@@ -91,6 +89,9 @@ def write_metadata(path: str, tags: dict | None, description: str | None = None,
                     apply_metadata(dataset, tags)
             else:
                 apply_metadata(dataset, tags, description)
+            raster = not dataset.GetLayerCount()
             dataset.FlushCache()
         finally:
             dataset = None  # closes the file
+    if raster:  # a GeoTIFF's new directory may be lost silently (files.check_written)
+        check_written(path)
