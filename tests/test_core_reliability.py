@@ -105,6 +105,111 @@ def test_geopackage_failing_while_closing_raises(tmp_path, package_parent):
     assert sorted(os.listdir(tmp_path)) == ["full.gpkg"]
 
 
+WRITE_RASTER_UNDER_LIMIT = """
+import sys, numpy as np
+from darts_postprocessing.core.blockwise import GeoTiffWindows
+from darts_postprocessing.core.files import AtomicFiles, write_geotiff
+target, how, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
+mask = np.zeros((size, size), np.uint8)
+mask[::7, ::5] = 1  # a sparse mask: small compressed tiles
+grid = (0, 10, 0, 0, 0, -10)
+try:
+    with AtomicFiles() as files:
+        path = files.reserve(target)
+        if how == "memory":
+            write_geotiff(path, mask, grid, "EPSG:32606", 255)
+        else:
+            windows = GeoTiffWindows(path, mask.shape, np.uint8, grid, "EPSG:32606", 255)
+            for top in range(0, size, 256):
+                windows[top:top + 256, 0:size] = mask[top:top + 256]
+except OSError as error:
+    print("OSError:", error)
+    sys.exit(3)
+"""
+
+
+@pytest.mark.parametrize("how", ["memory", "blocks"])
+@pytest.mark.parametrize("size", [300, 1000])
+def test_a_full_disk_while_writing_a_small_geotiff_raises(tmp_path, package_parent, how, size):
+    """A file-size limit (as on a full disk) while writing a small, sparse GeoTIFF, in memory
+    (write_geotiff) and window by window (GeoTiffWindows): GDAL 3.10 / libtiff 4.7 only print
+    the failed write, FlushCache and Close succeed, and the truncated file was committed."""
+    pytest.importorskip("osgeo.gdal", reason="GDAL's Python bindings (osgeo) are not installed here")
+    environment = dict(os.environ, PYTHONPATH=str(package_parent))
+    script = [sys.executable, "-c", WRITE_RASTER_UNDER_LIMIT]
+    subprocess.run([*script, str(tmp_path / "whole.tif"), how, str(size)], env=environment, check=True)
+    whole = (tmp_path / "whole.tif").stat().st_size
+    for share in (0.1, 0.5, 0.9):
+        limit = int(whole * share)
+
+        def limited():
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+        target = tmp_path / f"mask-{share}.tif"
+        result = subprocess.run([*script, str(target), how, str(size)], env=environment, preexec_fn=limited,
+                                capture_output=True, text=True)
+        assert result.returncode == 3, (share, result.stdout + result.stderr)
+        assert f"could not write {target}" in result.stdout and ".partial" not in result.stdout, result.stdout
+        assert sorted(os.listdir(tmp_path)) == ["whole.tif"]  # nothing committed, no temporary left
+
+
+def digest(folder):
+    """{name: sha256} of every file in `folder`."""
+    import hashlib
+
+    return {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in sorted(folder.iterdir())}
+
+
+def test_reading_inputs_leaves_nothing_beside_them(tmp_path):
+    """Every reader of the core, on a GeoPackage and a GeoTIFF with dataset metadata (as DARTS
+    files have): the folder stays byte for byte, no `.aux.xml` appears (GDAL 3.10 wrote one
+    beside a GeoPackage closed without reading its metadata)."""
+    pytest.importorskip("osgeo.gdal", reason="GDAL's Python bindings (osgeo) are not installed here")
+    from darts_postprocessing.core import polygonize
+    from darts_postprocessing.core.blockwise import RasterWindows, read_band
+    from darts_postprocessing.core.exclusion import exclusion_mask, is_vector, polygons_without_crs
+    from darts_postprocessing.core.files import open_read_only, replace_layer, write_geotiff
+    from darts_postprocessing.core.geoparquet import geoparquet_support, read_layer, write_geoparquet
+    from darts_postprocessing.core.grids import grid_of
+    from darts_postprocessing.core.metadata import read_tags, write_metadata
+
+    inputs, grid = tmp_path / "inputs", (0, 10, 0, 400, 0, -10)
+    inputs.mkdir()
+    binary = np.zeros((40, 40), np.uint8)
+    binary[5:15, 5:15] = binary[20:30, 22:35] = 1
+    gpkg, tif = str(inputs / "objects.gpkg"), str(inputs / "objects.tif")
+    polygonize(binary, grid, "EPSG:32606", gpkg)
+    write_metadata(gpkg, {"DARTS_test": "1"})
+    write_geotiff(tif, binary, grid, "EPSG:32606", tags={"DARTS_test": "1"})
+    before = digest(inputs)
+
+    def only_open(path, kind):
+        with open_read_only(path, kind) as dataset:
+            assert dataset.GetDriver().ShortName in ("GPKG", "GTiff")
+
+    readers = {
+        "open_read_only gpkg": lambda: only_open(gpkg, "vector"),
+        "open_read_only tif": lambda: only_open(tif, "raster"),
+        "read_tags gpkg": lambda: read_tags(gpkg),
+        "read_tags tif": lambda: read_tags(tif),
+        "is_vector": lambda: is_vector(gpkg),
+        "polygons_without_crs": lambda: polygons_without_crs(gpkg),
+        "exclusion_mask gpkg": lambda: exclusion_mask(gpkg, binary.shape, grid, "EPSG:32606"),
+        "exclusion_mask tif": lambda: exclusion_mask(tif, binary.shape, grid, "EPSG:32606"),
+        "read_layer": lambda: read_layer(gpkg, "objects"),
+        "replace_layer": lambda: replace_layer(gpkg, str(tmp_path / "copy.gpkg"), gpkg, "objects"),
+        "read_band": lambda: read_band(tif, "mask"),
+        "grid_of": lambda: grid_of(tif, "mask"),
+        "RasterWindows": lambda: RasterWindows(tif)[0:10, 0:10],
+    }
+    if geoparquet_support()[0]:
+        readers["write_geoparquet"] = lambda: write_geoparquet(gpkg, "objects", str(tmp_path / "objects.parquet"))
+    for name, read in readers.items():
+        read()
+        assert digest(inputs) == before, name
+
+
 # -- 9. all outputs together or none, also when replacing one fails -----------------------
 
 def old_outputs(folder, names):
