@@ -54,11 +54,10 @@ def run_child(implementation: str, folder: Path) -> dict:
             features, area = reference_polygonize(binary, probabilities)
         seconds = time.perf_counter() - start
     if area is None:
-        from osgeo import ogr
+        from darts_postprocessing.core.files import open_read_only
 
-        dataset = ogr.Open(path)
-        layer = dataset.GetLayer(0)
-        area = sum(feature.GetGeometryRef().GetArea() for feature in layer)
+        with open_read_only(path, "vector") as dataset:
+            area = sum(feature.GetGeometryRef().GetArea() for feature in dataset.GetLayer(0))
     return {"seconds": seconds, "peak_mib": memory.mib, "features": features, "area": area}
 
 

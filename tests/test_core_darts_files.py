@@ -104,7 +104,7 @@ def test_geoparquet_columns_read_from_the_geopackage(tmp_path):
 def test_write_metadata_on_finished_geotiff_and_geopackage(tmp_path):
     gdal = pytest.importorskip("osgeo.gdal", reason="GDAL's Python bindings (osgeo) are not installed here")
     from darts_postprocessing.core import polygonize
-    from darts_postprocessing.core.files import write_geotiff
+    from darts_postprocessing.core.files import open_read_only, write_geotiff
     from darts_postprocessing.core.metadata import read_tags, write_metadata
 
     transform = (600000.0, 10.0, 0.0, 7800000.0, 0.0, -10.0)
@@ -114,19 +114,18 @@ def test_write_metadata_on_finished_geotiff_and_geopackage(tmp_path):
     write_geotiff(tif, binary, transform, "EPSG:32606", compress="LZW")
     tags = describe_run("processtiles", {"THRESHOLD": 0.5}, tile_id="T1")
     write_metadata(tif, tags, "Binarized Segmentation")
-    dataset = gdal.Open(tif)
-    assert dataset.GetRasterBand(1).GetDescription() == "Binarized Segmentation"
-    assert dataset.GetMetadata()["long_name"] == "Binarized Segmentation" and read_tags(tif) == tags
-    np.testing.assert_array_equal(dataset.ReadAsArray(), binary)  # pixels untouched
+    with open_read_only(tif) as dataset:
+        assert dataset.GetRasterBand(1).GetDescription() == "Binarized Segmentation"
+        assert dataset.GetMetadata()["long_name"] == "Binarized Segmentation" and read_tags(tif) == tags
+        np.testing.assert_array_equal(dataset.ReadAsArray(), binary)  # pixels untouched
     gpkg = str(tmp_path / "p.gpkg")
     polygonize(binary, transform, "EPSG:32606", gpkg, "a")
     polygonize(binary, transform, "EPSG:32606", str(tmp_path / "q.gpkg"), "b")
     gdal.VectorTranslate(gpkg, str(tmp_path / "q.gpkg"), accessMode="append")  # a second layer "b"
     write_metadata(gpkg, tags, layer="b")  # only that layer: the file's and layer a's metadata stay
-    vector = gdal.OpenEx(gpkg)
-    assert vector.GetLayerByName("b").GetMetadata() == tags
-    assert "DARTS_tileid" not in (vector.GetLayerByName("a").GetMetadata() or {}) and not vector.GetMetadata()
-    vector = None
+    with open_read_only(gpkg) as vector:
+        assert vector.GetLayerByName("b").GetMetadata() == tags
+        assert "DARTS_tileid" not in (vector.GetLayerByName("a").GetMetadata() or {}) and not vector.GetMetadata()
     write_metadata(gpkg, tags)
-    vector = gdal.OpenEx(gpkg)
-    assert vector.GetMetadata() == vector.GetLayerByName("a").GetMetadata() == tags and read_tags(gpkg) == tags
+    with open_read_only(gpkg) as vector:
+        assert vector.GetMetadata() == vector.GetLayerByName("a").GetMetadata() == tags and read_tags(gpkg) == tags

@@ -66,12 +66,13 @@ def test_to_percent_refuses_uint8_above_100():
 # -- 7. files (and 4: GeoTIFFs keep float64) -------------------------------------------
 
 def test_float64_geotiff_keeps_float64(tmp_path):
-    gdal = pytest.importorskip("osgeo.gdal", reason="GDAL's Python bindings (osgeo) are not installed here")
-    from darts_postprocessing.core.files import write_geotiff
+    pytest.importorskip("osgeo.gdal", reason="GDAL's Python bindings (osgeo) are not installed here")
+    from darts_postprocessing.core.files import open_read_only, write_geotiff
 
     values = np.array([[0.5 + 1e-9, np.nan]])
     write_geotiff(str(tmp_path / "p.tif"), values, (0, 1, 0, 0, 0, -1), None, float("nan"))
-    np.testing.assert_array_equal(gdal.Open(str(tmp_path / "p.tif")).ReadAsArray(), values)
+    with open_read_only(tmp_path / "p.tif") as dataset:
+        np.testing.assert_array_equal(dataset.ReadAsArray(), values)
 
 
 WRITE_UNDER_LIMIT = """

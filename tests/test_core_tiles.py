@@ -21,6 +21,9 @@ import sample_region as scene  # noqa: E402
 from darts_postprocessing.core import prepare_export  # noqa: E402
 from darts_postprocessing.core.files import AtomicFiles  # noqa: E402
 from darts_postprocessing.core.objects import Objects  # noqa: E402
+from reading import open_read_only, pixels  # noqa: E402
+from reading import tags as dataset_tags  # noqa: E402
+from vectors import features  # noqa: E402
 from darts_postprocessing.core.tiles import (  # noqa: E402
     TileResult,
     TileSettings,
@@ -37,10 +40,10 @@ EXPECTED = {"overlap": ("tile_A", 2), "a_edge": ("tile_B", 1), "a_only": ("tile_
 
 
 def read_map(path):
-    dataset = ogr.Open(path)
-    layer = dataset.GetLayer(0)
-    rows = [(feature.items(), feature.GetGeometryRef().Clone()) for feature in layer]
-    return rows, layer.GetSpatialRef().GetAuthorityCode(None), layer.GetMetadata()
+    with open_read_only(path, "vector") as dataset:
+        layer = dataset.GetLayer(0)
+        rows = [(feature.items(), feature.GetGeometryRef().Clone()) for feature in layer]
+        return rows, layer.GetSpatialRef().GetAuthorityCode(None), layer.GetMetadata()
 
 
 def slump_of(slumps, geometry):
@@ -82,28 +85,23 @@ def test_the_region_becomes_one_map_slump_by_slump(region, tmp_path):
 
 
 def test_each_tile_is_postprocessed_exactly_as_prepare_export(region, tmp_path):
-    from osgeo import gdal
-
     with AtomicFiles() as files:
         result = merge_tiles(region["inputs"], tile_outputs=str(tmp_path / "tiles"), files=files)
     for tile in result.tiles:
         folder = os.path.join(region["inputs"], tile.tile_id)
-        percent = gdal.Open(os.path.join(folder, "probabilities.tif")).ReadAsArray()
-        quality = gdal.Open(os.path.join(folder, "quality_data_mask.tif")).ReadAsArray()
+        percent = pixels(os.path.join(folder, "probabilities.tif"))
+        quality = pixels(os.path.join(folder, "quality_data_mask.tif"))
         expected = prepare_export({"probabilities": np.where(percent == 255, np.nan, percent / np.float32(100)),
                                    "quality_data_mask": quality}, 0.5, 10, 32, "low_quality")
         written = tmp_path / "tiles" / tile.tile_id
-        binarized = gdal.Open(str(written / "binarized.tif")).ReadAsArray()
+        binarized = pixels(written / "binarized.tif")
         np.testing.assert_array_equal(binarized, expected["binarized_segmentation"])
-        np.testing.assert_array_equal(gdal.Open(str(written / "extent.tif")).ReadAsArray(), expected["extent"])
-        assert tile.count == Objects(binarized).count == ogr.Open(str(written / "prediction_segments.gpkg")) \
-            .GetLayer(0).GetFeatureCount()
+        np.testing.assert_array_equal(pixels(written / "extent.tif"), expected["extent"])
+        assert tile.count == Objects(binarized).count == len(features(written / "prediction_segments.gpkg")[1])
     assert sorted(os.listdir(tmp_path / "tiles")) == ["tile_A", "tile_B", "tile_C", "tile_D"]
 
 
 def test_exported_tiles_with_only_an_extent(tmp_path):
-    from osgeo import gdal
-
     slumps = scene.region(str(tmp_path / "tiles"), mask="extent")["slumps"]
     with AtomicFiles() as files:
         result = merge_tiles(str(tmp_path / "tiles"), tile_outputs=str(tmp_path / "out"), files=files)
@@ -113,10 +111,9 @@ def test_exported_tiles_with_only_an_extent(tmp_path):
     assert found == EXPECTED
     assert_no_overlaps(rows)
     for tile in ("tile_A", "tile_B"):  # the extent as it is: not eroded a second time, and its tags say so
-        given = gdal.Open(str(tmp_path / "tiles" / tile / "extent.tif")).ReadAsArray()
-        written = gdal.Open(str(tmp_path / "out" / tile / "extent.tif"))
-        np.testing.assert_array_equal(written.ReadAsArray(), given)
-        tags = written.GetMetadata()
+        given = pixels(tmp_path / "tiles" / tile / "extent.tif")
+        np.testing.assert_array_equal(pixels(tmp_path / "out" / tile / "extent.tif"), given)
+        tags = dataset_tags(tmp_path / "out" / tile / "extent.tif")
         assert (tags["DARTS_maskerosion"], tags["DARTS_qualitymask"], tags["DARTS_tileid"]) == (
             "0", "extent.tif as given", tile)
 
@@ -173,12 +170,12 @@ def test_a_broken_or_inconsistent_tile_is_skipped_and_named(region, tmp_path):
     nowhere = inputs / "tile_H"  # no CRS: cannot be placed on the map
     nowhere.mkdir()
     for name in ("probabilities.tif", "quality_data_mask.tif"):
-        source = gdal.Open(str(inputs / "tile_D" / name))
-        copy = gdal.GetDriverByName("GTiff").Create(str(nowhere / name), source.RasterXSize, source.RasterYSize, 1,
-                                                    gdal.GDT_Byte)
-        copy.SetGeoTransform(source.GetGeoTransform())
-        copy.GetRasterBand(1).WriteArray(source.ReadAsArray())
-        copy = source = None
+        with open_read_only(inputs / "tile_D" / name) as source:
+            copy = gdal.GetDriverByName("GTiff").Create(str(nowhere / name), source.RasterXSize, source.RasterYSize,
+                                                        1, gdal.GDT_Byte)
+            copy.SetGeoTransform(source.GetGeoTransform())
+            copy.GetRasterBand(1).WriteArray(source.ReadAsArray())
+            copy = None
 
     result = process_tiles(str(inputs), str(tmp_path / "map.gpkg"), workers=2)
     reasons = {item.tile_id: item.reason for item in result.skipped}

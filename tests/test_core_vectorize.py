@@ -9,6 +9,7 @@ import pytest
 import reference
 from darts_postprocessing.core import export_tile, polygonize, prepare_export, to_percent
 from tiles import random_tile
+from reading import open_read_only, pixels
 from vectors import features
 
 gdal = pytest.importorskip("osgeo.gdal", reason="GDAL's Python bindings (osgeo) are not installed here")
@@ -23,8 +24,8 @@ def burn(path, shape, geotransform=GEOTRANSFORM):
     """The GeoPackage rasterized onto the grid, Region_ID as value (pixel centres inside)."""
     target = gdal.GetDriverByName("MEM").Create("", shape[1], shape[0], 1, gdal.GDT_Int32)
     target.SetGeoTransform(geotransform)
-    source = ogr.Open(str(path))
-    gdal.RasterizeLayer(target, [1], source.GetLayer(0), options=["ATTRIBUTE=Region_ID"])
+    with open_read_only(path, "vector") as source:
+        gdal.RasterizeLayer(target, [1], source.GetLayer(0), options=["ATTRIBUTE=Region_ID"])
     return target.GetRasterBand(1).ReadAsArray()
 
 
@@ -110,17 +111,17 @@ def test_export_tile_writes_darts_files(tmp_path):
     assert sorted(os.listdir(tmp_path / "T06WVS")) == sorted(
         ["probabilities.tif", "binarized.tif", "extent.tif", "prediction_segments.gpkg", "prediction_extent.gpkg",
          "quicklook.png", *twins])
-    dataset = gdal.Open(paths["probabilities"])
-    band = dataset.GetRasterBand(1)
-    assert band.DataType == gdal.GDT_Byte and band.GetNoDataValue() == 255
-    assert dataset.GetMetadata("IMAGE_STRUCTURE")["COMPRESSION"] == "LZW"
-    assert dataset.GetGeoTransform() == GEOTRANSFORM and "32606" in dataset.GetSpatialRef().GetAuthorityCode(None)
     masked = result["probabilities"]
     expected = np.where(np.isnan(masked), 255, (np.nan_to_num(masked) * np.float32(100)).astype(np.uint8))
-    np.testing.assert_array_equal(band.ReadAsArray(), expected)
-    binarized = gdal.Open(paths["binarized"]).ReadAsArray()
+    with open_read_only(paths["probabilities"]) as dataset:
+        band = dataset.GetRasterBand(1)
+        assert band.DataType == gdal.GDT_Byte and band.GetNoDataValue() == 255
+        assert dataset.GetMetadata("IMAGE_STRUCTURE")["COMPRESSION"] == "LZW"
+        assert dataset.GetGeoTransform() == GEOTRANSFORM and "32606" in dataset.GetSpatialRef().GetAuthorityCode(None)
+        np.testing.assert_array_equal(band.ReadAsArray(), expected)
+    binarized = pixels(paths["binarized"])
     np.testing.assert_array_equal(binarized, result["binarized_segmentation"])
-    np.testing.assert_array_equal(gdal.Open(paths["extent"]).ReadAsArray(), result["extent"])
+    np.testing.assert_array_equal(pixels(paths["extent"]), result["extent"])
     # Statistics as DARTS computes them: of the exported uint8 percent values.
     percent = np.where(expected == 255, np.nan, expected).astype(np.float64)
     for kind, raster in (("segments", binarized), ("extent_polygons", result["extent"])):
@@ -134,23 +135,23 @@ def test_export_tile_writes_darts_files(tmp_path):
             assert isinstance(attributes["min"], int) and 0 <= attributes["min"] <= attributes["max"] <= 100
             for statistic in ("mean", "median", "std"):
                 assert attributes[statistic] == pytest.approx(table[statistic][index], rel=1e-9, abs=1e-9)
-        dataset = ogr.Open(paths[kind])  # must outlive its layer
-        layer = dataset.GetLayer(0)
-        definition = layer.GetLayerDefn()
-        types = {definition.GetFieldDefn(i).GetName(): definition.GetFieldDefn(i).GetTypeName()
-                 for i in range(definition.GetFieldCount())}
-        assert types == {"Region_ID": "Integer64", "min": "Integer64", "max": "Integer64", "mean": "Real",
-                         "median": "Real", "std": "Real", "npixel": "Integer64", "area_m2": "Real"}
-        assert layer.GetGeometryColumn() == "geom" and layer.GetMetadata()["DARTS_tileid"] == "T06WVS"
-    png = gdal.Open(paths["quicklook"])
-    assert png.RasterCount == 3 and max(png.RasterXSize, png.RasterYSize) <= 512
+        with open_read_only(paths[kind], "vector") as dataset:  # must outlive its layer
+            layer = dataset.GetLayer(0)
+            definition = layer.GetLayerDefn()
+            types = {definition.GetFieldDefn(i).GetName(): definition.GetFieldDefn(i).GetTypeName()
+                     for i in range(definition.GetFieldCount())}
+            assert types == {"Region_ID": "Integer64", "min": "Integer64", "max": "Integer64", "mean": "Real",
+                             "median": "Real", "std": "Real", "npixel": "Integer64", "area_m2": "Real"}
+            assert layer.GetGeometryColumn() == "geom" and layer.GetMetadata()["DARTS_tileid"] == "T06WVS"
+    with open_read_only(paths["quicklook"]) as png:
+        assert png.RasterCount == 3 and max(png.RasterXSize, png.RasterYSize) <= 512
+        assert png.GetMetadata()["DARTS_tileid"] == "T06WVS"
     # Band descriptions (upstream's long_name) and tags: the folder's name is the tile id.
     for kind, long_name in (("probabilities", "Probabilities"), ("binarized", "Binarized Segmentation"),
                             ("extent", "Extent of the segmentation")):
-        raster = gdal.Open(paths[kind])
-        assert raster.GetRasterBand(1).GetDescription() == raster.GetMetadata()["long_name"] == long_name
-        assert raster.GetMetadata()["DARTS_tileid"] == "T06WVS" and "DARTS_exportdate" in raster.GetMetadata()
-    assert png.GetMetadata()["DARTS_tileid"] == "T06WVS"
+        with open_read_only(paths[kind]) as raster:
+            assert raster.GetRasterBand(1).GetDescription() == raster.GetMetadata()["long_name"] == long_name
+            assert raster.GetMetadata()["DARTS_tileid"] == "T06WVS" and "DARTS_exportdate" in raster.GetMetadata()
 
 
 def test_export_tile_failure_writes_nothing(tmp_path):

@@ -3,8 +3,8 @@
 
 def features(path, layer=None):
     """(layer name, [(attributes, geometry), ...]) of a GeoPackage layer (default: the first)."""
-    from osgeo import ogr
+    from reading import open_read_only
 
-    dataset = ogr.Open(str(path))  # must outlive its layer: GDAL crashes on an orphaned layer
-    source = dataset.GetLayerByName(layer) if layer else dataset.GetLayer(0)
-    return source.GetName(), [(f.items(), f.GetGeometryRef().Clone()) for f in source]
+    with open_read_only(path, "vector") as dataset:  # must outlive its layer: GDAL crashes on an orphaned layer
+        source = dataset.GetLayerByName(layer) if layer else dataset.GetLayer(0)
+        return source.GetName(), [(f.items(), f.GetGeometryRef().Clone()) for f in source]

@@ -48,9 +48,9 @@ def desktop(tmp_path, mode, parameters, layers, screenshot, selected=None, algor
 def object_pixels(screenshot, colour=(215, 48, 31)):
     """How many pixels of the screenshot have the objects' red (or `colour`)."""
     import numpy as np
-    from osgeo import gdal
+    from reading import pixels
 
-    image = gdal.Open(str(screenshot)).ReadAsArray()[:3].astype(int)
+    image = pixels(screenshot)[:3].astype(int)
     return int((np.abs(image - np.array(colour)[:, None, None]).max(axis=0) <= 12).sum())
 
 

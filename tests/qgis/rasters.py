@@ -4,14 +4,15 @@ import numpy as np
 from osgeo import gdal
 
 from darts_postprocessing.core import prepare_export
+from darts_postprocessing.core.files import open_read_only
 
 gdal.UseExceptions()
 
 
 def read(path):
     """The pixels of band 1 (the dataset is kept alive while its band is read)."""
-    dataset = gdal.Open(str(path))
-    return dataset.GetRasterBand(1).ReadAsArray()
+    with open_read_only(path, "raster") as dataset:
+        return dataset.GetRasterBand(1).ReadAsArray()
 
 
 def read_percent(path):

@@ -11,6 +11,7 @@ from osgeo import gdal
 import processing
 from qgis.core import QgsProcessingFeedback
 from rasters import read
+from reading import open_read_only
 from sample_tile import write_sample_tile
 
 gdal.UseExceptions()
@@ -95,11 +96,11 @@ def vrt_mosaic(big, tmp_path):
     for row in range(2):
         for col in range(2):
             path = str(tmp_path / f"tile_{row}_{col}.tif")
-            source = gdal.Open(big["probabilities"])
-            x0, dx, _, y0, _, dy = source.GetGeoTransform()
-            copy = gdal.Translate(path, source)
-            copy.SetGeoTransform((x0 + col * SIZE * dx, dx, 0, y0 + row * SIZE * dy, 0, dy))
-            copy = None
+            with open_read_only(big["probabilities"]) as source:
+                x0, dx, _, y0, _, dy = source.GetGeoTransform()
+                copy = gdal.Translate(path, source)
+                copy.SetGeoTransform((x0 + col * SIZE * dx, dx, 0, y0 + row * SIZE * dy, 0, dy))
+                copy = None
             tiles.append(path)
     mosaic = str(tmp_path / "mosaic.vrt")
     gdal.BuildVRT(mosaic, tiles)
@@ -141,7 +142,8 @@ def test_polygonize_in_blocks(provider, big, tmp_path):
                                             "OUTPUT": str(out), **extra})
         runs[mode] = polygons_by_id(out)
     assert_same_polygons(runs["memory"], runs["blocks"])
-    x0 = gdal.Open(binarized).GetGeoTransform()[0]
+    with open_read_only(binarized) as dataset:
+        x0 = dataset.GetGeoTransform()[0]
     crossing = [region for region, (_, geometry) in runs["memory"].items()  # over the 512-pixel block lines
                 if any(geometry.GetEnvelope()[0] < x0 + 5120 * k < geometry.GetEnvelope()[1] for k in (1, 2))]
     assert crossing
@@ -236,12 +238,12 @@ def test_exporttile_in_blocks(provider, big, tmp_path, as_float):
     names = sorted(os.listdir(tmp_path / "memory"))
     assert sorted(os.listdir(tmp_path / "blocks")) == names and len(names) == 6
     for name in ("probabilities.tif", "binarized.tif", "extent.tif", "quicklook.png"):
-        memory, blocks = gdal.Open(str(tmp_path / "memory" / name)), gdal.Open(str(tmp_path / "blocks" / name))
-        np.testing.assert_array_equal(blocks.ReadAsArray(), memory.ReadAsArray(), err_msg=name)
-        assert blocks.GetRasterBand(1).GetNoDataValue() == memory.GetRasterBand(1).GetNoDataValue()
-        if name.endswith(".tif"):
-            assert blocks.GetMetadata("IMAGE_STRUCTURE")["COMPRESSION"] == "LZW"
-            assert blocks.GetGeoTransform() == memory.GetGeoTransform()
+        with open_read_only(tmp_path / "memory" / name) as memory, open_read_only(tmp_path / "blocks" / name) as blocks:
+            np.testing.assert_array_equal(blocks.ReadAsArray(), memory.ReadAsArray(), err_msg=name)
+            assert blocks.GetRasterBand(1).GetNoDataValue() == memory.GetRasterBand(1).GetNoDataValue()
+            if name.endswith(".tif"):
+                assert blocks.GetMetadata("IMAGE_STRUCTURE")["COMPRESSION"] == "LZW"
+                assert blocks.GetGeoTransform() == memory.GetGeoTransform()
     for name in ("prediction_segments.gpkg", "prediction_extent.gpkg"):
         assert_same_polygons(polygons_by_id(tmp_path / "memory" / name), polygons_by_id(tmp_path / "blocks" / name))
 

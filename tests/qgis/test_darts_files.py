@@ -13,6 +13,8 @@ from scipy import ndimage
 import processing
 import reference
 from rasters import read
+from reading import open_read_only
+from reading import tags as dataset_tags
 from sample_tile import write_tif
 from vectors import features
 
@@ -71,12 +73,12 @@ def export(sample, prepared, folder, feedback=None, **extra):
 
 
 def schema(path):
-    dataset = ogr.Open(str(path))  # must outlive its layer
-    layer = dataset.GetLayer(0)
-    definition = layer.GetLayerDefn()
-    fields = {definition.GetFieldDefn(i).GetName(): definition.GetFieldDefn(i).GetTypeName()
-              for i in range(definition.GetFieldCount())}
-    return fields, layer.GetGeometryColumn(), ogr.GeometryTypeToName(layer.GetGeomType())
+    with open_read_only(path, "vector") as dataset:  # must outlive its layer
+        layer = dataset.GetLayer(0)
+        definition = layer.GetLayerDefn()
+        fields = {definition.GetFieldDefn(i).GetName(): definition.GetFieldDefn(i).GetTypeName()
+                  for i in range(definition.GetFieldCount())}
+        return fields, layer.GetGeometryColumn(), ogr.GeometryTypeToName(layer.GetGeomType())
 
 
 def percent_of(path):
@@ -112,11 +114,11 @@ def test_exporttile_statistics_and_schema_are_darts(provider, blocks_sample, tmp
         assert len(rows) == labels.max() > 0
         assert_percent_statistics(sorted(rows, key=lambda row: row[0]["Region_ID"]), table)
     # A user's "mean" > 60 finds the objects DARTS would find.
-    dataset = ogr.Open(results["OUTPUT_SEGMENTS"])
-    layer = dataset.GetLayer(0)
-    layer.SetAttributeFilter('"mean" > 60 AND "max" <= 100')
     labels, table = reference.object_table(read(results["OUTPUT_BINARIZED"]), percent)
-    assert layer.GetFeatureCount() == int((table["mean"] > 60).sum()) > 0
+    with open_read_only(results["OUTPUT_SEGMENTS"], "vector") as dataset:
+        layer = dataset.GetLayer(0)
+        layer.SetAttributeFilter('"mean" > 60 AND "max" <= 100')
+        assert layer.GetFeatureCount() == int((table["mean"] > 60).sum()) > 0
 
 
 def test_exporttile_statistics_of_float_probabilities_are_the_truncated_percent(provider, tmp_path):
@@ -192,12 +194,12 @@ def test_every_file_says_how_it_was_made(provider, blocks_sample, tmp_path):
                        OUTPUT_PROBABILITIES=str(tmp_path / "masked.tif"))
 
     def tags_of(path, description=None):
-        dataset = gdal.OpenEx(str(path))
-        tags = dataset.GetMetadata()
-        if description:
-            assert dataset.GetRasterBand(1).GetDescription() == tags["long_name"] == description
-        if dataset.GetLayerCount():
-            assert dataset.GetLayer(0).GetMetadata() == tags
+        with open_read_only(path) as dataset:
+            tags = dataset.GetMetadata()
+            if description:
+                assert dataset.GetRasterBand(1).GetDescription() == tags["long_name"] == description
+            if dataset.GetLayerCount():
+                assert dataset.GetLayer(0).GetMetadata() == tags
         return tags
 
     for output, description in (("OUTPUT_BINARIZED", "Binarized Segmentation"),
@@ -236,14 +238,14 @@ def test_step_outputs_carry_their_settings(provider, sample, tmp_path):
                                                   "THRESHOLD": 0.4, "MIN_OBJECT_SIZE": 7,
                                                   "OUTPUT": str(tmp_path / "b.tif")})["OUTPUT"]
     polygons = processing.run("darts:polygonize", {"BINARIZED": binarized, "OUTPUT": str(tmp_path / "p.gpkg")})["OUTPUT"]
-    extent_tags = gdal.Open(eroded).GetMetadata()
+    extent_tags = dataset_tags(eroded)
     assert extent_tags["DARTS_qualitymask"] == "high_quality" and extent_tags["DARTS_erodemask_size"] == "2"
     assert extent_tags["long_name"] == "Extent of the segmentation"
-    binarized_tags = gdal.Open(binarized).GetMetadata()
+    binarized_tags = dataset_tags(binarized)
     assert binarized_tags["DARTS_binarizethreshold"] == "0.4" and binarized_tags["DARTS_mmu"] == "7"
     assert binarized_tags["DARTS_qualitymask"] == "high_quality"  # from the mask it was given
     assert binarized_tags["long_name"] == "Binarized Segmentation"
-    polygon_tags = gdal.OpenEx(polygons).GetMetadata()
+    polygon_tags = dataset_tags(polygons)
     assert polygon_tags["DARTS_binarizethreshold"] == "0.4" and polygon_tags["DARTS_polygonize_statistics_scale"] == "fraction"
 
 
@@ -293,6 +295,6 @@ def test_settings_left_at_their_defaults_are_tagged_with_their_values(profile, s
                        f"QUALITY_MASK={sample['quality']}", f"OUTPUT_BINARIZED={tmp_path / 'b.tif'}",
                        f"OUTPUT_EXTENT={tmp_path / 'e.tif'}")
     assert run.returncode == 0, run.stdout + run.stderr
-    tags = gdal.Open(str(tmp_path / "b.tif")).GetMetadata()
+    tags = dataset_tags(tmp_path / "b.tif")
     assert (tags["DARTS_binarizethreshold"], tags["DARTS_maskerosion"], tags["DARTS_edgeerosion"], tags["DARTS_mmu"],
             tags["DARTS_qualitymask"]) == ("0.5", "10", "10", "32", "low_quality")

@@ -15,6 +15,8 @@ import processing
 import reference
 from qgis_cli import qgis_process
 from rasters import read, read_percent
+from reading import open_read_only
+from reading import tags as dataset_tags
 from sample_tile import EPSG, ORIGIN, PIXEL, write_sample_tile, write_tif
 from vectors import features
 
@@ -187,13 +189,13 @@ def test_thresholds_through_qgis_process(profile, sample, tmp_path):
         extent, binarized, counts = expected(sample, threshold=float(name), exclude=water_mask())
         path = out / f"binarized-t{name}.tif"
         np.testing.assert_array_equal(read(path), binarized, err_msg=name)
-        assert gdal.Open(str(path)).GetMetadataItem("DARTS_binarizethreshold") == name  # its own, DARTS' key
+        assert dataset_tags(path)["DARTS_binarizethreshold"] == name  # its own, DARTS' key
         layer_name, rows = features(out / f"objects-t{name}.gpkg")
         labels, _ = reference.object_table(binarized)
         assert len({attributes["Region_ID"] for attributes, _ in rows}) == labels.max() > 0
-        vector = gdal.OpenEx(str(out / f"objects-t{name}.gpkg"))
-        assert vector.GetLayer(0).GetMetadataItem("DARTS_binarizethreshold") == name
-        assert vector.GetMetadataItem("DARTS_binarizethreshold") == name
+        with open_read_only(out / f"objects-t{name}.gpkg", "vector") as vector:
+            assert vector.GetLayer(0).GetMetadataItem("DARTS_binarizethreshold") == name
+            assert vector.GetMetadataItem("DARTS_binarizethreshold") == name
         for key, value in counts.items():
             assert number(page, f"{key}-t{name}") == value, (key, name)
         assert number(page, f"kept_objects-t{name}") == labels.max()
@@ -241,15 +243,15 @@ def test_thresholds_with_subsets_block_by_block(provider, tmp_path):
 
 def test_polygons_without_a_crs_are_used_in_the_rasters_crs_with_a_warning(provider, sample, tmp_path):
     with_crs = write_water(tmp_path / "utm.gpkg", crs=f"EPSG:{EPSG}")
-    source = ogr.Open(str(with_crs))
-    dataset = ogr.GetDriverByName("GPKG").CreateDataSource(str(tmp_path / "nocrs.gpkg"))
-    layer = dataset.CreateLayer("water", None, ogr.wkbPolygon)
-    for feature in source.GetLayer(0):
-        if feature.GetField("kind") == "water":
-            copy = ogr.Feature(layer.GetLayerDefn())
-            copy.SetGeometry(feature.GetGeometryRef())
-            layer.CreateFeature(copy)
-    dataset = source = None
+    with open_read_only(with_crs, "vector") as source:
+        dataset = ogr.GetDriverByName("GPKG").CreateDataSource(str(tmp_path / "nocrs.gpkg"))
+        layer = dataset.CreateLayer("water", None, ogr.wkbPolygon)
+        for feature in source.GetLayer(0):
+            if feature.GetField("kind") == "water":
+                copy = ogr.Feature(layer.GetLayerDefn())
+                copy.SetGeometry(feature.GetGeometryRef())
+                layer.CreateFeature(copy)
+        dataset = None
     warnings = []
 
     class Feedback(QgsProcessingFeedback):

@@ -35,6 +35,7 @@ import pytest
 from osgeo import gdal
 from qgis.core import QgsProcessingException, QgsProcessingFeedback
 from qgis_cli import qgis_process
+from reading import open_read_only, pixels
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 import sample_region as scene  # noqa: E402
@@ -82,12 +83,13 @@ HIDDEN = re.compile(r"\.partial|\.backup|-journal$|-wal$|-shm$")
 
 def write_like(template, path, array, nodata=None):
     """A GeoTIFF of `array` ((y, x) or (bands, y, x)) on the grid of the raster `template`."""
-    source = gdal.Open(str(template))
+    with open_read_only(template) as source:
+        grid, crs = source.GetGeoTransform(), source.GetProjection()
     bands = array.reshape(-1, *array.shape[-2:])
     kind = {"uint8": gdal.GDT_Byte, "float32": gdal.GDT_Float32}[str(array.dtype)]
     dataset = gdal.GetDriverByName("GTiff").Create(str(path), bands.shape[2], bands.shape[1], len(bands), kind)
-    dataset.SetGeoTransform(source.GetGeoTransform())
-    dataset.SetProjection(source.GetProjection())
+    dataset.SetGeoTransform(grid)
+    dataset.SetProjection(crs)
     for index, band in enumerate(bands):
         if nodata is not None:
             dataset.GetRasterBand(index + 1).SetNoDataValue(nodata)
@@ -97,7 +99,7 @@ def write_like(template, path, array, nodata=None):
 
 
 def read(path):
-    return gdal.Open(str(path)).ReadAsArray()
+    return pixels(path)
 
 
 def digest(folder):
@@ -186,13 +188,13 @@ def complete(out, expected, like=None):
     assert final_files(out) == expected
     for name in expected:
         if name.endswith((".tif", ".gpkg")):
-            dataset = gdal.OpenEx(str(out / name))
-            if like and name.endswith(".tif"):
-                np.testing.assert_array_equal(dataset.ReadAsArray(), read(like / name), err_msg=name)
-            elif like:
-                other = gdal.OpenEx(str(like / name))
-                assert ([dataset.GetLayer(i).GetFeatureCount() for i in range(dataset.GetLayerCount())]
-                        == [other.GetLayer(i).GetFeatureCount() for i in range(other.GetLayerCount())]), name
+            with open_read_only(out / name) as dataset:
+                if like and name.endswith(".tif"):
+                    np.testing.assert_array_equal(dataset.ReadAsArray(), read(like / name), err_msg=name)
+                elif like:
+                    with open_read_only(like / name) as other:
+                        assert ([dataset.GetLayer(i).GetFeatureCount() for i in range(dataset.GetLayerCount())]
+                                == [other.GetLayer(i).GetFeatureCount() for i in range(other.GetLayerCount())]), name
 
 
 def failed_clearly(returncode, text, *words):
@@ -480,7 +482,9 @@ def vrt(path, width, height, source, grid=None):
 
 def damage(kind, valid, path, rng):
     """Write at `path` the raster file `valid` damaged in the way `kind` says."""
-    array, source = read(valid), gdal.Open(str(valid))
+    array = read(valid)
+    with open_read_only(valid) as source:
+        width, height, grid = source.RasterXSize, source.RasterYSize, source.GetGeoTransform()
     if kind == "truncated":
         content = Path(valid).read_bytes()
         Path(path).write_bytes(content[: len(content) // 2])
@@ -489,7 +493,7 @@ def damage(kind, valid, path, rng):
     elif kind == "empty":
         Path(path).write_bytes(b"")
     elif kind == "VRT of a missing file":
-        vrt(path, source.RasterXSize, source.RasterYSize, "missing.tif", source.GetGeoTransform())
+        vrt(path, width, height, "missing.tif", grid)
     elif kind == "VRT with bad XML":
         Path(path).write_text('<VRTDataset rasterXSize="10" rasterYSize="10"><VRTRasterBand dataType="Byte" band="1">')
     elif kind == "two bands":
@@ -534,7 +538,8 @@ def check_damaged(name, target, kind, failure, text, out, skipped=None):
         assert final_files(out) and leftovers(out) == [], (final_files(out), leftovers(out))
         for file in final_files(out):
             if file.endswith((".tif", ".gpkg")):
-                assert gdal.OpenEx(str(out / file)) is not None, file
+                with open_read_only(out / file) as dataset:
+                    assert dataset is not None, file
         if name == "processtiles" and kind not in MEANINGFUL:
             assert skipped == 1 and re.search(r"Tile tile_X skipped: .*tile_X", text), text
         return

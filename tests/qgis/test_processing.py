@@ -10,6 +10,7 @@ from qgis.core import QgsProcessingException, QgsProcessingFeedback
 import processing
 from darts_postprocessing.core import binarize, erode_mask, prepare_export
 from rasters import expected_on_sample, read, read_percent
+from reading import open_read_only
 from sample_tile import sample_arrays, write_tif
 
 gdal.UseExceptions()
@@ -34,15 +35,15 @@ def test_prepareexport_equals_core(provider, sample, tmp_path):
         "OUTPUT_BINARIZED": str(out / "binarized.tif"), "OUTPUT_EXTENT": str(out / "extent.tif"),
         "OUTPUT_PROBABILITIES": str(out / "probabilities.tif")})
     expected = expected_on_sample(sample, bin_threshold=0.5, mask_erosion_size=3, min_object_size=20, quality_level=2)
-    binarized, dataset = read(results["OUTPUT_BINARIZED"]), gdal.Open(results["OUTPUT_BINARIZED"])
+    binarized = read(results["OUTPUT_BINARIZED"])
     assert binarized.dtype == np.uint8 and binarized.any()
     np.testing.assert_array_equal(binarized, expected["binarized_segmentation"].astype(np.uint8))
     np.testing.assert_array_equal(read(results["OUTPUT_EXTENT"]), expected["extent"])
     np.testing.assert_array_equal(read(results["OUTPUT_PROBABILITIES"]), expected["probabilities"])
-    source = gdal.Open(sample["probabilities"])
-    assert dataset.GetGeoTransform() == source.GetGeoTransform()
-    assert dataset.GetProjection() == source.GetProjection()
-    assert dataset.GetMetadata("IMAGE_STRUCTURE").get("COMPRESSION") == "DEFLATE"
+    with open_read_only(results["OUTPUT_BINARIZED"]) as dataset, open_read_only(sample["probabilities"]) as source:
+        assert dataset.GetGeoTransform() == source.GetGeoTransform()
+        assert dataset.GetProjection() == source.GetProjection()
+        assert dataset.GetMetadata("IMAGE_STRUCTURE").get("COMPRESSION") == "DEFLATE"
     assert not [f for f in os.listdir(out) if "partial" in f]
 
 

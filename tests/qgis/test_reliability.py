@@ -14,6 +14,7 @@ import pytest
 from osgeo import gdal, osr
 from qgis_cli import qgis_process
 from rasters import read
+from reading import open_read_only
 from vectors import features
 
 gdal.UseExceptions()
@@ -57,8 +58,8 @@ def refused(result, *words):
 
 
 def layers(path):
-    dataset = gdal.OpenEx(str(path), gdal.OF_VECTOR)
-    return [dataset.GetLayer(index).GetName() for index in range(dataset.GetLayerCount())]
+    with open_read_only(path, "vector") as dataset:
+        return [dataset.GetLayer(index).GetName() for index in range(dataset.GetLayerCount())]
 
 
 def leftovers(folder):
@@ -127,7 +128,8 @@ def test_raster_outputs_must_be_geotiff(profile, sample, tmp_path):
         assert os.listdir(tmp_path) == ["input"]
     written = run(profile, "binarize", PROBABILITIES=sample["probabilities"], OUTPUT=tmp_path / "b.TIFF")
     assert written.returncode == 0, written.stdout + written.stderr
-    assert gdal.Open(str(tmp_path / "b.TIFF")).GetDriver().ShortName == "GTiff"
+    with open_read_only(tmp_path / "b.TIFF") as dataset:
+        assert dataset.GetDriver().ShortName == "GTiff"
 
 
 # -- 4. float64 probabilities stay float64 --------------------------------------------------

@@ -23,6 +23,7 @@ from qgis.core import (
 
 import processing
 from qgis_cli import qgis_process
+from reading import open_read_only
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 import sample_region as scene  # noqa: E402
@@ -41,9 +42,9 @@ def region(tmp_path_factory):
 
 def slumps_found(path, slumps, layer=None):
     """{slump name: (tile_id, n_tiles)} of the merged map, checking there are no overlaps."""
-    dataset = ogr.Open(str(path))
-    features = [(f.items(), f.GetGeometryRef().Clone()) for f in (dataset.GetLayerByName(layer) if layer
-                                                                   else dataset.GetLayer(0))]
+    with open_read_only(path, "vector") as dataset:
+        features = [(f.items(), f.GetGeometryRef().Clone()) for f in (dataset.GetLayerByName(layer) if layer
+                                                                       else dataset.GetLayer(0))]
     found = {}
     for attributes, geometry in features:
         names = [n for n, (x, y, _) in slumps.items() if geometry.Contains(ogr.CreateGeometryFromWkt(f"POINT ({x} {y})"))]
@@ -100,9 +101,9 @@ def test_exclusion_polygons_through_qgis_process(profile, region, tmp_path):
     assert run.returncode == 0, run.stdout + run.stderr
     found = slumps_found(tmp_path / "map.gpkg", slumps)
     assert found == {name: value for name, value in EXPECTED.items() if name != "a_only"}
-    dataset = ogr.Open(str(tmp_path / "map.gpkg"))
-    definition = dataset.GetLayer(0).GetLayerDefn()
-    assert definition.GetFieldDefn(definition.GetFieldIndex("min")).GetType() == ogr.OFTInteger64
+    with open_read_only(tmp_path / "map.gpkg", "vector") as dataset:
+        definition = dataset.GetLayer(0).GetLayerDefn()
+        assert definition.GetFieldDefn(definition.GetFieldIndex("min")).GetType() == ogr.OFTInteger64
     assert "removed in the exclusion mask" in (tmp_path / "report.html").read_text()
     raster = tmp_path / "not-polygons.tif"
     shutil.copy(os.path.join(region["inputs"], "tile_A", "quality_data_mask.tif"), raster)

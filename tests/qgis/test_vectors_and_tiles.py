@@ -12,6 +12,7 @@ from qgis.core import QgsProcessingException, QgsProject, QgsVectorLayer, QgsWkb
 import processing
 import reference
 from rasters import expected_on_sample, read, read_percent
+from reading import open_read_only
 from sample_tile import write_tif
 from vectors import features
 
@@ -108,10 +109,10 @@ def test_exporttile_writes_a_darts_folder(provider, sample, tmp_path):
                                                  "prediction_segments.gpkg", "prediction_extent.gpkg", *twins])
     extent = read(prepared["OUTPUT_EXTENT"])
     source = read(sample["probabilities"])
-    written = gdal.Open(results["OUTPUT_PROBABILITIES"])
-    assert written.GetRasterBand(1).GetNoDataValue() == 255
-    assert written.GetMetadata("IMAGE_STRUCTURE")["COMPRESSION"] == "LZW"
-    np.testing.assert_array_equal(written.ReadAsArray(), np.where(extent == 1, source, 255))  # percent kept as is
+    with open_read_only(results["OUTPUT_PROBABILITIES"]) as written:
+        assert written.GetRasterBand(1).GetNoDataValue() == 255
+        assert written.GetMetadata("IMAGE_STRUCTURE")["COMPRESSION"] == "LZW"
+        np.testing.assert_array_equal(written.ReadAsArray(), np.where(extent == 1, source, 255))  # percent kept as is
     np.testing.assert_array_equal(read(results["OUTPUT_BINARIZED"]), read(prepared["OUTPUT_BINARIZED"]))
     np.testing.assert_array_equal(read(results["OUTPUT_EXTENT"]), extent)
     assert features(results["OUTPUT_SEGMENTS"])[0] == "prediction_segments"
