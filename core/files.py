@@ -15,6 +15,7 @@ import shutil
 import socket
 import sys
 import threading
+import traceback
 import uuid
 
 import numpy as np
@@ -184,6 +185,10 @@ def gdal_writing(path: str):
     try:
         yield
     except RuntimeError as error:  # GDAL's exceptions
+        # The failed call's finished frames hold the dataset (as `self`): close it now, while
+        # its close error is still caught here, not as a printed traceback when the caller
+        # lets the error go.
+        traceback.clear_frames(error.__traceback__)
         raise OSError(_could_not_write(path, error)) from None
     finally:
         _closing.errors = outer
