@@ -28,6 +28,7 @@ from osgeo import gdal
 import sample_region as scene
 from darts_postprocessing.core import polygonize, prepare_export
 from darts_postprocessing.core.export import tile_layout
+from darts_postprocessing.core.files import open_read_only
 
 gdal.UseExceptions()
 
@@ -50,10 +51,9 @@ def write_darts_tile(folder, percent_source, quality, tile_id, subsets=(), json_
     """One DARTS tile folder from a drawn tile (its probabilities.tif as the model's output, in
     percent, and its quality mask): DARTS' postprocessing and export, `tile_id` as DARTS_tileid.
     Returns the folder."""
-    source = gdal.Open(str(percent_source))
-    geotransform, crs = source.GetGeoTransform(), source.GetProjection()
-    raw = source.ReadAsArray()
-    source = None
+    with open_read_only(percent_source) as source:
+        geotransform, crs = source.GetGeoTransform(), source.GetProjection()
+        raw = source.ReadAsArray()
     probabilities = np.where(raw == 255, np.nan, raw / np.float32(100)).astype(np.float32)
     tile = {"probabilities": probabilities, "quality_data_mask": quality}
     for number, subset in enumerate(subsets):  # members see a little less and a little more

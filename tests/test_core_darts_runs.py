@@ -17,6 +17,7 @@ from darts_folders import IDS, darts_run  # noqa: E402
 from darts_postprocessing.core import TileSettings, process_tiles  # noqa: E402
 from darts_postprocessing.core.darts_ids import date_of_id, tile_date  # noqa: E402
 from darts_postprocessing.core.files import AtomicFiles  # noqa: E402
+from reading import open_read_only, pixels  # noqa: E402
 from darts_postprocessing.core.tiles import find_tiles, merge_tiles, tile_extent  # noqa: E402
 
 gdal.UseExceptions()
@@ -63,7 +64,7 @@ def test_the_extent_polygons_burnt_at_pixel_centres_equal_the_valid_probabilitie
     from darts_postprocessing.core.grids import grid_of
 
     for source in find_tiles(run["root"])[0]:
-        percent = gdal.Open(source.probabilities).ReadAsArray()
+        percent = pixels(source.probabilities)
         extent = tile_extent(source, np.where(percent == 255, np.nan, percent / 100.0), grid_of(source.probabilities, "p"))
         np.testing.assert_array_equal(extent, percent != 255)
         assert (percent == 255).any() and (percent != 255).any()
@@ -81,15 +82,15 @@ def test_a_darts_run_becomes_per_year_maps(run, tmp_path):
     for key, date in run["dates"].items():
         found = dates[run["ids"][key]].date
         assert (found.isoformat() if found else None) == date
-    dataset = ogr.Open(str(tmp_path / "map.gpkg"))  # kept open while its layers are read
-    layer = dataset.GetLayerByName("slumps")
-    features = [(f["tile_id"], f["year"], f["date"], f["n_tiles"]) for f in layer]
-    assert all(dates[tile_id].year == year for tile_id, year, _, _ in features)
-    assert max(n for *_, n in features) == 2  # the overlap slump, seen by A and B of one year only
-    coverage = dataset.GetLayerByName("slumps_coverage")
-    assert sorted((f["tile_id"], f["year"]) for f in coverage) == sorted(
-        (tile_id, year) for (year, _), tile_id in run["ids"].items())
-    assert coverage.GetSpatialRef().GetAuthorityCode(None) == "3413"
+    with open_read_only(tmp_path / "map.gpkg", "vector") as dataset:  # kept open while its layers are read
+        layer = dataset.GetLayerByName("slumps")
+        features = [(f["tile_id"], f["year"], f["date"], f["n_tiles"]) for f in layer]
+        assert all(dates[tile_id].year == year for tile_id, year, _, _ in features)
+        assert max(n for *_, n in features) == 2  # the overlap slump, seen by A and B of one year only
+        coverage = dataset.GetLayerByName("slumps_coverage")
+        assert sorted((f["tile_id"], f["year"]) for f in coverage) == sorted(
+            (tile_id, year) for (year, _), tile_id in run["ids"].items())
+        assert coverage.GetSpatialRef().GetAuthorityCode(None) == "3413"
 
 
 def test_years_are_never_merged_with_group_by_none_they_are(run, tmp_path):
@@ -108,8 +109,8 @@ def test_recomputed_with_darts_settings_gives_darts_binarized_tif(run, tmp_path)
         region = merge_tiles(run["root"], settings=settings, tile_outputs=str(tmp_path / "tiles"), files=files)
     for tile in region.tiles:
         folder = next(path for key, path in run["folders"].items() if run["ids"][key] == tile.tile_id)
-        darts = gdal.Open(os.path.join(folder, "binarized.tif")).ReadAsArray()
-        ours = gdal.Open(str(tmp_path / "tiles" / tile.tile_id / "binarized.tif")).ReadAsArray()
+        darts = pixels(os.path.join(folder, "binarized.tif"))
+        ours = pixels(tmp_path / "tiles" / tile.tile_id / "binarized.tif")
         np.testing.assert_array_equal(ours, darts)
 
 
@@ -119,9 +120,8 @@ def test_exported_binarized_taken_as_it_is(run, tmp_path):
         region = merge_tiles(run["root"], settings=settings, tile_outputs=str(tmp_path / "tiles"), files=files)
     for tile in region.tiles:
         folder = next(path for key, path in run["folders"].items() if run["ids"][key] == tile.tile_id)
-        darts = gdal.Open(os.path.join(folder, "binarized.tif")).ReadAsArray()
-        np.testing.assert_array_equal(gdal.Open(str(tmp_path / "tiles" / tile.tile_id / "binarized.tif")).ReadAsArray(),
-                                      darts)
+        darts = pixels(os.path.join(folder, "binarized.tif"))
+        np.testing.assert_array_equal(pixels(tmp_path / "tiles" / tile.tile_id / "binarized.tif"), darts)
     assert region.features > 0
 
 
@@ -151,19 +151,18 @@ def test_an_extent_in_another_crs_is_reprojected(run, tmp_path):
     root = tmp_path / "run"
     shutil.copytree(run["folders"][(2019, "tile_A")], root / "tile")
     path = str(root / "tile" / "prediction_extent.gpkg")
-    source = ogr.Open(path)
-    layer = source.GetLayer(0)
     wgs84 = osr.SpatialReference()
     wgs84.ImportFromEPSG(4326)
     wgs84.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-    transform = osr.CoordinateTransformation(layer.GetSpatialRef(), wgs84)
     geometries = []
-    for feature in layer:
-        geometry = feature.GetGeometryRef().Clone()
-        geometry.Segmentize(5.0)
-        geometry.Transform(transform)
-        geometries.append(geometry)
-    source = layer = None
+    with open_read_only(path, "vector") as source:
+        layer = source.GetLayer(0)
+        transform = osr.CoordinateTransformation(layer.GetSpatialRef(), wgs84)
+        for feature in layer:
+            geometry = feature.GetGeometryRef().Clone()
+            geometry.Segmentize(5.0)
+            geometry.Transform(transform)
+            geometries.append(geometry)
     os.remove(path)
     target = ogr.GetDriverByName("GPKG").CreateDataSource(path)
     out = target.CreateLayer("prediction_extent", wgs84, ogr.wkbPolygon)
@@ -175,7 +174,7 @@ def test_an_extent_in_another_crs_is_reprojected(run, tmp_path):
     (source,), _ = find_tiles(str(root))
     from darts_postprocessing.core.grids import grid_of
 
-    percent = gdal.Open(source.probabilities).ReadAsArray()
+    percent = pixels(source.probabilities)
     extent = tile_extent(source, np.where(percent == 255, np.nan, 0.5), grid_of(source.probabilities, "p"))
     np.testing.assert_array_equal(extent, percent != 255)
 

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from osgeo import ogr
 from qgis.core import (
     QgsProcessingContext,
     QgsProcessingFeedback,
@@ -25,6 +24,7 @@ from qgis.core import (
 
 import processing
 from qgis_cli import qgis_process
+from reading import open_read_only
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from darts_folders import darts_run  # noqa: E402
@@ -42,10 +42,10 @@ def hashes(root):
 
 
 def per_year(path, layer):
-    dataset = ogr.Open(str(path))
     counts = {}
-    for feature in dataset.GetLayerByName(layer):
-        counts[feature["year"]] = counts.get(feature["year"], 0) + 1
+    with open_read_only(path, "vector") as dataset:
+        for feature in dataset.GetLayerByName(layer):
+            counts[feature["year"]] = counts.get(feature["year"], 0) + 1
     return counts
 
 
@@ -58,9 +58,8 @@ def test_qgis_process_makes_per_year_maps_from_a_darts_run(profile, run, tmp_pat
     results = json.loads(result.stdout)["results"]
     assert results["TILES_PROCESSED"] == 6 and results["TILES_SKIPPED"] == 0
     assert per_year(out / "region.gpkg", "region") == {2019: len(run["slumps"][2019]), 2024: len(run["slumps"][2024])}
-    dataset = ogr.Open(str(out / "region.gpkg"))
-    coverage = dataset.GetLayerByName("region_coverage")
-    assert coverage.GetFeatureCount() == 6
+    with open_read_only(out / "region.gpkg", "vector") as dataset:
+        assert dataset.GetLayerByName("region_coverage").GetFeatureCount() == 6
     page = (out / "region.html").read_text()
     assert 'id="groups"' in page and "<th>2019</th>" in page and "<th>2024</th>" in page
     assert "prediction_extent.gpkg as given" in page
