@@ -51,8 +51,8 @@ def probability_scale_of(path: str, what: str, scale: str = "auto") -> str:
     """'fraction' or 'percent': how the probabilities in `path` are read (`scale`, or for
     'auto' its data type: DARTS' uint8 is percent), so the threshold is applied as the
     contract says for that scale (postprocess.above_threshold)."""
-    dataset = open_raster(path, what)
-    return probability_scale(_numpy_type(dataset.GetRasterBand(1).DataType), what, scale)
+    with open_raster(path, what) as dataset:
+        return probability_scale(_numpy_type(dataset.GetRasterBand(1).DataType), what, scale)
 
 
 def read_band(path: str, what: str):
