@@ -160,7 +160,8 @@ def render_tiles_report(title: str, region, folder: str) -> str:
     summary = "\n".join(f'<tr><th>{html.escape(label)}</th><td id="{key}">{value}</td></tr>'
                         for key, label, value in numbers)
     groups = "\n".join(
-        f'<tr><th>{html.escape(str(key))}</th><td>{group["tiles"]}</td><td>{group["objects"]}</td>'
+        f'<tr><th>{html.escape("no date" if key is None else str(key))}</th><td>{group["tiles"]}</td>'
+        f'<td>{group["objects"]}</td>'
         f'<td>{group["duplicates"]}</td><td>{group["clipped"]}</td><td>{group["features"]}</td></tr>'
         for key, group in region.groups.items())
     tiles = "\n".join(

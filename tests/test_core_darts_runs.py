@@ -9,7 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from osgeo import gdal, ogr, osr
+
+pytest.importorskip("osgeo", reason="GDAL's Python bindings (osgeo) are not installed in this Python")
+from osgeo import gdal, ogr, osr  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
