@@ -81,8 +81,26 @@ def style_extent_polygons(layer):
     _outline(layer, QColor(49, 130, 189), 0.4)
 
 
+def _filled(layer, fill: QColor, outline: QColor):
+    """A see-through fill of `fill` with a firm `outline` (what lies beneath stays readable)."""
+    symbol = QgsFillSymbol.createSimple({"color": ",".join(map(str, fill.getRgb())), "outline_color": outline.name(),
+                                         "outline_width": "0.5", "outline_width_unit": "MM"})
+    layer.setRenderer(QgsSingleSymbolRenderer(symbol))
+
+
+def style_false_positives(layer):
+    """Predicted objects no reference slump matches: magenta (apart from the objects' red)."""
+    _filled(layer, QColor(221, 28, 119, 90), QColor(221, 28, 119))
+
+
+def style_missed(layer):
+    """Reference slumps no predicted object matches: cyan."""
+    _filled(layer, QColor(0, 174, 239, 90), QColor(0, 120, 200))
+
+
 STYLES = {"binarized": style_binarized, "extent": style_extent, "probabilities": style_probabilities,
-          "quality": style_quality, "segments": style_segments, "extent_polygons": style_extent_polygons}
+          "quality": style_quality, "segments": style_segments, "extent_polygons": style_extent_polygons,
+          "false_positives": style_false_positives, "missed": style_missed}
 
 
 class StyleOnLoad(QgsProcessingLayerPostProcessorInterface):
@@ -104,7 +122,7 @@ _KEEP_ALIVE = []
 
 
 # Higher keys are drawn on top: polygons over objects over probabilities over the extent.
-SORT_KEYS = {"segments": 6, "extent_polygons": 5, "binarized": 3, "probabilities": 2, "extent": 1, "quality": 0}
+SORT_KEYS = {"false_positives": 8, "missed": 7, "segments": 6, "extent_polygons": 5, "binarized": 3, "probabilities": 2, "extent": 1, "quality": 0}
 
 
 def style_on_load(context, path: str, style: str, name: str = "") -> None:

@@ -21,7 +21,7 @@ def test_provider_and_algorithms_are_registered(provider):
     assert provider.supportedOutputVectorLayerExtensions() == ["gpkg"]
     ids = {a.id() for a in provider.algorithms()}
     assert ids == {"darts:prepareexport", "darts:erodemask", "darts:binarize", "darts:polygonize", "darts:exporttile",
-                   "darts:qualitymask", "darts:processtiles", "darts:collectoutputs"}
+                   "darts:qualitymask", "darts:processtiles", "darts:collectoutputs", "darts:evaluate"}
     for algorithm in provider.algorithms():
         assert algorithm.shortHelpString() and algorithm.displayName()
 
