@@ -182,6 +182,7 @@ class EvaluateAlgorithm(DartsAlgorithm):
     def execute(self, parameters, context, feedback, outputs):
         import numpy as np
 
+        from ..core.blockwise import probability_scale_of
         from ..core.evaluate import best_line, evaluate, reference_raster, write_csv, write_missed
         from ..core.exclusion import exclusion_mask
         from .raster_io import check_same_grid, grid_of, read_binary, read_probabilities, read_quality
@@ -210,7 +211,8 @@ class EvaluateAlgorithm(DartsAlgorithm):
                        edge_erosion_size=self.optional_int(parameters, self.EDGE_EROSION_SIZE, context),
                        quality_level=self.parameterAsEnumString(parameters, self.QUALITY_LEVEL, context),
                        boundary=self.parameterAsEnumString(parameters, self.BOUNDARY, context),
-                       size_connectivity=int(self.parameterAsEnumString(parameters, self.SIZE_CONNECTIVITY, context)))
+                       size_connectivity=int(self.parameterAsEnumString(parameters, self.SIZE_CONNECTIVITY, context)),
+                       probability_scale=probability_scale_of(probabilities_path, self.PROBABILITIES, scale))
         tile = {"probabilities": read_probabilities(probabilities_path, self.PROBABILITIES, scale=scale)}
         if quality_path:
             check_same_grid(self.PROBABILITIES, grid, self.QUALITY_MASK, grid_of(quality_path, self.QUALITY_MASK))

@@ -81,6 +81,13 @@ def style_extent_polygons(layer):
     _outline(layer, QColor(49, 130, 189), 0.4)
 
 
+def style_coverage(layer):
+    """Where tiles could see slumps: grey outlines over a faint grey fill, under the slumps."""
+    symbol = QgsFillSymbol.createSimple({"color": "160,160,160,40", "outline_color": "110,110,110",
+                                         "outline_width": "0.3", "outline_width_unit": "MM"})
+    layer.setRenderer(QgsSingleSymbolRenderer(symbol))
+
+
 def _filled(layer, fill: QColor, outline: QColor):
     """A see-through fill of `fill` with a firm `outline` (what lies beneath stays readable)."""
     symbol = QgsFillSymbol.createSimple({"color": ",".join(map(str, fill.getRgb())), "outline_color": outline.name(),
@@ -98,7 +105,7 @@ def style_missed(layer):
     _filled(layer, QColor(0, 174, 239, 90), QColor(0, 120, 200))
 
 
-STYLES = {"binarized": style_binarized, "extent": style_extent, "probabilities": style_probabilities,
+STYLES = {"coverage": style_coverage, "binarized": style_binarized, "extent": style_extent, "probabilities": style_probabilities,
           "quality": style_quality, "segments": style_segments, "extent_polygons": style_extent_polygons,
           "false_positives": style_false_positives, "missed": style_missed}
 
@@ -122,7 +129,7 @@ _KEEP_ALIVE = []
 
 
 # Higher keys are drawn on top: polygons over objects over probabilities over the extent.
-SORT_KEYS = {"false_positives": 8, "missed": 7, "segments": 6, "extent_polygons": 5, "binarized": 3, "probabilities": 2, "extent": 1, "quality": 0}
+SORT_KEYS = {"false_positives": 8, "missed": 7, "coverage": 0, "segments": 6, "extent_polygons": 5, "binarized": 3, "probabilities": 2, "extent": 1, "quality": 0}
 
 
 def style_on_load(context, path: str, style: str, name: str = "") -> None:

@@ -77,6 +77,16 @@ def test_reference_outside_the_extent_is_not_counted():
     assert evaluation.missed().tolist() == [3]
 
 
+def test_percent_probabilities_pass_at_the_threshold_itself():
+    # DARTS' uint8 50 read as 0.5: passes 0.5 as percent (v >= 100 t), not as a fraction (p > t)
+    reference = square((30, 30), (5, 15), (5, 15))
+    probabilities = reference * np.float32(50) / np.float32(100)
+    percent = only(evaluate(tile_of(probabilities), reference, [0.5], [0], probability_scale="percent", **NO_EROSION))
+    fraction = only(evaluate(tile_of(probabilities), reference, [0.5], [0], **NO_EROSION))
+    assert (percent["pixel_tp"], percent["object_tp"]) == (100, 1)
+    assert (fraction["pixel_tp"], fraction["object_tp"]) == (0, 0)
+
+
 def test_no_reference_inside_the_extent_is_an_error():
     quality = np.zeros((20, 20), np.uint8)
     quality[:, :10] = 2

@@ -34,7 +34,7 @@ def sample_tile(sample, threshold=0.5):
     probabilities = read(sample["probabilities"])
     tile = {"probabilities": np.where(probabilities == 255, np.nan, probabilities / np.float32(100)).astype(np.float32),
             "quality_data_mask": read(sample["quality"])}
-    return prepare_export(tile, threshold, 3, 20, 1)["binarized_segmentation"]
+    return prepare_export(tile, threshold, 3, 20, 1, probability_scale="percent")["binarized_segmentation"]
 
 
 def write_reference(path, sample, crs="EPSG:4326", drop_every=3, extra=True, with_crs=True, shift_rows=0):
@@ -101,7 +101,7 @@ def test_evaluate_equals_the_core_on_the_same_arrays(evaluated, sample):
     ids, _ = reference_raster(reference_path, shape, (ORIGIN[0], PIXEL, 0.0, ORIGIN[1], 0.0, -PIXEL), f"EPSG:{EPSG}")
     assert len(np.unique(ids)) - 1 == count
     expected = evaluate(tile, ids, [0.3, 0.5, 0.7], [0, 20], reference_count=count, mask_erosion_size=3,
-                        quality_level=1)
+                        quality_level=1, probability_scale="percent")  # DARTS' uint8 percent: v >= 100 t passes
     rows = read_rows(results["OUTPUT_TABLE"])
     assert len(rows) == 6
     for row, setting in zip(rows, expected.settings):

@@ -193,5 +193,5 @@ def test_missing_dependencies_are_named(provider, sample, tmp_path, package_pare
 
     result = binarize_without("numpy", package_parent, [{"PROBABILITIES": sample["probabilities"],
                                                          "OUTPUT": str(tmp_path / "o.tif")}])
-    assert "OK: False ALGORITHMS: 8" in result.stdout, result.stdout + result.stderr
+    assert "OK: False ALGORITHMS: 9" in result.stdout, result.stdout + result.stderr
     assert "numpy" in result.stdout and "apt install python3-numpy" in result.stdout, result.stdout
