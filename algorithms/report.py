@@ -213,7 +213,7 @@ def line_chart_svg(element_id: str, title: str, x_label: str, y_label: str, seri
     def at(x, y):
         return left + (x - low) / (high - low) * plot_w, top + (1 - y) * plot_h
 
-    parts = [f'<text x="{left + plot_w / 2}" y="18" text-anchor="middle" font-size="13">{html.escape(title)}</text>',
+    parts = [f'<text x="{width / 2}" y="18" text-anchor="middle" font-size="13">{html.escape(title)}</text>',
              f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#333"/>']
     for tick in (0, 0.25, 0.5, 0.75, 1):
         _, y = at(low, tick)
@@ -276,7 +276,7 @@ def render_evaluation_report(title: str, parameters: list[tuple[str, object]], r
         points = sorted((row for row in rows if row["min_object_size"] == size), key=lambda row: row["threshold"])
         curves.append((f"min size {size}", [row["object_recall"] for row in points],
                        [row["object_precision"] for row in points]))
-    pr_curve = line_chart_svg("pr-curve", "Object precision against recall (one point per threshold)", "object recall",
+    pr_curve = line_chart_svg("pr-curve", "Object precision-recall (a point per threshold)", "object recall",
                               "object precision", curves, (0.0, 1.0))
     header = "".join(f"<th>{html.escape(column)}</th>" for column in CSV_COLUMNS if column != "best")
     body = "\n".join(
