@@ -2,6 +2,7 @@
 
 from .binarize import BinarizeAlgorithm
 from .collect_outputs import CollectOutputsAlgorithm
+from .compare_years import CompareYearsAlgorithm
 from .erode_mask import ErodeMaskAlgorithm
 from .evaluate import EvaluateAlgorithm
 from .export_tile import ExportTileAlgorithm
@@ -12,4 +13,4 @@ from .quality_mask import QualityMaskAlgorithm
 
 ALGORITHMS = [PrepareExportAlgorithm, ErodeMaskAlgorithm, BinarizeAlgorithm, PolygonizeAlgorithm, ExportTileAlgorithm,
               QualityMaskAlgorithm, ProcessTilesAlgorithm, CollectOutputsAlgorithm,
-              EvaluateAlgorithm]
+              EvaluateAlgorithm, CompareYearsAlgorithm]

@@ -83,6 +83,12 @@ def exclusion_input(algorithm, parameters, context, scratch, name=EXCLUDE):
             raise ValueError(f"{name}: the raster '{layer.name()}' is not a file (provider {layer.providerType()}): "
                              f"save it as a GeoTIFF first")
         return layer.source(), None, None
+    return vector_source(layer, context, scratch, name)
+
+
+def vector_source(layer, context, scratch, name):
+    """(file, layer, filter) GDAL reads for the vector `layer`: its own file, or for a layer that
+    is no file (a scratch layer, a database) a copy in the GeoPackage `scratch()` returns."""
     if layer.providerType() == "ogr" and not layer.subsetString().strip().upper().startswith("SELECT"):
         return decode_source(layer.source())
     path = scratch()

@@ -298,3 +298,17 @@ def render_evaluation_report(title: str, parameters: list[tuple[str, object]], r
 
 def _number(value):
     return f"{value:.4g}" if isinstance(value, float) else value
+
+
+def render_changes_report(title: str, parameters: list[tuple[str, object]], rows: list[dict]) -> str:
+    """The page of a compareyears run: per pair of years and class the number of slumps and their
+    area in each year (table id="changes"; each count in a cell with id count-<from>-<to>-<class>)."""
+    body = "\n".join(
+        f'<tr><th>{row["year_from"]} → {row["year_to"]}</th><th>{html.escape(row["change"])}</th>'
+        f'<td id="count-{row["year_from"]}-{row["year_to"]}-{row["change"]}">{row["count"]}</td>'
+        f'<td>{row["area_from"]:.1f}</td><td>{row["area_to"]:.1f}</td><td>{row["area_to"] - row["area_from"]:.1f}</td></tr>'
+        for row in rows) or '<tr><td colspan="6">no slumps in either year</td></tr>'
+    return _page(title, f"""<h2>Change per pair of years</h2><table id="changes">
+<tr><th>years</th><th>class</th><th>slumps</th><th>area before (m²)</th><th>area after (m²)</th><th>change (m²)</th></tr>
+{body}
+</table>""", parameters)
