@@ -84,7 +84,7 @@ class EvaluateAlgorithm(DartsAlgorithm):
         return "evaluate"
 
     def displayName(self):  # noqa: N802
-        return self.tr("Evaluate against reference slumps")
+        return self.tr("Evaluate against reference")
 
     def shortHelpString(self):  # noqa: N802
         return self.tr(
@@ -135,7 +135,9 @@ class EvaluateAlgorithm(DartsAlgorithm):
                                                minValue=0.001, maxValue=1.0)
         self._finish(minimum, False, "A predicted object and a reference slump match when their intersection over "
                                      "union is at least this (one-to-one, greedy by IoU)")
-        self.add_enum(self.BEST_BY, "Best setting by", BEST_BY, "object_f1")
+        self.add_enum(self.BEST_BY, "Best setting by", BEST_BY, "object_f1",
+                      help_text="The score that picks the best setting (the first of equals), whose false positives "
+                                "and missed slumps are written")
         add_exclusion(self)
         self.add_enum(self.BOUNDARY, "Boundary objects", BOUNDARIES, "remove", advanced=True,
                       help_text="remove: drop objects touching the extent's border whole; clip: cut them (upstream)")
