@@ -185,7 +185,7 @@ class EvaluateAlgorithm(DartsAlgorithm):
         import numpy as np
 
         from ..core.blockwise import probability_scale_of
-        from ..core.evaluate import best_line, evaluate, reference_raster, write_csv, write_missed
+        from ..core.evaluate import best_line, evaluate, reference_count, reference_raster, write_csv, write_missed
         from ..core.exclusion import exclusion_mask
         from .raster_io import check_same_grid, grid_of, read_binary, read_probabilities, read_quality
 
@@ -244,13 +244,14 @@ class EvaluateAlgorithm(DartsAlgorithm):
         path, layer, where = reference_source
         ids, polygons = reference_raster(path, shape, grid.transform_to_write, grid.crs, layer=layer, where=where,
                                          what=self.REFERENCE)
-        given = polygons.GetLayerByName("polygons").GetFeatureCount()
+        burnt = polygons.GetLayerByName("polygons").GetFeatureCount()  # those near the grid: ids 1..burnt
+        given = reference_count(path, layer, where)
         if not given:
             feedback.pushWarning(self.tr("{}: the layer has no slumps: every predicted object is a false positive")
                                  .format(self.REFERENCE))
         self.check_canceled(feedback)
 
-        evaluation = evaluate(tile, ids, thresholds, min_sizes, reference_count=given, min_iou=min_iou, by=by,
+        evaluation = evaluate(tile, ids, thresholds, min_sizes, reference_count=burnt, min_iou=min_iou, by=by,
                               device=self.resolve_device(parameters, context, feedback),
                               progress=self.progress_reporter(feedback, 5, 75), **options)
         del tile, ids

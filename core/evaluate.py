@@ -311,10 +311,29 @@ def reference_raster(source: str, shape, geotransform, crs, *, layer: str | None
     if features:
         gdal.Rasterize(raster, polygons, layers=["polygons"], attribute="burn_id")
     ids = raster.GetRasterBand(1).ReadAsArray().astype(np.int32)
-    if features and not ids.any():
-        raise ValueError(f"{what}: none of the {len(features)} reference slumps lies on the probabilities raster "
+    total = _feature_count(source, layer, where)
+    if total and not ids.any():
+        raise ValueError(f"{what}: none of the {total} reference slumps lies on the probabilities raster "
                          f"(check that they cover the same place)")
     return ids, polygons
+
+
+def _feature_count(source: str, layer: str | None, where: str | None) -> int:
+    """Features of the reference layer (selected by `where`), also those far off the grid,
+    which polygons_on_grid does not read."""
+    from .files import osgeo
+
+    gdal, _, _ = osgeo()
+    dataset = gdal.OpenEx(source, gdal.OF_VECTOR)
+    polygons = dataset.GetLayerByName(layer) if layer else dataset.GetLayer(0)
+    if where:
+        polygons.SetAttributeFilter(where)
+    return polygons.GetFeatureCount()
+
+
+def reference_count(source: str, layer: str | None = None, where: str | None = None) -> int:
+    """How many reference slumps the layer holds (selected by `where`), wherever they lie."""
+    return _feature_count(source, layer, where)
 
 
 def write_missed(path: str, layer_name: str, polygons, missed_ids, evaluation: Evaluation, crs, tags=None) -> int:

@@ -304,6 +304,10 @@ def test_reference_errors(tmp_path):
     far = write_reference(tmp_path / "far.gpkg", [((200, 208), (3, 9))])
     with pytest.raises(ValueError, match="none of the 1 reference slumps lies on the probabilities raster"):
         reference_raster(far, (30, 30), GEOTRANSFORM, UTM)
+    # in another CRS, far features are not even read (filtered by the grid's bounds): still an error
+    far_elsewhere = write_reference(tmp_path / "far_4326.gpkg", [((20000, 20008), (3, 9))], crs="EPSG:4326")
+    with pytest.raises(ValueError, match="none of the 1 reference slumps lies on the probabilities raster"):
+        reference_raster(far_elsewhere, (30, 30), GEOTRANSFORM, UTM)
     empty = write_reference(tmp_path / "empty.gpkg", [])
     ids, _ = reference_raster(empty, (30, 30), GEOTRANSFORM, UTM)
     assert not ids.any()
