@@ -112,3 +112,23 @@ def test_change_layer_style_has_a_class_per_change(provider, region, tmp_path):
     categories = layer.renderer().categories()
     assert [c.value() for c in categories] == ["new", "grown", "stable", "shrunk", "gone", "unobserved"]
     assert all(c.label() for c in categories) and layer.renderer().classAttribute() == "change"
+
+
+def test_two_years_of_a_darts_run_through_processtiles(provider, tmp_path):
+    """A DARTS run of two years (tests/darts_folders.py: in 2024 every slump is 20 m larger and one
+    is new) merged per year by processtiles, then compared: all grown, one new, none gone."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from darts_folders import darts_run
+
+    run = darts_run(tmp_path / "run")
+    merged = processing.run("darts:processtiles", {"INPUT_FOLDER": str(tmp_path / "run"), "WORKERS": 1,
+                                                   "OUTPUT": str(tmp_path / "region.gpkg")})
+    results = processing.run("darts:compareyears", {"INPUT": [f"{merged['OUTPUT']}|layername=region"],
+                                                    "OUTPUT": str(tmp_path / "changes.gpkg")})
+    dataset = ogr.Open(results["OUTPUT"])
+    changes = [(f.GetField("change"), f.GetField("match")) for f in dataset.GetLayer(0)]
+    assert changes.count(("new", "none")) == 1
+    assert changes.count(("grown", "one")) == len(run["slumps"][2019]) == len(changes) - 1
