@@ -227,6 +227,8 @@ class EvaluateAlgorithm(DartsAlgorithm):
         else:
             feedback.pushInfo(self.tr("No quality mask: every pixel with a prediction counts as high quality."))
             tile["quality_data_mask"] = np.where(np.isnan(tile["probabilities"]), 0, 2).astype(np.uint8)
+        if not extent_path:
+            self.note_darts_postprocessed(probabilities_path, feedback)
         shape = (grid.height, grid.width)
         exclusion = exclusion_input(self, parameters, context,
                                     lambda: outputs.scratch(os.path.join(scratch_folder, "exclusion.gpkg")))
