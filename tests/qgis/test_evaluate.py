@@ -194,3 +194,36 @@ def test_qgis_process_runs_evaluate(profile, sample, tmp_path):
     assert len(read_rows(results["OUTPUT_TABLE"])) == 6
     assert "Best setting by object_f1" in results["BEST_SUMMARY"]
     assert os.path.isfile(results["OUTPUT_REPORT"]) and os.path.isfile(results["OUTPUT_MISSED"])
+
+
+def test_a_darts_tile_against_slumps_digitized_on_the_ground(provider, tmp_path):
+    """DARTS' exported probabilities.tif of one tile (UTM 7N; tests/darts_folders.py) against
+    round slumps digitized in EPSG:3413 for the whole region: the slumps off the tile are not
+    counted, those on it are found pixel for pixel (the test region draws slumps as discs burnt at
+    pixel centres, as the reference is) at every threshold, and the first of equals is best."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from darts_folders import darts_run
+
+    run = darts_run(tmp_path / "run", years=(2024,))
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(3413)
+    dataset = ogr.GetDriverByName("GPKG").CreateDataSource(str(tmp_path / "digitized.gpkg"))
+    layer = dataset.CreateLayer("slumps", srs, ogr.wkbPolygon)
+    for x, y, radius in run["slumps"][2024].values():
+        feature = ogr.Feature(layer.GetLayerDefn())
+        feature.SetGeometry(ogr.CreateGeometryFromWkt(f"POINT ({x} {y})").Buffer(radius, 16))
+        layer.CreateFeature(feature)
+    dataset = None
+    tile = run["folders"][(2024, "tile_A")]
+    results = processing.run("darts:evaluate", {
+        "PROBABILITIES": os.path.join(tile, "probabilities.tif"), "REFERENCE": str(tmp_path / "digitized.gpkg"),
+        "MASK_EROSION_SIZE": 0, "EDGE_EROSION_SIZE": 0, "BOUNDARY": "clip", "THRESHOLDS": "0.2,0.5,0.8",
+        "MIN_OBJECT_SIZES": "0,32", "OUTPUT_TABLE": str(tmp_path / "scores.csv")})
+    rows = read_rows(results["OUTPUT_TABLE"])
+    assert [row["best"] for row in rows] == ["1", "0", "0", "0", "0", "0"]
+    for row in rows:
+        assert 0 < int(row["reference_slumps"]) < len(run["slumps"][2024])
+        assert (row["object_f1"], row["pixel_iou"], row["object_fp"], row["object_fn"]) == ("1", "1", "0", "0")
