@@ -21,7 +21,8 @@ from .base import BOUNDARIES, QUALITY_LEVELS, DartsAlgorithm
 from .parameters import BINARIZATIONS, GROUPINGS
 from .paths import geopackage_layer, into_geopackage
 from .blocks import DASK_SCHEDULER, add_scheduler_parameter
-from .exclusion import EXCLUDE, exclusion_file, exclusion_input, warn_without_crs
+from .exclusion import (EXCLUDE, MAX_EXCLUDED_SHARE, add_excluded_share, exclusion_file, exclusion_input,
+                        warn_without_crs)
 from .polygon_options import STATISTICS_SCALE, add_statistics_scale
 from .styles import style_on_load
 
@@ -128,6 +129,7 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
         self.addParameter(QgsProcessingParameterVectorLayer(
             EXCLUDE, self.tr("Exclusion polygons (e.g. water)"), [QgsProcessing.SourceType.TypeVectorPolygon],
             optional=True))
+        add_excluded_share(self)
         self.add_enum(self.BOUNDARY, "Boundary objects", BOUNDARIES, "remove", advanced=True,
                       help_text="remove: drop objects touching the extent's border whole (then a neighbour tile "
                                 "delivers them whole); clip: cut them (upstream)")
@@ -213,6 +215,7 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
             subset=self.parameterAsString(parameters, self.SUBSET, context).strip() or None,
             binarization=self.parameterAsEnumString(parameters, self.BINARIZATION, context) or "recompute",
             group_by=self.parameterAsEnumString(parameters, self.GROUP_BY, context) or "year",
+            max_excluded_share=self.parameterAsDouble(parameters, MAX_EXCLUDED_SHARE, context),
             exclude=exclusion_input(self, parameters, context, lambda: outputs.scratch(  # a layer that is no file
                 os.path.join(os.path.dirname(os.path.abspath(geopackage_layer(output)[0])), "exclusion.gpkg"))))
         if settings.exclude:
