@@ -16,7 +16,7 @@ from qgis.core import (
 )
 
 from .base import BOUNDARIES, QUALITY_LEVELS, DartsAlgorithm
-from .exclusion import add_exclusion, exclusion_file, exclusion_input, warn_without_crs
+from .exclusion import MAX_EXCLUDED_SHARE, add_exclusion, exclusion_file, exclusion_input, warn_without_crs
 from .parameters import Choices, VectorFile, threshold_label
 from .prepare_export import PrepareExportAlgorithm, describe_exclusion
 from .styles import style_on_load
@@ -214,7 +214,8 @@ class EvaluateAlgorithm(DartsAlgorithm):
                        quality_level=self.parameterAsEnumString(parameters, self.QUALITY_LEVEL, context),
                        boundary=self.parameterAsEnumString(parameters, self.BOUNDARY, context),
                        size_connectivity=int(self.parameterAsEnumString(parameters, self.SIZE_CONNECTIVITY, context)),
-                       probability_scale=probability_scale_of(probabilities_path, self.PROBABILITIES, scale))
+                       probability_scale=probability_scale_of(probabilities_path, self.PROBABILITIES, scale),
+                       max_excluded_share=self.parameterAsDouble(parameters, MAX_EXCLUDED_SHARE, context))
         tile = {"probabilities": read_probabilities(probabilities_path, self.PROBABILITIES, scale=scale)}
         if quality_path:
             check_same_grid(self.PROBABILITIES, grid, self.QUALITY_MASK, grid_of(quality_path, self.QUALITY_MASK))

@@ -161,15 +161,16 @@ def reference_near(probabilities, level, seed):
     return np.where((labels == 0) & (extra > 0), extra + count, labels).astype(np.int32)
 
 
-@pytest.mark.parametrize("boundary", ["remove", "clip"])
+@pytest.mark.parametrize("boundary, share", [("remove", 0.0), ("remove", 0.3), ("clip", 0.0)])
 @pytest.mark.parametrize("connectivity", [8, 4])
-def test_sweep_scores_each_setting_as_prepare_export_gives_it(boundary, connectivity):
+def test_sweep_scores_each_setting_as_prepare_export_gives_it(boundary, share, connectivity):
     shape = (120, 140)
     probabilities = smooth_random(shape, 3)
     quality = np.where(smooth_random(shape, 4) > 0.25, 2, 0).astype(np.uint8)
     reference = reference_near(probabilities, 0.62, 5)
+    water = smooth_random(shape, 6) > 0.8
     options = dict(mask_erosion_size=2, edge_erosion_size=1, quality_level=1, boundary=boundary,
-                   size_connectivity=connectivity)
+                   size_connectivity=connectivity, exclude=water, max_excluded_share=share)
     thresholds, sizes = [0.55, 0.6, 0.7], [0, 6, 25]
     evaluation = evaluate(tile_of(probabilities, quality), reference, thresholds, sizes, **options)
     assert [(s.threshold, s.min_object_size) for s in evaluation.settings] == [(t, m) for t in thresholds for m in sizes]
