@@ -21,13 +21,14 @@ CRSs DARTS uses. Geometry work with OGR/GEOS; no QGIS import here.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
 
 from .exclusion import crs_of
-from .files import osgeo, spatial_reference
+from .files import open_read_only, osgeo, spatial_reference
 
 CLASSES = ("new", "grown", "stable", "shrunk", "gone", "unobserved")
 DEFAULT_TOLERANCE = 0.1
@@ -187,43 +188,44 @@ def read_slumps(sources: Sequence[tuple], year_field: str = "year", crs=None, wh
     slumps, target = {}, spatial_reference(crs) if crs else None
     for number, (path, layer_name, where) in enumerate(sources, start=1):
         name = f"{what} {number}" if len(sources) > 1 else what
-        dataset, layer = _open_layer(path, layer_name, name)
-        srs = crs_of(layer)
-        if srs is None:
-            raise ValueError(f"{name}: the layer has no CRS: set it (e.g. 'Assign projection') first")
-        if target is None:
-            target = srs.Clone()
-            target.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-        if not target.IsProjected():
-            raise ValueError(f"{name}: the CRS {target.GetName()!r} is not projected, so areas would be in degrees²: "
-                             f"reproject the maps first (e.g. to the UTM zone or EPSG:3413)")
-        if layer.GetLayerDefn().GetFieldIndex(year_field) < 0:
-            fields = [layer.GetLayerDefn().GetFieldDefn(i).GetName() for i in range(layer.GetLayerDefn().GetFieldCount())]
-            raise ValueError(f"{name}: no field {year_field!r} for the year (has: {', '.join(fields) or 'none'})")
-        if where:
-            layer.SetAttributeFilter(where)
-        srs = srs.Clone()
-        srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-        transform = None if srs.IsSame(target) else osr.CoordinateTransformation(srs, target)
-        for feature in layer:
-            geometry = feature.GetGeometryRef()
-            if geometry is None or geometry.IsEmpty():
-                continue
-            year = feature.GetField(year_field)
-            if year is None or str(year).strip() == "":
-                raise ValueError(f"{name}: feature {feature.GetFID()} has no year in {year_field!r}")
-            try:
-                year = int(str(year)[:4]) if not isinstance(year, int) else year
-            except ValueError:
-                raise ValueError(f"{name}: feature {feature.GetFID()} has {year!r} in {year_field!r}, not a year") from None
-            geometry = geometry.Clone()
-            if transform is not None:
-                geometry.Transform(transform)
-            if not geometry.IsValid():
-                geometry = geometry.MakeValid() if hasattr(geometry, "MakeValid") else geometry.Buffer(0)
-            key = str(feature.GetFID()) if len(sources) == 1 else f"{number}:{feature.GetFID()}"
-            slumps.setdefault(year, []).append(Slump(key, geometry, geometry.GetArea()))
-        dataset = None
+        with _open_layer(path, layer_name, name) as layer:
+            srs = crs_of(layer)
+            if srs is None:
+                raise ValueError(f"{name}: the layer has no CRS: set it (e.g. 'Assign projection') first")
+            if target is None:
+                target = srs.Clone()
+                target.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+            if not target.IsProjected():
+                raise ValueError(f"{name}: the CRS {target.GetName()!r} is not projected, so areas would be in "
+                                 f"degrees²: reproject the maps first (e.g. to the UTM zone or EPSG:3413)")
+            if layer.GetLayerDefn().GetFieldIndex(year_field) < 0:
+                definition = layer.GetLayerDefn()
+                fields = [definition.GetFieldDefn(i).GetName() for i in range(definition.GetFieldCount())]
+                raise ValueError(f"{name}: no field {year_field!r} for the year (has: {', '.join(fields) or 'none'})")
+            if where:
+                layer.SetAttributeFilter(where)
+            srs = srs.Clone()
+            srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+            transform = None if srs.IsSame(target) else osr.CoordinateTransformation(srs, target)
+            for feature in layer:
+                geometry = feature.GetGeometryRef()
+                if geometry is None or geometry.IsEmpty():
+                    continue
+                year = feature.GetField(year_field)
+                if year is None or str(year).strip() == "":
+                    raise ValueError(f"{name}: feature {feature.GetFID()} has no year in {year_field!r}")
+                try:
+                    year = int(str(year)[:4]) if not isinstance(year, int) else year
+                except ValueError:
+                    raise ValueError(f"{name}: feature {feature.GetFID()} has {year!r} in {year_field!r}, "
+                                     f"not a year") from None
+                geometry = geometry.Clone()
+                if transform is not None:
+                    geometry.Transform(transform)
+                if not geometry.IsValid():
+                    geometry = geometry.MakeValid() if hasattr(geometry, "MakeValid") else geometry.Buffer(0)
+                key = str(feature.GetFID()) if len(sources) == 1 else f"{number}:{feature.GetFID()}"
+                slumps.setdefault(year, []).append(Slump(key, geometry, geometry.GetArea()))
     return slumps, target
 
 
@@ -233,63 +235,64 @@ def read_coverage(sources: Sequence[tuple], target, year_field: str = "year", wh
     parts = {}
     for number, (path, layer_name, where) in enumerate(sources, start=1):
         name = f"{what} {number}" if len(sources) > 1 else what
-        dataset, layer = _open_layer(path, layer_name, name)
-        srs = crs_of(layer)
-        if srs is None:
-            raise ValueError(f"{name}: the layer has no CRS: set it first")
-        if layer.GetLayerDefn().GetFieldIndex(year_field) < 0:
-            raise ValueError(f"{name}: no field {year_field!r} for the year")
-        if where:
-            layer.SetAttributeFilter(where)
-        srs = srs.Clone()
-        srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-        transform = None if srs.IsSame(target) else osr.CoordinateTransformation(srs, target)
-        for feature in layer:
-            geometry = feature.GetGeometryRef()
-            year = feature.GetField(year_field)
-            if geometry is None or year is None:
-                continue
-            geometry = geometry.Clone()
-            if transform is not None:
-                geometry.Transform(transform)
-            parts.setdefault(int(str(year)[:4]), []).append(geometry)
-        dataset = None
+        with _open_layer(path, layer_name, name) as layer:
+            srs = crs_of(layer)
+            if srs is None:
+                raise ValueError(f"{name}: the layer has no CRS: set it first")
+            if layer.GetLayerDefn().GetFieldIndex(year_field) < 0:
+                raise ValueError(f"{name}: no field {year_field!r} for the year")
+            if where:
+                layer.SetAttributeFilter(where)
+            srs = srs.Clone()
+            srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+            transform = None if srs.IsSame(target) else osr.CoordinateTransformation(srs, target)
+            for feature in layer:
+                geometry = feature.GetGeometryRef()
+                year = feature.GetField(year_field)
+                if geometry is None or year is None:
+                    continue
+                geometry = geometry.Clone()
+                if transform is not None:
+                    geometry.Transform(transform)
+                parts.setdefault(int(str(year)[:4]), []).append(geometry)
     return {year: union_of(geometries) for year, geometries in parts.items()}
 
 
+@contextlib.contextmanager
 def _open_layer(path: str, layer_name: str | None, what: str):
-    gdal, _, _ = osgeo()
-    try:
-        dataset = gdal.OpenEx(path, gdal.OF_VECTOR)
-    except RuntimeError as error:
-        raise ValueError(f"{what}: cannot read {path!r} as polygons: {error}") from None
-    if dataset is None or dataset.GetLayerCount() == 0:
-        raise ValueError(f"{what}: {path!r} holds no vector layer")
-    if layer_name is None:
-        if dataset.GetLayerCount() != 1:
+    """`with _open_layer(...) as layer:` the polygon layer, its file open read-only and
+    leaving nothing beside it (files.open_read_only) until the end of the block."""
+    with contextlib.ExitStack() as stack:
+        try:
+            dataset = stack.enter_context(open_read_only(path, "vector"))
+        except RuntimeError as error:
+            raise ValueError(f"{what}: cannot read {path!r} as polygons: {error}") from None
+        if dataset is None or dataset.GetLayerCount() == 0:
+            raise ValueError(f"{what}: {path!r} holds no vector layer")
+        if layer_name is None and dataset.GetLayerCount() == 1:
+            yield dataset.GetLayer(0)
+            return
+        if layer_name is None:
             names = [dataset.GetLayer(i).GetName() for i in range(dataset.GetLayerCount())]
             candidates = [n for n in names if not n.endswith("_coverage")]
             if len(candidates) != 1:
                 raise ValueError(f"{what}: {path!r} has {len(names)} layers ({', '.join(names)}): name one, as "
                                  f"{path}|layername=NAME")
             layer_name = candidates[0]
-        else:
-            return dataset, dataset.GetLayer(0)
-    layer = dataset.GetLayerByName(layer_name)
-    if layer is None:
-        raise ValueError(f"{what}: {path!r} has no layer {layer_name!r}")
-    return dataset, layer
+        layer = dataset.GetLayerByName(layer_name)
+        if layer is None:
+            raise ValueError(f"{what}: {path!r} has no layer {layer_name!r}")
+        yield layer
 
 
 def coverage_beside(path: str, layer_name: str | None) -> tuple | None:
     """(file, '<layer>_coverage', None) when the GeoPackage beside the map holds processtiles'
     coverage layer for it, else None."""
-    gdal, _, _ = osgeo()
     try:
-        dataset = gdal.OpenEx(path, gdal.OF_VECTOR)
+        with open_read_only(path, "vector") as dataset:
+            names = [dataset.GetLayer(i).GetName() for i in range(dataset.GetLayerCount())]
     except RuntimeError:
         return None
-    names = [dataset.GetLayer(i).GetName() for i in range(dataset.GetLayerCount())]
     if layer_name is None:
         candidates = [n for n in names if not n.endswith("_coverage")]
         if len(candidates) != 1:

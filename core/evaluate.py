@@ -321,14 +321,13 @@ def reference_raster(source: str, shape, geotransform, crs, *, layer: str | None
 def _feature_count(source: str, layer: str | None, where: str | None) -> int:
     """Features of the reference layer (selected by `where`), also those far off the grid,
     which polygons_on_grid does not read."""
-    from .files import osgeo
+    from .files import open_read_only
 
-    gdal, _, _ = osgeo()
-    dataset = gdal.OpenEx(source, gdal.OF_VECTOR)
-    polygons = dataset.GetLayerByName(layer) if layer else dataset.GetLayer(0)
-    if where:
-        polygons.SetAttributeFilter(where)
-    return polygons.GetFeatureCount()
+    with open_read_only(source, "vector") as dataset:
+        polygons = dataset.GetLayerByName(layer) if layer else dataset.GetLayer(0)
+        if where:
+            polygons.SetAttributeFilter(where)
+        return polygons.GetFeatureCount()
 
 
 def reference_count(source: str, layer: str | None = None, where: str | None = None) -> int:

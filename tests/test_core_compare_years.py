@@ -5,6 +5,7 @@ import pytest
 
 osgeo = pytest.importorskip("osgeo", reason="GDAL's Python bindings (Debian's python3-gdal) hold the geometries")
 from osgeo import ogr, osr  # noqa: E402
+from reading import open_read_only  # noqa: E402
 
 from darts_postprocessing.core.compare_years import (Slump, compare_pair, compare_years, read_coverage,  # noqa: E402
                                                       read_slumps, summary, write_changes)
@@ -112,9 +113,9 @@ def test_from_files_with_coverage_and_written(tmp_path):
     assert classes(changes) == [("grown", "one", ("1",), ("2",)), ("unobserved", "none", (), ("3",))]
     written = tmp_path / "changes.gpkg"
     write_changes(str(written), "changes", changes, crs)
-    dataset = ogr.Open(str(written))
-    rows = sorted((f.GetField("change"), f.GetField("area_from_m2"), f.GetField("area_to_m2"), f.GetField("ids_to"))
-                  for f in dataset.GetLayer(0))
+    with open_read_only(written, "vector") as dataset:
+        rows = sorted((f.GetField("change"), f.GetField("area_from_m2"), f.GetField("area_to_m2"), f.GetField("ids_to"))
+                      for f in dataset.GetLayer(0))
     assert rows == [("grown", 10000.0, 15000.0, "2"), ("unobserved", 0.0, 2500.0, "3")]
 
 

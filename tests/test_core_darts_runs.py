@@ -204,9 +204,9 @@ def test_inference_json_tileid_is_trusted_first(run, tmp_path):
 
 def test_worker_processes_give_the_same_per_year_map(run, tmp_path):
     def features(path):
-        dataset = ogr.Open(str(path))
-        rows = [(name, sorted(f.items().items()), f.GetGeometryRef().ExportToWkb())
-                for name in ("slumps", "slumps_coverage") for f in dataset.GetLayerByName(name)]
+        with open_read_only(path, "vector") as dataset:
+            rows = [(name, sorted(f.items().items()), f.GetGeometryRef().ExportToWkb())
+                    for name in ("slumps", "slumps_coverage") for f in dataset.GetLayerByName(name)]
         return sorted(rows, key=lambda row: tuple(str(item) for item in row))
 
     process_tiles(run["root"], str(tmp_path / "one.gpkg"), layer="slumps", workers=1)

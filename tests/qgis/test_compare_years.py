@@ -10,6 +10,7 @@ from qgis.core import QgsProcessingException
 
 import processing
 from qgis_cli import qgis_process
+from reading import open_read_only
 
 ogr.UseExceptions()
 X, Y = 600000, 7800000
@@ -52,9 +53,9 @@ def region(tmp_path):
 
 
 def changes_of(path):
-    dataset = ogr.Open(path)
-    return sorted((f.GetField("change"), f.GetField("match"), f.GetField("ids_from"), f.GetField("ids_to"))
-                  for f in dataset.GetLayer(0))
+    with open_read_only(path, "vector") as dataset:
+        return sorted((f.GetField("change"), f.GetField("match"), f.GetField("ids_from"), f.GetField("ids_to"))
+                      for f in dataset.GetLayer(0))
 
 
 EXPECTED = [("gone", "none", "6", ""), ("grown", "one", "1", "2"), ("stable", "merge", "3,4", "5"),
@@ -69,10 +70,10 @@ def test_compareyears_classes_with_the_coverage_beside_the_map(provider, region,
     assert changes_of(results["OUTPUT"]) == EXPECTED
     page = open(results["OUTPUT_REPORT"], encoding="utf-8").read()
     assert '<td id="count-2020-2021-grown">1</td>' in page and '<td id="count-2020-2021-unobserved">1</td>' in page
-    dataset = ogr.Open(results["OUTPUT"])
-    grown = next(f for f in dataset.GetLayer(0) if f.GetField("change") == "grown")
-    assert (grown.GetField("area_from_m2"), grown.GetField("area_to_m2"), grown.GetField("change_m2_per_year")) == \
-        (10000, 16000, 6000)
+    with open_read_only(results["OUTPUT"], "vector") as dataset:
+        grown = next(f for f in dataset.GetLayer(0) if f.GetField("change") == "grown")
+        assert (grown.GetField("area_from_m2"), grown.GetField("area_to_m2"), grown.GetField("change_m2_per_year")) \
+            == (10000, 16000, 6000)
 
 
 def test_without_coverage_every_place_is_observed(provider, tmp_path):
@@ -128,7 +129,7 @@ def test_two_years_of_a_darts_run_through_processtiles(provider, tmp_path):
                                                    "OUTPUT": str(tmp_path / "region.gpkg")})
     results = processing.run("darts:compareyears", {"INPUT": [f"{merged['OUTPUT']}|layername=region"],
                                                     "OUTPUT": str(tmp_path / "changes.gpkg")})
-    dataset = ogr.Open(results["OUTPUT"])
-    changes = [(f.GetField("change"), f.GetField("match")) for f in dataset.GetLayer(0)]
+    with open_read_only(results["OUTPUT"], "vector") as dataset:
+        changes = [(f.GetField("change"), f.GetField("match")) for f in dataset.GetLayer(0)]
     assert changes.count(("new", "none")) == 1
     assert changes.count(("grown", "one")) == len(run["slumps"][2019]) == len(changes) - 1

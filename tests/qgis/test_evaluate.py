@@ -12,6 +12,7 @@ from qgis.core import QgsProcessingException, QgsProcessingFeedback
 
 import processing
 from qgis_cli import qgis_process
+from reading import open_read_only
 from sample_tile import EPSG, ORIGIN, PIXEL
 
 gdal.UseExceptions()
@@ -48,15 +49,15 @@ def write_reference(path, sample, crs="EPSG:4326", drop_every=3, extra=True, wit
     objects_path = os.path.join(folder, "objects.gpkg")
     geotransform = (ORIGIN[0], PIXEL, 0.0, ORIGIN[1] - shift_rows * PIXEL, 0.0, -PIXEL)
     polygonize(binary, geotransform, f"EPSG:{EPSG}", objects_path)
-    objects = ogr.Open(objects_path)
-    source = objects.GetLayer(0)
+    with open_read_only(objects_path, "vector") as objects:
+        objects_wkb = [bytes(feature.GetGeometryRef().ExportToWkb()) for feature in objects.GetLayer(0)]
     target_srs = osr.SpatialReference()
     target_srs.SetFromUserInput(crs)
     target_srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
     transform = osr.CoordinateTransformation(utm(), target_srs)
     dataset = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
     layer = dataset.CreateLayer("slumps", target_srs if with_crs else None, ogr.wkbMultiPolygon)
-    geometries = [feature.GetGeometryRef().Clone() for index, feature in enumerate(source)
+    geometries = [ogr.CreateGeometryFromWkb(wkb) for index, wkb in enumerate(objects_wkb)
                   if drop_every is None or index % drop_every != drop_every - 1]
     if extra:
         x0, y0 = ORIGIN[0] + 100 * PIXEL, ORIGIN[1] - (100 + shift_rows) * PIXEL
@@ -114,12 +115,13 @@ def test_evaluate_equals_the_core_on_the_same_arrays(evaluated, sample):
     assert rows[expected.settings.index(best)]["best"] == "1"
     assert (results["BEST_THRESHOLD"], results["BEST_MIN_OBJECT_SIZE"]) == (best.threshold, best.min_object_size)
     assert best.scores["object_tp"] > 0 and best.scores["object_fp"] > 0 and best.scores["object_fn"] > 0
-    false_positives_file, missed_file = ogr.Open(results["OUTPUT_FALSE_POSITIVES"]), ogr.Open(results["OUTPUT_MISSED"])
-    assert false_positives_file.GetLayer(0).GetFeatureCount() == best.scores["object_fp"]
-    missed = missed_file.GetLayer(0)
-    assert missed.GetFeatureCount() == best.scores["object_fn"]
-    assert missed.GetSpatialRef().GetAuthorityCode(None) == str(EPSG)
-    fids = sorted(feature.GetField("reference_fid") for feature in missed)
+    with open_read_only(results["OUTPUT_FALSE_POSITIVES"], "vector") as false_positives_file:
+        assert false_positives_file.GetLayer(0).GetFeatureCount() == best.scores["object_fp"]
+    with open_read_only(results["OUTPUT_MISSED"], "vector") as missed_file:
+        missed = missed_file.GetLayer(0)
+        assert missed.GetFeatureCount() == best.scores["object_fn"]
+        assert missed.GetSpatialRef().GetAuthorityCode(None) == str(EPSG)
+        fids = sorted(feature.GetField("reference_fid") for feature in missed)
     assert fids == sorted(int(i) for i in expected.missed())  # GeoPackage FIDs 1..n are the burnt ids here
     assert count in fids  # the rectangle where no object lies
 
