@@ -6,14 +6,15 @@ import os
 from qgis.core import (
     QgsProcessing,
     QgsProcessingParameterFileDestination,
-    QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
     QgsProcessingParameterString,
     QgsProcessingParameterVectorDestination,
 )
 
 from .base import DartsAlgorithm
-from .exclusion import vector_source
+from .exclusion import decode_source, vector_source
+from .parameters import VectorFiles
+from .paths import vector_files_of
 from .styles import style_on_load
 
 
@@ -58,14 +59,12 @@ class CompareYearsAlgorithm(DartsAlgorithm):
         )
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        self.addParameter(QgsProcessingParameterMultipleLayers(self.INPUT, self.tr("Yearly slump maps"),
-                                                               QgsProcessing.SourceType.TypeVectorPolygon))
+        self.addParameter(VectorFiles(self.INPUT, self.tr("Yearly slump maps"),
+                                      QgsProcessing.SourceType.TypeVectorPolygon))
         self._finish(QgsProcessingParameterString(self.YEAR_FIELD, self.tr("Year field"), defaultValue="year"), False,
                      "The field that holds each feature's year (a number or a date)")
-        self.addParameter(QgsProcessingParameterMultipleLayers(self.COVERAGE, self.tr("Coverage per year (observed "
-                                                                                      "area)"),
-                                                               QgsProcessing.SourceType.TypeVectorPolygon,
-                                                               optional=True))
+        self.addParameter(VectorFiles(self.COVERAGE, self.tr("Coverage per year (observed area)"),
+                                      QgsProcessing.SourceType.TypeVectorPolygon, optional=True))
         tolerance = QgsProcessingParameterNumber(self.TOLERANCE, self.tr("Stable within (share of the earlier area)"),
                                                  QgsProcessingParameterNumber.Type.Double, defaultValue=0.1,
                                                  minValue=0.0)
@@ -82,7 +81,11 @@ class CompareYearsAlgorithm(DartsAlgorithm):
                                                                 self.tr("HTML files (*.html)"), optional=True))
 
     def sources(self, parameters, name, context, outputs, folder):
-        """(file, layer, filter) of each layer of the multiple-layer parameter `name`."""
+        """(file, layer, filter) of each layer of the multiple-layer parameter `name` (file paths
+        not loaded as layers: see VectorFiles)."""
+        files = vector_files_of(parameters.get(name))
+        if files:
+            return [decode_source(value) for value in files]
         sources = []
         for index, layer in enumerate(self.parameterAsLayerList(parameters, name, context)):
             sources.append(vector_source(layer, context, lambda: outputs.scratch(
@@ -92,7 +95,9 @@ class CompareYearsAlgorithm(DartsAlgorithm):
     def input_paths(self, parameters, context):
         paths = super().input_paths(parameters, context)
         for name in (self.INPUT, self.COVERAGE):
-            paths += [layer.source().split("|")[0] for layer in self.parameterAsLayerList(parameters, name, context)]
+            files = vector_files_of(parameters.get(name))
+            paths += [value.split("|")[0] for value in files] if files else [
+                layer.source().split("|")[0] for layer in self.parameterAsLayerList(parameters, name, context)]
         return paths
 
     def execute(self, parameters, context, feedback, outputs):

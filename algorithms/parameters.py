@@ -11,7 +11,7 @@ from qgis.core import (
     QgsProcessingParameterVectorLayer,
 )
 
-from .paths import files_of
+from .paths import files_of, vector_files_of
 
 INT_MAX = 2 ** 31 - 1  # parameterAsInt returns a C int: larger values would wrap (to 0 for 2^31)
 
@@ -77,14 +77,28 @@ class VectorFile(QgsProcessingParameterVectorLayer):
         return as_file_parameter(self)
 
 
+class VectorFiles(QgsProcessingParameterMultipleLayers):
+    """Several vector inputs that file paths satisfy without loading them as QGIS layers: on
+    GDAL 3.10 QGIS's OGR provider writes `<file>.gpkg.aux.xml` beside a GeoPackage it loads."""
+
+    def checkValueIsAcceptable(self, value, context=None):  # noqa: N802
+        return bool(vector_files_of(value)) or super().checkValueIsAcceptable(value, context)
+
+    def clone(self):
+        return as_file_parameter(self)
+
+
 def as_file_parameter(parameter):
-    """The RasterFile(s) twin of a raster layer parameter, a VectorFile's copy (others: unchanged)."""
+    """The RasterFile(s) twin of a raster layer parameter, a VectorFile(s)'s copy (others: unchanged)."""
     optional = bool(parameter.flags() & QgsProcessingParameterDefinition.Flag.FlagOptional)
     if type(parameter) in (QgsProcessingParameterRasterLayer, RasterFile):
         copy = RasterFile(parameter.name(), parameter.description(), parameter.defaultValue(), optional)
     elif (type(parameter) in (QgsProcessingParameterMultipleLayers, RasterFiles)
           and parameter.layerType() == QgsProcessing.SourceType.TypeRaster):
         copy = RasterFiles(parameter.name(), parameter.description(), parameter.layerType(), parameter.defaultValue(),
+                           optional)
+    elif type(parameter) is VectorFiles:
+        copy = VectorFiles(parameter.name(), parameter.description(), parameter.layerType(), parameter.defaultValue(),
                            optional)
     elif type(parameter) is VectorFile:
         copy = VectorFile(parameter.name(), parameter.description(), parameter.dataTypes(), parameter.defaultValue(),

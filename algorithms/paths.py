@@ -19,6 +19,15 @@ def files_of(value):
     return []
 
 
+def vector_files_of(value):
+    """The values of a parameter that is one vector file or a list of them, each a path with
+    perhaps QGIS's |layername=/|layerid=/|subset= suffixes; else []."""
+    values = value if isinstance(value, (list, tuple)) else [value]
+    if values and all(isinstance(item, str) and os.path.isfile(item.split("|")[0]) for item in values):
+        return list(values)
+    return []
+
+
 def geopackage_layer(path):
     """(file, layer or None) of a vector output: QGIS's 'Save to GeoPackage' form
     ogr:dbname='x.gpkg' table="name" writes the layer `name` into x.gpkg."""
@@ -61,9 +70,10 @@ class PathsMixin:
         return layer.source()
 
     def raster_files(self, parameters, name, context):
-        """(layer name, file) of each raster of a multiple-layer input, file paths not loaded
-        (see RasterFile); the name is the file's without extension, as QGIS names a layer."""
-        paths = files_of(parameters.get(name))
+        """(layer name, file) of each raster (or vector file, given with QGIS's |layername=
+        suffix: VectorFiles) of a multiple-layer input, file paths not loaded (see RasterFile);
+        the name is the file's without extension, as QGIS names a layer."""
+        paths = [value.split("|")[0] for value in vector_files_of(parameters.get(name))]  # vectors: |layername=
         if paths:
             return [(os.path.splitext(os.path.basename(path))[0], path) for path in paths]
         return [(layer.name(), layer.source()) for layer in self.parameterAsLayerList(parameters, name, context)]

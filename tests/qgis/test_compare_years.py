@@ -101,6 +101,32 @@ def test_qgis_process_runs_compareyears(profile, region, tmp_path):
     assert changes_of(results["OUTPUT"]) == EXPECTED
 
 
+
+def test_qgis_process_leaves_the_maps_as_they_were(profile, tmp_path):
+    """compareyears through qgis_process on a map with dataset metadata (as processtiles writes
+    it): the maps' folder stays byte for byte, no .aux.xml beside them (QGIS's OGR provider
+    writes one into a GeoPackage it loads as a layer on GDAL 3.10: maps given as files are
+    read by GDAL only)."""
+    import hashlib
+
+    from darts_postprocessing.core.metadata import write_metadata
+
+    folder = tmp_path / "maps"
+    folder.mkdir()
+    region = write_map(folder / "region.gpkg", FEATURES, COVERAGE)
+    write_metadata(region, {"DARTS_processtiles_tiles": "4"})
+
+    def digests():
+        return {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in sorted(folder.iterdir())}
+
+    before = digests()
+    run = qgis_process(profile, "run", "darts:compareyears", "--", f"INPUT={region}|layername=slumps",
+                       f"COVERAGE={region}|layername=slumps_coverage", f"OUTPUT={tmp_path / 'changes.gpkg'}")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert digests() == before
+    assert changes_of(str(tmp_path / "changes.gpkg")) == EXPECTED
+
+
 def test_change_layer_style_has_a_class_per_change(provider, region, tmp_path):
     from qgis.core import QgsVectorLayer
 
