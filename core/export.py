@@ -57,6 +57,17 @@ def subset_name(layer_name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]+", "_", name).strip("_") or "subset"
 
 
+def subset_names(layer_names) -> list[str]:
+    """subset_name of each layer, in order; a name taken already gets a _ appended."""
+    names = []
+    for layer_name in layer_names:
+        name = subset_name(layer_name)
+        while name in names:
+            name += "_"
+        names.append(name)
+    return names
+
+
 def tile_files(folder: str, subsets=()) -> dict[str, str]:
     """{kind: path} of the files export_tile writes into `folder` (GeoParquet twins aside,
     see parquet_files), those of each ensemble subset as "<kind>-<subset>"."""
@@ -120,7 +131,8 @@ def thumbnail_rgb(percent, extent, binarized, max_size: int = 512) -> np.ndarray
     """(3, h, w) uint8 thumbnail: the quicklook's background (probabilities grey, outside the
     extent dark blue) with the objects' outlines in red and the extent's border in light
     blue, as DARTS' thumbnail draws objects and extent as outlines (over the optical image,
-    which an export from probabilities does not have). Same sampling as quicklook_rgb."""
+    which an export from probabilities does not have). Sampled as quicklook_rgb, then each
+    pixel drawn 2 x 2 (up to 1024 pixels a side)."""
     step = quicklook_step(percent.shape, max_size)
     return thumbnail_of_samples(percent[::step, ::step], np.asarray(extent)[::step, ::step],
                                 _block_any(np.asarray(binarized) != 0, step))
@@ -133,7 +145,7 @@ def thumbnail_of_samples(percent, extent, objects) -> np.ndarray:
     objects = objects[: rgb.shape[1], : rgb.shape[2]]
     rgb[:, _border(extent != 0, edge_inside=True)] = np.array(EXTENT_LINE_RGB)[:, None]
     rgb[:, _border(objects, edge_inside=False)] = np.array(OBJECT_RGB)[:, None]
-    return rgb
+    return rgb.repeat(2, axis=1).repeat(2, axis=2)  # lines 2 pixels wide: JPEG halves colour resolution
 
 
 def _overview(percent, extent) -> np.ndarray:
