@@ -221,29 +221,45 @@ def test_cancel_in_blocks_leaves_nothing(provider, big, tmp_path):
 
 @pytest.mark.parametrize("as_float", [False, True])
 def test_exporttile_in_blocks(provider, big, tmp_path, as_float):
-    from sample_tile import write_sample_tile
+    """Every file of the tile folder, an ensemble subset's included, the same block-wise: the
+    rasters' and images' pixels, the polygons, darts_inference.json's bytes (but the export date)."""
+    import json
+
+    from sample_tile import percent, sample_arrays, write_tif
 
     probabilities = big["probabilities"]
     if as_float:
         probabilities, _ = write_sample_tile(str(tmp_path / "float"), size=SIZE, seed=4, as_float=True)
-    processing.run("darts:prepareexport", {"PROBABILITIES": probabilities, "QUALITY_MASK": big["quality"],
-                                           "OUTPUT_BINARIZED": str(tmp_path / "b.tif"),
-                                           "OUTPUT_EXTENT": str(tmp_path / "e.tif")})
+    member = str(tmp_path / "probabilities-member.tif")
+    write_tif(member, percent(sample_arrays(SIZE, 6)[0]), nodata=255)
+    prepared = processing.run("darts:prepareexport", {
+        "PROBABILITIES": probabilities, "QUALITY_MASK": big["quality"], "SUBSET_PROBABILITIES": [member],
+        "OUTPUT_BINARIZED": str(tmp_path / "b.tif"), "OUTPUT_EXTENT": str(tmp_path / "e.tif")})
     for mode, extra in (("memory", {}), ("blocks", {"MEMORY_LIMIT": 1})):
+        feedback = Log()
         processing.run("darts:exporttile", {"PROBABILITIES": probabilities, "BINARIZED": str(tmp_path / "b.tif"),
-                                            "EXTENT": str(tmp_path / "e.tif"), "OUTPUT_FOLDER": str(tmp_path / mode),
-                                            **extra})
-    names = sorted(os.listdir(tmp_path / "memory"))
-    assert sorted(os.listdir(tmp_path / "blocks")) == names and len(names) == 6
-    for name in ("probabilities.tif", "binarized.tif", "extent.tif", "quicklook.png"):
-        memory, blocks = gdal.Open(str(tmp_path / "memory" / name)), gdal.Open(str(tmp_path / "blocks" / name))
+                                            "EXTENT": str(tmp_path / "e.tif"), "SUBSET_PROBABILITIES": [member],
+                                            "SUBSET_BINARIZED": prepared["OUTPUT_SUBSET_BINARIZED"],
+                                            "OUTPUT_FOLDER": str(tmp_path / mode / "T06WVS"), **extra},
+                       feedback=feedback)
+        assert ("Processing in blocks" in feedback.text) == (mode == "blocks")
+    folders = {mode: tmp_path / mode / "T06WVS" for mode in ("memory", "blocks")}
+    names = sorted(os.listdir(folders["memory"]))
+    assert sorted(os.listdir(folders["blocks"])) == names and len(names) == 11
+    for name in ("probabilities.tif", "binarized.tif", "extent.tif", "quicklook.png", "thumbnail.jpg",
+                 "probabilities-member.tif", "binarized-member.tif"):
+        memory, blocks = gdal.Open(str(folders["memory"] / name)), gdal.Open(str(folders["blocks"] / name))
         np.testing.assert_array_equal(blocks.ReadAsArray(), memory.ReadAsArray(), err_msg=name)
         assert blocks.GetRasterBand(1).GetNoDataValue() == memory.GetRasterBand(1).GetNoDataValue()
+        assert blocks.GetRasterBand(1).GetDescription() == memory.GetRasterBand(1).GetDescription()
         if name.endswith(".tif"):
             assert blocks.GetMetadata("IMAGE_STRUCTURE")["COMPRESSION"] == "LZW"
             assert blocks.GetGeoTransform() == memory.GetGeoTransform()
-    for name in ("prediction_segments.gpkg", "prediction_extent.gpkg"):
-        assert_same_polygons(polygons_by_id(tmp_path / "memory" / name), polygons_by_id(tmp_path / "blocks" / name))
+    for name in ("prediction_segments.gpkg", "prediction_extent.gpkg", "prediction_segments-member.gpkg"):
+        assert_same_polygons(polygons_by_id(folders["memory"] / name), polygons_by_id(folders["blocks"] / name))
+    texts = {mode: (folders[mode] / "darts_inference.json").read_text() for mode in ("memory", "blocks")}
+    dates = {mode: json.loads(text)["DARTS_exportdate"] for mode, text in texts.items()}
+    assert texts["blocks"].replace(dates["blocks"], dates["memory"]) == texts["memory"]
 
 
 def test_a_damaged_raster_in_blocks_is_a_one_line_error(profile, big, tmp_path):
