@@ -225,7 +225,7 @@ class ExportTileAlgorithm(DartsAlgorithm):
         from ..core.chunked_polygons import polygonize_lazy
         from ..core.blockwise import read_binary_lazy, read_probabilities_for_export_lazy
         from ..core.export import (PERCENT_NODATA, layer_names, parquet_files, quicklook_of_samples, quicklook_step,
-                                   thumbnail_of_samples, tile_files, write_parquet_twins)
+                                   thumbnail_of_samples, tile_files, write_image_locked, write_parquet_twins)
         from ..core.metadata import LONG_NAMES, inference_record, write_inference_json
 
         files = tile_files(folder, subsets)
@@ -279,15 +279,6 @@ class ExportTileAlgorithm(DartsAlgorithm):
         write_inference_json(outputs.reserve(files["inference"]), inference_record(outputs.tags))
         files.update({kind: path for kind, (_, path) in twins.items()})
         return files
-
-
-def write_image_locked(kind, path, rgb, tags, lock):
-    """The thumbnail (JPEG) or quicklook (PNG), written taking its turn with the other writes
-    (GDAL error capture is process-wide)."""
-    from ..core.export import write_jpeg, write_png
-
-    with lock:
-        (write_jpeg if kind == "thumbnail" else write_png)(path, rgb, tags)
 
 
 BYTES_PER_PIXEL = 16  # in memory: probabilities (float32 and percent), binarized, extent, labels, quicklook

@@ -200,6 +200,14 @@ def write_jpeg(path: str, rgb: np.ndarray, tags=None) -> None:
         gdal.GetDriverByName("JPEG").CreateCopy(path, memory, options=options)
 
 
+def write_image_locked(kind: str, path: str, rgb: np.ndarray, tags, lock) -> None:
+    """The thumbnail (JPEG) or quicklook (PNG) of the block-wise export, written taking its
+    turn with the other writes (GDAL error capture is process-wide). In the core, so that a
+    dask cluster's workers, which get only the core, can run it."""
+    with lock:
+        (write_jpeg if kind == "thumbnail" else write_png)(path, rgb, tags)
+
+
 def tile_layout(parts: bool = False, tags=None):
     """The polygons' layout in a tile folder: upstream's (statistics in percent, Integer64
     min/max, geometry column `geom`); `parts`: one Polygon feature per 4-connected part."""

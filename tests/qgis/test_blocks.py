@@ -185,6 +185,34 @@ def test_prepareexport_on_a_dask_cluster_through_qgis_process(profile, big, tmp_
         np.testing.assert_array_equal(read(tmp_path / "cluster" / name), read(tmp_path / "memory" / name))
 
 
+def test_exporttile_on_a_dask_cluster_through_qgis_process(provider, profile, big, tmp_path, cluster):
+    """The tile folder written on a cluster's worker processes (which get only the core) is the
+    one written in memory: thumbnail and quicklook included."""
+    import json
+
+    from qgis_cli import qgis_process
+
+    prepared = processing.run("darts:prepareexport", {"PROBABILITIES": big["probabilities"],
+                                                      "QUALITY_MASK": big["quality"],
+                                                      "OUTPUT_BINARIZED": str(tmp_path / "b.tif"),
+                                                      "OUTPUT_EXTENT": str(tmp_path / "e.tif")})
+    for mode, extra in (("memory", []), ("cluster", [f"DASK_SCHEDULER={cluster}"])):
+        run = qgis_process(profile, "run", "darts:exporttile", "--", f"PROBABILITIES={big['probabilities']}",
+                           f"BINARIZED={prepared['OUTPUT_BINARIZED']}", f"EXTENT={prepared['OUTPUT_EXTENT']}", *extra,
+                           f"OUTPUT_FOLDER={tmp_path / mode / 'T06WVS'}")
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert ("dask cluster" in run.stdout) == (mode == "cluster")
+    folders = {mode: tmp_path / mode / "T06WVS" for mode in ("memory", "cluster")}
+    assert sorted(os.listdir(folders["cluster"])) == sorted(os.listdir(folders["memory"]))
+    for name in ("probabilities.tif", "binarized.tif", "extent.tif", "thumbnail.jpg", "quicklook.png"):
+        np.testing.assert_array_equal(gdal.Open(str(folders["cluster"] / name)).ReadAsArray(),
+                                      gdal.Open(str(folders["memory"] / name)).ReadAsArray(), err_msg=name)
+    assert_same_polygons(polygons_by_id(folders["memory"] / "prediction_segments.gpkg"),
+                         polygons_by_id(folders["cluster"] / "prediction_segments.gpkg"))
+    records = {mode: json.loads((folder / "darts_inference.json").read_text()) for mode, folder in folders.items()}
+    assert {**records["cluster"], "DARTS_exportdate": ""} == {**records["memory"], "DARTS_exportdate": ""}
+
+
 def test_an_unreachable_scheduler_is_a_clear_error(profile, big, tmp_path):
     from qgis_cli import qgis_process
 
