@@ -259,7 +259,11 @@ def test_exporttile_in_blocks(provider, big, tmp_path, as_float):
     if as_float:
         probabilities, _ = write_sample_tile(str(tmp_path / "float"), size=SIZE, seed=4, as_float=True)
     member = str(tmp_path / "probabilities-member.tif")
-    write_tif(member, percent(sample_arrays(SIZE, 6)[0]), nodata=255)
+    values = sample_arrays(SIZE, 6)[0]  # of the same kind as the probabilities (prepareexport asks that)
+    if as_float:
+        write_tif(member, values, nodata=float("nan"))
+    else:
+        write_tif(member, percent(values), nodata=255)
     prepared = processing.run("darts:prepareexport", {
         "PROBABILITIES": probabilities, "QUALITY_MASK": big["quality"], "SUBSET_PROBABILITIES": [member],
         "OUTPUT_BINARIZED": str(tmp_path / "b.tif"), "OUTPUT_EXTENT": str(tmp_path / "e.tif")})
