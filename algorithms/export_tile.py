@@ -133,11 +133,11 @@ class ExportTileAlgorithm(DartsAlgorithm):
         for layer_name, path in binarized:
             key = layer_name.rsplit("-", 1)[-1]
             if key not in names:
-                raise ValueError(f"{self.SUBSET_BINARIZED}: {os.path.basename(path)} is of no ensemble subset: its name "
-                                 f"should end in -<subset>, one of {', '.join(names)}")
+                raise ValueError(f"{self.SUBSET_BINARIZED}: {os.path.basename(path)} is of no ensemble subset: its "
+                                 f"name should end in -<subset>, one of {', '.join(names)}")
             if key in found:
-                raise ValueError(f"{self.SUBSET_BINARIZED}: {os.path.basename(found[key])} and {os.path.basename(path)} "
-                                 f"are both of ensemble subset '{key}'")
+                raise ValueError(f"{self.SUBSET_BINARIZED}: {os.path.basename(found[key])} and "
+                                 f"{os.path.basename(path)} are both of ensemble subset '{key}'")
             found[key] = path
         missing = [name for name in names if name not in found]
         if missing:

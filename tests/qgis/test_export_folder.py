@@ -224,18 +224,22 @@ def test_ensemble_subsets_that_do_not_match_are_one_line_errors(provider, ensemb
     base = {"PROBABILITIES": ensemble["probabilities"], "BINARIZED": prepared["OUTPUT_BINARIZED"],
             "EXTENT": prepared["OUTPUT_EXTENT"], "OUTPUT_FOLDER": str(tmp_path / "tile")}
     members = [ensemble[subset] for subset in SUBSETS]
-    other = str(tmp_path / "b-other.tif")
+    other, twice = str(tmp_path / "b-other.tif"), str(tmp_path / "again-with_tcvis.tif")
     gdal.Translate(other, binarized[0])
+    gdal.Translate(twice, binarized[0])
     for extra, message in (
             ({"SUBSET_PROBABILITIES": members, "SUBSET_BINARIZED": binarized[:1]},
              "SUBSET_BINARIZED: no binarized raster of ensemble subset 'without_tcvis'"),
-            ({"SUBSET_PROBABILITIES": members}, "SUBSET_BINARIZED: no binarized raster of ensemble subset 'with_tcvis'"),
+            ({"SUBSET_PROBABILITIES": members},
+             "SUBSET_BINARIZED: no binarized raster of ensemble subset 'with_tcvis'"),
             ({"SUBSET_BINARIZED": binarized}, "SUBSET_BINARIZED: give the ensemble subsets' probabilities in "
                                               "SUBSET_PROBABILITIES too"),
             ({"SUBSET_PROBABILITIES": members, "SUBSET_BINARIZED": binarized + [other]},
              "SUBSET_BINARIZED: b-other.tif is of no ensemble subset"),
             ({"SUBSET_PROBABILITIES": members, "SUBSET_BINARIZED": binarized + [str(out / "b.tif")]},
-             "SUBSET_BINARIZED: b.tif is of no ensemble subset")):
+             "SUBSET_BINARIZED: b.tif is of no ensemble subset"),
+            ({"SUBSET_PROBABILITIES": members, "SUBSET_BINARIZED": binarized + [twice]},
+             "SUBSET_BINARIZED: b-with_tcvis.tif and again-with_tcvis.tif are both of ensemble subset 'with_tcvis'")):
         with pytest.raises(QgsProcessingException, match=message.replace("(", r"\(")) as error:
             processing.run("darts:exporttile", {**base, **extra})
         assert "\n" not in str(error.value)
