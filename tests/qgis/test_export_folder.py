@@ -251,3 +251,49 @@ def test_ensemble_subsets_that_do_not_match_are_one_line_errors(provider, ensemb
         processing.run("darts:exporttile", {**base, "SUBSET_PROBABILITIES": [small, members[1]],
                                             "SUBSET_BINARIZED": binarized})
     assert not (tmp_path / "tile").exists() or not os.listdir(tmp_path / "tile")
+
+
+def test_a_model_chains_prepareexports_subsets_into_exporttile(provider, ensemble, tmp_path):
+    """The two lists connect directly in a model: the members as one model input for both steps,
+    prepareexport's OUTPUT_SUBSET_BINARIZED into exporttile's SUBSET_BINARIZED."""
+    from qgis.core import (QgsProcessing, QgsProcessingModelAlgorithm, QgsProcessingModelChildAlgorithm,
+                           QgsProcessingModelChildParameterSource, QgsProcessingModelOutput,
+                           QgsProcessingModelParameter, QgsProcessingParameterMultipleLayers,
+                           QgsProcessingParameterRasterLayer)
+
+    model = QgsProcessingModelAlgorithm("ensemble tile", "DARTS tests")
+    for parameter in (QgsProcessingParameterRasterLayer("probabilities", "Probabilities"),
+                      QgsProcessingParameterRasterLayer("quality", "Quality"),
+                      QgsProcessingParameterMultipleLayers("members", "Members", QgsProcessing.SourceType.TypeRaster)):
+        model.addModelParameter(parameter, QgsProcessingModelParameter(parameter.name()))
+    source = QgsProcessingModelChildParameterSource
+    prepare = QgsProcessingModelChildAlgorithm("darts:prepareexport")
+    prepare.setChildId("prepare")
+    for name, value in (("PROBABILITIES", "probabilities"), ("QUALITY_MASK", "quality"),
+                        ("SUBSET_PROBABILITIES", "members")):
+        prepare.addParameterSources(name, [source.fromModelParameter(value)])
+    prepare.addParameterSources("MIN_OBJECT_SIZE", [source.fromStaticValue(10)])
+    export = QgsProcessingModelChildAlgorithm("darts:exporttile")
+    export.setChildId("export")
+    export.addParameterSources("PROBABILITIES", [source.fromModelParameter("probabilities")])
+    export.addParameterSources("SUBSET_PROBABILITIES", [source.fromModelParameter("members")])
+    for name, output in (("BINARIZED", "OUTPUT_BINARIZED"), ("EXTENT", "OUTPUT_EXTENT"),
+                         ("SUBSET_BINARIZED", "OUTPUT_SUBSET_BINARIZED")):
+        export.addParameterSources(name, [source.fromChildOutput("prepare", output)])
+    folder = QgsProcessingModelOutput("tile", "tile")  # the model parameter is named after the description
+    folder.setChildOutputName("OUTPUT_FOLDER")
+    export.setModelOutputs({"tile": folder})
+    model.addChildAlgorithm(prepare)
+    model.addChildAlgorithm(export)
+    model.updateDestinationParameters()
+    target = tmp_path / "T07WET"
+    results = processing.run(model, {"probabilities": ensemble["probabilities"], "quality": ensemble["quality"],
+                                     "members": [ensemble[subset] for subset in SUBSETS], "tile": str(target)})
+    assert Path(results["tile"]) == target
+    status, missing = missing_outputs(target, subsets=SUBSETS)
+    assert missing == ([] if parquet_supported() else parquet_of(darts_expected_files(DEFAULT_BANDS, SUBSETS)))
+    assert status == ("none" if parquet_supported() else "some")
+    for subset in SUBSETS:
+        expected = read(ensemble[subset])
+        expected[read(target / "extent.tif") == 0] = 255
+        np.testing.assert_array_equal(read(target / f"probabilities-{subset}.tif"), expected)
