@@ -7,6 +7,7 @@ from qgis.core import (
     QgsProcessingContext,
     QgsProcessing,
     QgsProcessingOutputNumber,
+    QgsProcessingOutputVectorLayer,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterCrs,
     QgsProcessingParameterFile,
@@ -48,6 +49,7 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
     STOP_ON_ERROR = "STOP_ON_ERROR"
     OUTPUT = "OUTPUT"
     OUTPUT_TILES = "OUTPUT_TILES"
+    OUTPUT_COVERAGE = "OUTPUT_COVERAGE"
     OUTPUT_REPORT = "OUTPUT_REPORT"
     TILES_PROCESSED = "TILES_PROCESSED"
     TILES_SKIPPED = "TILES_SKIPPED"
@@ -156,6 +158,8 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
             createByDefault=False))
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT_REPORT, self.tr("Report"), self.tr("HTML files (*.html)"), optional=True, createByDefault=False))
+        self.addOutput(QgsProcessingOutputVectorLayer(self.OUTPUT_COVERAGE, self.tr("Tile coverage"),
+                                                      QgsProcessing.SourceType.TypeVectorPolygon))
         self.addOutput(QgsProcessingOutputNumber(self.TILES_PROCESSED, self.tr("Tiles processed")))
         self.addOutput(QgsProcessingOutputNumber(self.TILES_SKIPPED, self.tr("Tiles skipped")))
         self.addOutput(QgsProcessingOutputNumber(self.FEATURES, self.tr("Features in the merged map")))
@@ -171,19 +175,20 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
         sources, _ = find_tiles(folder, subset)
         return [exclusion_file(self, parameters, context), *[path for source in sources for path in source.inputs]]
 
-    def load_coverage(self, context, output):
-        """Load the tiles' coverage layer with the map, styled grey under the slumps."""
+    def load_coverage(self, context, output) -> str:
+        """The tiles' coverage layer beside the map (its URI), loaded with the map when the map
+        is, styled grey under the slumps."""
         from ..core.tiles import coverage_layer
         from .paths import geopackage_layer
 
-        if not context.willLoadLayerOnCompletion(output):
-            return
         target, layer = geopackage_layer(output)
         layer = layer or os.path.splitext(os.path.basename(target))[0]
         uri = f"{target}|layername={coverage_layer(layer)}"
-        context.addLayerToLoadOnCompletion(uri, QgsProcessingContext.LayerDetails(
-            self.tr("Tile coverage"), context.project(), self.OUTPUT))
-        style_on_load(context, uri, "coverage")
+        if context.willLoadLayerOnCompletion(output):
+            context.addLayerToLoadOnCompletion(uri, QgsProcessingContext.LayerDetails(
+                self.tr("Tile coverage"), context.project(), self.OUTPUT_COVERAGE))
+            style_on_load(context, uri, "coverage")
+        return uri
 
     def execute(self, parameters, context, feedback, outputs):
         from ..core.blockwise import scheduler
@@ -254,8 +259,8 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
                           .format(len(summary.tiles), len(summary.skipped), summary.features, summary.duplicates,
                                   summary.clipped, summary.seconds))
         style_on_load(context, output, "segments")
-        self.load_coverage(context, output)
-        results = {self.OUTPUT: output, self.TILES_PROCESSED: len(summary.tiles),
+        results = {self.OUTPUT: output, self.OUTPUT_COVERAGE: self.load_coverage(context, output),
+                   self.TILES_PROCESSED: len(summary.tiles),
                    self.TILES_SKIPPED: len(summary.skipped), self.FEATURES: summary.features}
         if tiles_folder:
             results[self.OUTPUT_TILES] = tiles_folder

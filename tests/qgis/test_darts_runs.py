@@ -82,6 +82,7 @@ def test_processing_run_loads_the_map_with_its_coverage_under_it(provider, run, 
     coverage = next(layer for layer in QgsProject.instance().mapLayers().values() if "coverage" in layer.name().lower())
     assert coverage.featureCount() == 6 and coverage.source().endswith("layername=map_coverage")
     assert results["FEATURES"] == len(run["slumps"][2019]) + len(run["slumps"][2024])
+    assert results["OUTPUT_COVERAGE"] == f"{output}|layername=map_coverage"  # for models: the coverage too
     QgsProject.instance().clear()
 
 
