@@ -110,7 +110,7 @@ def test_export_tile_writes_darts_files(tmp_path):
     twins = ["prediction_segments.parquet", "prediction_extent.parquet"] if geoparquet_support()[0] else []
     assert sorted(os.listdir(tmp_path / "T06WVS")) == sorted(
         ["probabilities.tif", "binarized.tif", "extent.tif", "prediction_segments.gpkg", "prediction_extent.gpkg",
-         "quicklook.png", *twins])
+         "quicklook.png", "thumbnail.jpg", "darts_inference.json", *twins])
     masked = result["probabilities"]
     expected = np.where(np.isnan(masked), 255, (np.nan_to_num(masked) * np.float32(100)).astype(np.uint8))
     with open_read_only(paths["probabilities"]) as dataset:
