@@ -18,7 +18,7 @@ import numpy as np
 
 from ._backend import (Backend, Device, array_module_of, dask_array, is_dask, is_dataarray, raw_array, resolve_device,
                        validate_device)
-from .postprocess import binarize_array, erode_valid
+from .postprocess import SCALES, binarize_array, erode_valid
 
 logger = logging.getLogger(__name__)
 
@@ -139,12 +139,15 @@ def erode_mask(mask, size: int, device: Device = "auto", edge_size: int | None =
 
 
 def binarize(probs, threshold: float, min_object_size: int, mask, device: Device = "auto", *, size_connectivity: int = 8,
-             exclude=None, boundary: str = "remove"):
+             exclude=None, boundary: str = "remove", probability_scale: str = "fraction"):
     """Objects (`probs > threshold`, 8-connected) that touch no invalid pixel of `mask`, meet
     no non-zero pixel of `exclude` (optional) and have at least `min_object_size` pixels
     (counted with `size_connectivity`). `boundary="clip"` cuts objects at the invalid and
-    excluded pixels instead of removing them whole. Returns bool."""
+    excluded pixels instead of removing them whole. `probability_scale="percent"` says `probs`
+    were decoded from DARTS' uint8 percent v (as v / 100): v passes when v >= 100 * threshold
+    (semantics.md). Returns bool."""
     threshold = check_threshold(threshold)
+    check_choice("probability_scale", probability_scale, SCALES)
     min_object_size = check_size("min_object_size", min_object_size)
     check_choice("size_connectivity", size_connectivity, CONNECTIVITIES)
     check_choice("boundary", boundary, BOUNDARY_MODES)
@@ -162,7 +165,8 @@ def binarize(probs, threshold: float, min_object_size: int, mask, device: Device
             _check_exclusion(excluded, prob_data)
             excluded = excluded.rechunk(prob_data.chunks) != 0
         result, _ = binarize_mask_lazy(prob_data, threshold, min_object_size, mask_data.rechunk(prob_data.chunks),
-                                       size_connectivity, excluded=excluded, boundary=boundary)
+                                       size_connectivity, excluded=excluded, boundary=boundary,
+                                       scale=probability_scale)
         return _like_lazy(probs, result)
     prob_data, mask_data = raw_array(probs), raw_array(mask)
     backend = resolve_device(device)
@@ -173,7 +177,7 @@ def binarize(probs, threshold: float, min_object_size: int, mask, device: Device
         check_same_grid(probs=prob_data, mask=mask_data)
         excluded = _excluded_on(backend, exclude, prob_data)
         result = binarize_array(prob_data, threshold, min_object_size, mask_data != 0, size_connectivity, backend.xp,
-                                excluded=excluded, boundary=boundary)
+                                excluded=excluded, boundary=boundary, scale=probability_scale)
     return _like(probs, result)
 
 
@@ -206,6 +210,7 @@ def prepare_export(
     exclude=None,
     progress: Progress | None = None,
     object_counts: dict | None = None,
+    probability_scale: str = "fraction",
 ):
     """DARTS' postprocessing of one tile: quality mask -> eroded extent -> masked and
     binarized probabilities (also for each ensemble subset).
@@ -219,11 +224,13 @@ def prepare_export(
     given, is called as progress(fraction, message) between steps; it may raise to cancel.
     `object_counts`, if given, is filled per binarized layer with the number of `objects`
     above the threshold, `removed_at_boundary`, `removed_excluded` (with `exclude`) and
-    `removed_too_small` (for reports).
+    `removed_too_small` (for reports). `probability_scale="percent"`: the probabilities were
+    decoded from DARTS' uint8 percent (see binarize).
     """
     counts = [] if object_counts is not None else None
     (result,) = _prepare(tile, [bin_threshold], mask_erosion_size, min_object_size, quality_level, ensemble_subsets,
-                         device, edge_erosion_size, boundary, size_connectivity, exclude, progress, counts)
+                         device, edge_erosion_size, boundary, size_connectivity, exclude, progress, counts,
+                         probability_scale)
     if object_counts is not None:
         object_counts.update(counts[0])
     return result
@@ -233,7 +240,8 @@ def prepare_export_thresholds(tile, thresholds: Sequence[float], mask_erosion_si
                               quality_level: int | str = 0, ensemble_subsets: Sequence[str] = (),
                               device: Device = "auto", edge_erosion_size: int | None = None, *,
                               boundary: str = "remove", size_connectivity: int = 8, exclude=None,
-                              progress: Progress | None = None, object_counts: dict | None = None) -> dict:
+                              progress: Progress | None = None, object_counts: dict | None = None,
+                              probability_scale: str = "fraction") -> dict:
     """prepare_export for several thresholds at once: {threshold: the tile prepare_export
     returns for it}, the quality mask eroded once (in memory; block by block each pass
     recomputes its chunks anyway). `object_counts`, if given, is filled as
@@ -245,14 +253,14 @@ def prepare_export_thresholds(tile, thresholds: Sequence[float], mask_erosion_si
         raise ValueError(f"thresholds must differ, got {list(thresholds)!r}")
     counts = [] if object_counts is not None else None
     results = _prepare(tile, checked, mask_erosion_size, min_object_size, quality_level, ensemble_subsets, device,
-                       edge_erosion_size, boundary, size_connectivity, exclude, progress, counts)
+                       edge_erosion_size, boundary, size_connectivity, exclude, progress, counts, probability_scale)
     if object_counts is not None:
         object_counts.update(zip(checked, counts))
     return dict(zip(checked, results))
 
 
 def _prepare(tile, thresholds, mask_erosion_size, min_object_size, quality_level, ensemble_subsets, device,
-             edge_erosion_size, boundary, size_connectivity, exclude, progress, object_counts):
+             edge_erosion_size, boundary, size_connectivity, exclude, progress, object_counts, scale):
     """One result tile per threshold (the extent and masked probabilities shared); appends
     each threshold's counts to `object_counts` (a list) when given."""
     thresholds = [check_threshold(threshold) for threshold in thresholds]
@@ -262,6 +270,7 @@ def _prepare(tile, thresholds, mask_erosion_size, min_object_size, quality_level
     level = check_quality_level(quality_level)
     check_choice("boundary", boundary, BOUNDARY_MODES)
     check_choice("size_connectivity", size_connectivity, CONNECTIVITIES)
+    check_choice("probability_scale", scale, SCALES)
     validate_device(device)
     if isinstance(ensemble_subsets, str):
         raise TypeError("ensemble_subsets must be a list of subset names, not a string")
@@ -271,7 +280,7 @@ def _prepare(tile, thresholds, mask_erosion_size, min_object_size, quality_level
 
     if is_dask(exclude) or any(is_dask(tile[name]) for name in ["quality_data_mask", *layers.values()]):
         return _prepare_export_lazy(tile, layers, thresholds, erosion, edge, min_size, level, boundary,
-                                    size_connectivity, exclude, object_counts)
+                                    size_connectivity, exclude, object_counts, scale)
 
     report = progress or (lambda fraction, message: None)
     backend = resolve_device(device)
@@ -301,7 +310,7 @@ def _prepare(tile, thresholds, mask_erosion_size, min_object_size, quality_level
                 counts[step][f"binarized_segmentation{suffix}"] = {}
                 results[step][f"binarized_segmentation{suffix}"] = binarize_array(
                     probs, threshold, min_size, valid, size_connectivity, xp, counts[step][f"binarized_segmentation{suffix}"],
-                    excluded=excluded, boundary=boundary)
+                    excluded=excluded, boundary=boundary, scale=scale)
             masked = xp.where(valid, probs, probs.dtype.type(np.nan))
             del probs
             for result in results:
@@ -328,7 +337,7 @@ def _like_lazy(template, result):
 
 
 def _prepare_export_lazy(tile, layers, thresholds, erosion, edge, min_size, level, boundary, size_connectivity,
-                         exclude, object_counts):
+                         exclude, object_counts, scale):
     """_prepare on dask-backed tiles: lazy results, counts as dask Delayed values."""
     from .chunked import prepare_export_lazy
 
@@ -348,7 +357,7 @@ def _prepare_export_lazy(tile, layers, thresholds, erosion, edge, min_size, leve
         _check_exclusion(excluded, quality)
         excluded = excluded != 0
     results, counts = prepare_export_lazy(quality, probabilities, thresholds, erosion, edge, min_size, level,
-                                          boundary, size_connectivity, excluded)
+                                          boundary, size_connectivity, excluded, scale)
     if object_counts is not None:
         object_counts.extend(counts)
     return [_assemble(tile, result, None) for result in results]

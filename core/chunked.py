@@ -31,7 +31,7 @@ import scipy.sparse.csgraph
 
 from ._backend import to_host
 from .api import _check_probabilities, _check_quality_mask
-from .postprocess import erode_valid
+from .postprocess import above_threshold, erode_valid
 from .runs import components_with, expand_ranges, find_runs, flat_view, repeat_index, run_components, runs_of_pixels
 
 # -- kernels on one chunk (numpy) -------------------------------------------------------------
@@ -457,23 +457,23 @@ def binarize_lazy(objects, valid, min_object_size: int, size_connectivity: int, 
     return _from_chunks(painted, chunks, bool), resolution.counts
 
 
-def _above(probabilities, threshold: float, name: str):
-    return checked_probabilities(probabilities, name) > threshold
+def _above(probabilities, threshold: float, name: str, scale: str):
+    return above_threshold(checked_probabilities(probabilities, name), threshold, scale)
 
 
-def _above_where_valid(probabilities, valid, threshold: float, name: str):
+def _above_where_valid(probabilities, valid, threshold: float, name: str, scale: str):
     """The clip mode's objects: thresholding the probabilities NaN-masked to the extent."""
-    return (checked_probabilities(probabilities, name) > threshold) & valid
+    return above_threshold(checked_probabilities(probabilities, name), threshold, scale) & valid
 
 
-def _objects_remove(probabilities, threshold, name):
+def _objects_remove(probabilities, threshold, name, scale):
     _, da = _dask()
-    return da.map_blocks(_above, probabilities, threshold, name, dtype=bool, meta=np.zeros((0, 0), bool))
+    return da.map_blocks(_above, probabilities, threshold, name, scale, dtype=bool, meta=np.zeros((0, 0), bool))
 
 
-def _objects_clip(probabilities, valid, threshold, name):
+def _objects_clip(probabilities, valid, threshold, name, scale):
     _, da = _dask()
-    return da.map_blocks(_above_where_valid, probabilities, valid, threshold, name, dtype=bool,
+    return da.map_blocks(_above_where_valid, probabilities, valid, threshold, name, scale, dtype=bool,
                          meta=np.zeros((0, 0), bool))
 
 
@@ -483,17 +483,17 @@ def erode_mask_lazy(mask, size: int, edge_size: int):
 
 
 def binarize_mask_lazy(probabilities, threshold: float, min_object_size: int, mask, size_connectivity: int,
-                       name: str = "probs", excluded=None, boundary: str = "remove"):
-    """Lazy binarize of dask probabilities with a dask mask (non-zero = valid) and an optional
-    dask bool exclusion mask."""
+                       name: str = "probs", excluded=None, boundary: str = "remove", scale: str = "fraction"):
+    """Lazy binarize of dask probabilities (`scale`: see postprocess.above_threshold) with a
+    dask mask (non-zero = valid) and an optional dask bool exclusion mask."""
     valid = mask != 0
-    objects = (_objects_remove(probabilities, threshold, name) if boundary == "remove"
-               else _objects_clip(probabilities, valid, threshold, name))
+    objects = (_objects_remove(probabilities, threshold, name, scale) if boundary == "remove"
+               else _objects_clip(probabilities, valid, threshold, name, scale))
     return binarize_lazy(objects, valid, min_object_size, size_connectivity, excluded, boundary)
 
 
 def prepare_export_lazy(quality, layers: dict, thresholds, erosion: int, edge: int, min_size: int, level: int,
-                        boundary: str, size_connectivity: int, excluded=None):
+                        boundary: str, size_connectivity: int, excluded=None, scale: str = "fraction"):
     """Lazy prepare_export on dask arrays, for each of `thresholds`: `layers` maps output suffix
     to (name, probabilities); `excluded` is a dask bool exclusion mask or None. Returns, per
     threshold, ({output name: dask array}, ...) and ({binarized name: Delayed counts}, ...);
@@ -509,7 +509,7 @@ def prepare_export_lazy(quality, layers: dict, thresholds, erosion: int, edge: i
         masked = independent_chunks(da.where(valid, probabilities, probabilities.dtype.type(np.nan)))
         for result, count, threshold in zip(results, counts, thresholds):
             result[f"binarized_segmentation{suffix}"], count[f"binarized_segmentation{suffix}"] = binarize_mask_lazy(
-                probabilities, threshold, min_size, valid, size_connectivity, name, excluded, boundary)
+                probabilities, threshold, min_size, valid, size_connectivity, name, excluded, boundary, scale)
             result[name] = masked
     return results, counts
 

@@ -110,12 +110,28 @@ def _paint_covered(eroded, lows, highs, rows, starts, ends, stride: int, xp):
             flat[expand_ranges(flat_starts[low:high], seg_lengths[low:high], xp)] = False
 
 
+SCALES = ("fraction", "percent")  # how the probabilities were given: 0..1, or decoded from DARTS' uint8 percent
+
+
+def above_threshold(probabilities, threshold: float, scale: str = "fraction"):
+    """The pixels that pass `threshold` (NaN never): `p > threshold` for probabilities, and for
+    probabilities decoded from DARTS' uint8 percent v (as v / 100 in their float type) the
+    contract's `v >= 100 * threshold`, because v stands for [v/100, (v+1)/100): a pixel DARTS
+    stored as 50 passes 0.5, as it did when DARTS binarized it. Compared as v / 100 against
+    ceil(100 t) / 100, computed in the same float type, which keeps the order of the integers."""
+    if scale == "percent":
+        kind = probabilities.dtype.type
+        return probabilities >= kind(math.ceil(100 * threshold)) / kind(100)
+    return probabilities > threshold
+
+
 def binarize_array(probabilities, threshold: float, min_object_size: int, valid, size_connectivity: int = 8, xp=np,
-                   counts: dict | None = None, *, excluded=None, boundary: str = "remove"):
+                   counts: dict | None = None, *, excluded=None, boundary: str = "remove", scale: str = "fraction"):
     """Threshold, drop 8-connected objects touching invalid pixels, drop objects meeting the
     exclusion mask, drop small objects.
 
-    `probabilities` is float (NaN = no object); `valid` and `excluded` (None: no exclusion)
+    `probabilities` is float (NaN = no object), `scale` says whether it was decoded from DARTS'
+    percent (see above_threshold); `valid` and `excluded` (None: no exclusion)
     are bool. `boundary="clip"` cuts objects at the invalid pixels and at the excluded ones
     instead of removing them whole; the size filter then sees what is left.
     Object sizes are counted with `size_connectivity` (8, or 4 as upstream does).
@@ -125,7 +141,7 @@ def binarize_array(probabilities, threshold: float, min_object_size: int, valid,
     pixels and excluded counts as removed at the boundary. In clip mode, `removed_excluded`
     counts the objects lying wholly in the excluded area (nothing of them is left).
     """
-    objects = xp.ascontiguousarray(probabilities > threshold)  # runs are painted in flat order
+    objects = xp.ascontiguousarray(above_threshold(probabilities, threshold, scale))  # runs are painted in flat order
     if boundary == "clip":
         objects &= valid
     rows, starts, ends = find_runs(objects, xp)
