@@ -252,6 +252,7 @@ class AtomicFiles:
         self._inputs = {os.path.realpath(p) for p in inputs if p}
         self._pending: list[tuple[str, str]] = []
         self._scratch: list[str] = []
+        self._made: list[str] = []  # folders made for the outputs: removed again unless committed
 
     def protect(self, inputs) -> None:
         """More files this run reads: no output may replace them."""
@@ -274,6 +275,10 @@ class AtomicFiles:
         if os.path.realpath(target) in self._inputs:
             raise ValueError(f"the output {target!r} is also an input: choose another file, inputs are never overwritten")
         folder = os.path.dirname(os.path.abspath(target))
+        missing = folder
+        while not os.path.lexists(missing) and os.path.dirname(missing) != missing:
+            self._made.append(missing)
+            missing = os.path.dirname(missing)
         try:
             os.makedirs(folder, exist_ok=True)
         except OSError as error:
@@ -315,6 +320,7 @@ class AtomicFiles:
             with contextlib.suppress(OSError):
                 os.remove(backup)
         self._pending.clear()
+        self._made.clear()
         self.discard()
 
     def discard(self) -> None:
@@ -324,6 +330,10 @@ class AtomicFiles:
                     os.remove(leftover)
         self._pending.clear()
         self._scratch.clear()
+        for folder in sorted(set(self._made), key=len, reverse=True):  # deepest first; only if left empty
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)
+        self._made.clear()
 
     def __enter__(self):
         return self
