@@ -141,7 +141,9 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
         add_statistics_scale(self)
         self.add_int(self.WORKERS, "Worker processes", os.cpu_count() or 1, advanced=True, minimum=1,
                      help_text="Tiles processed at the same time, each in its own process (1: in QGIS's process). "
-                               "Each needs the memory of one tile's processing (about 2 GB for a 10980 x 10980 tile).")
+                               "Each needs the memory of one tile's processing (about 2 GB for a 10980 x 10980 tile): "
+                               "never more than the tiles, the usable cores or the tiles that fit in the available "
+                               "memory (the log says when fewer).")
         add_scheduler_parameter(self, "e.g. tcp://127.0.0.1:8786: the tiles are processed on that dask.distributed "
                                       "cluster's workers, which must see the input and output folders.")
         stop = QgsProcessingParameterBoolean(self.STOP_ON_ERROR, self.tr("Stop at the first tile that fails"), False)
@@ -225,8 +227,6 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
         with scheduler(address) as (client, _):
             if client is not None:
                 feedback.pushInfo(self.tr("Processing the tiles on the dask cluster at {}").format(address))
-            elif workers > 1:
-                feedback.pushInfo(self.tr("Processing up to {} tiles at a time in worker processes").format(workers))
             summary = merge_tiles(folder, target, settings=settings, tile_outputs=tiles_folder, workers=workers,
                                   client=client, stop_on_error=self.parameterAsBool(parameters, self.STOP_ON_ERROR,
                                                                                     context),

@@ -535,6 +535,55 @@ def python_for_workers() -> str:
                        f"to 1")
 
 
+TILE_BYTES_PER_PIXEL = 16  # one tile's processing at its peak: ~1.7 GB for 10980 x 10980 px (docs/benchmarks.md)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, e.g. a container's share)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to new processes (Linux's MemAvailable; else free pages);
+    None when unknown."""
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        with open("/proc/meminfo") as handle:
+            return int(next(line for line in handle if line.startswith("MemAvailable:")).split()[1]) * 1024
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return None
+
+
+def worker_count(requested: int, sources, available: int | None = None) -> tuple[int, str | None]:
+    """(worker processes to start, a sentence when fewer than `requested`): never more than
+    the tiles, the usable cores, or the tiles whose processing fits in `available` bytes
+    (default: the memory available now) at once, the largest tile counted for each."""
+    count = max(1, min(requested, len(sources), usable_cores()))
+    reasons = []
+    if requested > len(sources):
+        reasons.append(f"{len(sources)} tile{'s' if len(sources) != 1 else ''}")
+    if requested > usable_cores():
+        reasons.append(f"{usable_cores()} usable cores")
+    available = available_memory() if available is None else available
+    if count > 1 and available:
+        gdal, _, _ = osgeo()
+        pixels = 0
+        for source in sources:
+            with contextlib.suppress(RuntimeError, AttributeError):
+                dataset = gdal.Open(source.probabilities)
+                pixels = max(pixels, dataset.RasterXSize * dataset.RasterYSize)
+        need = pixels * TILE_BYTES_PER_PIXEL
+        if need and count * need > available:
+            count = max(1, int(available // need))
+            reasons.append(f"each tile needs about {need / 2**30:.1f} GB and {available / 2**30:.1f} GB are available")
+    if count >= requested:
+        return count, None
+    return count, f"WORKERS={requested} lowered to {count}: {'; '.join(reasons)}"
+
+
 def run_tiles(jobs, workers: int = 1, client=None, heartbeat: Callable[[], None] | None = None):
     """Yield process_tile(*job) of every job as tiles finish: in this process (workers 1, no
     client), in `workers` processes, or on a dask.distributed `client`'s workers.
@@ -1016,6 +1065,11 @@ def merge_tiles(inputs, target_crs=DEFAULT_TARGET_CRS, *, settings: TileSettings
         jobs.append((source, settings, target_crs, outputs))
     results, unfound = [], len(skipped)
     status = [f"Processing {len(jobs)} tiles"]
+    if client is None and workers > 1:
+        workers, note = worker_count(workers, sources)
+        status[0] += f", up to {workers} at a time in worker processes" if workers > 1 else " in this process"
+        if note:
+            status[0] += f" ({note})"
 
     def heartbeat():
         report((len(results) + len(skipped) - unfound) / len(jobs) * 0.9, status[0])

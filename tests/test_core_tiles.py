@@ -464,3 +464,19 @@ def test_the_merge_reports_progress_and_can_be_canceled(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         merge_objects(results, 1, progress=cancel)
     assert seen and seen[0][0] < 1 and "Merging" in seen[0][1]
+
+
+def test_workers_are_capped_at_tiles_cores_and_memory(region):
+    """Issue 20: WORKERS=99999 on 300 tiles started 301 processes (~10 GB, 56 s instead of 3.4 s)."""
+    from darts_postprocessing.core.tiles import usable_cores, worker_count
+
+    sources, _ = find_tiles(region["inputs"])
+    count, note = worker_count(99999, sources)
+    assert count == min(len(sources), usable_cores()) and note.startswith("WORKERS=99999 lowered to")
+    assert "4 tiles" in note and f"{usable_cores()} usable cores" in note
+    assert worker_count(1, sources) == (1, None)
+    need = 300 * 300 * 16  # the largest tile's processing
+    count, note = worker_count(2, sources, available=int(need * 1.5))
+    if usable_cores() >= 2:
+        assert count == 1 and "GB are available" in note
+    assert worker_count(2, sources, available=need * 10)[0] == min(2, usable_cores())

@@ -105,6 +105,15 @@ def test_a_speckled_region_merges_in_time(profile, tmp_path):
     assert len(features) == 4 and sum(g.GetGeometryCount() for g in features) > 100_000
 
 
+def test_workers_are_capped_through_qgis_process(profile, region, tmp_path):
+    """Issue 20: WORKERS=99999 started a process per tile (301 for 300 tiles, ~10 GB)."""
+    run = qgis_process(profile, "run", "darts:processtiles", "--", f"INPUT_FOLDER={region['inputs']}",
+                       "WORKERS=99999", f"OUTPUT={tmp_path / 'map.gpkg'}")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"WORKERS=99999 lowered to {min(4, len(os.sched_getaffinity(0)))}: 4 tiles" in run.stdout + run.stderr
+    assert slumps_found(tmp_path / "map.gpkg", region["slumps"]) == EXPECTED
+
+
 def test_exclusion_polygons_through_qgis_process(profile, region, tmp_path):
     slumps = region["slumps"]
     water = scene.exclusion_polygons(str(tmp_path / "water.gpkg"), [slumps["a_only"][:2]], epsg=32608)
