@@ -1056,6 +1056,10 @@ def merge_tiles(inputs, target_crs=DEFAULT_TARGET_CRS, *, settings: TileSettings
                                                                       for item in skipped[:12]))
     if files is not None:  # outputs never replace a tile's files
         files.protect([path for source in sources for path in source.inputs])
+    if tile_outputs:  # a tile's own outputs that would replace an input are refused before any tile
+        for source in sources:
+            for name in TILE_OUTPUTS:
+                files.check(os.path.join(tile_outputs, source.tile_id, name))
     jobs = []
     for source in sources:
         outputs = None

@@ -114,6 +114,32 @@ def test_workers_are_capped_through_qgis_process(profile, region, tmp_path):
     assert slumps_found(tmp_path / "map.gpkg", region["slumps"]) == EXPECTED
 
 
+def test_outputs_that_clash_with_inputs_are_refused_before_the_first_tile(profile, tmp_path):
+    """Issue 20: each of these was refused only after every tile was processed (hours on a
+    region); now before the first tile, with one line, nothing written, the inputs as they were."""
+    inputs = tmp_path / "tiles"
+    scene.region(str(inputs), mask="extent")
+    water = scene.exclusion_polygons(str(tmp_path / "water.gpkg"), [(0.0, 0.0)], epsg=3413)
+    (tmp_path / "not-a-geopackage.gpkg").write_text("some text, not a GeoPackage")
+    before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    cases = [
+        ([f"OUTPUT_TILES={inputs}"], "also an input"),
+        ([f"OUTPUT_REPORT={inputs / 'tile_A' / 'probabilities.tif'}"], "also an input"),
+        ([f"EXCLUDE={water}", f"OUTPUT={water}"], "also an input"),
+        ([f"EXCLUDE={water}", f"OUTPUT=ogr:dbname='{water}' table=\"slumps\""], "also an input"),
+        ([f"OUTPUT=ogr:dbname='{tmp_path / 'not-a-geopackage.gpkg'}' table=\"slumps\""],
+         "not a readable GeoPackage"),
+    ]
+    for extra, words in cases:
+        if not any(argument.startswith("OUTPUT=") for argument in extra):
+            extra = [*extra, f"OUTPUT={tmp_path / 'map.gpkg'}"]
+        run = qgis_process(profile, "run", "darts:processtiles", "--", f"INPUT_FOLDER={inputs}", "WORKERS=1", *extra)
+        text = run.stdout + run.stderr
+        assert run.returncode != 0 and words in text and "Traceback" not in text, (extra, text)
+        assert "Tile tile_" not in text, (extra, text)  # no tile was processed
+        assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before, extra
+
+
 def test_exclusion_polygons_through_qgis_process(profile, region, tmp_path):
     slumps = region["slumps"]
     water = scene.exclusion_polygons(str(tmp_path / "water.gpkg"), [slumps["a_only"][:2]], epsg=32608)
