@@ -832,8 +832,10 @@ def _area(geometry) -> float:
 
 
 def _simple(item: MergedObject) -> bool:
+    """Whether `item` is compared whole: few polygons, few vertices (its WKB holds 16 bytes a
+    vertex, so its size bounds them without visiting them)."""
     geometry = item.ogr()
-    return geometry.GetGeometryCount() <= SIMPLE_PARTS and _vertices(geometry) <= SIMPLE_VERTICES
+    return geometry.GetGeometryCount() <= SIMPLE_PARTS and geometry.WkbSize() <= 16 * SIMPLE_VERTICES
 
 
 def merge_objects(results: list[TileResult], min_object_size: int = 0,
@@ -851,7 +853,7 @@ def merge_objects(results: list[TileResult], min_object_size: int = 0,
     index_of, wide = {}, []  # grid cell -> positions in kept; positions of kept objects over many cells
     kept, duplicates, clipped = [], 0, 0
     for number, (_, tile_id, index, result) in enumerate(candidates):
-        tick(number / max(len(candidates), 1), f"Merging the tiles' objects ({number} of {len(candidates)})")
+        tick(number / max(len(candidates), 1), lambda: f"Merging the tiles' objects ({number} of {len(candidates)})")
         envelope = result.envelopes[index]
         x0, x1, y0, y1 = (int(envelope[0] // cell), int(envelope[1] // cell), int(envelope[2] // cell),
                           int(envelope[3] // cell))
@@ -885,7 +887,8 @@ class _Ticker:
     def __init__(self, progress):
         self.progress, self.last, self.fraction, self.message = progress, 0.0, 0.0, ""
 
-    def __call__(self, fraction: float | None = None, message: str | None = None, force: bool = False) -> None:
+    def __call__(self, fraction: float | None = None, message=None, force: bool = False) -> None:
+        """`message`: the text, or a function that makes it (made only when progress is called)."""
         if self.progress is None:
             return
         self.fraction = self.fraction if fraction is None else fraction
@@ -893,7 +896,7 @@ class _Ticker:
         now = time.monotonic()
         if force or now - self.last >= 0.1:
             self.last = now
-            self.progress(self.fraction, self.message)
+            self.progress(self.fraction, self.message() if callable(self.message) else self.message)
 
 
 def _envelopes_meet(a, b) -> bool:
