@@ -187,7 +187,7 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
 
     def execute(self, parameters, context, feedback, outputs):
         from ..core.blockwise import scheduler
-        from ..core.tiles import TileSettings, coverage_layer, merge_tiles
+        from ..core.tiles import TileSettings, coverage_layer, excluded_note, exclusion_missed, merge_tiles
 
         folder = self.parameterAsFile(parameters, self.INPUT_FOLDER, context)
         if not folder or not os.path.isdir(folder):
@@ -236,6 +236,12 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
         for skipped in summary.skipped:
             feedback.pushWarning(self.tr("Tile {} skipped: {}").format(skipped.tile_id, skipped.reason))
         for tile in summary.tiles:
+            if "excluded_share" in tile.counts:
+                feedback.pushInfo(self.tr("Tile {}{}").format(tile.tile_id, excluded_note(tile.counts)))
+            if exclusion_missed(tile.counts):
+                feedback.pushWarning(self.tr("Tile {}: the exclusion polygons overlap it in their own CRS but cover no "
+                                             "pixel centre of it (smaller than a pixel, or not in the CRS they "
+                                             "declare?)").format(tile.tile_id))
             if tile.date.year is None:
                 feedback.pushWarning(self.tr("Tile {}: no date found ({}); its objects are merged with the other "
                                              "tiles without a date").format(tile.tile_id, tile.date.source))

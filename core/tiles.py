@@ -352,10 +352,13 @@ def _process_tile(source, settings, target_crs, outputs, progress) -> TileResult
     else:  # postprocessed already: the extent is valid as it is (high quality, no erosion, no edge band)
         quality = tile_extent(source, probabilities, grid).astype(np.uint8) * 2
         options.update(mask_erosion_size=0, edge_erosion_size=0, quality_level=2)
+    exclusion = {}  # the share of the tile's pixels excluded, whether the polygons overlap it in their CRS
     if settings.exclude:
         path, layer, where = settings.exclude
         options["exclude"] = exclusion_mask(path, probabilities.shape, grid.geotransform, grid.crs, layer=layer,
-                                            where=where, what="exclusion mask")
+                                            where=where, what="exclusion mask", info=exclusion)
+        exclusion = {"excluded_share": float(options["exclude"].mean()),
+                     "exclusion_overlaps": bool(exclusion.get("overlaps", True))}
     counts = {}
     result = prepare_export({"probabilities": probabilities, "quality_data_mask": quality}, **options,
                             object_counts=counts, progress=lambda f, m: report(0.6 * f, m))
@@ -405,7 +408,7 @@ def _process_tile(source, settings, target_crs, outputs, progress) -> TileResult
         geometry.Transform(to_target)
         envelopes[index] = geometry.GetEnvelope()
         wkbs.append(bytes(geometry.ExportToWkb()))
-    counts = counts["binarized_segmentation"]
+    counts = {**counts["binarized_segmentation"], **exclusion}
     return TileResult(source.tile_id, crs_name=srs.GetName(), counts=counts, fields=fields, geometries=wkbs,
                       depths=depths, envelopes=envelopes, written=dict(outputs), date=seen,
                       coverage=bytes(coverage.ExportToWkb()), extent_as_given=source.extent_as_given)
@@ -1033,6 +1036,19 @@ def write_coverage(path: str, layer: str, target_crs, tiles: list[TileResult], t
                 feature_ids=None, add_layer=True)
 
 
+def excluded_note(counts: dict) -> str:
+    """', x % of its pixels in the exclusion mask' for a tile's log line ('' without a mask)."""
+    if "excluded_share" not in counts:
+        return ""
+    return f", {100 * counts['excluded_share']:.3g} % of its pixels in the exclusion mask"
+
+
+def exclusion_missed(counts: dict) -> bool:
+    """Whether the exclusion polygons overlap a tile in their own CRS yet exclude none of its
+    pixels (smaller than a pixel, or in another CRS than they say): worth a warning."""
+    return counts.get("exclusion_overlaps", False) and counts.get("excluded_share") == 0
+
+
 def merge_tiles(inputs, target_crs=DEFAULT_TARGET_CRS, *, settings: TileSettings | None = None,
                 tile_outputs: str | None = None, workers: int = 1, client=None, stop_on_error: bool = False,
                 progress: Progress | None = None, files: AtomicFiles | None = None) -> Region:
@@ -1091,7 +1107,7 @@ def merge_tiles(inputs, target_crs=DEFAULT_TARGET_CRS, *, settings: TileSettings
         else:
             results.append(result)
         status[0] = f"Tile {result.tile_id}: " + (f"skipped ({result.error})" if result.error
-                                                   else f"{result.count} objects")
+                                                   else f"{result.count} objects" + excluded_note(result.counts))
         heartbeat()
     if not results:
         raise ValueError(f"none of the {len(jobs)} tiles could be processed; the first: tile "

@@ -140,6 +140,33 @@ def test_outputs_that_clash_with_inputs_are_refused_before_the_first_tile(profil
         assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before, extra
 
 
+def test_a_lat_lon_box_excludes_what_it_covers_through_qgis_process(profile, region, tmp_path):
+    """Issue 20: a 4-vertex box over 60-90°N in EPSG:4326 excluded nothing (report: 0 removed,
+    no warning). Now every tile lies wholly in it: no slump left, 100 % of each tile's pixels
+    in the mask, in the log and the report. A polygon over a tile that covers no pixel centre
+    gets a warning."""
+    box = tmp_path / "arctic.gpkg"
+    dataset = ogr.GetDriverByName("GPKG").CreateDataSource(str(box))
+    layer = dataset.CreateLayer("arctic", scene.srs_of(4326), ogr.wkbPolygon)
+    feature = ogr.Feature(layer.GetLayerDefn())
+    feature.SetGeometry(ogr.CreateGeometryFromWkt("POLYGON ((-180 60, 180 60, 180 90, -180 90, -180 60))"))
+    layer.CreateFeature(feature)
+    dataset = None
+    run = qgis_process(profile, "run", "darts:processtiles", "--json", "--", f"INPUT_FOLDER={region['inputs']}",
+                       f"EXCLUDE={box}", f"OUTPUT={tmp_path / 'map.gpkg'}", f"OUTPUT_REPORT={tmp_path / 'report.html'}")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert json.loads(run.stdout[run.stdout.index("{"):])["results"]["FEATURES"] == 0
+    assert "Tile tile_A, 100 % of its pixels in the exclusion mask" in run.stdout + run.stderr
+    assert "(100 % of the pixels)" in (tmp_path / "report.html").read_text()
+    x, y = scene.ground_of_pixel(region["tiles"]["tile_A"], 100, 100)  # a pixel corner in tile A
+    tiny = scene.exclusion_polygons(str(tmp_path / "tiny.gpkg"), [(x, y)], half_side=0.5, epsg=3413)
+    run = qgis_process(profile, "run", "darts:processtiles", "--", f"INPUT_FOLDER={region['inputs']}",
+                       f"EXCLUDE={tiny}", f"OUTPUT={tmp_path / 'tiny-map.gpkg'}")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "Tile tile_A: the exclusion polygons overlap it in their own CRS but cover no pixel centre" in run.stdout + run.stderr
+    assert "tile_B: the exclusion polygons" not in run.stdout + run.stderr
+
+
 def test_exclusion_polygons_through_qgis_process(profile, region, tmp_path):
     slumps = region["slumps"]
     water = scene.exclusion_polygons(str(tmp_path / "water.gpkg"), [slumps["a_only"][:2]], epsg=32608)
