@@ -24,24 +24,29 @@ class ExclusionLayer(QgsProcessingParameterMapLayer):
     """A polygon layer or a raster; a file path (path|layername=x too) is used as a file, never
     loaded as a QGIS layer (see base.RasterFile for why)."""
 
-    def __init__(self, name, description, optional=True):
+    def __init__(self, name, description, optional=True, rasters=True):
+        self.rasters = rasters
         super().__init__(name, description, None, optional,
-                         [QgsProcessing.SourceType.TypeVectorPolygon, QgsProcessing.SourceType.TypeRaster])
+                         [QgsProcessing.SourceType.TypeVectorPolygon]
+                         + ([QgsProcessing.SourceType.TypeRaster] if rasters else []))
 
     def checkValueIsAcceptable(self, value, context=None):  # noqa: N802
-        return bool(file_source(value)) or super().checkValueIsAcceptable(value, context)
+        # Any text passes here: a missing file or layer, or a raster where polygons are needed,
+        # then gets its own message from exclusion_input and the core, not QGIS's generic one.
+        return (isinstance(value, str) and bool(value.strip())) or super().checkValueIsAcceptable(value, context)
 
     def clone(self):
         copy = ExclusionLayer(self.name(), self.description(),
-                              bool(self.flags() & QgsProcessingParameterDefinition.Flag.FlagOptional))
+                              bool(self.flags() & QgsProcessingParameterDefinition.Flag.FlagOptional), self.rasters)
         copy.setFlags(self.flags())
         copy.setHelp(self.help())
         return copy
 
 
-def add_exclusion(algorithm):
-    parameter = ExclusionLayer(EXCLUDE, algorithm.tr("Exclusion mask (e.g. water; polygons or raster)"))
-    algorithm._finish(parameter, False, HELP)
+def add_exclusion(algorithm, description="Exclusion mask (e.g. water; polygons or raster)", help_text=HELP,
+                  rasters=True):
+    parameter = ExclusionLayer(EXCLUDE, algorithm.tr(description), rasters=rasters)
+    algorithm._finish(parameter, False, help_text)
 
 
 def file_source(value):
@@ -65,6 +70,16 @@ def decode_source(source):
     return path, layer, where
 
 
+def missing_file(value):
+    """The path of a parameter value that names a file which does not exist (a path with a
+    folder in it), else None: such a value is never looked up as a layer (GDAL would print
+    its own errors first)."""
+    if not isinstance(value, str):
+        return None
+    path = value.split("|")[0].strip()
+    return path if os.sep in path and not os.path.exists(path) else None
+
+
 def exclusion_input(algorithm, parameters, context, scratch):
     """(file, layer, filter) of EXCLUDE, or None when it is not given. A vector layer that is
     no file (a scratch layer, a database) is first written to the GeoPackage `scratch()`
@@ -75,9 +90,14 @@ def exclusion_input(algorithm, parameters, context, scratch):
     source = file_source(value)
     if source:
         return source
-    layer = algorithm.parameterAsLayer(parameters, EXCLUDE, context)
+    if missing_file(value):
+        raise ValueError(f"{EXCLUDE}: {missing_file(value)!r} does not exist")
+    layer = algorithm.parameterAsLayer(parameters, EXCLUDE, context) if isinstance(value, str) else None
+    if layer is None and not isinstance(value, str):
+        layer = algorithm.parameterAsLayer(parameters, EXCLUDE, context)
     if layer is None:
-        raise ValueError(f"{EXCLUDE}: no layer or file {value!r}")
+        path = value.split("|")[0] if isinstance(value, str) else value
+        raise ValueError(f"{EXCLUDE}: {path!r} is neither a file (it does not exist) nor a layer of the project")
     if layer.type() == QgsMapLayerType.RasterLayer:
         if layer.providerType() != "gdal":
             raise ValueError(f"{EXCLUDE}: the raster '{layer.name()}' is not a file (provider {layer.providerType()}): "
@@ -102,6 +122,8 @@ def exclusion_file(algorithm, parameters, context):
     source = file_source(value)
     if source:
         return source[0]
+    if missing_file(value):
+        return ""
     layer = algorithm.parameterAsLayer(parameters, EXCLUDE, context)
     return decode_source(layer.source())[0] if layer is not None else ""
 

@@ -14,14 +14,13 @@ from qgis.core import (
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterString,
     QgsProcessingParameterVectorDestination,
-    QgsProcessingParameterVectorLayer,
 )
 
 from .base import BOUNDARIES, QUALITY_LEVELS, DartsAlgorithm
 from .parameters import BINARIZATIONS, GROUPINGS
 from .paths import geopackage_layer, into_geopackage
 from .blocks import DASK_SCHEDULER, add_scheduler_parameter
-from .exclusion import EXCLUDE, exclusion_file, exclusion_input, warn_without_crs
+from .exclusion import EXCLUDE, add_exclusion, exclusion_file, exclusion_input, warn_without_crs
 from .polygon_options import STATISTICS_SCALE, add_statistics_scale
 from .styles import style_on_load
 
@@ -125,9 +124,7 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
         self.add_int(self.MIN_OBJECT_SIZE, "Minimum object size (pixels)", 32)
         self.add_enum(self.QUALITY_LEVEL, "Quality level", QUALITY_LEVELS, "low_quality")
         self.addParameter(QgsProcessingParameterCrs(self.TARGET_CRS, self.tr("Target CRS"), DEFAULT_TARGET_CRS))
-        self.addParameter(QgsProcessingParameterVectorLayer(
-            EXCLUDE, self.tr("Exclusion polygons (e.g. water)"), [QgsProcessing.SourceType.TypeVectorPolygon],
-            optional=True))
+        add_exclusion(self, "Exclusion polygons (e.g. water)", None, rasters=False)
         self.add_enum(self.BOUNDARY, "Boundary objects", BOUNDARIES, "remove", advanced=True,
                       help_text="remove: drop objects touching the extent's border whole (then a neighbour tile "
                                 "delivers them whole); clip: cut them (upstream)")
@@ -236,6 +233,8 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
         for skipped in summary.skipped:
             feedback.pushWarning(self.tr("Tile {} skipped: {}").format(skipped.tile_id, skipped.reason))
         for tile in summary.tiles:
+            for warning in tile.warnings:
+                feedback.pushWarning(self.tr("Tile {}: {}").format(tile.tile_id, warning))
             if "excluded_share" in tile.counts:
                 feedback.pushInfo(self.tr("Tile {}{}").format(tile.tile_id, excluded_note(tile.counts)))
             if exclusion_missed(tile.counts):

@@ -18,7 +18,7 @@ import numpy as np
 
 from .files import create_geotiff, gdal_writing, osgeo
 from .rasters import (PERCENT_NODATA, check_quality_dtype, check_raster_shape, decode_binary, decode_probabilities,
-                      decode_quality, probabilities_dtype, probability_scale)
+                      decode_quality, percent_doubt, probabilities_dtype, probability_scale)
 
 Progress = Callable[[float, str], None]
 TIFF_TILE = 256  # GeoTIFF tile size of every output; blocks are multiples of it
@@ -33,6 +33,11 @@ def open_raster(path: str, what: str, bands: int | None = 1):
     except RuntimeError as error:
         raise ValueError(f"{what}: cannot open {path!r} as a raster ({error})") from None
     check_raster_shape(dataset.RasterCount, dataset.RasterXSize, dataset.RasterYSize, what, bands)
+    for index in range(1, dataset.RasterCount + 1):
+        kind = dataset.GetRasterBand(index).DataType
+        if gdal.DataTypeIsComplex(kind):
+            raise ValueError(f"{what}: {path!r} holds complex numbers ({gdal.GetDataTypeName(kind)}), which no DARTS "
+                             f"raster does: probabilities, masks and counts are real numbers")
     return dataset
 
 
@@ -51,6 +56,20 @@ def probability_scale_of(path: str, what: str, scale: str = "auto") -> str:
     contract says for that scale (postprocess.above_threshold)."""
     dataset = open_raster(path, what)
     return probability_scale(_numpy_type(dataset.GetRasterBand(1).DataType), what, scale)
+
+
+def percent_scale_doubt(path: str, what: str, scale: str = "auto") -> str | None:
+    """rasters.percent_doubt for the probabilities raster `path` read with `scale` (its largest
+    value from GDAL's statistics, approximate on large rasters: a warning, not a rule)."""
+    if probability_scale_of(path, what, scale) != "percent":
+        return None
+    dataset = open_raster(path, what)  # must outlive the band: GDAL crashes on an orphaned band
+    band = dataset.GetRasterBand(1)
+    try:
+        largest = band.ComputeRasterMinMax(True)[1]
+    except RuntimeError:  # no valid pixel
+        return None
+    return percent_doubt(largest, _numpy_type(band.DataType), what)
 
 
 def read_band(path: str, what: str):

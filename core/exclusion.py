@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 
 import numpy as np
 
@@ -40,11 +41,23 @@ def decode_exclusion(data: np.ndarray, nodata) -> np.ndarray:
     return excluded
 
 
+DELIMITED = (".csv", ".tsv", ".txt")  # delimited text: polygons as WKT in a column of one of GEOMETRY_NAMES
+GEOMETRY_NAMES = "WKT,geometry,geom,the_geom,wkt_geom"
+
+
+def open_vector(source: str):
+    """GDAL's vector dataset of `source` (delimited text with its WKT column read as the
+    geometry); raises RuntimeError when it is none."""
+    gdal, _, _ = osgeo()
+    options = ([f"GEOM_POSSIBLE_NAMES={GEOMETRY_NAMES}", "KEEP_GEOM_COLUMNS=NO"]
+               if source.lower().endswith(DELIMITED) else [])
+    return gdal.OpenEx(source, gdal.OF_VECTOR, open_options=options)
+
+
 def is_vector(source: str) -> bool:
     """Whether GDAL reads `source` as vector layers (else it must be a raster)."""
-    gdal, _, _ = osgeo()
     with contextlib.suppress(RuntimeError):
-        dataset = gdal.OpenEx(source, gdal.OF_VECTOR)
+        dataset = open_vector(source)
         return dataset is not None and dataset.GetLayerCount() > 0
     return False
 
@@ -139,21 +152,26 @@ def crs_of(polygons):
 def polygons_without_crs(source: str, layer: str | None = None) -> bool:
     """Whether the polygon layer `layer` (default: the only one) of `source` has no CRS (it is
     then read in the grid's CRS); False for a raster or a file GDAL cannot read as vectors."""
-    gdal, _, _ = osgeo()
     try:
-        vector = gdal.OpenEx(source, gdal.OF_VECTOR)
+        vector = open_vector(source)
     except RuntimeError:
         return False
     polygons = vector.GetLayerByName(layer) if layer else vector.GetLayer(0) if vector.GetLayerCount() else None
     return polygons is not None and crs_of(polygons) is None
 
 
-def _polygons_on_grid(source: str, layer: str | None, where: str | None, crs, dataset, what: str):
-    """An in-memory OGR dataset whose layer 'polygons' holds the chosen polygons in the grid's
-    CRS. Reprojected here, not by the rasterizer, so a geometry that cannot be reprojected is
-    an error (GDAL's rasterizer would skip it and leave a silently smaller mask)."""
-    gdal, ogr, osr = osgeo()
-    vector = gdal.OpenEx(source, gdal.OF_VECTOR)
+def open_polygons(source: str, layer: str | None, where: str | None, what: str = "exclusion mask"):
+    """(dataset, OGR layer, layer name) of the polygons of `layer` (the only one when None) of
+    `source`, selected by `where`: a missing file or layer, a layer of lines or points, or a
+    bad `where` is a clear error (checked before any tile is read, too)."""
+    _, ogr, _ = osgeo()
+    try:
+        vector = open_vector(source)
+    except RuntimeError:
+        vector = None
+    if vector is None or not vector.GetLayerCount():
+        raise ValueError(f"{what}: {source!r} " + ("does not exist" if not os.path.exists(source) else
+                                                  "holds no polygon layer GDAL can read (a raster is no mask here)"))
     names = [vector.GetLayer(index).GetName() for index in range(vector.GetLayerCount())]
     if layer is None:
         if len(names) != 1:
@@ -164,6 +182,7 @@ def _polygons_on_grid(source: str, layer: str | None, where: str | None, crs, da
         raise ValueError(f"{what}: {source!r} has no layer {layer!r} (has: {', '.join(names)})")
     polygons = vector.GetLayerByName(layer)
     kind = ogr.GeometryTypeToName(ogr.GT_Flatten(polygons.GetGeomType())).upper().replace(" ", "")
+    kind = kind.replace("(ANY)", "")  # "Unknown (any)": a layer of any geometry (delimited text, shapefile-less)
     if kind not in POLYGON_TYPES:
         raise ValueError(f"{what}: layer {layer!r} holds {kind.lower()} geometries, but an exclusion mask must be polygons")
     if where:
@@ -171,6 +190,15 @@ def _polygons_on_grid(source: str, layer: str | None, where: str | None, crs, da
             polygons.SetAttributeFilter(where)
         except RuntimeError as error:
             raise ValueError(f"{what}: cannot select features of layer {layer!r} with {where!r}: {error}") from None
+    return vector, polygons, layer
+
+
+def _polygons_on_grid(source: str, layer: str | None, where: str | None, crs, dataset, what: str):
+    """An in-memory OGR dataset whose layer 'polygons' holds the chosen polygons in the grid's
+    CRS. Reprojected here, not by the rasterizer, so a geometry that cannot be reprojected is
+    an error (GDAL's rasterizer would skip it and leave a silently smaller mask)."""
+    gdal, ogr, osr = osgeo()
+    vector, polygons, layer = open_polygons(source, layer, where, what)
     layer_srs = crs_of(polygons)
     grid_srs = spatial_reference(crs)
     if layer_srs is not None and grid_srs is None:
@@ -193,6 +221,10 @@ def _polygons_on_grid(source: str, layer: str | None, where: str | None, crs, da
             if geometry is None:
                 continue
             geometry = geometry.Clone()
+            shape = ogr.GeometryTypeToName(ogr.GT_Flatten(geometry.GetGeometryType())).upper().replace(" ", "")
+            if shape not in POLYGON_TYPES:  # in a layer of any geometry: each feature must be polygons
+                raise ValueError(f"{what}: feature {feature.GetFID()} of layer {layer!r} is a {shape.lower()}, but an "
+                                 f"exclusion mask must be polygons")
             overlaps = overlaps or outline is None or geometry.Intersects(outline)
             if transform is not None and not (_transformed(geometry.Clone(), transform)  # every vertex, as drawn
                                               and _transformed(geometry := _densified_near(geometry, window),

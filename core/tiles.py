@@ -135,11 +135,12 @@ class TileSettings:
             raise ValueError(f"subset must be an ensemble member's name (as in probabilities-<name>.tif), "
                              f"got {self.subset!r}")
         if self.exclude is not None:
-            from .exclusion import is_vector
+            from .exclusion import is_vector, open_polygons
 
-            if not is_vector(self.exclude[0]):
+            if os.path.exists(self.exclude[0]) and not is_vector(self.exclude[0]):
                 raise ValueError(f"the exclusion mask {self.exclude[0]!r} must be polygons: tiles lie on different "
                                  f"grids, and a raster mask fits one grid only")
+            open_polygons(*self.exclude)  # a missing file or layer: an error before any tile
         return self
 
     def on_record(self) -> dict:
@@ -181,6 +182,7 @@ class TileResult:
     seconds: float = 0.0
     kept: int = 0  # objects of this tile in the merged map (set by the merge)
     outputs_failed: bool = False  # `error` is about writing OUTPUT_TILES (e.g. a full disk): the run fails
+    warnings: list = field(default_factory=list)  # sentences for the log (e.g. rasters.percent_doubt)
 
     @property
     def count(self) -> int:
@@ -308,7 +310,7 @@ def _process_tile(source, settings, target_crs, outputs, progress) -> TileResult
     from .blockwise import read_band
     from .grids import check_same_grid, grid_of
     from .objects import Objects
-    from .rasters import decode_binary, decode_probabilities, decode_quality, probability_scale
+    from .rasters import decode_binary, decode_probabilities, decode_quality, percent_doubt, probability_scale
     from .exclusion import exclusion_mask
     from .metadata import LONG_NAMES, describe_run, read_tags
     from .rasters import PERCENT_NODATA
@@ -335,6 +337,7 @@ def _process_tile(source, settings, target_crs, outputs, progress) -> TileResult
     scale = probability_scale(raw.dtype, name, settings.scale)
     if np.isnan(probabilities).all():
         raise ValueError(f"{name} has no valid pixel: every pixel is nodata")
+    doubt = percent_doubt(float(np.nanmax(probabilities)) * 100, raw.dtype, name) if scale == "percent" else None
     if settings.statistics == "fraction":  # of the probabilities as read (as statistics_values would give them)
         values = probabilities
     elif raw.dtype == np.uint8 and settings.scale != "fraction":  # DARTS' percent as it is (k/100 can round down)
@@ -409,7 +412,7 @@ def _process_tile(source, settings, target_crs, outputs, progress) -> TileResult
         envelopes[index] = geometry.GetEnvelope()
         wkbs.append(bytes(geometry.ExportToWkb()))
     counts = {**counts["binarized_segmentation"], **exclusion}
-    return TileResult(source.tile_id, crs_name=srs.GetName(), counts=counts, fields=fields, geometries=wkbs,
+    return TileResult(source.tile_id, crs_name=srs.GetName(), counts=counts, warnings=[doubt] if doubt else [], fields=fields, geometries=wkbs,
                       depths=depths, envelopes=envelopes, written=dict(outputs), date=seen,
                       coverage=bytes(coverage.ExportToWkb()), extent_as_given=source.extent_as_given)
 
