@@ -9,6 +9,7 @@ from qgis.core import (
     QgsProcessing,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterMapLayer,
+    QgsProcessingParameterNumber,
     QgsProviderRegistry,
     QgsVectorFileWriter,
 )
@@ -43,10 +44,26 @@ class ExclusionLayer(QgsProcessingParameterMapLayer):
         return copy
 
 
+MAX_EXCLUDED_SHARE = "MAX_EXCLUDED_SHARE"
+SHARE_HELP = ("Objects with more than this share of their pixels in the exclusion mask are removed (0, the default: "
+              "any pixel; DARTS' earlier pipeline removed a polygon with more than 20 % in water: 0.2). Others are "
+              "kept whole. Only with boundary = remove.")
+
+
 def add_exclusion(algorithm, description="Exclusion mask (e.g. water; polygons or raster)", help_text=HELP,
-                  rasters=True):
+                  rasters=True, share=True):
     parameter = ExclusionLayer(EXCLUDE, algorithm.tr(description), rasters=rasters)
     algorithm._finish(parameter, False, help_text)
+    if share:
+        add_excluded_share(algorithm)
+
+
+def add_excluded_share(algorithm):
+    """The share of an object that may lie in the exclusion mask before it is removed."""
+    parameter = QgsProcessingParameterNumber(MAX_EXCLUDED_SHARE, algorithm.tr("Largest excluded share of an object"),
+                                             QgsProcessingParameterNumber.Type.Double, defaultValue=0.0, minValue=0.0,
+                                             maxValue=0.99)
+    algorithm._finish(parameter, False, SHARE_HELP)
 
 
 def file_source(value):
@@ -80,29 +97,33 @@ def missing_file(value):
     return path if os.sep in path and not os.path.exists(path) else None
 
 
-def exclusion_input(algorithm, parameters, context, scratch):
-    """(file, layer, filter) of EXCLUDE, or None when it is not given. A vector layer that is
-    no file (a scratch layer, a database) is first written to the GeoPackage `scratch()`
-    returns, for GDAL to read."""
-    value = parameters.get(EXCLUDE)
+def exclusion_input(algorithm, parameters, context, scratch, name=EXCLUDE):
+    """(file, layer, filter) of EXCLUDE (or of the layer parameter `name`), or None when it is
+    not given. A vector layer that is no file (a scratch layer, a database) is first written to
+    the GeoPackage `scratch()` returns, for GDAL to read."""
+    value = parameters.get(name)
     if value is None or value == "":
         return None
     source = file_source(value)
     if source:
         return source
     if missing_file(value):
-        raise ValueError(f"{EXCLUDE}: {missing_file(value)!r} does not exist")
-    layer = algorithm.parameterAsLayer(parameters, EXCLUDE, context) if isinstance(value, str) else None
-    if layer is None and not isinstance(value, str):
-        layer = algorithm.parameterAsLayer(parameters, EXCLUDE, context)
+        raise ValueError(f"{name}: {missing_file(value)!r} does not exist")
+    layer = algorithm.parameterAsLayer(parameters, name, context)
     if layer is None:
         path = value.split("|")[0] if isinstance(value, str) else value
-        raise ValueError(f"{EXCLUDE}: {path!r} is neither a file (it does not exist) nor a layer of the project")
+        raise ValueError(f"{name}: {path!r} is neither a file (it does not exist) nor a layer of the project")
     if layer.type() == QgsMapLayerType.RasterLayer:
         if layer.providerType() != "gdal":
-            raise ValueError(f"{EXCLUDE}: the raster '{layer.name()}' is not a file (provider {layer.providerType()}): "
+            raise ValueError(f"{name}: the raster '{layer.name()}' is not a file (provider {layer.providerType()}): "
                              f"save it as a GeoTIFF first")
         return layer.source(), None, None
+    return vector_source(layer, context, scratch, name)
+
+
+def vector_source(layer, context, scratch, name):
+    """(file, layer, filter) GDAL reads for the vector `layer`: its own file, or for a layer that
+    is no file (a scratch layer, a database) a copy in the GeoPackage `scratch()` returns."""
     if layer.providerType() == "ogr" and not layer.subsetString().strip().upper().startswith("SELECT"):
         return decode_source(layer.source())
     path = scratch()
@@ -110,13 +131,14 @@ def exclusion_input(algorithm, parameters, context, scratch):
     options.driverName, options.layerName = "GPKG", "polygons"
     error, message, _, _ = QgsVectorFileWriter.writeAsVectorFormatV3(layer, path, context.transformContext(), options)
     if error != QgsVectorFileWriter.WriterError.NoError:
-        raise OSError(f"{EXCLUDE}: cannot copy the layer '{layer.name()}' for reading: {message}")
+        raise OSError(f"{name}: cannot copy the layer '{layer.name()}' for reading: {message}")
     return path, "polygons", None
 
 
-def exclusion_file(algorithm, parameters, context):
-    """The file EXCLUDE reads ('' when none or not a file), never to be overwritten by an output."""
-    value = parameters.get(EXCLUDE)
+def exclusion_file(algorithm, parameters, context, name=EXCLUDE):
+    """The file EXCLUDE (or the layer parameter `name`) reads ('' when none or not a file), never
+    to be overwritten by an output."""
+    value = parameters.get(name)
     if value is None or value == "":
         return ""
     source = file_source(value)
@@ -124,7 +146,7 @@ def exclusion_file(algorithm, parameters, context):
         return source[0]
     if missing_file(value):
         return ""
-    layer = algorithm.parameterAsLayer(parameters, EXCLUDE, context)
+    layer = algorithm.parameterAsLayer(parameters, name, context)
     return decode_source(layer.source())[0] if layer is not None else ""
 
 

@@ -19,7 +19,7 @@ from qgis.core import (
 from .base import BOUNDARIES, QUALITY_LEVELS, DartsAlgorithm
 from .parameters import threshold_label
 from .blocks import add_block_parameters, block_plan, polygonize_in_blocks, run_blocks
-from .exclusion import EXCLUDE, add_exclusion, exclusion_file, exclusion_input, warn_without_crs
+from .exclusion import EXCLUDE, MAX_EXCLUDED_SHARE, add_exclusion, exclusion_file, exclusion_input, warn_without_crs
 from .polygon_options import add_statistics_scale, layout_of, statistics_probabilities
 from .styles import style_on_load
 
@@ -265,6 +265,7 @@ class PrepareExportAlgorithm(DartsAlgorithm):
             quality_level=self.parameterAsEnumString(parameters, self.QUALITY_LEVEL, context),
             boundary=self.parameterAsEnumString(parameters, self.BOUNDARY, context),
             size_connectivity=int(self.parameterAsEnumString(parameters, self.SIZE_CONNECTIVITY, context)),
+            max_excluded_share=self.parameterAsDouble(parameters, MAX_EXCLUDED_SHARE, context),
         )
         thresholds = [options["bin_threshold"]] if not several else [threshold for threshold, _, _ in runs]
         object_counts = {}

@@ -7,6 +7,7 @@ from qgis.core import (
     QgsProcessingContext,
     QgsProcessing,
     QgsProcessingOutputNumber,
+    QgsProcessingOutputVectorLayer,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterCrs,
     QgsProcessingParameterFile,
@@ -20,7 +21,8 @@ from .base import BOUNDARIES, QUALITY_LEVELS, DartsAlgorithm
 from .parameters import BINARIZATIONS, GROUPINGS
 from .paths import geopackage_layer, into_geopackage
 from .blocks import DASK_SCHEDULER, add_scheduler_parameter
-from .exclusion import EXCLUDE, add_exclusion, exclusion_file, exclusion_input, warn_without_crs
+from .exclusion import (EXCLUDE, MAX_EXCLUDED_SHARE, add_exclusion, exclusion_file, exclusion_input,
+                        warn_without_crs)
 from .polygon_options import STATISTICS_SCALE, add_statistics_scale
 from .styles import style_on_load
 
@@ -46,6 +48,7 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
     STOP_ON_ERROR = "STOP_ON_ERROR"
     OUTPUT = "OUTPUT"
     OUTPUT_TILES = "OUTPUT_TILES"
+    OUTPUT_COVERAGE = "OUTPUT_COVERAGE"
     OUTPUT_REPORT = "OUTPUT_REPORT"
     TILES_PROCESSED = "TILES_PROCESSED"
     TILES_SKIPPED = "TILES_SKIPPED"
@@ -153,6 +156,8 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
             createByDefault=False))
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT_REPORT, self.tr("Report"), self.tr("HTML files (*.html)"), optional=True, createByDefault=False))
+        self.addOutput(QgsProcessingOutputVectorLayer(self.OUTPUT_COVERAGE, self.tr("Tile coverage"),
+                                                      QgsProcessing.SourceType.TypeVectorPolygon))
         self.addOutput(QgsProcessingOutputNumber(self.TILES_PROCESSED, self.tr("Tiles processed")))
         self.addOutput(QgsProcessingOutputNumber(self.TILES_SKIPPED, self.tr("Tiles skipped")))
         self.addOutput(QgsProcessingOutputNumber(self.FEATURES, self.tr("Features in the merged map")))
@@ -168,19 +173,20 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
         sources, _ = find_tiles(folder, subset)
         return [exclusion_file(self, parameters, context), *[path for source in sources for path in source.inputs]]
 
-    def load_coverage(self, context, output):
-        """Load the tiles' coverage layer with the map, styled grey under the slumps."""
+    def load_coverage(self, context, output) -> str:
+        """The tiles' coverage layer beside the map (its URI), loaded with the map when the map
+        is, styled grey under the slumps."""
         from ..core.tiles import coverage_layer
         from .paths import geopackage_layer
 
-        if not context.willLoadLayerOnCompletion(output):
-            return
         target, layer = geopackage_layer(output)
         layer = layer or os.path.splitext(os.path.basename(target))[0]
         uri = f"{target}|layername={coverage_layer(layer)}"
-        context.addLayerToLoadOnCompletion(uri, QgsProcessingContext.LayerDetails(
-            self.tr("Tile coverage"), context.project(), self.OUTPUT))
-        style_on_load(context, uri, "coverage")
+        if context.willLoadLayerOnCompletion(output):
+            context.addLayerToLoadOnCompletion(uri, QgsProcessingContext.LayerDetails(
+                self.tr("Tile coverage"), context.project(), self.OUTPUT_COVERAGE))
+            style_on_load(context, uri, "coverage")
+        return uri
 
     def execute(self, parameters, context, feedback, outputs):
         from ..core.blockwise import scheduler
@@ -212,6 +218,7 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
             subset=self.parameterAsString(parameters, self.SUBSET, context).strip() or None,
             binarization=self.parameterAsEnumString(parameters, self.BINARIZATION, context) or "recompute",
             group_by=self.parameterAsEnumString(parameters, self.GROUP_BY, context) or "year",
+            max_excluded_share=self.parameterAsDouble(parameters, MAX_EXCLUDED_SHARE, context),
             exclude=exclusion_input(self, parameters, context, lambda: outputs.scratch(  # a layer that is no file
                 os.path.join(os.path.dirname(os.path.abspath(geopackage_layer(output)[0])), "exclusion.gpkg"))))
         if settings.exclude:
@@ -256,8 +263,8 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
                           .format(len(summary.tiles), len(summary.skipped), summary.features, summary.duplicates,
                                   summary.clipped, summary.seconds))
         style_on_load(context, output, "segments")
-        self.load_coverage(context, output)
-        results = {self.OUTPUT: output, self.TILES_PROCESSED: len(summary.tiles),
+        results = {self.OUTPUT: output, self.OUTPUT_COVERAGE: self.load_coverage(context, output),
+                   self.TILES_PROCESSED: len(summary.tiles),
                    self.TILES_SKIPPED: len(summary.skipped), self.FEATURES: summary.features}
         if tiles_folder:
             results[self.OUTPUT_TILES] = tiles_folder

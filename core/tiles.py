@@ -41,7 +41,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .api import BOUNDARY_MODES, CONNECTIVITIES, check_choice, check_quality_level, check_size, check_threshold
+from .api import (BOUNDARY_MODES, CONNECTIVITIES, check_choice, check_quality_level, check_share, check_size,
+                  check_threshold)
 from .files import SIDE_FILES, AtomicFiles, osgeo, spatial_reference, write_geotiff
 from .darts_ids import GROUPINGS, TileDate, group_key, tile_date
 from .rasters import SCALES
@@ -115,6 +116,7 @@ class TileSettings:
     subset: str | None = None  # an ensemble member: probabilities-{subset}.tif instead of probabilities.tif
     binarization: str = "recompute"  # BINARIZATIONS: from the probabilities, or the exported binarized.tif
     group_by: str = "year"  # darts_ids.GROUPINGS: tiles of one group are merged, groups kept apart
+    max_excluded_share: float = 0.0  # objects with more of their pixels excluded are removed (0: any)
 
     def checked(self) -> TileSettings:
         """The same settings, checked once before any tile is read (a bad value is an error of
@@ -131,6 +133,7 @@ class TileSettings:
         check_choice("probability scale", self.scale, SCALES)
         check_choice("binarization", self.binarization, BINARIZATIONS)
         check_choice("group_by", self.group_by, GROUPINGS)
+        check_share("max_excluded_share", self.max_excluded_share, self.boundary)
         if self.subset is not None and (not self.subset or "/" in self.subset or os.sep in self.subset):
             raise ValueError(f"subset must be an ensemble member's name (as in probabilities-<name>.tif), "
                              f"got {self.subset!r}")
@@ -151,7 +154,8 @@ class TileSettings:
                 "boundary": self.boundary, "size_connectivity": self.size_connectivity,
                 "probability_scale": self.scale, "statistics_scale": self.statistics,
                 "exclusion_mask": self.exclude[0] if self.exclude else None, "subset": self.subset,
-                "binarization": self.binarization, "group_by": self.group_by}
+                "binarization": self.binarization, "group_by": self.group_by,
+                "max_excluded_share": self.max_excluded_share}
 
     @property
     def probabilities_file(self) -> str:
@@ -213,6 +217,7 @@ class Region:
         valid extents as the layer coverage_layer(layer) beside it; the map's count."""
         from .metadata import describe_run
 
+        self.record["coverage_layer"] = coverage_layer(layer)
         tags = describe_run("processtiles", self.record)
         write_merged(path, layer, self.target_crs, self.kept, tags, self.record["statistics_scale"])
         write_coverage(path, coverage_layer(layer), self.target_crs, self.tiles, tags)
@@ -358,6 +363,7 @@ def _process_tile(source, settings, target_crs, outputs, progress) -> TileResult
     exclusion = {}  # the share of the tile's pixels excluded, whether the polygons overlap it in their CRS
     if settings.exclude:
         path, layer, where = settings.exclude
+        options["max_excluded_share"] = settings.max_excluded_share
         options["exclude"] = exclusion_mask(path, probabilities.shape, grid.geotransform, grid.crs, layer=layer,
                                             where=where, what="exclusion mask", info=exclusion)
         exclusion = {"excluded_share": float(options["exclude"].mean()),

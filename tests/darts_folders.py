@@ -8,6 +8,7 @@ Per tile folder, named by the tile id:
 - prediction_segments.gpkg: layer prediction_segments, geometry column geom, one Polygon per
   4-connected part, Region_ID/min/max/mean/median/std/npixel (statistics of the percent values)
 - prediction_extent.gpkg: layer prediction_extent, the extent as polygons, the same fields
+  (both GeoPackage 1.4, as the GDAL of DARTS' environment writes them)
 - thumbnail.jpg, darts_inference.json (the DARTS_* keys); with `subsets`, the -{subset} files
 No extent raster and no quality mask: DARTS does not write them.
 
@@ -19,6 +20,7 @@ counted with 4-connectivity, minimum 32 px, as upstream does.
 import json
 import os
 import shutil
+import sqlite3
 
 import numpy as np
 from osgeo import gdal
@@ -72,6 +74,10 @@ def write_darts_tile(folder, percent_source, quality, tile_id, subsets=(), json_
         if not suffix:
             polygonize(result["extent"], geotransform, crs, os.path.join(folder, "prediction_extent.gpkg"),
                        "prediction_extent", percent, layout=tile_layout(parts=True))
+    for name in os.listdir(folder):  # DARTS' GDAL writes GeoPackage 1.4, which GDAL 3.6 reads with a warning
+        if name.endswith(".gpkg"):
+            with sqlite3.connect(os.path.join(folder, name)) as database:
+                database.execute("PRAGMA user_version = 10400")
     thumbnail = gdal.GetDriverByName("MEM").Create("", 64, 64, 3, gdal.GDT_Byte)
     gdal.GetDriverByName("JPEG").CreateCopy(os.path.join(folder, "thumbnail.jpg"), thumbnail)
     for leftover in os.listdir(folder):

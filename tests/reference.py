@@ -43,15 +43,18 @@ def percent_as_fraction(percent):
     return np.where(percent == 255, np.nan, percent / np.float32(100)).astype(np.float32)
 
 
-def _excluded_objects(objects, labels, excluded, boundary):
-    """Labels of the objects an exclusion mask takes: with remove, those with any excluded
-    pixel; with clip, those with every pixel excluded (nothing of them is left)."""
+def _excluded_objects(objects, labels, excluded, boundary, max_share=0.0):
+    """Labels of the objects an exclusion mask takes: with remove, those with more than
+    `max_share` of their pixels excluded (0: any excluded pixel); with clip, those with every
+    pixel excluded (nothing of them is left)."""
     if boundary == "remove":
-        return set(np.unique(labels[objects & excluded])) - {0}
+        return {region for region in range(1, labels.max() + 1)
+                if (excluded & (labels == region)).sum() > max_share * (labels == region).sum()}
     return {region for region in range(1, labels.max() + 1) if excluded[labels == region].all()}
 
 
-def binarize(probs, threshold, min_object_size, mask, size_connectivity=8, exclude=None, boundary="remove"):
+def binarize(probs, threshold, min_object_size, mask, size_connectivity=8, exclude=None, boundary="remove",
+             max_share=0.0):
     objects = above(probs, threshold)
     valid = np.asarray(mask) != 0
     if boundary == "clip":
@@ -62,7 +65,7 @@ def binarize(probs, threshold, min_object_size, mask, size_connectivity=8, exclu
     if exclude is not None:
         excluded = np.asarray(exclude) != 0
         if boundary == "remove":
-            objects &= ~np.isin(labels, list(_excluded_objects(objects, labels, excluded, boundary)))
+            objects &= ~np.isin(labels, list(_excluded_objects(objects, labels, excluded, boundary, max_share)))
         else:
             objects &= ~excluded
     sizes_labels = label(objects, connectivity=2 if size_connectivity == 8 else 1)
@@ -74,7 +77,7 @@ def binarize(probs, threshold, min_object_size, mask, size_connectivity=8, exclu
 
 
 def prepare_export(probabilities, quality, threshold=0.5, erosion=10, min_size=32, level=0,
-                   edge=None, boundary="remove", size_connectivity=8, exclude=None):
+                   edge=None, boundary="remove", size_connectivity=8, exclude=None, max_share=0.0):
     """(extent uint8, binarized bool, masked probabilities) for one probability layer (float
     0..1, or DARTS' uint8 percent: thresholded as percent, masked as v / 100)."""
     level = LEVELS.get(level, level)
@@ -86,7 +89,7 @@ def prepare_export(probabilities, quality, threshold=0.5, erosion=10, min_size=3
     masked = np.where(valid, fractions, np.nan).astype(fractions.dtype)
     source = probabilities if boundary == "remove" else (np.where(valid, probabilities, 255).astype(np.uint8)
                                                          if percent else masked)
-    binarized = binarize(source, threshold, min_size, valid, size_connectivity, exclude, boundary)
+    binarized = binarize(source, threshold, min_size, valid, size_connectivity, exclude, boundary, max_share)
     return valid.astype(np.uint8), binarized, masked
 
 
@@ -108,7 +111,8 @@ def object_table(binary, values=None):
     return labels, {name: np.array(column) for name, column in table.items() if column}
 
 
-def object_counts(probs, threshold, min_object_size, mask, size_connectivity=8, exclude=None, boundary="remove"):
+def object_counts(probs, threshold, min_object_size, mask, size_connectivity=8, exclude=None, boundary="remove",
+                  max_share=0.0):
     """What binarize removes, counted: objects above the threshold, removed at the boundary,
     (with `exclude`) removed by the exclusion mask, removed as too small (components of the
     size connectivity)."""
@@ -121,7 +125,7 @@ def object_counts(probs, threshold, min_object_size, mask, size_connectivity=8, 
     inside = objects & ~np.isin(labels, list(touching))
     if exclude is not None:
         excluded = np.asarray(exclude) != 0
-        lost = _excluded_objects(objects, labels, excluded, boundary) - touching
+        lost = _excluded_objects(objects, labels, excluded, boundary, max_share) - touching
         counts["removed_excluded"] = len(lost)
         inside &= ~np.isin(labels, list(lost))
         if boundary == "clip":

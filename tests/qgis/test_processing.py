@@ -21,7 +21,8 @@ def test_provider_and_algorithms_are_registered(provider):
     assert provider.supportedOutputVectorLayerExtensions() == ["gpkg"]
     ids = {a.id() for a in provider.algorithms()}
     assert ids == {"darts:prepareexport", "darts:erodemask", "darts:binarize", "darts:polygonize", "darts:exporttile",
-                   "darts:qualitymask", "darts:processtiles", "darts:collectoutputs"}
+                   "darts:qualitymask", "darts:processtiles", "darts:collectoutputs", "darts:evaluate",
+                   "darts:compareyears"}
     for algorithm in provider.algorithms():
         assert algorithm.shortHelpString() and algorithm.displayName()
 
@@ -80,7 +81,8 @@ def test_binarize_without_mask_and_with_upstream_connectivity(provider, sample, 
                                             "MIN_OBJECT_SIZE": 50, "SIZE_CONNECTIVITY": "4",
                                             "OUTPUT": str(tmp_path / "b.tif")})["OUTPUT"]
     floats = read_percent(sample["probabilities"])
-    expected = binarize(floats, 0.3, 50, np.ones(floats.shape, np.uint8), "cpu", size_connectivity=4)
+    expected = binarize(floats, 0.3, 50, np.ones(floats.shape, np.uint8), "cpu", size_connectivity=4,
+                        probability_scale="percent")
     np.testing.assert_array_equal(read(out), expected)
 
 
@@ -193,5 +195,5 @@ def test_missing_dependencies_are_named(provider, sample, tmp_path, package_pare
 
     result = binarize_without("numpy", package_parent, [{"PROBABILITIES": sample["probabilities"],
                                                          "OUTPUT": str(tmp_path / "o.tif")}])
-    assert "OK: False ALGORITHMS: 8" in result.stdout, result.stdout + result.stderr
+    assert "OK: False ALGORITHMS: 10" in result.stdout, result.stdout + result.stderr
     assert "numpy" in result.stdout and "apt install python3-numpy" in result.stdout, result.stdout
