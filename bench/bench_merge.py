@@ -108,8 +108,7 @@ def measure(name, folder, settings, workers):
     processed = time.perf_counter() - start
     assert not any(result.error for result in results), [result.error for result in results if result.error]
     objects = sum(result.count for result in results)
-    parts = sum(result.geometries[i][5:9] and int.from_bytes(result.geometries[i][5:9], "little")
-                for result in results for i in range(result.count))
+    parts = sum(int.from_bytes(wkb[5:9], "little") for result in results for wkb in result.geometries)  # NDR WKB
     with PeakRss() as memory:
         start = time.perf_counter()
         kept, duplicates, clipped = merge_objects(results, settings.min_object_size)
