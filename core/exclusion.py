@@ -150,7 +150,7 @@ def polygons_on_grid(source: str, shape, geotransform, crs, *, layer: str | None
     gdal, _, _ = osgeo()
     memory = gdal.GetDriverByName("MEM").Create("", shape[1], shape[0], 1, gdal.GDT_Byte)
     _set_grid(memory, geotransform, crs)
-    return _polygons_on_grid(source, layer, where, crs, memory, what)
+    return _polygons_on_grid(source, layer, where, crs, memory, what)[0]
 
 
 def crs_of(polygons):
