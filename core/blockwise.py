@@ -59,17 +59,23 @@ def probability_scale_of(path: str, what: str, scale: str = "auto") -> str:
 
 
 def percent_scale_doubt(path: str, what: str, scale: str = "auto") -> str | None:
-    """rasters.percent_doubt for the probabilities raster `path` read with `scale` (its largest
-    value from GDAL's statistics, approximate on large rasters: a warning, not a rule)."""
+    """rasters.percent_doubt for the probabilities raster `path` read with `scale`: only float
+    rasters read as percent are looked at, their largest valid value found strip by strip (never
+    with GDAL's statistics, which write a .aux.xml beside the input or into a VRT)."""
     if probability_scale_of(path, what, scale) != "percent":
         return None
     dataset = open_raster(path, what)  # must outlive the band: GDAL crashes on an orphaned band
     band = dataset.GetRasterBand(1)
-    try:
-        largest = band.ComputeRasterMinMax(True)[1]
-    except RuntimeError:  # no valid pixel
+    dtype = np.dtype(_numpy_type(band.DataType))
+    if dtype.kind != "f":
         return None
-    return percent_doubt(largest, _numpy_type(band.DataType), what)
+    nodata, largest = band.GetNoDataValue(), None
+    for row in range(0, dataset.RasterYSize, 1024):
+        strip = read_pixels(band, path, what, (0, row, dataset.RasterXSize, min(1024, dataset.RasterYSize - row)))
+        valid = strip[~np.isnan(strip) & ((strip != nodata) if nodata is not None else True)]
+        if valid.size:
+            largest = max(float(valid.max()), largest if largest is not None else -np.inf)
+    return percent_doubt(largest, dtype, what)
 
 
 def read_band(path: str, what: str):
