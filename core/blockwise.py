@@ -18,7 +18,7 @@ import numpy as np
 
 from .files import check_written, create_geotiff, gdal_writing, open_read_only, osgeo
 from .rasters import (PERCENT_NODATA, check_quality_dtype, check_raster_shape, decode_binary, decode_probabilities,
-                      decode_quality, probabilities_dtype, probability_scale)
+                      decode_quality, percent_doubt, probabilities_dtype, probability_scale)
 
 Progress = Callable[[float, str], None]
 TIFF_TILE = 256  # GeoTIFF tile size of every output; blocks are multiples of it
@@ -27,14 +27,21 @@ TIFF_TILE = 256  # GeoTIFF tile size of every output; blocks are multiples of it
 @contextlib.contextmanager
 def open_raster(path: str, what: str, bands: int | None = 1):
     """`with open_raster(...) as dataset:` the GDAL dataset of `path`, read-only and leaving
-    nothing beside it (files.open_read_only), checked to have `bands` bands (None: any) and
-    pixels; a file GDAL cannot open is a clear error naming the parameter (`what`) and the file."""
+    nothing beside it (files.open_read_only), checked to have `bands` bands (None: any) of real
+    numbers and pixels; a file GDAL cannot open is a clear error naming the parameter (`what`)
+    and the file."""
+    gdal, _, _ = osgeo()
     with contextlib.ExitStack() as stack:
         try:
             dataset = stack.enter_context(open_read_only(path, "raster"))
         except RuntimeError as error:
             raise ValueError(f"{what}: cannot open {path!r} as a raster ({error})") from None
         check_raster_shape(dataset.RasterCount, dataset.RasterXSize, dataset.RasterYSize, what, bands)
+        for index in range(1, dataset.RasterCount + 1):
+            kind = dataset.GetRasterBand(index).DataType
+            if gdal.DataTypeIsComplex(kind):
+                raise ValueError(f"{what}: {path!r} holds complex numbers ({gdal.GetDataTypeName(kind)}), which no "
+                                 f"DARTS raster does: probabilities, masks and counts are real numbers")
         yield dataset
 
 
@@ -53,6 +60,26 @@ def probability_scale_of(path: str, what: str, scale: str = "auto") -> str:
     contract says for that scale (postprocess.above_threshold)."""
     with open_raster(path, what) as dataset:
         return probability_scale(_numpy_type(dataset.GetRasterBand(1).DataType), what, scale)
+
+
+def percent_scale_doubt(path: str, what: str, scale: str = "auto") -> str | None:
+    """rasters.percent_doubt for the probabilities raster `path` read with `scale`: only float
+    rasters read as percent are looked at, their largest valid value found strip by strip (never
+    with GDAL's statistics, which write a .aux.xml beside the input or into a VRT)."""
+    if probability_scale_of(path, what, scale) != "percent":
+        return None
+    with open_raster(path, what) as dataset:  # must outlive the band: GDAL crashes on an orphaned band
+        band = dataset.GetRasterBand(1)
+        dtype = np.dtype(_numpy_type(band.DataType))
+        if dtype.kind != "f":
+            return None
+        nodata, largest = band.GetNoDataValue(), None
+        for row in range(0, dataset.RasterYSize, 1024):
+            strip = read_pixels(band, path, what, (0, row, dataset.RasterXSize, min(1024, dataset.RasterYSize - row)))
+            valid = strip[~np.isnan(strip) & ((strip != nodata) if nodata is not None else True)]
+            if valid.size:
+                largest = max(float(valid.max()), largest if largest is not None else -np.inf)
+    return percent_doubt(largest, dtype, what)
 
 
 def read_band(path: str, what: str):
