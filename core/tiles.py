@@ -108,7 +108,8 @@ class TileSettings:
         return {"threshold": self.threshold, "mask_erosion_size": self.mask_erosion_size, "edge_erosion_size": edge,
                 "min_object_size": self.min_object_size, "quality_level": self.quality_level,
                 "boundary": self.boundary, "size_connectivity": self.size_connectivity,
-                "probability_scale": self.scale, "statistics_scale": self.statistics, "exclusion_mask": self.exclude[0] if self.exclude else None}
+                "probability_scale": self.scale, "statistics_scale": self.statistics,
+                "exclusion_mask": self.exclude[0] if self.exclude else None}
 
 
 @dataclass
@@ -619,7 +620,8 @@ def merge_tiles(inputs, target_crs=DEFAULT_TARGET_CRS, *, settings: TileSettings
 
     for result in run_tiles(jobs, workers, client, heartbeat):
         if result.outputs_failed:
-            raise OSError(f"tile {result.tile_id}: {result.error.replace('write ', 'write ' + os.path.join(tile_outputs, result.tile_id) + os.sep, 1)}")
+            where = os.path.join(tile_outputs, result.tile_id) + os.sep
+            raise OSError(f"tile {result.tile_id}: {result.error.replace('write ', 'write ' + where, 1)}")
         if result.error:
             if stop_on_error:
                 raise ValueError(f"tile {result.tile_id}: {result.error}")

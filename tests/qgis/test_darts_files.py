@@ -10,7 +10,7 @@ from osgeo import gdal, ogr
 from qgis.core import QgsProcessingFeedback
 from scipy import ndimage
 
-import processing
+from qgis import processing
 import reference
 from rasters import read
 from sample_tile import write_tif

@@ -21,7 +21,7 @@ from qgis.core import (
     QgsVectorLayer,
 )
 
-import processing
+from qgis import processing
 from qgis_cli import qgis_process
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
