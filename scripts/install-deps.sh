@@ -151,7 +151,12 @@ if ! echo "$sources" | awk -v s="$SUITE" '$2 == s { found = 1 } END { exit !foun
 fi
 
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq || fail "apt-get update failed (see apt's message above): check the network and the mirrors in /etc/apt, then run this again"
+# apt-get update only warns (exit 0) when a list cannot be fetched: look for this release's lists.
+log=$(mktemp)
+$SUDO apt-get update -qq 2>&1 | tee "$log" >&2 || { rm -f "$log"; fail "apt-get update failed (see apt's message above): check the network and the mirrors in /etc/apt, then run this again"; }
+unfetched=$(grep -E "Failed to fetch .*/dists/($CODENAME|$SUITE)/" "$log" || true)
+rm -f "$log"
+[ -z "$unfetched" ] || fail "apt-get update could not fetch the package lists of $CODENAME or $SUITE (see apt's message above): check the network and the Debian mirror in /etc/apt, then run this again"
 
 # Is the wanted QGIS there, and every other package? apt-cache answers from the lists just fetched.
 qgis_versions=$(apt-cache madison python3-qgis | awk -F'|' -v s=" $SUITE/" 'index($3, s) { gsub(/ /, "", $2); print $2 }')
