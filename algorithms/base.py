@@ -140,6 +140,17 @@ class DartsAlgorithm(ParametersMixin, PathsMixin, QgsProcessingAlgorithm):
             return "cpu"
         return device
 
+    def note_darts_postprocessed(self, path, feedback):
+        """Say in the log when a raster was postprocessed already (DARTS' export tags)."""
+        from ..core.metadata import earlier_postprocessing, read_tags
+
+        applied = earlier_postprocessing(read_tags(path))
+        if applied:
+            feedback.pushWarning(self.tr(
+                "{} was postprocessed already ({}, from its DARTS_* tags): its edge band and erosion were applied "
+                "once; this run applies them again (QUALITY_LEVEL=none applies neither).").format(
+                    os.path.basename(path), applied))
+
     def area_note(self, grid, feedback):
         """Warn when the areas (area_m2, the report's) cannot be in m² on this grid; the note or None."""
         note = grid.area_note()

@@ -34,7 +34,8 @@ class BinarizeAlgorithm(DartsAlgorithm):
     def shortHelpString(self):  # noqa: N802
         return self.tr(
             "<p>Binary thaw-slump objects from segmentation probabilities, as DARTS' binarize step.</p>"
-            "<p>Pixels with probability &gt; <b>threshold</b> (NaN/nodata never) form 8-connected objects. An object "
+            "<p>Pixels with probability &gt; <b>threshold</b> (NaN/nodata never; DARTS' uint8 percent v where v &ge; 100 &times; "
+            "threshold, so 50 passes 0.5) form 8-connected objects. An object "
             "with any pixel where the <b>mask</b> is 0 (e.g. the output of 'Erode quality mask') is removed whole; "
             "without a mask no object is removed for that. Objects with fewer than <b>minimum object size</b> pixels "
             "are removed (sizes counted with the chosen connectivity; 4 reproduces upstream DARTS).</p>"
@@ -59,9 +60,12 @@ class BinarizeAlgorithm(DartsAlgorithm):
         from ..core import binarize
         from .raster_io import check_same_grid, grid_of, read_probabilities, read_quality
 
+        from ..core.blockwise import probability_scale_of
+
         scale = self.parameterAsEnumString(parameters, self.PROBABILITY_SCALE, context) or "auto"
         path = self.raster_path(parameters, self.PROBABILITIES, context)
         grid = grid_of(path, self.PROBABILITIES)
+        probability_scale = probability_scale_of(path, self.PROBABILITIES, scale)
         mask_path = self.raster_path(parameters, self.MASK, context, required=False)
         if mask_path:
             check_same_grid(self.PROBABILITIES, grid, self.MASK, grid_of(mask_path, self.MASK))
@@ -78,7 +82,8 @@ class BinarizeAlgorithm(DartsAlgorithm):
             probabilities = read_probabilities_lazy(path, self.PROBABILITIES, block, scale)
             mask = (read_quality_lazy(mask_path, self.MASK, block) if mask_path
                     else da.ones(probabilities.shape, dtype=np.uint8, chunks=probabilities.chunks))
-            objects = binarize(probabilities, threshold, min_size, mask, size_connectivity=connectivity)
+            objects = binarize(probabilities, threshold, min_size, mask, size_connectivity=connectivity,
+                               probability_scale=probability_scale)
             from ..core.blockwise import any_prediction, require_prediction
 
             _, has_prediction = run_blocks(self, parameters, context, feedback,
@@ -91,7 +96,7 @@ class BinarizeAlgorithm(DartsAlgorithm):
             feedback.setProgress(20)
             self.check_canceled(feedback)
             objects = binarize(probabilities, threshold, min_size, mask, self.resolve_device(parameters, context, feedback),
-                               size_connectivity=connectivity)
+                               size_connectivity=connectivity, probability_scale=probability_scale)
             feedback.setProgress(80)
             self.check_canceled(feedback)
             outputs.write(output, objects.astype(np.uint8), grid)

@@ -9,6 +9,7 @@ from qgis.core import (
     QgsProcessing,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterMapLayer,
+    QgsProcessingParameterNumber,
     QgsProviderRegistry,
     QgsVectorFileWriter,
 )
@@ -39,9 +40,24 @@ class ExclusionLayer(QgsProcessingParameterMapLayer):
         return copy
 
 
+MAX_EXCLUDED_SHARE = "MAX_EXCLUDED_SHARE"
+SHARE_HELP = ("Objects with more than this share of their pixels in the exclusion mask are removed (0, the default: "
+              "any pixel; DARTS' earlier pipeline removed a polygon with more than 20 % in water: 0.2). Others are "
+              "kept whole. Only with boundary = remove.")
+
+
 def add_exclusion(algorithm):
     parameter = ExclusionLayer(EXCLUDE, algorithm.tr("Exclusion mask (e.g. water; polygons or raster)"))
     algorithm._finish(parameter, False, HELP)
+    add_excluded_share(algorithm)
+
+
+def add_excluded_share(algorithm):
+    """The share of an object that may lie in the exclusion mask before it is removed."""
+    parameter = QgsProcessingParameterNumber(MAX_EXCLUDED_SHARE, algorithm.tr("Largest excluded share of an object"),
+                                             QgsProcessingParameterNumber.Type.Double, defaultValue=0.0, minValue=0.0,
+                                             maxValue=0.99)
+    algorithm._finish(parameter, False, SHARE_HELP)
 
 
 def file_source(value):

@@ -30,6 +30,9 @@ QUALITY_LEVELS = Choices(("none", "All pixels (quality ignored)"), ("low_quality
 DEVICES = Choices(("auto", "Automatic (GPU when available)"), ("cpu", "CPU"), ("cuda", "CUDA GPU"))
 BOUNDARIES = Choices(("remove", "Remove touching objects whole"), ("clip", "Clip objects at the extent (upstream)"))
 CONNECTIVITIES = Choices(("8", "8 neighbours (diagonals connect)"), ("4", "4 neighbours (upstream)"))
+BINARIZATIONS = Choices(("recompute", "From the probabilities, with these settings"),
+                        ("as_exported", "The exported binarized.tif as it is"))
+GROUPINGS = Choices(("year", "Per year (DARTS' yearly products)"), ("date", "Per date"), ("none", "All tiles together"))
 SCALES = Choices(("auto", "Automatic (from the data type)"), ("fraction", "Fraction 0..1"),
                  ("percent", "Percent 0..100 (DARTS uint8)"))
 

@@ -28,10 +28,11 @@ def geopackage_layer(path):
     return uri.database(), uri.table() or None
 
 
-def into_geopackage(path, outputs, write):
+def into_geopackage(path, outputs, write, companions=lambda layer: []):
     """Write the vector output `path` of a run through `write(file, layer)` (its result is
     returned): a new GeoPackage with a layer of the file's name, or for QGIS's 'Save to
-    GeoPackage' form into an existing file, a copy of it with that layer replaced or added."""
+    GeoPackage' form into an existing file, a copy of it with that layer (and the layers
+    `companions(layer)` names, which `write` adds beside it) replaced or added."""
     from ..core.files import replace_layer
     from ..core.vectorize import layer_name
 
@@ -39,7 +40,7 @@ def into_geopackage(path, outputs, write):
     if layer and os.path.exists(target):
         written = outputs.scratch(target)
         result = write(written, layer)
-        replace_layer(target, outputs.reserve(target), written, layer)
+        replace_layer(target, outputs.reserve(target), written, [layer, *companions(layer)])
         return result
     return write(outputs.reserve(target), layer or layer_name(target))
 

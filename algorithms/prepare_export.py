@@ -19,7 +19,7 @@ from qgis.core import (
 from .base import BOUNDARIES, QUALITY_LEVELS, DartsAlgorithm
 from .parameters import threshold_label
 from .blocks import add_block_parameters, block_plan, polygonize_in_blocks, run_blocks
-from .exclusion import EXCLUDE, add_exclusion, exclusion_file, exclusion_input, warn_without_crs
+from .exclusion import EXCLUDE, MAX_EXCLUDED_SHARE, add_exclusion, exclusion_file, exclusion_input, warn_without_crs
 from .polygon_options import add_statistics_scale, layout_of, statistics_probabilities
 from .styles import style_on_load
 
@@ -85,7 +85,8 @@ class PrepareExportAlgorithm(DartsAlgorithm):
             "<li>Unless the level is none, that area is eroded by a disk of <b>mask erosion size</b> pixels, and a "
             "band of <b>edge erosion size</b> pixels (default: the erosion size; 0 = none) along the tile edges is "
             "dropped. The result is the <b>extent</b>.</li>"
-            "<li>Pixels with probability &gt; <b>threshold</b> form objects (8-connected). Objects that touch a "
+            "<li>Pixels with probability &gt; <b>threshold</b> (DARTS' uint8 percent v where v &ge; 100 &times; threshold, "
+            "so 50 passes 0.5) form objects (8-connected). Objects that touch a "
             "pixel outside the extent are removed whole (<b>boundary</b> = remove; clip reproduces upstream "
             "DARTS, which cuts them at the extent instead).</li>"
             "<li>Objects smaller than <b>minimum object size</b> pixels are removed (counted with 8-connectivity; "
@@ -212,6 +213,7 @@ class PrepareExportAlgorithm(DartsAlgorithm):
         import numpy as np
 
         from ..core import prepare_export_thresholds
+        from ..core.blockwise import probability_scale_of
         from .raster_io import check_same_grid, grid_of, read_probabilities, read_quality
 
         scale = self.parameterAsEnumString(parameters, self.PROBABILITY_SCALE, context) or "auto"
@@ -227,6 +229,13 @@ class PrepareExportAlgorithm(DartsAlgorithm):
 
         feedback.setProgressText(self.tr("Reading and checking the rasters"))
         grid = grid_of(probabilities_path, self.PROBABILITIES)
+        probability_scale = probability_scale_of(probabilities_path, self.PROBABILITIES, scale)
+        for name, path in subsets.items():
+            if probability_scale_of(path, f"{self.SUBSET_PROBABILITIES} '{name}'", scale) != probability_scale:
+                raise ValueError(f"{self.SUBSET_PROBABILITIES} '{name}' is read as a different probability scale than "
+                                 f"{self.PROBABILITIES} ({probability_scale}): give ensemble members of the same "
+                                 f"kind, or set {self.PROBABILITY_SCALE}")
+        self.note_darts_postprocessed(probabilities_path, feedback)
         exclusion = exclusion_input(self, parameters, context,
                                     lambda: outputs.scratch(os.path.join(scratch_folder, "exclusion.gpkg")))
         per_pixel = (BYTES_PER_PIXEL + SUBSET_BYTES_PER_PIXEL * len(subsets) + (1 if exclusion else 0)
@@ -259,13 +268,15 @@ class PrepareExportAlgorithm(DartsAlgorithm):
             quality_level=self.parameterAsEnumString(parameters, self.QUALITY_LEVEL, context),
             boundary=self.parameterAsEnumString(parameters, self.BOUNDARY, context),
             size_connectivity=int(self.parameterAsEnumString(parameters, self.SIZE_CONNECTIVITY, context)),
+            max_excluded_share=self.parameterAsDouble(parameters, MAX_EXCLUDED_SHARE, context),
         )
         thresholds = [options["bin_threshold"]] if not several else [threshold for threshold, _, _ in runs]
         object_counts = {}
         by_threshold = prepare_export_thresholds(
             tile, thresholds, **{k: v for k, v in options.items() if k != "bin_threshold"},
             ensemble_subsets=list(subsets), device=self.resolve_device(parameters, context, feedback), exclude=exclude,
-            progress=self.progress_reporter(feedback, 10, 60), object_counts=object_counts)
+            progress=self.progress_reporter(feedback, 10, 60), object_counts=object_counts,
+            probability_scale=probability_scale)
         results = [by_threshold[threshold] for threshold in thresholds]
         object_counts = [object_counts[threshold]["binarized_segmentation"] for threshold in thresholds]
         lazy_probabilities = tile["probabilities"] if block else None  # read again for polygon statistics

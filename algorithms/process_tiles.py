@@ -4,21 +4,26 @@ import os
 
 from qgis.core import (
     QgsCoordinateReferenceSystem,
+    QgsProcessingContext,
     QgsProcessing,
     QgsProcessingOutputNumber,
+    QgsProcessingOutputVectorLayer,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterCrs,
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterString,
     QgsProcessingParameterVectorDestination,
     QgsProcessingParameterVectorLayer,
 )
 
 from .base import BOUNDARIES, QUALITY_LEVELS, DartsAlgorithm
+from .parameters import BINARIZATIONS, GROUPINGS
 from .paths import geopackage_layer, into_geopackage
 from .blocks import DASK_SCHEDULER, add_scheduler_parameter
-from .exclusion import EXCLUDE, exclusion_file, exclusion_input, warn_without_crs
+from .exclusion import (EXCLUDE, MAX_EXCLUDED_SHARE, add_excluded_share, exclusion_file, exclusion_input,
+                        warn_without_crs)
 from .polygon_options import STATISTICS_SCALE, add_statistics_scale
 from .styles import style_on_load
 
@@ -36,18 +41,23 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
     BOUNDARY = "BOUNDARY"
     SIZE_CONNECTIVITY = "SIZE_CONNECTIVITY"
     PROBABILITY_SCALE = "PROBABILITY_SCALE"
+    SUBSET = "SUBSET"
+    BINARIZATION = "BINARIZATION"
+    GROUP_BY = "GROUP_BY"
     TARGET_CRS = "TARGET_CRS"
     WORKERS = "WORKERS"
     STOP_ON_ERROR = "STOP_ON_ERROR"
     OUTPUT = "OUTPUT"
     OUTPUT_TILES = "OUTPUT_TILES"
+    OUTPUT_COVERAGE = "OUTPUT_COVERAGE"
     OUTPUT_REPORT = "OUTPUT_REPORT"
     TILES_PROCESSED = "TILES_PROCESSED"
     TILES_SKIPPED = "TILES_SKIPPED"
     FEATURES = "FEATURES"
     HELP = {
-        INPUT_FOLDER: "Searched for tile folders: probabilities.tif with quality_data_mask.tif (0/1/2) or, as DARTS "
-                      "exports tiles, extent.tif (0/1). A tile's id is its folder's name.",
+        INPUT_FOLDER: "Searched for tile folders (any depth, e.g. PlanetScope's tile/scene folders): a folder with "
+                      "probabilities.tif is a tile; other folders (DARTS' _metadata_* folders, ...) are passed over. "
+                      "A tile's id is its folder's name.",
         MASK_EROSION_SIZE: "Radius (pixels) of the disk by which each tile's area of the chosen quality level shrinks "
                            "(not for tiles with only extent.tif).",
         EDGE_EROSION_SIZE: "Width (pixels) of the band along each tile's edges set invalid. Not set: the mask erosion "
@@ -59,8 +69,17 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
                  "boundary = clip: those pixels are cut, the rest size-filtered). Rasters are not accepted here: "
                  "tiles lie on different grids.",
         TARGET_CRS: "The projected CRS of the merged map. Areas (area_m2) are measured in each tile's own CRS.",
-        OUTPUT: "One GeoPackage layer: every slump once (no two features overlap), with its statistics, npixel, "
-                "area_m2, tile_id and n_tiles; the run's parameters in the layer's metadata.",
+        OUTPUT: "One GeoPackage layer: every slump once per group (no two features of a group overlap), with "
+                "tile_id, date, year, its statistics, npixel, area_m2 and n_tiles; the run's parameters in the layer's "
+                "metadata. Beside it the layer <name>_coverage: each tile's valid extent (tile_id, date, year).",
+        SUBSET: "An ensemble member's name: its probabilities-<name>.tif (and binarized-<name>.tif) is read in each "
+                "tile instead of probabilities.tif. Empty: the ensemble's probabilities.tif.",
+        BINARIZATION: "recompute: the objects are binarized again from each tile's probabilities with this run's "
+                      "threshold and sizes (inside the tile's extent); as_exported: each tile's binarized.tif is "
+                      "taken as it is.",
+        GROUP_BY: "Tiles of one group are merged into one map; groups are kept apart (a slump seen in 2019 and in "
+                  "2024 is two features). The date comes from DARTS' tile id (darts_inference.json, the rasters' "
+                  "DARTS_tileid tag or the folder's name).",
         OUTPUT_TILES: "A folder that receives <tile id>/binarized.tif, extent.tif and prediction_segments.gpkg.",
         OUTPUT_REPORT: "An HTML page: tiles processed and skipped (and why), objects per tile, the merge, the "
                        "parameters.",
@@ -76,10 +95,17 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
         return self.tr(
             "<p>Many DARTS tiles in, one map of thaw-slump polygons out.</p>"
             "<p><b>Input folder</b> is searched for tile folders: a tile folder holds <i>probabilities.tif</i> "
-            "(float 0..1 or DARTS' uint8 percent) and either <i>quality_data_mask.tif</i> (0/1/2: the whole "
-            "postprocessing of <i>Prepare export</i> runs, with the same parameters) or, as DARTS exports tiles, only "
-            "<i>extent.tif</i> (0/1: the valid area as it is, no second erosion). A tile's id is its folder's name. "
-            "Tiles may lie in different UTM zones.</p>"
+            "(float 0..1 or DARTS' uint8 percent). With <i>quality_data_mask.tif</i> (0/1/2) the whole "
+            "postprocessing of <i>Prepare export</i> runs, with the same parameters. A folder DARTS exported was "
+            "postprocessed already: its valid extent is used as it is (no second erosion): <i>extent.tif</i>, else "
+            "DARTS' <i>prediction_extent.gpkg</i> burnt onto the tile's grid, else the probabilities' valid pixels; "
+            "the objects are binarized again from the probabilities with this run's threshold and minimum size "
+            "(or, advanced, taken from <i>binarized.tif</i> as they are). A tile's id is its folder's name; its date "
+            "comes from DARTS' tile id. Tiles may lie in different UTM zones.</p>"
+            "<p>Tiles are merged <b>per year</b> by default (DARTS' products are yearly): detections of different "
+            "years are never merged nor cut against each other. The map's features carry <i>date</i> and "
+            "<i>year</i>; the layer <i>&lt;name&gt;_coverage</i> beside them holds each tile's valid extent, so "
+            "'no slump here' and 'not observed here' can be told apart.</p>"
             "<p>Each tile is processed on its own (in parallel: <b>workers</b> processes, or the blocks of a "
             "dask.distributed cluster), then the objects are merged in the <b>target CRS</b> (default {crs}, "
             "NSIDC Polar Stereographic North, ArcticDEM's CRS). Where tiles overlap, objects are taken "
@@ -105,11 +131,16 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
         self.addParameter(QgsProcessingParameterVectorLayer(
             EXCLUDE, self.tr("Exclusion polygons (e.g. water)"), [QgsProcessing.SourceType.TypeVectorPolygon],
             optional=True))
+        add_excluded_share(self)
         self.add_enum(self.BOUNDARY, "Boundary objects", BOUNDARIES, "remove", advanced=True,
                       help_text="remove: drop objects touching the extent's border whole (then a neighbour tile "
                                 "delivers them whole); clip: cut them (upstream)")
         self.add_size_connectivity()
         self.add_device()
+        self.add_enum(self.GROUP_BY, "Merge tiles", GROUPINGS, "year")
+        self.add_enum(self.BINARIZATION, "Objects", BINARIZATIONS, "recompute", advanced=True)
+        self._finish(QgsProcessingParameterString(self.SUBSET, self.tr("Ensemble member (probabilities-<name>.tif)"),
+                                                  optional=True), True, "")
         self.add_scale()
         add_statistics_scale(self)
         self.add_int(self.WORKERS, "Worker processes", os.cpu_count() or 1, advanced=True, minimum=1,
@@ -127,6 +158,8 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
             createByDefault=False))
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT_REPORT, self.tr("Report"), self.tr("HTML files (*.html)"), optional=True, createByDefault=False))
+        self.addOutput(QgsProcessingOutputVectorLayer(self.OUTPUT_COVERAGE, self.tr("Tile coverage"),
+                                                      QgsProcessing.SourceType.TypeVectorPolygon))
         self.addOutput(QgsProcessingOutputNumber(self.TILES_PROCESSED, self.tr("Tiles processed")))
         self.addOutput(QgsProcessingOutputNumber(self.TILES_SKIPPED, self.tr("Tiles skipped")))
         self.addOutput(QgsProcessingOutputNumber(self.FEATURES, self.tr("Features in the merged map")))
@@ -138,13 +171,28 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
         folder = self.parameterAsFile(parameters, self.INPUT_FOLDER, context)
         if not folder or not os.path.isdir(folder):
             return []
-        sources, _ = find_tiles(folder)
-        return [exclusion_file(self, parameters, context),
-                *[path for source in sources for path in (source.probabilities, source.quality, source.extent) if path]]
+        subset = self.parameterAsString(parameters, self.SUBSET, context).strip() or None
+        sources, _ = find_tiles(folder, subset)
+        return [exclusion_file(self, parameters, context), *[path for source in sources for path in source.inputs]]
+
+    def load_coverage(self, context, output) -> str:
+        """The tiles' coverage layer beside the map (its URI), loaded with the map when the map
+        is, styled grey under the slumps."""
+        from ..core.tiles import coverage_layer
+        from .paths import geopackage_layer
+
+        target, layer = geopackage_layer(output)
+        layer = layer or os.path.splitext(os.path.basename(target))[0]
+        uri = f"{target}|layername={coverage_layer(layer)}"
+        if context.willLoadLayerOnCompletion(output):
+            context.addLayerToLoadOnCompletion(uri, QgsProcessingContext.LayerDetails(
+                self.tr("Tile coverage"), context.project(), self.OUTPUT_COVERAGE))
+            style_on_load(context, uri, "coverage")
+        return uri
 
     def execute(self, parameters, context, feedback, outputs):
         from ..core.blockwise import scheduler
-        from ..core.tiles import TileSettings, merge_tiles
+        from ..core.tiles import TileSettings, coverage_layer, merge_tiles
 
         folder = self.parameterAsFile(parameters, self.INPUT_FOLDER, context)
         if not folder or not os.path.isdir(folder):
@@ -169,6 +217,10 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
             device=self.resolve_device(parameters, context, feedback),
             statistics=self.parameterAsEnumString(parameters, STATISTICS_SCALE, context) or "fraction",
             scale=self.parameterAsEnumString(parameters, self.PROBABILITY_SCALE, context) or "auto",
+            subset=self.parameterAsString(parameters, self.SUBSET, context).strip() or None,
+            binarization=self.parameterAsEnumString(parameters, self.BINARIZATION, context) or "recompute",
+            group_by=self.parameterAsEnumString(parameters, self.GROUP_BY, context) or "year",
+            max_excluded_share=self.parameterAsDouble(parameters, MAX_EXCLUDED_SHARE, context),
             exclude=exclusion_input(self, parameters, context, lambda: outputs.scratch(  # a layer that is no file
                 os.path.join(os.path.dirname(os.path.abspath(geopackage_layer(output)[0])), "exclusion.gpkg"))))
         if settings.exclude:
@@ -188,15 +240,27 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
                                                                                     context),
                                   progress=self.progress_reporter(feedback, 0, 95), files=outputs)
         feedback.setProgressText(self.tr("Writing the merged map"))
-        into_geopackage(output, outputs, summary.write)
+        into_geopackage(output, outputs, summary.write, lambda layer: [coverage_layer(layer)])
         for skipped in summary.skipped:
             feedback.pushWarning(self.tr("Tile {} skipped: {}").format(skipped.tile_id, skipped.reason))
+        for tile in summary.tiles:
+            if tile.date.year is None:
+                feedback.pushWarning(self.tr("Tile {}: no date found ({}); its objects are merged with the other "
+                                             "tiles without a date").format(tile.tile_id, tile.date.source))
+            if tile.extent_as_given.startswith("valid pixels"):
+                feedback.pushInfo(self.tr("Tile {}: no extent in its folder, the {} used").format(
+                    tile.tile_id, tile.extent_as_given.split(" (")[0]))
+        for key, group in summary.groups.items():
+            feedback.pushInfo(self.tr("{} {}: {} tiles, {} slump polygons ({} merged across tiles)").format(
+                summary.record["group_by"], key if key is not None else "without a date", group["tiles"],
+                group["features"], group["duplicates"]))
         feedback.pushInfo(self.tr("{} tiles processed, {} skipped: {} slump polygons in the merged map ({} objects "
                                   "seen by more than one tile merged, {} cut where they met a neighbour) in {:.1f} s.")
                           .format(len(summary.tiles), len(summary.skipped), summary.features, summary.duplicates,
                                   summary.clipped, summary.seconds))
         style_on_load(context, output, "segments")
-        results = {self.OUTPUT: output, self.TILES_PROCESSED: len(summary.tiles),
+        results = {self.OUTPUT: output, self.OUTPUT_COVERAGE: self.load_coverage(context, output),
+                   self.TILES_PROCESSED: len(summary.tiles),
                    self.TILES_SKIPPED: len(summary.skipped), self.FEATURES: summary.features}
         if tiles_folder:
             results[self.OUTPUT_TILES] = tiles_folder

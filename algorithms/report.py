@@ -159,8 +159,14 @@ def render_tiles_report(title: str, region, folder: str) -> str:
                ("seconds", "Time (s)", f"{region.seconds:.1f}")]
     summary = "\n".join(f'<tr><th>{html.escape(label)}</th><td id="{key}">{value}</td></tr>'
                         for key, label, value in numbers)
+    groups = "\n".join(
+        f'<tr><th>{html.escape(str(key))}</th><td>{group["tiles"]}</td><td>{group["objects"]}</td>'
+        f'<td>{group["duplicates"]}</td><td>{group["clipped"]}</td><td>{group["features"]}</td></tr>'
+        for key, group in region.groups.items())
     tiles = "\n".join(
-        f'<tr><th>{html.escape(tile.tile_id)}</th><td>{html.escape(tile.crs_name)}</td><td>{tile.counts["objects"]}</td>'
+        f'<tr><th>{html.escape(tile.tile_id)}</th><td>{html.escape(tile.date.label)}</td>'
+        f'<td>{html.escape(tile.extent_as_given or "quality mask")}</td>'
+        f'<td>{html.escape(tile.crs_name)}</td><td>{tile.counts["objects"]}</td>'
         f'<td>{tile.counts["removed_at_boundary"]}</td><td>{tile.counts.get("removed_excluded", "–")}</td>'
         f'<td>{tile.counts["removed_too_small"]}</td><td>{tile.count}</td><td>{tile.kept}</td>'
         f'<td>{tile.seconds:.1f}</td></tr>' for tile in region.tiles)
@@ -169,8 +175,17 @@ def render_tiles_report(title: str, region, folder: str) -> str:
     return _page(title, f"""<h2>Summary</h2><table id="summary">
 {summary}
 </table>
+<h2>Per {html.escape(region.record.get("group_by", "year"))}</h2><table id="groups">
+<tr><th>{html.escape(region.record.get("group_by", "year"))}</th><th>tiles</th><th>objects in the tiles</th>
+<th>seen by more than one tile, merged</th><th>cut where they met a neighbour</th><th>slump polygons</th></tr>
+{groups}
+</table>
+<p>Groups are merged on their own: objects of different groups are never merged nor cut against each other.
+The map's layer <i>{html.escape(region.record.get("coverage_layer", ""))}</i> holds each tile's valid extent
+(where a slump could have been seen).</p>
 <h2>Tiles</h2><table id="tiles">
-<tr><th>tile</th><th>CRS</th><th>objects</th><th>removed at the boundary</th><th>removed in the exclusion mask</th>
+<tr><th>tile</th><th>date</th><th>extent</th><th>CRS</th><th>objects</th>
+<th>removed at the boundary</th><th>removed in the exclusion mask</th>
 <th>removed as too small</th><th>kept in the tile</th><th>in the merged map</th><th>time (s)</th></tr>
 {tiles}
 </table>

@@ -81,7 +81,14 @@ def style_extent_polygons(layer):
     _outline(layer, QColor(49, 130, 189), 0.4)
 
 
-STYLES = {"binarized": style_binarized, "extent": style_extent, "probabilities": style_probabilities,
+def style_coverage(layer):
+    """Where tiles could see slumps: grey outlines over a faint grey fill, under the slumps."""
+    symbol = QgsFillSymbol.createSimple({"color": "160,160,160,40", "outline_color": "110,110,110",
+                                         "outline_width": "0.3", "outline_width_unit": "MM"})
+    layer.setRenderer(QgsSingleSymbolRenderer(symbol))
+
+
+STYLES = {"coverage": style_coverage, "binarized": style_binarized, "extent": style_extent, "probabilities": style_probabilities,
           "quality": style_quality, "segments": style_segments, "extent_polygons": style_extent_polygons}
 
 
@@ -104,7 +111,7 @@ _KEEP_ALIVE = []
 
 
 # Higher keys are drawn on top: polygons over objects over probabilities over the extent.
-SORT_KEYS = {"segments": 6, "extent_polygons": 5, "binarized": 3, "probabilities": 2, "extent": 1, "quality": 0}
+SORT_KEYS = {"coverage": 0, "segments": 6, "extent_polygons": 5, "binarized": 3, "probabilities": 2, "extent": 1, "quality": 0}
 
 
 def style_on_load(context, path: str, style: str, name: str = "") -> None:

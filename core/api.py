@@ -17,7 +17,7 @@ import numpy as np
 
 from ._backend import (Backend, Device, array_module_of, dask_array, is_dask, is_dataarray, raw_array, resolve_device,
                        validate_device)
-from .postprocess import binarize_array, erode_valid
+from .postprocess import SCALES, binarize_array, erode_valid
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +35,17 @@ def check_threshold(threshold) -> float:
     if not 0.0 <= float(threshold) <= 1.0:  # also rejects NaN
         raise ValueError(f"threshold must be in [0, 1], got {threshold!r}")
     return float(threshold)
+
+
+def check_share(name: str, value, boundary: str = "remove") -> float:
+    """A share in [0, 1); a share above 0 asks to keep partly excluded objects, which only
+    boundary "remove" does (clip cuts every excluded pixel)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= float(value) < 1.0:
+        raise ValueError(f"{name} must be a number in [0, 1) (0: any excluded pixel), got {value!r}")
+    if float(value) > 0 and boundary != "remove":
+        raise ValueError(f"{name} applies with boundary 'remove' (clip cuts every excluded pixel), got {value!r} "
+                         f"with boundary {boundary!r}")
+    return float(value)
 
 
 def check_size(name: str, value) -> int:
@@ -138,12 +149,18 @@ def erode_mask(mask, size: int, device: Device = "auto", edge_size: int | None =
 
 
 def binarize(probs, threshold: float, min_object_size: int, mask, device: Device = "auto", *, size_connectivity: int = 8,
-             exclude=None, boundary: str = "remove"):
+             exclude=None, boundary: str = "remove", probability_scale: str = "fraction",
+             max_excluded_share: float = 0.0):
     """Objects (`probs > threshold`, 8-connected) that touch no invalid pixel of `mask`, meet
     no non-zero pixel of `exclude` (optional) and have at least `min_object_size` pixels
     (counted with `size_connectivity`). `boundary="clip"` cuts objects at the invalid and
-    excluded pixels instead of removing them whole. Returns bool."""
+    excluded pixels instead of removing them whole. `probability_scale="percent"` says `probs`
+    were decoded from DARTS' uint8 percent v (as v / 100): v passes when v >= 100 * threshold
+    (semantics.md). With `exclude`, objects with more than `max_excluded_share` of their pixels
+    excluded are removed (0, the default: any excluded pixel). Returns bool."""
     threshold = check_threshold(threshold)
+    max_excluded_share = check_share("max_excluded_share", max_excluded_share, boundary)
+    check_choice("probability_scale", probability_scale, SCALES)
     min_object_size = check_size("min_object_size", min_object_size)
     check_choice("size_connectivity", size_connectivity, CONNECTIVITIES)
     check_choice("boundary", boundary, BOUNDARY_MODES)
@@ -161,7 +178,8 @@ def binarize(probs, threshold: float, min_object_size: int, mask, device: Device
             _check_exclusion(excluded, prob_data)
             excluded = excluded.rechunk(prob_data.chunks) != 0
         result, _ = binarize_mask_lazy(prob_data, threshold, min_object_size, mask_data.rechunk(prob_data.chunks),
-                                       size_connectivity, excluded=excluded, boundary=boundary)
+                                       size_connectivity, excluded=excluded, boundary=boundary,
+                                       scale=probability_scale, max_excluded_share=max_excluded_share)
         return _like_lazy(probs, result)
     prob_data, mask_data = raw_array(probs), raw_array(mask)
     backend = resolve_device(device)
@@ -172,7 +190,8 @@ def binarize(probs, threshold: float, min_object_size: int, mask, device: Device
         check_same_grid(probs=prob_data, mask=mask_data)
         excluded = _excluded_on(backend, exclude, prob_data)
         result = binarize_array(prob_data, threshold, min_object_size, mask_data != 0, size_connectivity, backend.xp,
-                                excluded=excluded, boundary=boundary)
+                                excluded=excluded, boundary=boundary, scale=probability_scale,
+                                max_excluded_share=max_excluded_share)
     return _like(probs, result)
 
 
@@ -205,6 +224,8 @@ def prepare_export(
     exclude=None,
     progress: Progress | None = None,
     object_counts: dict | None = None,
+    probability_scale: str = "fraction",
+    max_excluded_share: float = 0.0,
 ):
     """DARTS' postprocessing of one tile: quality mask -> eroded extent -> masked and
     binarized probabilities (also for each ensemble subset).
@@ -218,11 +239,13 @@ def prepare_export(
     given, is called as progress(fraction, message) between steps; it may raise to cancel.
     `object_counts`, if given, is filled per binarized layer with the number of `objects`
     above the threshold, `removed_at_boundary`, `removed_excluded` (with `exclude`) and
-    `removed_too_small` (for reports).
+    `removed_too_small` (for reports). `probability_scale="percent"`: the probabilities were
+    decoded from DARTS' uint8 percent (see binarize). `max_excluded_share`: see binarize.
     """
     counts = [] if object_counts is not None else None
     (result,) = _prepare(tile, [bin_threshold], mask_erosion_size, min_object_size, quality_level, ensemble_subsets,
-                         device, edge_erosion_size, boundary, size_connectivity, exclude, progress, counts)
+                         device, edge_erosion_size, boundary, size_connectivity, exclude, progress, counts,
+                         probability_scale, max_excluded_share)
     if object_counts is not None:
         object_counts.update(counts[0])
     return result
@@ -232,7 +255,8 @@ def prepare_export_thresholds(tile, thresholds: Sequence[float], mask_erosion_si
                               quality_level: int | str = 0, ensemble_subsets: Sequence[str] = (),
                               device: Device = "auto", edge_erosion_size: int | None = None, *,
                               boundary: str = "remove", size_connectivity: int = 8, exclude=None,
-                              progress: Progress | None = None, object_counts: dict | None = None) -> dict:
+                              progress: Progress | None = None, object_counts: dict | None = None,
+                              probability_scale: str = "fraction", max_excluded_share: float = 0.0) -> dict:
     """prepare_export for several thresholds at once: {threshold: the tile prepare_export
     returns for it}, the quality mask eroded once (in memory; block by block each pass
     recomputes its chunks anyway). `object_counts`, if given, is filled as
@@ -244,14 +268,15 @@ def prepare_export_thresholds(tile, thresholds: Sequence[float], mask_erosion_si
         raise ValueError(f"thresholds must differ, got {list(thresholds)!r}")
     counts = [] if object_counts is not None else None
     results = _prepare(tile, checked, mask_erosion_size, min_object_size, quality_level, ensemble_subsets, device,
-                       edge_erosion_size, boundary, size_connectivity, exclude, progress, counts)
+                       edge_erosion_size, boundary, size_connectivity, exclude, progress, counts, probability_scale,
+                       max_excluded_share)
     if object_counts is not None:
         object_counts.update(zip(checked, counts))
     return dict(zip(checked, results))
 
 
 def _prepare(tile, thresholds, mask_erosion_size, min_object_size, quality_level, ensemble_subsets, device,
-             edge_erosion_size, boundary, size_connectivity, exclude, progress, object_counts):
+             edge_erosion_size, boundary, size_connectivity, exclude, progress, object_counts, scale, share=0.0):
     """One result tile per threshold (the extent and masked probabilities shared); appends
     each threshold's counts to `object_counts` (a list) when given."""
     thresholds = [check_threshold(threshold) for threshold in thresholds]
@@ -261,6 +286,8 @@ def _prepare(tile, thresholds, mask_erosion_size, min_object_size, quality_level
     level = check_quality_level(quality_level)
     check_choice("boundary", boundary, BOUNDARY_MODES)
     check_choice("size_connectivity", size_connectivity, CONNECTIVITIES)
+    check_choice("probability_scale", scale, SCALES)
+    share = check_share("max_excluded_share", share, boundary)
     validate_device(device)
     if isinstance(ensemble_subsets, str):
         raise TypeError("ensemble_subsets must be a list of subset names, not a string")
@@ -270,7 +297,7 @@ def _prepare(tile, thresholds, mask_erosion_size, min_object_size, quality_level
 
     if is_dask(exclude) or any(is_dask(tile[name]) for name in ["quality_data_mask", *layers.values()]):
         return _prepare_export_lazy(tile, layers, thresholds, erosion, edge, min_size, level, boundary,
-                                    size_connectivity, exclude, object_counts)
+                                    size_connectivity, exclude, object_counts, scale, share)
 
     report = progress or (lambda fraction, message: None)
     backend = resolve_device(device)
@@ -300,7 +327,7 @@ def _prepare(tile, thresholds, mask_erosion_size, min_object_size, quality_level
                 counts[step][f"binarized_segmentation{suffix}"] = {}
                 results[step][f"binarized_segmentation{suffix}"] = binarize_array(
                     probs, threshold, min_size, valid, size_connectivity, xp, counts[step][f"binarized_segmentation{suffix}"],
-                    excluded=excluded, boundary=boundary)
+                    excluded=excluded, boundary=boundary, scale=scale, max_excluded_share=share)
             masked = xp.where(valid, probs, probs.dtype.type(np.nan))
             del probs
             for result in results:
@@ -327,7 +354,7 @@ def _like_lazy(template, result):
 
 
 def _prepare_export_lazy(tile, layers, thresholds, erosion, edge, min_size, level, boundary, size_connectivity,
-                         exclude, object_counts):
+                         exclude, object_counts, scale, share):
     """_prepare on dask-backed tiles: lazy results, counts as dask Delayed values."""
     from .chunked import prepare_export_lazy
 
@@ -347,7 +374,7 @@ def _prepare_export_lazy(tile, layers, thresholds, erosion, edge, min_size, leve
         _check_exclusion(excluded, quality)
         excluded = excluded != 0
     results, counts = prepare_export_lazy(quality, probabilities, thresholds, erosion, edge, min_size, level,
-                                          boundary, size_connectivity, excluded)
+                                          boundary, size_connectivity, excluded, scale, share)
     if object_counts is not None:
         object_counts.extend(counts)
     return [_assemble(tile, result, None) for result in results]

@@ -18,7 +18,7 @@ import numpy as np
 
 from .files import create_geotiff, gdal_writing, osgeo
 from .rasters import (PERCENT_NODATA, check_quality_dtype, check_raster_shape, decode_binary, decode_probabilities,
-                      decode_quality, probabilities_dtype)
+                      decode_quality, probabilities_dtype, probability_scale)
 
 Progress = Callable[[float, str], None]
 TIFF_TILE = 256  # GeoTIFF tile size of every output; blocks are multiples of it
@@ -43,6 +43,14 @@ def read_pixels(source, path: str, what: str, window=()):
         return source.ReadAsArray(*window)
     except RuntimeError as error:  # GDAL's
         raise ValueError(f"{what}: cannot read {path!r}, the file is damaged or incomplete ({error})") from None
+
+
+def probability_scale_of(path: str, what: str, scale: str = "auto") -> str:
+    """'fraction' or 'percent': how the probabilities in `path` are read (`scale`, or for
+    'auto' its data type: DARTS' uint8 is percent), so the threshold is applied as the
+    contract says for that scale (postprocess.above_threshold)."""
+    dataset = open_raster(path, what)
+    return probability_scale(_numpy_type(dataset.GetRasterBand(1).DataType), what, scale)
 
 
 def read_band(path: str, what: str):

@@ -31,8 +31,9 @@ import scipy.sparse.csgraph
 
 from ._backend import to_host
 from .api import _check_probabilities, _check_quality_mask
-from .postprocess import erode_valid
-from .runs import components_with, expand_ranges, find_runs, flat_view, repeat_index, run_components, runs_of_pixels
+from .postprocess import above_threshold, erode_valid, excluded_too_much
+from .runs import (components_with, expand_ranges, find_runs, flat_view, pixels_in_components, repeat_index,
+                   run_components, runs_of_pixels)
 
 # -- kernels on one chunk (numpy) -------------------------------------------------------------
 
@@ -135,7 +136,7 @@ class Summary:
     sizes: np.ndarray
     sides: dict
     touching: np.ndarray | None = None  # per label: has a pixel where the mask is invalid
-    excluded: np.ndarray | None = None  # per label: has an excluded pixel
+    excluded: np.ndarray | None = None  # per label: its number of excluded pixels
     outside: np.ndarray | None = None  # per label: has a pixel that is not excluded
     parent: np.ndarray | None = None  # per label: the label of the 8-connected object it is part of
     first: np.ndarray | None = None  # per label: global flat index of its first pixel
@@ -160,7 +161,9 @@ def summarize(objects, valid, size_connectivity: int = 8, excluded=None, boundar
     summary = ChunkSummary(Summary(labels.count, labels.sizes(), labels.sides(), touching=touching))
     if excluded is not None:
         excluded = to_host(excluded)
-        summary.objects.excluded, summary.objects.outside = labels.having(objects & excluded), labels.having(objects & ~excluded)
+        summary.objects.excluded = pixels_in_components(objects & excluded, labels.rows, labels.starts, labels.labels,
+                                                        labels.count)
+        summary.objects.outside = labels.having(objects & ~excluded)
     if excluded is not None and boundary == "clip":
         summary.sizes = labels.parts(Labels.of(objects & ~excluded, size_connectivity))
     elif size_connectivity == 4:
@@ -255,7 +258,8 @@ def _any_of(component, count: int, flags) -> np.ndarray:
     return result
 
 
-def resolve(summaries, min_object_size: int, size_connectivity: int = 8, exclusion: str | None = None) -> Resolution:
+def resolve(summaries, min_object_size: int, size_connectivity: int = 8, exclusion: str | None = None,
+            max_excluded_share: float = 0.0) -> Resolution:
     """Which chunk labels are kept: objects touching no invalid pixel anywhere, meeting the
     exclusion as binarize_array's `boundary` says (`exclusion`: None, "remove" or "clip"), and
     of at least `min_object_size` pixels over all chunks (counted with `size_connectivity`).
@@ -266,7 +270,9 @@ def resolve(summaries, min_object_size: int, size_connectivity: int = 8, exclusi
     removed = touching
     if exclusion is not None:
         if exclusion == "remove":
-            lost = _any_of(component, count, _gather(summaries, lambda s: s.objects.excluded))
+            excluded = np.bincount(component, weights=_gather(summaries, lambda s: s.objects.excluded), minlength=count)
+            sizes = np.bincount(component, weights=_gather(summaries, lambda s: s.objects.sizes), minlength=count)
+            lost = excluded_too_much(excluded, sizes, max_excluded_share)
         else:  # clip: lost when no pixel outside the exclusion is left
             lost = ~_any_of(component, count, _gather(summaries, lambda s: s.objects.outside))
         lost &= ~touching
@@ -436,7 +442,7 @@ def _paint_chunk(recipe, resolution, index):
 
 
 def binarize_lazy(objects, valid, min_object_size: int, size_connectivity: int, excluded=None,
-                  boundary: str = "remove"):
+                  boundary: str = "remove", max_excluded_share: float = 0.0):
     """Lazy binarize of the dask bool `objects` (the thresholding, already cut at the mask in
     clip mode) with the dask validity mask `valid` (or None) and the dask bool exclusion mask
     `excluded` (or None). Returns (dask bool array, Delayed counts dict). Each pass computes each
@@ -449,7 +455,7 @@ def binarize_lazy(objects, valid, min_object_size: int, size_connectivity: int, 
     summaries = _nested([dask.delayed(_summarize_chunk)(first[i][j], labelling, valid is not None, boundary)
                          for i, j, _ in _grid(chunks)], chunks)
     exclusion = None if excluded is None else boundary
-    resolution = dask.delayed(resolve)(summaries, min_object_size, size_connectivity, exclusion)
+    resolution = dask.delayed(resolve)(summaries, min_object_size, size_connectivity, exclusion, max_excluded_share)
     # In clip mode the kept parts are those of the objects with the excluded pixels cut out.
     painted_source = objects & ~excluded.rechunk(chunks) if exclusion == "clip" else objects
     second = chunk_recipes(painted_source)
@@ -457,23 +463,23 @@ def binarize_lazy(objects, valid, min_object_size: int, size_connectivity: int, 
     return _from_chunks(painted, chunks, bool), resolution.counts
 
 
-def _above(probabilities, threshold: float, name: str):
-    return checked_probabilities(probabilities, name) > threshold
+def _above(probabilities, threshold: float, name: str, scale: str):
+    return above_threshold(checked_probabilities(probabilities, name), threshold, scale)
 
 
-def _above_where_valid(probabilities, valid, threshold: float, name: str):
+def _above_where_valid(probabilities, valid, threshold: float, name: str, scale: str):
     """The clip mode's objects: thresholding the probabilities NaN-masked to the extent."""
-    return (checked_probabilities(probabilities, name) > threshold) & valid
+    return above_threshold(checked_probabilities(probabilities, name), threshold, scale) & valid
 
 
-def _objects_remove(probabilities, threshold, name):
+def _objects_remove(probabilities, threshold, name, scale):
     _, da = _dask()
-    return da.map_blocks(_above, probabilities, threshold, name, dtype=bool, meta=np.zeros((0, 0), bool))
+    return da.map_blocks(_above, probabilities, threshold, name, scale, dtype=bool, meta=np.zeros((0, 0), bool))
 
 
-def _objects_clip(probabilities, valid, threshold, name):
+def _objects_clip(probabilities, valid, threshold, name, scale):
     _, da = _dask()
-    return da.map_blocks(_above_where_valid, probabilities, valid, threshold, name, dtype=bool,
+    return da.map_blocks(_above_where_valid, probabilities, valid, threshold, name, scale, dtype=bool,
                          meta=np.zeros((0, 0), bool))
 
 
@@ -483,17 +489,19 @@ def erode_mask_lazy(mask, size: int, edge_size: int):
 
 
 def binarize_mask_lazy(probabilities, threshold: float, min_object_size: int, mask, size_connectivity: int,
-                       name: str = "probs", excluded=None, boundary: str = "remove"):
-    """Lazy binarize of dask probabilities with a dask mask (non-zero = valid) and an optional
-    dask bool exclusion mask."""
+                       name: str = "probs", excluded=None, boundary: str = "remove", scale: str = "fraction",
+                       max_excluded_share: float = 0.0):
+    """Lazy binarize of dask probabilities (`scale`: see postprocess.above_threshold) with a
+    dask mask (non-zero = valid) and an optional dask bool exclusion mask."""
     valid = mask != 0
-    objects = (_objects_remove(probabilities, threshold, name) if boundary == "remove"
-               else _objects_clip(probabilities, valid, threshold, name))
-    return binarize_lazy(objects, valid, min_object_size, size_connectivity, excluded, boundary)
+    objects = (_objects_remove(probabilities, threshold, name, scale) if boundary == "remove"
+               else _objects_clip(probabilities, valid, threshold, name, scale))
+    return binarize_lazy(objects, valid, min_object_size, size_connectivity, excluded, boundary, max_excluded_share)
 
 
 def prepare_export_lazy(quality, layers: dict, thresholds, erosion: int, edge: int, min_size: int, level: int,
-                        boundary: str, size_connectivity: int, excluded=None):
+                        boundary: str, size_connectivity: int, excluded=None, scale: str = "fraction",
+                        max_excluded_share: float = 0.0):
     """Lazy prepare_export on dask arrays, for each of `thresholds`: `layers` maps output suffix
     to (name, probabilities); `excluded` is a dask bool exclusion mask or None. Returns, per
     threshold, ({output name: dask array}, ...) and ({binarized name: Delayed counts}, ...);
@@ -509,7 +517,8 @@ def prepare_export_lazy(quality, layers: dict, thresholds, erosion: int, edge: i
         masked = independent_chunks(da.where(valid, probabilities, probabilities.dtype.type(np.nan)))
         for result, count, threshold in zip(results, counts, thresholds):
             result[f"binarized_segmentation{suffix}"], count[f"binarized_segmentation{suffix}"] = binarize_mask_lazy(
-                probabilities, threshold, min_size, valid, size_connectivity, name, excluded, boundary)
+                probabilities, threshold, min_size, valid, size_connectivity, name, excluded, boundary, scale,
+                max_excluded_share)
             result[name] = masked
     return results, counts
 

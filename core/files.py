@@ -150,20 +150,22 @@ def _could_not_write(path: str, message) -> str:
     return f"could not write {final_name(path)}" + (f": {detail}" if detail else "")
 
 
-def replace_layer(geopackage: str, copy: str, source: str, layer: str) -> None:
-    """Write `copy`: the GeoPackage `geopackage` with its layer `layer` replaced by (or added
-    as) the layer of that name in `source`; `geopackage` itself is left alone, so the copy can
-    replace it atomically."""
+def replace_layer(geopackage: str, copy: str, source: str, layer: str | list[str]) -> None:
+    """Write `copy`: the GeoPackage `geopackage` with its layer `layer` (or each of a list)
+    replaced by (or added as) the layer of that name in `source`; `geopackage` itself is left
+    alone, so the copy can replace it atomically."""
+    layers = [layer] if isinstance(layer, str) else list(layer)
     gdal, _, _ = osgeo()
     try:  # GDAL would quietly make a new GeoPackage of a damaged one, its other layers lost
         gdal.OpenEx(geopackage, gdal.OF_VECTOR, allowed_drivers=["GPKG"])
     except RuntimeError as error:
-        raise ValueError(f"cannot write the layer {layer!r} into {geopackage}: it is not a readable GeoPackage "
+        raise ValueError(f"cannot write the layer {layers[0]!r} into {geopackage}: it is not a readable GeoPackage "
                          f"({error})") from None
     shutil.copyfile(geopackage, copy)
     with gdal_writing(copy):
-        gdal.VectorTranslate(copy, source, options=["-preserve_fid"], accessMode="overwrite", layers=[layer],
-                             layerCreationOptions=["FID=fid", "GEOMETRY_NAME=geometry"])
+        for name in layers:
+            gdal.VectorTranslate(copy, source, options=["-preserve_fid"], accessMode="overwrite", layers=[name],
+                                 layerCreationOptions=["FID=fid", "GEOMETRY_NAME=geometry"])
 
 
 # Temporary files and backups carry the host and process that made them, so a later run can

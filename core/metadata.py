@@ -61,6 +61,17 @@ def read_tags(path: str) -> dict:
     return {key: value for key, value in found.items() if key.startswith(PREFIX)}
 
 
+def earlier_postprocessing(tags: dict) -> str | None:
+    """What `tags` (read_tags) say was done to a raster already: DARTS' export (and this
+    plugin's outputs) tag the erosion and edge band they applied; None when nothing says so.
+    Postprocessing such a raster again erodes its valid area a second time."""
+    applied = {name: tags.get(PREFIX + key) for name, key in (("erosion", "maskerosion"), ("edge band", "edgeerosion"))
+               if tags.get(PREFIX + key) not in (None, "", "None")}
+    if not applied:
+        return None
+    return ", ".join(f"{name} {value}" for name, value in applied.items())
+
+
 def apply_metadata(target, tags: dict | None, description: str | None = None) -> None:
     """Set `tags` (and the band description and its `long_name` tag) on an open GDAL dataset
     or OGR layer, keeping what it has."""

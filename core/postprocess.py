@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from .runs import clear_runs, components_with, expand_ranges, find_runs, flat_view, run_components
+from .runs import clear_runs, components_with, expand_ranges, find_runs, flat_view, pixels_in_components, run_components
 
 
 def disk_half_widths(radius: int) -> list[int]:
@@ -110,14 +110,39 @@ def _paint_covered(eroded, lows, highs, rows, starts, ends, stride: int, xp):
             flat[expand_ranges(flat_starts[low:high], seg_lengths[low:high], xp)] = False
 
 
+SCALES = ("fraction", "percent")  # how the probabilities were given: 0..1, or decoded from DARTS' uint8 percent
+
+
+def above_threshold(probabilities, threshold: float, scale: str = "fraction"):
+    """The pixels that pass `threshold` (NaN never): `p > threshold` for probabilities, and for
+    probabilities decoded from DARTS' uint8 percent v (as v / 100 in their float type) the
+    contract's `v >= 100 * threshold`, because v stands for [v/100, (v+1)/100): a pixel DARTS
+    stored as 50 passes 0.5, as it did when DARTS binarized it. Compared as v / 100 against
+    ceil(100 t) / 100, computed in the same float type, which keeps the order of the integers."""
+    if scale == "percent":
+        kind = probabilities.dtype.type
+        return probabilities >= kind(math.ceil(100 * threshold)) / kind(100)
+    return probabilities > threshold
+
+
+def excluded_too_much(excluded_pixels, sizes, max_share: float):
+    """Objects with more than `max_share` of their pixels excluded (0: any excluded pixel), from
+    their excluded and total pixel counts: DARTS' earlier pipeline dropped a polygon with more
+    than 20 % of it in water."""
+    return excluded_pixels > max_share * sizes
+
+
 def binarize_array(probabilities, threshold: float, min_object_size: int, valid, size_connectivity: int = 8, xp=np,
-                   counts: dict | None = None, *, excluded=None, boundary: str = "remove"):
+                   counts: dict | None = None, *, excluded=None, boundary: str = "remove", scale: str = "fraction",
+                   max_excluded_share: float = 0.0):
     """Threshold, drop 8-connected objects touching invalid pixels, drop objects meeting the
     exclusion mask, drop small objects.
 
-    `probabilities` is float (NaN = no object); `valid` and `excluded` (None: no exclusion)
-    are bool. `boundary="clip"` cuts objects at the invalid pixels and at the excluded ones
-    instead of removing them whole; the size filter then sees what is left.
+    `probabilities` is float (NaN = no object), `scale` says whether it was decoded from DARTS'
+    percent (see above_threshold); `valid` and `excluded` (None: no exclusion)
+    are bool. Objects with more than `max_excluded_share` of their pixels excluded (0: any) are
+    removed whole. `boundary="clip"` (share 0 only) cuts objects at the invalid pixels and at
+    the excluded ones instead of removing them whole; the size filter then sees what is left.
     Object sizes are counted with `size_connectivity` (8, or 4 as upstream does).
     `counts`, if given, receives the number of `objects` above the threshold, of those
     `removed_at_boundary`, (with an exclusion mask) `removed_excluded` and of those
@@ -125,7 +150,7 @@ def binarize_array(probabilities, threshold: float, min_object_size: int, valid,
     pixels and excluded counts as removed at the boundary. In clip mode, `removed_excluded`
     counts the objects lying wholly in the excluded area (nothing of them is left).
     """
-    objects = xp.ascontiguousarray(probabilities > threshold)  # runs are painted in flat order
+    objects = xp.ascontiguousarray(above_threshold(probabilities, threshold, scale))  # runs are painted in flat order
     if boundary == "clip":
         objects &= valid
     rows, starts, ends = find_runs(objects, xp)
@@ -142,7 +167,9 @@ def binarize_array(probabilities, threshold: float, min_object_size: int, valid,
     tally["removed_at_boundary"] = int(removed.sum())
     if excluded is not None:
         if boundary == "remove":
-            lost = components_with(objects & excluded, rows, starts, labels, count, xp)
+            sizes = xp.bincount(labels, weights=ends - starts, minlength=count)
+            lost = excluded_too_much(pixels_in_components(objects & excluded, rows, starts, labels, count, xp), sizes,
+                                     max_excluded_share)
         else:  # clip: lost only when no pixel outside the exclusion is left
             lost = ~components_with(objects & ~excluded, rows, starts, labels, count, xp)
         lost &= ~removed

@@ -70,6 +70,14 @@ def components_with(marked_pixels, rows, starts, labels, count: int, xp=np):
     return marked
 
 
+def pixels_in_components(marked_pixels, rows, starts, labels, count: int, xp=np):
+    """Per component, how many of its pixels are set in `marked_pixels` (set only inside runs)."""
+    pixels = xp.flatnonzero(marked_pixels)
+    if not pixels.size:
+        return xp.zeros(count, dtype=xp.int64)
+    return xp.bincount(labels[runs_of_pixels(rows, starts, marked_pixels.shape[1], pixels, xp)], minlength=count)
+
+
 def flat_view(image):
     """A 1-D view of a C-ordered image (reshape would silently copy any other layout)."""
     if not image.flags.c_contiguous:

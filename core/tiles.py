@@ -1,8 +1,17 @@
 """From tiles to a region: many DARTS tiles in, one map of thaw-slump polygons out.
 
-A tile is a folder holding `probabilities.tif` and either `quality_data_mask.tif` (the whole
-postprocessing runs, as `prepare_export`) or, as DARTS exports tiles, only `extent.tif` (the
-valid area as it is: no second erosion). Each tile is processed alone (`process_tile`: in this
+A tile is a folder holding `probabilities.tif` (or an ensemble member's
+`probabilities-{subset}.tif`). With `quality_data_mask.tif` the whole postprocessing runs, as
+`prepare_export`. Otherwise the tile was postprocessed already, and its valid extent is used as
+it is (no second erosion or edge band): `extent.tif` (this plugin's tile outputs), else DARTS'
+`prediction_extent.gpkg` (or `.parquet`) burnt onto the tile's grid at pixel centres, else the
+probabilities' valid pixels. The objects are binarized again from the probabilities inside that
+extent with the run's settings, or taken from the exported `binarized.tif` as they are.
+Folders without probabilities (DARTS' `_metadata_*` folders, ...) are passed over.
+
+Each tile's date comes from its id (darts_ids.py). Tiles are merged per group (by default per
+year, as DARTS' products are yearly): objects of different groups are never merged nor cut
+against each other, and each group is complete on its own. Each tile is processed alone (`process_tile`: in this
 process, in worker processes or on dask.distributed workers, so memory holds a few tiles
 whatever their number) and its objects come back as polygons in the target CRS. The merge
 (`merge_objects`) then makes one map where tiles overlap:
@@ -32,14 +41,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .api import BOUNDARY_MODES, CONNECTIVITIES, check_choice, check_quality_level, check_size, check_threshold
+from .api import (BOUNDARY_MODES, CONNECTIVITIES, check_choice, check_quality_level, check_share, check_size,
+                  check_threshold)
 from .files import SIDE_FILES, AtomicFiles, osgeo, spatial_reference, write_geotiff
+from .darts_ids import GROUPINGS, TileDate, group_key, tile_date
 from .rasters import SCALES
 from .vectorize import STATISTICS_SCALES
 
 Progress = Callable[[float, str], None]
 
 PROBABILITIES, QUALITY, EXTENT = "probabilities.tif", "quality_data_mask.tif", "extent.tif"
+BINARIZED, INFERENCE = "binarized.tif", "darts_inference.json"
+EXTENT_POLYGONS = ("prediction_extent.gpkg", "prediction_extent.parquet")  # DARTS' extent, in this order
+BINARIZATIONS = ("recompute", "as_exported")  # from the probabilities with the run's settings, or binarized.tif
 # NSIDC Sea Ice Polar Stereographic North: the CRS of ArcticDEM and of many pan-Arctic
 # permafrost products; one projected CRS for every tile north of 60°N.
 DEFAULT_TARGET_CRS = "EPSG:3413"
@@ -50,13 +64,32 @@ TILE_OUTPUTS = ("binarized.tif", "extent.tif", "prediction_segments.gpkg")
 
 @dataclass(frozen=True)
 class TileSource:
-    """A tile folder: `quality` (quality_data_mask.tif) or else `extent` (extent.tif) is set."""
+    """A tile folder: `quality` (quality_data_mask.tif), or else the extent as given: `extent`
+    (extent.tif) or `extent_polygons` (DARTS' prediction_extent), or neither (the
+    probabilities' valid pixels). `binarized` is the exported binarized raster, if any."""
 
     tile_id: str
     folder: str
     probabilities: str
     quality: str | None = None
     extent: str | None = None
+    extent_polygons: str | None = None
+    binarized: str | None = None
+
+    @property
+    def extent_as_given(self) -> str:
+        """How the tile's valid extent is found, for the log, the report and the tags."""
+        if self.quality:
+            return ""
+        if self.extent or self.extent_polygons:
+            return f"{os.path.basename(self.extent or self.extent_polygons)} as given"
+        return f"valid pixels of {os.path.basename(self.probabilities)} (no extent in the folder)"
+
+    @property
+    def inputs(self) -> list[str]:
+        """The tile's files that outputs must never replace."""
+        return [path for path in (self.probabilities, self.quality, self.extent, self.extent_polygons, self.binarized)
+                if path]
 
 
 @dataclass(frozen=True)
@@ -80,6 +113,10 @@ class TileSettings:
     statistics: str = "fraction"  # the polygons' statistics: of the probabilities 0..1, or DARTS' percent
     scale: str = "auto"  # how probabilities.tif is read (rasters.SCALES): from its data type, fraction or percent
     exclude: tuple | None = None  # (file, layer or None, OGR filter or None) of exclusion polygons, any CRS
+    subset: str | None = None  # an ensemble member: probabilities-{subset}.tif instead of probabilities.tif
+    binarization: str = "recompute"  # BINARIZATIONS: from the probabilities, or the exported binarized.tif
+    group_by: str = "year"  # darts_ids.GROUPINGS: tiles of one group are merged, groups kept apart
+    max_excluded_share: float = 0.0  # objects with more of their pixels excluded are removed (0: any)
 
     def checked(self) -> TileSettings:
         """The same settings, checked once before any tile is read (a bad value is an error of
@@ -94,6 +131,12 @@ class TileSettings:
         check_choice("size_connectivity", self.size_connectivity, CONNECTIVITIES)
         check_choice("statistics", self.statistics, STATISTICS_SCALES)
         check_choice("probability scale", self.scale, SCALES)
+        check_choice("binarization", self.binarization, BINARIZATIONS)
+        check_choice("group_by", self.group_by, GROUPINGS)
+        check_share("max_excluded_share", self.max_excluded_share, self.boundary)
+        if self.subset is not None and (not self.subset or "/" in self.subset or os.sep in self.subset):
+            raise ValueError(f"subset must be an ensemble member's name (as in probabilities-<name>.tif), "
+                             f"got {self.subset!r}")
         if self.exclude is not None:
             from .exclusion import is_vector
 
@@ -109,7 +152,17 @@ class TileSettings:
                 "min_object_size": self.min_object_size, "quality_level": self.quality_level,
                 "boundary": self.boundary, "size_connectivity": self.size_connectivity,
                 "probability_scale": self.scale, "statistics_scale": self.statistics,
-                "exclusion_mask": self.exclude[0] if self.exclude else None}
+                "exclusion_mask": self.exclude[0] if self.exclude else None, "subset": self.subset,
+                "binarization": self.binarization, "group_by": self.group_by,
+                "max_excluded_share": self.max_excluded_share}
+
+    @property
+    def probabilities_file(self) -> str:
+        return PROBABILITIES if self.subset is None else f"probabilities-{self.subset}.tif"
+
+    @property
+    def binarized_file(self) -> str:
+        return BINARIZED if self.subset is None else f"binarized-{self.subset}.tif"
 
 
 @dataclass
@@ -126,6 +179,9 @@ class TileResult:
     depths: np.ndarray = field(default_factory=lambda: np.zeros(0))
     envelopes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))  # min x, max x, min y, max y
     written: dict = field(default_factory=dict)  # {tile output name: temporary file written}
+    date: TileDate = field(default_factory=TileDate)  # when the tile was seen (from its id)
+    coverage: bytes | None = None  # WKB of the tile's valid extent in the target CRS
+    extent_as_given: str = ""  # TileSource.extent_as_given
     seconds: float = 0.0
     kept: int = 0  # objects of this tile in the merged map (set by the merge)
     outputs_failed: bool = False  # `error` is about writing OUTPUT_TILES (e.g. a full disk): the run fails
@@ -148,17 +204,20 @@ class Region:
     seconds: float
     target_crs: str
     record: dict  # the run's parameters, on record in the output
+    groups: dict = field(default_factory=dict)  # {group (year, date or "all"): its tiles, features, merges}
 
     @property
     def features(self) -> int:
         return len(self.kept)
 
     def write(self, path: str, layer: str) -> int:
-        """The merged map as the GeoPackage layer `layer` of the new file `path`; its count."""
+        """The merged map as the GeoPackage layer `layer` of the new file `path`, and the tiles'
+        valid extents as the layer coverage_layer(layer) beside it; the map's count."""
         from .metadata import describe_run
 
-        write_merged(path, layer, self.target_crs, self.kept, describe_run("processtiles", self.record),
-                     self.record["statistics_scale"])
+        tags = describe_run("processtiles", self.record)
+        write_merged(path, layer, self.target_crs, self.kept, tags, self.record["statistics_scale"])
+        write_coverage(path, coverage_layer(layer), self.target_crs, self.tiles, tags)
         return self.features
 
 
@@ -168,11 +227,14 @@ class TileOutputsFailed(Exception):
 
 
 # -- finding tiles --------------------------------------------------------------------------
-def find_tiles(inputs) -> tuple[list[TileSource], list[Skipped]]:
+def find_tiles(inputs, subset: str | None = None, looked_at: list | None = None
+               ) -> tuple[list[TileSource], list[Skipped]]:
     """The tile folders under `inputs` (a folder searched recursively, links followed, or a
-    list of folders or of their probabilities.tif files), each once, sorted; folders with
-    probabilities but neither mask are skipped. A tile's id is its folder's name, or, when
-    two tiles share a name, its path below the folder that holds them all."""
+    list of folders or of their probabilities files), each once, sorted. A tile folder holds
+    probabilities.tif; with `subset`, a tile without probabilities-{subset}.tif is skipped.
+    Other folders are passed over; `looked_at`, if given, receives (folder, why it is not a
+    tile) for each, so that finding no tile can say why. A tile's id is its folder's name, or,
+    when two tiles share a name, its path below the folder that holds them all."""
     roots = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
     found, seen = [], set()
     for root in map(os.fspath, roots):
@@ -186,21 +248,44 @@ def find_tiles(inputs) -> tuple[list[TileSource], list[Skipped]]:
                 continue
             seen.add(os.path.realpath(folder))
             dirs.sort()
-            if PROBABILITIES in files:
+            if PROBABILITIES in files or (subset and f"probabilities-{subset}.tif" in files):
                 found.append((os.path.abspath(folder), set(files)))
+            elif looked_at is not None:
+                looked_at.append((folder, _not_a_tile(files)))
     names = [os.path.basename(folder) for folder, _ in found]
     common = os.path.commonpath([folder for folder, _ in found]) if len(found) > 1 else ""
+    if any(folder == common for folder, _ in found):  # a tile holding a tile: ids below its parent, never "."
+        common = os.path.dirname(common)
     sources, skipped = [], []
+    wanted = PROBABILITIES if subset is None else f"probabilities-{subset}.tif"
+    binarized = BINARIZED if subset is None else f"binarized-{subset}.tif"
     for (folder, files), name in zip(found, names):
         tile_id = os.path.relpath(folder, common).replace(os.sep, "/") if names.count(name) > 1 else name
-        path = os.path.join(folder, PROBABILITIES)
-        if QUALITY in files:
-            sources.append(TileSource(tile_id, folder, path, quality=os.path.join(folder, QUALITY)))
-        elif EXTENT in files:
-            sources.append(TileSource(tile_id, folder, path, extent=os.path.join(folder, EXTENT)))
-        else:
-            skipped.append(Skipped(tile_id, f"{folder} has {PROBABILITIES} but neither {QUALITY} nor {EXTENT}"))
+        if wanted not in files:
+            skipped.append(Skipped(tile_id, f"{folder} has no {wanted} (the ensemble member asked for); it has "
+                                            f"{', '.join(sorted(f for f in files if f.startswith('probabilities')))}"))
+            continue
+        paths = {file: os.path.join(folder, file) for file in files}
+        polygons = next((paths[file] for file in EXTENT_POLYGONS if file in files), None)
+        sources.append(TileSource(tile_id, folder, paths[wanted], quality=paths.get(QUALITY),
+                                  extent=None if QUALITY in files else paths.get(EXTENT),
+                                  extent_polygons=None if QUALITY in files or EXTENT in files else polygons,
+                                  binarized=paths.get(binarized)))
     return sorted(sources, key=lambda s: s.tile_id), skipped
+
+
+def _not_a_tile(files) -> str:
+    shown = sorted(files)
+    listing = ", ".join(shown[:5]) + (f" and {len(shown) - 5} more" if len(shown) > 5 else "")
+    return f"no {PROBABILITIES}" + (f" (holds {listing})" if shown else " (empty)")
+
+
+def no_tile_found(inputs, looked_at: list) -> str:
+    """The error when `inputs` hold no tile: what was looked at and why each is not a tile."""
+    lines = [f"{folder}: {why}" for folder, why in looked_at[:12]]
+    more = f"; and {len(looked_at) - 12} more folders" if len(looked_at) > 12 else ""
+    return (f"no tile found in {inputs!r}: a tile is a folder with {PROBABILITIES} (DARTS' tile folders, or "
+            f"{PROBABILITIES} with {QUALITY}). Looked at: " + "; ".join(lines) + more)
 
 
 # -- one tile ---------------------------------------------------------------------------------
@@ -227,23 +312,31 @@ def _process_tile(source, settings, target_crs, outputs, progress) -> TileResult
     from .blockwise import read_band
     from .grids import check_same_grid, grid_of
     from .objects import Objects
-    from .rasters import decode_binary, decode_probabilities, decode_quality
+    from .rasters import decode_binary, decode_probabilities, decode_quality, probability_scale
     from .exclusion import exclusion_mask
     from .metadata import LONG_NAMES, describe_run, read_tags
     from .rasters import PERCENT_NODATA
     from .vectorize import Layout, object_features, statistics_values, write_layer
 
     report = progress or (lambda fraction, message: None)
-    name = f"{source.tile_id}/{PROBABILITIES}"
+    name = f"{source.tile_id}/{os.path.basename(source.probabilities)}"
     grid = grid_of(source.probabilities, name)
     srs = spatial_reference(grid.crs)
     if srs is None or not grid.has_geotransform:
         raise ValueError(f"{name} has no {'CRS' if srs is None else 'geotransform'}: the tile cannot be placed on the map")
-    mask_path = source.quality or source.extent
-    mask_name = f"{source.tile_id}/{os.path.basename(mask_path)}"
-    check_same_grid(name, grid, mask_name, grid_of(mask_path, mask_name))
+    seen = tile_date([(INFERENCE, read_inference(source.folder, source.tile_id).get("DARTS_tileid")),
+                      (f"{os.path.basename(source.probabilities)}'s DARTS_tileid",
+                       read_tags(source.probabilities).get("DARTS_tileid")),
+                      ("the folder name", os.path.basename(source.folder))])
+    for path in (source.quality, source.extent, source.binarized if settings.binarization == "as_exported" else None):
+        if path:
+            check_same_grid(name, grid, f"{source.tile_id}/{os.path.basename(path)}",
+                            grid_of(path, f"{source.tile_id}/{os.path.basename(path)}"))
+    if settings.binarization == "as_exported" and not source.binarized:
+        raise ValueError(f"{source.tile_id} has no {settings.binarized_file} to take as exported")
     raw, nodata = read_band(source.probabilities, name)
     probabilities = decode_probabilities(raw, nodata, name, settings.scale)
+    scale = probability_scale(raw.dtype, name, settings.scale)
     if np.isnan(probabilities).all():
         raise ValueError(f"{name} has no valid pixel: every pixel is nodata")
     if settings.statistics == "fraction":  # of the probabilities as read (as statistics_values would give them)
@@ -256,14 +349,16 @@ def _process_tile(source, settings, target_crs, outputs, progress) -> TileResult
     options = dict(bin_threshold=settings.threshold, mask_erosion_size=settings.mask_erosion_size,
                    edge_erosion_size=settings.edge_erosion_size, min_object_size=settings.min_object_size,
                    quality_level=settings.quality_level, boundary=settings.boundary,
-                   size_connectivity=settings.size_connectivity, device=settings.device)
+                   size_connectivity=settings.size_connectivity, device=settings.device, probability_scale=scale)
     if source.quality:
-        quality = decode_quality(*read_band(mask_path, mask_name), mask_name)
-    else:  # DARTS' exported extent: valid as it is (high quality, no erosion, no edge band)
-        quality = decode_binary(*read_band(mask_path, mask_name), mask_name).astype(np.uint8) * 2
+        mask_name = f"{source.tile_id}/{QUALITY}"
+        quality = decode_quality(*read_band(source.quality, mask_name), mask_name)
+    else:  # postprocessed already: the extent is valid as it is (high quality, no erosion, no edge band)
+        quality = tile_extent(source, probabilities, grid).astype(np.uint8) * 2
         options.update(mask_erosion_size=0, edge_erosion_size=0, quality_level=2)
     if settings.exclude:
         path, layer, where = settings.exclude
+        options["max_excluded_share"] = settings.max_excluded_share
         options["exclude"] = exclusion_mask(path, probabilities.shape, grid.geotransform, grid.crs, layer=layer,
                                             where=where, what="exclusion mask")
     counts = {}
@@ -271,6 +366,11 @@ def _process_tile(source, settings, target_crs, outputs, progress) -> TileResult
                             object_counts=counts, progress=lambda f, m: report(0.6 * f, m))
     del quality, probabilities
     binary, extent = result["binarized_segmentation"], result["extent"]
+    if settings.binarization == "as_exported":  # DARTS' objects as they are, inside the extent
+        what = f"{source.tile_id}/{os.path.basename(source.binarized)}"
+        binary = decode_binary(*read_band(source.binarized, what), what) & (extent != 0)
+        counts = {"binarized_segmentation": {"objects": Objects(binary).count, "removed_at_boundary": 0,
+                                             "removed_too_small": 0}}
     objects = Objects(binary)
     fields, geometries = object_features(binary, grid.geotransform, srs, values, lambda f, m: report(0.6 + 0.3 * f, m),
                                          objects=objects)
@@ -281,7 +381,7 @@ def _process_tile(source, settings, target_crs, outputs, progress) -> TileResult
         report(0.9, "Writing the tile's files")
         record = settings.on_record()
         if not source.quality:  # the exported extent was used as it is
-            record.update(mask_erosion_size=0, edge_erosion_size=0, quality_level="extent.tif as given")
+            record.update(mask_erosion_size=0, edge_erosion_size=0, quality_level=source.extent_as_given)
         tags = describe_run("processtiles", record, read_tags(source.probabilities), source.tile_id)
         writers = {
             "binarized.tif": lambda path: write_geotiff(path, binary.astype(np.uint8), grid.geotransform, grid.crs,
@@ -302,6 +402,8 @@ def _process_tile(source, settings, target_crs, outputs, progress) -> TileResult
                 raise TileOutputsFailed(f"cannot write {file} ({reason})") from None
     _, _, osr = osgeo()
     to_target = osr.CoordinateTransformation(srs, spatial_reference(target_crs))
+    coverage = extent_outline(extent, grid.geotransform, srs)
+    coverage.Transform(to_target)
     envelopes = np.zeros((len(geometries), 4))
     wkbs = []
     for index, geometry in enumerate(geometries):
@@ -310,7 +412,66 @@ def _process_tile(source, settings, target_crs, outputs, progress) -> TileResult
         wkbs.append(bytes(geometry.ExportToWkb()))
     counts = counts["binarized_segmentation"]
     return TileResult(source.tile_id, crs_name=srs.GetName(), counts=counts, fields=fields, geometries=wkbs,
-                      depths=depths, envelopes=envelopes, written=dict(outputs))
+                      depths=depths, envelopes=envelopes, written=dict(outputs), date=seen,
+                      coverage=bytes(coverage.ExportToWkb()), extent_as_given=source.extent_as_given)
+
+
+def read_inference(folder: str, tile_id: str) -> dict:
+    """The settings DARTS wrote into the tile's darts_inference.json ({} without one); a
+    damaged file is an error naming it (the tile is skipped)."""
+    import json
+
+    path = os.path.join(folder, INFERENCE)
+    if not os.path.exists(path):
+        return {}
+    try:
+        with open(path, encoding="utf-8") as handle:
+            found = json.load(handle)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{tile_id}/{INFERENCE} cannot be read ({error})") from None
+    if not isinstance(found, dict):
+        raise ValueError(f"{tile_id}/{INFERENCE} holds no DARTS_* settings (a JSON object is expected)")
+    return found
+
+
+def tile_extent(source: TileSource, probabilities, grid) -> np.ndarray:
+    """The valid extent (bool) of a tile postprocessed already: extent.tif, DARTS'
+    prediction_extent polygons burnt at pixel centres (in any CRS: reprojected), or where the
+    probabilities hold a value."""
+    from .blockwise import read_band
+    from .exclusion import exclusion_mask
+    from .rasters import decode_binary
+
+    if source.extent:
+        what = f"{source.tile_id}/{EXTENT}"
+        return decode_binary(*read_band(source.extent, what), what)
+    if source.extent_polygons:
+        what = f"{source.tile_id}/{os.path.basename(source.extent_polygons)}"
+        with quiet_gdal():  # DARTS' GeoPackage 1.4 on an older GDAL: read fine, with a warning only
+            return exclusion_mask(source.extent_polygons, probabilities.shape, grid.geotransform, grid.crs, what=what)
+    return ~np.isnan(probabilities)
+
+
+@contextlib.contextmanager
+def quiet_gdal():
+    """GDAL's warnings (not its errors) kept out of the run's output while reading."""
+    gdal, _, _ = osgeo()
+    gdal.PushErrorHandler("CPLQuietErrorHandler")  # failures still raise (exceptions are on)
+    try:
+        yield
+    finally:
+        gdal.PopErrorHandler()
+
+
+def extent_outline(extent, geotransform, srs):
+    """The valid extent as one MultiPolygon (pixel edges) in the tile's CRS: where the tile
+    could have seen a slump."""
+    _, ogr, _ = osgeo()
+    from .files import gdal_geotransform
+    from .vectorize import trace
+
+    traced = trace((extent != 0).astype(np.uint8), gdal_geotransform(geotransform), srs)
+    return traced.get(1) or ogr.Geometry(ogr.wkbMultiPolygon)
 
 
 def object_depths(objects, extent) -> np.ndarray:
@@ -570,7 +731,9 @@ def write_merged(path: str, layer: str, target_crs, kept: list[MergedObject], ta
     _, ogr, _ = osgeo()
     from .vectorize import FIELDS, Layout, write_layer
 
-    fields = {"tile_id": [item.result.tile_id for item in kept]}
+    fields = {"tile_id": [item.result.tile_id for item in kept],
+              "date": [item.result.date.date.isoformat() if item.result.date.date else None for item in kept],
+              "year": [item.result.date.year for item in kept]}
     for name in FIELDS:
         if all(name in item.result.fields for item in kept):
             fields[name] = [item.result.fields[name][item.index] for item in kept]
@@ -579,6 +742,25 @@ def write_merged(path: str, layer: str, target_crs, kept: list[MergedObject], ta
         item.result.geometries[item.index]) for item in kept]
     write_layer(path, layer, spatial_reference(target_crs), fields, geometries,
                 layout=Layout(statistics=statistics, tags=tags), feature_ids=None)
+
+
+def coverage_layer(layer: str) -> str:
+    """The name of the layer that holds where the map `layer` could have found slumps."""
+    return f"{layer}_coverage"
+
+
+def write_coverage(path: str, layer: str, target_crs, tiles: list[TileResult], tags: dict) -> None:
+    """Each processed tile's valid extent (in the target CRS) with its tile_id, date and year,
+    as a layer added to the GeoPackage `path`: "no slump here" and "not observed here" differ."""
+    _, ogr, _ = osgeo()
+    from .vectorize import Layout, write_layer
+
+    fields = {"tile_id": [tile.tile_id for tile in tiles],
+              "date": [tile.date.date.isoformat() if tile.date.date else None for tile in tiles],
+              "year": [tile.date.year for tile in tiles]}
+    geometries = [ogr.CreateGeometryFromWkb(tile.coverage) for tile in tiles]
+    write_layer(path, layer, spatial_reference(target_crs), fields, geometries, layout=Layout(tags=tags),
+                feature_ids=None, add_layer=True)
 
 
 def merge_tiles(inputs, target_crs=DEFAULT_TARGET_CRS, *, settings: TileSettings | None = None,
@@ -597,14 +779,16 @@ def merge_tiles(inputs, target_crs=DEFAULT_TARGET_CRS, *, settings: TileSettings
     if tile_outputs and files is None:
         raise ValueError("tile outputs are written through `files` (an AtomicFiles)")
     report = progress or (lambda fraction, message: None)
-    sources, skipped = find_tiles(inputs)
+    looked_at = []
+    sources, skipped = find_tiles(inputs, settings.subset, looked_at)
     if stop_on_error and skipped:
         raise ValueError(f"tile {skipped[0].tile_id}: {skipped[0].reason}")
     if not sources:
-        raise ValueError(f"no tile found in {inputs!r}: a tile is a folder with {PROBABILITIES} and "
-                         f"{QUALITY} or {EXTENT}")
-    if files is not None:  # outputs never replace a tile's raster
-        files.protect([path for source in sources for path in (source.probabilities, source.quality, source.extent)])
+        raise ValueError(no_tile_found(inputs, looked_at) if not skipped else
+                         f"no tile found in {inputs!r}: " + "; ".join(f"{item.tile_id}: {item.reason}"
+                                                                      for item in skipped[:12]))
+    if files is not None:  # outputs never replace a tile's files
+        files.protect([path for source in sources for path in source.inputs])
     jobs = []
     for source in sources:
         outputs = None
@@ -636,13 +820,30 @@ def merge_tiles(inputs, target_crs=DEFAULT_TARGET_CRS, *, settings: TileSettings
                          f"{skipped[unfound].tile_id}: {skipped[unfound].reason}")
     results.sort(key=lambda result: result.tile_id)
     report(0.9, "Merging the tiles' objects")
-    kept, duplicates, clipped = merge_objects(results, settings.min_object_size)
+    kept, duplicates, clipped, groups = [], 0, 0, {}
+    for key, members in grouped(results, settings.group_by):
+        group_kept, group_duplicates, group_clipped = merge_objects(members, settings.min_object_size)
+        kept += group_kept
+        duplicates += group_duplicates
+        clipped += group_clipped
+        groups[key] = {"tiles": len(members), "features": len(group_kept), "duplicates": group_duplicates,
+                       "clipped": group_clipped, "objects": sum(member.count for member in members)}
     for result in results:
         for name, written in result.written.items():
             os.replace(written, files.reserve(os.path.join(tile_outputs, result.tile_id, name)))
     record = {**settings.on_record(), "target_crs": str(target_crs), "tiles": len(results),
               "tiles_skipped": len(skipped), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    return Region(results, skipped, kept, duplicates, clipped, time.perf_counter() - start, str(target_crs), record)
+    return Region(results, skipped, kept, duplicates, clipped, time.perf_counter() - start, str(target_crs), record,
+                  groups)
+
+
+def grouped(results: list[TileResult], grouping: str) -> list[tuple[object, list[TileResult]]]:
+    """[(group, its tiles)] in order (years or dates ascending, tiles without a date last):
+    each group is merged on its own (GROUPINGS)."""
+    groups = {}
+    for result in results:
+        groups.setdefault(group_key(result.date, grouping), []).append(result)
+    return sorted(groups.items(), key=lambda item: (item[0] is None, str(item[0])))
 
 
 def process_tiles(inputs, output: str, target_crs=DEFAULT_TARGET_CRS, *, layer: str | None = None,

@@ -195,28 +195,28 @@ def trace(labels, transform, srs, report=None) -> dict:
 
 
 FIELDS = ("Region_ID", *STATISTICS, "npixel", "area_m2")
-MERGED_FIELDS = ("tile_id", *FIELDS, "n_tiles")  # a map merged from tiles (tiles.py)
+MERGED_FIELDS = ("tile_id", "date", "year", *FIELDS, "n_tiles")  # a map merged from tiles (tiles.py)
 
 
 def write_layer(path, layer_name, srs, fields, geometries, report=None, append=False, layout: Layout | None = None,
-                *, feature_ids="Region_ID"):
+                *, feature_ids="Region_ID", add_layer=False):
     """Write features into a GeoPackage layer: a new file (append=False, with `layout.tags`
     as the file's and the layer's metadata) or added to the existing layer (append=True, for
     polygons written block by block). `fields` maps names of MERGED_FIELDS to one value per
     geometry (a MultiPolygon per object); the feature id is the `feature_ids` field (None:
     numbered by GDAL), or with `layout.parts` each polygon of an object is a feature of its
-    own, numbered in order."""
+    own, numbered in order. `add_layer`: a new layer in the existing GeoPackage `path`."""
     _, ogr, _ = osgeo()
     layout = layout or Layout()
-    integers = {"Region_ID", "npixel", "n_tiles", *(("min", "max") if layout.statistics == "percent" else ())}
+    integers = {"Region_ID", "npixel", "n_tiles", "year", *(("min", "max") if layout.statistics == "percent" else ())}
     kinds = {name: ogr.OFTInteger64 if name in integers else ogr.OFTReal for name in MERGED_FIELDS}
-    kinds["tile_id"] = ogr.OFTString
+    kinds.update(tile_id=ogr.OFTString, date=ogr.OFTDate)
     with gdal_writing(path):
         if append:
             dataset = ogr.Open(path, 1)
             layer = dataset.GetLayerByName(layer_name)
         else:
-            dataset = ogr.GetDriverByName("GPKG").CreateDataSource(path)
+            dataset = ogr.Open(path, 1) if add_layer else ogr.GetDriverByName("GPKG").CreateDataSource(path)
             layer = dataset.CreateLayer(layer_name, srs, ogr.wkbPolygon if layout.parts else ogr.wkbMultiPolygon,
                                         ["FID=fid", f"GEOMETRY_NAME={layout.geometry_name}"])
             from .metadata import apply_metadata
@@ -258,7 +258,7 @@ def write_layer(path, layer_name, srs, fields, geometries, report=None, append=F
 
 def _field_value(value, integer: bool):
     """A field's value for OGR: None for NaN (a NULL field), an int for an Integer64 field."""
-    if isinstance(value, float) and math.isnan(value):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     return int(value) if integer else value
 

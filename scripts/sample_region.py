@@ -73,7 +73,7 @@ def draw_tile(spec: TileSpec, slumps, folder: str) -> str:
     if spec.mask == "quality":
         write(os.path.join(tile, "quality_data_mask.tif"), quality, spec)
     else:
-        extent = (quality > 0).astype(np.uint8)  # as DARTS exports it: already without an edge band
+        extent = (quality > 0).astype(np.uint8)  # as a postprocessed tile (this plugin's tile outputs): without an edge band
         extent[:EDGE], extent[-EDGE:], extent[:, :EDGE], extent[:, -EDGE:] = 0, 0, 0, 0
         write(os.path.join(tile, "extent.tif"), extent, spec)
     return tile
@@ -143,7 +143,8 @@ if __name__ == "__main__":
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder")
-    parser.add_argument("--extent", action="store_true", help="tiles as DARTS exports them: extent.tif, no quality mask")
+    parser.add_argument("--extent", action="store_true",
+                        help="postprocessed tiles as the plugin's tile outputs hold them: extent.tif, no quality mask")
     arguments = parser.parse_args()
     written = region(arguments.folder, mask="extent" if arguments.extent else "quality")
     print(f"{len(written['tiles'])} tiles in {arguments.folder}: {', '.join(written['tiles'])}")

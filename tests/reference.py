@@ -28,21 +28,33 @@ def erode_mask(mask, size, edge_size=None):
 def above(probs, threshold):
     """probs > threshold compared in the probabilities' own float type, as upstream's xarray
     comparison does: a float32 pixel equal to float32(threshold) is not above it, though
-    float64 would put it above a threshold such as 0.3 (float32(0.3) > 0.3)."""
+    float64 would put it above a threshold such as 0.3 (float32(0.3) > 0.3).
+    DARTS' uint8 percent v (nodata 255) passes when v >= 100 * threshold (semantics.md)."""
     probs = np.asarray(probs)
+    if probs.dtype == np.uint8:
+        return (probs != 255) & (probs.astype(np.float64) >= 100 * threshold)
     probs = probs if probs.dtype.kind == "f" else probs.astype(np.float64)
     return np.nan_to_num(probs, nan=0.0) > probs.dtype.type(threshold)
 
 
-def _excluded_objects(objects, labels, excluded, boundary):
-    """Labels of the objects an exclusion mask takes: with remove, those with any excluded
-    pixel; with clip, those with every pixel excluded (nothing of them is left)."""
+def percent_as_fraction(percent):
+    """DARTS' uint8 percent as the probabilities it stands for (v / 100, NaN for nodata 255)."""
+    percent = np.asarray(percent)
+    return np.where(percent == 255, np.nan, percent / np.float32(100)).astype(np.float32)
+
+
+def _excluded_objects(objects, labels, excluded, boundary, max_share=0.0):
+    """Labels of the objects an exclusion mask takes: with remove, those with more than
+    `max_share` of their pixels excluded (0: any excluded pixel); with clip, those with every
+    pixel excluded (nothing of them is left)."""
     if boundary == "remove":
-        return set(np.unique(labels[objects & excluded])) - {0}
+        return {region for region in range(1, labels.max() + 1)
+                if (excluded & (labels == region)).sum() > max_share * (labels == region).sum()}
     return {region for region in range(1, labels.max() + 1) if excluded[labels == region].all()}
 
 
-def binarize(probs, threshold, min_object_size, mask, size_connectivity=8, exclude=None, boundary="remove"):
+def binarize(probs, threshold, min_object_size, mask, size_connectivity=8, exclude=None, boundary="remove",
+             max_share=0.0):
     objects = above(probs, threshold)
     valid = np.asarray(mask) != 0
     if boundary == "clip":
@@ -53,7 +65,7 @@ def binarize(probs, threshold, min_object_size, mask, size_connectivity=8, exclu
     if exclude is not None:
         excluded = np.asarray(exclude) != 0
         if boundary == "remove":
-            objects &= ~np.isin(labels, list(_excluded_objects(objects, labels, excluded, boundary)))
+            objects &= ~np.isin(labels, list(_excluded_objects(objects, labels, excluded, boundary, max_share)))
         else:
             objects &= ~excluded
     sizes_labels = label(objects, connectivity=2 if size_connectivity == 8 else 1)
@@ -65,15 +77,19 @@ def binarize(probs, threshold, min_object_size, mask, size_connectivity=8, exclu
 
 
 def prepare_export(probabilities, quality, threshold=0.5, erosion=10, min_size=32, level=0,
-                   edge=None, boundary="remove", size_connectivity=8, exclude=None):
-    """(extent uint8, binarized bool, masked probabilities) for one probability layer."""
+                   edge=None, boundary="remove", size_connectivity=8, exclude=None, max_share=0.0):
+    """(extent uint8, binarized bool, masked probabilities) for one probability layer (float
+    0..1, or DARTS' uint8 percent: thresholded as percent, masked as v / 100)."""
     level = LEVELS.get(level, level)
     valid = np.asarray(quality) >= level
     if level > 0:
         valid = erode_mask(valid, erosion, edge) != 0
-    masked = np.where(valid, probabilities, np.nan).astype(np.asarray(probabilities).dtype)
-    source = probabilities if boundary == "remove" else masked
-    binarized = binarize(source, threshold, min_size, valid, size_connectivity, exclude, boundary)
+    percent = np.asarray(probabilities).dtype == np.uint8
+    fractions = percent_as_fraction(probabilities) if percent else np.asarray(probabilities)
+    masked = np.where(valid, fractions, np.nan).astype(fractions.dtype)
+    source = probabilities if boundary == "remove" else (np.where(valid, probabilities, 255).astype(np.uint8)
+                                                         if percent else masked)
+    binarized = binarize(source, threshold, min_size, valid, size_connectivity, exclude, boundary, max_share)
     return valid.astype(np.uint8), binarized, masked
 
 
@@ -95,7 +111,8 @@ def object_table(binary, values=None):
     return labels, {name: np.array(column) for name, column in table.items() if column}
 
 
-def object_counts(probs, threshold, min_object_size, mask, size_connectivity=8, exclude=None, boundary="remove"):
+def object_counts(probs, threshold, min_object_size, mask, size_connectivity=8, exclude=None, boundary="remove",
+                  max_share=0.0):
     """What binarize removes, counted: objects above the threshold, removed at the boundary,
     (with `exclude`) removed by the exclusion mask, removed as too small (components of the
     size connectivity)."""
@@ -108,7 +125,7 @@ def object_counts(probs, threshold, min_object_size, mask, size_connectivity=8, 
     inside = objects & ~np.isin(labels, list(touching))
     if exclude is not None:
         excluded = np.asarray(exclude) != 0
-        lost = _excluded_objects(objects, labels, excluded, boundary) - touching
+        lost = _excluded_objects(objects, labels, excluded, boundary, max_share) - touching
         counts["removed_excluded"] = len(lost)
         inside &= ~np.isin(labels, list(lost))
         if boundary == "clip":

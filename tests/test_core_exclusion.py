@@ -8,7 +8,7 @@ import pytest
 osgeo = pytest.importorskip("osgeo")
 from osgeo import gdal, ogr, osr  # noqa: E402
 
-from darts_postprocessing.core import prepare_export  # noqa: E402
+from darts_postprocessing.core import binarize, prepare_export  # noqa: E402
 from darts_postprocessing.core.exclusion import exclusion_mask, exclusion_mask_lazy  # noqa: E402
 from darts_postprocessing.core.files import write_geotiff  # noqa: E402
 
@@ -168,3 +168,55 @@ def test_prepare_export_with_a_water_mask_from_a_file(tmp_path):
         out = prepare_export(tile, 0.5, 0, 10, 0, device="cpu", boundary=boundary, exclude=exclude, object_counts=counts)
         assert out["binarized_segmentation"].sum() == kept
         assert counts["binarized_segmentation"]["removed_excluded"] == (1 if boundary == "remove" else 0)
+
+
+# -- exclusion by share (#18 item 5) ------------------------------------------------------------
+
+@pytest.mark.parametrize("seed", range(10))
+@pytest.mark.parametrize("share", [0.0, 0.2, 0.5, 0.9])
+def test_exclusion_by_share_in_memory_and_on_dask_equals_the_reference(seed, share):
+    """An object is removed when more than `share` of its pixels are excluded (0: any pixel);
+    counted as removed_excluded; the same on dask chunks."""
+    import dask.array as da
+
+    import reference
+    from tiles import random_exclusion, random_tile
+
+    shape = (90, 110)
+    probs, quality = random_tile(seed, shape)
+    exclude = random_exclusion(seed, shape)
+    options = dict(mask_erosion_size=2, min_object_size=[1, 8][seed % 2], quality_level=1, exclude=exclude,
+                   max_excluded_share=share)
+    counts = {}
+    tile = {"probabilities": probs, "quality_data_mask": quality}
+    out = prepare_export(tile, 0.4, device="cpu", object_counts=counts, **options)
+    extent, expected, _ = reference.prepare_export(probs, quality, 0.4, 2, options["min_object_size"], 1,
+                                                   exclude=exclude, max_share=share)
+    np.testing.assert_array_equal(out["binarized_segmentation"], expected)
+    assert counts["binarized_segmentation"] == reference.object_counts(
+        probs, 0.4, options["min_object_size"], extent, 8, exclude, "remove", share)
+    lazy_counts = {}
+    lazy = prepare_export({name: da.from_array(array, chunks=(31, 47)) for name, array in tile.items()}, 0.4,
+                          object_counts=lazy_counts, **{**options, "exclude": da.from_array(exclude, chunks=(31, 47))})
+    np.testing.assert_array_equal(lazy["binarized_segmentation"].compute(), expected)
+    import dask
+
+    assert dask.compute(lazy_counts["binarized_segmentation"])[0] == counts["binarized_segmentation"]
+
+
+def test_exclusion_share_hand_made_and_checked():
+    probs = np.zeros((6, 12), np.float32)
+    probs[1:5, 1:6] = 0.9  # 20 pixels, 4 of them excluded: 20 %
+    probs[1:5, 7:11] = 0.9  # 16 pixels, 4 excluded: 25 %
+    exclude = np.zeros(probs.shape, np.uint8)
+    exclude[1, 1:5] = 1
+    exclude[1, 7:11] = 1
+    mask = np.ones(probs.shape, np.uint8)
+    kept = binarize(probs, 0.5, 1, mask, "cpu", exclude=exclude, max_excluded_share=0.2)
+    assert kept[1:5, 1:6].all() and not kept[:, 7:].any()  # exactly 20 % stays ("more than" removes)
+    assert not binarize(probs, 0.5, 1, mask, "cpu", exclude=exclude).any()  # 0: any excluded pixel
+    for bad in (1.0, -0.1, "0.2", True):
+        with pytest.raises(ValueError, match="max_excluded_share"):
+            binarize(probs, 0.5, 1, mask, "cpu", exclude=exclude, max_excluded_share=bad)
+    with pytest.raises(ValueError, match="boundary 'remove'"):
+        binarize(probs, 0.5, 1, mask, "cpu", exclude=exclude, boundary="clip", max_excluded_share=0.2)

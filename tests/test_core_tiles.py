@@ -91,7 +91,8 @@ def test_each_tile_is_postprocessed_exactly_as_prepare_export(region, tmp_path):
         percent = gdal.Open(os.path.join(folder, "probabilities.tif")).ReadAsArray()
         quality = gdal.Open(os.path.join(folder, "quality_data_mask.tif")).ReadAsArray()
         expected = prepare_export({"probabilities": np.where(percent == 255, np.nan, percent / np.float32(100)),
-                                   "quality_data_mask": quality}, 0.5, 10, 32, "low_quality")
+                                   "quality_data_mask": quality}, 0.5, 10, 32, "low_quality",
+                                  probability_scale="percent")
         written = tmp_path / "tiles" / tile.tile_id
         binarized = gdal.Open(str(written / "binarized.tif")).ReadAsArray()
         np.testing.assert_array_equal(binarized, expected["binarized_segmentation"])
@@ -182,14 +183,15 @@ def test_a_broken_or_inconsistent_tile_is_skipped_and_named(region, tmp_path):
 
     result = process_tiles(str(inputs), str(tmp_path / "map.gpkg"), workers=2)
     reasons = {item.tile_id: item.reason for item in result.skipped}
-    assert set(reasons) == {"tile_E", "tile_F", "tile_G", "tile_H"}
+    assert set(reasons) == {"tile_E", "tile_F", "tile_H"}  # tile_G: probabilities alone, its valid pixels the extent
     assert "tile_H/probabilities.tif has no CRS" in reasons["tile_H"]
     assert "tile_E/probabilities.tif" in reasons["tile_E"] and ("damaged" in reasons["tile_E"]
                                                                 or "cannot open" in reasons["tile_E"])
-    assert "not on the same grid" in reasons["tile_F"] and "neither" in reasons["tile_G"]
-    assert result.features == 6 and len(result.tiles) == 4
+    assert "not on the same grid" in reasons["tile_F"]
+    assert len(result.tiles) == 5 and [tile.extent_as_given for tile in result.tiles if tile.tile_id == "tile_G"] == [
+        "valid pixels of probabilities.tif (no extent in the folder)"]
     shutil.rmtree(nowhere)
-    for stop_at in ("tile_G", "tile_E"):  # found without a mask; then unreadable
+    for stop_at in ("tile_E",):  # unreadable
         with pytest.raises(ValueError, match=stop_at):
             process_tiles(str(inputs), str(tmp_path / "stopped.gpkg"), stop_on_error=True)
         assert not os.path.exists(tmp_path / "stopped.gpkg")

@@ -135,21 +135,29 @@ def test_batch_of_two_tiles_tells_the_tiles_apart(tmp_path):
 
 
 def test_processtiles_dialog_loads_the_merged_map(tmp_path):
-    """Tiles in two UTM zones to one map from the dialog, with worker processes: the merged
-    polygons load styled (yellow outlines visible in the canvas), the log tells tile by tile,
-    the report opens in the Results Viewer."""
-    sys.path.insert(0, str(REPO / "scripts"))
-    import sample_region as scene
+    """A real DARTS run (two years, two UTM zones, tile folders as DARTS writes them) to per-year
+    maps from the dialog, with worker processes: the merged polygons load styled (yellow
+    outlines visible in the canvas) over the tiles' coverage (grey), the log tells tile by tile
+    and year by year, the report opens in the Results Viewer."""
+    sys.path[:0] = [str(REPO / "tests"), str(REPO / "scripts")]
+    from darts_folders import darts_run
 
-    scene.region(str(tmp_path / "tiles"))
+    run = darts_run(tmp_path / "darts")
     screenshot = SCREENSHOTS / "desktop-processtiles.png"
-    parameters = {"INPUT_FOLDER": str(tmp_path / "tiles"), "WORKERS": 2, "OUTPUT": str(tmp_path / "region.gpkg"),
+    parameters = {"INPUT_FOLDER": str(tmp_path / "darts"), "WORKERS": 2, "OUTPUT": str(tmp_path / "region.gpkg"),
                   "OUTPUT_REPORT": str(tmp_path / "region.html")}
-    result = desktop(tmp_path, "dialog", parameters, 1, screenshot, algorithm="darts:processtiles")
-    (layer,) = result["layers"]
-    assert layer["features"] == 6 and layer["renderer"] == "singleSymbol" and layer["strokes"][-1] == "#ffdd00"
+    result = desktop(tmp_path, "dialog", parameters, 2, screenshot, algorithm="darts:processtiles")
+    layers = {layer["source"].split("|layername=")[1] if "|layername=" in layer["source"] else "map": layer
+              for layer in result["layers"]}
+    assert set(layers) == {"map", "region_coverage"}, result["layers"]
+    slumps, coverage = layers["map"], layers["region_coverage"]
+    features = len(run["slumps"][2019]) + len(run["slumps"][2024])
+    assert slumps["features"] == features and slumps["renderer"] == "singleSymbol"
+    assert slumps["strokes"][-1] == "#ffdd00" and coverage["features"] == 6
     log = result["dialog_log"]
-    assert "Tile tile_A: 3 objects" in log and "4 tiles processed, 0 skipped: 6 slump polygons" in log, log[-2000:]
+    assert "6 tiles processed, 0 skipped" in log and "year 2019: 3 tiles" in log and "year 2024: 3 tiles" in log, \
+        log[-2000:]
     assert result["results_viewer"] == [["Report", str(tmp_path / "region.html")]]
     assert result["help_url"].endswith("/help/processtiles.html")
     assert object_pixels(screenshot, (255, 221, 0)) > 50  # the outlines are drawn
+    assert object_pixels(screenshot, (110, 110, 110)) > 50  # and the tiles' coverage under them

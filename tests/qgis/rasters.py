@@ -23,4 +23,4 @@ def read_percent(path):
 def expected_on_sample(sample, **options):
     """The core's prepare_export on the sample tile's files, for comparing plugin outputs."""
     tile = {"probabilities": read_percent(sample["probabilities"]), "quality_data_mask": read(sample["quality"])}
-    return prepare_export(tile, device="cpu", **options)
+    return prepare_export(tile, device="cpu", probability_scale="percent", **options)

@@ -60,11 +60,10 @@ def write_water(path, crs="EPSG:4326", layer="water", scale=1):
 
 
 def expected(sample, boundary="remove", threshold=0.5, exclude=None):
-    probabilities = read_percent(sample["probabilities"])
-    extent, binarized, masked = reference.prepare_export(probabilities, read(sample["quality"]), threshold,
+    percent = read(sample["probabilities"])  # DARTS' uint8 percent, thresholded as percent by the reference
+    extent, binarized, masked = reference.prepare_export(percent, read(sample["quality"]), threshold,
                                                          boundary=boundary, exclude=exclude, **CORE)
-    counts = reference.object_counts(probabilities if boundary == "remove" else masked, threshold, CORE["min_size"],
-                                     extent, 8, exclude, boundary)
+    counts = reference.object_counts(percent, threshold, CORE["min_size"], extent, 8, exclude, boundary)
     return extent, binarized, counts
 
 

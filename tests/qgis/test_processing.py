@@ -80,7 +80,8 @@ def test_binarize_without_mask_and_with_upstream_connectivity(provider, sample, 
                                             "MIN_OBJECT_SIZE": 50, "SIZE_CONNECTIVITY": "4",
                                             "OUTPUT": str(tmp_path / "b.tif")})["OUTPUT"]
     floats = read_percent(sample["probabilities"])
-    expected = binarize(floats, 0.3, 50, np.ones(floats.shape, np.uint8), "cpu", size_connectivity=4)
+    expected = binarize(floats, 0.3, 50, np.ones(floats.shape, np.uint8), "cpu", size_connectivity=4,
+                        probability_scale="percent")
     np.testing.assert_array_equal(read(out), expected)
 
 
