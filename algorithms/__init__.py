@@ -2,7 +2,9 @@
 
 from .binarize import BinarizeAlgorithm
 from .collect_outputs import CollectOutputsAlgorithm
+from .compare_years import CompareYearsAlgorithm
 from .erode_mask import ErodeMaskAlgorithm
+from .evaluate import EvaluateAlgorithm
 from .export_tile import ExportTileAlgorithm
 from .polygonize import PolygonizeAlgorithm
 from .prepare_export import PrepareExportAlgorithm
@@ -10,4 +12,5 @@ from .process_tiles import ProcessTilesAlgorithm
 from .quality_mask import QualityMaskAlgorithm
 
 ALGORITHMS = [PrepareExportAlgorithm, ErodeMaskAlgorithm, BinarizeAlgorithm, PolygonizeAlgorithm, ExportTileAlgorithm,
-              QualityMaskAlgorithm, ProcessTilesAlgorithm, CollectOutputsAlgorithm]
+              QualityMaskAlgorithm, ProcessTilesAlgorithm, CollectOutputsAlgorithm,
+              EvaluateAlgorithm, CompareYearsAlgorithm]

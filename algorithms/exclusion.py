@@ -81,24 +81,30 @@ def decode_source(source):
     return path, layer, where
 
 
-def exclusion_input(algorithm, parameters, context, scratch):
-    """(file, layer, filter) of EXCLUDE, or None when it is not given. A vector layer that is
-    no file (a scratch layer, a database) is first written to the GeoPackage `scratch()`
-    returns, for GDAL to read."""
-    value = parameters.get(EXCLUDE)
+def exclusion_input(algorithm, parameters, context, scratch, name=EXCLUDE):
+    """(file, layer, filter) of EXCLUDE (or of the layer parameter `name`), or None when it is
+    not given. A vector layer that is no file (a scratch layer, a database) is first written to
+    the GeoPackage `scratch()` returns, for GDAL to read."""
+    value = parameters.get(name)
     if value is None or value == "":
         return None
     source = file_source(value)
     if source:
         return source
-    layer = algorithm.parameterAsLayer(parameters, EXCLUDE, context)
+    layer = algorithm.parameterAsLayer(parameters, name, context)
     if layer is None:
-        raise ValueError(f"{EXCLUDE}: no layer or file {value!r}")
+        raise ValueError(f"{name}: no layer or file {value!r}")
     if layer.type() == QgsMapLayerType.RasterLayer:
         if layer.providerType() != "gdal":
-            raise ValueError(f"{EXCLUDE}: the raster '{layer.name()}' is not a file (provider {layer.providerType()}): "
+            raise ValueError(f"{name}: the raster '{layer.name()}' is not a file (provider {layer.providerType()}): "
                              f"save it as a GeoTIFF first")
         return layer.source(), None, None
+    return vector_source(layer, context, scratch, name)
+
+
+def vector_source(layer, context, scratch, name):
+    """(file, layer, filter) GDAL reads for the vector `layer`: its own file, or for a layer that
+    is no file (a scratch layer, a database) a copy in the GeoPackage `scratch()` returns."""
     if layer.providerType() == "ogr" and not layer.subsetString().strip().upper().startswith("SELECT"):
         return decode_source(layer.source())
     path = scratch()
@@ -106,19 +112,20 @@ def exclusion_input(algorithm, parameters, context, scratch):
     options.driverName, options.layerName = "GPKG", "polygons"
     error, message, _, _ = QgsVectorFileWriter.writeAsVectorFormatV3(layer, path, context.transformContext(), options)
     if error != QgsVectorFileWriter.WriterError.NoError:
-        raise OSError(f"{EXCLUDE}: cannot copy the layer '{layer.name()}' for reading: {message}")
+        raise OSError(f"{name}: cannot copy the layer '{layer.name()}' for reading: {message}")
     return path, "polygons", None
 
 
-def exclusion_file(algorithm, parameters, context):
-    """The file EXCLUDE reads ('' when none or not a file), never to be overwritten by an output."""
-    value = parameters.get(EXCLUDE)
+def exclusion_file(algorithm, parameters, context, name=EXCLUDE):
+    """The file EXCLUDE (or the layer parameter `name`) reads ('' when none or not a file), never
+    to be overwritten by an output."""
+    value = parameters.get(name)
     if value is None or value == "":
         return ""
     source = file_source(value)
     if source:
         return source[0]
-    layer = algorithm.parameterAsLayer(parameters, EXCLUDE, context)
+    layer = algorithm.parameterAsLayer(parameters, name, context)
     return decode_source(layer.source())[0] if layer is not None else ""
 
 

@@ -88,8 +88,50 @@ def style_coverage(layer):
     layer.setRenderer(QgsSingleSymbolRenderer(symbol))
 
 
+def _filled(layer, fill: QColor, outline: QColor):
+    """A see-through fill of `fill` with a firm `outline` (what lies beneath stays readable)."""
+    symbol = QgsFillSymbol.createSimple({"color": ",".join(map(str, fill.getRgb())), "outline_color": outline.name(),
+                                         "outline_width": "0.5", "outline_width_unit": "MM"})
+    layer.setRenderer(QgsSingleSymbolRenderer(symbol))
+
+
+def style_false_positives(layer):
+    """Predicted objects no reference slump matches: magenta (apart from the objects' red)."""
+    _filled(layer, QColor(221, 28, 119, 90), QColor(221, 28, 119))
+
+
+def style_missed(layer):
+    """Reference slumps no predicted object matches: cyan."""
+    _filled(layer, QColor(0, 174, 239, 90), QColor(0, 120, 200))
+
+
+# Change between years: warm for what appeared or grew, cool for what shrank or went, grey for the rest.
+CHANGE_CLASSES = (("new", QColor(215, 48, 31), "new"), ("grown", QColor(253, 141, 60), "grown"),
+                  ("stable", QColor(150, 150, 150), "stable (area change within the tolerance)"),
+                  ("shrunk", QColor(107, 174, 214), "shrunk"), ("gone", QColor(33, 102, 172), "gone"),
+                  ("unobserved", QColor(255, 255, 255), "unobserved in one of the years"))
+
+
+def style_changes(layer):
+    """One class per change, with a legend that reads as words."""
+    from qgis.core import QgsCategorizedSymbolRenderer, QgsRendererCategory
+
+    categories = []
+    for value, colour, label in CHANGE_CLASSES:
+        fill = QColor(colour)
+        fill.setAlpha(150)
+        symbol = QgsFillSymbol.createSimple({"color": ",".join(map(str, fill.getRgb())), "outline_color": colour.name()
+                                             if value != "unobserved" else "90,90,90", "outline_width": "0.4",
+                                             "outline_width_unit": "MM",
+                                             "outline_style": "dash" if value == "unobserved" else "solid"})
+        categories.append(QgsRendererCategory(value, symbol, label))
+    layer.setRenderer(QgsCategorizedSymbolRenderer("change", categories))
+
+
 STYLES = {"coverage": style_coverage, "binarized": style_binarized, "extent": style_extent, "probabilities": style_probabilities,
-          "quality": style_quality, "segments": style_segments, "extent_polygons": style_extent_polygons}
+          "quality": style_quality, "segments": style_segments, "extent_polygons": style_extent_polygons,
+          "false_positives": style_false_positives, "missed": style_missed,
+          "changes": style_changes}
 
 
 class StyleOnLoad(QgsProcessingLayerPostProcessorInterface):
@@ -111,7 +153,7 @@ _KEEP_ALIVE = []
 
 
 # Higher keys are drawn on top: polygons over objects over probabilities over the extent.
-SORT_KEYS = {"coverage": 0, "segments": 6, "extent_polygons": 5, "binarized": 3, "probabilities": 2, "extent": 1, "quality": 0}
+SORT_KEYS = {"changes": 6, "false_positives": 8, "missed": 7, "coverage": 0, "segments": 6, "extent_polygons": 5, "binarized": 3, "probabilities": 2, "extent": 1, "quality": 0}
 
 
 def style_on_load(context, path: str, style: str, name: str = "") -> None:

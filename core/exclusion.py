@@ -124,6 +124,17 @@ def _burn(source: str, dataset, layer: str | None, where: str | None, crs, what:
     gdal.Rasterize(dataset, polygons, layers=["polygons"], burnValues=[1])
 
 
+def polygons_on_grid(source: str, shape, geotransform, crs, *, layer: str | None = None, where: str | None = None,
+                     what: str = "polygons"):
+    """The chosen polygons of `source` (as exclusion_mask reads them) reprojected into the CRS of
+    the grid `shape`, `geotransform`, `crs`: an in-memory OGR dataset whose layer 'polygons'
+    keeps each feature's source FID (for callers that burn or report features one by one)."""
+    gdal, _, _ = osgeo()
+    memory = gdal.GetDriverByName("MEM").Create("", shape[1], shape[0], 1, gdal.GDT_Byte)
+    _set_grid(memory, geotransform, crs)
+    return _polygons_on_grid(source, layer, where, crs, memory, what)
+
+
 def crs_of(polygons):
     """The CRS of an OGR layer, None when it has none (GeoPackage's srs_id 0 / -1 are an
     'Undefined' CRS, which means none)."""
@@ -188,6 +199,7 @@ def _polygons_on_grid(source: str, layer: str | None, where: str | None, crs, da
                                  f"probabilities' CRS")
             copy = ogr.Feature(target.GetLayerDefn())
             copy.SetGeometry(geometry)
+            copy.SetFID(feature.GetFID())  # the source's FID, so a reader can say which feature it was
             target.CreateFeature(copy)
     except RuntimeError as error:  # GDAL's: a bad `where`, a damaged file, a failed reprojection
         raise ValueError(f"{what}: cannot read the polygons of layer {layer!r} of {source!r}: {error}") from None

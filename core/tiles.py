@@ -215,6 +215,7 @@ class Region:
         valid extents as the layer coverage_layer(layer) beside it; the map's count."""
         from .metadata import describe_run
 
+        self.record["coverage_layer"] = coverage_layer(layer)
         tags = describe_run("processtiles", self.record)
         write_merged(path, layer, self.target_crs, self.kept, tags, self.record["statistics_scale"])
         write_coverage(path, coverage_layer(layer), self.target_crs, self.tiles, tags)

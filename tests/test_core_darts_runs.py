@@ -9,7 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from osgeo import gdal, ogr, osr
+
+pytest.importorskip("osgeo", reason="GDAL's Python bindings (osgeo) are not installed in this Python")
+from osgeo import gdal, ogr, osr  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
@@ -199,3 +201,15 @@ def test_inference_json_tileid_is_trusted_first(run, tmp_path):
     assert data["DARTS_tileid"] == IDS[2019]["tile_A"][0]
     region = process_tiles(str(root), str(tmp_path / "m.gpkg"))
     assert region.tiles[0].date.date.isoformat() == "2019-07-15" and "darts_inference.json" in region.tiles[0].date.source
+
+
+def test_worker_processes_give_the_same_per_year_map(run, tmp_path):
+    def features(path):
+        dataset = ogr.Open(str(path))
+        rows = [(name, sorted(f.items().items()), f.GetGeometryRef().ExportToWkb())
+                for name in ("slumps", "slumps_coverage") for f in dataset.GetLayerByName(name)]
+        return sorted(rows, key=lambda row: tuple(str(item) for item in row))
+
+    process_tiles(run["root"], str(tmp_path / "one.gpkg"), layer="slumps", workers=1)
+    process_tiles(run["root"], str(tmp_path / "two.gpkg"), layer="slumps", workers=2)
+    assert features(tmp_path / "one.gpkg") == features(tmp_path / "two.gpkg")

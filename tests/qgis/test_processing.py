@@ -21,7 +21,8 @@ def test_provider_and_algorithms_are_registered(provider):
     assert provider.supportedOutputVectorLayerExtensions() == ["gpkg"]
     ids = {a.id() for a in provider.algorithms()}
     assert ids == {"darts:prepareexport", "darts:erodemask", "darts:binarize", "darts:polygonize", "darts:exporttile",
-                   "darts:qualitymask", "darts:processtiles", "darts:collectoutputs"}
+                   "darts:qualitymask", "darts:processtiles", "darts:collectoutputs", "darts:evaluate",
+                   "darts:compareyears"}
     for algorithm in provider.algorithms():
         assert algorithm.shortHelpString() and algorithm.displayName()
 
@@ -194,5 +195,5 @@ def test_missing_dependencies_are_named(provider, sample, tmp_path, package_pare
 
     result = binarize_without("numpy", package_parent, [{"PROBABILITIES": sample["probabilities"],
                                                          "OUTPUT": str(tmp_path / "o.tif")}])
-    assert "OK: False ALGORITHMS: 8" in result.stdout, result.stdout + result.stderr
+    assert "OK: False ALGORITHMS: 10" in result.stdout, result.stdout + result.stderr
     assert "numpy" in result.stdout and "apt install python3-numpy" in result.stdout, result.stdout

@@ -1,0 +1,154 @@
+"""darts:compareyears — which slumps are new, grew, shrank or are gone between years (the rules:
+core/compare_years.py)."""
+
+import os
+
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterString,
+    QgsProcessingParameterVectorDestination,
+)
+
+from .base import DartsAlgorithm
+from .exclusion import vector_source
+from .styles import style_on_load
+
+
+class CompareYearsAlgorithm(DartsAlgorithm):
+    INPUT = "INPUT"
+    YEAR_FIELD = "YEAR_FIELD"
+    COVERAGE = "COVERAGE"
+    TOLERANCE = "TOLERANCE"
+    OBSERVED_SHARE = "OBSERVED_SHARE"
+    OUTPUT = "OUTPUT"
+    OUTPUT_REPORT = "OUTPUT_REPORT"
+    HELP = {
+        INPUT: "Yearly slump maps: polygon layers whose features carry their year (e.g. processtiles' output, merged "
+               "per year); one layer may hold several years. Any projected CRS; all are compared in the first one's.",
+        COVERAGE: "What each year observed: polygons with the same year field (e.g. processtiles' <layer>_coverage). "
+                  "Not set: the <layer>_coverage beside each map when there is one, else every place counts as "
+                  "observed.",
+        OUTPUT: "One feature per slump and pair of consecutive years: year_from, year_to, change (new, grown, stable, "
+                "shrunk, gone, unobserved), match (one, merge, split, many, none), area_from_m2, area_to_m2, "
+                "change_m2, change_m2_per_year, ids_from and ids_to (FIDs of the matched features).",
+        OUTPUT_REPORT: "HTML: per pair of years and class the number of slumps and their areas.",
+    }
+
+    def name(self):
+        return "compareyears"
+
+    def displayName(self):  # noqa: N802
+        return self.tr("Compare years")
+
+    def shortHelpString(self):  # noqa: N802
+        return self.tr(
+            "<p>Which slumps are <b>new</b>, which <b>grew</b>, <b>shrank</b> or stayed <b>stable</b>, which are "
+            "<b>gone</b>, between each pair of consecutive years of DARTS maps.</p>"
+            "<p>Slumps of the two years that overlap (shared area; touching does not count) are one slump followed "
+            "over the years, also when two merge (match = merge), one splits (split) or both (many). Its area change "
+            "(later minus earlier, summed over its features) within <b>tolerance</b> times the earlier area is "
+            "stable, above it grown, below it shrunk. A slump of the later year only is new when the earlier year "
+            "observed that place, one of the earlier year only is gone when the later year observed it; otherwise "
+            "they are <b>unobserved</b>. A place counts as observed when at least <b>observed share</b> of the "
+            "slump lies in that year's coverage; a year without coverage is observed everywhere.</p>"
+            "<p>Areas are in the units of the first map's CRS, which must be projected (m² for UTM or EPSG:3413).</p>"
+        )
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.addParameter(QgsProcessingParameterMultipleLayers(self.INPUT, self.tr("Yearly slump maps"),
+                                                               QgsProcessing.SourceType.TypeVectorPolygon))
+        self._finish(QgsProcessingParameterString(self.YEAR_FIELD, self.tr("Year field"), defaultValue="year"), False,
+                     "The field that holds each feature's year (a number or a date)")
+        self.addParameter(QgsProcessingParameterMultipleLayers(self.COVERAGE, self.tr("Coverage per year (observed "
+                                                                                      "area)"),
+                                                               QgsProcessing.SourceType.TypeVectorPolygon,
+                                                               optional=True))
+        tolerance = QgsProcessingParameterNumber(self.TOLERANCE, self.tr("Stable within (share of the earlier area)"),
+                                                 QgsProcessingParameterNumber.Type.Double, defaultValue=0.1,
+                                                 minValue=0.0)
+        self._finish(tolerance, False, "An area change of at most this share of the earlier area (0.1 = 10 %) is "
+                                       "stable")
+        share = QgsProcessingParameterNumber(self.OBSERVED_SHARE, self.tr("Observed share"),
+                                             QgsProcessingParameterNumber.Type.Double, defaultValue=0.5,
+                                             minValue=0.001, maxValue=1.0)
+        self._finish(share, True, "A slump's place counts as observed in a year when at least this share of it lies "
+                                  "in that year's coverage")
+        self.addParameter(QgsProcessingParameterVectorDestination(self.OUTPUT, self.tr("Changes"),
+                                                                  QgsProcessing.SourceType.TypeVectorPolygon))
+        self.addParameter(QgsProcessingParameterFileDestination(self.OUTPUT_REPORT, self.tr("Report"),
+                                                                self.tr("HTML files (*.html)"), optional=True))
+
+    def sources(self, parameters, name, context, outputs, folder):
+        """(file, layer, filter) of each layer of the multiple-layer parameter `name`."""
+        sources = []
+        for index, layer in enumerate(self.parameterAsLayerList(parameters, name, context)):
+            sources.append(vector_source(layer, context, lambda: outputs.scratch(
+                os.path.join(folder, f"{name.lower()}-{index}.gpkg")), name))
+        return sources
+
+    def input_paths(self, parameters, context):
+        paths = super().input_paths(parameters, context)
+        for name in (self.INPUT, self.COVERAGE):
+            paths += [layer.source().split("|")[0] for layer in self.parameterAsLayerList(parameters, name, context)]
+        return paths
+
+    def execute(self, parameters, context, feedback, outputs):
+        from ..core.compare_years import (compare_years, coverage_beside, read_coverage, read_slumps, summary,
+                                          write_changes)
+        from .paths import into_geopackage
+
+        output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        report_path = self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context)
+        year_field = self.parameterAsString(parameters, self.YEAR_FIELD, context).strip() or "year"
+        tolerance = self.parameterAsDouble(parameters, self.TOLERANCE, context)
+        share = self.parameterAsDouble(parameters, self.OBSERVED_SHARE, context)
+        folder = os.path.dirname(os.path.abspath(output.split("|")[0]))
+
+        feedback.setProgressText(self.tr("Reading the maps"))
+        inputs = self.sources(parameters, self.INPUT, context, outputs, folder)
+        if not inputs:
+            raise ValueError(f"{self.INPUT}: no map given")
+        slumps, crs = read_slumps(inputs, year_field, what=self.INPUT)
+        years = sorted(slumps)
+        if len(years) < 2:
+            raise ValueError(f"{self.INPUT}: the maps hold {'only the year ' + str(years[0]) if years else 'no slump'}; "
+                             f"at least two years are needed to compare")
+        feedback.pushInfo(self.tr("Years: {} ({} slumps)").format(
+            ", ".join(f"{year}: {len(slumps[year])}" for year in years), sum(map(len, slumps.values()))))
+        coverage_sources = self.sources(parameters, self.COVERAGE, context, outputs, folder)
+        if not coverage_sources:
+            coverage_sources = [found for found in (coverage_beside(path, layer) for path, layer, _ in inputs) if found]
+            for path, layer, _ in coverage_sources:
+                feedback.pushInfo(self.tr("Coverage from {} (layer {})").format(path, layer))
+        coverage = read_coverage(coverage_sources, crs, year_field, what=self.COVERAGE) if coverage_sources else {}
+        unseen = [year for year in years if year not in coverage]
+        if unseen:
+            feedback.pushWarning(self.tr("No coverage for {}: every place counts as observed in that year, so slumps "
+                                         "there are never 'unobserved'").format(", ".join(map(str, unseen))))
+        self.check_canceled(feedback)
+        changes = compare_years(slumps, coverage, tolerance, share, progress=self.progress_reporter(feedback, 10, 80))
+        self.check_canceled(feedback)
+
+        feedback.setProgressText(self.tr("Writing the outputs"))
+        into_geopackage(output, outputs, lambda file, name: write_changes(file, name, changes, crs, outputs.tags))
+        style_on_load(context, output, "changes", self.tr("Changes between years"))
+        results = {self.OUTPUT: output}
+        rows = summary(changes)
+        for row in rows:
+            feedback.pushInfo(self.tr("{} → {}: {} {} ({:.1f} m² before, {:.1f} m² after)").format(
+                row["year_from"], row["year_to"], row["count"], row["change"], row["area_from"], row["area_to"]))
+        if report_path:
+            from .report import render_changes_report
+
+            described = [("maps", "; ".join(f"{p}" + (f", layer {l}" if l else "") for p, l, _ in inputs)),
+                         ("coverage", "; ".join(f"{p}, layer {l}" for p, l, _ in coverage_sources) or "(none)"),
+                         ("year field", year_field), ("stable within", tolerance), ("observed share", share),
+                         ("CRS", crs.GetName())]
+            with open(outputs.reserve(report_path), "w", encoding="utf-8") as handle:
+                handle.write(render_changes_report(self.tr("Slump change between years"), described, rows))
+            results[self.OUTPUT_REPORT] = report_path
+        feedback.setProgress(100)
+        return results
