@@ -281,8 +281,9 @@ def render_evaluation_report(title: str, parameters: list[tuple[str, object]], r
     pr_curve = line_chart_svg("pr-curve", "Object precision-recall (a point per threshold)", "object recall",
                               "object precision", curves, (0.0, 1.0))
     header = "".join(f"<th>{html.escape(column)}</th>" for column in CSV_COLUMNS if column != "best")
+    chosen = (best["threshold"], best["min_object_size"])
     body = "\n".join(
-        f'<tr{" class=best" if row["threshold"] == best["threshold"] and row["min_object_size"] == best["min_object_size"] else ""}>'
+        f'<tr{" class=best" if (row["threshold"], row["min_object_size"]) == chosen else ""}>'
         + "".join(f"<td>{_number(row[column])}</td>" for column in CSV_COLUMNS if column != "best") + "</tr>"
         for row in rows)
     return _page(title, f"""<h2>Best setting by {html.escape(SCORE_LABELS[by].lower())}</h2><table id="best">

@@ -223,7 +223,7 @@ def read_slumps(sources: Sequence[tuple], year_field: str = "year", crs=None, wh
                 geometry = geometry.MakeValid() if hasattr(geometry, "MakeValid") else geometry.Buffer(0)
             key = str(feature.GetFID()) if len(sources) == 1 else f"{number}:{feature.GetFID()}"
             slumps.setdefault(year, []).append(Slump(key, geometry, geometry.GetArea()))
-        dataset = None
+        del dataset  # closes it
     return slumps, target
 
 
@@ -253,7 +253,7 @@ def read_coverage(sources: Sequence[tuple], target, year_field: str = "year", wh
             if transform is not None:
                 geometry.Transform(transform)
             parts.setdefault(int(str(year)[:4]), []).append(geometry)
-        dataset = None
+        del dataset  # closes it
     return {year: union_of(geometries) for year, geometries in parts.items()}
 
 
