@@ -104,7 +104,7 @@ demo: system-deps
 	$(QGIS_ENV) qgis_process run darts:processtiles -- INPUT_FOLDER=$(DEMO)/region TARGET_CRS=EPSG:3413 \
 	    OUTPUT=$(DEMO)/region.gpkg OUTPUT_REPORT=$(DEMO)/region.html
 	@echo "Demo outputs in $(DEMO)/: binarized.tif extent.tif probabilities_masked.tif slumps.gpkg report.html"
-	@echo "and a DARTS tile folder in $(DEMO)/tile/ (with quicklook.png); 4 tiles in two UTM zones merged into $(DEMO)/region.gpkg (region.html)"
+	@echo "and a DARTS tile folder in $(DEMO)/tile/ (with thumbnail.jpg, darts_inference.json, quicklook.png); 4 tiles in two UTM zones merged into $(DEMO)/region.gpkg (region.html)"
 
 package:
 	$(SYSTEM_PYTHON) scripts/package.py zip dist/$(PLUGIN).zip

@@ -4,11 +4,14 @@ import dataclasses
 import os
 
 from qgis.core import (
+    QgsProcessing,
     QgsProcessingContext,
     QgsProcessingOutputFile,
+    QgsProcessingOutputMultipleLayers,
     QgsProcessingOutputRasterLayer,
     QgsProcessingOutputVectorLayer,
     QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterRasterLayer,
 )
 
@@ -22,12 +25,18 @@ class ExportTileAlgorithm(DartsAlgorithm):
     PROBABILITIES = "PROBABILITIES"
     BINARIZED = "BINARIZED"
     EXTENT = "EXTENT"
+    SUBSET_PROBABILITIES = "SUBSET_PROBABILITIES"
+    SUBSET_BINARIZED = "SUBSET_BINARIZED"
     PROBABILITY_SCALE = "PROBABILITY_SCALE"
     OUTPUT_FOLDER = "OUTPUT_FOLDER"
     HELP = {
         PROBABILITIES: "The probabilities the tile was binarized from (float 0..1 or DARTS' uint8 percent).",
         BINARIZED: "The binarized output of 'Prepare export' (0/1).",
         EXTENT: "The extent output of 'Prepare export' (0/1).",
+        SUBSET_PROBABILITIES: "Ensemble members' probabilities, as given to 'Prepare export'; each is written as "
+                              "probabilities-<subset>.tif (DARTS' probabilities-<subset> gives <subset>).",
+        SUBSET_BINARIZED: "'Prepare export''s binarized ensemble subsets (its OUTPUT_SUBSET_BINARIZED), found for "
+                          "each subset by the name ending in -<subset>.",
         OUTPUT_FOLDER: "The tile folder; files of the same names in it are replaced.",
     }
     # Single files of the folder, for chaining in models.
@@ -36,9 +45,16 @@ class ExportTileAlgorithm(DartsAlgorithm):
                "extent": ("OUTPUT_EXTENT", QgsProcessingOutputRasterLayer, "extent.tif"),
                "segments": ("OUTPUT_SEGMENTS", QgsProcessingOutputVectorLayer, "prediction_segments.gpkg"),
                "extent_polygons": ("OUTPUT_EXTENT_POLYGONS", QgsProcessingOutputVectorLayer, "prediction_extent.gpkg"),
+               "thumbnail": ("OUTPUT_THUMBNAIL", QgsProcessingOutputFile, "thumbnail.jpg"),
+               "inference": ("OUTPUT_METADATA", QgsProcessingOutputFile, "darts_inference.json"),
                "quicklook": ("OUTPUT_QUICKLOOK", QgsProcessingOutputFile, "quicklook.png"),
                "segments_parquet": ("OUTPUT_SEGMENTS_PARQUET", QgsProcessingOutputFile, "prediction_segments.parquet"),
                "extent_parquet": ("OUTPUT_EXTENT_PARQUET", QgsProcessingOutputFile, "prediction_extent.parquet")}
+    # The files of the ensemble subsets, a list each (only when subsets are given).
+    SUBSET_OUTPUTS = {"probabilities": ("OUTPUT_SUBSET_PROBABILITIES", "probabilities-<subset>.tif"),
+                      "binarized": ("OUTPUT_SUBSET_BINARIZED", "binarized-<subset>.tif"),
+                      "segments": ("OUTPUT_SUBSET_SEGMENTS", "prediction_segments-<subset>.gpkg"),
+                      "segments_parquet": ("OUTPUT_SUBSET_SEGMENTS_PARQUET", "prediction_segments-<subset>.parquet")}
 
     def name(self):
         return "exporttile"
@@ -48,11 +64,11 @@ class ExportTileAlgorithm(DartsAlgorithm):
 
     def shortHelpString(self):  # noqa: N802
         return self.tr(
-            "<p>Writes the files the DARTS pipeline writes for a tile into the output folder, from the outputs of "
-            "a prepareexport run (binarized, extent) and its probabilities:</p><ul>"
+            "<p>Writes the files DARTS' exporter writes for a tile, under its names, into the output folder, from "
+            "the outputs of a prepareexport run (binarized, extent) and its probabilities:</p><ul>"
             "<li><b>probabilities.tif</b>: uint8 percent, int(p &times; 100) truncated, nodata 255 (also outside "
             "the extent), LZW. DARTS percent input is copied unchanged.</li>"
-            "<li><b>binarized.tif</b> and <b>extent.tif</b>: uint8 0/1, LZW.</li>"
+            "<li><b>binarized.tif</b>: uint8 0/1, LZW.</li>"
             "<li><b>prediction_segments.gpkg</b>: one MultiPolygon per object (advanced: <b>polygon features</b> = "
             "parts writes one Polygon per 4-connected part, as upstream) with Region_ID, min, max, mean, median, "
             "std, npixel (Integer64, statistics as DARTS computes them: of the uint8 percent values, min and max "
@@ -61,11 +77,22 @@ class ExportTileAlgorithm(DartsAlgorithm):
             "<li><b>prediction_segments.parquet</b>, <b>prediction_extent.parquet</b>: GeoParquet copies, which "
             "DARTS' completeness check expects; written when GDAL has the Parquet driver or Python has pyarrow, "
             "else skipped (the log says so).</li>"
-            "<li><b>quicklook.png</b>: a small overview (probabilities grey, outside the extent blue, objects "
-            "red).</li></ul>"
-            "<p>Every file carries DARTS_* tags (GDAL metadata): the export date, the tile id (from the inputs' "
-            "tags, else the folder's name), the postprocessing settings found in the inputs, and the parameters of "
-            "this run; the rasters upstream's band descriptions.</p>"
+            "<li><b>thumbnail.jpg</b>: an overview, probabilities in grey (outside the extent dark blue), the "
+            "objects' outlines red and the extent's border light blue.</li>"
+            "<li><b>darts_inference.json</b>: the run's settings under DARTS' keys (DARTS_tileid, "
+            "DARTS_modelfiles, DARTS_binarizethreshold, DARTS_maskerosion, DARTS_edgeerosion, DARTS_mmu, "
+            "DARTS_qualitymask, DARTS_tpiouter, DARTS_tpiinner, DARTS_patchsize, DARTS_overlap, DARTS_reflection, "
+            "DARTS_exportdate), numbers as numbers; a model setting the inputs' tags do not give is null.</li>"
+            "<li>With <b>ensemble subsets</b>: <b>probabilities-&lt;subset&gt;.tif</b>, "
+            "<b>binarized-&lt;subset&gt;.tif</b>, <b>prediction_segments-&lt;subset&gt;.gpkg</b> (and .parquet) per "
+            "subset. The subset's name comes from its probabilities layer (DARTS' probabilities-&lt;subset&gt; "
+            "gives &lt;subset&gt;), its binarized raster is the one whose name ends in -&lt;subset&gt; (as "
+            "prepareexport names them).</li>"
+            "<li>The plugin's own, which DARTS does not write: <b>extent.tif</b> (uint8 0/1) and "
+            "<b>quicklook.png</b> (objects filled red).</li></ul>"
+            "<p>Every file carries DARTS_* tags (GDAL metadata; the JPEG's in its comment): the export date, the "
+            "tile id (from the inputs' tags, else the folder's name), the postprocessing settings found in the "
+            "inputs, and the parameters of this run; the rasters upstream's band descriptions.</p>"
             "<p>Files of the same name in the folder are replaced; all files appear together or none does.</p>"
         )
 
@@ -73,45 +100,99 @@ class ExportTileAlgorithm(DartsAlgorithm):
         self.addParameter(QgsProcessingParameterRasterLayer(self.PROBABILITIES, self.tr("Probabilities")))
         self.addParameter(QgsProcessingParameterRasterLayer(self.BINARIZED, self.tr("Binarized segmentation (0/1)")))
         self.addParameter(QgsProcessingParameterRasterLayer(self.EXTENT, self.tr("Extent (0/1)")))
+        self.addParameter(QgsProcessingParameterMultipleLayers(
+            self.SUBSET_PROBABILITIES, self.tr("Ensemble subset probabilities"), QgsProcessing.SourceType.TypeRaster,
+            optional=True))
+        self.addParameter(QgsProcessingParameterMultipleLayers(
+            self.SUBSET_BINARIZED, self.tr("Binarized ensemble subsets (from Prepare export)"),
+            QgsProcessing.SourceType.TypeRaster, optional=True))
         self.add_scale()
         add_polygon_layout(self)
         add_block_parameters(self)
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_FOLDER, self.tr("Tile folder")))
         for name, kind, filename in self.OUTPUTS.values():
             self.addOutput(kind(name, self.tr(filename)))
+        for name, filename in self.SUBSET_OUTPUTS.values():
+            self.addOutput(QgsProcessingOutputMultipleLayers(name, self.tr(filename)))
+
+    def subsets(self, parameters, context):
+        """{subset name: (probabilities file, binarized file)}: the names from the
+        SUBSET_PROBABILITIES layers (core.export.subset_names, as prepareexport names them),
+        each binarized raster found by the name after its last - (prepareexport writes
+        <stem>-<subset>, DARTS binarized-<subset>); a subset without its binarized raster, or
+        a binarized raster of no subset, is an error."""
+        from ..core.export import subset_names
+
+        layers = self.raster_files(parameters, self.SUBSET_PROBABILITIES, context)
+        binarized = self.raster_files(parameters, self.SUBSET_BINARIZED, context)
+        names = subset_names(name for name, _ in layers)
+        if binarized and not layers:
+            raise ValueError(f"{self.SUBSET_BINARIZED}: give the ensemble subsets' probabilities in "
+                             f"{self.SUBSET_PROBABILITIES} too")
+        found = {}
+        for layer_name, path in binarized:
+            key = layer_name.rsplit("-", 1)[-1]
+            if key not in names:
+                raise ValueError(f"{self.SUBSET_BINARIZED}: {os.path.basename(path)} is of no ensemble subset: its "
+                                 f"name should end in -<subset>, one of {', '.join(names)}")
+            if key in found:
+                raise ValueError(f"{self.SUBSET_BINARIZED}: {os.path.basename(found[key])} and "
+                                 f"{os.path.basename(path)} are both of ensemble subset '{key}'")
+            found[key] = path
+        missing = [name for name in names if name not in found]
+        if missing:
+            raise ValueError(f"{self.SUBSET_BINARIZED}: no binarized raster of ensemble subset '{missing[0]}' (give "
+                             f"'Prepare export''s OUTPUT_SUBSET_BINARIZED: a file whose name ends in -{missing[0]})")
+        return {name: (path, found[name]) for name, (_, path) in zip(names, layers)}
 
     def execute(self, parameters, context, feedback, outputs):
         from ..core import export_tile
         from ..core.export import tile_layout
-        from ..core.metadata import PREFIX
+        from ..core.metadata import PREFIX, inference_record
         from .raster_io import check_same_grid, grid_of, read_binary, read_probabilities_for_export
 
         paths = {name: self.raster_path(parameters, name, context)
                  for name in (self.PROBABILITIES, self.BINARIZED, self.EXTENT)}
+        subsets = self.subsets(parameters, context)
         grid = grid_of(paths[self.BINARIZED], self.BINARIZED)
-        for name in (self.PROBABILITIES, self.EXTENT):
-            check_same_grid(self.BINARIZED, grid, name, grid_of(paths[name], name))
+        checks = [(name, path) for name, path in paths.items() if name != self.BINARIZED]
+        for subset, (probabilities, binarized) in subsets.items():
+            checks += [(f"{self.SUBSET_PROBABILITIES} '{subset}'", probabilities),
+                       (f"{self.SUBSET_BINARIZED} '{subset}'", binarized)]
+        for name, path in checks:
+            check_same_grid(self.BINARIZED, grid, name, grid_of(path, name))
         scale = self.parameterAsEnumString(parameters, self.PROBABILITY_SCALE, context) or "auto"
         self.area_note(grid, feedback)
         folder = self.parameterAsFileOutput(parameters, self.OUTPUT_FOLDER, context)
         # DARTS names a tile's folder after the tile: its id when the inputs' tags have none.
         outputs.tags.setdefault(PREFIX + "tileid", os.path.basename(os.path.abspath(folder)))
+        inference_record(outputs.tags)  # a tag that darts_inference.json cannot hold fails before any work
         layout = tile_layout(layout_of(self, parameters, context).parts, outputs.tags)
-        block = block_plan(self, parameters, context, feedback, grid.width, grid.height, BYTES_PER_PIXEL)
+        block = block_plan(self, parameters, context, feedback, grid.width, grid.height,
+                           BYTES_PER_PIXEL + SUBSET_BYTES_PER_PIXEL * len(subsets))
         if block:
-            written = self.export_in_blocks(parameters, context, feedback, outputs, paths, grid, scale, folder, block,
-                                            layout)
+            written = self.export_in_blocks(parameters, context, feedback, outputs, paths, subsets, grid, scale, folder,
+                                            block, layout)
         else:
             tile = {"probabilities": read_probabilities_for_export(paths[self.PROBABILITIES], self.PROBABILITIES, scale),
                     "binarized_segmentation": read_binary(paths[self.BINARIZED], self.BINARIZED),
                     "extent": read_binary(paths[self.EXTENT], self.EXTENT)}
+            for subset, (probabilities, binarized) in subsets.items():
+                tile[f"probabilities-{subset}"] = read_probabilities_for_export(
+                    probabilities, f"{self.SUBSET_PROBABILITIES} '{subset}'", scale)
+                tile[f"binarized_segmentation-{subset}"] = read_binary(binarized, f"{self.SUBSET_BINARIZED} '{subset}'")
             self.check_canceled(feedback)
-            written = export_tile(tile, folder, grid.geotransform, grid.crs, inputs=list(paths.values()),
+            written = export_tile(tile, folder, grid.geotransform, grid.crs,
+                                  inputs=list(paths.values()) + [path for pair in subsets.values() for path in pair],
                                   progress=self.progress_reporter(feedback, 10, 90), tags=outputs.tags,
-                                  parts=layout.parts)
-        self.report_parquet(folder, written, feedback)
+                                  parts=layout.parts, ensemble_subsets=list(subsets))
+        self.report_parquet(written, subsets, feedback)
         results = {self.OUTPUT_FOLDER: folder}
         results.update({name: written[kind] for kind, (name, _, _) in self.OUTPUTS.items() if kind in written})
+        for kind, (name, _) in self.SUBSET_OUTPUTS.items():
+            files = [written.get(f"{kind}-{subset}") for subset in subsets]
+            if files and all(files):  # no empty list in the results
+                results[name] = files
         for kind, label in (("extent_polygons", "Prediction extent"), ("segments", "Prediction segments")):
             context.addLayerToLoadOnCompletion(written[kind], QgsProcessingContext.LayerDetails(
                 self.tr(label), context.project(), self.OUTPUTS[kind][0]))
@@ -119,20 +200,21 @@ class ExportTileAlgorithm(DartsAlgorithm):
         feedback.pushInfo(self.tr("Tile written to {}").format(os.path.abspath(folder)))
         return results
 
-    def report_parquet(self, folder, written, feedback):
+    def report_parquet(self, written, subsets, feedback):
         """Say in the log whether the GeoParquet twins were written, and why not."""
-        from ..core.export import PARQUET_FILES
+        from ..core.export import parquet_names
         from ..core.geoparquet import geoparquet_support
 
-        names = ", ".join(name for _, name in PARQUET_FILES.values())
-        if all(kind in written for kind in PARQUET_FILES):
+        names = ", ".join(parquet_names(subsets))
+        if any(kind.startswith(("segments_parquet", "extent_parquet")) for kind in written):
             feedback.pushInfo(self.tr("GeoParquet written: {} (with {}).").format(names, geoparquet_support()[0]))
         else:
             feedback.pushWarning(self.tr("Skipped {} (DARTS' completeness check expects them): {}. Install pyarrow "
                                          "into QGIS's Python, or use a GDAL with the Parquet driver, to get them.")
                                  .format(names, geoparquet_support()[1]))
 
-    def export_in_blocks(self, parameters, context, feedback, outputs, paths, grid, scale, folder, block, layout):
+    def export_in_blocks(self, parameters, context, feedback, outputs, paths, subsets, grid, scale, folder, block,
+                         layout):
         """The tile files of rasters larger than MEMORY_LIMIT, written block by block, with the
         same contents as core.export_tile writes in memory."""
         import dask
@@ -142,49 +224,62 @@ class ExportTileAlgorithm(DartsAlgorithm):
         from ..core import to_percent
         from ..core.chunked_polygons import polygonize_lazy
         from ..core.blockwise import read_binary_lazy, read_probabilities_for_export_lazy
-        from ..core.export import (LAYERS, PERCENT_NODATA, TILE_FILES, parquet_files, quicklook_of_samples,
-                                   quicklook_step, write_parquet_twins)
-        from ..core.metadata import LONG_NAMES
+        from ..core.export import (PERCENT_NODATA, layer_names, parquet_files, quicklook_of_samples, quicklook_step,
+                                   thumbnail_of_samples, tile_files, write_image_locked, write_parquet_twins)
+        from ..core.metadata import LONG_NAMES, inference_record, write_inference_json
 
-        files = {kind: os.path.join(folder, name) for kind, name in TILE_FILES.items()}
-        outputs.descriptions = {**outputs.descriptions, **{files[kind]: LONG_NAMES[kind]
-                                                           for kind in ("probabilities", "binarized", "extent")}}
+        files = tile_files(folder, subsets)
+        names = layer_names(subsets)
         # As export_tile in memory: the tile files always carry a geotransform (GDAL's default too).
         tile_grid = dataclasses.replace(grid, has_geotransform=True)
-        probabilities = read_probabilities_for_export_lazy(paths[self.PROBABILITIES], self.PROBABILITIES, block, scale)
-        binarized = read_binary_lazy(paths[self.BINARIZED], self.BINARIZED, block).astype(np.uint8)
         extent = read_binary_lazy(paths[self.EXTENT], self.EXTENT, block).astype(np.uint8)
-        percent = probabilities.map_blocks(to_percent, dtype=np.uint8, meta=np.zeros((0, 0), np.uint8))
-        percent = da.where(extent == 0, PERCENT_NODATA, percent).astype(np.uint8)
+        sources = {"": (paths[self.PROBABILITIES], self.PROBABILITIES, paths[self.BINARIZED], self.BINARIZED)}
+        for subset, (probabilities, binarized) in subsets.items():
+            sources[f"-{subset}"] = (probabilities, f"{self.SUBSET_PROBABILITIES} '{subset}'", binarized,
+                                     f"{self.SUBSET_BINARIZED} '{subset}'")
+        layers = {}
+        for suffix, (probabilities_path, probabilities_what, binarized_path, binarized_what) in sources.items():
+            probabilities = read_probabilities_for_export_lazy(probabilities_path, probabilities_what, block, scale)
+            percent = probabilities.map_blocks(to_percent, dtype=np.uint8, meta=np.zeros((0, 0), np.uint8))
+            layers[suffix] = (da.where(extent == 0, PERCENT_NODATA, percent).astype(np.uint8),
+                              read_binary_lazy(binarized_path, binarized_what, block).astype(np.uint8))
+        percent, binarized = layers[""]
+        rasters = {files["extent"]: (extent, None)}
+        descriptions = {files["extent"]: LONG_NAMES["extent"]}
+        for suffix, (values, binary) in layers.items():
+            rasters.update({files["probabilities" + suffix]: (values, PERCENT_NODATA),
+                            files["binarized" + suffix]: (binary, None)})
+            descriptions.update({files["probabilities" + suffix]: LONG_NAMES["probabilities"],
+                                 files["binarized" + suffix]: LONG_NAMES["binarized"]})
+        outputs.descriptions = {**outputs.descriptions, **descriptions}
 
         step = quicklook_step(percent.shape)
         height, width = percent.shape
         padded = da.pad(binarized != 0, ((0, -height % step), (0, -width % step)), constant_values=False)
         cells = da.coarsen(np.any, padded.rechunk(step * max(1, block // step)), {0: step, 1: step})
-        quicklook = dask.delayed(quicklook_of_samples)(percent[::step, ::step], extent[::step, ::step], cells)
-        geopackages = {kind: outputs.reserve(files[kind]) for kind in LAYERS}
+        samples = (percent[::step, ::step], extent[::step, ::step], cells)
+        quicklook = dask.delayed(quicklook_of_samples)(*samples)
+        thumbnail = dask.delayed(thumbnail_of_samples)(*samples)
+        geopackages = {kind: outputs.reserve(files[kind]) for kind in names}
+        polygons = [("extent_polygons", extent, percent)] + [("segments" + suffix, binary, values)
+                                                            for suffix, (values, binary) in layers.items()]
 
         def build(lock):
-            rasters = outputs.store({files["probabilities"]: (percent, PERCENT_NODATA), files["binarized"]: (binarized, None),
-                                     files["extent"]: (extent, None)}, tile_grid, lock, compress="LZW")
-            polygons = [polygonize_lazy(source, grid.geotransform, grid.crs, geopackages[kind], LAYERS[kind], percent,
-                                        lock, layout) for kind, source in (("segments", binarized), ("extent_polygons", extent))]
-            return [rasters, *polygons,
-                    dask.delayed(write_png_locked)(outputs.reserve(files["quicklook"]), quicklook, outputs.tags, lock)]
+            return [outputs.store(rasters, tile_grid, lock, compress="LZW"),
+                    *[polygonize_lazy(source, grid.geotransform, grid.crs, geopackages[kind], names[kind], values, lock,
+                                      layout) for kind, source, values in polygons],
+                    dask.delayed(write_image_locked)("thumbnail", outputs.reserve(files["thumbnail"]), thumbnail,
+                                                     outputs.tags, lock),
+                    dask.delayed(write_image_locked)("quicklook", outputs.reserve(files["quicklook"]), quicklook,
+                                                     outputs.tags, lock)]
 
         run_blocks(self, parameters, context, feedback, build, 5, 90)
-        twins, _ = parquet_files(folder)
-        write_parquet_twins(twins, geopackages, outputs.reserve)
+        twins, _ = parquet_files(folder, subsets)
+        write_parquet_twins(twins, geopackages, outputs.reserve, names)
+        write_inference_json(outputs.reserve(files["inference"]), inference_record(outputs.tags))
         files.update({kind: path for kind, (_, path) in twins.items()})
         return files
 
 
-def write_png_locked(path, rgb, tags, lock):
-    """write_png taking its turn with the other writes (GDAL error capture is process-wide)."""
-    from ..core.export import write_png
-
-    with lock:
-        write_png(path, rgb, tags)
-
-
 BYTES_PER_PIXEL = 16  # in memory: probabilities (float32 and percent), binarized, extent, labels, quicklook
+SUBSET_BYTES_PER_PIXEL = 14  # each ensemble subset: its probabilities (float32 and percent), binarized, labels

@@ -187,14 +187,11 @@ class PrepareExportAlgorithm(DartsAlgorithm):
 
     def subsets(self, parameters, context):
         """{name: path} of the ensemble subsets; the name (from the layer name) is used in
-        variable and file names."""
-        subsets = {}
-        for layer_name, source in self.raster_files(parameters, self.SUBSET_PROBABILITIES, context):
-            name = re.sub(r"[^A-Za-z0-9_]+", "_", layer_name).strip("_") or "subset"
-            while name in subsets:
-                name += "_"
-            subsets[name] = source
-        return subsets
+        variable and file names (core.export.subset_name: DARTS' probabilities-{subset} gives {subset})."""
+        from ..core.export import subset_names
+
+        layers = self.raster_files(parameters, self.SUBSET_PROBABILITIES, context)
+        return dict(zip(subset_names(name for name, _ in layers), (source for _, source in layers)))
 
     def output_paths(self, parameters, context):
         paths = super().output_paths(parameters, context)

@@ -49,16 +49,37 @@ def describe_run(step: str, settings: dict, inherited: dict | None = None, tile_
 
 def read_tags(path: str) -> dict:
     """The `DARTS_*` tags of a raster or GeoPackage (dataset level, and for a GeoPackage also
-    its first layer's); {} for a file without them or that GDAL cannot open."""
+    its first layer's; for a JPEG those in its comment, see comment_of); {} for a file without
+    them or that GDAL cannot open."""
     gdal, _, _ = osgeo()
     try:
         dataset = gdal.OpenEx(path, gdal.OF_RASTER | gdal.OF_VECTOR | gdal.OF_READONLY)
     except RuntimeError:
         return {}
     found = dict(dataset.GetMetadata() or {})
+    found.update(comment_tags(found.get("COMMENT")))
     if dataset.GetLayerCount():
         found.update(dataset.GetLayer(0).GetMetadata() or {})
     return {key: value for key, value in found.items() if key.startswith(PREFIX)}
+
+
+def comment_of(tags: dict) -> str:
+    """The `DARTS_*` tags as a JSON object for a JPEG's comment marker: GDAL's JPEG driver
+    keeps no other metadata in the file (it would write an .aux.xml beside it)."""
+    import json
+
+    return json.dumps({key: str(value) for key, value in tags.items() if key.startswith(PREFIX)}, sort_keys=True)
+
+
+def comment_tags(comment) -> dict:
+    """The `DARTS_*` tags of a comment written by comment_of ({} for any other comment)."""
+    import json
+
+    try:
+        tags = json.loads(comment) if comment else {}
+    except ValueError:
+        return {}
+    return {key: value for key, value in tags.items() if key.startswith(PREFIX)} if isinstance(tags, dict) else {}
 
 
 def earlier_postprocessing(tags: dict) -> str | None:
@@ -105,3 +126,66 @@ def write_metadata(path: str, tags: dict | None, description: str | None = None,
             dataset.FlushCache()
         finally:
             dataset = None  # closes the file
+
+
+# darts_inference.json: the keys DARTS' pipeline writes there (in its order) and the JSON type
+# of each value as DARTS gives it (its pipeline's settings: numbers as numbers, the model
+# files as a list of names). `DARTS_exportdate` follows them.
+INFERENCE_KEYS = (("tileid", "text"), ("modelfiles", "list"), ("tpiouter", "integer"), ("tpiinner", "integer"),
+                  ("patchsize", "integer"), ("overlap", "integer"), ("reflection", "integer"),
+                  ("binarizethreshold", "number"), ("maskerosion", "integer"), ("edgeerosion", "integer"),
+                  ("mmu", "integer"), ("qualitymask", "level"))
+
+
+def inference_record(tags: dict) -> dict:
+    """The darts_inference.json of a tile folder from its files' tags: DARTS' keys in DARTS'
+    order with JSON-typed values (null where the tags do not say, e.g. the model's settings of
+    probabilities not made by DARTS), `DARTS_exportdate`, then the plugin's further `DARTS_*`
+    tags as the strings they are. Raster tags hold text only, so each value is read back
+    into DARTS' type; a tag that is not of its type is an error naming it."""
+    record = {PREFIX + key: _typed(PREFIX + key, tags.get(PREFIX + key), kind) for key, kind in INFERENCE_KEYS}
+    record[PREFIX + "exportdate"] = tags.get(PREFIX + "exportdate") or export_date()
+    record.update({key: str(value) for key, value in tags.items() if key.startswith(PREFIX) and key not in record})
+    return record
+
+
+def _typed(key: str, value, kind: str):
+    """A tag's text as the JSON value DARTS writes for `key` (None for no tag or "None")."""
+    if value is None or str(value).strip() in ("", "None"):
+        return None
+    text = str(value).strip()
+    try:
+        if kind == "list":  # DARTS' tag is str() of a Python list of file names
+            return _names(text)
+        if kind in ("integer", "level"):
+            number = float(text)
+            if not number.is_integer():
+                raise ValueError
+            return int(number)
+        if kind == "number":
+            return float(text)
+    except (ValueError, SyntaxError):
+        if kind != "level":  # a quality level is a number or DARTS' name of one
+            raise ValueError(f"the inputs' tag {key}={text!r} is not {'an' if kind == 'integer' else 'a'} "
+                             f"{kind} as DARTS writes it") from None
+    return text
+
+
+def _names(text: str) -> list:
+    """The names in DARTS' `['a.ckpt', 'b.ckpt']` (or one bare name)."""
+    import ast
+
+    if not text.startswith(("[", "(")):
+        return [text]
+    names = ast.literal_eval(text)  # ValueError or SyntaxError when it is not a literal
+    if not isinstance(names, (list, tuple)) or not all(isinstance(name, str) for name in names):
+        raise ValueError
+    return list(names)
+
+
+def write_inference_json(path: str, record: dict) -> None:
+    """Write `record` as DARTS writes darts_inference.json (UTF-8, indented by 2)."""
+    import json
+
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(record, handle, indent=2)

@@ -2,6 +2,7 @@
 a file was made, and GeoParquet written with pyarrow (the venv of current releases has it;
 GDAL's osgeo is only in Debian's Python, so each half is checked where it can be)."""
 
+import os
 import json
 import struct
 
@@ -131,3 +132,129 @@ def test_write_metadata_on_finished_geotiff_and_geopackage(tmp_path):
     write_metadata(gpkg, tags)
     vector = gdal.OpenEx(gpkg)
     assert vector.GetMetadata() == vector.GetLayerByName("a").GetMetadata() == tags and read_tags(gpkg) == tags
+
+
+# darts_inference.json as DARTS' pipeline writes it (sequential_v2._result_metadata, then the export date).
+DARTS_INFERENCE_KEYS = ["DARTS_tileid", "DARTS_modelfiles", "DARTS_tpiouter", "DARTS_tpiinner", "DARTS_patchsize",
+                        "DARTS_overlap", "DARTS_reflection", "DARTS_binarizethreshold", "DARTS_maskerosion",
+                        "DARTS_edgeerosion", "DARTS_mmu", "DARTS_qualitymask", "DARTS_exportdate"]
+
+
+def test_inference_record_has_darts_keys_in_darts_types():
+    from darts_postprocessing.core.metadata import inference_record
+
+    tags = {"DARTS_tileid": "20240715T213529_20240715T213531_T07WET", "DARTS_modelfiles": "['a.ckpt', 'b.ckpt']",
+            "DARTS_tpiouter": "100", "DARTS_tpiinner": "0", "DARTS_patchsize": "1024", "DARTS_overlap": "256",
+            "DARTS_reflection": "0", "DARTS_binarizethreshold": "0.45", "DARTS_maskerosion": "10",
+            "DARTS_edgeerosion": "10", "DARTS_mmu": "32", "DARTS_qualitymask": "1",
+            "DARTS_exportdate": "2026-01-02 03:04:05+00:00", "DARTS_prepareexport_boundary": "remove",
+            "long_name": "Probabilities"}
+    record = inference_record(tags)
+    assert list(record) == DARTS_INFERENCE_KEYS + ["DARTS_prepareexport_boundary"]
+    assert record["DARTS_modelfiles"] == ["a.ckpt", "b.ckpt"] and record["DARTS_tileid"] == tags["DARTS_tileid"]
+    for key in ("DARTS_tpiouter", "DARTS_tpiinner", "DARTS_patchsize", "DARTS_overlap", "DARTS_reflection",
+                "DARTS_maskerosion", "DARTS_edgeerosion", "DARTS_mmu", "DARTS_qualitymask"):
+        assert type(record[key]) is int and record[key] == int(tags[key]), key
+    assert type(record["DARTS_binarizethreshold"]) is float and record["DARTS_binarizethreshold"] == 0.45
+    assert record["DARTS_exportdate"] == tags["DARTS_exportdate"]
+    # The plugin's own settings and DARTS' quality level names stay text; what no tag says is null.
+    record = inference_record({"DARTS_tileid": "T1", "DARTS_qualitymask": "low_quality", "DARTS_edgeerosion": "None",
+                               "DARTS_modelfiles": "model.ckpt"})
+    assert record["DARTS_qualitymask"] == "low_quality" and record["DARTS_modelfiles"] == ["model.ckpt"]
+    assert record["DARTS_edgeerosion"] is None and record["DARTS_patchsize"] is None and record["DARTS_mmu"] is None
+    assert record["DARTS_exportdate"].endswith("+00:00") and list(record) == DARTS_INFERENCE_KEYS
+    for key, value in (("DARTS_mmu", "many"), ("DARTS_mmu", "3.5"), ("DARTS_binarizethreshold", "half"),
+                       ("DARTS_modelfiles", "['a.ckpt', 3]"), ("DARTS_modelfiles", "[unclosed")):
+        with pytest.raises(ValueError, match=f"{key}="):
+            inference_record({key: value})
+
+
+def test_thumbnail_outlines_objects_and_the_extent():
+    from darts_postprocessing.core.export import EXTENT_LINE_RGB, OBJECT_RGB, thumbnail_rgb
+
+    percent = np.full((40, 60), 30, np.uint8)
+    extent = np.ones(percent.shape, np.uint8)
+    extent[:, 50:] = 0  # a strip outside the extent
+    binarized = np.zeros(percent.shape, np.uint8)
+    binarized[10:20, 10:25] = 1  # an object inside
+    binarized[0:5, 30:35] = 1  # one cut by the tile's edge
+    percent[binarized == 1] = 90
+    doubled = thumbnail_rgb(percent, extent, binarized)
+    assert doubled.shape == (3, 80, 120)  # each pixel 2 x 2, so that JPEG's colour subsampling keeps the lines
+    rgb = doubled[:, ::2, ::2]
+    np.testing.assert_array_equal(doubled, rgb.repeat(2, axis=1).repeat(2, axis=2))
+    red = np.all(rgb == np.array(OBJECT_RGB)[:, None, None], axis=0)
+    blue = np.all(rgb == np.array(EXTENT_LINE_RGB)[:, None, None], axis=0)
+    ring = np.zeros(percent.shape, bool)
+    ring[10:20, 10:25] = True
+    ring[11:19, 11:24] = False
+    ring[0:5, 30:35] = True
+    ring[1:4, 31:34] = False  # closed along the tile's edge too
+    np.testing.assert_array_equal(red, ring)
+    assert (rgb[:, 12, 12] == 229).all()  # inside an object: its probability in grey (90 %)
+    expected_line = np.zeros(percent.shape, bool)
+    expected_line[:, 49] = True  # the extent's border, not the tile's edge
+    np.testing.assert_array_equal(blue, expected_line)
+    # Large tiles are sampled as the quicklook: an object of one pixel still shows.
+    big = np.zeros((2000, 1000), np.uint8)
+    big[1001, 501] = 1
+    small = thumbnail_rgb(np.full(big.shape, 10, np.uint8), np.ones(big.shape, np.uint8), big)
+    assert small.shape == (3, 1000, 500) and (small[:, 500:502, 250:252] == np.array(OBJECT_RGB)[:, None, None]).all()
+
+
+def test_export_tile_writes_darts_folder_with_ensemble_subsets(tmp_path):
+    gdal = pytest.importorskip("osgeo.gdal", reason="GDAL's Python bindings (osgeo) are not installed here")
+    from darts_postprocessing.core import export_tile
+    from darts_postprocessing.core.export import subset_name, subset_names, thumbnail_rgb
+    from darts_postprocessing.core.metadata import read_tags
+
+    from scipy import ndimage
+
+    rng = np.random.default_rng(3)
+    field = ndimage.gaussian_filter(rng.random((120, 150)), 4)
+    probabilities = ((field - field.min()) / np.ptp(field)).astype(np.float32)
+    extent = np.ones(probabilities.shape, np.uint8)
+    extent[:, :8] = 0
+    binarized = ((probabilities > 0.8) & (extent == 1)).astype(np.uint8)
+    member = (probabilities * np.float32(0.9)).astype(np.float32)
+    tile = {"probabilities": probabilities, "binarized_segmentation": binarized, "extent": extent,
+            "probabilities-with_tcvis": member, "binarized_segmentation-with_tcvis": (member > 0.7) & (extent == 1)}
+    tags = {"DARTS_tileid": "T07WET", "DARTS_mmu": "4", "DARTS_exportdate": "2026-01-02 03:04:05+00:00"}
+    folder = tmp_path / "T07WET"
+    written = export_tile(tile, str(folder), (600000.0, 10.0, 0.0, 7800000.0, 0.0, -10.0), "EPSG:32606", tags=tags,
+                          ensemble_subsets=["with_tcvis"])
+    names = {"probabilities.tif", "binarized.tif", "extent.tif", "prediction_segments.gpkg", "prediction_extent.gpkg",
+             "thumbnail.jpg", "darts_inference.json", "quicklook.png", "probabilities-with_tcvis.tif",
+             "binarized-with_tcvis.tif", "prediction_segments-with_tcvis.gpkg"}
+    parquet = {"prediction_segments.parquet", "prediction_extent.parquet", "prediction_segments-with_tcvis.parquet"}
+    on_disk = set(os.listdir(folder))
+    assert on_disk in (names, names | parquet)
+    assert {os.path.basename(path) for path in written.values()} == on_disk
+    record = json.loads((folder / "darts_inference.json").read_text())
+    assert list(record) == DARTS_INFERENCE_KEYS and record["DARTS_mmu"] == 4 and record["DARTS_tileid"] == "T07WET"
+    assert record["DARTS_exportdate"] == tags["DARTS_exportdate"] and record["DARTS_modelfiles"] is None
+    member_percent = gdal.Open(str(folder / "probabilities-with_tcvis.tif")).ReadAsArray()
+    expected = (member * np.float32(100)).astype(np.uint8)
+    expected[extent == 0] = 255
+    np.testing.assert_array_equal(member_percent, expected)
+    np.testing.assert_array_equal(gdal.Open(str(folder / "binarized-with_tcvis.tif")).ReadAsArray(),
+                                  tile["binarized_segmentation-with_tcvis"])
+    segments = gdal.OpenEx(str(folder / "prediction_segments-with_tcvis.gpkg"))
+    assert segments.GetLayer(0).GetName() == "prediction_segments-with_tcvis" and segments.GetLayer(0).GetFeatureCount()
+    segments = None
+    for name in on_disk - {"darts_inference.json"}:
+        assert tags.items() <= read_tags(str(folder / name)).items(), name
+    # The JPEG holds the thumbnail (within JPEG's loss).
+    jpeg = gdal.Open(str(folder / "thumbnail.jpg")).ReadAsArray().astype(int)
+    percent = (probabilities * np.float32(100)).astype(np.uint8)
+    percent[extent == 0] = 255
+    assert np.abs(jpeg - thumbnail_rgb(percent, extent, binarized)).mean() < 6
+    # Subset names: DARTS' file name gives the subset; one name twice, or a name no file can hold, is refused.
+    assert subset_name("probabilities-with_tcvis") == "with_tcvis" and subset_name("model a.v2") == "model_a_v2"
+    assert subset_names(["probabilities-m", "m", "m"]) == ["m", "m_", "m__"]
+    for subsets, message in ((["a-b"], "letters, digits and _"), (["m", "m"], "given twice")):
+        with pytest.raises(ValueError, match=message):
+            export_tile(tile, str(tmp_path / "refused"), (0, 1, 0, 0, 0, -1), None, ensemble_subsets=subsets)
+    with pytest.raises(KeyError, match="probabilities-other"):
+        export_tile(tile, str(tmp_path / "refused"), (0, 1, 0, 0, 0, -1), None, ensemble_subsets=["other"])
+    assert not (tmp_path / "refused").exists()

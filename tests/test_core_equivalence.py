@@ -1,6 +1,7 @@
 """The core against the scikit-image reference of semantics.md, pixel for pixel."""
 
 import itertools
+import sys
 
 import numpy as np
 import pytest
@@ -14,8 +15,10 @@ SEEDS = range(24)
 DEVICE = "cpu"  # test_gpu.py runs this module's checks with device="cuda"
 
 
-def run_case(probs, quality, device=DEVICE, **options):
-    """Core and reference results for one layer, as (core, reference) pairs."""
+def run_case(probs, quality, device=None, **options):
+    """Core and reference results for one layer, as (core, reference) pairs; `device` defaults
+    to this module's DEVICE as it is when called (test_gpu.py sets it to "cuda")."""
+    device = DEVICE if device is None else device
     tile = {"probabilities": probs, "quality_data_mask": quality}
     out = prepare_export(
         tile, options.get("threshold", 0.5), options.get("erosion", 10), options.get("min_size", 32),
@@ -199,3 +202,12 @@ def test_thresholds_are_checked():
                        ([0.2, "x"], TypeError)):
         with pytest.raises(error):
             prepare_export_thresholds(tile, bad, device=DEVICE)
+
+
+def test_the_module_device_reaches_prepare_export(monkeypatch):
+    """test_gpu.py reruns these checks by setting DEVICE: run_case must read it when called (a
+    default bound at import kept them on the CPU). An unknown device proves it arrives."""
+    probs, quality = random_tile(0)
+    monkeypatch.setattr(sys.modules[__name__], "DEVICE", "no-such-device")
+    with pytest.raises(ValueError, match="no-such-device"):
+        run_case(probs, quality)

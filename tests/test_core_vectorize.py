@@ -109,7 +109,7 @@ def test_export_tile_writes_darts_files(tmp_path):
     twins = ["prediction_segments.parquet", "prediction_extent.parquet"] if geoparquet_support()[0] else []
     assert sorted(os.listdir(tmp_path / "T06WVS")) == sorted(
         ["probabilities.tif", "binarized.tif", "extent.tif", "prediction_segments.gpkg", "prediction_extent.gpkg",
-         "quicklook.png", *twins])
+         "quicklook.png", "thumbnail.jpg", "darts_inference.json", *twins])
     dataset = gdal.Open(paths["probabilities"])
     band = dataset.GetRasterBand(1)
     assert band.DataType == gdal.GDT_Byte and band.GetNoDataValue() == 255

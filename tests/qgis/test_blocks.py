@@ -185,6 +185,34 @@ def test_prepareexport_on_a_dask_cluster_through_qgis_process(profile, big, tmp_
         np.testing.assert_array_equal(read(tmp_path / "cluster" / name), read(tmp_path / "memory" / name))
 
 
+def test_exporttile_on_a_dask_cluster_through_qgis_process(provider, profile, big, tmp_path, cluster):
+    """The tile folder written on a cluster's worker processes (which get only the core) is the
+    one written in memory: thumbnail and quicklook included."""
+    import json
+
+    from qgis_cli import qgis_process
+
+    prepared = processing.run("darts:prepareexport", {"PROBABILITIES": big["probabilities"],
+                                                      "QUALITY_MASK": big["quality"],
+                                                      "OUTPUT_BINARIZED": str(tmp_path / "b.tif"),
+                                                      "OUTPUT_EXTENT": str(tmp_path / "e.tif")})
+    for mode, extra in (("memory", []), ("cluster", [f"DASK_SCHEDULER={cluster}"])):
+        run = qgis_process(profile, "run", "darts:exporttile", "--", f"PROBABILITIES={big['probabilities']}",
+                           f"BINARIZED={prepared['OUTPUT_BINARIZED']}", f"EXTENT={prepared['OUTPUT_EXTENT']}", *extra,
+                           f"OUTPUT_FOLDER={tmp_path / mode / 'T06WVS'}")
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert ("dask cluster" in run.stdout) == (mode == "cluster")
+    folders = {mode: tmp_path / mode / "T06WVS" for mode in ("memory", "cluster")}
+    assert sorted(os.listdir(folders["cluster"])) == sorted(os.listdir(folders["memory"]))
+    for name in ("probabilities.tif", "binarized.tif", "extent.tif", "thumbnail.jpg", "quicklook.png"):
+        np.testing.assert_array_equal(gdal.Open(str(folders["cluster"] / name)).ReadAsArray(),
+                                      gdal.Open(str(folders["memory"] / name)).ReadAsArray(), err_msg=name)
+    assert_same_polygons(polygons_by_id(folders["memory"] / "prediction_segments.gpkg"),
+                         polygons_by_id(folders["cluster"] / "prediction_segments.gpkg"))
+    records = {mode: json.loads((folder / "darts_inference.json").read_text()) for mode, folder in folders.items()}
+    assert {**records["cluster"], "DARTS_exportdate": ""} == {**records["memory"], "DARTS_exportdate": ""}
+
+
 def test_an_unreachable_scheduler_is_a_clear_error(profile, big, tmp_path):
     from qgis_cli import qgis_process
 
@@ -221,29 +249,49 @@ def test_cancel_in_blocks_leaves_nothing(provider, big, tmp_path):
 
 @pytest.mark.parametrize("as_float", [False, True])
 def test_exporttile_in_blocks(provider, big, tmp_path, as_float):
-    from sample_tile import write_sample_tile
+    """Every file of the tile folder, an ensemble subset's included, the same block-wise: the
+    rasters' and images' pixels, the polygons, darts_inference.json's bytes (but the export date)."""
+    import json
+
+    from sample_tile import percent, sample_arrays, write_tif
 
     probabilities = big["probabilities"]
     if as_float:
         probabilities, _ = write_sample_tile(str(tmp_path / "float"), size=SIZE, seed=4, as_float=True)
-    processing.run("darts:prepareexport", {"PROBABILITIES": probabilities, "QUALITY_MASK": big["quality"],
-                                           "OUTPUT_BINARIZED": str(tmp_path / "b.tif"),
-                                           "OUTPUT_EXTENT": str(tmp_path / "e.tif")})
+    member = str(tmp_path / "probabilities-member.tif")
+    values = sample_arrays(SIZE, 6)[0]  # of the same kind as the probabilities (prepareexport asks that)
+    if as_float:
+        write_tif(member, values, nodata=float("nan"))
+    else:
+        write_tif(member, percent(values), nodata=255)
+    prepared = processing.run("darts:prepareexport", {
+        "PROBABILITIES": probabilities, "QUALITY_MASK": big["quality"], "SUBSET_PROBABILITIES": [member],
+        "OUTPUT_BINARIZED": str(tmp_path / "b.tif"), "OUTPUT_EXTENT": str(tmp_path / "e.tif")})
     for mode, extra in (("memory", {}), ("blocks", {"MEMORY_LIMIT": 1})):
+        feedback = Log()
         processing.run("darts:exporttile", {"PROBABILITIES": probabilities, "BINARIZED": str(tmp_path / "b.tif"),
-                                            "EXTENT": str(tmp_path / "e.tif"), "OUTPUT_FOLDER": str(tmp_path / mode),
-                                            **extra})
-    names = sorted(os.listdir(tmp_path / "memory"))
-    assert sorted(os.listdir(tmp_path / "blocks")) == names and len(names) == 6
-    for name in ("probabilities.tif", "binarized.tif", "extent.tif", "quicklook.png"):
-        memory, blocks = gdal.Open(str(tmp_path / "memory" / name)), gdal.Open(str(tmp_path / "blocks" / name))
+                                            "EXTENT": str(tmp_path / "e.tif"), "SUBSET_PROBABILITIES": [member],
+                                            "SUBSET_BINARIZED": prepared["OUTPUT_SUBSET_BINARIZED"],
+                                            "OUTPUT_FOLDER": str(tmp_path / mode / "T06WVS"), **extra},
+                       feedback=feedback)
+        assert ("Processing in blocks" in feedback.text) == (mode == "blocks")
+    folders = {mode: tmp_path / mode / "T06WVS" for mode in ("memory", "blocks")}
+    names = sorted(os.listdir(folders["memory"]))
+    assert sorted(os.listdir(folders["blocks"])) == names and len(names) == 11
+    for name in ("probabilities.tif", "binarized.tif", "extent.tif", "quicklook.png", "thumbnail.jpg",
+                 "probabilities-member.tif", "binarized-member.tif"):
+        memory, blocks = gdal.Open(str(folders["memory"] / name)), gdal.Open(str(folders["blocks"] / name))
         np.testing.assert_array_equal(blocks.ReadAsArray(), memory.ReadAsArray(), err_msg=name)
         assert blocks.GetRasterBand(1).GetNoDataValue() == memory.GetRasterBand(1).GetNoDataValue()
+        assert blocks.GetRasterBand(1).GetDescription() == memory.GetRasterBand(1).GetDescription()
         if name.endswith(".tif"):
             assert blocks.GetMetadata("IMAGE_STRUCTURE")["COMPRESSION"] == "LZW"
             assert blocks.GetGeoTransform() == memory.GetGeoTransform()
-    for name in ("prediction_segments.gpkg", "prediction_extent.gpkg"):
-        assert_same_polygons(polygons_by_id(tmp_path / "memory" / name), polygons_by_id(tmp_path / "blocks" / name))
+    for name in ("prediction_segments.gpkg", "prediction_extent.gpkg", "prediction_segments-member.gpkg"):
+        assert_same_polygons(polygons_by_id(folders["memory"] / name), polygons_by_id(folders["blocks"] / name))
+    texts = {mode: (folders[mode] / "darts_inference.json").read_text() for mode in ("memory", "blocks")}
+    dates = {mode: json.loads(text)["DARTS_exportdate"] for mode, text in texts.items()}
+    assert texts["blocks"].replace(dates["blocks"], dates["memory"]) == texts["memory"]
 
 
 def test_a_damaged_raster_in_blocks_is_a_one_line_error(profile, big, tmp_path):

@@ -2,6 +2,7 @@
 twins or a logged skip), every file says how it was made, and polygonize/prepareexport offer
 DARTS' statistics and layout as options: through processing.run on real files."""
 
+import json
 import os
 
 import numpy as np
@@ -226,6 +227,16 @@ def test_every_file_says_how_it_was_made(provider, blocks_sample, tmp_path):
             assert UPSTREAM_SETTINGS.items() <= tags.items() and tags["DARTS_tileid"] == "S2B_T06WVS_20240701"
             assert tags["DARTS_exporttile_polygon_layout"] == "objects"
             assert tags["DARTS_postprocessing"].startswith("darts:exporttile ")
+        # The JPEG's tags in its comment, darts_inference.json's as DARTS' record (numbers as numbers).
+        from darts_postprocessing.core.metadata import read_tags
+
+        assert read_tags(results["OUTPUT_THUMBNAIL"]) == {key: value for key, value in tags.items()
+                                                           if key.startswith("DARTS_")}
+        with open(results["OUTPUT_METADATA"], encoding="utf-8") as handle:
+            record = json.load(handle)
+        assert (record["DARTS_binarizethreshold"], record["DARTS_mmu"], record["DARTS_maskerosion"]) == (0.5, 20, 3)
+        assert record["DARTS_tileid"] == "S2B_T06WVS_20240701" and record["DARTS_modelfiles"] == ["model.ckpt"]
+        assert record["DARTS_exportdate"] == tags["DARTS_exportdate"] and record["DARTS_patchsize"] is None
         assert not [name for name in os.listdir(tmp_path / folder) if name.endswith(".aux.xml")]
 
 

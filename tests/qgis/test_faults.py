@@ -70,6 +70,11 @@ CONFIGS = {
                          {"OUTPUT": "polygons.gpkg"}),
     "exporttile": Config("exporttile", {"PROBABILITIES": "probabilities.tif", "BINARIZED": "binarized.tif",
                                         "EXTENT": "extent.tif"}, {"OUTPUT_FOLDER": "tile"}),
+    # An ensemble member's files too (and its thumbnail and darts_inference.json), block by block.
+    "exporttile-ensemble-blocks": Config("exporttile", {
+        "PROBABILITIES": "probabilities.tif", "BINARIZED": "binarized.tif", "EXTENT": "extent.tif",
+        "SUBSET_PROBABILITIES": "member.tif", "SUBSET_BINARIZED": "binarized-member.tif"}, {"OUTPUT_FOLDER": "tile"},
+        {"MEMORY_LIMIT": 1}),
     "qualitymask": Config("qualitymask", {"INPUT": "scl.tif"}, {"OUTPUT": "quality.tif"}, {"SOURCE": "scl"}),
     "processtiles": Config("processtiles", {"INPUT_FOLDER": "tiles"},
                            {"OUTPUT": "map.gpkg", "OUTPUT_TILES": "tiles", "OUTPUT_REPORT": "report.html"},
@@ -112,7 +117,7 @@ def digest(folder):
 
 def inputs(folder, size):
     """The inputs of every config in `folder` (a DARTS-like tile, an ensemble member, a
-    binarized raster and extent made from it, an SCL band, a folder of four tiles, one of
+    binarized raster and extent made from it, the member's binarized raster, an SCL band, a folder of four tiles, one of
     them with a DARTS extent instead of a quality mask), and their digest."""
     from rasters import expected_on_sample
     from sample_tile import write_sample_tile
@@ -124,6 +129,8 @@ def inputs(folder, size):
     result = expected_on_sample({"probabilities": probabilities, "quality": quality})
     write_like(probabilities, folder / "binarized.tif", result["binarized_segmentation"].astype(np.uint8))
     write_like(probabilities, folder / "extent.tif", result["extent"].astype(np.uint8))
+    member = expected_on_sample({"probabilities": str(folder / "member.tif"), "quality": quality})
+    write_like(probabilities, folder / "binarized-member.tif", member["binarized_segmentation"].astype(np.uint8))
     write_like(probabilities, folder / "scl.tif", np.random.default_rng(SEED).integers(0, 12, (size, size), np.uint8))
     tiles = scene.region(str(folder / "tiles"))["tiles"]
     os.remove(folder / "tiles" / "tile_D" / "quality_data_mask.tif")

@@ -71,7 +71,8 @@ def test_polygons_tile_and_quality_mask_through_qgis_process(profile, sample, tm
     assert results["OUTPUT_SEGMENTS"].endswith("prediction_segments.gpkg")
     assert sorted(os.listdir(tmp_path / "tile")) == sorted(["probabilities.tif", "binarized.tif", "extent.tif",
                                                              "quicklook.png", "prediction_segments.gpkg",
-                                                             "prediction_extent.gpkg"])
+                                                             "prediction_extent.gpkg", "thumbnail.jpg",
+                                                             "darts_inference.json"])
     counts = [polygon_count(p) for p in (tmp_path / "objects.gpkg", tmp_path / "again.gpkg",
                                          tmp_path / "tile" / "prediction_segments.gpkg")]
     assert counts[0] > 0 and len(set(counts)) == 1

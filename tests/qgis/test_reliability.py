@@ -236,7 +236,8 @@ def test_failure_while_writing_a_geotiff_fails_the_run(profile, tmp_path):
 
 # -- 9. replacing the outputs is all or nothing ---------------------------------------------
 
-TILE = ["binarized.tif", "extent.tif", "prediction_extent.gpkg", "prediction_segments.gpkg", "probabilities.tif"]
+TILE = ["binarized.tif", "darts_inference.json", "extent.tif", "prediction_extent.gpkg", "prediction_segments.gpkg",
+        "probabilities.tif", "thumbnail.jpg"]
 
 
 def test_a_tile_file_that_cannot_be_replaced_changes_nothing(profile, sample, tmp_path):

@@ -106,7 +106,8 @@ def test_exporttile_writes_a_darts_folder(provider, sample, tmp_path):
 
     twins = ["prediction_segments.parquet", "prediction_extent.parquet"] if geoparquet_support()[0] else []
     assert sorted(os.listdir(folder)) == sorted(["probabilities.tif", "binarized.tif", "extent.tif", "quicklook.png",
-                                                 "prediction_segments.gpkg", "prediction_extent.gpkg", *twins])
+                                                 "prediction_segments.gpkg", "prediction_extent.gpkg", "thumbnail.jpg",
+                                                 "darts_inference.json", *twins])
     extent = read(prepared["OUTPUT_EXTENT"])
     source = read(sample["probabilities"])
     written = gdal.Open(results["OUTPUT_PROBABILITIES"])
