@@ -129,6 +129,14 @@ class DartsAlgorithm(ParametersMixin, PathsMixin, QgsProcessingAlgorithm):
 
         return report
 
+    def warn_percent(self, path, what, scale, feedback):
+        """Warn when probabilities read as percent are all at most 1 (core.rasters.percent_doubt)."""
+        from ..core.blockwise import percent_scale_doubt
+
+        doubt = percent_scale_doubt(path, what, scale)
+        if doubt:
+            feedback.pushWarning(self.tr(doubt))
+
     def resolve_device(self, parameters, context, feedback):
         """The core device for the DEVICE parameter; 'cuda' without a GPU warns and uses the CPU."""
         device = self.parameterAsEnumString(parameters, "DEVICE", context) or "auto"

@@ -66,6 +66,7 @@ class BinarizeAlgorithm(DartsAlgorithm):
         path = self.raster_path(parameters, self.PROBABILITIES, context)
         grid = grid_of(path, self.PROBABILITIES)
         probability_scale = probability_scale_of(path, self.PROBABILITIES, scale)
+        self.warn_percent(path, self.PROBABILITIES, scale, feedback)
         mask_path = self.raster_path(parameters, self.MASK, context, required=False)
         if mask_path:
             check_same_grid(self.PROBABILITIES, grid, self.MASK, grid_of(mask_path, self.MASK))

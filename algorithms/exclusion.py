@@ -25,16 +25,20 @@ class ExclusionLayer(QgsProcessingParameterMapLayer):
     """A polygon layer or a raster; a file path (path|layername=x too) is used as a file, never
     loaded as a QGIS layer (see base.RasterFile for why)."""
 
-    def __init__(self, name, description, optional=True):
+    def __init__(self, name, description, optional=True, rasters=True):
+        self.rasters = rasters
         super().__init__(name, description, None, optional,
-                         [QgsProcessing.SourceType.TypeVectorPolygon, QgsProcessing.SourceType.TypeRaster])
+                         [QgsProcessing.SourceType.TypeVectorPolygon]
+                         + ([QgsProcessing.SourceType.TypeRaster] if rasters else []))
 
     def checkValueIsAcceptable(self, value, context=None):  # noqa: N802
-        return bool(file_source(value)) or super().checkValueIsAcceptable(value, context)
+        # Any text passes here: a missing file or layer, or a raster where polygons are needed,
+        # then gets its own message from exclusion_input and the core, not QGIS's generic one.
+        return (isinstance(value, str) and bool(value.strip())) or super().checkValueIsAcceptable(value, context)
 
     def clone(self):
         copy = ExclusionLayer(self.name(), self.description(),
-                              bool(self.flags() & QgsProcessingParameterDefinition.Flag.FlagOptional))
+                              bool(self.flags() & QgsProcessingParameterDefinition.Flag.FlagOptional), self.rasters)
         copy.setFlags(self.flags())
         copy.setHelp(self.help())
         return copy
@@ -46,10 +50,12 @@ SHARE_HELP = ("Objects with more than this share of their pixels in the exclusio
               "kept whole. Only with boundary = remove.")
 
 
-def add_exclusion(algorithm):
-    parameter = ExclusionLayer(EXCLUDE, algorithm.tr("Exclusion mask (e.g. water; polygons or raster)"))
-    algorithm._finish(parameter, False, HELP)
-    add_excluded_share(algorithm)
+def add_exclusion(algorithm, description="Exclusion mask (e.g. water; polygons or raster)", help_text=HELP,
+                  rasters=True, share=True):
+    parameter = ExclusionLayer(EXCLUDE, algorithm.tr(description), rasters=rasters)
+    algorithm._finish(parameter, False, help_text)
+    if share:
+        add_excluded_share(algorithm)
 
 
 def add_excluded_share(algorithm):
@@ -81,6 +87,16 @@ def decode_source(source):
     return path, layer, where
 
 
+def missing_file(value):
+    """The path of a parameter value that names a file which does not exist (a path with a
+    folder in it), else None: such a value is never looked up as a layer (GDAL would print
+    its own errors first)."""
+    if not isinstance(value, str):
+        return None
+    path = value.split("|")[0].strip()
+    return path if os.sep in path and not os.path.exists(path) else None
+
+
 def exclusion_input(algorithm, parameters, context, scratch, name=EXCLUDE):
     """(file, layer, filter) of EXCLUDE (or of the layer parameter `name`), or None when it is
     not given. A vector layer that is no file (a scratch layer, a database) is first written to
@@ -91,9 +107,12 @@ def exclusion_input(algorithm, parameters, context, scratch, name=EXCLUDE):
     source = file_source(value)
     if source:
         return source
+    if missing_file(value):
+        raise ValueError(f"{name}: {missing_file(value)!r} does not exist")
     layer = algorithm.parameterAsLayer(parameters, name, context)
     if layer is None:
-        raise ValueError(f"{name}: no layer or file {value!r}")
+        path = value.split("|")[0] if isinstance(value, str) else value
+        raise ValueError(f"{name}: {path!r} is neither a file (it does not exist) nor a layer of the project")
     if layer.type() == QgsMapLayerType.RasterLayer:
         if layer.providerType() != "gdal":
             raise ValueError(f"{name}: the raster '{layer.name()}' is not a file (provider {layer.providerType()}): "
@@ -125,6 +144,8 @@ def exclusion_file(algorithm, parameters, context, name=EXCLUDE):
     source = file_source(value)
     if source:
         return source[0]
+    if missing_file(value):
+        return ""
     layer = algorithm.parameterAsLayer(parameters, name, context)
     return decode_source(layer.source())[0] if layer is not None else ""
 

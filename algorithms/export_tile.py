@@ -162,6 +162,7 @@ class ExportTileAlgorithm(DartsAlgorithm):
         for name, path in checks:
             check_same_grid(self.BINARIZED, grid, name, grid_of(path, name))
         scale = self.parameterAsEnumString(parameters, self.PROBABILITY_SCALE, context) or "auto"
+        self.warn_percent(paths[self.PROBABILITIES], self.PROBABILITIES, scale, feedback)
         self.area_note(grid, feedback)
         folder = self.parameterAsFileOutput(parameters, self.OUTPUT_FOLDER, context)
         # DARTS names a tile's folder after the tile: its id when the inputs' tags have none.

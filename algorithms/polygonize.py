@@ -65,6 +65,8 @@ class PolygonizeAlgorithm(DartsAlgorithm):
         if probabilities_path:
             check_same_grid(self.BINARIZED, grid, self.PROBABILITIES, grid_of(probabilities_path, self.PROBABILITIES))
         scale = self.parameterAsEnumString(parameters, self.PROBABILITY_SCALE, context) or "auto"
+        if probabilities_path:
+            self.warn_percent(probabilities_path, self.PROBABILITIES, scale, feedback)
         layout = layout_of(self, parameters, context)
         self.area_note(grid, feedback)
         block = block_plan(self, parameters, context, feedback, grid.width, grid.height, BYTES_PER_PIXEL)

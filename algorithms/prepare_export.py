@@ -2,7 +2,6 @@
 
 import functools
 import os
-import re
 
 from qgis.core import (
     QgsProcessingContext,
@@ -154,15 +153,11 @@ class PrepareExportAlgorithm(DartsAlgorithm):
 
     def thresholds(self, parameters, context):
         """The THRESHOLDS, in the order given ([] when empty)."""
-        from ..core.api import check_threshold
+        from ..core.api import parse_thresholds
 
-        text = self.parameterAsString(parameters, self.THRESHOLDS, context).strip()
         values = []
-        for item in re.split(r"[\s,;]+", text) if text else []:
-            try:
-                value = check_threshold(float(item))
-            except ValueError:
-                raise ValueError(f"{self.THRESHOLDS}: {item!r} is no threshold in [0, 1] (give e.g. 0.4,0.5,0.6)") from None
+        for item, value in parse_thresholds(self.parameterAsString(parameters, self.THRESHOLDS, context),
+                                            self.THRESHOLDS):
             if any(threshold_label(value) == threshold_label(other) for other in values):
                 raise ValueError(f"{self.THRESHOLDS}: {item!r} is given twice")
             values.append(value)
@@ -227,6 +222,7 @@ class PrepareExportAlgorithm(DartsAlgorithm):
         feedback.setProgressText(self.tr("Reading and checking the rasters"))
         grid = grid_of(probabilities_path, self.PROBABILITIES)
         probability_scale = probability_scale_of(probabilities_path, self.PROBABILITIES, scale)
+        self.warn_percent(probabilities_path, self.PROBABILITIES, scale, feedback)
         for name, path in subsets.items():
             if probability_scale_of(path, f"{self.SUBSET_PROBABILITIES} '{name}'", scale) != probability_scale:
                 raise ValueError(f"{self.SUBSET_PROBABILITIES} '{name}' is read as a different probability scale than "

@@ -15,14 +15,13 @@ from qgis.core import (
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterString,
     QgsProcessingParameterVectorDestination,
-    QgsProcessingParameterVectorLayer,
 )
 
 from .base import BOUNDARIES, QUALITY_LEVELS, DartsAlgorithm
 from .parameters import BINARIZATIONS, GROUPINGS
 from .paths import geopackage_layer, into_geopackage
 from .blocks import DASK_SCHEDULER, add_scheduler_parameter
-from .exclusion import (EXCLUDE, MAX_EXCLUDED_SHARE, add_excluded_share, exclusion_file, exclusion_input,
+from .exclusion import (EXCLUDE, MAX_EXCLUDED_SHARE, add_exclusion, exclusion_file, exclusion_input,
                         warn_without_crs)
 from .polygon_options import STATISTICS_SCALE, add_statistics_scale
 from .styles import style_on_load
@@ -128,10 +127,7 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
         self.add_int(self.MIN_OBJECT_SIZE, "Minimum object size (pixels)", 32)
         self.add_enum(self.QUALITY_LEVEL, "Quality level", QUALITY_LEVELS, "low_quality")
         self.addParameter(QgsProcessingParameterCrs(self.TARGET_CRS, self.tr("Target CRS"), DEFAULT_TARGET_CRS))
-        self.addParameter(QgsProcessingParameterVectorLayer(
-            EXCLUDE, self.tr("Exclusion polygons (e.g. water)"), [QgsProcessing.SourceType.TypeVectorPolygon],
-            optional=True))
-        add_excluded_share(self)
+        add_exclusion(self, "Exclusion polygons (e.g. water)", None, rasters=False)
         self.add_enum(self.BOUNDARY, "Boundary objects", BOUNDARIES, "remove", advanced=True,
                       help_text="remove: drop objects touching the extent's border whole (then a neighbour tile "
                                 "delivers them whole); clip: cut them (upstream)")
@@ -145,7 +141,9 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
         add_statistics_scale(self)
         self.add_int(self.WORKERS, "Worker processes", os.cpu_count() or 1, advanced=True, minimum=1,
                      help_text="Tiles processed at the same time, each in its own process (1: in QGIS's process). "
-                               "Each needs the memory of one tile's processing (about 2 GB for a 10980 x 10980 tile).")
+                               "Each needs the memory of one tile's processing (about 2 GB for a 10980 x 10980 tile): "
+                               "never more than the tiles, the usable cores or the tiles that fit in the available "
+                               "memory (the log says when fewer).")
         add_scheduler_parameter(self, "e.g. tcp://127.0.0.1:8786: the tiles are processed on that dask.distributed "
                                       "cluster's workers, which must see the input and output folders.")
         stop = QgsProcessingParameterBoolean(self.STOP_ON_ERROR, self.tr("Stop at the first tile that fails"), False)
@@ -192,7 +190,7 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
 
     def execute(self, parameters, context, feedback, outputs):
         from ..core.blockwise import scheduler
-        from ..core.tiles import TileSettings, coverage_layer, merge_tiles
+        from ..core.tiles import TileSettings, coverage_layer, excluded_note, exclusion_missed, merge_tiles
 
         folder = self.parameterAsFile(parameters, self.INPUT_FOLDER, context)
         if not folder or not os.path.isdir(folder):
@@ -233,8 +231,6 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
         with scheduler(address) as (client, _):
             if client is not None:
                 feedback.pushInfo(self.tr("Processing the tiles on the dask cluster at {}").format(address))
-            elif workers > 1:
-                feedback.pushInfo(self.tr("Processing up to {} tiles at a time in worker processes").format(workers))
             summary = merge_tiles(folder, target, settings=settings, tile_outputs=tiles_folder, workers=workers,
                                   client=client, stop_on_error=self.parameterAsBool(parameters, self.STOP_ON_ERROR,
                                                                                     context),
@@ -244,6 +240,14 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
         for skipped in summary.skipped:
             feedback.pushWarning(self.tr("Tile {} skipped: {}").format(skipped.tile_id, skipped.reason))
         for tile in summary.tiles:
+            for warning in tile.warnings:
+                feedback.pushWarning(self.tr("Tile {}: {}").format(tile.tile_id, warning))
+            if "excluded_share" in tile.counts:
+                feedback.pushInfo(self.tr("Tile {}{}").format(tile.tile_id, excluded_note(tile.counts)))
+            if exclusion_missed(tile.counts):
+                feedback.pushWarning(self.tr("Tile {}: the exclusion polygons overlap it in their own CRS but cover no "
+                                             "pixel centre of it (smaller than a pixel, or not in the CRS they "
+                                             "declare?)").format(tile.tile_id))
             if tile.date.year is None:
                 feedback.pushWarning(self.tr("Tile {}: no date found ({}); its objects are merged with the other "
                                              "tiles without a date").format(tile.tile_id, tile.date.source))

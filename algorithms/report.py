@@ -75,6 +75,14 @@ def render_report(title: str, parameters: list[tuple[str, object]], counts: dict
 <h2>Object areas</h2>{figure}""", parameters)
 
 
+def _excluded(counts: dict) -> str:
+    """A tile's objects removed in the exclusion mask, and the share of its pixels in it."""
+    if "removed_excluded" not in counts:
+        return "–"
+    share = counts.get("excluded_share")
+    return f"{counts['removed_excluded']}" + (f" ({100 * share:.3g} % of the pixels)" if share is not None else "")
+
+
 EXCLUDED_LABEL = "Removed: in the exclusion mask (clip: wholly)"
 
 
@@ -168,7 +176,7 @@ def render_tiles_report(title: str, region, folder: str) -> str:
         f'<tr><th>{html.escape(tile.tile_id)}</th><td>{html.escape(tile.date.label)}</td>'
         f'<td>{html.escape(tile.extent_as_given or "quality mask")}</td>'
         f'<td>{html.escape(tile.crs_name)}</td><td>{tile.counts["objects"]}</td>'
-        f'<td>{tile.counts["removed_at_boundary"]}</td><td>{tile.counts.get("removed_excluded", "–")}</td>'
+        f'<td>{tile.counts["removed_at_boundary"]}</td><td>{_excluded(tile.counts)}</td>'
         f'<td>{tile.counts["removed_too_small"]}</td><td>{tile.count}</td><td>{tile.kept}</td>'
         f'<td>{tile.seconds:.1f}</td></tr>' for tile in region.tiles)
     skipped = "\n".join(f"<tr><th>{html.escape(item.tile_id)}</th><td>{html.escape(item.reason)}</td></tr>"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import numbers
+import re
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -35,6 +36,27 @@ def check_threshold(threshold) -> float:
     if not 0.0 <= float(threshold) <= 1.0:  # also rejects NaN
         raise ValueError(f"threshold must be in [0, 1], got {threshold!r}")
     return float(threshold)
+
+
+def parse_thresholds(text: str, name: str = "thresholds") -> list[tuple[str, float]]:
+    """(as written, value) of several thresholds in the one accepted form: decimal numbers
+    with a point, in [0, 1], separated by commas, spaces or semicolons ("0.4,0.5,0.6"; 0 and
+    1 as 0.0 and 1.0). A number without a point is refused, above all for a decimal comma:
+    "0,1" would otherwise silently be the two thresholds 0 and 1."""
+    items = [item for item in re.split(r"[\s,;]+", text.strip()) if item]
+    for item in items:
+        if re.fullmatch(r"[0-9]+", item):
+            pair = re.fullmatch(r"\s*([0-9]+)\s*,\s*([0-9]+)\s*", text)
+            hint = f"write {pair[1]}.{pair[2]} for one threshold" if pair else f"write {item}.0"
+            if pair and int(pair[1]) <= 1 and int(pair[2]) <= 1:
+                hint += f", or {pair[1]}.0,{pair[2]}.0 for two"
+            raise ValueError(f"{name}: {item!r} has no decimal point; thresholds are decimal numbers with a point, "
+                             f"separated by commas ({text.strip()!r}: {hint})")
+        try:
+            check_threshold(float(item))
+        except ValueError:
+            raise ValueError(f"{name}: {item!r} is no threshold in [0, 1] (give e.g. 0.4,0.5,0.6)") from None
+    return [(item, float(item)) for item in items]
 
 
 def check_share(name: str, value, boundary: str = "remove") -> float:

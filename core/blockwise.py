@@ -18,7 +18,7 @@ import numpy as np
 
 from .files import create_geotiff, gdal_writing, osgeo
 from .rasters import (PERCENT_NODATA, check_quality_dtype, check_raster_shape, decode_binary, decode_probabilities,
-                      decode_quality, probabilities_dtype, probability_scale)
+                      decode_quality, percent_doubt, probabilities_dtype, probability_scale)
 
 Progress = Callable[[float, str], None]
 TIFF_TILE = 256  # GeoTIFF tile size of every output; blocks are multiples of it
@@ -33,6 +33,11 @@ def open_raster(path: str, what: str, bands: int | None = 1):
     except RuntimeError as error:
         raise ValueError(f"{what}: cannot open {path!r} as a raster ({error})") from None
     check_raster_shape(dataset.RasterCount, dataset.RasterXSize, dataset.RasterYSize, what, bands)
+    for index in range(1, dataset.RasterCount + 1):
+        kind = dataset.GetRasterBand(index).DataType
+        if gdal.DataTypeIsComplex(kind):
+            raise ValueError(f"{what}: {path!r} holds complex numbers ({gdal.GetDataTypeName(kind)}), which no DARTS "
+                             f"raster does: probabilities, masks and counts are real numbers")
     return dataset
 
 
@@ -51,6 +56,26 @@ def probability_scale_of(path: str, what: str, scale: str = "auto") -> str:
     contract says for that scale (postprocess.above_threshold)."""
     dataset = open_raster(path, what)
     return probability_scale(_numpy_type(dataset.GetRasterBand(1).DataType), what, scale)
+
+
+def percent_scale_doubt(path: str, what: str, scale: str = "auto") -> str | None:
+    """rasters.percent_doubt for the probabilities raster `path` read with `scale`: only float
+    rasters read as percent are looked at, their largest valid value found strip by strip (never
+    with GDAL's statistics, which write a .aux.xml beside the input or into a VRT)."""
+    if probability_scale_of(path, what, scale) != "percent":
+        return None
+    dataset = open_raster(path, what)  # must outlive the band: GDAL crashes on an orphaned band
+    band = dataset.GetRasterBand(1)
+    dtype = np.dtype(_numpy_type(band.DataType))
+    if dtype.kind != "f":
+        return None
+    nodata, largest = band.GetNoDataValue(), None
+    for row in range(0, dataset.RasterYSize, 1024):
+        strip = read_pixels(band, path, what, (0, row, dataset.RasterXSize, min(1024, dataset.RasterYSize - row)))
+        valid = strip[~np.isnan(strip) & ((strip != nodata) if nodata is not None else True)]
+        if valid.size:
+            largest = max(float(valid.max()), largest if largest is not None else -np.inf)
+    return percent_doubt(largest, dtype, what)
 
 
 def read_band(path: str, what: str):

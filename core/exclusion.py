@@ -20,7 +20,7 @@ same pixels. No QGIS import here.
 from __future__ import annotations
 
 import contextlib
-import math
+import os
 
 import numpy as np
 
@@ -40,26 +40,42 @@ def decode_exclusion(data: np.ndarray, nodata) -> np.ndarray:
     return excluded
 
 
+DELIMITED = (".csv", ".tsv", ".txt")  # delimited text: polygons as WKT in a column of one of GEOMETRY_NAMES
+GEOMETRY_NAMES = "WKT,geometry,geom,the_geom,wkt_geom"
+
+
+def open_vector(source: str):
+    """GDAL's vector dataset of `source` (delimited text with its WKT column read as the
+    geometry); raises RuntimeError when it is none."""
+    gdal, _, _ = osgeo()
+    options = ([f"GEOM_POSSIBLE_NAMES={GEOMETRY_NAMES}", "KEEP_GEOM_COLUMNS=NO"]
+               if source.lower().endswith(DELIMITED) else [])
+    return gdal.OpenEx(source, gdal.OF_VECTOR, open_options=options)
+
+
 def is_vector(source: str) -> bool:
     """Whether GDAL reads `source` as vector layers (else it must be a raster)."""
-    gdal, _, _ = osgeo()
     with contextlib.suppress(RuntimeError):
-        dataset = gdal.OpenEx(source, gdal.OF_VECTOR)
+        dataset = open_vector(source)
         return dataset is not None and dataset.GetLayerCount() > 0
     return False
 
 
 def exclusion_mask(source: str, shape, geotransform, crs, *, layer: str | None = None, where: str | None = None,
-                   what: str = "exclusion mask") -> np.ndarray:
+                   what: str = "exclusion mask", info: dict | None = None) -> np.ndarray:
     """The bool mask (True = excluded) on the grid `shape` (height, width), `geotransform`
     (GDAL order; None: pixel coordinates) and `crs` (WKT, 'EPSG:n' or None) of the polygon
     layer `layer` of `source` (selected by the OGR SQL `where`, optional), or of the raster
-    `source` on that same grid. `what` names the input in error messages."""
+    `source` on that same grid. `what` names the input in error messages. For polygons,
+    `info["overlaps"]` (when `info` is given) says whether some polygon overlaps the grid's
+    outline in the polygons' own CRS (a mask that then excludes no pixel deserves a warning)."""
     if is_vector(source):
         gdal, _, _ = osgeo()
         memory = gdal.GetDriverByName("MEM").Create("", shape[1], shape[0], 1, gdal.GDT_Byte)
         _set_grid(memory, geotransform, crs)
-        _burn(source, memory, layer, where, crs, what)
+        overlaps = _burn(source, memory, layer, where, crs, what)
+        if info is not None:
+            info["overlaps"] = overlaps
         return memory.GetRasterBand(1).ReadAsArray() != 0
     dataset = _raster_on_grid(source, shape, geotransform, crs, what)
     from .blockwise import read_pixels
@@ -116,12 +132,13 @@ def _raster_on_grid(source: str, shape, geotransform, crs, what: str):
     return dataset
 
 
-def _burn(source: str, dataset, layer: str | None, where: str | None, crs, what: str) -> None:
+def _burn(source: str, dataset, layer: str | None, where: str | None, crs, what: str) -> bool:
     """Burn 1 into `dataset` (on the grid, in `crs`) where the polygons of `layer` (the only
-    one when None) of `source` lie."""
+    one when None) of `source` lie; whether some polygon overlaps the grid in its own CRS."""
     gdal, _, _ = osgeo()
-    polygons = _polygons_on_grid(source, layer, where, crs, dataset, what)
+    polygons, overlaps = _polygons_on_grid(source, layer, where, crs, dataset, what)
     gdal.Rasterize(dataset, polygons, layers=["polygons"], burnValues=[1])
+    return overlaps
 
 
 def polygons_on_grid(source: str, shape, geotransform, crs, *, layer: str | None = None, where: str | None = None,
@@ -132,7 +149,7 @@ def polygons_on_grid(source: str, shape, geotransform, crs, *, layer: str | None
     gdal, _, _ = osgeo()
     memory = gdal.GetDriverByName("MEM").Create("", shape[1], shape[0], 1, gdal.GDT_Byte)
     _set_grid(memory, geotransform, crs)
-    return _polygons_on_grid(source, layer, where, crs, memory, what)
+    return _polygons_on_grid(source, layer, where, crs, memory, what)[0]
 
 
 def crs_of(polygons):
@@ -145,21 +162,26 @@ def crs_of(polygons):
 def polygons_without_crs(source: str, layer: str | None = None) -> bool:
     """Whether the polygon layer `layer` (default: the only one) of `source` has no CRS (it is
     then read in the grid's CRS); False for a raster or a file GDAL cannot read as vectors."""
-    gdal, _, _ = osgeo()
     try:
-        vector = gdal.OpenEx(source, gdal.OF_VECTOR)
+        vector = open_vector(source)
     except RuntimeError:
         return False
     polygons = vector.GetLayerByName(layer) if layer else vector.GetLayer(0) if vector.GetLayerCount() else None
     return polygons is not None and crs_of(polygons) is None
 
 
-def _polygons_on_grid(source: str, layer: str | None, where: str | None, crs, dataset, what: str):
-    """An in-memory OGR dataset whose layer 'polygons' holds the chosen polygons in the grid's
-    CRS. Reprojected here, not by the rasterizer, so a geometry that cannot be reprojected is
-    an error (GDAL's rasterizer would skip it and leave a silently smaller mask)."""
-    gdal, ogr, osr = osgeo()
-    vector = gdal.OpenEx(source, gdal.OF_VECTOR)
+def open_polygons(source: str, layer: str | None, where: str | None, what: str = "exclusion mask"):
+    """(dataset, OGR layer, layer name) of the polygons of `layer` (the only one when None) of
+    `source`, selected by `where`: a missing file or layer, a layer of lines or points, or a
+    bad `where` is a clear error (checked before any tile is read, too)."""
+    _, ogr, _ = osgeo()
+    try:
+        vector = open_vector(source)
+    except RuntimeError:
+        vector = None
+    if vector is None or not vector.GetLayerCount():
+        raise ValueError(f"{what}: {source!r} " + ("does not exist" if not os.path.exists(source) else
+                                                  "holds no polygon layer GDAL can read (a raster is no mask here)"))
     names = [vector.GetLayer(index).GetName() for index in range(vector.GetLayerCount())]
     if layer is None:
         if len(names) != 1:
@@ -170,6 +192,7 @@ def _polygons_on_grid(source: str, layer: str | None, where: str | None, crs, da
         raise ValueError(f"{what}: {source!r} has no layer {layer!r} (has: {', '.join(names)})")
     polygons = vector.GetLayerByName(layer)
     kind = ogr.GeometryTypeToName(ogr.GT_Flatten(polygons.GetGeomType())).upper().replace(" ", "")
+    kind = kind.replace("(ANY)", "")  # "Unknown (any)": a layer of any geometry (delimited text, shapefile-less)
     if kind not in POLYGON_TYPES:
         raise ValueError(f"{what}: layer {layer!r} holds {kind.lower()} geometries, but an exclusion mask must be polygons")
     if where:
@@ -177,24 +200,45 @@ def _polygons_on_grid(source: str, layer: str | None, where: str | None, crs, da
             polygons.SetAttributeFilter(where)
         except RuntimeError as error:
             raise ValueError(f"{what}: cannot select features of layer {layer!r} with {where!r}: {error}") from None
+    return vector, polygons, layer
+
+
+def _polygons_on_grid(source: str, layer: str | None, where: str | None, crs, dataset, what: str):
+    """An in-memory OGR dataset whose layer 'polygons' holds the chosen polygons in the grid's
+    CRS. Reprojected here, not by the rasterizer, so a geometry that cannot be reprojected is
+    an error (GDAL's rasterizer would skip it and leave a silently smaller mask)."""
+    gdal, ogr, osr = osgeo()
+    vector, polygons, layer = open_polygons(source, layer, where, what)
     layer_srs = crs_of(polygons)
     grid_srs = spatial_reference(crs)
     if layer_srs is not None and grid_srs is None:
         raise ValueError(f"{what}: the polygons have a CRS but the probabilities raster has none, so they cannot be "
                          f"placed on it")
-    transform = None
+    transform, window, outline = None, None, None
     if layer_srs is not None and not layer_srs.IsSame(grid_srs):
         transform = osr.CoordinateTransformation(layer_srs, grid_srs)
-        _filter_to_grid(polygons, dataset, osr.CoordinateTransformation(grid_srs, layer_srs))
+        window, outline = _grid_in_layer_crs(dataset, osr.CoordinateTransformation(grid_srs, layer_srs))
+        if window is not None:
+            polygons.SetSpatialFilterRect(*window)
+    else:
+        outline = _grid_outline(dataset)
     memory = gdal.GetDriverByName("Memory").Create("", 0, 0, 0, gdal.GDT_Unknown)
     target = memory.CreateLayer("polygons", grid_srs, ogr.wkbUnknown)
+    overlaps = False
     try:
         for feature in polygons:
             geometry = feature.GetGeometryRef()
             if geometry is None:
                 continue
             geometry = geometry.Clone()
-            if transform is not None and not _transformed(geometry, transform):
+            shape = ogr.GeometryTypeToName(ogr.GT_Flatten(geometry.GetGeometryType())).upper().replace(" ", "")
+            if shape not in POLYGON_TYPES:  # in a layer of any geometry: each feature must be polygons
+                raise ValueError(f"{what}: feature {feature.GetFID()} of layer {layer!r} is a {shape.lower()}, but an "
+                                 f"exclusion mask must be polygons")
+            overlaps = overlaps or outline is None or geometry.Intersects(outline)
+            if transform is not None and not (_transformed(geometry.Clone(), transform)  # every vertex, as drawn
+                                              and _transformed(geometry := _densified_near(geometry, window),
+                                                               transform)):
                 raise ValueError(f"{what}: cannot reproject feature {feature.GetFID()} of layer {layer!r} onto the "
                                  f"probabilities' CRS")
             copy = ogr.Feature(target.GetLayerDefn())
@@ -203,7 +247,7 @@ def _polygons_on_grid(source: str, layer: str | None, where: str | None, crs, da
             target.CreateFeature(copy)
     except RuntimeError as error:  # GDAL's: a bad `where`, a damaged file, a failed reprojection
         raise ValueError(f"{what}: cannot read the polygons of layer {layer!r} of {source!r}: {error}") from None
-    return memory
+    return memory, overlaps
 
 
 def _transformed(geometry, transform) -> bool:
@@ -214,16 +258,65 @@ def _transformed(geometry, transform) -> bool:
         return False
 
 
-def _filter_to_grid(polygons, dataset, to_layer) -> None:
-    """Read only the features near the grid (a continent-wide water layer for one tile): the
-    grid's bounds in the layer's CRS, densified; no filter when they cannot be computed."""
+EDGE_STEPS = 256  # a polygon's edges near a grid are cut into pieces of 1/256 of the grid's size in the layer's CRS
+
+
+def _grid_points(dataset, steps: int = 64):
+    """(xs, ys) of the grid's outline, `steps` points a side (pixel corners, the grid's CRS)."""
     width, height = dataset.RasterXSize, dataset.RasterYSize
     x0, dx, rx, y0, ry, dy = dataset.GetGeoTransform()
-    xs = [x0 + dx * c + rx * r for c, r in ((0, 0), (width, 0), (0, height), (width, height))]
-    ys = [y0 + ry * c + dy * r for c, r in ((0, 0), (width, 0), (0, height), (width, height))]
+    t = np.linspace(0.0, 1.0, steps, endpoint=False)
+    cols = np.concatenate([t * width, np.full(steps, width), (1 - t) * width, np.zeros(steps)])
+    rows = np.concatenate([np.zeros(steps), t * height, np.full(steps, height), (1 - t) * height])
+    return x0 + dx * cols + rx * rows, y0 + ry * cols + dy * rows
+
+
+def _ring(xs, ys):
+    _, ogr, _ = osgeo()
+    ring = ogr.Geometry(ogr.wkbLinearRing)
+    for x, y in zip(xs, ys):
+        ring.AddPoint_2D(float(x), float(y))
+    ring.CloseRings()
+    polygon = ogr.Geometry(ogr.wkbPolygon)
+    polygon.AddGeometry(ring)
+    return polygon
+
+
+def _grid_outline(dataset):
+    return _ring(*_grid_points(dataset, 1))
+
+
+def _grid_in_layer_crs(dataset, to_layer):
+    """(window, outline) of the grid in the layer's CRS: the bounds (min x, max x, min y,
+    max y, with a margin) to read only features near the grid (a continent-wide water layer
+    for one tile) and cut them to, and the grid's densified outline; (None, None) when they
+    cannot be computed (a grid partly outside the layer CRS's area)."""
+    xs, ys = _grid_points(dataset)
     try:
-        bounds = to_layer.TransformBounds(min(xs), min(ys), max(xs), max(ys), 21)
-    except (RuntimeError, AttributeError):  # a grid partly outside the layer CRS's area; GDAL < 3.4
-        return
-    if all(math.isfinite(value) for value in bounds):
-        polygons.SetSpatialFilterRect(*bounds)
+        points = np.array(to_layer.TransformPoints(np.column_stack([xs, ys]).tolist()))[:, :2]
+    except RuntimeError:
+        return None, None
+    if not np.isfinite(points).all():
+        return None, None
+    (x0, y0), (x1, y1) = points.min(axis=0), points.max(axis=0)
+    margin = 0.01 * max(x1 - x0, y1 - y0)
+    return (x0 - margin, y0 - margin, x1 + margin, y1 + margin), _ring(points[:, 0], points[:, 1])
+
+
+def _densified_near(geometry, window):
+    """`geometry` (in the layer's CRS) cut to `window` and its edges cut into short pieces, so
+    that reprojected it follows its edges as drawn in its CRS (a lat/lon box's edges are
+    parallels and meridians, which become curves): reprojecting the vertices alone would
+    join them with straight lines (a 4-vertex box over 60-90°N then covered nothing)."""
+    if window is None:
+        return geometry
+    _, ogr, _ = osgeo()
+    x0, y0, x1, y1 = window
+    box = ogr.CreateGeometryFromWkt(f"POLYGON (({x0} {y0}, {x1} {y0}, {x1} {y1}, {x0} {y1}, {x0} {y0}))")
+    try:
+        kept = geometry.Intersection(box)
+    except RuntimeError:  # an invalid polygon: densified whole instead
+        kept = None
+    kept = geometry.Clone() if kept is None else kept
+    kept.Segmentize(max(x1 - x0, y1 - y0) / EDGE_STEPS)
+    return kept

@@ -150,17 +150,26 @@ def _could_not_write(path: str, message) -> str:
     return f"could not write {final_name(path)}" + (f": {detail}" if detail else "")
 
 
+def check_geopackage_to_write_into(geopackage: str, layer: str) -> None:
+    """Refuse to write `layer` into the existing file `geopackage` unless it is a GeoPackage
+    that can be read: GDAL would quietly make a new one of a damaged file, its other layers lost."""
+    gdal, _, _ = osgeo()
+    try:
+        if not os.access(geopackage, os.R_OK):
+            raise RuntimeError("permission denied")
+        gdal.OpenEx(geopackage, gdal.OF_VECTOR, allowed_drivers=["GPKG"])
+    except RuntimeError as error:
+        raise ValueError(f"cannot write the layer {layer!r} into {geopackage}: it is not a readable GeoPackage "
+                         f"({error})") from None
+
+
 def replace_layer(geopackage: str, copy: str, source: str, layer: str | list[str]) -> None:
     """Write `copy`: the GeoPackage `geopackage` with its layer `layer` (or each of a list)
     replaced by (or added as) the layer of that name in `source`; `geopackage` itself is left
     alone, so the copy can replace it atomically."""
     layers = [layer] if isinstance(layer, str) else list(layer)
     gdal, _, _ = osgeo()
-    try:  # GDAL would quietly make a new GeoPackage of a damaged one, its other layers lost
-        gdal.OpenEx(geopackage, gdal.OF_VECTOR, allowed_drivers=["GPKG"])
-    except RuntimeError as error:
-        raise ValueError(f"cannot write the layer {layers[0]!r} into {geopackage}: it is not a readable GeoPackage "
-                         f"({error})") from None
+    check_geopackage_to_write_into(geopackage, layers[0])
     shutil.copyfile(geopackage, copy)
     with gdal_writing(copy):
         for name in layers:
@@ -252,6 +261,7 @@ class AtomicFiles:
         self._inputs = {os.path.realpath(p) for p in inputs if p}
         self._pending: list[tuple[str, str]] = []
         self._scratch: list[str] = []
+        self._made: list[str] = []  # folders made for the outputs: removed again unless committed
 
     def protect(self, inputs) -> None:
         """More files this run reads: no output may replace them."""
@@ -270,10 +280,18 @@ class AtomicFiles:
         self._scratch.append(temporary)
         return temporary
 
-    def _temporary(self, target: str) -> str:
+    def check(self, target: str) -> None:
+        """Refuse `target` when it is one of the run's inputs (to be called before computing)."""
         if os.path.realpath(target) in self._inputs:
             raise ValueError(f"the output {target!r} is also an input: choose another file, inputs are never overwritten")
+
+    def _temporary(self, target: str) -> str:
+        self.check(target)
         folder = os.path.dirname(os.path.abspath(target))
+        missing = folder
+        while not os.path.lexists(missing) and os.path.dirname(missing) != missing:
+            self._made.append(missing)
+            missing = os.path.dirname(missing)
         try:
             os.makedirs(folder, exist_ok=True)
         except OSError as error:
@@ -315,6 +333,7 @@ class AtomicFiles:
             with contextlib.suppress(OSError):
                 os.remove(backup)
         self._pending.clear()
+        self._made.clear()
         self.discard()
 
     def discard(self) -> None:
@@ -324,6 +343,10 @@ class AtomicFiles:
                     os.remove(leftover)
         self._pending.clear()
         self._scratch.clear()
+        for folder in sorted(set(self._made), key=len, reverse=True):  # deepest first; only if left empty
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)
+        self._made.clear()
 
     def __enter__(self):
         return self

@@ -72,15 +72,22 @@ def quality_from_udm2(udm2) -> np.ndarray:
 
 def quality_from_observations(count) -> np.ndarray:
     """Quality mask from the number of observations behind a mosaic pixel:
-    0 -> invalid, 1-3 -> low, more than 3 -> high (negative counts and NaN are invalid)."""
+    0 -> invalid, 1-3 -> low, more than 3 -> high. Counts are non-negative integers (float
+    rasters too; NaN is no value: invalid): a negative or fractional count is an error, not
+    "invalid" or "low quality", since it means the raster holds something else."""
     count = np.asarray(count)
     if count.dtype.kind == "f":
         count = np.nan_to_num(count, nan=0.0)  # no value: no observation
+        odd = (count < 0) | (count != np.floor(count))
     else:
         count = _integers("count", count)
+        odd = count < 0
+    if odd.any():
+        raise ValueError(f"observation counts are whole numbers of 0 or more, but the raster holds {count[odd][0]:g}: "
+                         f"is this an observation count raster?")
     quality = np.full(count.shape, LOW, dtype=np.uint8)
     quality[count > OBSERVATIONS_LOW_MAX] = HIGH
-    quality[count <= 0] = INVALID
+    quality[count == 0] = INVALID
     return quality
 
 

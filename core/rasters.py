@@ -35,6 +35,17 @@ def probability_scale(dtype, what: str, scale: str = "auto") -> str:
                      f"percent 0..100 (nodata 255); set the probability scale parameter to read it anyway")
 
 
+def percent_doubt(largest, dtype, what: str) -> str | None:
+    """A warning when float probabilities read as percent (0..100) are all at most 1
+    (`largest`: their largest valid value, None when none): most likely probabilities 0..1
+    read with the wrong scale, so nearly nothing passes the threshold. (DARTS' uint8 percent
+    at most 1 is a tile without slumps: no warning.)"""
+    if largest is None or np.isnan(largest) or largest > 1 or np.dtype(dtype).kind != "f":
+        return None
+    return (f"{what} is read as percent (0..100), but none of its values is above {largest:g}: if it holds "
+            f"probabilities 0..1, set the probability scale to 'fraction' (or 'auto' for a float raster)")
+
+
 def probabilities_dtype(dtype, what: str, scale: str = "auto"):
     """The float type probabilities are decoded to: float64 stays float64, all else float32."""
     if probability_scale(dtype, what, scale) == "fraction" and np.dtype(dtype) == np.float64:

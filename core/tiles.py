@@ -138,11 +138,12 @@ class TileSettings:
             raise ValueError(f"subset must be an ensemble member's name (as in probabilities-<name>.tif), "
                              f"got {self.subset!r}")
         if self.exclude is not None:
-            from .exclusion import is_vector
+            from .exclusion import is_vector, open_polygons
 
-            if not is_vector(self.exclude[0]):
+            if os.path.exists(self.exclude[0]) and not is_vector(self.exclude[0]):
                 raise ValueError(f"the exclusion mask {self.exclude[0]!r} must be polygons: tiles lie on different "
                                  f"grids, and a raster mask fits one grid only")
+            open_polygons(*self.exclude)  # a missing file or layer: an error before any tile
         return self
 
     def on_record(self) -> dict:
@@ -185,6 +186,7 @@ class TileResult:
     seconds: float = 0.0
     kept: int = 0  # objects of this tile in the merged map (set by the merge)
     outputs_failed: bool = False  # `error` is about writing OUTPUT_TILES (e.g. a full disk): the run fails
+    warnings: list = field(default_factory=list)  # sentences for the log (e.g. rasters.percent_doubt)
 
     @property
     def count(self) -> int:
@@ -313,7 +315,7 @@ def _process_tile(source, settings, target_crs, outputs, progress) -> TileResult
     from .blockwise import read_band
     from .grids import check_same_grid, grid_of
     from .objects import Objects
-    from .rasters import decode_binary, decode_probabilities, decode_quality, probability_scale
+    from .rasters import decode_binary, decode_probabilities, decode_quality, percent_doubt, probability_scale
     from .exclusion import exclusion_mask
     from .metadata import LONG_NAMES, describe_run, read_tags
     from .rasters import PERCENT_NODATA
@@ -340,6 +342,7 @@ def _process_tile(source, settings, target_crs, outputs, progress) -> TileResult
     scale = probability_scale(raw.dtype, name, settings.scale)
     if np.isnan(probabilities).all():
         raise ValueError(f"{name} has no valid pixel: every pixel is nodata")
+    doubt = percent_doubt(float(np.nanmax(probabilities)) * 100, raw.dtype, name) if scale == "percent" else None
     if settings.statistics == "fraction":  # of the probabilities as read (as statistics_values would give them)
         values = probabilities
     elif raw.dtype == np.uint8 and settings.scale != "fraction":  # DARTS' percent as it is (k/100 can round down)
@@ -357,11 +360,14 @@ def _process_tile(source, settings, target_crs, outputs, progress) -> TileResult
     else:  # postprocessed already: the extent is valid as it is (high quality, no erosion, no edge band)
         quality = tile_extent(source, probabilities, grid).astype(np.uint8) * 2
         options.update(mask_erosion_size=0, edge_erosion_size=0, quality_level=2)
+    exclusion = {}  # the share of the tile's pixels excluded, whether the polygons overlap it in their CRS
     if settings.exclude:
         path, layer, where = settings.exclude
         options["max_excluded_share"] = settings.max_excluded_share
         options["exclude"] = exclusion_mask(path, probabilities.shape, grid.geotransform, grid.crs, layer=layer,
-                                            where=where, what="exclusion mask")
+                                            where=where, what="exclusion mask", info=exclusion)
+        exclusion = {"excluded_share": float(options["exclude"].mean()),
+                     "exclusion_overlaps": bool(exclusion.get("overlaps", True))}
     counts = {}
     result = prepare_export({"probabilities": probabilities, "quality_data_mask": quality}, **options,
                             object_counts=counts, progress=lambda f, m: report(0.6 * f, m))
@@ -411,8 +417,9 @@ def _process_tile(source, settings, target_crs, outputs, progress) -> TileResult
         geometry.Transform(to_target)
         envelopes[index] = geometry.GetEnvelope()
         wkbs.append(bytes(geometry.ExportToWkb()))
-    counts = counts["binarized_segmentation"]
-    return TileResult(source.tile_id, crs_name=srs.GetName(), counts=counts, fields=fields, geometries=wkbs,
+    counts = {**counts["binarized_segmentation"], **exclusion}
+    return TileResult(source.tile_id, crs_name=srs.GetName(), counts=counts, warnings=[doubt] if doubt else [], fields=fields,
+                      geometries=wkbs,
                       depths=depths, envelopes=envelopes, written=dict(outputs), date=seen,
                       coverage=bytes(coverage.ExportToWkb()), extent_as_given=source.extent_as_given)
 
@@ -541,6 +548,55 @@ def python_for_workers() -> str:
                        f"to 1")
 
 
+TILE_BYTES_PER_PIXEL = 16  # one tile's processing at its peak: ~1.7 GB for 10980 x 10980 px (docs/benchmarks.md)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, e.g. a container's share)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to new processes (Linux's MemAvailable; else free pages);
+    None when unknown."""
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        with open("/proc/meminfo") as handle:
+            return int(next(line for line in handle if line.startswith("MemAvailable:")).split()[1]) * 1024
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return None
+
+
+def worker_count(requested: int, sources, available: int | None = None) -> tuple[int, str | None]:
+    """(worker processes to start, a sentence when fewer than `requested`): never more than
+    the tiles, the usable cores, or the tiles whose processing fits in `available` bytes
+    (default: the memory available now) at once, the largest tile counted for each."""
+    count = max(1, min(requested, len(sources), usable_cores()))
+    reasons = []
+    if requested > len(sources):
+        reasons.append(f"{len(sources)} tile{'s' if len(sources) != 1 else ''}")
+    if requested > usable_cores():
+        reasons.append(f"{usable_cores()} usable cores")
+    available = available_memory() if available is None else available
+    if count > 1 and available:
+        gdal, _, _ = osgeo()
+        pixels = 0
+        for source in sources:
+            with contextlib.suppress(RuntimeError, AttributeError):
+                dataset = gdal.Open(source.probabilities)
+                pixels = max(pixels, dataset.RasterXSize * dataset.RasterYSize)
+        need = pixels * TILE_BYTES_PER_PIXEL
+        if need and count * need > available:
+            count = max(1, int(available // need))
+            reasons.append(f"each tile needs about {need / 2**30:.1f} GB and {available / 2**30:.1f} GB are available")
+    if count >= requested:
+        return count, None
+    return count, f"WORKERS={requested} lowered to {count}: {'; '.join(reasons)}"
+
+
 def run_tiles(jobs, workers: int = 1, client=None, heartbeat: Callable[[], None] | None = None):
     """Yield process_tile(*job) of every job as tiles finish: in this process (workers 1, no
     client), in `workers` processes, or on a dask.distributed `client`'s workers.
@@ -647,12 +703,25 @@ def _without_main_script():
 
 
 # -- the merge ------------------------------------------------------------------------------
+# Bounds on the geometric work, so the merge ends in time proportional to its input whatever
+# the shapes (a speckled tile gives one object of tens of thousands of diagonal parts, on
+# which GEOS' Intersects never ends). Objects under both limits are compared whole, as they
+# always were; larger ones piece by piece (their polygons, each cut into pieces of at most
+# PIECE_VERTICES vertices), and only pieces whose envelopes meet are compared: the overlap
+# areas are the same sums, and what is cut off is the same area.
+SIMPLE_PARTS = 64  # an object of at most this many polygons ...
+SIMPLE_VERTICES = 4096  # ... and vertices (rings included) is compared whole
+PIECE_VERTICES = 512  # larger ones are compared in pieces of at most this many vertices
+WIDE_CELLS = 4096  # an envelope over more grid cells is checked against every candidate instead
+
+
 @dataclass
 class MergedObject:
     result: TileResult
     index: int
     geometry: object = None  # OGR geometry, made when a neighbour is near (else the tile's WKB)
     tiles: set = field(default_factory=set)
+    _pieces: object = field(default=None, repr=False)  # _Pieces of the geometry, made when needed
 
     def ogr(self):
         if self.geometry is None:
@@ -660,48 +729,204 @@ class MergedObject:
             self.geometry = ogr.CreateGeometryFromWkb(self.result.geometries[self.index])
         return self.geometry
 
+    def pieces(self) -> _Pieces:
+        if self._pieces is None:
+            self._pieces = _Pieces(self.ogr())
+        return self._pieces
 
-def merge_objects(results: list[TileResult], min_object_size: int = 0) -> tuple[list[MergedObject], int, int]:
+
+class _Pieces:
+    """An object's polygons cut into pieces of at most PIECE_VERTICES vertices (pieces of one
+    polygon share only edges), their envelopes and a grid index of them."""
+
+    def __init__(self, geometry):
+        _, ogr, _ = osgeo()
+        self.polygons, self.part_of = [], []
+        multi = ogr.ForceToMultiPolygon(geometry.Clone())
+        self.parts = [multi.GetGeometryRef(index).Clone() for index in range(multi.GetGeometryCount())]
+        for part, polygon in enumerate(self.parts):
+            for piece in _cut(polygon):
+                self.polygons.append(piece)
+                self.part_of.append(part)
+        self.envelopes = (np.array([piece.GetEnvelope() for piece in self.polygons]) if self.polygons
+                          else np.zeros((0, 4)))
+        self._index = None
+
+    def meeting(self, envelope) -> np.ndarray:
+        """Indices of the pieces whose envelopes meet `envelope` (min x, max x, min y, max y)."""
+        if self._index is None:
+            self._index = _GridIndex(self.envelopes)
+        return self._index.meeting(envelope)
+
+
+class _GridIndex:
+    """Which of many envelopes meet a given one, in time proportional to the answer: a uniform
+    grid (cells twice the median envelope's side); envelopes over more than WIDE_CELLS cells
+    are kept aside and checked every time (few: such envelopes are large)."""
+
+    def __init__(self, envelopes: np.ndarray):
+        self.envelopes = envelopes
+        sides = np.maximum(envelopes[:, 1] - envelopes[:, 0], envelopes[:, 3] - envelopes[:, 2]) if len(envelopes) \
+            else np.zeros(0)
+        self.cell = max(float(np.median(sides)) * 2, 1e-9) if len(sides) else 1.0
+        self.cells, wide = {}, []
+        for position, (x0, x1, y0, y1) in enumerate(self._cell_ranges(envelopes)):
+            if (x1 - x0 + 1) * (y1 - y0 + 1) > WIDE_CELLS:
+                wide.append(position)
+                continue
+            for x in range(x0, x1 + 1):
+                for y in range(y0, y1 + 1):
+                    self.cells.setdefault((x, y), []).append(position)
+        self.wide = np.array(wide, int)
+
+    def _cell_ranges(self, envelopes):
+        return np.floor(np.asarray(envelopes, float) / self.cell).astype(np.int64).reshape(-1, 4)
+
+    def meeting(self, envelope) -> np.ndarray:
+        x0, x1, y0, y1 = self._cell_ranges([envelope])[0]
+        if (x1 - x0 + 1) * (y1 - y0 + 1) > WIDE_CELLS:  # a large envelope: every one is checked
+            found = np.arange(len(self.envelopes))
+        else:
+            found = [position for x in range(x0, x1 + 1) for y in range(y0, y1 + 1)
+                     for position in self.cells.get((x, y), ())]
+            found = np.unique(np.concatenate([np.array(found, int), self.wide]))
+        return found[_meet(self.envelopes[found], envelope)] if len(found) else found
+
+
+def _meet(envelopes: np.ndarray, envelope) -> np.ndarray:
+    return ((envelopes[:, 0] <= envelope[1]) & (envelope[0] <= envelopes[:, 1])
+            & (envelopes[:, 2] <= envelope[3]) & (envelope[2] <= envelopes[:, 3]))
+
+
+def _vertices(geometry) -> int:
+    count = geometry.GetPointCount()
+    for index in range(geometry.GetGeometryCount()):
+        count += _vertices(geometry.GetGeometryRef(index))
+    return count
+
+
+def _cut(polygon, depth: int = 0) -> list:
+    """`polygon` in pieces of at most PIECE_VERTICES vertices: halved across its envelope's
+    longer side until they are (each halving costs time proportional to its vertices)."""
+    if _vertices(polygon) <= PIECE_VERTICES or depth >= 40:
+        return [polygon]
+    _, ogr, _ = osgeo()
+    x0, x1, y0, y1 = polygon.GetEnvelope()
+    if x1 - x0 >= y1 - y0:
+        halves = [(x0, (x0 + x1) / 2, y0, y1), ((x0 + x1) / 2, x1, y0, y1)]
+    else:
+        halves = [(x0, x1, y0, (y0 + y1) / 2), (x0, x1, (y0 + y1) / 2, y1)]
+    pieces = []
+    for a, b, c, d in halves:
+        box = ogr.CreateGeometryFromWkt(f"POLYGON (({a} {c}, {b} {c}, {b} {d}, {a} {d}, {a} {c}))")
+        for piece in _polygons_of(polygon.Intersection(box)):
+            pieces.extend(_cut(piece, depth + 1))
+    return pieces
+
+
+def _polygons_of(geometry) -> list:
+    """The polygons of an overlay's result (a polygon, multipolygon or collection; lines and
+    points, where pieces only touch, have no area and are left out)."""
+    if geometry is None or geometry.IsEmpty():
+        return []
+    _, ogr, _ = osgeo()
+    kind = ogr.GT_Flatten(geometry.GetGeometryType())
+    if kind == ogr.wkbPolygon:
+        return [geometry]
+    if kind in (ogr.wkbMultiPolygon, ogr.wkbGeometryCollection):
+        return [polygon for index in range(geometry.GetGeometryCount())
+                for polygon in _polygons_of(geometry.GetGeometryRef(index).Clone())]
+    return []
+
+
+def _area(geometry) -> float:
+    """The area of an overlay's result (0 where it is only points or lines)."""
+    return sum(polygon.GetArea() for polygon in _polygons_of(geometry))
+
+
+def _simple(item: MergedObject) -> bool:
+    """Whether `item` is compared whole: few polygons, few vertices (its WKB holds 16 bytes a
+    vertex, so its size bounds them without visiting them)."""
+    geometry = item.ogr()
+    return geometry.GetGeometryCount() <= SIMPLE_PARTS and geometry.WkbSize() <= 16 * SIMPLE_VERTICES
+
+
+def merge_objects(results: list[TileResult], min_object_size: int = 0,
+                  progress: Progress | None = None) -> tuple[list[MergedObject], int, int]:
     """(kept objects, duplicates dropped, objects clipped): the rule of this module's docstring.
     The order (depth, then tile id, then Region_ID) makes the map independent of the order in
-    which tiles finished."""
+    which tiles finished. `progress(fraction, message)` is called a few times a second and may
+    raise to cancel."""
+    tick = _Ticker(progress)
     candidates = [(-result.depths[index], result.tile_id, index, result)
                   for result in results for index in range(result.count)]
     candidates.sort(key=lambda item: item[:3])
     sizes = [max(result.envelopes[:, 1] - result.envelopes[:, 0]) for result in results if result.count]
     cell = max(1.0, 2 * float(np.median(sizes))) if sizes else 1.0
-    index_of = {}  # grid cell -> positions in kept
+    index_of, wide = {}, []  # grid cell -> positions in kept; positions of kept objects over many cells
     kept, duplicates, clipped = [], 0, 0
-    for _, tile_id, index, result in candidates:
+    for number, (_, tile_id, index, result) in enumerate(candidates):
+        tick(number / max(len(candidates), 1),
+             lambda number=number: f"Merging the tiles' objects ({number} of {len(candidates)})")
         envelope = result.envelopes[index]
-        cells = [(x, y) for x in range(int(envelope[0] // cell), int(envelope[1] // cell) + 1)
-                 for y in range(int(envelope[2] // cell), int(envelope[3] // cell) + 1)]
-        near = sorted({position for key in cells for position in index_of.get(key, ())
+        x0, x1, y0, y1 = (int(envelope[0] // cell), int(envelope[1] // cell), int(envelope[2] // cell),
+                          int(envelope[3] // cell))
+        many = (x1 - x0 + 1) * (y1 - y0 + 1) > WIDE_CELLS
+        cells = [] if many else [(x, y) for x in range(x0, x1 + 1) for y in range(y0, y1 + 1)]
+        looked = range(len(kept)) if many else [*{position for key in cells for position in index_of.get(key, ())},
+                                                *wide]
+        near = sorted({position for position in looked
                        if _envelopes_meet(envelope, kept[position].result.envelopes[kept[position].index])})
         candidate = MergedObject(result, index, tiles={tile_id})
-        outcome = (_against_neighbours(candidate, [kept[position] for position in near], min_object_size) if near
-                   else "kept")
+        outcome = (_against_neighbours(candidate, [kept[position] for position in near], min_object_size,
+                                       lambda number=number: tick(number / max(len(candidates), 1))) if near else "kept")
         if outcome == "duplicate":
             duplicates += 1
             continue
         clipped += outcome == "clipped"
+        if many:
+            wide.append(len(kept))
         for key in cells:
             index_of.setdefault(key, []).append(len(kept))
         kept.append(candidate)
         result.kept += 1
+    tick(1.0, "Merged the tiles' objects", force=True)
     return kept, duplicates, clipped
+
+
+class _Ticker:
+    """Calls `progress` at most every 0.1 s (it may raise to cancel): cheap enough for every
+    object and every piece compared."""
+
+    def __init__(self, progress):
+        self.progress, self.last, self.fraction, self.message = progress, 0.0, 0.0, ""
+
+    def __call__(self, fraction: float | None = None, message=None, force: bool = False) -> None:
+        """`message`: the text, or a function that makes it (made only when progress is called)."""
+        if self.progress is None:
+            return
+        self.fraction = self.fraction if fraction is None else fraction
+        self.message = self.message if message is None else message
+        now = time.monotonic()
+        if force or now - self.last >= 0.1:
+            self.last = now
+            self.progress(self.fraction, self.message() if callable(self.message) else self.message)
 
 
 def _envelopes_meet(a, b) -> bool:
     return a[0] <= b[1] and b[0] <= a[1] and a[2] <= b[3] and b[2] <= a[3]
 
 
-def _against_neighbours(candidate: MergedObject, neighbours: list[MergedObject], min_object_size: int) -> str:
+def _against_neighbours(candidate: MergedObject, neighbours: list[MergedObject], min_object_size: int,
+                        tick: Callable[[], None] = lambda: None) -> str:
     """'duplicate' (and the neighbour it repeats counts its tile), 'clipped' or 'kept'."""
+    if not (_simple(candidate) and all(_simple(neighbour) for neighbour in neighbours)):
+        return _against_neighbours_in_pieces(candidate, neighbours, min_object_size, tick)
     geometry = candidate.ogr()
     area = geometry.GetArea()
     overlapping = []
     for neighbour in neighbours:
+        tick()
         other = neighbour.ogr()
         if geometry.Intersects(other):
             overlap = geometry.Intersection(other).GetArea()
@@ -716,13 +941,71 @@ def _against_neighbours(candidate: MergedObject, neighbours: list[MergedObject],
     _, ogr, _ = osgeo()
     for _, neighbour in overlapping:
         geometry = geometry.Difference(neighbour.ogr())
-    geometry = ogr.ForceToMultiPolygon(geometry)
+    return _cut_off(candidate, ogr.ForceToMultiPolygon(geometry), area, same, min_object_size)
+
+
+def _cut_off(candidate: MergedObject, geometry, area: float, same: MergedObject, min_object_size: int) -> str:
+    """The candidate, having lost what overlapped its neighbours, is left with `geometry`:
+    'clipped', or 'duplicate' when too little of it is left."""
     pixels = candidate.result.fields["npixel"][candidate.index] * geometry.GetArea() / area
     if geometry.IsEmpty() or pixels < max(min_object_size, 1):  # nothing of its own left: seen by `same` too
         same.tiles.add(candidate.result.tile_id)
         return "duplicate"
     candidate.geometry = geometry
+    candidate._pieces = None
     return "clipped"
+
+
+def _against_neighbours_in_pieces(candidate: MergedObject, neighbours: list[MergedObject], min_object_size: int,
+                                  tick: Callable[[], None]) -> str:
+    """_against_neighbours for objects of many parts or vertices: the same rule, piece by
+    piece, comparing only pieces whose envelopes meet."""
+    _, ogr, _ = osgeo()
+    own = candidate.pieces()
+    area = candidate.ogr().GetArea()
+    overlapping, cuts = [], {}  # (overlap, neighbour); own piece -> neighbours' pieces to cut off it
+    for neighbour in neighbours:
+        theirs, overlap = neighbour.pieces(), 0.0
+        for mine, piece in enumerate(own.polygons):
+            for other in theirs.meeting(own.envelopes[mine]):
+                tick()
+                if piece.Intersects(theirs.polygons[other]):
+                    shared = _area(piece.Intersection(theirs.polygons[other]))
+                    if shared > 0:
+                        overlap += shared
+                        cuts.setdefault(mine, []).append(theirs.polygons[other])
+        if overlap > 0:
+            overlapping.append((overlap, neighbour))
+    if not overlapping:
+        return "kept"
+    largest, same = max(overlapping, key=lambda item: item[0])
+    if largest >= SAME_OBJECT_OVERLAP * area:
+        same.tiles.add(candidate.result.tile_id)
+        return "duplicate"
+    left = {part: [] for part in range(len(own.parts))}  # what is left of each polygon, in pieces
+    changed, whole = set(), np.bincount(own.part_of, minlength=len(own.parts)) == 1
+    for mine, piece in enumerate(own.polygons):
+        for other in cuts.get(mine, ()):
+            tick()
+            piece = piece.Difference(other)
+        if mine in cuts:
+            changed.add(own.part_of[mine])
+        left[own.part_of[mine]].extend(_polygons_of(piece))
+    geometry = ogr.Geometry(ogr.wkbMultiPolygon)
+    for part, pieces in left.items():
+        if part not in changed:
+            polygons = [own.parts[part]]
+        elif len(pieces) <= 1 or whole[part]:
+            polygons = pieces  # a polygon compared whole: its pieces are what is left of it
+        else:  # the pieces of a cut polygon are joined again
+            union = ogr.Geometry(ogr.wkbMultiPolygon)
+            for piece in pieces:
+                union.AddGeometry(piece)
+            tick()
+            polygons = _polygons_of(union.UnionCascaded())
+        for polygon in polygons:
+            geometry.AddGeometry(polygon)
+    return _cut_off(candidate, geometry, area, same, min_object_size)
 
 
 def write_merged(path: str, layer: str, target_crs, kept: list[MergedObject], tags: dict,
@@ -764,6 +1047,19 @@ def write_coverage(path: str, layer: str, target_crs, tiles: list[TileResult], t
                 feature_ids=None, add_layer=True)
 
 
+def excluded_note(counts: dict) -> str:
+    """', x % of its pixels in the exclusion mask' for a tile's log line ('' without a mask)."""
+    if "excluded_share" not in counts:
+        return ""
+    return f", {100 * counts['excluded_share']:.3g} % of its pixels in the exclusion mask"
+
+
+def exclusion_missed(counts: dict) -> bool:
+    """Whether the exclusion polygons overlap a tile in their own CRS yet exclude none of its
+    pixels (smaller than a pixel, or in another CRS than they say): worth a warning."""
+    return counts.get("exclusion_overlaps", False) and counts.get("excluded_share") == 0
+
+
 def merge_tiles(inputs, target_crs=DEFAULT_TARGET_CRS, *, settings: TileSettings | None = None,
                 tile_outputs: str | None = None, workers: int = 1, client=None, stop_on_error: bool = False,
                 progress: Progress | None = None, files: AtomicFiles | None = None) -> Region:
@@ -790,6 +1086,10 @@ def merge_tiles(inputs, target_crs=DEFAULT_TARGET_CRS, *, settings: TileSettings
                                                                       for item in skipped[:12]))
     if files is not None:  # outputs never replace a tile's files
         files.protect([path for source in sources for path in source.inputs])
+    if tile_outputs:  # a tile's own outputs that would replace an input are refused before any tile
+        for source in sources:
+            for name in TILE_OUTPUTS:
+                files.check(os.path.join(tile_outputs, source.tile_id, name))
     jobs = []
     for source in sources:
         outputs = None
@@ -799,6 +1099,11 @@ def merge_tiles(inputs, target_crs=DEFAULT_TARGET_CRS, *, settings: TileSettings
         jobs.append((source, settings, target_crs, outputs))
     results, unfound = [], len(skipped)
     status = [f"Processing {len(jobs)} tiles"]
+    if client is None and workers > 1:
+        workers, note = worker_count(workers, sources)
+        status[0] += f", up to {workers} at a time in worker processes" if workers > 1 else " in this process"
+        if note:
+            status[0] += f" ({note})"
 
     def heartbeat():
         report((len(results) + len(skipped) - unfound) / len(jobs) * 0.9, status[0])
@@ -814,7 +1119,7 @@ def merge_tiles(inputs, target_crs=DEFAULT_TARGET_CRS, *, settings: TileSettings
         else:
             results.append(result)
         status[0] = f"Tile {result.tile_id}: " + (f"skipped ({result.error})" if result.error
-                                                   else f"{result.count} objects")
+                                                   else f"{result.count} objects" + excluded_note(result.counts))
         heartbeat()
     if not results:
         raise ValueError(f"none of the {len(jobs)} tiles could be processed; the first: tile "
@@ -822,8 +1127,14 @@ def merge_tiles(inputs, target_crs=DEFAULT_TARGET_CRS, *, settings: TileSettings
     results.sort(key=lambda result: result.tile_id)
     report(0.9, "Merging the tiles' objects")
     kept, duplicates, clipped, groups = [], 0, 0, {}
+    total, done = max(sum(result.count for result in results), 1), 0
     for key, members in grouped(results, settings.group_by):
-        group_kept, group_duplicates, group_clipped = merge_objects(members, settings.min_object_size)
+        share = sum(member.count for member in members)
+        group_kept, group_duplicates, group_clipped = merge_objects(
+            members, settings.min_object_size,
+            lambda fraction, message, done=done, share=share: report(0.9 + 0.1 * (done + fraction * share) / total,
+                                                                     message))
+        done += share
         kept += group_kept
         duplicates += group_duplicates
         clipped += group_clipped

@@ -138,6 +138,28 @@ def exclusion_polygons(path: str, centres, half_side: float = 150.0, epsg: int =
     return path
 
 
+def speckled_region(folder: str, mask: str = "quality", radius: float | None = None) -> dict:
+    """The test region (`region`) with checkerboard probabilities (90 / 10 % on alternate
+    pixels of each tile's grid; with `radius`, only within `radius` m of the slump seen by
+    tiles A and B): with 8-connectivity one object of thousands of diagonal parts per tile,
+    the hardest merge."""
+    info = region(folder, mask)
+    x, y, _ = info["slumps"]["overlap"]
+    for name, spec in info["tiles"].items():
+        dataset = gdal.Open(os.path.join(folder, name, "probabilities.tif"), gdal.GA_Update)
+        band = dataset.GetRasterBand(1)
+        data = band.ReadAsArray()
+        rows, cols = np.mgrid[:data.shape[0], :data.shape[1]]
+        speckle = np.where((rows + cols) % 2 == 0, 90, 10).astype(np.uint8)
+        if radius is not None:
+            centres = np.column_stack([spec.x0 + (cols.ravel() + 0.5) * PIXEL, spec.y0 - (rows.ravel() + 0.5) * PIXEL])
+            ground = to_crs(centres, spec.epsg, GROUND)
+            near = (np.hypot(ground[:, 0] - x, ground[:, 1] - y) < radius).reshape(data.shape)
+            speckle = np.where(near, speckle, data)
+        band.WriteArray(speckle)
+        dataset = None
+    return info
+
 if __name__ == "__main__":
     import argparse
 
@@ -148,3 +170,4 @@ if __name__ == "__main__":
     arguments = parser.parse_args()
     written = region(arguments.folder, mask="extent" if arguments.extent else "quality")
     print(f"{len(written['tiles'])} tiles in {arguments.folder}: {', '.join(written['tiles'])}")
+

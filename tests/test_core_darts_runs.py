@@ -213,3 +213,15 @@ def test_worker_processes_give_the_same_per_year_map(run, tmp_path):
     process_tiles(run["root"], str(tmp_path / "one.gpkg"), layer="slumps", workers=1)
     process_tiles(run["root"], str(tmp_path / "two.gpkg"), layer="slumps", workers=2)
     assert features(tmp_path / "one.gpkg") == features(tmp_path / "two.gpkg")
+
+
+def test_a_tile_holding_a_tile_of_the_same_name_gets_readable_unique_ids(run, tmp_path):
+    """#20 item 6: ids are paths below the input folder, never '.', never two alike."""
+    outer = tmp_path / "T07WET"
+    shutil.copytree(run["folders"][(2019, "tile_A")], outer)
+    shutil.copytree(run["folders"][(2024, "tile_A")], outer / "T07WET")
+    sources, _ = find_tiles(str(outer))
+    assert sorted(source.tile_id for source in sources) == ["T07WET", "T07WET/T07WET"]
+    with AtomicFiles() as files:
+        region = merge_tiles(str(outer), tile_outputs=str(tmp_path / "tiles"), files=files)
+    assert sorted(os.listdir(tmp_path / "tiles")) == ["T07WET"] and len(region.tiles) == 2

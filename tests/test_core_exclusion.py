@@ -170,6 +170,53 @@ def test_prepare_export_with_a_water_mask_from_a_file(tmp_path):
         assert counts["binarized_segmentation"]["removed_excluded"] == (1 if boundary == "remove" else 0)
 
 
+def lat_lon_box(path, west, south, east, north):
+    """A GeoPackage holding one 4-vertex polygon in EPSG:4326 (what a user draws in lat/lon)."""
+    dataset = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
+    layer = dataset.CreateLayer("box", srs_of("EPSG:4326"), ogr.wkbPolygon)
+    feature = ogr.Feature(layer.GetLayerDefn())
+    feature.SetGeometry(ogr.CreateGeometryFromWkt(
+        f"POLYGON (({west} {south}, {east} {south}, {east} {north}, {west} {north}, {west} {south}))"))
+    layer.CreateFeature(feature)
+    dataset = None
+    return str(path)
+
+
+def test_a_lat_lon_box_covers_what_it_covers_on_the_map(tmp_path):
+    """Issue 20: polygons were reprojected vertex by vertex, so a box over 60-90°N (or the
+    whole world) became a few far-away points joined by straight lines: it excluded nothing.
+    Now its edges are followed: every pixel whose centre lies in the box in lat/lon counts."""
+    info = {}
+    for box in ((-180, 60, 180, 90), (-180, -90, 180, 90)):
+        mask = exclusion_mask(lat_lon_box(tmp_path / f"{box[1]}.gpkg", *box), SHAPE, GEOTRANSFORM, UTM, info=info)
+        assert mask.all() and info["overlaps"]
+    # a box whose northern edge (a parallel: curved in UTM) crosses the grid, to the pixel
+    rows, cols = np.mgrid[:SHAPE[0], :SHAPE[1]]
+    centres = np.column_stack([GEOTRANSFORM[0] + (cols.ravel() + 0.5) * 10, GEOTRANSFORM[3] - (rows.ravel() + 0.5) * 10])
+    lon_lat = np.array(osr.CoordinateTransformation(srs_of(UTM), srs_of("EPSG:4326")).TransformPoints(
+        centres.tolist()))[:, :2]
+    north = float(np.median(lon_lat[:, 1]))
+    expected = ((lon_lat[:, 1] < north) & (lon_lat[:, 0] > -150) & (lon_lat[:, 0] < -100)).reshape(SHAPE)
+    mask = exclusion_mask(lat_lon_box(tmp_path / "part.gpkg", -150, 50, -100, north), SHAPE, GEOTRANSFORM, UTM)
+    assert 0 < expected.mean() < 1
+    np.testing.assert_array_equal(mask, expected)
+
+
+def test_polygons_over_a_tile_that_cover_no_pixel_centre_are_told(tmp_path):
+    """A polygon that overlaps the grid in its own CRS but holds no pixel centre (here 1 m
+    wide) excludes nothing: `info` says it overlaps, so the caller can warn."""
+    x, y = GEOTRANSFORM[0] + 100, GEOTRANSFORM[3] - 100  # a pixel corner: no centre within 1 m
+    tiny = ogr.CreateGeometryFromWkt(f"POLYGON (({x} {y}, {x + 1} {y}, {x + 1} {y - 1}, {x} {y - 1}, {x} {y}))")
+    info = {}
+    assert not exclusion_mask(write_layers(tmp_path / "tiny.gpkg", {"w": [("x", tiny)]}, crs="EPSG:4326"), SHAPE,
+                              GEOTRANSFORM, UTM, info=info).any()
+    assert info["overlaps"]
+    far = rectangle((-500, -400), (-500, -400))
+    assert not exclusion_mask(write_layers(tmp_path / "far.gpkg", {"w": [("x", far)]}), SHAPE, GEOTRANSFORM, UTM,
+                              info=info).any()
+    assert not info["overlaps"]
+
+
 # -- exclusion by share (#18 item 5) ------------------------------------------------------------
 
 @pytest.mark.parametrize("seed", range(10))

@@ -44,9 +44,13 @@ def test_observation_counts(dtype):
     np.testing.assert_array_equal(quality_from_observations(counts), [[0, 1, 1, 1], [2, 2, 2, 0]])
 
 
-def test_observation_counts_nan_and_negative_are_invalid():
-    np.testing.assert_array_equal(quality_from_observations(np.array([np.nan, -1, 3.5], np.float32)), [0, 0, 2])
-    np.testing.assert_array_equal(quality_from_observations(np.array([-2, 1], np.int16)), [0, 1])
+def test_observation_counts_nan_is_invalid_and_negative_or_fractional_counts_are_refused():
+    """Issue 20: one rule for counts, as strict as SCL/UDM2's: negative counts became 0 and 2.5
+    became 'low quality' silently; now they are errors (NaN is still 'no value')."""
+    np.testing.assert_array_equal(quality_from_observations(np.array([np.nan, 0, 3, 4], np.float32)), [0, 0, 1, 2])
+    for counts in (np.array([np.nan, -1, 3], np.float32), np.array([-2, 1], np.int16), np.array([2.5], np.float64)):
+        with pytest.raises(ValueError, match="observation counts are whole numbers of 0 or more"):
+            quality_from_observations(counts)
 
 
 def test_dispatch_and_bad_input():

@@ -276,3 +276,23 @@ def test_erosion_in_small_batches_equals_the_reference(monkeypatch, intervals, p
         valid[5:9, 10:30] = False  # a wide invalid stretch next to scattered pixels
         got = postprocess.erode_valid(valid, size, 0)
         np.testing.assert_array_equal(got, reference.erode_mask(valid, size, 0) != 0)
+
+
+def test_discarded_outputs_leave_no_folder_they_made(tmp_path):
+    """Issue 20: a canceled or failed run left the empty folders made for its outputs
+    (processtiles' OUTPUT_TILES and tiles/<id>/); folders that were there, or that hold
+    something else by then, stay. Committed outputs keep theirs."""
+    from darts_postprocessing.core.files import AtomicFiles
+
+    (tmp_path / "there").mkdir()
+    files = AtomicFiles()
+    for target in ("there/a.tif", "new/deeper/b.tif", "new/c.tif", "busy/d.tif"):
+        with open(files.reserve(str(tmp_path / target)), "w") as handle:
+            handle.write("x")
+    (tmp_path / "busy" / "someone else's").write_text("y")
+    files.discard()
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["busy", "someone else's", "there"]
+    with AtomicFiles() as files:
+        with open(files.reserve(str(tmp_path / "kept" / "e.tif")), "w") as handle:
+            handle.write("x")
+    assert (tmp_path / "kept" / "e.tif").read_text() == "x"

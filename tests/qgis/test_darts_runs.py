@@ -120,3 +120,16 @@ def test_subset_and_grouping_through_qgis_process(profile, tmp_path):
     results = json.loads(result.stdout)["results"]
     assert results["TILES_PROCESSED"] == 1 and results["TILES_SKIPPED"] == 2
     assert "probabilities-with_tcvis.tif" in result.stdout + result.stderr
+
+
+def test_a_dask_cluster_gives_the_same_per_year_map(profile, run, tmp_path, cluster):
+    def rows(path):
+        dataset = ogr.Open(str(path))
+        return sorted((name, repr(sorted(f.items().items())), f.GetGeometryRef().ExportToWkb())
+                      for name in ("map", "map_coverage") for f in dataset.GetLayerByName(name))
+
+    for name, extra in (("local", ["WORKERS=1"]), ("cluster", [f"DASK_SCHEDULER={cluster}"])):
+        result = qgis_process(profile, "run", "darts:processtiles", "--", f"INPUT_FOLDER={run['root']}", *extra,
+                              f"OUTPUT={tmp_path / name / 'map.gpkg'}")
+        assert result.returncode == 0, result.stdout + result.stderr
+    assert rows(tmp_path / "local" / "map.gpkg") == rows(tmp_path / "cluster" / "map.gpkg")

@@ -677,3 +677,31 @@ def test_ctrl_c_at_a_random_moment_writes_nothing(profile, data, reference, name
     failed_clearly(process.returncode, text, "Canceled: no output was written.")
     assert final_files(out) == [] and leftovers(out) == []
     unchanged(data)
+
+
+def test_ctrl_c_during_the_merge_writes_nothing(profile, tmp_path):
+    """Issue 20: SIGINT while processtiles merges the objects of a speckled region (one object
+    of ~45 000 parts per tile: a merge of seconds). It used to go on (no cancel check in the
+    merge, which also hung on these shapes); now: a non-zero exit, one line, no file and no
+    folder of the run's outputs."""
+    scene.speckled_region(str(tmp_path / "tiles"))
+    before = digest(tmp_path / "tiles")
+    out = tmp_path / "out"
+    args = ["darts:processtiles", "--", f"INPUT_FOLDER={tmp_path / 'tiles'}", "BOUNDARY=clip", "MASK_EROSION_SIZE=0",
+            "MIN_OBJECT_SIZE=1", "WORKERS=2", f"OUTPUT={out / 'map.gpkg'}", f"OUTPUT_TILES={out / 'tiles'}",
+            f"OUTPUT_REPORT={out / 'report.html'}"]
+    with open(tmp_path / "log", "w") as log:
+        process = start(profile, args, log)
+        try:
+            assert wait_for(lambda: "Merging the tiles' objects" in (tmp_path / "log").read_text(), process, 240)
+            time.sleep(0.5)
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    text = (tmp_path / "log").read_text()
+    failed_clearly(process.returncode, text, "Canceled: no output was written.")
+    assert final_files(out) == [] and leftovers(out) == []
+    assert not out.exists()  # nor the folders the run made for them
+    assert digest(tmp_path / "tiles") == before

@@ -91,6 +91,82 @@ def test_processtiles_through_qgis_process_with_a_broken_tile(profile, region, t
     assert "Traceback" not in stopped.stdout + stopped.stderr and not (tmp_path / "stopped.gpkg").exists()
 
 
+def test_a_speckled_region_merges_in_time(profile, tmp_path):
+    """Issue 20: four tiles of checkerboard probabilities, boundary clip, no erosion, minimum
+    size 1 (one object of ~45 000 diagonal parts per tile) hung in the merge (GEOS Intersects,
+    killed after 300 s). Now it ends (about 20 s here), with progress inside the merge."""
+    scene.speckled_region(str(tmp_path / "tiles"))
+    run = qgis_process(profile, "run", "darts:processtiles", "--", f"INPUT_FOLDER={tmp_path / 'tiles'}", "WORKERS=1",
+                       "BOUNDARY=clip", "MASK_EROSION_SIZE=0", "MIN_OBJECT_SIZE=1", f"OUTPUT={tmp_path / 'map.gpkg'}")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "Merging the tiles' objects (" in run.stdout + run.stderr
+    dataset = ogr.Open(str(tmp_path / "map.gpkg"))
+    features = [f.GetGeometryRef().Clone() for f in dataset.GetLayer(0)]
+    assert len(features) == 4 and sum(g.GetGeometryCount() for g in features) > 100_000
+
+
+def test_workers_are_capped_through_qgis_process(profile, region, tmp_path):
+    """Issue 20: WORKERS=99999 started a process per tile (301 for 300 tiles, ~10 GB)."""
+    run = qgis_process(profile, "run", "darts:processtiles", "--", f"INPUT_FOLDER={region['inputs']}",
+                       "WORKERS=99999", f"OUTPUT={tmp_path / 'map.gpkg'}")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"WORKERS=99999 lowered to {min(4, len(os.sched_getaffinity(0)))}: 4 tiles" in run.stdout + run.stderr
+    assert slumps_found(tmp_path / "map.gpkg", region["slumps"]) == EXPECTED
+
+
+def test_outputs_that_clash_with_inputs_are_refused_before_the_first_tile(profile, tmp_path):
+    """Issue 20: each of these was refused only after every tile was processed (hours on a
+    region); now before the first tile, with one line, nothing written, the inputs as they were."""
+    inputs = tmp_path / "tiles"
+    scene.region(str(inputs), mask="extent")
+    water = scene.exclusion_polygons(str(tmp_path / "water.gpkg"), [(0.0, 0.0)], epsg=3413)
+    (tmp_path / "not-a-geopackage.gpkg").write_text("some text, not a GeoPackage")
+    before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    cases = [
+        ([f"OUTPUT_TILES={inputs}"], "also an input"),
+        ([f"OUTPUT_REPORT={inputs / 'tile_A' / 'probabilities.tif'}"], "also an input"),
+        ([f"EXCLUDE={water}", f"OUTPUT={water}"], "also an input"),
+        ([f"EXCLUDE={water}", f"OUTPUT=ogr:dbname='{water}' table=\"slumps\""], "also an input"),
+        ([f"OUTPUT=ogr:dbname='{tmp_path / 'not-a-geopackage.gpkg'}' table=\"slumps\""],
+         "not a readable GeoPackage"),
+    ]
+    for extra, words in cases:
+        if not any(argument.startswith("OUTPUT=") for argument in extra):
+            extra = [*extra, f"OUTPUT={tmp_path / 'map.gpkg'}"]
+        run = qgis_process(profile, "run", "darts:processtiles", "--", f"INPUT_FOLDER={inputs}", "WORKERS=1", *extra)
+        text = run.stdout + run.stderr
+        assert run.returncode != 0 and words in text and "Traceback" not in text, (extra, text)
+        assert "Tile tile_" not in text, (extra, text)  # no tile was processed
+        assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before, extra
+
+
+def test_a_lat_lon_box_excludes_what_it_covers_through_qgis_process(profile, region, tmp_path):
+    """Issue 20: a 4-vertex box over 60-90°N in EPSG:4326 excluded nothing (report: 0 removed,
+    no warning). Now every tile lies wholly in it: no slump left, 100 % of each tile's pixels
+    in the mask, in the log and the report. A polygon over a tile that covers no pixel centre
+    gets a warning."""
+    box = tmp_path / "arctic.gpkg"
+    dataset = ogr.GetDriverByName("GPKG").CreateDataSource(str(box))
+    layer = dataset.CreateLayer("arctic", scene.srs_of(4326), ogr.wkbPolygon)
+    feature = ogr.Feature(layer.GetLayerDefn())
+    feature.SetGeometry(ogr.CreateGeometryFromWkt("POLYGON ((-180 60, 180 60, 180 90, -180 90, -180 60))"))
+    layer.CreateFeature(feature)
+    dataset = None
+    run = qgis_process(profile, "run", "darts:processtiles", "--json", "--", f"INPUT_FOLDER={region['inputs']}",
+                       f"EXCLUDE={box}", f"OUTPUT={tmp_path / 'map.gpkg'}", f"OUTPUT_REPORT={tmp_path / 'report.html'}")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert json.loads(run.stdout[run.stdout.index("{"):])["results"]["FEATURES"] == 0
+    assert "Tile tile_A, 100 % of its pixels in the exclusion mask" in run.stdout + run.stderr
+    assert "(100 % of the pixels)" in (tmp_path / "report.html").read_text()
+    x, y = scene.ground_of_pixel(region["tiles"]["tile_A"], 100, 100)  # a pixel corner in tile A
+    tiny = scene.exclusion_polygons(str(tmp_path / "tiny.gpkg"), [(x, y)], half_side=0.5, epsg=3413)
+    run = qgis_process(profile, "run", "darts:processtiles", "--", f"INPUT_FOLDER={region['inputs']}",
+                       f"EXCLUDE={tiny}", f"OUTPUT={tmp_path / 'tiny-map.gpkg'}")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "Tile tile_A: the exclusion polygons overlap it in their own CRS but cover no pixel centre" in run.stdout + run.stderr
+    assert "tile_B: the exclusion polygons" not in run.stdout + run.stderr
+
+
 def test_exclusion_polygons_through_qgis_process(profile, region, tmp_path):
     slumps = region["slumps"]
     water = scene.exclusion_polygons(str(tmp_path / "water.gpkg"), [slumps["a_only"][:2]], epsg=32608)

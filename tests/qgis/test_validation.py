@@ -1,0 +1,151 @@
+"""One validation rule per kind of input, the same in every algorithm (issue 20, item 5),
+through qgis_process as a user meets it: counts, complex rasters, percent on fractions,
+THRESHOLDS, EXCLUDE's errors and delimited-text polygons. Each case failed (or passed
+silently) on the code before."""
+
+import shutil
+
+import numpy as np
+import pytest
+from osgeo import gdal, ogr, osr
+from qgis_cli import qgis_process
+
+import sample_region as scene
+
+gdal.UseExceptions()
+ogr.UseExceptions()
+
+
+def write(path, array, kind=gdal.GDT_Byte, nodata=None):
+    dataset = gdal.GetDriverByName("GTiff").Create(str(path), array.shape[1], array.shape[0], 1, kind)
+    dataset.SetGeoTransform((500000.0, 10.0, 0.0, 7000000.0, 0.0, -10.0))
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32606)
+    dataset.SetProjection(srs.ExportToWkt())
+    if nodata is not None:
+        dataset.GetRasterBand(1).SetNoDataValue(nodata)
+    dataset.GetRasterBand(1).WriteArray(array)
+    dataset = None
+    return str(path)
+
+
+def run(profile, algorithm, *arguments):
+    result = qgis_process(profile, "run", f"darts:{algorithm}", "--", *arguments)
+    return result.returncode, result.stdout + result.stderr
+
+
+def refused(profile, tmp_path, algorithm, *arguments, words):
+    """One ERROR line holding `words`, a non-zero exit, no traceback, no output written."""
+    before = sorted(path.name for path in tmp_path.iterdir())
+    code, text = run(profile, algorithm, *arguments)
+    errors = [line for line in text.splitlines() if line.startswith("ERROR")]
+    assert code != 0 and len(errors) == 1 and "Traceback" not in text, text
+    assert words in errors[0], (words, errors[0])
+    assert sorted(path.name for path in tmp_path.iterdir()) == before
+    return errors[0]
+
+
+@pytest.fixture(scope="module")
+def rasters(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("inputs")
+    fractions = np.full((60, 60), 0.2, np.float32)
+    fractions[10:30, 10:30] = 0.9
+    counts = np.full((60, 60), 5, np.int16)
+    counts[:5] = -2
+    return {"fractions": write(folder / "fractions.tif", fractions, gdal.GDT_Float32),
+            "complex": write(folder / "complex.tif", fractions.astype(np.complex64), gdal.GDT_CFloat32),
+            "quality": write(folder / "quality.tif", np.full((60, 60), 2, np.uint8)),
+            "negative": write(folder / "negative.tif", counts, gdal.GDT_Int16),
+            "fractional": write(folder / "fractional.tif", np.full((60, 60), 2.5, np.float32), gdal.GDT_Float32)}
+
+
+def test_counts_are_non_negative_integers(profile, rasters, tmp_path):
+    for name, shown in (("negative", "-2"), ("fractional", "2.5")):
+        line = refused(profile, tmp_path, "qualitymask", f"INPUT={rasters[name]}", "SOURCE=observations",
+                       f"OUTPUT={tmp_path / 'quality.tif'}", words="observation counts are whole numbers of 0 or more")
+        assert rasters[name] in line and shown in line
+
+
+def test_complex_rasters_are_refused_in_every_algorithm(profile, rasters, tmp_path):
+    for algorithm, arguments in (
+            ("prepareexport", [f"PROBABILITIES={rasters['complex']}", f"QUALITY_MASK={rasters['quality']}",
+                               f"OUTPUT_BINARIZED={tmp_path / 'b.tif'}", f"OUTPUT_EXTENT={tmp_path / 'e.tif'}"]),
+            ("binarize", [f"PROBABILITIES={rasters['complex']}", f"OUTPUT={tmp_path / 'b.tif'}"]),
+            ("qualitymask", [f"INPUT={rasters['complex']}", "SOURCE=observations", f"OUTPUT={tmp_path / 'q.tif'}"]),
+            ("erodemask", [f"MASK={rasters['complex']}", "SIZE=1", f"OUTPUT={tmp_path / 'q.tif'}"])):
+        refused(profile, tmp_path, algorithm, *arguments, words="holds complex numbers (CFloat32)")
+
+
+def test_percent_on_fractions_is_warned(profile, rasters, tmp_path):
+    code, text = run(profile, "binarize", f"PROBABILITIES={rasters['fractions']}", "PROBABILITY_SCALE=percent",
+                     f"OUTPUT={tmp_path / 'b.tif'}")
+    assert code == 0, text
+    assert "is read as percent (0..100), but none of its values is above 0.9" in text
+    code, text = run(profile, "binarize", f"PROBABILITIES={rasters['fractions']}", f"OUTPUT={tmp_path / 'c.tif'}")
+    assert code == 0 and "read as percent" not in text, text
+    tiles = tmp_path / "tiles"
+    scene.region(str(tiles))
+    probabilities = tiles / "tile_A" / "probabilities.tif"
+    data = gdal.Open(str(probabilities)).ReadAsArray()
+    probabilities.unlink()
+    source = gdal.Open(str(tiles / "tile_A" / "quality_data_mask.tif"))
+    dataset = gdal.GetDriverByName("GTiff").Create(str(probabilities), data.shape[1], data.shape[0], 1,
+                                                   gdal.GDT_Float32)
+    dataset.SetGeoTransform(source.GetGeoTransform())
+    dataset.SetProjection(source.GetProjection())
+    dataset.GetRasterBand(1).WriteArray((data / 100).astype(np.float32))
+    dataset = None
+    code, text = run(profile, "processtiles", f"INPUT_FOLDER={tiles}", "PROBABILITY_SCALE=percent", "WORKERS=1",
+                     f"OUTPUT={tmp_path / 'map.gpkg'}")
+    assert code == 0, text
+    assert "Tile tile_A: tile_A/probabilities.tif is read as percent" in text
+    assert "Tile tile_B: tile_B" not in text  # uint8 percent up to 90: no doubt
+
+
+def test_thresholds_refuse_a_decimal_comma(profile, rasters, tmp_path):
+    line = refused(profile, tmp_path, "prepareexport", f"PROBABILITIES={rasters['fractions']}", "THRESHOLDS=0,1",
+                   f"OUTPUT_BINARIZED={tmp_path / 'b.tif'}", f"OUTPUT_EXTENT={tmp_path / 'e.tif'}",
+                   words="has no decimal point")
+    assert "write 0.1 for one threshold, or 0.0,1.0 for two" in line
+    code, text = run(profile, "prepareexport", f"PROBABILITIES={rasters['fractions']}", "THRESHOLDS=0.4, 0.6",
+                     f"OUTPUT_BINARIZED={tmp_path / 'b.tif'}", f"OUTPUT_EXTENT={tmp_path / 'e.tif'}")
+    assert code == 0, text
+
+
+@pytest.fixture(scope="module")
+def region(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("region")
+    return {**scene.region(str(folder / "tiles")), "inputs": str(folder / "tiles"), "folder": folder}
+
+
+def test_exclude_errors_say_what_is_wrong(profile, region, tmp_path):
+    raster = tmp_path / "raster.tif"
+    shutil.copy(f"{region['inputs']}/tile_A/quality_data_mask.tif", raster)
+    water = scene.exclusion_polygons(str(tmp_path / "water.gpkg"), [region["slumps"]["a_only"][:2]], epsg=3413)
+    output = f"OUTPUT={tmp_path / 'out' / 'map.gpkg'}"
+    for value, words in ((raster, "must be polygons: tiles lie on different grids"),
+                         (tmp_path / "missing.gpkg", "does not exist"),
+                         (f"{water}|layername=lakes", "has no layer 'lakes' (has: water)")):
+        refused(profile, tmp_path, "processtiles", f"INPUT_FOLDER={region['inputs']}", f"EXCLUDE={value}", output,
+                "WORKERS=1", words=words)
+    refused(profile, tmp_path, "prepareexport", f"PROBABILITIES={region['inputs']}/tile_A/probabilities.tif",
+            f"EXCLUDE={tmp_path / 'missing.gpkg'}", f"OUTPUT_BINARIZED={tmp_path / 'b.tif'}",
+            f"OUTPUT_EXTENT={tmp_path / 'e.tif'}", words="does not exist")
+
+
+def test_delimited_text_polygons_are_accepted(profile, region, tmp_path):
+    """A CSV of WKT polygons (in EPSG:3413 coordinates, no CRS: declared by none, so taken in
+    each tile's CRS, warned) was refused as 'unknown(any) geometries'."""
+    x, y, _ = region["slumps"]["a_only"]
+    utm = scene.to_crs([(x, y)], 3413, 32607)[0]
+    square = f"POLYGON (({utm[0] - 150} {utm[1] - 150}, {utm[0] + 150} {utm[1] - 150}, {utm[0] + 150} " \
+             f"{utm[1] + 150}, {utm[0] - 150} {utm[1] + 150}, {utm[0] - 150} {utm[1] - 150}))"
+    csv = tmp_path / "water.csv"
+    csv.write_text(f'id,WKT\n1,"{square}"\n')
+    code, text = run(profile, "processtiles", f"INPUT_FOLDER={region['inputs']}", f"EXCLUDE={csv}", "WORKERS=1",
+                     f"OUTPUT={tmp_path / 'map.gpkg'}")
+    assert code == 0, text
+    assert "the polygons have no CRS" in text
+    dataset = ogr.Open(str(tmp_path / "map.gpkg"))
+    assert dataset.GetLayerByName("map").GetFeatureCount() == 5  # the slump under the square in tile A is gone
+    dataset = None
