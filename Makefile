@@ -12,11 +12,13 @@ DEMO          := demo-output
 QGIS_ENV      := QT_QPA_PLATFORM=offscreen QGIS_CUSTOM_CONFIG_PATH=$(CURDIR)/build/qgis-settings
 QGIS_PLUGINS  ?= $(HOME)/.local/share/QGIS/QGIS3/profiles/default/python/plugins
 
-.PHONY: help deps system-deps venv test test-core test-core-current test-qgis test-gui mutation bench bench-polygonize bench-mosaic bench-labels bench-tiles bench-merge demo package deploy clean
+.PHONY: help deps system-deps venv lint test test-trixie test-core test-core-current test-qgis test-gui mutation bench bench-polygonize bench-mosaic bench-labels bench-tiles bench-merge demo package deploy clean
 
 help:
 	@echo "make demo     install what is missing, build a sample tile, run qgis_process on it ($(DEMO)/)"
-	@echo "make test     all test suites (installs what is missing first)"
+	@echo "make test     lint and all test suites (installs what is missing first)"
+	@echo "make test-trixie  the core, QGIS and desktop suites on Debian 13 / QGIS 3.44 in a debootstrap chroot (root; build/trixie-root)"
+	@echo "make lint     ruff and flake8-qgis (QGIS plugin and Qt6 rules), from the venv"
 	@echo "make package  dist/$(PLUGIN).zip, to install in QGIS (Plugins > Install from ZIP)"
 	@echo "make deploy   copy the plugin into $(QGIS_PLUGINS)"
 	@echo "make mutation mutation testing of the core with mutmut (in the venv; ~15 min on 2 cores)"
@@ -26,7 +28,7 @@ help:
 	@echo "make bench-mosaic  qgis_process on a 4x4 VRT mosaic of full tiles (1.9 G px), block-wise; needs ~8 GB"
 	@echo "make bench-merge  processtiles' merge alone: 4 speckled tiles and 50 tiles with ~1.5*10^5 objects (~40 s, 1 GB)"
 	@echo "make bench-tiles  qgis_process darts:processtiles on 50 full tiles (1 and 2 workers) vs per-tile runs + QGIS merge/dissolve"
-	@echo "make deps     install QGIS 3.40, Debian's Python stack and a venv of current pip releases"
+	@echo "make deps     install QGIS (3.40 on Debian 12, 3.44 on 13), Debian's Python stack and a venv of current pip releases"
 
 deps: system-deps venv
 
@@ -40,9 +42,24 @@ $(VENV)/.installed: requirements-current.txt | system-deps
 	$(VENV_PYTHON) -m pip install -q --upgrade -r requirements-current.txt
 	touch $@
 
-test: deps test-core test-core-current test-qgis test-gui
+test: deps lint test-core test-core-current test-qgis test-gui
 
-# The core in Debian's Python (numpy 1.24, scikit-image 0.19), the Python QGIS uses, with GDAL's osgeo.
+# ruff (general rules) and flake8 with flake8-qgis (QGS1xx plugin rules, QGS4xx Qt6 / QGIS 4 rules),
+# both from the venv; settings in pyproject.toml.
+lint: $(VENV)/.lint-installed
+	$(VENV)/bin/ruff check --no-cache .
+	$(VENV)/bin/flake8 .
+$(VENV)/.lint-installed: requirements-lint.txt $(VENV)/.installed
+	$(VENV_PYTHON) -m pip install -q --upgrade -r requirements-lint.txt
+	touch $@
+
+# Debian 13 (trixie) with QGIS 3.44 from trixie-backports: test-core, test-qgis (fault suite
+# included) and test-gui in a debootstrap root file system (.ci/trixie says how; needs root).
+test-trixie:
+	bash .ci/trixie test
+
+# The core in Debian's Python (Debian 12: numpy 1.24, scikit-image 0.19; Debian 13: numpy 2.2,
+# scikit-image 0.25), the Python QGIS uses, with GDAL's osgeo.
 test-core:
 	$(SYSTEM_PYTHON) -m pytest $(PYTEST_ARGS) tests/test_core_equivalence.py tests/test_core_api.py tests/test_core_objects.py \
 	    tests/test_core_quality.py tests/test_core_vectorize.py tests/test_core_dask.py tests/test_gpu.py tests/test_core_reliability.py tests/test_core_gaps.py tests/test_core_tiles.py tests/test_core_exclusion.py tests/test_core_darts_files.py tests/test_core_percent.py tests/test_core_darts_runs.py tests/test_core_evaluate.py tests/test_core_compare_years.py

@@ -4,7 +4,8 @@ Importing this package imports nothing from QGIS; QGIS calls `classFactory` to l
 """
 
 
-def classFactory(iface):  # noqa: N802 (name fixed by QGIS)
+def classFactory(iface):  # noqa: N802 (name and argument fixed by QGIS)
+    """The plugin needs no `iface`: it only adds a Processing provider (qgis_process has no iface)."""
     from .plugin import DartsPostprocessingPlugin
 
-    return DartsPostprocessingPlugin(iface)
+    return DartsPostprocessingPlugin()

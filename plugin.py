@@ -6,8 +6,7 @@ from qgis.core import QgsApplication
 class DartsPostprocessingPlugin:
     """Adds the provider; `initProcessing` is what qgis_process calls."""
 
-    def __init__(self, iface):
-        self.iface = iface
+    def __init__(self):
         self.provider = None
 
     def initProcessing(self):  # noqa: N802 (QGIS API)

@@ -109,7 +109,7 @@ class CollectOutputsAlgorithm(DartsAlgorithm):
             self.check_canceled(feedback)
             if name == self.POLYGONS:
                 into_geopackage(targets[name], outputs,
-                                lambda file, layer: renamed(copy_geopackage(sources[name], file, layer)))
+                                lambda file, layer, name=name: renamed(copy_geopackage(sources[name], file, layer)))
             else:
                 renamed(copy_geotiff(sources[name], outputs.reserve(targets[name]), name))
             style_on_load(context, targets[name], style)

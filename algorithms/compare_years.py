@@ -88,7 +88,7 @@ class CompareYearsAlgorithm(DartsAlgorithm):
             return [decode_source(value) for value in files]
         sources = []
         for index, layer in enumerate(self.parameterAsLayerList(parameters, name, context)):
-            sources.append(vector_source(layer, context, lambda: outputs.scratch(
+            sources.append(vector_source(layer, context, lambda index=index: outputs.scratch(
                 os.path.join(folder, f"{name.lower()}-{index}.gpkg")), name))
         return sources
 
@@ -148,8 +148,8 @@ class CompareYearsAlgorithm(DartsAlgorithm):
         if report_path:
             from .report import render_changes_report
 
-            described = [("maps", "; ".join(f"{p}" + (f", layer {l}" if l else "") for p, l, _ in inputs)),
-                         ("coverage", "; ".join(f"{p}, layer {l}" for p, l, _ in coverage_sources) or "(none)"),
+            described = [("maps", "; ".join(f"{p}" + (f", layer {lyr}" if lyr else "") for p, lyr, _ in inputs)),
+                         ("coverage", "; ".join(f"{p}, layer {lyr}" for p, lyr, _ in coverage_sources) or "(none)"),
                          ("year field", year_field), ("stable within", tolerance), ("observed share", share),
                          ("CRS", crs.GetName())]
             with open(outputs.reserve(report_path), "w", encoding="utf-8") as handle:

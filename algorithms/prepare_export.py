@@ -2,7 +2,6 @@
 
 import functools
 import os
-import re
 
 from qgis.core import (
     QgsProcessingContext,
@@ -98,9 +97,9 @@ class PrepareExportAlgorithm(DartsAlgorithm):
             "rasters processed the same way; each binarized result is written beside the binarized output as "
             "&lt;name&gt;-&lt;layer name&gt;.tif.</p>"
             "<p>Outputs: binarized (uint8 0/1), extent (uint8 0/1), optionally the probabilities masked to the extent "
-            "(float32, float64 for float64 input; NaN outside), the kept objects as <b>polygons</b> (GeoPackage, with the statistics of "
-            "polygonize) and an HTML <b>report</b> (objects kept, removed at the boundary, removed as too small, "
-            "kept area, parameters, a histogram of object areas). "
+            "(float32, float64 for float64 input; NaN outside), the kept objects as <b>polygons</b> (GeoPackage, "
+            "with the statistics of polygonize) and an HTML <b>report</b> (objects kept, removed at the boundary, "
+            "removed as too small, kept area, parameters, a histogram of object areas). "
             "DARTS' defaults: threshold 0.5, erosion 10, minimum size 32, low_quality.</p>"
             "<p><b>Exclusion mask</b> (optional; e.g. water or glaciers, where false positives are common): polygons "
             "in any CRS or a raster on the probabilities' grid. Objects with any pixel in it are removed whole "

@@ -193,7 +193,8 @@ def render_tiles_report(title: str, region, folder: str) -> str:
 The map's layer <i>{html.escape(region.record.get("coverage_layer", ""))}</i> holds each tile's valid extent
 (where a slump could have been seen).</p>
 <h2>Tiles</h2><table id="tiles">
-<tr><th>tile</th><th>date</th><th>extent</th><th>CRS</th><th>objects</th><th>removed at the boundary</th><th>removed in the exclusion mask</th>
+<tr><th>tile</th><th>date</th><th>extent</th><th>CRS</th><th>objects</th>
+<th>removed at the boundary</th><th>removed in the exclusion mask</th>
 <th>removed as too small</th><th>kept in the tile</th><th>in the merged map</th><th>time (s)</th></tr>
 {tiles}
 </table>
@@ -288,8 +289,9 @@ def render_evaluation_report(title: str, parameters: list[tuple[str, object]], r
     pr_curve = line_chart_svg("pr-curve", "Object precision-recall (a point per threshold)", "object recall",
                               "object precision", curves, (0.0, 1.0))
     header = "".join(f"<th>{html.escape(column)}</th>" for column in CSV_COLUMNS if column != "best")
+    chosen = (best["threshold"], best["min_object_size"])
     body = "\n".join(
-        f'<tr{" class=best" if row["threshold"] == best["threshold"] and row["min_object_size"] == best["min_object_size"] else ""}>'
+        f'<tr{" class=best" if (row["threshold"], row["min_object_size"]) == chosen else ""}>'
         + "".join(f"<td>{_number(row[column])}</td>" for column in CSV_COLUMNS if column != "best") + "</tr>"
         for row in rows)
     return _page(title, f"""<h2>Best setting by {html.escape(SCORE_LABELS[by].lower())}</h2><table id="best">

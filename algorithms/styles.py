@@ -153,7 +153,8 @@ _KEEP_ALIVE = []
 
 
 # Higher keys are drawn on top: polygons over objects over probabilities over the extent.
-SORT_KEYS = {"changes": 6, "false_positives": 8, "missed": 7, "coverage": 0, "segments": 6, "extent_polygons": 5, "binarized": 3, "probabilities": 2, "extent": 1, "quality": 0}
+SORT_KEYS = {"changes": 6, "false_positives": 8, "missed": 7, "coverage": 0, "segments": 6, "extent_polygons": 5,
+             "binarized": 3, "probabilities": 2, "extent": 1, "quality": 0}
 
 
 def style_on_load(context, path: str, style: str, name: str = "") -> None:

@@ -10,7 +10,6 @@ instead of a wrong result.
 from __future__ import annotations
 
 import logging
-import math
 import numbers
 import re
 from collections.abc import Callable, Sequence

@@ -20,7 +20,6 @@ same pixels. No QGIS import here.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 
 import numpy as np

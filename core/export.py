@@ -295,7 +295,8 @@ def export_tile(tile, folder: str, geotransform, crs, *, inputs=(), progress: Ca
             share = 0.85 / len(sources)
             report(0.1 + share * index, f"Polygonizing {os.path.basename(paths[kind])}")
             polygonize(source, geotransform, crs, written[kind], names[kind], values,
-                       lambda f, message, start=0.1 + share * index: report(start + share * f, message), layout=layout)
+                       lambda f, message, start=0.1 + share * index, share=share: report(start + share * f, message),
+                       layout=layout)
         write_parquet_twins(twins, written, files.reserve, names)
         report(0.95, "Writing the thumbnail, quicklook and darts_inference.json")
         write_jpeg(files.reserve(paths["thumbnail"]), thumbnail_rgb(percent, extent, binarized, quicklook_size), tags)

@@ -34,8 +34,8 @@ def export_date() -> str:
 
 def describe_run(step: str, settings: dict, inherited: dict | None = None, tile_id: str | None = None) -> dict:
     """The tags of a file written by `step` (e.g. "prepareexport") with `settings` ({name:
-    value}; None, e.g. an empty optional parameter, is written "None" as upstream does): the `DARTS_*` tags `inherited` from its inputs
-    (but their export date), this run's settings, `DARTS_tileid` (the inherited one unless
+    value}; None, e.g. an empty optional parameter, is written "None" as upstream does): the `DARTS_*` tags
+    `inherited` from its inputs (but their export date), this run's settings, `DARTS_tileid` (the inherited one unless
     `tile_id` is given) and `DARTS_exportdate`. All values are strings."""
     tags = {key: str(value) for key, value in (inherited or {}).items()
             if key.startswith(PREFIX) and key != PREFIX + "exportdate"}

@@ -419,7 +419,8 @@ def _process_tile(source, settings, target_crs, outputs, progress) -> TileResult
         envelopes[index] = geometry.GetEnvelope()
         wkbs.append(bytes(geometry.ExportToWkb()))
     counts = {**counts["binarized_segmentation"], **exclusion}
-    return TileResult(source.tile_id, crs_name=srs.GetName(), counts=counts, warnings=[doubt] if doubt else [], fields=fields, geometries=wkbs,
+    return TileResult(source.tile_id, crs_name=srs.GetName(), counts=counts, warnings=[doubt] if doubt else [], fields=fields,
+                      geometries=wkbs,
                       depths=depths, envelopes=envelopes, written=dict(outputs), date=seen,
                       coverage=bytes(coverage.ExportToWkb()), extent_as_given=source.extent_as_given)
 
@@ -864,7 +865,8 @@ def merge_objects(results: list[TileResult], min_object_size: int = 0,
     index_of, wide = {}, []  # grid cell -> positions in kept; positions of kept objects over many cells
     kept, duplicates, clipped = [], 0, 0
     for number, (_, tile_id, index, result) in enumerate(candidates):
-        tick(number / max(len(candidates), 1), lambda: f"Merging the tiles' objects ({number} of {len(candidates)})")
+        tick(number / max(len(candidates), 1),
+             lambda number=number: f"Merging the tiles' objects ({number} of {len(candidates)})")
         envelope = result.envelopes[index]
         x0, x1, y0, y1 = (int(envelope[0] // cell), int(envelope[1] // cell), int(envelope[2] // cell),
                           int(envelope[3] // cell))
@@ -876,7 +878,7 @@ def merge_objects(results: list[TileResult], min_object_size: int = 0,
                        if _envelopes_meet(envelope, kept[position].result.envelopes[kept[position].index])})
         candidate = MergedObject(result, index, tiles={tile_id})
         outcome = (_against_neighbours(candidate, [kept[position] for position in near], min_object_size,
-                                       lambda: tick(number / max(len(candidates), 1))) if near else "kept")
+                                       lambda number=number: tick(number / max(len(candidates), 1))) if near else "kept")
         if outcome == "duplicate":
             duplicates += 1
             continue
@@ -1107,7 +1109,8 @@ def merge_tiles(inputs, target_crs=DEFAULT_TARGET_CRS, *, settings: TileSettings
 
     for result in run_tiles(jobs, workers, client, heartbeat):
         if result.outputs_failed:
-            raise OSError(f"tile {result.tile_id}: {result.error.replace('write ', 'write ' + os.path.join(tile_outputs, result.tile_id) + os.sep, 1)}")
+            where = os.path.join(tile_outputs, result.tile_id) + os.sep
+            raise OSError(f"tile {result.tile_id}: {result.error.replace('write ', 'write ' + where, 1)}")
         if result.error:
             if stop_on_error:
                 raise ValueError(f"tile {result.tile_id}: {result.error}")

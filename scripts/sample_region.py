@@ -165,7 +165,8 @@ if __name__ == "__main__":
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder")
-    parser.add_argument("--extent", action="store_true", help="postprocessed tiles as the plugin's tile outputs hold them: extent.tif, no quality mask")
+    parser.add_argument("--extent", action="store_true",
+                        help="postprocessed tiles as the plugin's tile outputs hold them: extent.tif, no quality mask")
     arguments = parser.parse_args()
     written = region(arguments.folder, mask="extent" if arguments.extent else "quality")
     print(f"{len(written['tiles'])} tiles in {arguments.folder}: {', '.join(written['tiles'])}")

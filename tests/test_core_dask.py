@@ -214,7 +214,8 @@ def test_bad_values_raise_when_computed():
     with pytest.raises(ValueError, match="quality_data_mask must hold 0"):
         prepare_export(lazy_tile(probs.clip(0, 1), quality, 5), 0.5, 2, 4, 1)["extent"].compute()
     with pytest.raises(ValueError, match="same shape"):
-        prepare_export({"probabilities": da.zeros((4, 5), dtype=np.float32), "quality_data_mask": da.zeros((5, 4), dtype=np.uint8)})
+        prepare_export({"probabilities": da.zeros((4, 5), dtype=np.float32),
+                        "quality_data_mask": da.zeros((5, 4), dtype=np.uint8)})
     with pytest.raises(TypeError, match="float probabilities"):
         prepare_export({"probabilities": da.zeros((4, 5), dtype=np.int16), "quality_data_mask": da.zeros((4, 5), dtype=np.uint8)})
 

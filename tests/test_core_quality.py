@@ -28,7 +28,7 @@ def test_udm2_every_combination():
                 rows.append((clear, *low_flags, confidence, unusable))
     udm2 = np.array(rows, dtype=np.uint8).T.reshape(8, 1, -1)
     quality = quality_from_udm2(udm2)[0]
-    for column, (clear, *low_flags, confidence, unusable) in enumerate(rows):
+    for column, (_clear, *low_flags, _confidence, unusable) in enumerate(rows):
         expected = 0 if unusable else 1 if any(low_flags) else 2
         assert quality[column] == expected, rows[column]
 

@@ -26,7 +26,7 @@ from qgis.PyQt.QtGui import QDesktopServices
 from qgis.PyQt.QtWidgets import QAbstractSpinBox, QComboBox, QDialogButtonBox, QDoubleSpinBox, QLabel, QTextEdit
 from qgis.utils import iface, plugins
 
-import processing
+from qgis import processing
 
 REPORT = os.environ["DARTS_GUI_REPORT"]
 MODE = os.environ.get("DARTS_GUI_MODE", "dialog")

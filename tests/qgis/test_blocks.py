@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from osgeo import gdal
 
-import processing
+from qgis import processing
 from qgis.core import QgsProcessingFeedback
 from rasters import read
 from reading import open_read_only, pixels

@@ -8,7 +8,7 @@ import pytest
 from osgeo import ogr, osr
 from qgis.core import QgsProcessingException
 
-import processing
+from qgis import processing
 from qgis_cli import qgis_process
 from reading import open_read_only
 

@@ -11,7 +11,7 @@ from osgeo import gdal, ogr
 from qgis.core import QgsProcessingFeedback
 from scipy import ndimage
 
-import processing
+from qgis import processing
 import reference
 from rasters import read
 from reading import open_read_only

@@ -22,7 +22,7 @@ from qgis.core import (
     QgsProject,
 )
 
-import processing
+from qgis import processing
 from qgis_cli import qgis_process
 from reading import open_read_only
 

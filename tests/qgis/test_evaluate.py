@@ -10,7 +10,7 @@ import pytest
 from osgeo import gdal, ogr, osr
 from qgis.core import QgsProcessingException, QgsProcessingFeedback
 
-import processing
+from qgis import processing
 from qgis_cli import qgis_process
 from reading import open_read_only
 from sample_tile import EPSG, ORIGIN, PIXEL

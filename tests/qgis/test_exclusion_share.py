@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from osgeo import gdal
 
-import processing
+from qgis import processing
 import reference
 from qgis_cli import qgis_process
 from rasters import read

@@ -11,7 +11,7 @@ import pytest
 from osgeo import gdal, ogr, osr
 from qgis.core import QgsFeature, QgsGeometry, QgsProcessingException, QgsProcessingFeedback, QgsVectorLayer
 
-import processing
+from qgis import processing
 import reference
 from qgis_cli import qgis_process
 from rasters import read, read_percent

@@ -12,7 +12,7 @@ import pytest
 from osgeo import gdal
 from qgis.core import QgsProcessingException
 
-import processing
+from qgis import processing
 from qgis_cli import qgis_process
 from rasters import read
 from reading import pixels

@@ -589,7 +589,7 @@ class Log(QgsProcessingFeedback):
 
 def run_here(algorithm, parameters):
     """processing.run in this QGIS: (results or None, the one-line failure or None, log text)."""
-    import processing
+    from qgis import processing
 
     log = Log()
     try:

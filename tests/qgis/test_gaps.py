@@ -10,7 +10,7 @@ import pytest
 from osgeo import gdal
 from qgis.core import QgsProcessingException, QgsProcessingFeedback
 
-import processing
+from qgis import processing
 from darts_postprocessing.core import erode_mask
 from rasters import read
 from sample_tile import ORIGIN, PIXEL, write_tif

@@ -50,7 +50,7 @@ def percent_tile(tmp_path):
 
 @pytest.mark.parametrize("blocks", [False, True], ids=["memory", "blocks"])
 def test_prepareexport_keeps_pixels_stored_as_50_at_threshold_0_5(provider, percent_tile, tmp_path, blocks):
-    import processing
+    from qgis import processing
 
     out = tmp_path / "out"
     parameters = {"PROBABILITIES": percent_tile["probabilities"], "QUALITY_MASK": percent_tile["quality"],
@@ -68,7 +68,7 @@ def test_prepareexport_keeps_pixels_stored_as_50_at_threshold_0_5(provider, perc
 
 @pytest.mark.parametrize("blocks", [False, True], ids=["memory", "blocks"])
 def test_binarize_and_thresholds_use_the_percent_rule(provider, percent_tile, tmp_path, blocks):
-    import processing
+    from qgis import processing
 
     extra = {"MEMORY_LIMIT": 1} if blocks else {}
     processing.run("darts:binarize", {"PROBABILITIES": percent_tile["probabilities"], "THRESHOLD": 0.4,
@@ -87,7 +87,7 @@ def test_binarize_and_thresholds_use_the_percent_rule(provider, percent_tile, tm
 
 
 def test_a_darts_export_says_it_was_postprocessed_already(provider, percent_tile, tmp_path):
-    import processing
+    from qgis import processing
     from qgis.core import QgsProcessingFeedback
 
     class Log(QgsProcessingFeedback):

@@ -4,10 +4,9 @@ where and under which names the outputs are loaded, the run's summary and its re
 import re
 from pathlib import Path
 
-import pytest
 from qgis.core import QgsLayerTreeGroup, QgsProcessingContext, QgsProcessingFeedback, QgsProject
 
-import processing
+from qgis import processing
 from sample_tile import write_sample_tile
 
 REPO = Path(__file__).resolve().parents[2]

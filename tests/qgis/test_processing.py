@@ -5,9 +5,9 @@ import os
 import numpy as np
 import pytest
 from osgeo import gdal
-from qgis.core import QgsProcessingException, QgsProcessingFeedback
+from qgis.core import QgsProcessing, QgsProcessingException, QgsProcessingFeedback
 
-import processing
+from qgis import processing
 from darts_postprocessing.core import binarize, erode_mask, prepare_export
 from rasters import expected_on_sample, read, read_percent
 from reading import open_read_only
@@ -55,7 +55,7 @@ def test_defaults_and_float_input_and_subsets(provider, sample, tmp_path):
     member_path, _ = write_sample_tile(str(tmp_path / "member"), size=200, seed=2, as_float=True)
     results = processing.run("darts:prepareexport", {
         "PROBABILITIES": float_path, "QUALITY_MASK": sample["quality"], "SUBSET_PROBABILITIES": [member_path],
-        "OUTPUT_BINARIZED": str(tmp_path / "b.tif"), "OUTPUT_EXTENT": "TEMPORARY_OUTPUT"})
+        "OUTPUT_BINARIZED": str(tmp_path / "b.tif"), "OUTPUT_EXTENT": QgsProcessing.TEMPORARY_OUTPUT})
     probabilities, quality = sample_arrays(200, 1)
     member, _ = sample_arrays(200, 2)
     expected = prepare_export({"probabilities": probabilities, "quality_data_mask": quality,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import processing
+from qgis import processing
 from qgis_cli import qgis_process
 from rasters import expected_on_sample, read
 from vectors import features

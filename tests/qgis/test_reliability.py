@@ -349,7 +349,7 @@ def test_ensemble_subsets_are_not_rewritten(profile, sample, tmp_path):
 
 
 def test_inputs_are_not_rewritten_by_processing_run(provider, sample, tmp_path):
-    import processing
+    from qgis import processing
 
     folder, before = inputs_folder(sample, tmp_path)
     processing.run("darts:binarize", {"PROBABILITIES": str(folder / "mosaic.vrt"), "MASK": str(folder / "quality.tif"),

@@ -21,7 +21,7 @@ from qgis.core import (
     QgsVectorLayer,
 )
 
-import processing
+from qgis import processing
 from qgis_cli import qgis_process
 from reading import open_read_only
 
