@@ -143,7 +143,7 @@ def test_a_full_disk_while_writing_a_small_geotiff_raises(tmp_path, package_pare
     for share in (0.1, 0.5, 0.9):
         limit = int(whole * share)
 
-        def limited():
+        def limited(limit=limit):
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
             resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
