@@ -22,7 +22,6 @@ import argparse
 import os
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -32,37 +31,13 @@ from scipy import ndimage as ndi
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
+sys.path.insert(0, str(REPO / "bench"))
 import sample_region  # noqa: E402
+from bench_core import PeakRss  # noqa: E402  (peak memory above the start, sampled every millisecond)
 
 gdal.UseExceptions()
 PIXEL = 10.0
 EPSG = 3413
-
-
-class PeakRss:
-    """Peak resident memory of this process while the block runs, sampled every 5 ms."""
-
-    def __enter__(self):
-        self.base = self.peak = self._rss()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-        self._thread.start()
-        return self
-
-    @staticmethod
-    def _rss() -> int:
-        with open("/proc/self/statm") as handle:
-            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-    def _watch(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self._rss())
-            time.sleep(0.005)
-
-    def __exit__(self, *_):
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self._rss())
 
 
 def write(path, array, origin):
@@ -114,7 +89,7 @@ def measure(name, folder, settings, workers):
         kept, duplicates, clipped = merge_objects(results, settings.min_object_size)
         seconds = time.perf_counter() - start
     print(f"| {name} | {len(results)} | {objects:,} ({parts:,} polygons) | {processed:.1f} | {seconds:.1f} | "
-          f"{(memory.peak - memory.base) / 2**20:.0f} | {len(kept):,} ({duplicates:,} duplicates, {clipped:,} "
+          f"{memory.mib:.0f} | {len(kept):,} ({duplicates:,} duplicates, {clipped:,} "
           f"clipped) |", flush=True)
 
 
