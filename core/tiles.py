@@ -931,16 +931,27 @@ def _against_neighbours(candidate: MergedObject, neighbours: list[MergedObject],
             overlap = geometry.Intersection(other).GetArea()
             if overlap > 0:  # not just touching edges or corners
                 overlapping.append((overlap, neighbour))
-    if not overlapping:
-        return "kept"
-    largest, same = max(overlapping, key=lambda item: item[0])
-    if largest >= SAME_OBJECT_OVERLAP * area:
-        same.tiles.add(candidate.result.tile_id)
-        return "duplicate"
+    outcome, same = _same_slump(candidate, overlapping, area)
+    if outcome != "cut":
+        return outcome
     _, ogr, _ = osgeo()
     for _, neighbour in overlapping:
         geometry = geometry.Difference(neighbour.ogr())
     return _cut_off(candidate, ogr.ForceToMultiPolygon(geometry), area, same, min_object_size)
+
+
+def _same_slump(candidate: MergedObject, overlapping: list, area: float) -> tuple[str, MergedObject | None]:
+    """The rule of the module's docstring on the candidate's overlaps [(area, neighbour)]:
+    ('kept', None) when it overlaps nothing; ('duplicate', neighbour) when it lies at least half
+    inside that neighbour (which counts its tile); else ('cut', the neighbour it overlaps most,
+    which is credited should too little of it be left after cutting)."""
+    if not overlapping:
+        return "kept", None
+    largest, same = max(overlapping, key=lambda item: item[0])
+    if largest >= SAME_OBJECT_OVERLAP * area:
+        same.tiles.add(candidate.result.tile_id)
+        return "duplicate", same
+    return "cut", same
 
 
 def _cut_off(candidate: MergedObject, geometry, area: float, same: MergedObject, min_object_size: int) -> str:
@@ -975,12 +986,9 @@ def _against_neighbours_in_pieces(candidate: MergedObject, neighbours: list[Merg
                         cuts.setdefault(mine, []).append(theirs.polygons[other])
         if overlap > 0:
             overlapping.append((overlap, neighbour))
-    if not overlapping:
-        return "kept"
-    largest, same = max(overlapping, key=lambda item: item[0])
-    if largest >= SAME_OBJECT_OVERLAP * area:
-        same.tiles.add(candidate.result.tile_id)
-        return "duplicate"
+    outcome, same = _same_slump(candidate, overlapping, area)
+    if outcome != "cut":
+        return outcome
     left = {part: [] for part in range(len(own.parts))}  # what is left of each polygon, in pieces
     changed, whole = set(), np.bincount(own.part_of, minlength=len(own.parts)) == 1
     for mine, piece in enumerate(own.polygons):
