@@ -204,9 +204,7 @@ def read_slumps(sources: Sequence[tuple], year_field: str = "year", crs=None, wh
                 raise ValueError(f"{name}: no field {year_field!r} for the year (has: {', '.join(fields) or 'none'})")
             if where:
                 layer.SetAttributeFilter(where)
-            srs = srs.Clone()
-            srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-            transform = None if srs.IsSame(target) else osr.CoordinateTransformation(srs, target)
+            transform = _transform_to(srs, target)
             for feature in layer:
                 geometry = feature.GetGeometryRef()
                 if geometry is None or geometry.IsEmpty():
@@ -229,9 +227,16 @@ def read_slumps(sources: Sequence[tuple], year_field: str = "year", crs=None, wh
     return slumps, target
 
 
+def _transform_to(srs, target):
+    """The transformation from a layer's CRS to `target` (x/y order), None when they are the same."""
+    _, _, osr = osgeo()
+    srs = srs.Clone()
+    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    return None if srs.IsSame(target) else osr.CoordinateTransformation(srs, target)
+
+
 def read_coverage(sources: Sequence[tuple], target, year_field: str = "year", what: str = "COVERAGE") -> dict:
     """{year: union of the coverage polygons of that year} in the CRS `target`."""
-    _, _, osr = osgeo()
     parts = {}
     for number, (path, layer_name, where) in enumerate(sources, start=1):
         name = f"{what} {number}" if len(sources) > 1 else what
@@ -243,9 +248,7 @@ def read_coverage(sources: Sequence[tuple], target, year_field: str = "year", wh
                 raise ValueError(f"{name}: no field {year_field!r} for the year")
             if where:
                 layer.SetAttributeFilter(where)
-            srs = srs.Clone()
-            srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-            transform = None if srs.IsSame(target) else osr.CoordinateTransformation(srs, target)
+            transform = _transform_to(srs, target)
             for feature in layer:
                 geometry = feature.GetGeometryRef()
                 year = feature.GetField(year_field)
