@@ -5,9 +5,10 @@ gets a log line saying it was postprocessed already."""
 
 import numpy as np
 import pytest
-from osgeo import gdal, osr
+from osgeo import gdal
 
 import reference
+from darts_postprocessing.core.files import write_geotiff
 from rasters import read
 
 gdal.UseExceptions()
@@ -15,18 +16,8 @@ SIZE = 600  # with MEMORY_LIMIT=1 (MB) several blocks
 
 
 def write(path, array, nodata=None, tags=None):
-    dataset = gdal.GetDriverByName("GTiff").Create(str(path), array.shape[1], array.shape[0], 1, gdal.GDT_Byte)
-    dataset.SetGeoTransform((600000.0, 10.0, 0.0, 7800000.0, 0.0, -10.0))
-    srs = osr.SpatialReference()
-    srs.ImportFromEPSG(32606)
-    dataset.SetProjection(srs.ExportToWkt())
-    if tags:
-        dataset.SetMetadata(tags)
-    band = dataset.GetRasterBand(1)
-    if nodata is not None:
-        band.SetNoDataValue(nodata)
-    band.WriteArray(array)
-    dataset = None
+    """A uint8 GeoTIFF in UTM 6N (the core's writer)."""
+    write_geotiff(str(path), array, (600000.0, 10.0, 0.0, 7800000.0, 0.0, -10.0), "EPSG:32606", nodata, tags=tags)
     return str(path)
 
 
