@@ -13,16 +13,11 @@ import pytest
 from qgis.core import (
     QgsProcessingContext,
     QgsProcessingFeedback,
-    QgsProcessingModelAlgorithm,
-    QgsProcessingModelChildAlgorithm,
-    QgsProcessingModelChildParameterSource,
-    QgsProcessingModelOutput,
-    QgsProcessingModelParameter,
-    QgsProcessingParameterFile,
     QgsProject,
 )
 
 from qgis import processing
+from models import processtiles_then_extract
 from qgis_cli import qgis_process
 from reading import open_read_only
 
@@ -87,24 +82,7 @@ def test_processing_run_loads_the_map_with_its_coverage_under_it(provider, run, 
 
 def test_a_model_takes_one_year_of_a_darts_run(provider, run, tmp_path):
     """processtiles, then QGIS's 'Extract by attribute' keeps the 2024 map."""
-    model = QgsProcessingModelAlgorithm("a year of DARTS", "DARTS tests")
-    folder = QgsProcessingParameterFile("tiles", "Tiles", behavior=QgsProcessingParameterFile.Behavior.Folder)
-    model.addModelParameter(folder, QgsProcessingModelParameter("tiles"))
-    merge = QgsProcessingModelChildAlgorithm("darts:processtiles")
-    merge.setChildId("merge")
-    merge.addParameterSources("INPUT_FOLDER", [QgsProcessingModelChildParameterSource.fromModelParameter("tiles")])
-    merge.addParameterSources("WORKERS", [QgsProcessingModelChildParameterSource.fromStaticValue(1)])
-    extract = QgsProcessingModelChildAlgorithm("native:extractbyattribute")
-    extract.setChildId("extract")
-    extract.addParameterSources("INPUT", [QgsProcessingModelChildParameterSource.fromChildOutput("merge", "OUTPUT")])
-    for name, value in (("FIELD", "year"), ("OPERATOR", 0), ("VALUE", "2024")):
-        extract.addParameterSources(name, [QgsProcessingModelChildParameterSource.fromStaticValue(value)])
-    output = QgsProcessingModelOutput("year_map", "Map of 2024")
-    output.setChildOutputName("OUTPUT")
-    extract.setModelOutputs({"year_map": output})
-    model.addChildAlgorithm(merge)
-    model.addChildAlgorithm(extract)
-    model.updateDestinationParameters()
+    model = processtiles_then_extract("year", 0, "2024", "Map of 2024")  # 0: =
     results = processing.run(model, {"tiles": run["root"], "map_of_2024": str(tmp_path / "y2024.gpkg")})
     assert per_year(results["map_of_2024"], "y2024") == {2024: len(run["slumps"][2024])}
 

@@ -12,16 +12,11 @@ from osgeo import ogr
 from qgis.core import (
     QgsProcessingException,
     QgsProcessingFeedback,
-    QgsProcessingModelAlgorithm,
-    QgsProcessingModelChildAlgorithm,
-    QgsProcessingModelChildParameterSource,
-    QgsProcessingModelOutput,
-    QgsProcessingModelParameter,
-    QgsProcessingParameterFile,
     QgsVectorLayer,
 )
 
 from qgis import processing
+from models import processtiles_then_extract
 from qgis_cli import qgis_process
 from reading import open_read_only
 
@@ -199,24 +194,7 @@ def test_processtiles_on_a_dask_cluster(profile, region, tmp_path, cluster):
 
 def test_a_model_chains_processtiles(provider, region, tmp_path):
     """Tiles to one map, then QGIS's own 'Extract by attribute' keeps the slumps seen twice."""
-    model = QgsProcessingModelAlgorithm("tiles then extract", "DARTS tests")
-    folder = QgsProcessingParameterFile("tiles", "Tiles", behavior=QgsProcessingParameterFile.Behavior.Folder)
-    model.addModelParameter(folder, QgsProcessingModelParameter("tiles"))
-    merge = QgsProcessingModelChildAlgorithm("darts:processtiles")
-    merge.setChildId("merge")
-    merge.addParameterSources("INPUT_FOLDER", [QgsProcessingModelChildParameterSource.fromModelParameter("tiles")])
-    merge.addParameterSources("WORKERS", [QgsProcessingModelChildParameterSource.fromStaticValue(1)])
-    extract = QgsProcessingModelChildAlgorithm("native:extractbyattribute")
-    extract.setChildId("extract")
-    extract.addParameterSources("INPUT", [QgsProcessingModelChildParameterSource.fromChildOutput("merge", "OUTPUT")])
-    for name, value in (("FIELD", "n_tiles"), ("OPERATOR", 3), ("VALUE", "2")):  # 3: >=
-        extract.addParameterSources(name, [QgsProcessingModelChildParameterSource.fromStaticValue(value)])
-    output = QgsProcessingModelOutput("seen_twice", "Seen twice")
-    output.setChildOutputName("OUTPUT")
-    extract.setModelOutputs({"seen_twice": output})
-    model.addChildAlgorithm(merge)
-    model.addChildAlgorithm(extract)
-    model.updateDestinationParameters()
+    model = processtiles_then_extract("n_tiles", 3, "2", "Seen twice")  # 3: >=
     results = processing.run(model, {"tiles": region["inputs"], "seen_twice": str(tmp_path / "twice.gpkg")})
     assert slumps_found(results["seen_twice"], region["slumps"]) == {"overlap": ("tile_A", 2),
                                                                      "bc_overlap": ("tile_B", 2)}
