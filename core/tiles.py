@@ -328,9 +328,9 @@ def _process_tile(source, settings, target_crs, outputs, progress) -> TileResult
     srs = spatial_reference(grid.crs)
     if srs is None or not grid.has_geotransform:
         raise ValueError(f"{name} has no {'CRS' if srs is None else 'geotransform'}: the tile cannot be placed on the map")
+    inherited = read_tags(source.probabilities)  # DARTS' tags: its tile id here, carried into the tile's files
     seen = tile_date([(INFERENCE, read_inference(source.folder, source.tile_id).get("DARTS_tileid")),
-                      (f"{os.path.basename(source.probabilities)}'s DARTS_tileid",
-                       read_tags(source.probabilities).get("DARTS_tileid")),
+                      (f"{os.path.basename(source.probabilities)}'s DARTS_tileid", inherited.get("DARTS_tileid")),
                       ("the folder name", os.path.basename(source.folder))])
     for path in (source.quality, source.extent, source.binarized if settings.binarization == "as_exported" else None):
         if path:
@@ -390,7 +390,7 @@ def _process_tile(source, settings, target_crs, outputs, progress) -> TileResult
         record = settings.on_record()
         if not source.quality:  # the exported extent was used as it is
             record.update(mask_erosion_size=0, edge_erosion_size=0, quality_level=source.extent_as_given)
-        tags = describe_run("processtiles", record, read_tags(source.probabilities), source.tile_id)
+        tags = describe_run("processtiles", record, inherited, source.tile_id)
         writers = {
             "binarized.tif": lambda path: write_geotiff(path, binary.astype(np.uint8), grid.geotransform, grid.crs,
                                                         tags=tags, description=LONG_NAMES["binarized"]),
