@@ -81,7 +81,7 @@ test-gui:
 # Mutation testing of the core: mutmut 3 (not in Debian) goes into the venv only. Mutates
 # MUTATION_FILES with the venv's core tests (scripts/mutation.py says which), in build/mutation;
 # stops after MUTATION_TIME_LIMIT seconds and reports what it checked so far.
-MUTATION_FILES      ?= core/postprocess.py core/runs.py core/api.py core/objects.py core/quality.py
+MUTATION_FILES      ?= core/kernels/postprocess.py core/kernels/runs.py core/kernels/checks.py core/products/api.py core/kernels/objects.py core/kernels/quality.py
 MUTATION_TIME_LIMIT ?= 1200
 mutation: venv
 	$(VENV_PYTHON) -m pip install -q 'mutmut>=3.3,<4'

@@ -9,8 +9,7 @@ from qgis.PyQt.QtCore import QCoreApplication, QEventLoop, QThread, QUrl
 from qgis.PyQt.QtGui import QIcon
 
 from ..dependencies import install_hint, missing_modules
-from .parameters import BOUNDARIES, CONNECTIVITIES, DEVICES, QUALITY_LEVELS, SCALES, ParametersMixin  # noqa: F401
-from .parameters import threshold_label
+from .parameters import BOUNDARIES, CONNECTIVITIES, DEVICES, QUALITY_LEVELS, SCALES, ParametersMixin, threshold_label  # noqa: F401
 from .paths import PathsMixin, into_geopackage
 from .styles import group_layers, style_on_load, tile_name
 
@@ -130,8 +129,8 @@ class DartsAlgorithm(ParametersMixin, PathsMixin, QgsProcessingAlgorithm):
         return report
 
     def warn_percent(self, path, what, scale, feedback):
-        """Warn when probabilities read as percent are all at most 1 (core.rasters.percent_doubt)."""
-        from ..core.blockwise import percent_scale_doubt
+        """Warn when probabilities read as percent are all at most 1 (core.kernels.encodings.percent_doubt)."""
+        from ..core.files.geotiff import percent_scale_doubt
 
         doubt = percent_scale_doubt(path, what, scale)
         if doubt:
@@ -150,7 +149,7 @@ class DartsAlgorithm(ParametersMixin, PathsMixin, QgsProcessingAlgorithm):
 
     def note_darts_postprocessed(self, path, feedback):
         """Say in the log when a raster was postprocessed already (DARTS' export tags)."""
-        from ..core.metadata import earlier_postprocessing, read_tags
+        from ..core.files.tags import earlier_postprocessing, read_tags
 
         applied = earlier_postprocessing(read_tags(path))
         if applied:
@@ -172,11 +171,11 @@ class DartsAlgorithm(ParametersMixin, PathsMixin, QgsProcessingAlgorithm):
         ogr:dbname=... table=..., that layer of that file, its other layers kept), committed
         with the run's other outputs and styled on load; returns the number of objects.
         A lazy (dask) `binary` is polygonized block by block by `blocks` (blocks.run_blocks).
-        `layout`: core.vectorize.Layout (statistics scale, parts); the run's tags are added."""
+        `layout`: core.files.layers.Layout (statistics scale, parts); the run's tags are added."""
         import dataclasses
 
         from ..core import polygonize
-        from ..core.vectorize import Layout
+        from ..core.files.layers import Layout
 
         layout = dataclasses.replace(layout or Layout(), tags=outputs.tags)
 
@@ -184,7 +183,7 @@ class DartsAlgorithm(ParametersMixin, PathsMixin, QgsProcessingAlgorithm):
             if blocks is None:
                 return polygonize(binary, grid.geotransform, grid.crs, file, layer=name, probabilities=probabilities,
                                   progress=progress, layout=layout)
-            from ..core.chunked_polygons import polygonize_lazy  # into the run's own temporary file
+            from ..core.lazy.chunked_polygons import polygonize_lazy  # into the run's own temporary file
 
             return blocks(lambda lock: [polygonize_lazy(binary, grid.geotransform, grid.crs, file, name, probabilities,
                                                         lock, layout)])[0]
@@ -203,7 +202,7 @@ class DartsAlgorithm(ParametersMixin, PathsMixin, QgsProcessingAlgorithm):
 def message_of(error):
     """One line for the user: a failed file operation names the user's file, never the hidden
     temporary one it went to."""
-    from ..core.files import final_name
+    from ..core.files.names import final_name
 
     if isinstance(error, MemoryError):
         detail = " ".join(str(error).split()) or type(error).__name__

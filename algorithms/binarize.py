@@ -58,9 +58,8 @@ class BinarizeAlgorithm(DartsAlgorithm):
         import numpy as np
 
         from ..core import binarize
+        from ..core.files.geotiff import probability_scale_of
         from .raster_io import check_same_grid, grid_of, read_probabilities, read_quality
-
-        from ..core.blockwise import probability_scale_of
 
         scale = self.parameterAsEnumString(parameters, self.PROBABILITY_SCALE, context) or "auto"
         path = self.raster_path(parameters, self.PROBABILITIES, context)
@@ -78,14 +77,14 @@ class BinarizeAlgorithm(DartsAlgorithm):
         if block:
             import dask.array as da
 
-            from ..core.blockwise import read_probabilities_lazy, read_quality_lazy
+            from ..core.lazy.blockwise import read_probabilities_lazy, read_quality_lazy
 
             probabilities = read_probabilities_lazy(path, self.PROBABILITIES, block, scale)
             mask = (read_quality_lazy(mask_path, self.MASK, block) if mask_path
                     else da.ones(probabilities.shape, dtype=np.uint8, chunks=probabilities.chunks))
             objects = binarize(probabilities, threshold, min_size, mask, size_connectivity=connectivity,
                                probability_scale=probability_scale)
-            from ..core.blockwise import any_prediction, require_prediction
+            from ..core.lazy.blockwise import any_prediction, require_prediction
 
             _, has_prediction = run_blocks(self, parameters, context, feedback,
                                            lambda lock: [outputs.store({output: (objects.astype(np.uint8), None)}, grid,

@@ -1,6 +1,6 @@
 """Rasters larger than memory in the algorithms: the MEMORY_LIMIT and DASK_SCHEDULER
 parameters, the choice between reading whole rasters and the block-wise path, and running
-the block-wise path (core.chunked + core.blockwise) with Processing's progress and cancel.
+the block-wise path (core.lazy.chunked + core.lazy.blockwise) with Processing's progress and cancel.
 Both paths give the same pixels."""
 
 import os
@@ -65,7 +65,7 @@ def block_plan(algorithm, parameters, context, feedback, width: int, height: int
     if missing:
         raise ValueError(algorithm.tr("This run must go block by block ({}), which {}; or raise MEMORY_LIMIT.")
                          .format(reason, missing))
-    from ..core.blockwise import block_size
+    from ..core.lazy.blockwise import block_size
 
     block = block_size(bytes_per_pixel, limit, workers=os.cpu_count() or 1)
     feedback.pushInfo(algorithm.tr("Processing in blocks of {0} x {0} pixels: {1}.").format(block, reason))
@@ -75,7 +75,7 @@ def block_plan(algorithm, parameters, context, feedback, width: int, height: int
 def run_blocks(algorithm, parameters, context, feedback, build, start=5.0, span=90.0):
     """Compute what `build(lock)` returns (dask Delayed values: stores into GeoTIFF windows and
     small results) on the local scheduler or DASK_SCHEDULER's cluster; returns their values."""
-    from ..core.blockwise import compute, scheduler
+    from ..core.lazy.blockwise import compute, scheduler
 
     address = algorithm.parameterAsString(parameters, DASK_SCHEDULER, context).strip()
     with scheduler(address) as (client, lock):

@@ -97,7 +97,7 @@ class CollectOutputsAlgorithm(DartsAlgorithm):
 
         def renamed(file):
             """Point the tags of `file` that name a temporary input at its output."""
-            from ..core.metadata import read_tags, write_metadata
+            from ..core.files.tags import read_tags, write_metadata
 
             tags = read_tags(file)
             fixes = {tag: os.path.basename(targets[name]) for tag, name in self.NAMING_TAGS.items()
@@ -119,7 +119,7 @@ class CollectOutputsAlgorithm(DartsAlgorithm):
 
 def copy_geotiff(source, copy, what):
     """Copy the GeoTIFF `source` byte for byte to `copy` (returned)."""
-    from ..core.files import open_read_only
+    from ..core.files.gdal import open_read_only
 
     try:
         with open_read_only(source, "raster") as dataset:
@@ -135,7 +135,7 @@ def copy_geotiff(source, copy, what):
 def copy_geopackage(source, copy, layer):
     """Copy the one-layer GeoPackage `source` byte for byte to `copy` (returned) and name its
     layer `layer`."""
-    from ..core.files import gdal_writing, open_read_only, osgeo
+    from ..core.files.gdal import gdal_writing, open_read_only, osgeo
 
     gdal, _, _ = osgeo()
     try:

@@ -101,8 +101,14 @@ class CompareYearsAlgorithm(DartsAlgorithm):
         return paths
 
     def execute(self, parameters, context, feedback, outputs):
-        from ..core.compare_years import (compare_years, coverage_beside, read_coverage, read_slumps, summary,
-                                          write_changes)
+        from ..core.regions.compare_years import (
+            compare_years,
+            coverage_beside,
+            read_coverage,
+            read_slumps,
+            summary,
+            write_changes,
+        )
         from .paths import into_geopackage
 
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)

@@ -60,7 +60,7 @@ class ErodeMaskAlgorithm(DartsAlgorithm):
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         block = block_plan(self, parameters, context, feedback, grid.width, grid.height, BYTES_PER_PIXEL)
         if block:
-            from ..core.blockwise import read_quality_lazy
+            from ..core.lazy.blockwise import read_quality_lazy
 
             eroded = erode_mask(read_quality_lazy(path, self.MASK, block) >= level, size, edge_size=edge_size)
             run_blocks(self, parameters, context, feedback,

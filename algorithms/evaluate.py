@@ -6,13 +6,13 @@ import re
 
 from qgis.core import (
     QgsProcessing,
+    QgsProcessingOutputNumber,
+    QgsProcessingOutputString,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
     QgsProcessingParameterVectorDestination,
-    QgsProcessingOutputNumber,
-    QgsProcessingOutputString,
 )
 
 from .base import BOUNDARIES, QUALITY_LEVELS, DartsAlgorithm
@@ -184,9 +184,9 @@ class EvaluateAlgorithm(DartsAlgorithm):
     def execute(self, parameters, context, feedback, outputs):
         import numpy as np
 
-        from ..core.blockwise import probability_scale_of
-        from ..core.evaluate import best_line, evaluate, reference_count, reference_raster, write_csv, write_missed
-        from ..core.exclusion import exclusion_mask
+        from ..core.files.exclusion import exclusion_mask
+        from ..core.files.geotiff import probability_scale_of
+        from ..core.regions.evaluate import best_line, evaluate, reference_count, reference_raster, write_csv, write_missed
         from .raster_io import check_same_grid, grid_of, read_binary, read_probabilities, read_quality
 
         scale = self.parameterAsEnumString(parameters, self.PROBABILITY_SCALE, context) or "auto"

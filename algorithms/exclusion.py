@@ -1,5 +1,5 @@
 """The EXCLUDE input (a water or glacier mask, ...): one optional parameter that takes a polygon
-layer or a raster, and its translation into what core.exclusion reads (a file, a layer name,
+layer or a raster, and its translation into what core.files.exclusion reads (a file, a layer name,
 a feature filter). The rule itself (which objects go) is the core's."""
 
 import os
@@ -81,7 +81,7 @@ def decode_source(source):
     parts = QgsProviderRegistry.instance().decodeUri("ogr", source)
     path, layer, where = parts.get("path") or source, parts.get("layerName") or None, parts.get("subset") or None
     if layer is None and parts.get("layerId") not in (None, ""):
-        from ..core.files import open_read_only
+        from ..core.files.gdal import open_read_only
 
         with open_read_only(path, "vector") as dataset:
             layer = dataset.GetLayer(int(parts["layerId"])).GetName()
@@ -153,7 +153,7 @@ def exclusion_file(algorithm, parameters, context, name=EXCLUDE):
 
 def warn_without_crs(algorithm, exclusion, feedback) -> None:
     """A polygon layer without a CRS is read in each raster's CRS: say so, it may be wrong."""
-    from ..core.exclusion import polygons_without_crs
+    from ..core.files.exclusion import polygons_without_crs
 
     path, layer, _ = exclusion
     if polygons_without_crs(path, layer):

@@ -117,11 +117,11 @@ class ExportTileAlgorithm(DartsAlgorithm):
 
     def subsets(self, parameters, context):
         """{subset name: (probabilities file, binarized file)}: the names from the
-        SUBSET_PROBABILITIES layers (core.export.subset_names, as prepareexport names them),
+        SUBSET_PROBABILITIES layers (core.products.export.subset_names, as prepareexport names them),
         each binarized raster found by the name after its last - (prepareexport writes
         <stem>-<subset>, DARTS binarized-<subset>); a subset without its binarized raster, or
         a binarized raster of no subset, is an error."""
-        from ..core.export import subset_names
+        from ..core.products.export import subset_names
 
         layers = self.raster_files(parameters, self.SUBSET_PROBABILITIES, context)
         binarized = self.raster_files(parameters, self.SUBSET_BINARIZED, context)
@@ -147,8 +147,8 @@ class ExportTileAlgorithm(DartsAlgorithm):
 
     def execute(self, parameters, context, feedback, outputs):
         from ..core import export_tile
-        from ..core.export import tile_layout
-        from ..core.metadata import PREFIX, inference_record
+        from ..core.files.tags import PREFIX, inference_record
+        from ..core.products.export import tile_layout
         from .raster_io import check_same_grid, grid_of, read_binary, read_probabilities_for_export
 
         paths = {name: self.raster_path(parameters, name, context)
@@ -203,8 +203,8 @@ class ExportTileAlgorithm(DartsAlgorithm):
 
     def report_parquet(self, written, subsets, feedback):
         """Say in the log whether the GeoParquet twins were written, and why not."""
-        from ..core.export import parquet_names
-        from ..core.geoparquet import geoparquet_support
+        from ..core.files.geoparquet import geoparquet_support
+        from ..core.products.export import parquet_names
 
         names = ", ".join(parquet_names(subsets))
         if any(kind.startswith(("segments_parquet", "extent_parquet")) for kind in written):
@@ -223,11 +223,13 @@ class ExportTileAlgorithm(DartsAlgorithm):
         import numpy as np
 
         from ..core import to_percent
-        from ..core.chunked_polygons import polygonize_lazy
-        from ..core.blockwise import read_binary_lazy, read_probabilities_for_export_lazy
-        from ..core.export import (PERCENT_NODATA, layer_names, parquet_files, quicklook_of_samples, quicklook_step,
-                                   thumbnail_of_samples, tile_files, write_image_locked, write_parquet_twins)
-        from ..core.metadata import LONG_NAMES, inference_record, write_inference_json
+        from ..core.files.images import write_image_locked
+        from ..core.files.tags import LONG_NAMES, inference_record, write_inference_json
+        from ..core.kernels.encodings import PERCENT_NODATA
+        from ..core.kernels.quicklook import quicklook_of_samples, quicklook_step, thumbnail_of_samples
+        from ..core.lazy.blockwise import read_binary_lazy, read_probabilities_for_export_lazy
+        from ..core.lazy.chunked_polygons import polygonize_lazy
+        from ..core.products.export import layer_names, parquet_files, tile_files, write_parquet_twins
 
         files = tile_files(folder, subsets)
         names = layer_names(subsets)

@@ -42,8 +42,8 @@ def into_geopackage(path, outputs, write, companions=lambda layer: []):
     returned): a new GeoPackage with a layer of the file's name, or for QGIS's 'Save to
     GeoPackage' form into an existing file, a copy of it with that layer (and the layers
     `companions(layer)` names, which `write` adds beside it) replaced or added."""
-    from ..core.files import replace_layer
-    from ..core.vectorize import layer_name
+    from ..core.files.atomic import replace_layer
+    from ..core.files.layers import layer_name
 
     target, layer = geopackage_layer(path)
     if layer and os.path.exists(target):
@@ -105,7 +105,7 @@ class PathsMixin:
         """Before any computing: every output in the format it is written in, in a place that
         can be written, no two outputs in one file (the second would silently replace the
         first), no output that is an input, and a GeoPackage to write a layer into readable."""
-        from ..core.files import check_geopackage_to_write_into, check_writable
+        from ..core.files.atomic import check_geopackage_to_write_into, check_writable
 
         types = {definition.name(): definition.type() for definition in self.destinationParameterDefinitions()}
         inputs = {os.path.normcase(os.path.realpath(path)) for path in self.input_paths(parameters, context) if path}

@@ -7,7 +7,7 @@ STATISTICS_SCALE = "STATISTICS_SCALE"
 POLYGON_LAYOUT = "POLYGON_LAYOUT"
 LAYOUTS = Choices(("objects", "One feature per object (MultiPolygon)"),
                   ("parts", "One feature per part (Polygon, upstream)"))
-# core.vectorize's STATISTICS_SCALES; not imported: the core needs numpy, the toolbox not
+# core.products.polygons's STATISTICS_SCALES; not imported: the core needs numpy, the toolbox not
 STATISTICS_SCALES = Choices(("fraction", "Fraction 0..1 of the probabilities"),
                             ("percent", "Percent 0..100 (as DARTS' export)"))
 
@@ -26,9 +26,9 @@ def add_polygon_layout(algorithm):
 
 
 def layout_of(algorithm, parameters, context, **fixed):
-    """The core.vectorize.Layout the run's parameters ask for (a parameter the algorithm lacks
+    """The core.files.layers.Layout the run's parameters ask for (a parameter the algorithm lacks
     keeps the default); `fixed` sets fields outright."""
-    from ..core.vectorize import Layout
+    from ..core.files.layers import Layout
 
     names = {definition.name() for definition in algorithm.parameterDefinitions()}
     chosen = {}
@@ -44,7 +44,7 @@ def statistics_probabilities(path, what, scale, block=None):
     percent (its exact values; re-deriving them from k / 100 in float32 turns 53 into 52 and
     59 into 58), float probabilities stay float. Block by block for a `block` size."""
     if block:
-        from ..core.blockwise import read_probabilities_for_export_lazy
+        from ..core.lazy.blockwise import read_probabilities_for_export_lazy
 
         return read_probabilities_for_export_lazy(path, what, block, scale)
     from .raster_io import read_probabilities_for_export

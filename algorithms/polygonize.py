@@ -71,7 +71,7 @@ class PolygonizeAlgorithm(DartsAlgorithm):
         self.area_note(grid, feedback)
         block = block_plan(self, parameters, context, feedback, grid.width, grid.height, BYTES_PER_PIXEL)
         if block:
-            from ..core.blockwise import read_binary_lazy
+            from ..core.lazy.blockwise import read_binary_lazy
 
             binary = read_binary_lazy(binarized_path, self.BINARIZED, block)
             probabilities = (statistics_probabilities(probabilities_path, self.PROBABILITIES, scale, block)

@@ -4,21 +4,21 @@ import functools
 import os
 
 from qgis.core import (
+    QgsProcessing,
     QgsProcessingContext,
     QgsProcessingOutputMultipleLayers,
     QgsProcessingParameterFileDestination,
-    QgsProcessingParameterVectorDestination,
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
-    QgsProcessing,
+    QgsProcessingParameterVectorDestination,
 )
 
 from .base import BOUNDARIES, QUALITY_LEVELS, DartsAlgorithm
-from .parameters import threshold_label
 from .blocks import add_block_parameters, block_plan, polygonize_in_blocks, run_blocks
 from .exclusion import EXCLUDE, MAX_EXCLUDED_SHARE, add_exclusion, exclusion_file, exclusion_input, warn_without_crs
+from .parameters import threshold_label
 from .polygon_options import add_statistics_scale, layout_of, statistics_probabilities
 from .styles import style_on_load
 
@@ -153,7 +153,7 @@ class PrepareExportAlgorithm(DartsAlgorithm):
 
     def thresholds(self, parameters, context):
         """The THRESHOLDS, in the order given ([] when empty)."""
-        from ..core.api import parse_thresholds
+        from ..core.kernels.checks import parse_thresholds
 
         values = []
         for item, value in parse_thresholds(self.parameterAsString(parameters, self.THRESHOLDS, context),
@@ -182,8 +182,8 @@ class PrepareExportAlgorithm(DartsAlgorithm):
 
     def subsets(self, parameters, context):
         """{name: path} of the ensemble subsets; the name (from the layer name) is used in
-        variable and file names (core.export.subset_name: DARTS' probabilities-{subset} gives {subset})."""
-        from ..core.export import subset_names
+        variable and file names (core.products.export.subset_name: DARTS' probabilities-{subset} gives {subset})."""
+        from ..core.products.export import subset_names
 
         layers = self.raster_files(parameters, self.SUBSET_PROBABILITIES, context)
         return dict(zip(subset_names(name for name, _ in layers), (source for _, source in layers)))
@@ -205,7 +205,7 @@ class PrepareExportAlgorithm(DartsAlgorithm):
         import numpy as np
 
         from ..core import prepare_export_thresholds
-        from ..core.blockwise import probability_scale_of
+        from ..core.files.geotiff import probability_scale_of
         from .raster_io import check_same_grid, grid_of, read_probabilities, read_quality
 
         scale = self.parameterAsEnumString(parameters, self.PROBABILITY_SCALE, context) or "auto"
@@ -235,7 +235,7 @@ class PrepareExportAlgorithm(DartsAlgorithm):
                      + THRESHOLD_BYTES_PER_PIXEL * (len(runs) - 1) * (1 + len(subsets)))
         block = block_plan(self, parameters, context, feedback, grid.width, grid.height, per_pixel)
         if block:
-            from ..core.blockwise import read_probabilities_lazy, read_quality_lazy
+            from ..core.lazy.blockwise import read_probabilities_lazy, read_quality_lazy
 
             read_probabilities = functools.partial(read_probabilities_lazy, block=block)  # noqa: F811
             read_quality = functools.partial(read_quality_lazy, block=block)  # noqa: F811
@@ -312,7 +312,7 @@ class PrepareExportAlgorithm(DartsAlgorithm):
         writes = {path: (array, nodata) for path, (array, nodata, _) in rasters.items()}
         kept = [result["binarized_segmentation"].sum() for result in results]
         if block:
-            from ..core.blockwise import any_prediction, require_prediction
+            from ..core.lazy.blockwise import any_prediction, require_prediction
 
             _, object_counts, extent_pixels, has_prediction, *kept = run_blocks(
                 self, parameters, context, feedback,
@@ -342,7 +342,7 @@ class PrepareExportAlgorithm(DartsAlgorithm):
             if block:
                 # Objects and their areas from the binarized raster just written, read back block by
                 # block; their statistics from the probabilities (the same inside objects as masked).
-                from ..core.blockwise import read_binary_lazy
+                from ..core.lazy.blockwise import read_binary_lazy
 
                 binaries.append(read_binary_lazy(outputs.stored[binarized_path], self.OUTPUT_BINARIZED, block))
             else:
@@ -390,7 +390,8 @@ class PrepareExportAlgorithm(DartsAlgorithm):
         """The EXCLUDE mask on the probabilities' grid (lazy block by block), or None."""
         if not exclusion:
             return None
-        from ..core.exclusion import exclusion_mask, exclusion_mask_lazy
+        from ..core.files.exclusion import exclusion_mask
+        from ..core.lazy.blockwise import exclusion_mask_lazy
 
         path, layer, where = exclusion
         feedback.pushInfo(self.tr("Exclusion mask: {}").format(describe_exclusion(exclusion)))
@@ -458,7 +459,7 @@ def describe_exclusion(exclusion):
 def tag_threshold(path, threshold):
     """Record the file's own threshold under DARTS' key (a GeoTIFF tag; a GeoPackage's and its
     layer's metadata), replacing the run's THRESHOLD that every output was tagged with."""
-    from ..core.metadata import PREFIX, UPSTREAM_KEYS, write_metadata
+    from ..core.files.tags import PREFIX, UPSTREAM_KEYS, write_metadata
 
     write_metadata(path, {PREFIX + UPSTREAM_KEYS["threshold"]: threshold_label(threshold)})
 

@@ -4,8 +4,8 @@ import os
 
 from qgis.core import (
     QgsCoordinateReferenceSystem,
-    QgsProcessingContext,
     QgsProcessing,
+    QgsProcessingContext,
     QgsProcessingOutputNumber,
     QgsProcessingOutputVectorLayer,
     QgsProcessingParameterBoolean,
@@ -18,15 +18,14 @@ from qgis.core import (
 )
 
 from .base import BOUNDARIES, QUALITY_LEVELS, DartsAlgorithm
+from .blocks import DASK_SCHEDULER, add_scheduler_parameter
+from .exclusion import EXCLUDE, MAX_EXCLUDED_SHARE, add_exclusion, exclusion_file, exclusion_input, warn_without_crs
 from .parameters import BINARIZATIONS, GROUPINGS
 from .paths import geopackage_layer, into_geopackage
-from .blocks import DASK_SCHEDULER, add_scheduler_parameter
-from .exclusion import (EXCLUDE, MAX_EXCLUDED_SHARE, add_exclusion, exclusion_file, exclusion_input,
-                        warn_without_crs)
 from .polygon_options import STATISTICS_SCALE, add_statistics_scale
 from .styles import style_on_load
 
-# core.tiles.DEFAULT_TARGET_CRS (tested equal): the plugin loads without numpy, so no core import here.
+# core.regions.tiles.DEFAULT_TARGET_CRS (tested equal): the plugin loads without numpy, so no core import here.
 DEFAULT_TARGET_CRS = "EPSG:3413"
 
 
@@ -164,7 +163,7 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
 
     def input_paths(self, parameters, context):
         """The tiles' rasters: no output may replace one."""
-        from ..core.tiles import find_tiles
+        from ..core.regions.tiles import find_tiles
 
         folder = self.parameterAsFile(parameters, self.INPUT_FOLDER, context)
         if not folder or not os.path.isdir(folder):
@@ -176,7 +175,7 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
     def load_coverage(self, context, output) -> str:
         """The tiles' coverage layer beside the map (its URI), loaded with the map when the map
         is, styled grey under the slumps."""
-        from ..core.tiles import coverage_layer
+        from ..core.regions.merge import coverage_layer
         from .paths import geopackage_layer
 
         target, layer = geopackage_layer(output)
@@ -189,8 +188,10 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
         return uri
 
     def execute(self, parameters, context, feedback, outputs):
-        from ..core.blockwise import scheduler
-        from ..core.tiles import TileSettings, coverage_layer, excluded_note, exclusion_missed, merge_tiles
+        from ..core.lazy.blockwise import scheduler
+        from ..core.regions.merge import coverage_layer
+        from ..core.regions.process_tiles import excluded_note, exclusion_missed, merge_tiles
+        from ..core.regions.tiles import TileSettings
 
         folder = self.parameterAsFile(parameters, self.INPUT_FOLDER, context)
         if not folder or not os.path.isdir(folder):

@@ -1,4 +1,4 @@
-"""Every raster and GeoPackage a run writes says how it was made (core.metadata): the
+"""Every raster and GeoPackage a run writes says how it was made (core.files.tags): the
 algorithm, the plugin's version, the parameters that decide the result, and the DARTS_*
 tags of its inputs (a DARTS probabilities.tif brings its tile id and model settings along;
 exporttile's files keep prepareexport's settings from the binarized raster)."""
@@ -8,7 +8,7 @@ import os
 
 from qgis.core import QgsProcessingParameterNumber
 
-from ..core.metadata import LONG_NAMES, PREFIX, describe_run, read_tags
+from ..core.files.tags import LONG_NAMES, PREFIX, describe_run, read_tags
 
 # Parameters that change how a result is computed, never what it is.
 NOT_RECORDED = {"DEVICE", "MEMORY_LIMIT", "DASK_SCHEDULER"}

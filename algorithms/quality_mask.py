@@ -49,7 +49,7 @@ class QualityMaskAlgorithm(DartsAlgorithm):
 
     def execute(self, parameters, context, feedback, outputs):
         from ..core import quality_mask
-        from ..core.quality import UDM2_UNUSABLE_BAND
+        from ..core.kernels.quality import UDM2_UNUSABLE_BAND
         from .raster_io import grid_of, read_band, read_bands
 
         path = self.raster_path(parameters, self.INPUT, context)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 from osgeo import gdal
 
-from ..core.blockwise import open_raster, read_band, read_pixels
-from ..core.files import AtomicFiles, write_geotiff
-from ..core.grids import Grid, check_same_grid, grid_of  # noqa: F401 (the algorithms import them from here)
-from ..core.rasters import PERCENT_NODATA, decode_binary, decode_probabilities, decode_quality
+from ..core.files.atomic import AtomicFiles
+from ..core.files.geotiff import open_raster, read_band, read_pixels, write_geotiff
+from ..core.files.grids import Grid, check_same_grid, grid_of  # noqa: F401 (the algorithms import them from here)
+from ..core.kernels.encodings import PERCENT_NODATA, decode_binary, decode_probabilities, decode_quality
 
 gdal.UseExceptions()
 
@@ -59,7 +59,7 @@ def read_quality(path: str, what: str) -> np.ndarray:
 
 class AtomicOutputs(AtomicFiles):
     """The run's outputs: written to temporary files beside their targets and moved into
-    place together only when the whole run succeeded (see core.files.AtomicFiles). Every
+    place together only when the whole run succeeded (see core.files.atomic.AtomicFiles). Every
     raster and GeoPackage carries `tags` (how the run made it, provenance.describe_outputs)
     and a raster its band description from `descriptions` ({output path: text})."""
 
@@ -74,7 +74,8 @@ class AtomicOutputs(AtomicFiles):
         """A dask Delayed that writes {path: (lazy dask array, nodata)} window by window into
         the run's outputs (computed by blocks.run_blocks); `stored[path]` is then the file
         being written, for reading it back before the outputs are committed."""
-        from ..core.blockwise import GeoTiffWindows, store
+        from ..core.files.geotiff import GeoTiffWindows
+        from ..core.lazy.blockwise import store
 
         targets = {path: GeoTiffWindows(self.reserve(path), array.shape, array.dtype, grid.transform_to_write, grid.crs,
                                         nodata, compress, self.tags, self.descriptions.get(path))

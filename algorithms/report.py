@@ -254,9 +254,9 @@ def render_evaluation_report(title: str, parameters: list[tuple[str, object]], r
                              reference: dict) -> str:
     """The page of an evaluate run: the best setting and its numbers, scores against the
     threshold and a precision-recall curve (per minimum size), and every setting's row
-    (table id="settings"; the best row has class "best"). `rows` are core.evaluate's table rows;
+    (table id="settings"; the best row has class "best"). `rows` are core.regions.evaluate's table rows;
     `reference` counts the reference slumps given, scored and left out."""
-    from ..core.evaluate import CSV_COLUMNS
+    from ..core.regions.evaluate import CSV_COLUMNS
 
     numbers = [("best_threshold", "Threshold", f"{best['threshold']:g}"),
                ("best_min_object_size", "Minimum object size (pixels)", best["min_object_size"]),

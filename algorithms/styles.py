@@ -8,12 +8,12 @@ import os
 from qgis.core import (
     QgsColorRampShader,
     QgsFillSymbol,
-    QgsSimpleFillSymbolLayer,
-    QgsSingleSymbolRenderer,
     QgsPalettedRasterRenderer,
     QgsProcessingLayerPostProcessorInterface,
     QgsRasterShader,
+    QgsSimpleFillSymbolLayer,
     QgsSingleBandPseudoColorRenderer,
+    QgsSingleSymbolRenderer,
     QgsStyle,
 )
 from qgis.PyQt.QtGui import QColor

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmark darts:evaluate's core (core.evaluate.evaluate) on one synthetic Sentinel-2 tile:
+"""Benchmark darts:evaluate's core (core.regions.evaluate.evaluate) on one synthetic Sentinel-2 tile:
 the sweep of thresholds x minimum sizes against reference slumps, time per setting, against one
 plain prepare_export run (what each setting would cost run one by one). Prints Markdown.
 
@@ -26,9 +26,8 @@ os.symlink(REPO, os.path.join(LINK, "darts_postprocessing"))
 sys.path.insert(0, LINK)
 
 from bench_core import make_tile  # noqa: E402
-
 from darts_postprocessing.core import label_objects, prepare_export  # noqa: E402
-from darts_postprocessing.core.evaluate import evaluate  # noqa: E402
+from darts_postprocessing.core.regions.evaluate import evaluate  # noqa: E402
 
 
 def reference_for(tile, seed=7):

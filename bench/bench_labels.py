@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Object identity across chunks: the core's run-based labelling (core/chunked.py) against
+"""Object identity across chunks: the core's run-based labelling (core/lazy/chunked.py) against
 dask-image's `ndmeasure.label`, on one synthetic Sentinel-2 tile in dask chunks. Median wall
 time of a few runs of each, in the same process, and a check that both find the same objects
 (the same partition of the pixels). dask-image is not packaged by Debian, so this runs in the
@@ -30,10 +30,9 @@ sys.path.insert(0, str(_link.parent))
 def main() -> None:
     import dask
     import dask.array as da
-    from dask_image import ndmeasure
-
     from bench_core import make_tile
     from darts_postprocessing.core import label_objects
+    from dask_image import ndmeasure
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=10980)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmark processtiles' merge alone (core.tiles.merge_objects): its time and the memory it
+"""Benchmark processtiles' merge alone (core.regions.merge.merge_objects): its time and the memory it
 adds, on
 
 - `speckled`: the 4 tiles of scripts/sample_region.py with checkerboard probabilities,
@@ -74,7 +74,9 @@ def region(folder: Path, tiles: int, size: int, seed: int = 0) -> None:
 
 
 def measure(name, folder, settings, workers):
-    from darts_postprocessing.core.tiles import find_tiles, merge_objects, run_tiles
+    from darts_postprocessing.core.regions.merge import merge_objects
+    from darts_postprocessing.core.regions.tiles import find_tiles
+    from darts_postprocessing.core.regions.workers import run_tiles
 
     sources, _ = find_tiles(str(folder))
     start = time.perf_counter()
@@ -103,7 +105,7 @@ def main():
     link = Path(tempfile.mkdtemp(prefix="bench-merge-"))
     (link / "darts_postprocessing").symlink_to(REPO)
     sys.path.insert(0, str(link))
-    from darts_postprocessing.core.tiles import TileSettings
+    from darts_postprocessing.core.regions.tiles import TileSettings
 
     print("| case | tiles | objects | processing the tiles (s) | merge (s) | merge's peak memory (MiB) | features |")
     print("|---|---|---|---|---|---|---|")

@@ -54,7 +54,7 @@ def run_child(implementation: str, folder: Path) -> dict:
             features, area = reference_polygonize(binary, probabilities)
         seconds = time.perf_counter() - start
     if area is None:
-        from darts_postprocessing.core.files import open_read_only
+        from darts_postprocessing.core.files.gdal import open_read_only
 
         with open_read_only(path, "vector") as dataset:
             area = sum(feature.GetGeometryRef().GetArea() for feature in dataset.GetLayer(0))

@@ -5,24 +5,15 @@ Datasets; GDAL's `osgeo` for writing GeoTIFF/GeoPackage files). See ../README.md
 contract in semantics.md.
 """
 
-from ._backend import gpu_available, resolve_device
-from .api import (
-    BOUNDARY_MODES,
-    CONNECTIVITIES,
-    QUALITY_LEVELS,
-    binarize,
-    check_quality_level,
-    check_size,
-    check_threshold,
-    erode_mask,
-    prepare_export,
-    prepare_export_thresholds,
-)
-from .export import export_tile, to_percent
-from .objects import label_objects, object_statistics
-from .quality import QUALITY_SOURCES, quality_from_observations, quality_from_scl, quality_from_udm2, quality_mask
-from .tiles import TileSettings, merge_tiles, process_tiles
-from .vectorize import object_areas, polygonize
+from .kernels.checks import BOUNDARY_MODES, CONNECTIVITIES, QUALITY_LEVELS, check_quality_level, check_size, check_threshold
+from .kernels.devices import gpu_available, resolve_device
+from .kernels.encodings import to_percent
+from .kernels.quality import QUALITY_SOURCES, quality_from_observations, quality_from_scl, quality_from_udm2, quality_mask
+from .products.api import binarize, erode_mask, label_objects, object_statistics, prepare_export, prepare_export_thresholds
+from .products.export import export_tile
+from .products.polygons import object_areas, polygonize
+from .regions.process_tiles import merge_tiles, process_tiles
+from .regions.tiles import TileSettings
 
 __all__ = [
     "BOUNDARY_MODES",

@@ -7,7 +7,7 @@ it (their conftest then imports the mutated copy as `darts_postprocessing`). The
 the core tests that need neither GDAL nor dask's slow cases; mutmut runs, for each mutant,
 only the tests that call the mutated function.
 
-    python scripts/mutation.py [--files core/api.py ...] [--time-limit SECONDS] [--jobs N]
+    python scripts/mutation.py [--files core/products/api.py ...] [--time-limit SECONDS] [--jobs N]
 
 prints killed / survived / other per file and in all (also written to <workdir>/score.json).
 A run cut off by the time limit reports the mutants it checked so far.
@@ -27,7 +27,8 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-FILES = ["core/postprocess.py", "core/runs.py", "core/api.py", "core/objects.py", "core/quality.py"]
+FILES = ["core/kernels/postprocess.py", "core/kernels/runs.py", "core/kernels/checks.py", "core/products/api.py",
+         "core/kernels/objects.py", "core/kernels/quality.py"]
 TESTS = ["test_core_gaps.py", "test_core_api.py", "test_core_objects.py", "test_core_quality.py",
          "test_core_reliability.py", "test_core_equivalence.py"]
 PACKAGE = Path("src") / "darts_postprocessing"

@@ -23,12 +23,11 @@ import shutil
 import sqlite3
 
 import numpy as np
-from osgeo import gdal
-
 import sample_region as scene
 from darts_postprocessing.core import polygonize, prepare_export
-from darts_postprocessing.core.export import tile_layout
-from darts_postprocessing.core.files import open_read_only
+from darts_postprocessing.core.files.gdal import open_read_only
+from darts_postprocessing.core.products.export import tile_layout
+from osgeo import gdal
 
 gdal.UseExceptions()
 

@@ -1,8 +1,8 @@
-"""Reading files back in tests the way the core reads inputs (core.files.open_read_only):
+"""Reading files back in tests the way the core reads inputs (core.files.gdal.open_read_only):
 read-only, and nothing written beside them (GDAL 3.10 writes an `.aux.xml` beside a
 GeoPackage with metadata that a plain open closes unread)."""
 
-from darts_postprocessing.core.files import open_read_only
+from darts_postprocessing.core.files.gdal import open_read_only
 
 __all__ = ["open_read_only", "pixels", "tags"]
 

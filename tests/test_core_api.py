@@ -7,9 +7,8 @@ import sys
 
 import numpy as np
 import pytest
-import xarray as xr
-
 import reference
+import xarray as xr
 from darts_postprocessing.core import binarize, erode_mask, prepare_export
 from tiles import random_tile
 

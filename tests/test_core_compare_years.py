@@ -4,11 +4,17 @@ stable, a merge of two slumps, a split, new and gone with and without coverage, 
 import pytest
 
 osgeo = pytest.importorskip("osgeo", reason="GDAL's Python bindings (Debian's python3-gdal) hold the geometries")
+from darts_postprocessing.core.regions.compare_years import (  # noqa: E402
+    Slump,
+    compare_pair,
+    compare_years,
+    read_coverage,
+    read_slumps,
+    summary,
+    write_changes,
+)
 from osgeo import ogr, osr  # noqa: E402
 from reading import open_read_only  # noqa: E402
-
-from darts_postprocessing.core.compare_years import (Slump, compare_pair, compare_years, read_coverage,  # noqa: E402
-                                                      read_slumps, summary, write_changes)
 
 ogr.UseExceptions()
 

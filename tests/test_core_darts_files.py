@@ -2,17 +2,17 @@
 a file was made, and GeoParquet written with pyarrow (the venv of current releases has it;
 GDAL's osgeo is only in Debian's Python, so each half is checked where it can be)."""
 
-import os
 import json
+import os
 import struct
 
 import numpy as np
 import pytest
-
 import reference
-from darts_postprocessing.core.geoparquet import LayerData, write_table
-from darts_postprocessing.core.metadata import describe_run
-from darts_postprocessing.core.vectorize import Layout, statistics_values
+from darts_postprocessing.core.files.geoparquet import LayerData, write_table
+from darts_postprocessing.core.files.layers import Layout
+from darts_postprocessing.core.files.tags import describe_run
+from darts_postprocessing.core.kernels.encodings import statistics_values
 
 
 def test_percent_statistics_values_are_darts_exported_percent():
@@ -79,7 +79,7 @@ def test_geoparquet_written_with_pyarrow(tmp_path):
 def test_geoparquet_columns_read_from_the_geopackage(tmp_path):
     pytest.importorskip("osgeo.ogr", reason="GDAL's Python bindings (osgeo) are not installed here")
     from darts_postprocessing.core import polygonize
-    from darts_postprocessing.core.geoparquet import read_layer
+    from darts_postprocessing.core.files.geoparquet import read_layer
 
     binary = np.zeros((20, 20), np.uint8)
     binary[2:6, 2:6] = binary[6, 6] = 1  # one object of two parts
@@ -106,8 +106,9 @@ def test_geoparquet_columns_read_from_the_geopackage(tmp_path):
 def test_write_metadata_on_finished_geotiff_and_geopackage(tmp_path):
     gdal = pytest.importorskip("osgeo.gdal", reason="GDAL's Python bindings (osgeo) are not installed here")
     from darts_postprocessing.core import polygonize
-    from darts_postprocessing.core.files import open_read_only, write_geotiff
-    from darts_postprocessing.core.metadata import read_tags, write_metadata
+    from darts_postprocessing.core.files.gdal import open_read_only
+    from darts_postprocessing.core.files.geotiff import write_geotiff
+    from darts_postprocessing.core.files.tags import read_tags, write_metadata
 
     transform = (600000.0, 10.0, 0.0, 7800000.0, 0.0, -10.0)
     binary = np.zeros((8, 8), np.uint8)
@@ -140,7 +141,7 @@ DARTS_INFERENCE_KEYS = ["DARTS_tileid", "DARTS_modelfiles", "DARTS_tpiouter", "D
 
 
 def test_inference_record_has_darts_keys_in_darts_types():
-    from darts_postprocessing.core.metadata import inference_record
+    from darts_postprocessing.core.files.tags import inference_record
 
     tags = {"DARTS_tileid": "20240715T213529_20240715T213531_T07WET", "DARTS_modelfiles": "['a.ckpt', 'b.ckpt']",
             "DARTS_tpiouter": "100", "DARTS_tpiinner": "0", "DARTS_patchsize": "1024", "DARTS_overlap": "256",
@@ -169,7 +170,7 @@ def test_inference_record_has_darts_keys_in_darts_types():
 
 
 def test_thumbnail_outlines_objects_and_the_extent():
-    from darts_postprocessing.core.export import EXTENT_LINE_RGB, OBJECT_RGB, thumbnail_rgb
+    from darts_postprocessing.core.kernels.quicklook import EXTENT_LINE_RGB, OBJECT_RGB, thumbnail_rgb
 
     percent = np.full((40, 60), 30, np.uint8)
     extent = np.ones(percent.shape, np.uint8)
@@ -203,12 +204,11 @@ def test_thumbnail_outlines_objects_and_the_extent():
 
 def test_export_tile_writes_darts_folder_with_ensemble_subsets(tmp_path):
     pytest.importorskip("osgeo.gdal", reason="GDAL's Python bindings (osgeo) are not installed here")
-    from reading import open_read_only, pixels
-
     from darts_postprocessing.core import export_tile
-    from darts_postprocessing.core.export import subset_name, subset_names, thumbnail_rgb
-    from darts_postprocessing.core.metadata import read_tags
-
+    from darts_postprocessing.core.files.tags import read_tags
+    from darts_postprocessing.core.kernels.quicklook import thumbnail_rgb
+    from darts_postprocessing.core.products.export import subset_name, subset_names
+    from reading import open_read_only, pixels
     from scipy import ndimage
 
     rng = np.random.default_rng(3)

@@ -17,10 +17,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
 from darts_folders import IDS, darts_run  # noqa: E402
 from darts_postprocessing.core import TileSettings, process_tiles  # noqa: E402
-from darts_postprocessing.core.darts_ids import date_of_id, tile_date  # noqa: E402
-from darts_postprocessing.core.files import AtomicFiles  # noqa: E402
+from darts_postprocessing.core.files.atomic import AtomicFiles  # noqa: E402
+from darts_postprocessing.core.regions.darts_ids import date_of_id, tile_date  # noqa: E402
+from darts_postprocessing.core.regions.process_tiles import merge_tiles  # noqa: E402
+from darts_postprocessing.core.regions.tiles import find_tiles, tile_extent  # noqa: E402
 from reading import open_read_only, pixels  # noqa: E402
-from darts_postprocessing.core.tiles import find_tiles, merge_tiles, tile_extent  # noqa: E402
 
 gdal.UseExceptions()
 
@@ -63,7 +64,7 @@ def test_darts_folders_are_found_and_metadata_folders_passed_over(run):
 
 
 def test_the_extent_polygons_burnt_at_pixel_centres_equal_the_valid_probabilities(run):
-    from darts_postprocessing.core.grids import grid_of
+    from darts_postprocessing.core.files.grids import grid_of
 
     for source in find_tiles(run["root"])[0]:
         percent = pixels(source.probabilities)
@@ -174,7 +175,7 @@ def test_an_extent_in_another_crs_is_reprojected(run, tmp_path):
         out.CreateFeature(feature)
     target = out = None
     (source,), _ = find_tiles(str(root))
-    from darts_postprocessing.core.grids import grid_of
+    from darts_postprocessing.core.files.grids import grid_of
 
     percent = pixels(source.probabilities)
     extent = tile_extent(source, np.where(percent == 255, np.nan, 0.5), grid_of(source.probabilities, "p"))

@@ -8,7 +8,6 @@ dask.distributed LocalCluster of worker processes.
 
 import numpy as np
 import pytest
-
 from darts_postprocessing.core import binarize, erode_mask, label_objects, prepare_export, prepare_export_thresholds
 from tiles import random_exclusion, random_tile
 

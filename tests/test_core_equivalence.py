@@ -5,7 +5,6 @@ import sys
 
 import numpy as np
 import pytest
-
 import reference
 from cases import ALL as CASES
 from darts_postprocessing.core import binarize, erode_mask, prepare_export, prepare_export_thresholds

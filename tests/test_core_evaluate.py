@@ -4,9 +4,8 @@ and reference polygons burnt onto a grid from real GeoPackages."""
 
 import numpy as np
 import pytest
-
 from darts_postprocessing.core import prepare_export
-from darts_postprocessing.core.evaluate import evaluate, greedy_matches, pixel_scores
+from darts_postprocessing.core.regions.evaluate import evaluate, greedy_matches, pixel_scores
 
 NO_EROSION = dict(quality_level="none", mask_erosion_size=0, edge_erosion_size=0)
 
@@ -285,7 +284,7 @@ def write_reference(path, rectangles, crs=UTM):
 
 def test_reference_polygons_in_another_crs_burn_one_id_each(tmp_path):
     pytest.importorskip("osgeo", reason="GDAL's Python bindings (Debian's python3-gdal) read the polygons")
-    from darts_postprocessing.core.evaluate import reference_raster
+    from darts_postprocessing.core.regions.evaluate import reference_raster
 
     source = write_reference(tmp_path / "reference.gpkg", [((2, 8), (3, 9)), ((10, 14), (10, 20))], crs="EPSG:4326")
     ids, polygons = reference_raster(source, (30, 30), GEOTRANSFORM, UTM)
@@ -297,7 +296,7 @@ def test_reference_polygons_in_another_crs_burn_one_id_each(tmp_path):
 
 def test_reference_errors(tmp_path):
     pytest.importorskip("osgeo", reason="GDAL's Python bindings (Debian's python3-gdal) read the polygons")
-    from darts_postprocessing.core.evaluate import reference_raster
+    from darts_postprocessing.core.regions.evaluate import reference_raster
 
     no_crs = write_reference(tmp_path / "no_crs.gpkg", [((2, 8), (3, 9))], crs=None)
     with pytest.raises(ValueError, match="reference polygons have no CRS"):

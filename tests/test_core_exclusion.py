@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 osgeo = pytest.importorskip("osgeo")
-from osgeo import gdal, ogr, osr  # noqa: E402
-
 from darts_postprocessing.core import binarize, prepare_export  # noqa: E402
-from darts_postprocessing.core.exclusion import exclusion_mask, exclusion_mask_lazy  # noqa: E402
-from darts_postprocessing.core.files import write_geotiff  # noqa: E402
+from darts_postprocessing.core.files.exclusion import exclusion_mask  # noqa: E402
+from darts_postprocessing.core.files.geotiff import write_geotiff  # noqa: E402
+from darts_postprocessing.core.lazy.blockwise import exclusion_mask_lazy  # noqa: E402
+from osgeo import gdal, ogr, osr  # noqa: E402
 
 gdal.UseExceptions()
 ogr.UseExceptions()
@@ -225,7 +225,6 @@ def test_exclusion_by_share_in_memory_and_on_dask_equals_the_reference(seed, sha
     """An object is removed when more than `share` of its pixels are excluded (0: any pixel);
     counted as removed_excluded; the same on dask chunks."""
     import dask.array as da
-
     import reference
     from tiles import random_exclusion, random_tile
 

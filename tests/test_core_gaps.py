@@ -7,9 +7,7 @@ import math
 
 import numpy as np
 import pytest
-
 from darts_postprocessing.core import binarize, object_areas, object_statistics, prepare_export
-
 
 # -- the size filter at its smallest effective size ------------------------------------------
 
@@ -120,7 +118,7 @@ def test_areas_on_a_sheared_grid():
 def test_export_tile_writes_nodata_outside_the_extent(tmp_path):
     pytest.importorskip("osgeo.gdal", reason="GDAL's Python bindings (osgeo) are not installed here")
     from darts_postprocessing.core import export_tile
-    from darts_postprocessing.core.files import open_read_only
+    from darts_postprocessing.core.files.gdal import open_read_only
 
     probs = np.full((20, 30), 0.42, np.float32)
     probs[0, 0] = np.nan
@@ -144,7 +142,7 @@ def test_export_tile_writes_nodata_outside_the_extent(tmp_path):
 def test_export_tile_uint8_percent_gets_nodata_outside_the_extent(tmp_path):
     pytest.importorskip("osgeo.gdal", reason="GDAL's Python bindings (osgeo) are not installed here")
     from darts_postprocessing.core import export_tile
-    from darts_postprocessing.core.files import open_read_only
+    from darts_postprocessing.core.files.gdal import open_read_only
 
     percent = np.full((10, 10), 70, np.uint8)
     extent = np.zeros(percent.shape, np.uint8)

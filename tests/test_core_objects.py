@@ -3,12 +3,11 @@ scikit-image/numpy reference, on random and hand-made tiles."""
 
 import numpy as np
 import pytest
-
 import reference
 from cases import ALL as CASES
 from darts_postprocessing.core import label_objects, object_statistics, prepare_export
-from darts_postprocessing.core.api import binarize
-from darts_postprocessing.core.objects import Objects
+from darts_postprocessing.core.kernels.objects import Objects
+from darts_postprocessing.core.products.api import binarize
 from tiles import random_tile
 
 SEEDS = range(12)

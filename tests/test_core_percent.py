@@ -4,10 +4,9 @@ and DARTS' own binarized.tif comes back from its probabilities.tif."""
 
 import numpy as np
 import pytest
-
 import reference
 from darts_postprocessing.core import binarize, prepare_export, prepare_export_thresholds
-from darts_postprocessing.core.rasters import decode_probabilities
+from darts_postprocessing.core.kernels.encodings import decode_probabilities
 from tiles import random_tile
 
 THRESHOLDS = [0.0, 0.01, 0.29, 0.5, 0.505, 0.57, 0.99, 1.0]

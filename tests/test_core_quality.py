@@ -4,7 +4,6 @@ import itertools
 
 import numpy as np
 import pytest
-
 import reference
 from darts_postprocessing.core import quality_from_observations, quality_from_scl, quality_from_udm2, quality_mask
 

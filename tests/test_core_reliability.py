@@ -8,9 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-
 from darts_postprocessing.core import prepare_export, quality_from_scl, quality_from_udm2, to_percent
-
 
 # -- 5. quality sources with impossible values ---------------------------------------------
 
@@ -67,7 +65,8 @@ def test_to_percent_refuses_uint8_above_100():
 
 def test_float64_geotiff_keeps_float64(tmp_path):
     pytest.importorskip("osgeo.gdal", reason="GDAL's Python bindings (osgeo) are not installed here")
-    from darts_postprocessing.core.files import open_read_only, write_geotiff
+    from darts_postprocessing.core.files.gdal import open_read_only
+    from darts_postprocessing.core.files.geotiff import write_geotiff
 
     values = np.array([[0.5 + 1e-9, np.nan]])
     write_geotiff(str(tmp_path / "p.tif"), values, (0, 1, 0, 0, 0, -1), None, float("nan"))
@@ -108,8 +107,9 @@ def test_geopackage_failing_while_closing_raises(tmp_path, package_parent):
 
 WRITE_RASTER_UNDER_LIMIT = """
 import sys, numpy as np
-from darts_postprocessing.core.blockwise import GeoTiffWindows
-from darts_postprocessing.core.files import AtomicFiles, write_geotiff
+from darts_postprocessing.core.files.geotiff import GeoTiffWindows
+from darts_postprocessing.core.files.atomic import AtomicFiles
+from darts_postprocessing.core.files.geotiff import write_geotiff
 target, how, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
 mask = np.zeros((size, size), np.uint8)
 mask[::7, ::5] = 1  # a sparse mask: small compressed tiles
@@ -168,12 +168,13 @@ def test_reading_inputs_leaves_nothing_beside_them(tmp_path):
     beside a GeoPackage closed without reading its metadata)."""
     pytest.importorskip("osgeo.gdal", reason="GDAL's Python bindings (osgeo) are not installed here")
     from darts_postprocessing.core import polygonize
-    from darts_postprocessing.core.blockwise import RasterWindows, read_band
-    from darts_postprocessing.core.exclusion import exclusion_mask, is_vector, polygons_without_crs
-    from darts_postprocessing.core.files import open_read_only, replace_layer, write_geotiff
-    from darts_postprocessing.core.geoparquet import geoparquet_support, read_layer, write_geoparquet
-    from darts_postprocessing.core.grids import grid_of
-    from darts_postprocessing.core.metadata import read_tags, write_metadata
+    from darts_postprocessing.core.files.atomic import replace_layer
+    from darts_postprocessing.core.files.exclusion import exclusion_mask, is_vector, polygons_without_crs
+    from darts_postprocessing.core.files.gdal import open_read_only
+    from darts_postprocessing.core.files.geoparquet import geoparquet_support, read_layer, write_geoparquet
+    from darts_postprocessing.core.files.geotiff import RasterWindows, read_band, write_geotiff
+    from darts_postprocessing.core.files.grids import grid_of
+    from darts_postprocessing.core.files.tags import read_tags, write_metadata
 
     inputs, grid = tmp_path / "inputs", (0, 10, 0, 400, 0, -10)
     inputs.mkdir()
@@ -220,7 +221,7 @@ def old_outputs(folder, names):
 
 
 def test_commit_puts_everything_back_when_one_replacement_fails(tmp_path):
-    from darts_postprocessing.core.files import AtomicFiles
+    from darts_postprocessing.core.files.atomic import AtomicFiles
 
     old_outputs(tmp_path, ["a.tif", "b.tif"])
     files = AtomicFiles()
@@ -235,7 +236,7 @@ def test_commit_puts_everything_back_when_one_replacement_fails(tmp_path):
 
 
 def test_a_target_that_is_a_folder_changes_nothing(tmp_path):
-    from darts_postprocessing.core.files import AtomicFiles
+    from darts_postprocessing.core.files.atomic import AtomicFiles
 
     old_outputs(tmp_path, ["a.tif"])
     (tmp_path / "b.tif").mkdir()
@@ -254,7 +255,7 @@ def test_a_target_that_is_a_folder_changes_nothing(tmp_path):
 
 KILLED_WHILE_WRITING = """
 import os, signal, sys
-from darts_postprocessing.core.files import AtomicFiles
+from darts_postprocessing.core.files.atomic import AtomicFiles
 files = AtomicFiles()
 for name in sys.argv[1:]:
     with open(files.reserve(name), "w") as handle:
@@ -264,7 +265,7 @@ os.kill(os.getpid(), signal.SIGKILL)
 
 
 def test_the_next_run_removes_what_a_killed_run_left(tmp_path, package_parent):
-    from darts_postprocessing.core.files import AtomicFiles
+    from darts_postprocessing.core.files.atomic import AtomicFiles
 
     environment = dict(os.environ, PYTHONPATH=str(package_parent))
     killed = subprocess.run([sys.executable, "-c", KILLED_WHILE_WRITING, str(tmp_path / "a.tif"),
@@ -287,7 +288,7 @@ def test_the_next_run_removes_what_a_killed_run_left(tmp_path, package_parent):
 def test_a_killed_commit_gets_the_old_file_back(tmp_path):
     """A run killed after moving an old file aside, before moving the new one in: the next run
     in that folder puts the old file back rather than leaving neither."""
-    from darts_postprocessing.core.files import AtomicFiles
+    from darts_postprocessing.core.files.atomic import AtomicFiles
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     pid = int(dead.stdout)  # a process that no longer exists
@@ -305,7 +306,7 @@ def test_gdal_writing_in_threads_keeps_each_writes_close_errors_apart():
     import threading
 
     pytest.importorskip("osgeo")
-    from darts_postprocessing.core.files import gdal_writing
+    from darts_postprocessing.core.files.gdal import gdal_writing
 
     class FailsOnClose:
         def __del__(self):
@@ -340,7 +341,7 @@ def test_gdal_writing_in_threads_keeps_each_writes_close_errors_apart():
 ERODE_LARGE_RADIUS = """
 import sys
 import numpy as np
-from darts_postprocessing.core.postprocess import erode_valid
+from darts_postprocessing.core.kernels.postprocess import erode_valid
 
 def peak_mb():
     with open("/proc/self/status") as status:
@@ -372,7 +373,7 @@ def test_erosion_by_a_large_radius_keeps_memory_bounded(package_parent):
 def test_erosion_in_small_batches_equals_the_reference(monkeypatch, intervals, pixels):
     """The batches (of runs, and of pixels to paint) change nothing: tiny budgets, many batches."""
     import reference
-    from darts_postprocessing.core import postprocess
+    from darts_postprocessing.core.kernels import postprocess
 
     monkeypatch.setattr(postprocess, "INTERVAL_BUDGET", intervals)
     monkeypatch.setattr(postprocess, "PIXEL_BUDGET", pixels)
@@ -388,7 +389,7 @@ def test_discarded_outputs_leave_no_folder_they_made(tmp_path):
     """Issue 20: a canceled or failed run left the empty folders made for its outputs
     (processtiles' OUTPUT_TILES and tiles/<id>/); folders that were there, or that hold
     something else by then, stay. Committed outputs keep theirs."""
-    from darts_postprocessing.core.files import AtomicFiles
+    from darts_postprocessing.core.files.atomic import AtomicFiles
 
     (tmp_path / "there").mkdir()
     files = AtomicFiles()

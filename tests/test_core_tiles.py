@@ -19,20 +19,14 @@ from osgeo import ogr  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts"))
 import sample_region as scene  # noqa: E402
 from darts_postprocessing.core import prepare_export  # noqa: E402
-from darts_postprocessing.core.files import AtomicFiles  # noqa: E402
-from darts_postprocessing.core.objects import Objects  # noqa: E402
+from darts_postprocessing.core.files.atomic import AtomicFiles  # noqa: E402
+from darts_postprocessing.core.kernels.objects import Objects  # noqa: E402
+from darts_postprocessing.core.regions.merge import merge_objects  # noqa: E402
+from darts_postprocessing.core.regions.process_tiles import merge_tiles, process_tiles  # noqa: E402
+from darts_postprocessing.core.regions.tiles import TileResult, TileSettings, find_tiles, process_tile  # noqa: E402
 from reading import open_read_only, pixels  # noqa: E402
 from reading import tags as dataset_tags  # noqa: E402
 from vectors import features  # noqa: E402
-from darts_postprocessing.core.tiles import (  # noqa: E402
-    TileResult,
-    TileSettings,
-    find_tiles,
-    merge_objects,
-    process_tile,
-    merge_tiles,
-    process_tiles,
-)
 
 ogr.UseExceptions()
 # slump -> (tile it must come from, n_tiles)
@@ -271,9 +265,8 @@ def test_a_slump_joined_to_its_neighbour_in_one_tile_is_not_lost():
 
 
 def test_depth_is_zero_for_cut_objects_and_scaled_to_metres():
+    from darts_postprocessing.core.regions.tiles import object_depths, pixel_size_m
     from osgeo import osr
-
-    from darts_postprocessing.core.tiles import object_depths, pixel_size_m
 
     extent = np.ones((40, 40), np.uint8)
     extent[:, 30:] = 0  # invalid data east
@@ -465,7 +458,7 @@ def test_the_merge_reports_progress_and_can_be_canceled(tmp_path):
 
 def test_workers_are_capped_at_tiles_cores_and_memory(region):
     """Issue 20: WORKERS=99999 on 300 tiles started 301 processes (~10 GB, 56 s instead of 3.4 s)."""
-    from darts_postprocessing.core.tiles import usable_cores, worker_count
+    from darts_postprocessing.core.regions.workers import usable_cores, worker_count
 
     sources, _ = find_tiles(region["inputs"])
     count, note = worker_count(99999, sources)

@@ -5,11 +5,10 @@ import os
 
 import numpy as np
 import pytest
-
 import reference
 from darts_postprocessing.core import export_tile, polygonize, prepare_export, to_percent
-from tiles import random_tile
 from reading import open_read_only, pixels
+from tiles import random_tile
 from vectors import features
 
 gdal = pytest.importorskip("osgeo.gdal", reason="GDAL's Python bindings (osgeo) are not installed here")
@@ -105,7 +104,7 @@ def test_export_tile_writes_darts_files(tmp_path):
     result = prepare_export({"probabilities": probs, "quality_data_mask": quality}, quality_level=1,
                             mask_erosion_size=2, min_object_size=4, device="cpu")
     paths = export_tile(result, str(tmp_path / "T06WVS"), GEOTRANSFORM, f"EPSG:{EPSG}")
-    from darts_postprocessing.core.geoparquet import geoparquet_support
+    from darts_postprocessing.core.files.geoparquet import geoparquet_support
 
     twins = ["prediction_segments.parquet", "prediction_extent.parquet"] if geoparquet_support()[0] else []
     assert sorted(os.listdir(tmp_path / "T06WVS")) == sorted(

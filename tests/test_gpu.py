@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from darts_postprocessing.core import binarize, erode_mask, gpu_available
 
 pytestmark = pytest.mark.skipif(not gpu_available(), reason="no CUDA GPU visible to cupy")
@@ -23,7 +22,6 @@ test_hand_made_cases = cpu_tests.test_hand_made_cases
 
 def test_cupy_arrays_stay_on_the_gpu():
     import cupy
-
     from tiles import random_tile
     probs, quality = random_tile(3)
     mask = erode_mask(cupy.asarray(quality), 2, "cuda")

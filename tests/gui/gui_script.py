@@ -12,6 +12,7 @@ import json
 import os
 import traceback
 
+from qgis import processing
 from qgis.core import (
     QgsApplication,
     QgsLayerTreeGroup,
@@ -25,8 +26,6 @@ from qgis.PyQt.QtCore import QObject, QTimer, pyqtSlot
 from qgis.PyQt.QtGui import QDesktopServices
 from qgis.PyQt.QtWidgets import QAbstractSpinBox, QComboBox, QDialogButtonBox, QDoubleSpinBox, QLabel, QTextEdit
 from qgis.utils import iface, plugins
-
-from qgis import processing
 
 REPORT = os.environ["DARTS_GUI_REPORT"]
 MODE = os.environ.get("DARTS_GUI_MODE", "dialog")

@@ -1,10 +1,9 @@
 """Reading test rasters back, and what the core makes of the sample tile."""
 
 import numpy as np
-from osgeo import gdal
-
 from darts_postprocessing.core import prepare_export
-from darts_postprocessing.core.files import open_read_only
+from darts_postprocessing.core.files.gdal import open_read_only
+from osgeo import gdal
 
 gdal.UseExceptions()
 

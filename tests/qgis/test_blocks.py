@@ -7,7 +7,6 @@ import os
 import numpy as np
 import pytest
 from osgeo import gdal
-
 from qgis import processing
 from qgis.core import QgsProcessingFeedback
 from rasters import read
@@ -71,7 +70,7 @@ def test_binarize_in_blocks(provider, big, tmp_path, connectivity):
 
 
 def test_block_size_follows_the_memory_limit():
-    from darts_postprocessing.core.blockwise import block_size
+    from darts_postprocessing.core.lazy.blockwise import block_size
 
     assert block_size(14, 1, 2) == 512 and block_size(14, 10 ** 6, 2) == 4096
     assert block_size(14, 1500, 2) % 256 == 0 and 512 < block_size(14, 1500, 2) < 4096

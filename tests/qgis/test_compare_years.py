@@ -6,9 +6,8 @@ import os
 
 import pytest
 from osgeo import ogr, osr
-from qgis.core import QgsProcessingException
-
 from qgis import processing
+from qgis.core import QgsProcessingException
 from qgis_cli import qgis_process
 from reading import open_read_only
 
@@ -109,7 +108,7 @@ def test_qgis_process_leaves_the_maps_as_they_were(profile, tmp_path):
     read by GDAL only)."""
     import hashlib
 
-    from darts_postprocessing.core.metadata import write_metadata
+    from darts_postprocessing.core.files.tags import write_metadata
 
     folder = tmp_path / "maps"
     folder.mkdir()
@@ -128,9 +127,8 @@ def test_qgis_process_leaves_the_maps_as_they_were(profile, tmp_path):
 
 
 def test_change_layer_style_has_a_class_per_change(provider, region, tmp_path):
-    from qgis.core import QgsVectorLayer
-
     from darts_postprocessing.algorithms.styles import STYLES
+    from qgis.core import QgsVectorLayer
 
     results = processing.run("darts:compareyears", {"INPUT": [f"{region}|layername=slumps"],
                                                     "OUTPUT": str(tmp_path / "changes.gpkg")})

@@ -7,16 +7,15 @@ import os
 
 import numpy as np
 import pytest
-from osgeo import gdal, ogr
-from qgis.core import QgsProcessingFeedback
-from scipy import ndimage
-
-from qgis import processing
 import reference
+from osgeo import gdal, ogr
+from qgis import processing
+from qgis.core import QgsProcessingFeedback
 from rasters import read
 from reading import open_read_only
 from reading import tags as dataset_tags
 from sample_tile import write_tif
+from scipy import ndimage
 from vectors import features
 
 gdal.UseExceptions()
@@ -170,7 +169,7 @@ def test_exporttile_parts_layout_is_upstreams(provider, sample, tmp_path):
 
 
 def test_exporttile_geoparquet_twins_or_a_logged_skip(provider, sample, tmp_path):
-    from darts_postprocessing.core.geoparquet import geoparquet_support
+    from darts_postprocessing.core.files.geoparquet import geoparquet_support
 
     prepared = prepare(sample, tmp_path)
     log = Log()
@@ -230,7 +229,7 @@ def test_every_file_says_how_it_was_made(provider, blocks_sample, tmp_path):
             assert tags["DARTS_exporttile_polygon_layout"] == "objects"
             assert tags["DARTS_postprocessing"].startswith("darts:exporttile ")
         # The JPEG's tags in its comment, darts_inference.json's as DARTS' record (numbers as numbers).
-        from darts_postprocessing.core.metadata import read_tags
+        from darts_postprocessing.core.files.tags import read_tags
 
         assert read_tags(results["OUTPUT_THUMBNAIL"]) == {key: value for key, value in tags.items()
                                                            if key.startswith("DARTS_")}
@@ -292,7 +291,7 @@ def test_polygonize_and_prepareexport_offer_darts_percent_statistics(provider, b
 
 def test_statistics_scale_choices_are_the_cores():
     from darts_postprocessing.algorithms.polygon_options import STATISTICS_SCALES
-    from darts_postprocessing.core.vectorize import STATISTICS_SCALES as CORE
+    from darts_postprocessing.core.files.layers import STATISTICS_SCALES as CORE
 
     assert STATISTICS_SCALES == list(CORE)
 

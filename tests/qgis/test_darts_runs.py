@@ -10,14 +10,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from models import processtiles_then_extract
+from qgis import processing
 from qgis.core import (
     QgsProcessingContext,
     QgsProcessingFeedback,
     QgsProject,
 )
-
-from qgis import processing
-from models import processtiles_then_extract
 from qgis_cli import qgis_process
 from reading import open_read_only
 

@@ -8,9 +8,8 @@ import os
 import numpy as np
 import pytest
 from osgeo import gdal, ogr, osr
-from qgis.core import QgsProcessingException, QgsProcessingFeedback
-
 from qgis import processing
+from qgis.core import QgsProcessingException, QgsProcessingFeedback
 from qgis_cli import qgis_process
 from reading import open_read_only
 from sample_tile import EPSG, ORIGIN, PIXEL
@@ -91,7 +90,7 @@ def read_rows(path):
 
 
 def test_evaluate_equals_the_core_on_the_same_arrays(evaluated, sample):
-    from darts_postprocessing.core.evaluate import evaluate, reference_raster
+    from darts_postprocessing.core.regions.evaluate import evaluate, reference_raster
     from rasters import read
 
     results, reference_path, count = evaluated

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from osgeo import gdal
-
-from qgis import processing
 import reference
+from osgeo import gdal
+from qgis import processing
 from qgis_cli import qgis_process
 from rasters import read
 from reading import open_read_only

@@ -8,11 +8,10 @@ import re
 
 import numpy as np
 import pytest
-from osgeo import gdal, ogr, osr
-from qgis.core import QgsFeature, QgsGeometry, QgsProcessingException, QgsProcessingFeedback, QgsVectorLayer
-
-from qgis import processing
 import reference
+from osgeo import gdal, ogr, osr
+from qgis import processing
+from qgis.core import QgsFeature, QgsGeometry, QgsProcessingException, QgsProcessingFeedback, QgsVectorLayer
 from qgis_cli import qgis_process
 from rasters import read, read_percent
 from reading import open_read_only

@@ -10,9 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from osgeo import gdal
-from qgis.core import QgsProcessingException
-
 from qgis import processing
+from qgis.core import QgsProcessingException
 from qgis_cli import qgis_process
 from rasters import read
 from reading import pixels
@@ -60,7 +59,7 @@ def missing_outputs(folder, bands=DEFAULT_BANDS, subsets=()):
 
 
 def parquet_supported():
-    from darts_postprocessing.core.geoparquet import geoparquet_support
+    from darts_postprocessing.core.files.geoparquet import geoparquet_support
 
     return geoparquet_support()[0] is not None
 
@@ -194,7 +193,7 @@ def test_darts_inference_json_holds_this_runs_settings_in_darts_types(profile, e
         key: value for key, value in tags.items() if key.startswith("DARTS_") and key not in DARTS_INFERENCE_KEYS}
     assert record["DARTS_postprocessing"].startswith("darts:exporttile ")
     # The thumbnail says how it was made too, in its JPEG comment.
-    from darts_postprocessing.core.metadata import read_tags
+    from darts_postprocessing.core.files.tags import read_tags
 
     assert read_tags(exported["OUTPUT_THUMBNAIL"]) == {key: value for key, value in tags.items()
                                                         if key.startswith("DARTS_")}
@@ -257,10 +256,16 @@ def test_ensemble_subsets_that_do_not_match_are_one_line_errors(provider, ensemb
 def test_a_model_chains_prepareexports_subsets_into_exporttile(provider, ensemble, tmp_path):
     """The two lists connect directly in a model: the members as one model input for both steps,
     prepareexport's OUTPUT_SUBSET_BINARIZED into exporttile's SUBSET_BINARIZED."""
-    from qgis.core import (QgsProcessing, QgsProcessingModelAlgorithm, QgsProcessingModelChildAlgorithm,
-                           QgsProcessingModelChildParameterSource, QgsProcessingModelOutput,
-                           QgsProcessingModelParameter, QgsProcessingParameterMultipleLayers,
-                           QgsProcessingParameterRasterLayer)
+    from qgis.core import (
+        QgsProcessing,
+        QgsProcessingModelAlgorithm,
+        QgsProcessingModelChildAlgorithm,
+        QgsProcessingModelChildParameterSource,
+        QgsProcessingModelOutput,
+        QgsProcessingModelParameter,
+        QgsProcessingParameterMultipleLayers,
+        QgsProcessingParameterRasterLayer,
+    )
 
     model = QgsProcessingModelAlgorithm("ensemble tile", "DARTS tests")
     for parameter in (QgsProcessingParameterRasterLayer("probabilities", "Probabilities"),

@@ -7,11 +7,10 @@ import os
 
 import numpy as np
 import pytest
-from osgeo import gdal
-from qgis.core import QgsProcessingException, QgsProcessingFeedback
-
-from qgis import processing
 from darts_postprocessing.core import erode_mask
+from osgeo import gdal
+from qgis import processing
+from qgis.core import QgsProcessingException, QgsProcessingFeedback
 from rasters import read
 from sample_tile import ORIGIN, PIXEL, write_tif
 

@@ -5,10 +5,9 @@ gets a log line saying it was postprocessed already."""
 
 import numpy as np
 import pytest
-from osgeo import gdal
-
 import reference
-from darts_postprocessing.core.files import write_geotiff
+from darts_postprocessing.core.files.geotiff import write_geotiff
+from osgeo import gdal
 from rasters import read
 
 gdal.UseExceptions()

@@ -4,9 +4,8 @@ where and under which names the outputs are loaded, the run's summary and its re
 import re
 from pathlib import Path
 
-from qgis.core import QgsLayerTreeGroup, QgsProcessingContext, QgsProcessingFeedback, QgsProject
-
 from qgis import processing
+from qgis.core import QgsLayerTreeGroup, QgsProcessingContext, QgsProcessingFeedback, QgsProject
 from sample_tile import write_sample_tile
 
 REPO = Path(__file__).resolve().parents[2]

@@ -4,11 +4,10 @@ import os
 
 import numpy as np
 import pytest
-from osgeo import gdal
-from qgis.core import QgsProcessing, QgsProcessingException, QgsProcessingFeedback
-
-from qgis import processing
 from darts_postprocessing.core import binarize, erode_mask, prepare_export
+from osgeo import gdal
+from qgis import processing
+from qgis.core import QgsProcessing, QgsProcessingException, QgsProcessingFeedback
 from rasters import expected_on_sample, read, read_percent
 from reading import open_read_only
 from sample_tile import sample_arrays, write_tif

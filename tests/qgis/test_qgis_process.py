@@ -128,7 +128,7 @@ def model_parameters(sample, out):
 def test_model_runs_headless(provider, sample, tmp_path):
     """The model's files are those its steps write (pixels, polygons, layer name, tags naming
     the outputs), written together by its last step: nothing else appears beside them."""
-    from darts_postprocessing.core.metadata import read_tags
+    from darts_postprocessing.core.files.tags import read_tags
 
     model = load_model()
     assert {c.algorithmId() for c in model.childAlgorithms().values()} == {"darts:erodemask", "darts:binarize",

@@ -8,15 +8,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from models import processtiles_then_extract
 from osgeo import ogr
+from qgis import processing
 from qgis.core import (
     QgsProcessingException,
     QgsProcessingFeedback,
     QgsVectorLayer,
 )
-
-from qgis import processing
-from models import processtiles_then_extract
 from qgis_cli import qgis_process
 from reading import open_read_only
 
@@ -213,7 +212,7 @@ def test_cancel_leaves_no_output(provider, region, tmp_path, workers):
 
 def test_the_default_target_crs_is_the_cores():
     from darts_postprocessing.algorithms.process_tiles import DEFAULT_TARGET_CRS
-    from darts_postprocessing.core.tiles import DEFAULT_TARGET_CRS as CORE_DEFAULT
+    from darts_postprocessing.core.regions.tiles import DEFAULT_TARGET_CRS as CORE_DEFAULT
 
     assert DEFAULT_TARGET_CRS == CORE_DEFAULT
 

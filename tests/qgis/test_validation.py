@@ -7,11 +7,10 @@ import shutil
 
 import numpy as np
 import pytest
+import sample_region as scene
 from osgeo import gdal, ogr, osr
 from qgis_cli import qgis_process
 from reading import open_read_only, pixels
-
-import sample_region as scene
 
 gdal.UseExceptions()
 ogr.UseExceptions()

@@ -6,11 +6,10 @@ import re
 
 import numpy as np
 import pytest
-from osgeo import gdal
-from qgis.core import QgsProcessingException, QgsProject, QgsVectorLayer, QgsWkbTypes
-
-from qgis import processing
 import reference
+from osgeo import gdal
+from qgis import processing
+from qgis.core import QgsProcessingException, QgsProject, QgsVectorLayer, QgsWkbTypes
 from rasters import expected_on_sample, read, read_percent
 from reading import open_read_only
 from sample_tile import write_tif
@@ -103,7 +102,7 @@ def test_exporttile_writes_a_darts_folder(provider, sample, tmp_path):
     results = processing.run("darts:exporttile", {"PROBABILITIES": sample["probabilities"],
                                                   "BINARIZED": prepared["OUTPUT_BINARIZED"],
                                                   "EXTENT": prepared["OUTPUT_EXTENT"], "OUTPUT_FOLDER": str(folder)})
-    from darts_postprocessing.core.geoparquet import geoparquet_support
+    from darts_postprocessing.core.files.geoparquet import geoparquet_support
 
     twins = ["prediction_segments.parquet", "prediction_extent.parquet"] if geoparquet_support()[0] else []
     assert sorted(os.listdir(folder)) == sorted(["probabilities.tif", "binarized.tif", "extent.tif", "quicklook.png",

@@ -24,7 +24,7 @@ import os
 
 import numpy as np
 
-from .files import create_geotiff, gdal_writing, open_read_only, osgeo, spatial_reference
+from .gdal import open_read_only, osgeo, spatial_reference
 from .grids import grid_differences
 
 POLYGON_TYPES = ("POLYGON", "MULTIPOLYGON", "CURVEPOLYGON", "MULTISURFACE", "GEOMETRY", "UNKNOWN")
@@ -41,6 +41,8 @@ def decode_exclusion(data: np.ndarray, nodata) -> np.ndarray:
 
 
 DELIMITED = (".csv", ".tsv", ".txt")  # delimited text: polygons as WKT in a column of one of GEOMETRY_NAMES
+
+
 GEOMETRY_NAMES = "WKT,geometry,geom,the_geom,wkt_geom"
 
 
@@ -74,44 +76,20 @@ def exclusion_mask(source: str, shape, geotransform, crs, *, layer: str | None =
         gdal, _, _ = osgeo()
         memory = gdal.GetDriverByName("MEM").Create("", shape[1], shape[0], 1, gdal.GDT_Byte)
         _set_grid(memory, geotransform, crs)
-        overlaps = _burn(source, memory, layer, where, crs, what)
+        overlaps = burn_polygons(source, memory, layer, where, crs, what)
         if info is not None:
             info["overlaps"] = overlaps
         return memory.GetRasterBand(1).ReadAsArray() != 0
-    from .blockwise import open_raster, read_pixels
+    from .geotiff import open_raster, read_pixels
 
     with open_raster(source, what) as dataset:
-        _check_on_grid(dataset, shape, geotransform, crs, what)
+        check_on_grid(dataset, shape, geotransform, crs, what)
         band = dataset.GetRasterBand(1)
         return decode_exclusion(read_pixels(band, source, what), band.GetNoDataValue())
 
 
-def exclusion_mask_lazy(source: str, shape, geotransform, crs, block: int, scratch: str, *, layer: str | None = None,
-                        where: str | None = None, what: str = "exclusion mask"):
-    """exclusion_mask as a dask bool array of `block` x `block` chunks, never whole in memory:
-    polygons are first burnt into the GeoTIFF `scratch` (a temporary file the caller removes)."""
-    from .blockwise import read_lazy
-
-    if is_vector(source):
-        with gdal_writing(scratch):
-            dataset = create_geotiff(scratch, shape, np.uint8, geotransform, crs)
-            try:
-                _burn(source, dataset, layer, where, crs, what)
-                dataset.FlushCache()
-            finally:
-                dataset = None
-        source, what = scratch, f"{what} (burnt onto the grid)"
-    else:
-        from .blockwise import open_raster
-
-        with open_raster(source, what) as dataset:
-            _check_on_grid(dataset, shape, geotransform, crs, what)
-    raw, nodata = read_lazy(source, block, what)
-    return raw.map_blocks(decode_exclusion, nodata, dtype=bool, meta=np.zeros((0, 0), bool))
-
-
 def _set_grid(dataset, geotransform, crs) -> None:
-    from .files import gdal_geotransform
+    from .gdal import gdal_geotransform
 
     if geotransform is not None:
         dataset.SetGeoTransform(gdal_geotransform(geotransform))
@@ -120,7 +98,7 @@ def _set_grid(dataset, geotransform, crs) -> None:
         dataset.SetSpatialRef(srs)
 
 
-def _check_on_grid(dataset, shape, geotransform, crs, what: str) -> None:
+def check_on_grid(dataset, shape, geotransform, crs, what: str) -> None:
     """Raise unless the raster `dataset` lies on the grid."""
     srs = spatial_reference(crs)
     problems = grid_differences((shape[1], shape[0]), tuple(geotransform or (0, 1, 0, 0, 0, 1)),
@@ -133,7 +111,7 @@ def _check_on_grid(dataset, shape, geotransform, crs, what: str) -> None:
                          f"the mask as polygons")
 
 
-def _burn(source: str, dataset, layer: str | None, where: str | None, crs, what: str) -> bool:
+def burn_polygons(source: str, dataset, layer: str | None, where: str | None, crs, what: str) -> bool:
     """Burn 1 into `dataset` (on the grid, in `crs`) where the polygons of `layer` (the only
     one when None) of `source` lie; whether some polygon overlaps the grid in its own CRS."""
     gdal, _, _ = osgeo()

@@ -11,127 +11,43 @@ from __future__ import annotations
 
 import logging
 import numbers
-import re
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ._backend import (Backend, Device, array_module_of, dask_array, is_dask, is_dataarray, raw_array, resolve_device,
-                       validate_device)
-from .postprocess import SCALES, binarize_array, erode_valid
+from ..kernels.checks import (
+    BOUNDARY_MODES,
+    CONNECTIVITIES,
+    check_choice,
+    check_level_fits_mask,
+    check_probabilities,
+    check_quality_level,
+    check_quality_mask,
+    check_raster,
+    check_same_shape,
+    check_share,
+    check_size,
+    check_threshold,
+    require_variables,
+)
+from ..kernels.devices import (
+    Backend,
+    Device,
+    array_module_of,
+    dask_array,
+    is_dask,
+    is_dataarray,
+    raw_array,
+    resolve_device,
+    validate_device,
+)
+from ..kernels.objects import Objects
+from ..kernels.postprocess import SCALES, binarize_array, erode_valid
 
 logger = logging.getLogger(__name__)
 
-QUALITY_LEVELS = {"none": 0, "low_quality": 1, "high_quality": 2}
-BOUNDARY_MODES = ("remove", "clip")
-CONNECTIVITIES = (4, 8)
+
 Progress = Callable[[float, str], None]
-
-
-# -- argument checks ---------------------------------------------------------------------
-
-def check_threshold(threshold) -> float:
-    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
-        raise TypeError(f"threshold must be a number in [0, 1], got {threshold!r}")
-    if not 0.0 <= float(threshold) <= 1.0:  # also rejects NaN
-        raise ValueError(f"threshold must be in [0, 1], got {threshold!r}")
-    return float(threshold)
-
-
-def parse_thresholds(text: str, name: str = "thresholds") -> list[tuple[str, float]]:
-    """(as written, value) of several thresholds in the one accepted form: decimal numbers
-    with a point, in [0, 1], separated by commas, spaces or semicolons ("0.4,0.5,0.6"; 0 and
-    1 as 0.0 and 1.0). A number without a point is refused, above all for a decimal comma:
-    "0,1" would otherwise silently be the two thresholds 0 and 1."""
-    items = [item for item in re.split(r"[\s,;]+", text.strip()) if item]
-    for item in items:
-        if re.fullmatch(r"[0-9]+", item):
-            pair = re.fullmatch(r"\s*([0-9]+)\s*,\s*([0-9]+)\s*", text)
-            hint = f"write {pair[1]}.{pair[2]} for one threshold" if pair else f"write {item}.0"
-            if pair and int(pair[1]) <= 1 and int(pair[2]) <= 1:
-                hint += f", or {pair[1]}.0,{pair[2]}.0 for two"
-            raise ValueError(f"{name}: {item!r} has no decimal point; thresholds are decimal numbers with a point, "
-                             f"separated by commas ({text.strip()!r}: {hint})")
-        try:
-            check_threshold(float(item))
-        except ValueError:
-            raise ValueError(f"{name}: {item!r} is no threshold in [0, 1] (give e.g. 0.4,0.5,0.6)") from None
-    return [(item, float(item)) for item in items]
-
-
-def check_share(name: str, value, boundary: str = "remove") -> float:
-    """A share in [0, 1); a share above 0 asks to keep partly excluded objects, which only
-    boundary "remove" does (clip cuts every excluded pixel)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= float(value) < 1.0:
-        raise ValueError(f"{name} must be a number in [0, 1) (0: any excluded pixel), got {value!r}")
-    if float(value) > 0 and boundary != "remove":
-        raise ValueError(f"{name} applies with boundary 'remove' (clip cuts every excluded pixel), got {value!r} "
-                         f"with boundary {boundary!r}")
-    return float(value)
-
-
-def check_size(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer >= 0, got {value!r}")
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
-    return int(value)
-
-
-def check_quality_level(level) -> int:
-    if isinstance(level, str) and level in QUALITY_LEVELS:
-        return QUALITY_LEVELS[level]
-    if not isinstance(level, bool) and isinstance(level, numbers.Integral) and level in (0, 1, 2):
-        return int(level)
-    raise ValueError(f"quality_level must be 0, 1, 2 or one of {tuple(QUALITY_LEVELS)}, got {level!r}")
-
-
-def check_choice(name: str, value, choices: Sequence):
-    if value not in choices or isinstance(value, bool):
-        raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
-    return value
-
-
-def _check_raster(name: str, array, kinds: str, what: str) -> None:
-    if array.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D (y, x) array, got shape {tuple(array.shape)}")
-    if array.size == 0:
-        raise ValueError(f"{name} is empty (shape {tuple(array.shape)})")
-    if array.dtype.kind not in kinds:
-        raise TypeError(f"{name} must be {what}, got dtype {array.dtype}")
-
-
-def require_variables(tile, names) -> None:
-    """KeyError naming the first of `names` missing from the tile, and what it has."""
-    for name in names:
-        if name not in tile:
-            raise KeyError(f"tile has no variable {name!r} (has: {', '.join(map(str, tile.keys()))})")
-
-
-def check_same_grid(**arrays) -> None:
-    shapes = {name: tuple(a.shape) for name, a in arrays.items()}
-    if len(set(shapes.values())) > 1:
-        raise ValueError("rasters must have the same shape: " + ", ".join(f"{n} {s}" for n, s in shapes.items()))
-
-
-def _check_probabilities(name: str, probs, xp) -> None:
-    _check_raster(name, probs, "f", "float probabilities in [0, 1] (NaN = no prediction)")
-    if bool(((probs < 0) | (probs > 1)).any()):  # NaN compares False: allowed
-        low, high = float(xp.nanmin(probs)), float(xp.nanmax(probs))
-        raise ValueError(f"{name} must lie in [0, 1] (NaN = no prediction), found values in [{low}, {high}]")
-
-
-def _check_level_fits_mask(level: int, quality) -> None:
-    """A bool mask says valid or not, never "high quality": level 2 would keep no pixel."""
-    if level == 2 and quality.dtype == bool:
-        raise ValueError("quality_level 2 (high_quality) needs a 0/1/2 quality mask, but quality_data_mask is bool, "
-                         "which cannot mark high quality (no pixel would be kept): use quality_level 1 or a uint8 mask")
-
-
-def _check_quality_mask(name: str, quality, xp) -> None:
-    _check_raster(name, quality, "uib", "an integer quality mask (0 invalid, 1 low, 2 high quality)")
-    if quality.dtype.kind != "b" and bool(((quality < 0) | (quality > 2)).any()):
-        raise ValueError(f"{name} must hold 0 (invalid), 1 (low) or 2 (high quality), found values up to {int(quality.max())}")
 
 
 # -- containers ---------------------------------------------------------------------------
@@ -156,13 +72,13 @@ def erode_mask(mask, size: int, device: Device = "auto", edge_size: int | None =
     size = check_size("size", size)
     edge_size = size if edge_size is None else check_size("edge_size", edge_size)
     if is_dask(mask):
-        from .chunked import erode_mask_lazy
+        from ..lazy.chunked import erode_mask_lazy
 
         validate_device(device)
-        _check_raster("mask", dask_array(mask), "uib", "a bool or integer mask (non-zero = valid)")
+        check_raster("mask", dask_array(mask), "uib", "a bool or integer mask (non-zero = valid)")
         return _like_lazy(mask, erode_mask_lazy(dask_array(mask), size, edge_size))
     data = raw_array(mask)
-    _check_raster("mask", data, "uib", "a bool or integer mask (non-zero = valid)")
+    check_raster("mask", data, "uib", "a bool or integer mask (non-zero = valid)")
     backend = resolve_device(device)
     with backend.context():
         valid = backend.asarray(data) != 0
@@ -187,13 +103,13 @@ def binarize(probs, threshold: float, min_object_size: int, mask, device: Device
     check_choice("size_connectivity", size_connectivity, CONNECTIVITIES)
     check_choice("boundary", boundary, BOUNDARY_MODES)
     if is_dask(probs) or is_dask(mask) or is_dask(exclude):
-        from .chunked import binarize_mask_lazy
+        from ..lazy.chunked import binarize_mask_lazy
 
         validate_device(device)
         prob_data, mask_data = _as_dask(probs), _as_dask(mask, like=probs)
-        _check_raster("probs", prob_data, "f", "float probabilities in [0, 1] (NaN = no prediction)")
-        _check_raster("mask", mask_data, "uib", "a bool or integer mask (non-zero = valid)")
-        check_same_grid(probs=prob_data, mask=mask_data)
+        check_raster("probs", prob_data, "f", "float probabilities in [0, 1] (NaN = no prediction)")
+        check_raster("mask", mask_data, "uib", "a bool or integer mask (non-zero = valid)")
+        check_same_shape(probs=prob_data, mask=mask_data)
         excluded = None
         if exclude is not None:
             excluded = _as_dask(exclude, like=probs)
@@ -207,9 +123,9 @@ def binarize(probs, threshold: float, min_object_size: int, mask, device: Device
     backend = resolve_device(device)
     with backend.context():
         prob_data, mask_data = backend.asarray(prob_data), backend.asarray(mask_data)
-        _check_probabilities("probs", prob_data, backend.xp)
-        _check_raster("mask", mask_data, "uib", "a bool or integer mask (non-zero = valid)")
-        check_same_grid(probs=prob_data, mask=mask_data)
+        check_probabilities("probs", prob_data, backend.xp)
+        check_raster("mask", mask_data, "uib", "a bool or integer mask (non-zero = valid)")
+        check_same_shape(probs=prob_data, mask=mask_data)
         excluded = _excluded_on(backend, exclude, prob_data)
         result = binarize_array(prob_data, threshold, min_object_size, mask_data != 0, size_connectivity, backend.xp,
                                 excluded=excluded, boundary=boundary, scale=probability_scale,
@@ -218,8 +134,8 @@ def binarize(probs, threshold: float, min_object_size: int, mask, device: Device
 
 
 def _check_exclusion(exclude, like) -> None:
-    _check_raster("exclude", exclude, "uib", "a bool or integer mask (non-zero = excluded)")
-    check_same_grid(probabilities=like, exclude=exclude)
+    check_raster("exclude", exclude, "uib", "a bool or integer mask (non-zero = excluded)")
+    check_same_shape(probabilities=like, exclude=exclude)
 
 
 def _excluded_on(backend: Backend, exclude, like):
@@ -315,7 +231,7 @@ def _prepare(tile, thresholds, mask_erosion_size, min_object_size, quality_level
         raise TypeError("ensemble_subsets must be a list of subset names, not a string")
     layers = {None: "probabilities", **{s: f"probabilities-{s}" for s in ensemble_subsets}}
     require_variables(tile, ["quality_data_mask", *layers.values()])
-    _check_level_fits_mask(level, tile["quality_data_mask"])
+    check_level_fits_mask(level, tile["quality_data_mask"])
 
     if is_dask(exclude) or any(is_dask(tile[name]) for name in ["quality_data_mask", *layers.values()]):
         return _prepare_export_lazy(tile, layers, thresholds, erosion, edge, min_size, level, boundary,
@@ -327,7 +243,7 @@ def _prepare(tile, thresholds, mask_erosion_size, min_object_size, quality_level
     with backend.context():
         report(0.0, "Checking the quality mask")
         quality = backend.asarray(raw_array(tile["quality_data_mask"]))
-        _check_quality_mask("quality_data_mask", quality, xp)
+        check_quality_mask("quality_data_mask", quality, xp)
         valid = quality >= level
         if level > 0:
             report(0.05, f"Eroding the quality mask (disk radius {erosion}, edge band {edge})")
@@ -340,8 +256,8 @@ def _prepare(tile, thresholds, mask_erosion_size, min_object_size, quality_level
         for index, (subset, name) in enumerate(layers.items()):
             suffix = "" if subset is None else f"-{subset}"
             probs = backend.asarray(raw_array(tile[name]))
-            _check_probabilities(name, probs, xp)
-            check_same_grid(quality_data_mask=valid, **{name: probs})
+            check_probabilities(name, probs, xp)
+            check_same_shape(quality_data_mask=valid, **{name: probs})
             for step, threshold in enumerate(thresholds):
                 detail = f" at threshold {threshold:g}" if len(thresholds) > 1 else ""
                 report(0.2 + 0.8 * (index * len(thresholds) + step) / (len(layers) * len(thresholds)),
@@ -378,18 +294,18 @@ def _like_lazy(template, result):
 def _prepare_export_lazy(tile, layers, thresholds, erosion, edge, min_size, level, boundary, size_connectivity,
                          exclude, object_counts, scale, share):
     """_prepare on dask-backed tiles: lazy results, counts as dask Delayed values."""
-    from .chunked import prepare_export_lazy
+    from ..lazy.chunked import prepare_export_lazy
 
     first = next(array for array in [*(tile[name] for name in ["quality_data_mask", *layers.values()]), exclude]
                  if is_dask(array))
     quality = _as_dask(tile["quality_data_mask"], like=first)
-    _check_raster("quality_data_mask", quality, "uib", "an integer quality mask (0 invalid, 1 low, 2 high quality)")
+    check_raster("quality_data_mask", quality, "uib", "an integer quality mask (0 invalid, 1 low, 2 high quality)")
     probabilities = {}
     for subset, name in layers.items():
         suffix = "" if subset is None else f"-{subset}"
         probabilities[suffix] = (name, _as_dask(tile[name], like=first))
-        _check_raster(name, probabilities[suffix][1], "f", "float probabilities in [0, 1] (NaN = no prediction)")
-        check_same_grid(quality_data_mask=quality, **{name: probabilities[suffix][1]})
+        check_raster(name, probabilities[suffix][1], "f", "float probabilities in [0, 1] (NaN = no prediction)")
+        check_same_shape(quality_data_mask=quality, **{name: probabilities[suffix][1]})
     excluded = None
     if exclude is not None:
         excluded = _as_dask(exclude, like=first)
@@ -423,3 +339,29 @@ def _assemble(tile, results: dict, backend: Backend | None):
             variable.attrs = {"long_name": _LONG_NAMES[base]}
         out[name] = variable
     return out
+
+
+def label_objects(binary, connectivity: int = 8) -> tuple[np.ndarray, int]:
+    """(int32 label raster, number of objects) of the non-zero pixels of `binary`.
+    A dask array gives a lazy dask label raster and a dask Delayed count (chunked.py)."""
+    if is_dask(binary):
+        from ..lazy.chunked import label_objects_lazy
+
+        labels, count = label_objects_lazy(dask_array(binary), connectivity)
+        return _like_lazy(binary, labels), count
+    objects = Objects(binary, connectivity)
+    return objects.label_image(np.int32), objects.count
+
+
+def object_statistics(binary, values=None) -> dict[str, np.ndarray]:
+    """Region_ID, npixel and (with `values`) min/max/mean/median/std per 8-connected object.
+    A dask `binary` gives a dask Delayed of the same table (chunked_polygons.py)."""
+    if is_dask(binary):
+        from ..lazy.chunked_polygons import object_statistics_lazy
+
+        return object_statistics_lazy(dask_array(binary), None if values is None else dask_array(values))
+    objects = Objects(binary)
+    table = {"Region_ID": np.arange(1, objects.count + 1), "npixel": objects.npixel()}
+    if values is not None:
+        table.update(objects.statistics(values))
+    return table

@@ -29,24 +29,32 @@ import numpy as np
 import scipy.sparse
 import scipy.sparse.csgraph
 
-from ._backend import to_host
-from .api import _check_probabilities, _check_quality_mask
-from .postprocess import above_threshold, erode_valid, excluded_too_much
-from .runs import (components_with, expand_ranges, find_runs, flat_view, pixels_in_components, repeat_index,
-                   run_components, runs_of_pixels)
+from ..kernels.checks import check_probabilities, check_quality_mask
+from ..kernels.devices import to_host
+from ..kernels.postprocess import above_threshold, erode_valid, excluded_too_much
+from ..kernels.runs import (
+    components_with,
+    expand_ranges,
+    find_runs,
+    flat_view,
+    pixels_in_components,
+    repeat_index,
+    run_components,
+    runs_of_pixels,
+)
 
 # -- kernels on one chunk (numpy) -------------------------------------------------------------
 
 def checked_probabilities(block, name: str = "probabilities"):
     """The chunk, after the in-memory core's check that it lies in [0, 1] (NaN allowed): raised
     when the caller computes."""
-    _check_probabilities(name, block, np)
+    check_probabilities(name, block, np)
     return block
 
 
 def valid_of_quality(block, level: int):
     """quality >= level, after the in-memory core's check that the chunk holds 0, 1 or 2 only."""
-    _check_quality_mask("quality_data_mask", block, np)
+    check_quality_mask("quality_data_mask", block, np)
     return block >= level
 
 
@@ -338,7 +346,7 @@ def paint_numbers(binary, numbers, connectivity: int):
 
 # -- lazy compositions on dask arrays --------------------------------------------------------------
 
-def _dask():
+def dask_modules():
     try:
         import dask
         import dask.array as da
@@ -367,7 +375,7 @@ class ChunkRecipe:
 
 def chunk_recipes(*arrays):
     """A ChunkRecipe per chunk (i, j) of equally chunked dask arrays, as a nested list."""
-    dask, _ = _dask()
+    dask, _ = dask_modules()
     from dask.optimization import cull
 
     arrays = dask.optimize(*arrays)
@@ -379,7 +387,7 @@ def chunk_recipes(*arrays):
              for j in range(len(keys[0][i]))] for i in range(len(keys[0]))]
 
 
-def _grid(chunks):
+def chunk_grid(chunks):
     """(i, j, (row, column) of the chunk's first pixel) of each chunk."""
     origins = [np.concatenate([[0], np.cumsum(c)[:-1]]).astype(np.int64) for c in chunks]
     return [(i, j, (int(origins[0][i]), int(origins[1][j]))) for i in range(len(chunks[0]))
@@ -394,7 +402,7 @@ def _nested(items, chunks):
 
 def _from_chunks(delayed_chunks, chunks, dtype):
     """One dask array from a flat row-major list of Delayed chunks."""
-    _, da = _dask()
+    _, da = dask_modules()
     shapes = [(rows, columns) for rows in chunks[0] for columns in chunks[1]]
     arrays = [da.from_delayed(chunk, shape, dtype=dtype, meta=np.zeros((0, 0), dtype))
               for chunk, shape in zip(delayed_chunks, shapes)]
@@ -403,7 +411,7 @@ def _from_chunks(delayed_chunks, chunks, dtype):
 
 def erode_valid_lazy(valid, size: int, edge_size: int):
     """Lazy erode_valid of a dask bool array; the result has the input's chunks."""
-    _, da = _dask()
+    _, da = dask_modules()
     eroded = valid
     if size > 0:
         depth = {axis: min(size, valid.shape[axis]) for axis in (0, 1)}
@@ -424,9 +432,9 @@ def independent_chunks(array):
     """The same lazy array, each chunk made by one task that computes it from its recipe: a
     consumer of the result (a GeoTIFF window, a sum) then holds no shared halo pieces or
     intermediate chunks while other chunks are computed."""
-    dask, _ = _dask()
+    dask, _ = dask_modules()
     recipes = chunk_recipes(array)
-    tasks = [dask.delayed(_compute_recipe)(recipes[i][j]) for i, j, _ in _grid(array.chunks)]
+    tasks = [dask.delayed(_compute_recipe)(recipes[i][j]) for i, j, _ in chunk_grid(array.chunks)]
     return _from_chunks(tasks, array.chunks, array.dtype)
 
 
@@ -447,19 +455,19 @@ def binarize_lazy(objects, valid, min_object_size: int, size_connectivity: int, 
     clip mode) with the dask validity mask `valid` (or None) and the dask bool exclusion mask
     `excluded` (or None). Returns (dask bool array, Delayed counts dict). Each pass computes each
     chunk's inputs itself (ChunkRecipe)."""
-    dask, _ = _dask()
+    dask, _ = dask_modules()
     chunks = objects.chunks
     labelling = size_connectivity if min_object_size > 1 else 8
     inputs = [objects] + [mask.rechunk(chunks) for mask in (valid, excluded) if mask is not None]
     first = chunk_recipes(*inputs)
     summaries = _nested([dask.delayed(_summarize_chunk)(first[i][j], labelling, valid is not None, boundary)
-                         for i, j, _ in _grid(chunks)], chunks)
+                         for i, j, _ in chunk_grid(chunks)], chunks)
     exclusion = None if excluded is None else boundary
     resolution = dask.delayed(resolve)(summaries, min_object_size, size_connectivity, exclusion, max_excluded_share)
     # In clip mode the kept parts are those of the objects with the excluded pixels cut out.
     painted_source = objects & ~excluded.rechunk(chunks) if exclusion == "clip" else objects
     second = chunk_recipes(painted_source)
-    painted = [dask.delayed(_paint_chunk)(second[i][j], resolution, (i, j)) for i, j, _ in _grid(chunks)]
+    painted = [dask.delayed(_paint_chunk)(second[i][j], resolution, (i, j)) for i, j, _ in chunk_grid(chunks)]
     return _from_chunks(painted, chunks, bool), resolution.counts
 
 
@@ -473,12 +481,12 @@ def _above_where_valid(probabilities, valid, threshold: float, name: str, scale:
 
 
 def _objects_remove(probabilities, threshold, name, scale):
-    _, da = _dask()
+    _, da = dask_modules()
     return da.map_blocks(_above, probabilities, threshold, name, scale, dtype=bool, meta=np.zeros((0, 0), bool))
 
 
 def _objects_clip(probabilities, valid, threshold, name, scale):
-    _, da = _dask()
+    _, da = dask_modules()
     return da.map_blocks(_above_where_valid, probabilities, valid, threshold, name, scale, dtype=bool,
                          meta=np.zeros((0, 0), bool))
 
@@ -506,7 +514,7 @@ def prepare_export_lazy(quality, layers: dict, thresholds, erosion: int, edge: i
     to (name, probabilities); `excluded` is a dask bool exclusion mask or None. Returns, per
     threshold, ({output name: dask array}, ...) and ({binarized name: Delayed counts}, ...);
     the extent and masked probabilities are the same arrays for all thresholds."""
-    _, da = _dask()
+    _, da = dask_modules()
     valid = da.map_blocks(valid_of_quality, quality, level, dtype=bool, meta=np.zeros((0, 0), bool))
     if level > 0:
         valid = erode_valid_lazy(valid, erosion, edge)
@@ -535,32 +543,32 @@ def _paint_numbers_chunk(recipe, numbering, index, connectivity):
 
 def _label_summaries(binary, connectivity: int, row_areas=None):
     """Pass 1 of labelling a dask raster: a grid of Delayed `summarize_labels` of its chunks."""
-    dask, _ = _dask()
+    dask, _ = dask_modules()
     first = chunk_recipes(binary)
     summaries = [dask.delayed(_summarize_labels_chunk)(first[i][j], connectivity, origin, binary.shape[1], row_areas)
-                 for i, j, origin in _grid(binary.chunks)]
+                 for i, j, origin in chunk_grid(binary.chunks)]
     return _nested(summaries, binary.chunks)
 
 
 def numbered_objects(binary, connectivity: int = 8):
     """Pass 1 of labelling a dask raster: a Delayed (numbers per chunk, count, crossing) of
     object_numbers."""
-    dask, _ = _dask()
+    dask, _ = dask_modules()
     return dask.delayed(object_numbers)(_label_summaries(binary, connectivity), connectivity)
 
 
 def label_objects_lazy(binary, connectivity: int = 8):
     """Lazy label_objects of a dask raster: (int32 dask labels, Delayed number of objects)."""
-    dask, _ = _dask()
+    dask, _ = dask_modules()
     numbering, second = numbered_objects(binary, connectivity), chunk_recipes(binary)
     painted = [dask.delayed(_paint_numbers_chunk)(second[i][j], numbering, (i, j), connectivity)
-               for i, j, _ in _grid(binary.chunks)]
+               for i, j, _ in chunk_grid(binary.chunks)]
     return _from_chunks(painted, binary.chunks, np.int32), numbering[1]
 
 
 def object_areas_lazy(binary, row_areas):
     """Lazy object_areas of a dask raster: a Delayed array of the 8-connected objects' areas
     in Region_ID order, from the area of a pixel in each row."""
-    dask, _ = _dask()
+    dask, _ = dask_modules()
     row_areas = dask.delayed(row_areas)  # one copy in the graph, not one per chunk
     return dask.delayed(areas_by_number)(_label_summaries(binary, 8, row_areas))

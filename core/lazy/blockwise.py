@@ -16,109 +16,19 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .files import check_written, create_geotiff, gdal_writing, open_read_only, osgeo
-from .rasters import (PERCENT_NODATA, check_quality_dtype, check_raster_shape, decode_binary, decode_probabilities,
-                      decode_quality, percent_doubt, probabilities_dtype, probability_scale)
+from ..files.exclusion import burn_polygons, check_on_grid, decode_exclusion, is_vector
+from ..files.gdal import gdal_writing
+from ..files.geotiff import TIFF_TILE, RasterWindows, create_geotiff
+from ..kernels.encodings import (
+    PERCENT_NODATA,
+    check_quality_dtype,
+    decode_binary,
+    decode_probabilities,
+    decode_quality,
+    probabilities_dtype,
+)
 
 Progress = Callable[[float, str], None]
-TIFF_TILE = 256  # GeoTIFF tile size of every output; blocks are multiples of it
-
-
-@contextlib.contextmanager
-def open_raster(path: str, what: str, bands: int | None = 1):
-    """`with open_raster(...) as dataset:` the GDAL dataset of `path`, read-only and leaving
-    nothing beside it (files.open_read_only), checked to have `bands` bands (None: any) of real
-    numbers and pixels; a file GDAL cannot open is a clear error naming the parameter (`what`)
-    and the file."""
-    gdal, _, _ = osgeo()
-    with contextlib.ExitStack() as stack:
-        try:
-            dataset = stack.enter_context(open_read_only(path, "raster"))
-        except RuntimeError as error:
-            raise ValueError(f"{what}: cannot open {path!r} as a raster ({error})") from None
-        check_raster_shape(dataset.RasterCount, dataset.RasterXSize, dataset.RasterYSize, what, bands)
-        for index in range(1, dataset.RasterCount + 1):
-            kind = dataset.GetRasterBand(index).DataType
-            if gdal.DataTypeIsComplex(kind):
-                raise ValueError(f"{what}: {path!r} holds complex numbers ({gdal.GetDataTypeName(kind)}), which no "
-                                 f"DARTS raster does: probabilities, masks and counts are real numbers")
-        yield dataset
-
-
-def read_pixels(source, path: str, what: str, window=()):
-    """The pixels of a GDAL dataset or band (of a window: xoff, yoff, width, height); a
-    truncated or corrupt file is a clear error naming the parameter and the file."""
-    try:
-        return source.ReadAsArray(*window)
-    except RuntimeError as error:  # GDAL's
-        raise ValueError(f"{what}: cannot read {path!r}, the file is damaged or incomplete ({error})") from None
-
-
-def probability_scale_of(path: str, what: str, scale: str = "auto") -> str:
-    """'fraction' or 'percent': how the probabilities in `path` are read (`scale`, or for
-    'auto' its data type: DARTS' uint8 is percent), so the threshold is applied as the
-    contract says for that scale (postprocess.above_threshold)."""
-    with open_raster(path, what) as dataset:
-        return probability_scale(_numpy_type(dataset.GetRasterBand(1).DataType), what, scale)
-
-
-def percent_scale_doubt(path: str, what: str, scale: str = "auto") -> str | None:
-    """rasters.percent_doubt for the probabilities raster `path` read with `scale`: only float
-    rasters read as percent are looked at, their largest valid value found strip by strip (never
-    with GDAL's statistics, which write a .aux.xml beside the input or into a VRT)."""
-    if probability_scale_of(path, what, scale) != "percent":
-        return None
-    with open_raster(path, what) as dataset:  # must outlive the band: GDAL crashes on an orphaned band
-        band = dataset.GetRasterBand(1)
-        dtype = np.dtype(_numpy_type(band.DataType))
-        if dtype.kind != "f":
-            return None
-        nodata, largest = band.GetNoDataValue(), None
-        for row in range(0, dataset.RasterYSize, 1024):
-            strip = read_pixels(band, path, what, (0, row, dataset.RasterXSize, min(1024, dataset.RasterYSize - row)))
-            valid = strip[~np.isnan(strip) & ((strip != nodata) if nodata is not None else True)]
-            if valid.size:
-                largest = max(float(valid.max()), largest if largest is not None else -np.inf)
-    return percent_doubt(largest, dtype, what)
-
-
-def read_band(path: str, what: str):
-    """(pixels, nodata value or None) of a single-band raster."""
-    with open_raster(path, what) as dataset:  # must outlive the band: GDAL crashes on an orphaned band
-        band = dataset.GetRasterBand(1)
-        return read_pixels(band, path, what), band.GetNoDataValue()
-
-
-class RasterWindows:
-    """One band of a raster file, sliceable like a 2-D array: each slice reads that window
-    through GDAL (a new handle each time, so threads and worker processes can share it)."""
-
-    ndim = 2
-
-    def __init__(self, path: str, band: int = 1, what: str = "raster"):
-        self.path, self.band, self.what = path, band, what
-        with open_raster(path, what) as dataset:  # single-band, as in memory
-            source = dataset.GetRasterBand(band)
-            self.shape = (dataset.RasterYSize, dataset.RasterXSize)
-            self.dtype = np.dtype(_numpy_type(source.DataType))
-            self.nodata = source.GetNoDataValue()
-
-    def __getitem__(self, key):
-        rows, cols = (k.indices(n) for k, n in zip(key, self.shape))
-        if rows[2] != 1 or cols[2] != 1:
-            raise IndexError("only contiguous windows can be read")
-        height, width = max(0, rows[1] - rows[0]), max(0, cols[1] - cols[0])
-        if height == 0 or width == 0:
-            return np.zeros((height, width), self.dtype)
-        with open_raster(self.path, self.what) as dataset:
-            return read_pixels(dataset.GetRasterBand(self.band), self.path, self.what,
-                               (cols[0], rows[0], width, height))
-
-
-def _numpy_type(gdal_type: int):
-    from osgeo import gdal_array
-
-    return gdal_array.GDALTypeCodeToNumericTypeCode(gdal_type)
 
 
 def block_size(bytes_per_pixel: float, memory_limit_mb: float, workers: int = 2) -> int:
@@ -195,34 +105,6 @@ def read_binary_lazy(path: str, what: str, block: int):
     return raw.map_blocks(decode_binary, nodata, what, dtype=bool, meta=_meta(bool))
 
 
-class GeoTiffWindows:
-    """A tiled, compressed single-band GeoTIFF, created empty (sparse) and written window by
-    window: `target[rows, cols] = block` opens it, writes, flushes, closes and reads the window
-    back (files.check_written: a failed write may pass silently), so writers in threads or
-    worker processes can take turns under one lock (dask.array.store's `lock`)."""
-
-    def __init__(self, path: str, shape, dtype, geotransform, crs=None, nodata: float | None = None,
-                 compress: str = "DEFLATE", tags=None, description=None):
-        self.path, self.dtype = path, np.dtype(dtype)
-        with gdal_writing(path):
-            dataset = create_geotiff(path, shape, dtype, geotransform, crs, nodata, compress,
-                                     [f"BLOCKXSIZE={TIFF_TILE}", f"BLOCKYSIZE={TIFF_TILE}", "SPARSE_OK=TRUE"],
-                                     tags, description)
-            dataset.FlushCache()
-            dataset = None
-
-    def __setitem__(self, key, value):
-        gdal, _, _ = osgeo()
-        rows, cols = key
-        value = np.asarray(value, dtype=self.dtype)
-        with gdal_writing(self.path):
-            dataset = gdal.Open(self.path, gdal.GA_Update)
-            dataset.GetRasterBand(1).WriteArray(value, cols.start or 0, rows.start or 0)
-            dataset.FlushCache()
-            dataset = None
-        check_written(self.path, value, (rows.start or 0, cols.start or 0))
-
-
 def store(arrays: dict, targets: dict, lock):
     """A Delayed that writes each lazy array into its GeoTIFFWindows target, under `lock`."""
     import dask.array as da
@@ -254,6 +136,9 @@ def scheduler(address: str | None = None):
         client.close()
 
 
+CORE_NEEDS = ()  # modules of the plugin outside core/ that the core imports
+
+
 def _share_core(client) -> None:
     """Make `darts_postprocessing.core` importable on the cluster's workers (they run the
     core's kernels): upload it as a zip unless they have it already."""
@@ -267,14 +152,18 @@ def _share_core(client) -> None:
 
     if all(client.run(has_core).values()):
         return
-    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    package = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     with tempfile.TemporaryDirectory() as folder:
         archive = os.path.join(folder, "darts_postprocessing_core.zip")
         with zipfile.ZipFile(archive, "w") as zipped:
             zipped.writestr("darts_postprocessing/__init__.py", "")
-            for name in sorted(os.listdir(os.path.join(package, "core"))):
-                if name.endswith(".py"):
-                    zipped.write(os.path.join(package, "core", name), f"darts_postprocessing/core/{name}")
+            for name in CORE_NEEDS:  # the numpy-free modules below the core
+                zipped.write(os.path.join(package, name), f"darts_postprocessing/{name}")
+            for folder_path, _, names in sorted(os.walk(os.path.join(package, "core"))):
+                for name in sorted(names):
+                    if name.endswith(".py"):
+                        path = os.path.join(folder_path, name)
+                        zipped.write(path, "darts_postprocessing/" + os.path.relpath(path, package))
         client.upload_file(archive)
 
 
@@ -317,3 +206,26 @@ def compute(*delayeds, client=None, progress: Progress | None = None, message: s
     except BaseException:
         client.cancel(futures)
         raise
+
+
+def exclusion_mask_lazy(source: str, shape, geotransform, crs, block: int, scratch: str, *, layer: str | None = None,
+                        where: str | None = None, what: str = "exclusion mask"):
+    """exclusion_mask as a dask bool array of `block` x `block` chunks, never whole in memory:
+    polygons are first burnt into the GeoTIFF `scratch` (a temporary file the caller removes)."""
+
+    if is_vector(source):
+        with gdal_writing(scratch):
+            dataset = create_geotiff(scratch, shape, np.uint8, geotransform, crs)
+            try:
+                burn_polygons(source, dataset, layer, where, crs, what)
+                dataset.FlushCache()
+            finally:
+                dataset = None
+        source, what = scratch, f"{what} (burnt onto the grid)"
+    else:
+        from ..files.geotiff import open_raster
+
+        with open_raster(source, what) as dataset:
+            check_on_grid(dataset, shape, geotransform, crs, what)
+    raw, nodata = read_lazy(source, block, what)
+    return raw.map_blocks(decode_exclusion, nodata, dtype=bool, meta=np.zeros((0, 0), bool))

@@ -10,22 +10,26 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import os
 import re
 from collections.abc import Callable
 
 import numpy as np
 
-from .files import AtomicFiles, check_written, gdal_writing, osgeo, write_geotiff
-from ._backend import to_host
-from .api import check_same_grid, require_variables
-from .metadata import LONG_NAMES, comment_of, describe_run, inference_record, write_inference_json
-from .vectorize import DARTS_TILE, polygonize
+from ..files.atomic import AtomicFiles
+from ..files.geotiff import write_geotiff
+from ..files.images import write_jpeg, write_png
+from ..files.layers import DARTS_TILE
+from ..files.tags import LONG_NAMES, describe_run, inference_record, write_inference_json
+from ..kernels.checks import check_same_shape, require_variables
+from ..kernels.devices import to_host
+from ..kernels.encodings import PERCENT_NODATA, to_percent
+from ..kernels.quicklook import quicklook_rgb, thumbnail_rgb
+from .polygons import polygonize
 
 logger = logging.getLogger(__name__)
 
-PERCENT_NODATA = 255
+
 TILE_FILES = {
     "probabilities": "probabilities.tif",
     "binarized": "binarized.tif",
@@ -36,17 +40,19 @@ TILE_FILES = {
     "inference": "darts_inference.json",
     "quicklook": "quicklook.png",  # the plugin's own
 }
+
+
 PARQUET_FILES = {"segments_parquet": ("segments", "prediction_segments.parquet"),
                  "extent_parquet": ("extent_polygons", "prediction_extent.parquet")}
+
+
 LAYERS = {"segments": "prediction_segments", "extent_polygons": "prediction_extent"}
+
+
 # The files DARTS writes per ensemble subset (model), `{}` its name; their kinds are
 # "<kind>-<subset>" in the mappings of export_tile and tile_files.
 SUBSET_FILES = {"probabilities": "probabilities-{}.tif", "binarized": "binarized-{}.tif",
                 "segments": "prediction_segments-{}.gpkg"}
-OBJECT_RGB = (215, 48, 31)
-OUTSIDE_RGB = (20, 30, 90)
-EXTENT_LINE_RGB = (0, 200, 255)
-JPEG_QUALITY = 90
 
 
 def subset_name(layer_name: str) -> str:
@@ -83,133 +89,6 @@ def layer_names(subsets=()) -> dict[str, str]:
     return {**LAYERS, **{f"segments-{subset}": f"{LAYERS['segments']}-{subset}" for subset in subsets}}
 
 
-def to_percent(probabilities) -> np.ndarray:
-    """DARTS' uint8 probabilities: int(p * 100) truncated (computed in the input's float type,
-    as upstream does), NaN -> 255. A uint8 array is taken as percent already and kept, so it
-    must hold 0..100 or 255: anything else would be written as an impossible percentage."""
-    probabilities = to_host(probabilities)
-    if probabilities.dtype == np.uint8:
-        odd = (probabilities > 100) & (probabilities != PERCENT_NODATA)
-        if odd.any():
-            raise ValueError(f"uint8 probabilities are DARTS percent 0..100 (nodata {PERCENT_NODATA}), but hold "
-                             f"{int(probabilities[odd][0])}")
-        return probabilities.copy()
-    if probabilities.dtype.kind != "f":
-        raise TypeError(f"probabilities must be float 0..1 or uint8 percent, got dtype {probabilities.dtype}")
-    missing = np.isnan(probabilities)
-    percent = np.where(missing, 0, probabilities * probabilities.dtype.type(100))
-    if percent.min() < 0 or percent.max() > 100:
-        raise ValueError("probabilities must lie in [0, 1] (NaN = no prediction)")
-    percent = percent.astype(np.uint8)
-    percent[missing] = PERCENT_NODATA
-    return percent
-
-
-def quicklook_step(shape, max_size: int = 512) -> int:
-    """Every how many pixels the quicklook samples, so that it is at most `max_size` a side."""
-    return max(1, math.ceil(max(shape) / max_size))
-
-
-def quicklook_rgb(percent, extent, binarized, max_size: int = 512) -> np.ndarray:
-    """(3, h, w) uint8 overview: probabilities in grey, outside the extent dark blue, objects
-    red. Downsampled to at most `max_size` pixels a side; an object shows if any of its
-    pixels falls in a quicklook pixel, so small slumps stay visible."""
-    step = quicklook_step(percent.shape, max_size)
-    return quicklook_of_samples(percent[::step, ::step], np.asarray(extent)[::step, ::step],
-                                _block_any(np.asarray(binarized) != 0, step))
-
-
-def quicklook_of_samples(percent, extent, objects) -> np.ndarray:
-    """The quicklook from every step-th pixel of the percent and extent rasters and whether any
-    object pixel lies in each step x step cell (the same from a whole raster or from blocks)."""
-    rgb = _overview(percent, extent)
-    rgb[:, objects[: rgb.shape[1], : rgb.shape[2]]] = np.array(OBJECT_RGB)[:, None]
-    return rgb
-
-
-def thumbnail_rgb(percent, extent, binarized, max_size: int = 512) -> np.ndarray:
-    """(3, h, w) uint8 thumbnail: the quicklook's background (probabilities grey, outside the
-    extent dark blue) with the objects' outlines in red and the extent's border in light
-    blue, as DARTS' thumbnail draws objects and extent as outlines (over the optical image,
-    which an export from probabilities does not have). Sampled as quicklook_rgb, then each
-    pixel drawn 2 x 2 (up to 1024 pixels a side)."""
-    step = quicklook_step(percent.shape, max_size)
-    return thumbnail_of_samples(percent[::step, ::step], np.asarray(extent)[::step, ::step],
-                                _block_any(np.asarray(binarized) != 0, step))
-
-
-def thumbnail_of_samples(percent, extent, objects) -> np.ndarray:
-    """The thumbnail from the quicklook's samples (quicklook_of_samples): the same from a whole
-    raster or from blocks."""
-    rgb = _overview(percent, extent)
-    objects = objects[: rgb.shape[1], : rgb.shape[2]]
-    rgb[:, _border(extent != 0, edge_inside=True)] = np.array(EXTENT_LINE_RGB)[:, None]
-    rgb[:, _border(objects, edge_inside=False)] = np.array(OBJECT_RGB)[:, None]
-    return rgb.repeat(2, axis=1).repeat(2, axis=2)  # lines 2 pixels wide: JPEG halves colour resolution
-
-
-def _overview(percent, extent) -> np.ndarray:
-    """The probabilities in grey, darkened to blue outside the extent."""
-    grey = percent.astype(np.float32)
-    grey = np.where(grey == PERCENT_NODATA, 0, grey * 2.55).astype(np.uint8)
-    rgb = np.stack([grey, grey, grey])
-    outside = extent == 0
-    rgb[:, outside] = (rgb[:, outside] * 0.4 + np.array(OUTSIDE_RGB)[:, None] * 0.6).astype(np.uint8)
-    return rgb
-
-
-def _border(mask, edge_inside: bool) -> np.ndarray:
-    """The pixels of `mask` with a 4-neighbour outside it; beyond the image's edge counts as
-    inside (`edge_inside`: an extent that fills the tile has no border) or as outside (an
-    object cut by the edge is still closed)."""
-    padded = np.pad(mask, 1, constant_values=edge_inside)
-    surrounded = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
-    return mask & ~surrounded
-
-
-def _block_any(image, step: int) -> np.ndarray:
-    """Whether any pixel of each step x step cell is set (cells at the edges may be smaller)."""
-    if step == 1:
-        return image
-    height, width = image.shape
-    padded = np.zeros((math.ceil(height / step) * step, math.ceil(width / step) * step), dtype=bool)
-    padded[:height, :width] = image
-    return padded.reshape(padded.shape[0] // step, step, padded.shape[1] // step, step).any(axis=(1, 3))
-
-
-def write_png(path: str, rgb: np.ndarray, tags=None) -> None:
-    gdal, _, _ = osgeo()
-    memory = gdal.GetDriverByName("MEM").Create("", rgb.shape[2], rgb.shape[1], 3, gdal.GDT_Byte)
-    for index in range(3):
-        memory.GetRasterBand(index + 1).WriteArray(rgb[index])
-    if tags:
-        memory.SetMetadata(dict(tags))
-    with gdal_writing(path):  # the tags as PNG text chunks, not an .aux.xml beside the file
-        gdal.GetDriverByName("PNG").CreateCopy(path, memory, options=["WRITE_METADATA_AS_TEXT=YES"])
-    check_written(path, rgb)
-
-
-def write_jpeg(path: str, rgb: np.ndarray, tags=None) -> None:
-    """A JPEG of the (3, h, w) image; `tags` go into its comment marker (metadata.comment_of),
-    where GDAL shows them as the COMMENT item, as the JPEG driver keeps no other metadata."""
-    gdal, _, _ = osgeo()
-    memory = gdal.GetDriverByName("MEM").Create("", rgb.shape[2], rgb.shape[1], 3, gdal.GDT_Byte)
-    for index in range(3):
-        memory.GetRasterBand(index + 1).WriteArray(rgb[index])
-    options = [f"QUALITY={JPEG_QUALITY}"] + ([f"COMMENT={comment_of(tags)}"] if tags else [])
-    with gdal_writing(path):
-        gdal.GetDriverByName("JPEG").CreateCopy(path, memory, options=options)
-    check_written(path)  # lossy: read back whole, not compared
-
-
-def write_image_locked(kind: str, path: str, rgb: np.ndarray, tags, lock) -> None:
-    """The thumbnail (JPEG) or quicklook (PNG) of the block-wise export, written taking its
-    turn with the other writes (GDAL error capture is process-wide). In the core, so that a
-    dask cluster's workers, which get only the core, can run it."""
-    with lock:
-        (write_jpeg if kind == "thumbnail" else write_png)(path, rgb, tags)
-
-
 def tile_layout(parts: bool = False, tags=None):
     """The polygons' layout in a tile folder: upstream's (statistics in percent, Integer64
     min/max, geometry column `geom`); `parts`: one Polygon feature per 4-connected part."""
@@ -218,7 +97,7 @@ def tile_layout(parts: bool = False, tags=None):
 
 def parquet_files(folder: str, subsets=()) -> tuple[dict, str]:
     """({kind: (GeoPackage kind, path)} of the GeoParquet twins to write, why not or "")."""
-    from .geoparquet import geoparquet_support
+    from ..files.geoparquet import geoparquet_support
 
     writer, why = geoparquet_support()
     if writer is None:
@@ -264,7 +143,7 @@ def export_tile(tile, folder: str, geotransform, crs, *, inputs=(), progress: Ca
     for subset in subsets:
         layers[f"-{subset}"] = (to_percent(tile[f"probabilities-{subset}"]),
                                 to_host(tile[f"binarized_segmentation-{subset}"]).astype(np.uint8))
-    check_same_grid(extent=extent, **{f"probabilities{suffix}": percent for suffix, (percent, _) in layers.items()},
+    check_same_shape(extent=extent, **{f"probabilities{suffix}": percent for suffix, (percent, _) in layers.items()},
                     **{f"binarized_segmentation{suffix}": binary for suffix, (_, binary) in layers.items()})
     for percent, _ in layers.values():
         percent[extent == 0] = PERCENT_NODATA
@@ -324,7 +203,7 @@ def write_parquet_twins(twins: dict, geopackages: dict, reserve, layers=None) ->
     """Write each GeoParquet twin (parquet_files) from its GeoPackage as written (`geopackages`:
     {kind: file}; `layers`: {kind: layer name}, layer_names); `reserve(path)` gives the file
     to write each to."""
-    from .geoparquet import write_geoparquet
+    from ..files.geoparquet import write_geoparquet
 
     layers = layers or LAYERS
     for source, path in twins.values():

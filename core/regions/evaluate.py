@@ -30,12 +30,17 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from .api import check_choice, check_size, check_threshold, prepare_export_thresholds
-from .objects import Objects
+from ..kernels.checks import check_choice, check_size, check_threshold
+from ..kernels.objects import Objects
+from ..products.api import prepare_export_thresholds
 
 SCORES = ("object_f1", "object_precision", "object_recall", "found_share", "pixel_iou", "pixel_f1", "pixel_precision",
           "pixel_recall")
+
+
 DEFAULT_MIN_IOU = 0.5
+
+
 Progress = Callable[[float, str], None]
 
 
@@ -286,8 +291,8 @@ def reference_raster(source: str, shape, geotransform, crs, *, layer: str | None
     Burnt at pixel centres (as exclusion masks are). Polygons that overlap each other: the later
     feature takes the shared pixels. A layer without a CRS is an error: its slumps cannot be
     placed for certain."""
-    from .exclusion import polygons_on_grid, polygons_without_crs
-    from .files import osgeo
+    from ..files.exclusion import polygons_on_grid, polygons_without_crs
+    from ..files.gdal import osgeo
 
     if polygons_without_crs(source, layer):
         raise ValueError(f"{what}: the reference polygons have no CRS: set it (e.g. 'Assign projection') so that "
@@ -301,7 +306,7 @@ def reference_raster(source: str, shape, geotransform, crs, *, layer: str | None
         feature.SetField("burn_id", index)
         target.SetFeature(feature)
     raster = gdal.GetDriverByName("MEM").Create("", shape[1], shape[0], 1, gdal.GDT_Int32)
-    from .files import gdal_geotransform, spatial_reference
+    from ..files.gdal import gdal_geotransform, spatial_reference
 
     if geotransform is not None:
         raster.SetGeoTransform(gdal_geotransform(geotransform))
@@ -321,7 +326,7 @@ def reference_raster(source: str, shape, geotransform, crs, *, layer: str | None
 def _feature_count(source: str, layer: str | None, where: str | None) -> int:
     """Features of the reference layer (selected by `where`), also those far off the grid,
     which polygons_on_grid does not read."""
-    from .files import open_read_only
+    from ..files.gdal import open_read_only
 
     with open_read_only(source, "vector") as dataset:
         polygons = dataset.GetLayerByName(layer) if layer else dataset.GetLayer(0)
@@ -339,7 +344,7 @@ def write_missed(path: str, layer_name: str, polygons, missed_ids, evaluation: E
     """Write the reference slumps `missed_ids` (ids of `polygons`, as reference_raster gave them)
     into the GeoPackage `path` with their source FID, pixels inside the extent, best IoU with
     any predicted object of the best setting and whether any object overlaps them at all."""
-    from .files import gdal_writing, osgeo, spatial_reference
+    from ..files.gdal import gdal_writing, osgeo, spatial_reference
 
     _, ogr, _ = osgeo()
     source = polygons.GetLayerByName("polygons")

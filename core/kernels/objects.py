@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._backend import dask_array, is_dask, to_host
+from .devices import to_host
 from .runs import expand_ranges, find_runs, flat_view, repeat_index, run_components
 
 STATISTICS = ("min", "max", "mean", "median", "std")
@@ -108,31 +108,3 @@ def _sort_by_label_then_value(values, labels, dtype):
         return sorted_values, (keys >> np.uint64(32)).astype(np.int64)
     order = np.lexsort((values, labels))
     return values[order], labels[order]
-
-
-def label_objects(binary, connectivity: int = 8) -> tuple[np.ndarray, int]:
-    """(int32 label raster, number of objects) of the non-zero pixels of `binary`.
-    A dask array gives a lazy dask label raster and a dask Delayed count (chunked.py)."""
-    if is_dask(binary):
-        from .api import _like_lazy
-        from .chunked import label_objects_lazy
-
-        labels, count = label_objects_lazy(dask_array(binary), connectivity)
-        return _like_lazy(binary, labels), count
-    objects = Objects(binary, connectivity)
-    return objects.label_image(np.int32), objects.count
-
-
-def object_statistics(binary, values=None) -> dict[str, np.ndarray]:
-    """Region_ID, npixel and (with `values`) min/max/mean/median/std per 8-connected object.
-    A dask `binary` gives a dask Delayed of the same table (chunked_polygons.py)."""
-    if is_dask(binary):
-        from .chunked_polygons import object_statistics_lazy
-
-        return object_statistics_lazy(dask_array(binary), None if values is None else dask_array(values))
-    objects = Objects(binary)
-    table = {"Region_ID": np.arange(1, objects.count + 1), "npixel": objects.npixel()}
-    if values is not None:
-        table.update(objects.statistics(values))
-    return table
-

@@ -14,7 +14,7 @@ import numpy as np
 import scipy.sparse
 import scipy.sparse.csgraph
 
-from ._backend import to_host
+from .devices import to_host
 
 
 def find_runs(image, xp=np):

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from .devices import to_host
+
 PERCENT_NODATA = 255  # DARTS' exported probabilities.tif: uint8 percent, nodata 255
+
+
 SCALES = ("auto", "fraction", "percent")
 
 
@@ -108,3 +112,40 @@ def decode_binary(data: np.ndarray, nodata, what: str) -> np.ndarray:
         raise ValueError(f"{what} holds values other than 0 and 1 (e.g. {data[odd][0]:g}): give a binarized raster "
                          f"(an output of prepareexport or binarize), not probabilities")
     return (data == 1) & ~missing
+
+
+def to_percent(probabilities) -> np.ndarray:
+    """DARTS' uint8 probabilities: int(p * 100) truncated (computed in the input's float type,
+    as upstream does), NaN -> 255. A uint8 array is taken as percent already and kept, so it
+    must hold 0..100 or 255: anything else would be written as an impossible percentage."""
+    probabilities = to_host(probabilities)
+    if probabilities.dtype == np.uint8:
+        odd = (probabilities > 100) & (probabilities != PERCENT_NODATA)
+        if odd.any():
+            raise ValueError(f"uint8 probabilities are DARTS percent 0..100 (nodata {PERCENT_NODATA}), but hold "
+                             f"{int(probabilities[odd][0])}")
+        return probabilities.copy()
+    if probabilities.dtype.kind != "f":
+        raise TypeError(f"probabilities must be float 0..1 or uint8 percent, got dtype {probabilities.dtype}")
+    missing = np.isnan(probabilities)
+    percent = np.where(missing, 0, probabilities * probabilities.dtype.type(100))
+    if percent.min() < 0 or percent.max() > 100:
+        raise ValueError("probabilities must lie in [0, 1] (NaN = no prediction)")
+    percent = percent.astype(np.uint8)
+    percent[missing] = PERCENT_NODATA
+    return percent
+
+
+def statistics_values(probabilities, scale: str = "fraction"):
+    """The values object statistics are computed from (NaN = left out): for "fraction" the
+    probabilities 0..1 (DARTS' uint8 percent, nodata 255, divided by 100); for "percent"
+    DARTS' exported percent (export.to_percent: uint8 kept as is, floats truncated as upstream).
+    float32, or float64 for float64 fractions."""
+
+    values = to_host(probabilities)
+    if values.dtype.kind == "f" and scale == "fraction":
+        return values
+    percent = to_percent(values)
+    values = percent.astype(np.float32)
+    values[percent == PERCENT_NODATA] = np.nan
+    return values if scale == "percent" else values / np.float32(100)

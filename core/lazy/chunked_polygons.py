@@ -17,11 +17,12 @@ import os
 
 import numpy as np
 
-from ._backend import to_host
-from .chunked import _dask, _grid, chunk_recipes, numbered_objects
-from .files import gdal_geotransform, spatial_reference
-from .objects import STATISTICS, Objects, statistics_of
-from .vectorize import FIELDS, Layout, row_pixel_areas, statistics_values, trace, write_layer
+from ..files.gdal import gdal_geotransform, spatial_reference
+from ..files.layers import FIELDS, Layout, row_pixel_areas, trace, write_layer
+from ..kernels.devices import to_host
+from ..kernels.encodings import statistics_values
+from ..kernels.objects import STATISTICS, Objects, statistics_of
+from .chunked import chunk_grid, chunk_recipes, dask_modules, numbered_objects
 
 
 def _block_geotransform(transform, row0: int, col0: int):
@@ -101,7 +102,7 @@ def merge_crossing(parts, with_statistics: bool, with_geometry: bool):
                                     np.concatenate(labels) if labels else np.zeros(0, np.int64), regions.size))
     geometries = None
     if with_geometry:
-        from .files import osgeo
+        from ..files.gdal import osgeo
 
         _, ogr, _ = osgeo()
         geometries = []
@@ -202,7 +203,7 @@ def _pass_two(binary, probabilities):
 
 def _as_dask(values, like):
     """`values` as a dask array chunked like `like` (a numpy array is wrapped)."""
-    _, da = _dask()
+    _, da = dask_modules()
     return values if hasattr(values, "dask") else da.from_array(values, chunks=like.chunks)
 
 
@@ -212,7 +213,7 @@ def polygonize_lazy(binary, geotransform, crs, path: str, layer: str, probabilit
     gives the number of objects. `probabilities` (dask or numpy, same shape, or None) gives the
     statistics. `lock` serializes the writes: a threading or dask SerializableLock for threads,
     a distributed.Lock for worker processes (one file, written in turns)."""
-    dask, _ = _dask()
+    dask, _ = dask_modules()
     layout = layout or Layout()
     transform = gdal_geotransform(geotransform)
     srs = spatial_reference(crs)
@@ -229,7 +230,7 @@ def polygonize_lazy(binary, geotransform, crs, path: str, layer: str, probabilit
     numbering, recipes = _pass_two(binary, values)
     parts = [dask.delayed(_polygonize_chunk)(recipes[i][j], numbering, (i, j), origin, transform, crs_wkt, row_areas,
                                              path, layer, lock, layout, created)
-             for i, j, origin in _grid(binary.chunks)]
+             for i, j, origin in chunk_grid(binary.chunks)]
     crossing = dask.delayed(finish_crossing)(parts, crs_wkt, path, layer, lock, probabilities is not None, layout)
     return dask.delayed(_first)(numbering[1], crossing)
 
@@ -247,12 +248,12 @@ def polygonize_file_lazy(binary, geotransform, crs, path: str, layer: str, proba
     A Delayed number of features."""
     from dask.utils import SerializableLock
 
-    from .files import AtomicFiles
+    from ..files.atomic import AtomicFiles
 
     temporary = AtomicFiles().reserve(path)
     count = polygonize_lazy(binary, geotransform, crs, temporary, layer, probabilities, lock or SerializableLock(),
                             layout)
-    dask, _ = _dask()
+    dask, _ = dask_modules()
     return dask.delayed(_move_into_place)(count, temporary, path)
 
 
@@ -264,9 +265,9 @@ def _move_into_place(count: int, temporary: str, path: str) -> int:
 def object_statistics_lazy(binary, values=None):
     """Lazy object_statistics of a dask raster: a Delayed table (Region_ID, npixel and, with
     `values`, min/max/mean/median/std per 8-connected object), equal to the in-memory one."""
-    dask, _ = _dask()
+    dask, _ = dask_modules()
     numbering, recipes = _pass_two(binary, values)
     no_areas = dask.delayed(np.zeros(binary.shape[0]))
     parts = [dask.delayed(_statistics_chunk)(recipes[i][j], numbering, (i, j), origin, no_areas)
-             for i, j, origin in _grid(binary.chunks)]
+             for i, j, origin in chunk_grid(binary.chunks)]
     return dask.delayed(assemble_statistics)(parts, numbering[1], values is not None)

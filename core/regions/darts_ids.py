@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 # An 8-digit or dashed date standing apart (not inside a longer number), as a scene id writes it.
 _DATE = re.compile(r"(?<![0-9])((?:19|20)[0-9]{2})-?([01][0-9])-?([0-3][0-9])(?![0-9])")
+
+
 # A quarterly mosaic: `_<year>_Q<quarter>_`.
 _MOSAIC_YEAR = re.compile(r"(?:^|_)((?:19|20)[0-9]{2})_Q[1-4](?:_|$)")
 

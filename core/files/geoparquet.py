@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from .files import gdal_writing, open_read_only, osgeo
+from .gdal import gdal_writing, open_read_only, osgeo
 
 GEOMETRY_COLUMN = "geometry"  # as geopandas' to_parquet (upstream) names it
 

@@ -1,11 +1,12 @@
-"""Objects of a binary raster as GeoPackage polygons with per-object statistics.
+"""GeoPackage layers of objects: how object polygons are traced from a label raster and written.
 
 Every 8-connected object becomes one MultiPolygon feature that follows the pixel edges,
 holes included, nothing simplified. GDAL traces the pieces with 4-connectivity (which
 gives valid polygons); pieces of one object, which touch only at corners, are then joined
 into one MultiPolygon. Tracing 8-connected regions directly would give rings that touch
 themselves: invalid geometries. Upstream DARTS writes each piece as its own feature: the
-layout `parts=True` does that too, for tools that expect Polygon features.
+layout `parts=True` does that too, for tools that expect Polygon features. Pixel areas in m²
+per row (`row_pixel_areas`) live here too: they depend on the grid's CRS.
 """
 
 from __future__ import annotations
@@ -17,12 +18,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._backend import dask_array, is_dask, to_host
-from .files import AtomicFiles, gdal_geotransform, gdal_writing, osgeo, spatial_reference
-from .objects import STATISTICS, Objects
+from ..kernels.objects import STATISTICS
+from .gdal import gdal_geotransform, gdal_writing, osgeo, spatial_reference
 
 AUTHALIC_RADIUS_M = 6371007.181  # sphere of the WGS 84 ellipsoid's surface area
+
+
 Progress = Callable[[float, str], None]
+
+
 STATISTICS_SCALES = ("fraction", "percent")
 
 
@@ -52,22 +56,6 @@ class Layout:
 DARTS_TILE = Layout(statistics="percent", geometry_name="geom")  # upstream's prediction_*.gpkg
 
 
-def statistics_values(probabilities, scale: str = "fraction"):
-    """The values object statistics are computed from (NaN = left out): for "fraction" the
-    probabilities 0..1 (DARTS' uint8 percent, nodata 255, divided by 100); for "percent"
-    DARTS' exported percent (export.to_percent: uint8 kept as is, floats truncated as upstream).
-    float32, or float64 for float64 fractions."""
-    from .export import PERCENT_NODATA, to_percent  # export imports this module
-
-    values = to_host(probabilities)
-    if values.dtype.kind == "f" and scale == "fraction":
-        return values
-    percent = to_percent(values)
-    values = percent.astype(np.float32)
-    values[percent == PERCENT_NODATA] = np.nan
-    return values if scale == "percent" else values / np.float32(100)
-
-
 def row_pixel_areas(geotransform, height: int, srs) -> np.ndarray:
     """Area in m² of one pixel in each row: constant in a projected CRS; on a sphere of equal
     area for a geographic one (rows bounded by parallels); the raw unit² without a CRS."""
@@ -85,72 +73,6 @@ def areas_in_m2(crs) -> bool:
     """Whether row_pixel_areas gives m²: only in a projected or geographic CRS (else unit²)."""
     srs = spatial_reference(crs)
     return srs is not None and (srs.IsProjected() or srs.IsGeographic())
-
-
-def object_areas(binary, geotransform, crs=None) -> np.ndarray:
-    """Area in m² of each 8-connected object of `binary`, in Region_ID order (for a dask
-    `binary`: a dask Delayed of it)."""
-    if is_dask(binary):
-        from .chunked import object_areas_lazy
-
-        areas = row_pixel_areas(geotransform, binary.shape[0], spatial_reference(crs))
-        return object_areas_lazy(dask_array(binary), areas)
-    objects = Objects(binary)
-    return objects.rows_weighted(row_pixel_areas(geotransform, objects.shape[0], spatial_reference(crs)))
-
-
-def polygonize(binary, geotransform, crs, path: str, layer: str | None = None, probabilities=None,
-               progress: Progress | None = None, *, lock=None, layout: Layout | None = None) -> int:
-    """Write the 8-connected objects of `binary` (non-zero pixels) to the GeoPackage `path`.
-
-    Attributes: Region_ID (1..n, row-major order of first pixel), npixel, area_m2 and, when
-    `probabilities` (float 0..1, NaN ignored, or DARTS' uint8 percent, 255 ignored) are given,
-    their min, max, mean, median and std (population) inside each object, in the scale of
-    `layout.statistics`. `layer` defaults to the file's name without extension. `layout`
-    (default Layout()): statistics scale, features per object or per part, geometry column,
-    metadata. `progress(fraction, message)` is called along the way; it may raise to cancel.
-    Returns the number of objects. A dask `binary` (and `probabilities`) gives instead a dask
-    Delayed that writes the file block by block when computed and gives the number of objects
-    (chunked_polygons.py); `lock` serializes its writes (default: one for the threaded
-    scheduler; with worker processes, local or a cluster, pass a `distributed.Lock`).
-    """
-
-    layer = layer or layer_name(path)
-    layout = layout or Layout()
-    if is_dask(binary):
-        from .chunked_polygons import polygonize_file_lazy
-
-        values = dask_array(probabilities) if probabilities is not None and is_dask(probabilities) else probabilities
-        return polygonize_file_lazy(dask_array(binary), geotransform, crs, path, layer, values, lock, layout)
-    report = progress or (lambda fraction, message: None)
-    srs = spatial_reference(crs)
-    values = None if probabilities is None else statistics_values(probabilities, layout.statistics)
-    fields, geometries = object_features(binary, geotransform, srs, values, lambda f, m: report(0.8 * f, m))
-    report(0.8, "Writing polygons")
-    with AtomicFiles() as files:  # a canceled or failed run leaves no half-written file
-        write_layer(files.reserve(path), layer, srs, fields, geometries,
-                    lambda f: report(0.8 + 0.2 * f, "Writing polygons"), layout=layout)
-    report(1.0, "Done")
-    return len(geometries)
-
-
-def object_features(binary, geotransform, srs, probabilities=None, progress: Progress | None = None, objects=None):
-    """(fields, geometries) of the 8-connected objects of `binary`, as polygonize writes them:
-    FIELDS' columns (statistics only with `probabilities`) and one OGR MultiPolygon each, in
-    Region_ID order. `objects` (an Objects of `binary`) saves labelling it again."""
-    report = progress or (lambda fraction, message: None)
-    transform = gdal_geotransform(geotransform)
-    report(0.0, "Labelling objects")
-    objects = objects or Objects(binary)
-    fields = {"Region_ID": np.arange(1, objects.count + 1), "npixel": objects.npixel()}
-    if probabilities is not None:
-        report(0.2, "Object statistics")
-        fields.update(objects.statistics(probabilities))
-    fields["area_m2"] = objects.rows_weighted(row_pixel_areas(transform, objects.shape[0], srs))
-
-    report(0.4, "Tracing polygons")
-    traced = trace(objects.label_image(), transform, srs, lambda f: report(0.4 + 0.6 * f, "Tracing polygons"))
-    return fields, [traced[label] for label in range(1, objects.count + 1)]
 
 
 def trace(labels, transform, srs, report=None) -> dict:
@@ -195,6 +117,8 @@ def trace(labels, transform, srs, report=None) -> dict:
 
 
 FIELDS = ("Region_ID", *STATISTICS, "npixel", "area_m2")
+
+
 MERGED_FIELDS = ("tile_id", "date", "year", *FIELDS, "n_tiles")  # a map merged from tiles (tiles.py)
 
 
@@ -219,7 +143,7 @@ def write_layer(path, layer_name, srs, fields, geometries, report=None, append=F
             dataset = ogr.Open(path, 1) if add_layer else ogr.GetDriverByName("GPKG").CreateDataSource(path)
             layer = dataset.CreateLayer(layer_name, srs, ogr.wkbPolygon if layout.parts else ogr.wkbMultiPolygon,
                                         ["FID=fid", f"GEOMETRY_NAME={layout.geometry_name}"])
-            from .metadata import apply_metadata
+            from .tags import apply_metadata
 
             apply_metadata(dataset, layout.tags)
             apply_metadata(layer, layout.tags)

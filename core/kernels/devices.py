@@ -12,7 +12,10 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
+
 Device = Union[str, int]
+
+
 DEVICES = ("auto", "cpu", "cuda")
 
 

@@ -27,11 +27,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .exclusion import crs_of
-from .files import open_read_only, osgeo, spatial_reference
+from ..files.exclusion import crs_of
+from ..files.gdal import open_read_only, osgeo, spatial_reference
 
 CLASSES = ("new", "grown", "stable", "shrunk", "gone", "unobserved")
+
+
 DEFAULT_TOLERANCE = 0.1
+
+
 DEFAULT_OBSERVED_SHARE = 0.5
 
 
@@ -307,7 +311,7 @@ def coverage_beside(path: str, layer_name: str | None) -> tuple | None:
 def write_changes(path: str, layer_name: str, changes: Sequence[Change], crs, tags=None) -> int:
     """The changes as a GeoPackage layer: year_from, year_to, change, match, area_from_m2,
     area_to_m2, change_m2, change_m2_per_year, ids_from, ids_to (comma-separated FIDs)."""
-    from .files import gdal_writing
+    from ..files.gdal import gdal_writing
 
     _, ogr, _ = osgeo()
     with gdal_writing(path):

@@ -43,6 +43,8 @@ def erode_valid(valid, size: int, edge_size: int, xp=np):
 # whatever the radius and the number of invalid runs. Painting False is idempotent, so the
 # batches are simply applied one after another.
 INTERVAL_BUDGET = 1 << 21
+
+
 PIXEL_BUDGET = 1 << 23
 
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .blockwise import open_raster
-from .files import osgeo
+from .gdal import osgeo
+from .geotiff import open_raster
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class Grid:
 
     def area_note(self) -> str | None:
         """What area_m2 really holds on this grid when it is not m² (None when it is)."""
-        from .vectorize import areas_in_m2
+        from .layers import areas_in_m2
 
         if not self.has_geotransform:
             return "area_m2 is in pixels, not m²: the raster has no geotransform"

@@ -1,0 +1,185 @@
+"""GeoTIFF rasters: opened and checked for reading (one band, not complex), read whole or by
+window, written whole (`write_geotiff`) or window by window (`GeoTiffWindows`), every output
+tiled in TIFF_TILE blocks and compressed one way, with its tags.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+from ..kernels.encodings import check_raster_shape, percent_doubt, probability_scale
+from .gdal import check_written, gdal_geotransform, gdal_writing, open_read_only, osgeo, spatial_reference
+
+TIFF_TILE = 256  # GeoTIFF tile size of every output; blocks are multiples of it
+
+
+@contextlib.contextmanager
+def open_raster(path: str, what: str, bands: int | None = 1):
+    """`with open_raster(...) as dataset:` the GDAL dataset of `path`, read-only and leaving
+    nothing beside it (files.open_read_only), checked to have `bands` bands (None: any) of real
+    numbers and pixels; a file GDAL cannot open is a clear error naming the parameter (`what`)
+    and the file."""
+    gdal, _, _ = osgeo()
+    with contextlib.ExitStack() as stack:
+        try:
+            dataset = stack.enter_context(open_read_only(path, "raster"))
+        except RuntimeError as error:
+            raise ValueError(f"{what}: cannot open {path!r} as a raster ({error})") from None
+        check_raster_shape(dataset.RasterCount, dataset.RasterXSize, dataset.RasterYSize, what, bands)
+        for index in range(1, dataset.RasterCount + 1):
+            kind = dataset.GetRasterBand(index).DataType
+            if gdal.DataTypeIsComplex(kind):
+                raise ValueError(f"{what}: {path!r} holds complex numbers ({gdal.GetDataTypeName(kind)}), which no "
+                                 f"DARTS raster does: probabilities, masks and counts are real numbers")
+        yield dataset
+
+
+def read_pixels(source, path: str, what: str, window=()):
+    """The pixels of a GDAL dataset or band (of a window: xoff, yoff, width, height); a
+    truncated or corrupt file is a clear error naming the parameter and the file."""
+    try:
+        return source.ReadAsArray(*window)
+    except RuntimeError as error:  # GDAL's
+        raise ValueError(f"{what}: cannot read {path!r}, the file is damaged or incomplete ({error})") from None
+
+
+def probability_scale_of(path: str, what: str, scale: str = "auto") -> str:
+    """'fraction' or 'percent': how the probabilities in `path` are read (`scale`, or for
+    'auto' its data type: DARTS' uint8 is percent), so the threshold is applied as the
+    contract says for that scale (postprocess.above_threshold)."""
+    with open_raster(path, what) as dataset:
+        return probability_scale(_numpy_type(dataset.GetRasterBand(1).DataType), what, scale)
+
+
+def percent_scale_doubt(path: str, what: str, scale: str = "auto") -> str | None:
+    """rasters.percent_doubt for the probabilities raster `path` read with `scale`: only float
+    rasters read as percent are looked at, their largest valid value found strip by strip (never
+    with GDAL's statistics, which write a .aux.xml beside the input or into a VRT)."""
+    if probability_scale_of(path, what, scale) != "percent":
+        return None
+    with open_raster(path, what) as dataset:  # must outlive the band: GDAL crashes on an orphaned band
+        band = dataset.GetRasterBand(1)
+        dtype = np.dtype(_numpy_type(band.DataType))
+        if dtype.kind != "f":
+            return None
+        nodata, largest = band.GetNoDataValue(), None
+        for row in range(0, dataset.RasterYSize, 1024):
+            strip = read_pixels(band, path, what, (0, row, dataset.RasterXSize, min(1024, dataset.RasterYSize - row)))
+            valid = strip[~np.isnan(strip) & ((strip != nodata) if nodata is not None else True)]
+            if valid.size:
+                largest = max(float(valid.max()), largest if largest is not None else -np.inf)
+    return percent_doubt(largest, dtype, what)
+
+
+def read_band(path: str, what: str):
+    """(pixels, nodata value or None) of a single-band raster."""
+    with open_raster(path, what) as dataset:  # must outlive the band: GDAL crashes on an orphaned band
+        band = dataset.GetRasterBand(1)
+        return read_pixels(band, path, what), band.GetNoDataValue()
+
+
+class RasterWindows:
+    """One band of a raster file, sliceable like a 2-D array: each slice reads that window
+    through GDAL (a new handle each time, so threads and worker processes can share it)."""
+
+    ndim = 2
+
+    def __init__(self, path: str, band: int = 1, what: str = "raster"):
+        self.path, self.band, self.what = path, band, what
+        with open_raster(path, what) as dataset:  # single-band, as in memory
+            source = dataset.GetRasterBand(band)
+            self.shape = (dataset.RasterYSize, dataset.RasterXSize)
+            self.dtype = np.dtype(_numpy_type(source.DataType))
+            self.nodata = source.GetNoDataValue()
+
+    def __getitem__(self, key):
+        rows, cols = (k.indices(n) for k, n in zip(key, self.shape))
+        if rows[2] != 1 or cols[2] != 1:
+            raise IndexError("only contiguous windows can be read")
+        height, width = max(0, rows[1] - rows[0]), max(0, cols[1] - cols[0])
+        if height == 0 or width == 0:
+            return np.zeros((height, width), self.dtype)
+        with open_raster(self.path, self.what) as dataset:
+            return read_pixels(dataset.GetRasterBand(self.band), self.path, self.what,
+                               (cols[0], rows[0], width, height))
+
+
+def _numpy_type(gdal_type: int):
+    from osgeo import gdal_array
+
+    return gdal_array.GDALTypeCodeToNumericTypeCode(gdal_type)
+
+
+class GeoTiffWindows:
+    """A tiled, compressed single-band GeoTIFF, created empty (sparse) and written window by
+    window: `target[rows, cols] = block` opens it, writes, flushes, closes and reads the window
+    back (files.check_written: a failed write may pass silently), so writers in threads or
+    worker processes can take turns under one lock (dask.array.store's `lock`)."""
+
+    def __init__(self, path: str, shape, dtype, geotransform, crs=None, nodata: float | None = None,
+                 compress: str = "DEFLATE", tags=None, description=None):
+        self.path, self.dtype = path, np.dtype(dtype)
+        with gdal_writing(path):
+            dataset = create_geotiff(path, shape, dtype, geotransform, crs, nodata, compress,
+                                     [f"BLOCKXSIZE={TIFF_TILE}", f"BLOCKYSIZE={TIFF_TILE}", "SPARSE_OK=TRUE"],
+                                     tags, description)
+            dataset.FlushCache()
+            dataset = None
+
+    def __setitem__(self, key, value):
+        gdal, _, _ = osgeo()
+        rows, cols = key
+        value = np.asarray(value, dtype=self.dtype)
+        with gdal_writing(self.path):
+            dataset = gdal.Open(self.path, gdal.GA_Update)
+            dataset.GetRasterBand(1).WriteArray(value, cols.start or 0, rows.start or 0)
+            dataset.FlushCache()
+            dataset = None
+        check_written(self.path, value, (rows.start or 0, cols.start or 0))
+
+
+_GDAL_TYPES = {np.dtype(np.uint8): "Byte", np.dtype(np.float32): "Float32", np.dtype(np.float64): "Float64",
+               np.dtype(np.int32): "Int32"}
+
+
+def create_geotiff(path: str, shape, dtype, geotransform, crs=None, nodata: float | None = None,
+                   compress: str = "DEFLATE", options=(), tags=None, description=None):
+    """A new single-band, tiled, compressed GeoTIFF, open for writing (geotransform None: none
+    written, as for a raster in pixel coordinates); create and close it inside gdal_writing.
+    `tags` and `description` say how it was made (metadata.apply_metadata)."""
+    gdal, _, _ = osgeo()
+    dtype = np.dtype(dtype)
+    if dtype not in _GDAL_TYPES:
+        raise TypeError(f"cannot write dtype {dtype} (supported: {', '.join(map(str, _GDAL_TYPES))})")
+    creation = [f"COMPRESS={compress}", "TILED=YES", "BIGTIFF=IF_SAFER", *options]
+    if dtype.kind == "f":
+        creation.append("PREDICTOR=3")
+    dataset = gdal.GetDriverByName("GTiff").Create(path, shape[1], shape[0], 1,
+                                                   gdal.GetDataTypeByName(_GDAL_TYPES[dtype]), creation)
+    if geotransform is not None:
+        dataset.SetGeoTransform(gdal_geotransform(geotransform))
+    srs = spatial_reference(crs)
+    if srs is not None:
+        dataset.SetSpatialRef(srs)
+    if nodata is not None:
+        dataset.GetRasterBand(1).SetNoDataValue(nodata)
+    from .tags import apply_metadata
+
+    apply_metadata(dataset, tags, description)
+    return dataset
+
+
+def write_geotiff(path: str, array: np.ndarray, geotransform, crs=None, nodata: float | None = None,
+                  compress: str = "DEFLATE", tags=None, description=None) -> None:
+    """A single-band, tiled, compressed GeoTIFF of `array` (see create_geotiff)."""
+    with gdal_writing(path):
+        dataset = create_geotiff(path, array.shape, array.dtype, geotransform, crs, nodata, compress,
+                                 tags=tags, description=description)
+        try:
+            dataset.GetRasterBand(1).WriteArray(array)
+            dataset.FlushCache()
+        finally:
+            dataset = None  # closes the file
+    check_written(path, array)
