@@ -1,13 +1,12 @@
 """The Processing provider `darts`: DARTS postprocessing in the toolbox, modeler and qgis_process."""
 
-import os
 
 from qgis.core import Qgis, QgsMessageLog, QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
+from .definitions import ICON
 from .dependencies import install_hint, missing_modules
 
-ICON = os.path.join(os.path.dirname(__file__), "resources", "icon.svg")
 
 
 class DartsProvider(QgsProcessingProvider):

@@ -3,7 +3,6 @@
 import importlib.util
 
 REQUIRED = {"numpy": "python3-numpy", "scipy": "python3-scipy"}
-OPTIONAL_GPU = {"cupy": "cupy-cuda12x"}
 BLOCKS = {"dask": "python3-dask"}  # rasters larger than MEMORY_LIMIT, processed block by block
 CLUSTER = {"distributed": "python3-distributed"}  # DASK_SCHEDULER
 

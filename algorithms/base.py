@@ -8,13 +8,13 @@ from qgis.core import QgsProcessingAlgorithm, QgsProcessingException
 from qgis.PyQt.QtCore import QCoreApplication, QEventLoop, QThread, QUrl
 from qgis.PyQt.QtGui import QIcon
 
+from ..definitions import ICON
 from ..dependencies import install_hint, missing_modules
-from .parameters import BOUNDARIES, CONNECTIVITIES, DEVICES, QUALITY_LEVELS, SCALES, ParametersMixin, threshold_label  # noqa: F401
+from .parameters import ParametersMixin, threshold_label
 from .paths import PathsMixin, into_geopackage
 from .styles import group_layers, style_on_load, tile_name
 
 PLUGIN_FOLDER = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ICON = os.path.join(PLUGIN_FOLDER, "resources", "icon.svg")
 HELP_FOLDER = os.path.join(PLUGIN_FOLDER, "help")
 
 

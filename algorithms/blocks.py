@@ -29,7 +29,7 @@ def add_scheduler_parameter(algorithm, help_text):
     address = QgsProcessingParameterString(
         DASK_SCHEDULER, algorithm.tr("Dask scheduler address (empty = local processing)"), optional=True,
         defaultValue="")
-    algorithm._finish(address, True, help_text)
+    algorithm.add_parameter_with_help(address, True, help_text)
 
 
 def available_memory_mb() -> float:

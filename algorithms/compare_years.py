@@ -61,19 +61,21 @@ class CompareYearsAlgorithm(DartsAlgorithm):
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(VectorFiles(self.INPUT, self.tr("Yearly slump maps"),
                                       QgsProcessing.SourceType.TypeVectorPolygon))
-        self._finish(QgsProcessingParameterString(self.YEAR_FIELD, self.tr("Year field"), defaultValue="year"), False,
+        self.add_parameter_with_help(
+            QgsProcessingParameterString(self.YEAR_FIELD, self.tr("Year field"), defaultValue="year"), False,
                      "The field that holds each feature's year (a number or a date)")
         self.addParameter(VectorFiles(self.COVERAGE, self.tr("Coverage per year (observed area)"),
                                       QgsProcessing.SourceType.TypeVectorPolygon, optional=True))
         tolerance = QgsProcessingParameterNumber(self.TOLERANCE, self.tr("Stable within (share of the earlier area)"),
                                                  QgsProcessingParameterNumber.Type.Double, defaultValue=0.1,
                                                  minValue=0.0)
-        self._finish(tolerance, False, "An area change of at most this share of the earlier area (0.1 = 10 %) is "
+        self.add_parameter_with_help(tolerance, False, "An area change of at most this share of the earlier area (0.1 = 10 %) is "
                                        "stable")
         share = QgsProcessingParameterNumber(self.OBSERVED_SHARE, self.tr("Observed share"),
                                              QgsProcessingParameterNumber.Type.Double, defaultValue=0.5,
                                              minValue=0.001, maxValue=1.0)
-        self._finish(share, True, "A slump's place counts as observed in a year when at least this share of it lies "
+        self.add_parameter_with_help(
+            share, True, "A slump's place counts as observed in a year when at least this share of it lies "
                                   "in that year's coverage")
         self.addParameter(QgsProcessingParameterVectorDestination(self.OUTPUT, self.tr("Changes"),
                                                                   QgsProcessing.SourceType.TypeVectorPolygon))

@@ -2,7 +2,8 @@
 
 from qgis.core import QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer
 
-from .base import QUALITY_LEVELS, DartsAlgorithm
+from ..definitions import QUALITY_LEVELS
+from .base import DartsAlgorithm
 from .blocks import add_block_parameters, block_plan, run_blocks
 from .styles import style_on_load
 

@@ -15,9 +15,11 @@ from qgis.core import (
     QgsProcessingParameterVectorDestination,
 )
 
-from .base import BOUNDARIES, QUALITY_LEVELS, DartsAlgorithm
+from ..definitions import Choices
+from ..definitions import BOUNDARY_MODES, QUALITY_LEVELS
+from .base import DartsAlgorithm
 from .exclusion import MAX_EXCLUDED_SHARE, add_exclusion, exclusion_file, exclusion_input, warn_without_crs
-from .parameters import Choices, VectorFile, threshold_label
+from .parameters import VectorFile, threshold_label
 from .prepare_export import PrepareExportAlgorithm, describe_exclusion
 from .styles import style_on_load
 
@@ -117,12 +119,14 @@ class EvaluateAlgorithm(DartsAlgorithm):
         self.addParameter(VectorFile(self.REFERENCE, self.tr("Reference slumps (polygons)"),
                                      [QgsProcessing.SourceType.TypeVectorPolygon]))
         self.add_threshold(self.THRESHOLD)
-        self._finish(QgsProcessingParameterString(self.THRESHOLDS, self.tr("Thresholds to sweep (e.g. 0.3,0.4,0.5,0.6,"
+        self.add_parameter_with_help(
+            QgsProcessingParameterString(self.THRESHOLDS, self.tr("Thresholds to sweep (e.g. 0.3,0.4,0.5,0.6,"
                                                                            "0.7; replaces the threshold)"),
                                                   optional=True, defaultValue=""), False,
                      "Every threshold is scored with every minimum size")
         self.add_int(self.MIN_OBJECT_SIZE, "Minimum object size (pixels)", 32)
-        self._finish(QgsProcessingParameterString(self.MIN_OBJECT_SIZES, self.tr("Minimum sizes to sweep (e.g. 0,16,32,"
+        self.add_parameter_with_help(
+            QgsProcessingParameterString(self.MIN_OBJECT_SIZES, self.tr("Minimum sizes to sweep (e.g. 0,16,32,"
                                                                                  "64; replaces the minimum size)"),
                                                   optional=True, defaultValue=""), False,
                      "Every minimum size is scored with every threshold")
@@ -133,13 +137,14 @@ class EvaluateAlgorithm(DartsAlgorithm):
         minimum = QgsProcessingParameterNumber(self.MIN_IOU, self.tr("Minimum IoU for a match"),
                                                QgsProcessingParameterNumber.Type.Double, defaultValue=0.5,
                                                minValue=0.001, maxValue=1.0)
-        self._finish(minimum, False, "A predicted object and a reference slump match when their intersection over "
+        self.add_parameter_with_help(
+            minimum, False, "A predicted object and a reference slump match when their intersection over "
                                      "union is at least this (one-to-one, greedy by IoU)")
         self.add_enum(self.BEST_BY, "Best setting by", BEST_BY, "object_f1",
                       help_text="The score that picks the best setting (the first of equals), whose false positives "
                                 "and missed slumps are written")
         add_exclusion(self)
-        self.add_enum(self.BOUNDARY, "Boundary objects", BOUNDARIES, "remove", advanced=True,
+        self.add_enum(self.BOUNDARY, "Boundary objects", BOUNDARY_MODES, "remove", advanced=True,
                       help_text="remove: drop objects touching the extent's border whole; clip: cut them (upstream)")
         self.add_size_connectivity()
         self.add_device()

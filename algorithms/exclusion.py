@@ -53,7 +53,7 @@ SHARE_HELP = ("Objects with more than this share of their pixels in the exclusio
 def add_exclusion(algorithm, description="Exclusion mask (e.g. water; polygons or raster)", help_text=HELP,
                   rasters=True, share=True):
     parameter = ExclusionLayer(EXCLUDE, algorithm.tr(description), rasters=rasters)
-    algorithm._finish(parameter, False, help_text)
+    algorithm.add_parameter_with_help(parameter, False, help_text)
     if share:
         add_excluded_share(algorithm)
 
@@ -63,7 +63,7 @@ def add_excluded_share(algorithm):
     parameter = QgsProcessingParameterNumber(MAX_EXCLUDED_SHARE, algorithm.tr("Largest excluded share of an object"),
                                              QgsProcessingParameterNumber.Type.Double, defaultValue=0.0, minValue=0.0,
                                              maxValue=0.99)
-    algorithm._finish(parameter, False, SHARE_HELP)
+    algorithm.add_parameter_with_help(parameter, False, SHARE_HELP)
 
 
 def file_source(value):

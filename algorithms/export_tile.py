@@ -15,6 +15,7 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
+from ..definitions import LONG_NAMES, PERCENT_NODATA
 from .base import DartsAlgorithm
 from .blocks import add_block_parameters, block_plan, run_blocks
 from .polygon_options import add_polygon_layout, layout_of
@@ -224,8 +225,7 @@ class ExportTileAlgorithm(DartsAlgorithm):
 
         from ..core import to_percent
         from ..core.files.images import write_image_locked
-        from ..core.files.tags import LONG_NAMES, inference_record, write_inference_json
-        from ..core.kernels.encodings import PERCENT_NODATA
+        from ..core.files.tags import inference_record, write_inference_json
         from ..core.kernels.quicklook import quicklook_of_samples, quicklook_step, thumbnail_of_samples
         from ..core.lazy.blockwise import read_binary_lazy, read_probabilities_for_export_lazy
         from ..core.lazy.chunked_polygons import polygonize_lazy

@@ -11,30 +11,10 @@ from qgis.core import (
     QgsProcessingParameterVectorLayer,
 )
 
+from ..definitions import CONNECTIVITIES, DEVICES, PROBABILITY_SCALES
 from .paths import files_of, vector_files_of
 
 INT_MAX = 2 ** 31 - 1  # parameterAsInt returns a C int: larger values would wrap (to 0 for 2^31)
-
-
-class Choices(list):
-    """The values of an enum parameter (static strings: what qgis_process and models pass),
-    with the words the dialogs show for them in `labels`."""
-
-    def __init__(self, *pairs):
-        super().__init__(value for value, _ in pairs)
-        self.labels = dict(pairs)
-
-
-QUALITY_LEVELS = Choices(("none", "All pixels (quality ignored)"), ("low_quality", "Low and high quality (1, 2)"),
-                         ("high_quality", "High quality only (2)"))
-DEVICES = Choices(("auto", "Automatic (GPU when available)"), ("cpu", "CPU"), ("cuda", "CUDA GPU"))
-BOUNDARIES = Choices(("remove", "Remove touching objects whole"), ("clip", "Clip objects at the extent (upstream)"))
-CONNECTIVITIES = Choices(("8", "8 neighbours (diagonals connect)"), ("4", "4 neighbours (upstream)"))
-BINARIZATIONS = Choices(("recompute", "From the probabilities, with these settings"),
-                        ("as_exported", "The exported binarized.tif as it is"))
-GROUPINGS = Choices(("year", "Per year (DARTS' yearly products)"), ("date", "Per date"), ("none", "All tiles together"))
-SCALES = Choices(("auto", "Automatic (from the data type)"), ("fraction", "Fraction 0..1"),
-                 ("percent", "Percent 0..100 (DARTS uint8)"))
 
 
 def threshold_label(threshold) -> str:
@@ -135,20 +115,20 @@ class ParametersMixin:
 
             parameter.setMetadata({"widget_wrapper": {"class": LabelledEnumWrapper,
                                                       "labels": {value: self.tr(text) for value, text in labels.items()}}})
-        self._finish(parameter, advanced, help_text)
+        self.add_parameter_with_help(parameter, advanced, help_text)
 
     def add_int(self, name, description, default, optional=False, advanced=False, help_text="", minimum=0):
         parameter = QgsProcessingParameterNumber(name, self.tr(description), QgsProcessingParameterNumber.Type.Integer,
                                                  defaultValue=default, optional=optional, minValue=minimum,
                                                  maxValue=INT_MAX)
-        self._finish(parameter, advanced, help_text)
+        self.add_parameter_with_help(parameter, advanced, help_text)
 
     def add_threshold(self, name="THRESHOLD"):
         parameter = QgsProcessingParameterNumber(name, self.tr("Probability threshold (object where p > threshold)"),
                                                  QgsProcessingParameterNumber.Type.Double, defaultValue=0.5,
                                                  minValue=0.0, maxValue=1.0)
         parameter.setMetadata({"widget_wrapper": {"decimals": 2}})
-        self._finish(parameter, False, "Pixels whose probability is above this value (0..1) form objects; "
+        self.add_parameter_with_help(parameter, False, "Pixels whose probability is above this value (0..1) form objects; "
                                        "DARTS' default is 0.5.")
 
     def add_size_connectivity(self):
@@ -161,10 +141,10 @@ class ParametersMixin:
                       help_text="auto: the GPU when cupy sees one, else the CPU")
 
     def add_scale(self):
-        self.add_enum("PROBABILITY_SCALE", "Probability scale", SCALES, "auto", advanced=True,
+        self.add_enum("PROBABILITY_SCALE", "Probability scale", PROBABILITY_SCALES, "auto", advanced=True,
                       help_text="auto: float rasters are 0..1, uint8 rasters are DARTS' percent 0..100 (nodata 255)")
 
-    def _finish(self, parameter, advanced, help_text):
+    def add_parameter_with_help(self, parameter, advanced, help_text):
         if advanced:
             parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
         if help_text:

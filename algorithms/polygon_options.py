@@ -1,15 +1,12 @@
 """The polygon parameters shared by polygonize, prepareexport and exporttile: the scale of
 the statistics (STATISTICS_SCALE) and one feature per object or per part (POLYGON_LAYOUT)."""
 
-from .parameters import Choices
+from ..definitions import STATISTICS_SCALES, Choices
 
 STATISTICS_SCALE = "STATISTICS_SCALE"
 POLYGON_LAYOUT = "POLYGON_LAYOUT"
 LAYOUTS = Choices(("objects", "One feature per object (MultiPolygon)"),
                   ("parts", "One feature per part (Polygon, upstream)"))
-# core.products.polygons's STATISTICS_SCALES; not imported: the core needs numpy, the toolbox not
-STATISTICS_SCALES = Choices(("fraction", "Fraction 0..1 of the probabilities"),
-                            ("percent", "Percent 0..100 (as DARTS' export)"))
 
 
 def add_statistics_scale(algorithm):

@@ -15,7 +15,8 @@ from qgis.core import (
     QgsProcessingParameterVectorDestination,
 )
 
-from .base import BOUNDARIES, QUALITY_LEVELS, DartsAlgorithm
+from ..definitions import BOUNDARY_MODES, QUALITY_LEVELS
+from .base import DartsAlgorithm
 from .blocks import add_block_parameters, block_plan, polygonize_in_blocks, run_blocks
 from .exclusion import EXCLUDE, MAX_EXCLUDED_SHARE, add_exclusion, exclusion_file, exclusion_input, warn_without_crs
 from .parameters import threshold_label
@@ -116,7 +117,8 @@ class PrepareExportAlgorithm(DartsAlgorithm):
         self.addParameter(QgsProcessingParameterRasterLayer(self.QUALITY_MASK, self.tr("Quality mask (0/1/2)"),
                                                             optional=True))
         self.add_threshold(self.THRESHOLD)
-        self._finish(QgsProcessingParameterString(self.THRESHOLDS, self.tr("Several thresholds (e.g. 0.4,0.5,0.6; "
+        self.add_parameter_with_help(
+            QgsProcessingParameterString(self.THRESHOLDS, self.tr("Several thresholds (e.g. 0.4,0.5,0.6; "
                                                                            "replaces the threshold)"),
                                                   optional=True, defaultValue=""), False,
                      "One binarized raster (and polygon file) per threshold, named <output>-t0.40.tif")
@@ -128,7 +130,7 @@ class PrepareExportAlgorithm(DartsAlgorithm):
             self.SUBSET_PROBABILITIES, self.tr("Ensemble subset probabilities"), QgsProcessing.SourceType.TypeRaster,
             optional=True))
         add_exclusion(self)
-        self.add_enum(self.BOUNDARY, "Boundary objects", BOUNDARIES, "remove", advanced=True,
+        self.add_enum(self.BOUNDARY, "Boundary objects", BOUNDARY_MODES, "remove", advanced=True,
                       help_text="remove: drop objects touching the extent's border whole; clip: cut them (upstream)")
         self.add_size_connectivity()
         self.add_device()
@@ -329,7 +331,7 @@ class PrepareExportAlgorithm(DartsAlgorithm):
                 style_on_load(context, path, style)
         if several:
             for threshold, path, _ in runs:
-                tag_threshold(outputs.stored_path(path), threshold)
+                tag_threshold(outputs.reserved(path), threshold)
 
         polygon_paths = [path for _, _, path in runs if path]
         note = self.area_note(grid, feedback)
@@ -356,7 +358,7 @@ class PrepareExportAlgorithm(DartsAlgorithm):
                     self.write_polygons(polygons_path, context, outputs, binaries[-1], grid, values,
                                         self.progress_reporter(feedback, start, span), layout=layout)
                 if threshold is not None:
-                    tag_threshold(outputs.stored_path(polygons_path), threshold)
+                    tag_threshold(outputs.reserved(polygons_path), threshold)
         if polygon_paths:
             outputs_of_run[self.OUTPUT_THRESHOLD_POLYGONS if several else self.OUTPUT_POLYGONS] = \
                 polygon_paths if several else polygon_paths[0]

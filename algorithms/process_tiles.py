@@ -17,16 +17,15 @@ from qgis.core import (
     QgsProcessingParameterVectorDestination,
 )
 
-from .base import BOUNDARIES, QUALITY_LEVELS, DartsAlgorithm
+from ..definitions import BINARIZATIONS, DEFAULT_TARGET_CRS, GROUPINGS
+from ..definitions import BOUNDARY_MODES, QUALITY_LEVELS
+from .base import DartsAlgorithm
 from .blocks import DASK_SCHEDULER, add_scheduler_parameter
 from .exclusion import EXCLUDE, MAX_EXCLUDED_SHARE, add_exclusion, exclusion_file, exclusion_input, warn_without_crs
-from .parameters import BINARIZATIONS, GROUPINGS
 from .paths import geopackage_layer, into_geopackage
 from .polygon_options import STATISTICS_SCALE, add_statistics_scale
 from .styles import style_on_load
 
-# core.regions.tiles.DEFAULT_TARGET_CRS (tested equal): the plugin loads without numpy, so no core import here.
-DEFAULT_TARGET_CRS = "EPSG:3413"
 
 
 class ProcessTilesAlgorithm(DartsAlgorithm):
@@ -127,14 +126,15 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
         self.add_enum(self.QUALITY_LEVEL, "Quality level", QUALITY_LEVELS, "low_quality")
         self.addParameter(QgsProcessingParameterCrs(self.TARGET_CRS, self.tr("Target CRS"), DEFAULT_TARGET_CRS))
         add_exclusion(self, "Exclusion polygons (e.g. water)", None, rasters=False)
-        self.add_enum(self.BOUNDARY, "Boundary objects", BOUNDARIES, "remove", advanced=True,
+        self.add_enum(self.BOUNDARY, "Boundary objects", BOUNDARY_MODES, "remove", advanced=True,
                       help_text="remove: drop objects touching the extent's border whole (then a neighbour tile "
                                 "delivers them whole); clip: cut them (upstream)")
         self.add_size_connectivity()
         self.add_device()
         self.add_enum(self.GROUP_BY, "Merge tiles", GROUPINGS, "year")
         self.add_enum(self.BINARIZATION, "Objects", BINARIZATIONS, "recompute", advanced=True)
-        self._finish(QgsProcessingParameterString(self.SUBSET, self.tr("Ensemble member (probabilities-<name>.tif)"),
+        self.add_parameter_with_help(
+            QgsProcessingParameterString(self.SUBSET, self.tr("Ensemble member (probabilities-<name>.tif)"),
                                                   optional=True), True, "")
         self.add_scale()
         add_statistics_scale(self)
@@ -146,7 +146,8 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
         add_scheduler_parameter(self, "e.g. tcp://127.0.0.1:8786: the tiles are processed on that dask.distributed "
                                       "cluster's workers, which must see the input and output folders.")
         stop = QgsProcessingParameterBoolean(self.STOP_ON_ERROR, self.tr("Stop at the first tile that fails"), False)
-        self._finish(stop, True, "Off: a tile that cannot be read or processed is skipped, named in the log and the "
+        self.add_parameter_with_help(
+            stop, True, "Off: a tile that cannot be read or processed is skipped, named in the log and the "
                                  "report, and the run goes on.")
         self.addParameter(QgsProcessingParameterVectorDestination(
             self.OUTPUT, self.tr("Merged slump polygons"), QgsProcessing.SourceType.TypeVectorPolygon))

@@ -8,7 +8,8 @@ import os
 
 from qgis.core import QgsProcessingParameterNumber
 
-from ..core.files.tags import LONG_NAMES, PREFIX, describe_run, read_tags
+from ..core.files.tags import PREFIX, describe_run, read_tags
+from ..definitions import LONG_NAMES
 
 # Parameters that change how a result is computed, never what it is.
 NOT_RECORDED = {"DEVICE", "MEMORY_LIMIT", "DASK_SCHEDULER"}

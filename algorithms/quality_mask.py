@@ -2,8 +2,8 @@
 
 from qgis.core import QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer
 
+from ..definitions import Choices
 from .base import DartsAlgorithm
-from .parameters import Choices
 from .styles import style_on_load
 
 SOURCES = Choices(("scl", "Sentinel-2 scene classification (SCL)"), ("udm2", "Planet UDM2"),

@@ -9,7 +9,8 @@ from osgeo import gdal
 from ..core.files.atomic import AtomicFiles
 from ..core.files.geotiff import open_raster, read_band, read_pixels, write_geotiff
 from ..core.files.grids import Grid, check_same_grid, grid_of  # noqa: F401 (the algorithms import them from here)
-from ..core.kernels.encodings import PERCENT_NODATA, decode_binary, decode_probabilities, decode_quality
+from ..core.kernels.encodings import decode_binary, decode_probabilities, decode_quality
+from ..definitions import PERCENT_NODATA
 
 gdal.UseExceptions()
 
@@ -82,7 +83,3 @@ class AtomicOutputs(AtomicFiles):
                    for path, (array, nodata) in arrays.items()}
         self.stored = {**getattr(self, "stored", {}), **{path: target.path for path, target in targets.items()}}
         return store({path: array for path, (array, _) in arrays.items()}, targets, lock)
-
-    def stored_path(self, target: str) -> str:
-        """The temporary file `target` was written to (until the run's outputs are committed)."""
-        return next(temporary for temporary, final in reversed(self._pending) if final == target)

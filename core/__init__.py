@@ -5,7 +5,8 @@ Datasets; GDAL's `osgeo` for writing GeoTIFF/GeoPackage files). See ../README.md
 contract in semantics.md.
 """
 
-from .kernels.checks import BOUNDARY_MODES, CONNECTIVITIES, QUALITY_LEVELS, check_quality_level, check_size, check_threshold
+from ..definitions import BOUNDARY_MODES
+from .kernels.checks import CONNECTIVITIES, QUALITY_LEVELS, check_quality_level, check_size, check_threshold
 from .kernels.devices import gpu_available, resolve_device
 from .kernels.encodings import to_percent
 from .kernels.quality import QUALITY_SOURCES, quality_from_observations, quality_from_scl, quality_from_udm2, quality_mask

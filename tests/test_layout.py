@@ -48,7 +48,8 @@ def imports(name: str, path: Path) -> list[tuple[str, list[str], int]]:
             submodules = [n for n in names if f"{target}.{n}".strip(".") in MODULES]
             for sub in submodules:
                 found.append((f"{target}.{sub}".strip("."), [], node.lineno))
-            found.append((target, [n for n in names if n not in submodules], node.lineno))
+            if len(submodules) < len(names):
+                found.append((target, [n for n in names if n not in submodules], node.lineno))
         elif isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name.startswith(PACKAGE + "."):

@@ -118,6 +118,10 @@ class AtomicFiles:
         self._pending.append((temporary, target))
         return temporary
 
+    def reserved(self, target: str) -> str:
+        """The temporary path `target` was last reserved as (until the outputs are committed)."""
+        return next(temporary for temporary, final in reversed(self._pending) if final == target)
+
     def scratch(self, target: str) -> str:
         """A temporary path beside `target` for an intermediate file, deleted at the end."""
         temporary = self._temporary(target)

@@ -41,8 +41,6 @@ def decode_exclusion(data: np.ndarray, nodata) -> np.ndarray:
 
 
 DELIMITED = (".csv", ".tsv", ".txt")  # delimited text: polygons as WKT in a column of one of GEOMETRY_NAMES
-
-
 GEOMETRY_NAMES = "WKT,geometry,geom,the_geom,wkt_geom"
 
 

@@ -103,11 +103,7 @@ def check_written(path: str, expected: np.ndarray | None = None, offset=(0, 0)) 
 
 
 _closing = threading.local()  # per thread: the close errors of the write under way, or None
-
-
 _hook_installed = threading.Lock()
-
-
 _previous_hook = sys.__unraisablehook__
 
 

@@ -13,21 +13,19 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from ...definitions import STATISTICS_SCALES
 from ..kernels.objects import STATISTICS
 from .gdal import gdal_geotransform, gdal_writing, osgeo, spatial_reference
 
 AUTHALIC_RADIUS_M = 6371007.181  # sphere of the WGS 84 ellipsoid's surface area
 
 
-Progress = Callable[[float, str], None]
 
 
-STATISTICS_SCALES = ("fraction", "percent")
 
 
 @dataclass(frozen=True)
@@ -117,8 +115,6 @@ def trace(labels, transform, srs, report=None) -> dict:
 
 
 FIELDS = ("Region_ID", *STATISTICS, "npixel", "area_m2")
-
-
 MERGED_FIELDS = ("tile_id", "date", "year", *FIELDS, "n_tiles")  # a map merged from tiles (tiles.py)
 
 

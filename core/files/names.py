@@ -12,8 +12,6 @@ import uuid
 # Temporary files and backups carry the host and process that made them, so a later run can
 # tell those of a dead run (killed, out of memory) from those of a run still going.
 HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
-
-
 TEMPORARY_TAG = re.compile(r"\.(?P<host>[A-Za-z0-9-]+)-(?P<pid>[0-9]+)-[0-9a-f]{8}\.(?P<kind>partial|backup)")
 
 

@@ -18,17 +18,12 @@ import datetime
 from .gdal import check_written, gdal_writing, open_read_only, osgeo
 
 PREFIX = "DARTS_"
-
-
 # Upstream's tag names for the postprocessing settings (the pipeline's names for them).
 UPSTREAM_KEYS = {"bin_threshold": "binarizethreshold", "threshold": "binarizethreshold",
                  "mask_erosion_size": "maskerosion", "edge_erosion_size": "edgeerosion",
                  "min_object_size": "mmu", "quality_level": "qualitymask"}
 
 
-# Upstream's long_name of each tile layer: its band description (and a `long_name` tag).
-LONG_NAMES = {"probabilities": "Probabilities", "binarized": "Binarized Segmentation",
-              "extent": "Extent of the segmentation", "quality": "Quality Data Mask"}
 
 
 def export_date() -> str:

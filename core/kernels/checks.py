@@ -9,15 +9,11 @@ import numbers
 import re
 from collections.abc import Sequence
 
-QUALITY_LEVELS = {"none": 0, "low_quality": 1, "high_quality": 2}
+from ... import definitions
 
-
-BOUNDARY_MODES = ("remove", "clip")
-
-
-CONNECTIVITIES = (4, 8)
-
-
+QUALITY_LEVELS = {level: value for value, level in enumerate(definitions.QUALITY_LEVELS)}  # none 0, low 1, high 2
+BOUNDARY_MODES = definitions.BOUNDARY_MODES
+CONNECTIVITIES = tuple(sorted(int(neighbours) for neighbours in definitions.CONNECTIVITIES))  # (4, 8)
 # -- argument checks ---------------------------------------------------------------------
 
 def check_threshold(threshold) -> float:

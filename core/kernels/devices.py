@@ -10,13 +10,12 @@ from typing import Union
 
 import numpy as np
 
+from ...definitions import DEVICES
+
 logger = logging.getLogger(__name__)
-
-
 Device = Union[str, int]
 
 
-DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass(frozen=True)
@@ -39,11 +38,6 @@ class Backend:
     def asarray(self, array):
         """The array on this backend's device (no copy when it is already there)."""
         return self.xp.asarray(array)
-
-    def to_numpy(self, array) -> np.ndarray:
-        if self.is_gpu:
-            return self.xp.asnumpy(array)
-        return np.asarray(array)
 
 
 CPU = Backend(np)

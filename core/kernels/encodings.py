@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...definitions import PERCENT_NODATA
 from .devices import to_host
 
-PERCENT_NODATA = 255  # DARTS' exported probabilities.tif: uint8 percent, nodata 255
 
-
-SCALES = ("auto", "fraction", "percent")
 
 
 def check_raster_shape(band_count: int, width: int, height: int, what: str, bands: int | None = 1) -> None:

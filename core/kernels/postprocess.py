@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from ...definitions import PROBABILITY_SCALES
 from .runs import clear_runs, components_with, expand_ranges, find_runs, flat_view, pixels_in_components, run_components
 
 
@@ -43,8 +44,6 @@ def erode_valid(valid, size: int, edge_size: int, xp=np):
 # whatever the radius and the number of invalid runs. Painting False is idempotent, so the
 # batches are simply applied one after another.
 INTERVAL_BUDGET = 1 << 21
-
-
 PIXEL_BUDGET = 1 << 23
 
 
@@ -112,7 +111,8 @@ def _paint_covered(eroded, lows, highs, rows, starts, ends, stride: int, xp):
             flat[expand_ranges(flat_starts[low:high], seg_lengths[low:high], xp)] = False
 
 
-SCALES = ("fraction", "percent")  # how the probabilities were given: 0..1, or decoded from DARTS' uint8 percent
+# how the probabilities were given (after PROBABILITY_SCALES' "auto" was resolved): 0..1, or DARTS' uint8 percent
+RESOLVED_SCALES = tuple(scale for scale in PROBABILITY_SCALES if scale != "auto")
 
 
 def above_threshold(probabilities, threshold: float, scale: str = "fraction"):

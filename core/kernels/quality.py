@@ -6,35 +6,17 @@ from __future__ import annotations
 import numpy as np
 
 INVALID, LOW, HIGH = 0, 1, 2
-
-
 QUALITY_SOURCES = ("scl", "udm2", "observations")
-
-
 # Sentinel-2 L2A scene classification: 0 no data, 1 saturated/defective -> invalid;
 # 2 dark area, 4 vegetation, 5 bare soil, 6 water, 7 unclassified, 10 thin cirrus -> high;
 # 3 cloud shadow, 8/9 cloud, 11 snow and anything else -> low.
 SCL_INVALID = (0, 1)
-
-
 SCL_HIGH = (2, 4, 5, 6, 7, 10)
-
-
 SCL_CLASSES = range(12)  # 0..11; any other value means the band is not an SCL band
-
-
 UDM2_LOW_BANDS = (2, 3, 4, 5, 6)  # snow, shadow, light haze, heavy haze, cloud (1-based)
-
-
 UDM2_FLAG_BANDS = (1, 2, 3, 4, 5, 6)  # clear and the above: 0/1 flags
-
-
 UDM2_CONFIDENCE_BAND = 7  # percent 0..100
-
-
 UDM2_UNUSABLE_BAND = 8
-
-
 OBSERVATIONS_LOW_MAX = 3  # 1-3 observations: low quality; more: high
 
 

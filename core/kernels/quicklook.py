@@ -9,14 +9,10 @@ import math
 
 import numpy as np
 
-from .encodings import PERCENT_NODATA
+from ...definitions import PERCENT_NODATA
 
 OBJECT_RGB = (215, 48, 31)
-
-
 OUTSIDE_RGB = (20, 30, 90)
-
-
 EXTENT_LINE_RGB = (0, 200, 255)
 
 

@@ -12,23 +12,20 @@ import contextlib
 import math
 import os
 import threading
-from collections.abc import Callable
 
 import numpy as np
 
+from ...definitions import PERCENT_NODATA, Progress
 from ..files.exclusion import burn_polygons, check_on_grid, decode_exclusion, is_vector
 from ..files.gdal import gdal_writing
 from ..files.geotiff import TIFF_TILE, RasterWindows, create_geotiff
 from ..kernels.encodings import (
-    PERCENT_NODATA,
     check_quality_dtype,
     decode_binary,
     decode_probabilities,
     decode_quality,
     probabilities_dtype,
 )
-
-Progress = Callable[[float, str], None]
 
 
 def block_size(bytes_per_pixel: float, memory_limit_mb: float, workers: int = 2) -> int:

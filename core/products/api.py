@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import logging
 import numbers
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
+from ...definitions import BOUNDARY_MODES, LONG_NAMES, Progress
 from ..kernels.checks import (
-    BOUNDARY_MODES,
     CONNECTIVITIES,
     check_choice,
     check_level_fits_mask,
@@ -42,12 +42,11 @@ from ..kernels.devices import (
     validate_device,
 )
 from ..kernels.objects import Objects
-from ..kernels.postprocess import SCALES, binarize_array, erode_valid
+from ..kernels.postprocess import RESOLVED_SCALES, binarize_array, erode_valid
 
 logger = logging.getLogger(__name__)
 
 
-Progress = Callable[[float, str], None]
 
 
 # -- containers ---------------------------------------------------------------------------
@@ -98,7 +97,7 @@ def binarize(probs, threshold: float, min_object_size: int, mask, device: Device
     excluded are removed (0, the default: any excluded pixel). Returns bool."""
     threshold = check_threshold(threshold)
     max_excluded_share = check_share("max_excluded_share", max_excluded_share, boundary)
-    check_choice("probability_scale", probability_scale, SCALES)
+    check_choice("probability_scale", probability_scale, RESOLVED_SCALES)
     min_object_size = check_size("min_object_size", min_object_size)
     check_choice("size_connectivity", size_connectivity, CONNECTIVITIES)
     check_choice("boundary", boundary, BOUNDARY_MODES)
@@ -224,7 +223,7 @@ def _prepare(tile, thresholds, mask_erosion_size, min_object_size, quality_level
     level = check_quality_level(quality_level)
     check_choice("boundary", boundary, BOUNDARY_MODES)
     check_choice("size_connectivity", size_connectivity, CONNECTIVITIES)
-    check_choice("probability_scale", scale, SCALES)
+    check_choice("probability_scale", scale, RESOLVED_SCALES)
     share = check_share("max_excluded_share", share, boundary)
     validate_device(device)
     if isinstance(ensemble_subsets, str):
@@ -318,7 +317,8 @@ def _prepare_export_lazy(tile, layers, thresholds, erosion, edge, min_size, leve
     return [_assemble(tile, result, None) for result in results]
 
 
-_LONG_NAMES = {"extent": "Extent of the segmentation", "binarized_segmentation": "Binarized Segmentation"}
+# the long_name attribute of each variable prepare_export adds (upstream's)
+VARIABLE_LONG_NAMES = {"extent": LONG_NAMES["extent"], "binarized_segmentation": LONG_NAMES["binarized"]}
 
 
 def _assemble(tile, results: dict, backend: Backend | None):
@@ -335,8 +335,8 @@ def _assemble(tile, results: dict, backend: Backend | None):
         template = tile[name] if name in tile else tile["quality_data_mask"]
         variable = like(template, array)
         base = name.split("-")[0]
-        if base in _LONG_NAMES:
-            variable.attrs = {"long_name": _LONG_NAMES[base]}
+        if base in VARIABLE_LONG_NAMES:
+            variable.attrs = {"long_name": VARIABLE_LONG_NAMES[base]}
         out[name] = variable
     return out
 

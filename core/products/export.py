@@ -16,43 +16,21 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ...definitions import LAYERS, LONG_NAMES, PARQUET_FILES, PERCENT_NODATA, SUBSET_FILES, TILE_FILES
 from ..files.atomic import AtomicFiles
 from ..files.geotiff import write_geotiff
 from ..files.images import write_jpeg, write_png
 from ..files.layers import DARTS_TILE
-from ..files.tags import LONG_NAMES, describe_run, inference_record, write_inference_json
+from ..files.tags import describe_run, inference_record, write_inference_json
 from ..kernels.checks import check_same_shape, require_variables
 from ..kernels.devices import to_host
-from ..kernels.encodings import PERCENT_NODATA, to_percent
+from ..kernels.encodings import to_percent
 from ..kernels.quicklook import quicklook_rgb, thumbnail_rgb
 from .polygons import polygonize
 
 logger = logging.getLogger(__name__)
 
 
-TILE_FILES = {
-    "probabilities": "probabilities.tif",
-    "binarized": "binarized.tif",
-    "extent": "extent.tif",  # the plugin's own: DARTS writes the extent as polygons only
-    "segments": "prediction_segments.gpkg",
-    "extent_polygons": "prediction_extent.gpkg",
-    "thumbnail": "thumbnail.jpg",
-    "inference": "darts_inference.json",
-    "quicklook": "quicklook.png",  # the plugin's own
-}
-
-
-PARQUET_FILES = {"segments_parquet": ("segments", "prediction_segments.parquet"),
-                 "extent_parquet": ("extent_polygons", "prediction_extent.parquet")}
-
-
-LAYERS = {"segments": "prediction_segments", "extent_polygons": "prediction_extent"}
-
-
-# The files DARTS writes per ensemble subset (model), `{}` its name; their kinds are
-# "<kind>-<subset>" in the mappings of export_tile and tile_files.
-SUBSET_FILES = {"probabilities": "probabilities-{}.tif", "binarized": "binarized-{}.tif",
-                "segments": "prediction_segments-{}.gpkg"}
 
 
 def subset_name(layer_name: str) -> str:

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...definitions import Progress
 from ..files.atomic import AtomicFiles
 from ..files.gdal import gdal_geotransform, spatial_reference
-from ..files.layers import Layout, Progress, layer_name, row_pixel_areas, trace, write_layer
+from ..files.layers import Layout, layer_name, row_pixel_areas, trace, write_layer
 from ..kernels.devices import dask_array, is_dask
 from ..kernels.encodings import statistics_values
 from ..kernels.objects import Objects

@@ -31,11 +31,7 @@ from ..files.exclusion import crs_of
 from ..files.gdal import open_read_only, osgeo, spatial_reference
 
 CLASSES = ("new", "grown", "stable", "shrunk", "gone", "unobserved")
-
-
 DEFAULT_TOLERANCE = 0.1
-
-
 DEFAULT_OBSERVED_SHARE = 0.5
 
 

@@ -19,10 +19,10 @@ import datetime
 import re
 from dataclasses import dataclass
 
+from ... import definitions
+
 # An 8-digit or dashed date standing apart (not inside a longer number), as a scene id writes it.
 _DATE = re.compile(r"(?<![0-9])((?:19|20)[0-9]{2})-?([01][0-9])-?([0-3][0-9])(?![0-9])")
-
-
 # A quarterly mosaic: `_<year>_Q<quarter>_`.
 _MOSAIC_YEAR = re.compile(r"(?:^|_)((?:19|20)[0-9]{2})_Q[1-4](?:_|$)")
 
@@ -70,7 +70,7 @@ def tile_date(candidates: list[tuple[str, str | None]]) -> TileDate:
     return TileDate(source="none of " + ", ".join(where for where, _ in candidates) + " holds a date")
 
 
-GROUPINGS = ("year", "date", "none")
+GROUPINGS = definitions.GROUPINGS
 
 
 def group_key(found: TileDate, grouping: str):

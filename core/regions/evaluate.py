@@ -26,10 +26,11 @@ import dataclasses
 import math
 import numbers
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
+from ...definitions import Progress
 from ..kernels.checks import check_choice, check_size, check_threshold
 from ..kernels.objects import Objects
 from ..products.api import prepare_export_thresholds
@@ -41,7 +42,6 @@ SCORES = ("object_f1", "object_precision", "object_recall", "found_share", "pixe
 DEFAULT_MIN_IOU = 0.5
 
 
-Progress = Callable[[float, str], None]
 
 
 # -- scores --------------------------------------------------------------------------------

@@ -23,12 +23,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ...definitions import Progress
 from ..files.gdal import osgeo, spatial_reference
-from .tiles import Progress, TileResult
+from .tiles import TileResult
 
 SAME_OBJECT_OVERLAP = 0.5  # share of an object inside one already taken from which it is the same slump
-
-
 # -- the merge ------------------------------------------------------------------------------
 # Bounds on the geometric work, so the merge ends in time proportional to its input whatever
 # the shapes (a speckled tile gives one object of tens of thousands of diagonal parts, on
@@ -37,14 +36,8 @@ SAME_OBJECT_OVERLAP = 0.5  # share of an object inside one already taken from wh
 # PIECE_VERTICES vertices), and only pieces whose envelopes meet are compared: the overlap
 # areas are the same sums, and what is cut off is the same area.
 SIMPLE_PARTS = 64  # an object of at most this many polygons ...
-
-
 SIMPLE_VERTICES = 4096  # ... and vertices (rings included) is compared whole
-
-
 PIECE_VERTICES = 512  # larger ones are compared in pieces of at most this many vertices
-
-
 WIDE_CELLS = 4096  # an envelope over more grid cells is checked against every candidate instead
 
 

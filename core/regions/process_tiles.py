@@ -11,11 +11,12 @@ import os
 import time
 from dataclasses import dataclass, field
 
+from ...definitions import DEFAULT_TARGET_CRS, Progress
 from ..files.atomic import AtomicFiles
 from ..files.gdal import spatial_reference
 from .darts_ids import group_key
 from .merge import coverage_layer, merge_objects, write_coverage, write_merged
-from .tiles import DEFAULT_TARGET_CRS, TILE_OUTPUTS, Progress, Skipped, TileResult, TileSettings, find_tiles, no_tile_found
+from .tiles import TILE_OUTPUTS, Skipped, TileResult, TileSettings, find_tiles, no_tile_found
 from .workers import run_tiles, worker_count
 
 

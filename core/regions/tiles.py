@@ -33,51 +33,34 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from ...definitions import (
+    BINARIZATIONS,
+    BOUNDARY_MODES,
+    GROUPINGS,
+    LONG_NAMES,
+    PARQUET_FILES,
+    PROBABILITY_SCALES,
+    STATISTICS_SCALES,
+    TILE_FILES,
+    Progress,
+)
+from ...definitions import QUALITY_FILE as QUALITY
 from ..files.atomic import SIDE_FILES
 from ..files.gdal import osgeo, spatial_reference
 from ..files.geotiff import write_geotiff
-from ..files.layers import STATISTICS_SCALES
-from ..kernels.checks import (
-    BOUNDARY_MODES,
-    CONNECTIVITIES,
-    check_choice,
-    check_quality_level,
-    check_share,
-    check_size,
-    check_threshold,
-)
-from ..kernels.encodings import SCALES
-from .darts_ids import GROUPINGS, TileDate, tile_date
+from ..kernels.checks import CONNECTIVITIES, check_choice, check_quality_level, check_share, check_size, check_threshold
 
-Progress = Callable[[float, str], None]
+from .darts_ids import TileDate, tile_date
 
-
-PROBABILITIES, QUALITY, EXTENT = "probabilities.tif", "quality_data_mask.tif", "extent.tif"
-
-
-BINARIZED, INFERENCE = "binarized.tif", "darts_inference.json"
-
-
-EXTENT_POLYGONS = ("prediction_extent.gpkg", "prediction_extent.parquet")  # DARTS' extent, in this order
-
-
-BINARIZATIONS = ("recompute", "as_exported")  # from the probabilities with the run's settings, or binarized.tif
-
-
-# NSIDC Sea Ice Polar Stereographic North: the CRS of ArcticDEM and of many pan-Arctic
-# permafrost products; one projected CRS for every tile north of 60°N.
-DEFAULT_TARGET_CRS = "EPSG:3413"
-
-
+PROBABILITIES, BINARIZED, EXTENT, INFERENCE = (TILE_FILES[kind] for kind in ("probabilities", "binarized", "extent",
+                                                                             "inference"))
+EXTENT_POLYGONS = (TILE_FILES["extent_polygons"], PARQUET_FILES["extent_parquet"][1])  # DARTS' extent, in this order
 DEPTH_BLOCK = 4  # depth inside the extent is measured in blocks of 4 x 4 pixels (cheap; exact to 4 px)
-
-
-TILE_OUTPUTS = ("binarized.tif", "extent.tif", "prediction_segments.gpkg")
+TILE_OUTPUTS = (BINARIZED, EXTENT, TILE_FILES["segments"])
 
 
 @dataclass(frozen=True)
@@ -129,7 +112,7 @@ class TileSettings:
     size_connectivity: int = 8
     device: str = "auto"
     statistics: str = "fraction"  # the polygons' statistics: of the probabilities 0..1, or DARTS' percent
-    scale: str = "auto"  # how probabilities.tif is read (rasters.SCALES): from its data type, fraction or percent
+    scale: str = "auto"  # how probabilities.tif is read (PROBABILITY_SCALES): from its data type, fraction or percent
     exclude: tuple | None = None  # (file, layer or None, OGR filter or None) of exclusion polygons, any CRS
     subset: str | None = None  # an ensemble member: probabilities-{subset}.tif instead of probabilities.tif
     binarization: str = "recompute"  # BINARIZATIONS: from the probabilities, or the exported binarized.tif
@@ -148,7 +131,7 @@ class TileSettings:
         check_choice("boundary", self.boundary, BOUNDARY_MODES)
         check_choice("size_connectivity", self.size_connectivity, CONNECTIVITIES)
         check_choice("statistics", self.statistics, STATISTICS_SCALES)
-        check_choice("probability scale", self.scale, SCALES)
+        check_choice("probability scale", self.scale, PROBABILITY_SCALES)
         check_choice("binarization", self.binarization, BINARIZATIONS)
         check_choice("group_by", self.group_by, GROUPINGS)
         check_share("max_excluded_share", self.max_excluded_share, self.boundary)
@@ -299,13 +282,13 @@ def process_tile(source: TileSource, settings: TileSettings, target_crs, outputs
 
 
 def _process_tile(source, settings, target_crs, outputs, progress) -> TileResult:
+    from ...definitions import PERCENT_NODATA
     from ..files.exclusion import exclusion_mask
     from ..files.geotiff import read_band
     from ..files.grids import check_same_grid, grid_of
     from ..files.layers import Layout, write_layer
-    from ..files.tags import LONG_NAMES, describe_run, read_tags
+    from ..files.tags import describe_run, read_tags
     from ..kernels.encodings import (
-        PERCENT_NODATA,
         decode_binary,
         decode_probabilities,
         decode_quality,

@@ -211,8 +211,8 @@ def test_cancel_leaves_no_output(provider, region, tmp_path, workers):
 
 
 def test_the_default_target_crs_is_the_cores():
-    from darts_postprocessing.algorithms.process_tiles import DEFAULT_TARGET_CRS
-    from darts_postprocessing.core.regions.tiles import DEFAULT_TARGET_CRS as CORE_DEFAULT
+    from darts_postprocessing.definitions import DEFAULT_TARGET_CRS
+    from darts_postprocessing.definitions import DEFAULT_TARGET_CRS as CORE_DEFAULT
 
     assert DEFAULT_TARGET_CRS == CORE_DEFAULT
 
