@@ -18,6 +18,31 @@ slump with no pixel centre inside it is left out of the object scores.
 A sweep over thresholds x minimum sizes erodes the quality mask once (prepare_export_thresholds)
 and labels each threshold's objects once; every minimum size is then a selection of those
 objects, scored from per-object tables without touching the raster again. No QGIS import here.
+
+Several tiles (evaluate_tiles): the tiles are found and read as processtiles reads them
+(tiles.tiles_found, tiles.read_tile_inputs: a tile's quality mask eroded, or its extent as
+given), one at a time, and each is postprocessed alone with the same settings, as processtiles
+would. The reference polygons (any CRS) are burnt onto each tile's grid. The scores are those of
+one map made of the tiles by these rules:
+
+- Each place is counted once: a tile counts only its **own area**, the pixels of its valid
+  extent whose centres lie in no earlier tile's valid extent (tiles in tile-id order, the order
+  processtiles lists them in; the earlier extents are reprojected onto the tile's grid). So
+  where tiles overlap, the first tile's pixels (its predictions and the reference burnt on its
+  grid) count and the others' do not; pixel counts are sums over the tiles' own areas.
+- A reference slump is one slump whatever the tiles it spans: its pixels are summed over the
+  own areas of all tiles (one id per feature of the layer).
+- A predicted object is a tile's object (8-connected, whole in its tile, selected there by the
+  minimum size as prepareexport does) cut to the tile's own area; objects of different tiles
+  that touch across the border between their own areas (pixel centres at most 1.5 pixels
+  apart, i.e. 8-neighbours on one grid) are one object. Pixels, shared pixels and IoU of an
+  object and a slump are sums over the tiles' parts, and the one-to-one matching is then made
+  over the whole region as for one raster. Tiles and a mosaic of them with the first tile on
+  top (no erosion, boundary "clip", minimum size 0) give the same scores.
+- A cost of the rule: with boundary "remove", a tile removes an object that touches its
+  extent's edge, so a slump across an earlier tile's extent edge inside an overlap loses its
+  part on that tile's side (counted there as missed pixels), though the next tile sees it
+  whole. Boundary "clip" (as DARTS exports) keeps both parts, which are joined.
 """
 
 from __future__ import annotations
@@ -751,3 +776,72 @@ def _check_reference_on_tiles(sources, path, layer, where, count) -> None:
             return
     raise ValueError(f"none of the {count} reference slumps lies on any of the {len(sources)} tiles (check that "
                      f"they cover the same place, and the reference layer's CRS)")
+
+
+def write_tile_false_positives(path: str, layer_name: str, evaluation: TilesEvaluation, crs, tags=None,
+                               progress: Progress | None = None) -> int:
+    """Write the best setting's false positives of a TilesEvaluation into the GeoPackage `path`
+    (in `crs`): each tile that holds a part of one is read and postprocessed again at the best
+    threshold (one tile in memory at a time), and each part inside the tile's own area is a
+    feature with its tile_id and polygonize's statistics (an object across a tile border is one
+    feature per tile). Returns the number of features."""
+    from .files import osgeo, spatial_reference
+    from .tiles import read_tile_inputs
+    from .vectorize import Layout, object_features, write_layer
+
+    _, _, osr = osgeo()
+    report = progress or (lambda fraction, message: None)
+    wanted = evaluation.false_positive_labels()
+    target = spatial_reference(crs)
+    common = spatial_reference(evaluation.common_crs)
+    best, settings = evaluation.best, evaluation.settings_used
+    written, created = 0, False
+    for step, position in enumerate(sorted(wanted)):
+        source = evaluation.sources[position]
+        report(step / len(wanted), f"False positives of tile {source.tile_id}")
+        inputs = read_tile_inputs(source, settings)
+        grid, srs = inputs.grid, inputs.srs
+        prepared = prepare_export_thresholds({"probabilities": inputs.probabilities,
+                                              "quality_data_mask": inputs.quality}, [best.threshold],
+                                             min_object_size=0, **inputs.options)[best.threshold]
+        own = (np.asarray(prepared["extent"]) != 0) & ~_claimed(evaluation.outlines[:position], grid, srs, common)
+        ((objects, _),) = _tile_variants(np.asarray(prepared["binarized_segmentation"]), [best.min_object_size],
+                                         settings.size_connectivity)
+        del prepared
+        false = own & np.isin(objects.label_image(np.int32), wanted[position])
+        fields, geometries = object_features(false, grid.geotransform, srs, inputs.probabilities)
+        to_target = osr.CoordinateTransformation(srs, target)
+        for geometry in geometries:
+            geometry.Transform(to_target)
+        fields = {"tile_id": [source.tile_id] * len(geometries), **fields}
+        write_layer(path, layer_name, target, fields, geometries, append=created, layout=Layout(tags=tags or {}),
+                    feature_ids=None)
+        created, written = True, written + len(geometries)
+    if not created:
+        write_layer(path, layer_name, target, {"tile_id": [], "Region_ID": [], "npixel": []}, [],
+                    layout=Layout(tags=tags or {}), feature_ids=None)
+    report(1.0, "False positives written")
+    return written
+
+
+def reference_polygons(source: str, layer: str | None, where: str | None, fids: Sequence[int]):
+    """(an in-memory OGR dataset whose layer 'polygons' holds the reference slumps `fids` in the
+    layer's own CRS, feature i with burn_id i + 1 and its source FID, as write_missed reads
+    them; the layer's CRS as WKT)."""
+    from .exclusion import crs_of, open_polygons
+    from .files import osgeo
+
+    gdal, ogr, _ = osgeo()
+    with open_polygons(source, layer, where, "reference") as (polygons, _):
+        srs = crs_of(polygons)
+        memory = gdal.GetDriverByName("Memory").Create("", 0, 0, 0, gdal.GDT_Unknown)
+        target = memory.CreateLayer("polygons", srs, ogr.wkbUnknown)
+        target.CreateField(ogr.FieldDefn("burn_id", ogr.OFTInteger))
+        for number, fid in enumerate(fids, start=1):
+            feature = polygons.GetFeature(fid)
+            copy = ogr.Feature(target.GetLayerDefn())
+            copy.SetGeometry(feature.GetGeometryRef().Clone())
+            copy.SetFID(fid)
+            copy.SetField("burn_id", number)
+            target.CreateFeature(copy)
+    return memory, srs.ExportToWkt() if srs is not None else ""

@@ -104,6 +104,20 @@ def test_a_slump_split_by_the_tile_border_is_one_slump_and_one_object(tmp_path):
     assert tiles.missed().tolist() == [2] and tiles.reference_fids == [1, 2]
     assert rows_of(tiles) == rows_of(mosaic_evaluation(probabilities, reference, [0.5], [0]))
     assert tiles.false_positive_labels().keys() == {0, 1}  # the false positive has a part in each tile
+    from darts_postprocessing.core.evaluate import reference_polygons, write_missed, write_tile_false_positives
+
+    assert write_tile_false_positives(str(tmp_path / "fp.gpkg"), "fp", tiles, "EPSG:3413") == 2
+    dataset = ogr.Open(str(tmp_path / "fp.gpkg"))
+    layer = dataset.GetLayer(0)
+    assert sorted((f.GetField("tile_id"), f.GetField("npixel")) for f in layer) == [("left", 20), ("right", 1)]
+    assert layer.GetSpatialRef().GetAuthorityCode(None) == "3413"
+    dataset = None
+    polygons, crs = reference_polygons(reference, None, None, tiles.reference_fids)
+    assert write_missed(str(tmp_path / "missed.gpkg"), "missed", polygons, tiles.missed(), tiles, crs) == 1
+    dataset = ogr.Open(str(tmp_path / "missed.gpkg"))
+    (feature,) = list(dataset.GetLayer(0))
+    assert (feature.GetField("reference_fid"), feature.GetField("npixel"), feature.GetField("overlapped")) == (2, 40, 0)
+    dataset = None
 
 
 def test_overlapping_tiles_count_each_place_once_and_equal_the_mosaic(tmp_path):
