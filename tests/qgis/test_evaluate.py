@@ -341,3 +341,32 @@ def test_qgis_process_evaluates_a_darts_folder(profile, tmp_path):
     assert len(rows) == 6 and all(row["reference_slumps"] == str(drawn + 1) for row in rows)
     assert results["BEST_THRESHOLD"] == 0.3 and "Best setting by object_f1" in results["BEST_SUMMARY"]
     assert os.path.isfile(results["OUTPUT_REPORT"]) and os.path.isfile(results["OUTPUT_MISSED"])
+
+
+def test_a_model_evaluates_a_folder_of_tiles(provider, tmp_path):
+    """A model (as drawn in the modeler): a folder parameter into darts:evaluate's INPUT_FOLDER,
+    its table and best threshold as the model's outputs."""
+    from qgis.core import (QgsProcessingContext, QgsProcessingModelAlgorithm, QgsProcessingModelChildAlgorithm,
+                           QgsProcessingModelChildParameterSource, QgsProcessingModelOutput,
+                           QgsProcessingModelParameter, QgsProcessingParameterFile)
+
+    _, reference, drawn = darts_region(tmp_path)
+    model = QgsProcessingModelAlgorithm("evaluate tiles", "DARTS tests")
+    model.addModelParameter(QgsProcessingParameterFile("tiles", "Tiles",
+                                                       behavior=QgsProcessingParameterFile.Behavior.Folder),
+                            QgsProcessingModelParameter("tiles"))
+    child = QgsProcessingModelChildAlgorithm("darts:evaluate")
+    child.setChildId("evaluate")
+    child.addParameterSources("INPUT_FOLDER", [QgsProcessingModelChildParameterSource.fromModelParameter("tiles")])
+    for name, value in (("REFERENCE", reference), ("BOUNDARY", "clip"), ("THRESHOLDS", "0.5,0.7")):
+        child.addParameterSources(name, [QgsProcessingModelChildParameterSource.fromStaticValue(value)])
+    output = QgsProcessingModelOutput("scores", "Scores")
+    output.setChildOutputName("OUTPUT_TABLE")
+    child.setModelOutputs({"scores": output})
+    model.addChildAlgorithm(child)
+    model.updateDestinationParameters()
+    results = processing.run(model, {"tiles": str(tmp_path / "run"), "scores": str(tmp_path / "scores.csv")},
+                             context=QgsProcessingContext())
+    rows = read_rows(results["scores"])
+    assert [row["reference_slumps"] for row in rows] == [str(drawn + 1)] * 2
+    assert rows[0]["best"] == "1" and rows[0]["object_tp"] == str(drawn)
