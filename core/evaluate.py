@@ -696,8 +696,8 @@ def evaluate_tiles(inputs, reference, thresholds: Sequence[float], min_object_si
         local, polygons = reference_raster(path, own.shape, grid.geotransform, grid.crs, layer=layer, where=where,
                                            what="reference", required=False)
         local_to_global = np.array([0] + [global_of.get(feature.GetFID(), 0)
-                                          for feature in polygons.GetLayerByName("polygons")], np.int64)
-        reference_ids = np.where(own, local_to_global[local], 0)
+                                          for feature in polygons.GetLayerByName("polygons")], np.int32)
+        reference_ids = np.where(own, local_to_global[local], np.int32(0))  # int32: 4 bytes a pixel of a full tile
         del local, polygons
         reference_npixel += np.bincount(reference_ids.reshape(-1), minlength=width)[:width]
         border = _border(own)
