@@ -9,6 +9,7 @@ from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
     QgsProcessingParameterFileDestination,
+    QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
@@ -21,6 +22,7 @@ from .base import DartsAlgorithm
 from .exclusion import MAX_EXCLUDED_SHARE, add_exclusion, exclusion_file, exclusion_input, warn_without_crs
 from .parameters import VectorFile, threshold_label
 from .prepare_export import PrepareExportAlgorithm, describe_exclusion
+from .process_tiles import ProcessTilesAlgorithm, add_tile_folder
 from .styles import style_on_load
 
 BEST_BY = Choices(("object_f1", "Object F1"), ("object_precision", "Object precision"),
@@ -31,6 +33,8 @@ BEST_BY = Choices(("object_f1", "Object F1"), ("object_precision", "Object preci
 
 class EvaluateAlgorithm(DartsAlgorithm):
     PROBABILITIES = "PROBABILITIES"
+    TILES = "TILES"
+    INPUT_FOLDER = ProcessTilesAlgorithm.INPUT_FOLDER
     QUALITY_MASK = "QUALITY_MASK"
     EXTENT = "EXTENT"
     REFERENCE = "REFERENCE"
@@ -57,7 +61,9 @@ class EvaluateAlgorithm(DartsAlgorithm):
     BEST_SUMMARY = "BEST_SUMMARY"
     HELP = {
         PROBABILITIES: "Segmentation probabilities of one tile or mosaic: float 0..1 (NaN or nodata = no prediction) or "
-                       "DARTS' uint8 percent (0..100, nodata 255).",
+                       "DARTS' uint8 percent (0..100, nodata 255). Or give TILES or a folder of tiles instead.",
+        TILES: "Instead of one raster: several tiles' probabilities.tif, each read with its tile folder as processtiles "
+               "reads it (quality_data_mask.tif eroded, or the extent as given: extent.tif, prediction_extent.gpkg).",
         QUALITY_MASK: "0 invalid, 1 low, 2 high quality, on the probabilities' grid; eroded as prepareexport does. Not "
                       "set: the extent, or else every pixel with a prediction counts as high quality.",
         EXTENT: "Instead of the quality mask: a 0/1 extent on the probabilities' grid (DARTS' extent.tif), used as it "
@@ -108,10 +114,20 @@ class EvaluateAlgorithm(DartsAlgorithm):
             "eroded once and each threshold labelled once, whatever the number of minimum sizes.</p>"
             "<p>Thresholds: a list (e.g. 0.3,0.4,0.5,0.6,0.7) replaces the single threshold; minimum sizes likewise "
             "(e.g. 0,16,32,64).</p>"
+            "<p><b>Several tiles</b> (<b>tiles</b>, or a <b>folder of tile folders</b>, found and read as "
+            "<i>Process tiles</i> reads them; one tile in memory at a time): each tile is postprocessed alone with "
+            "its own valid extent. Each place counts once: a tile counts only the pixels of its extent that no "
+            "earlier tile (in tile id order) covers. A reference slump across tiles is one slump; a predicted object "
+            "cut by that border is joined from its parts in the two tiles. With boundary <i>remove</i> a slump "
+            "across an earlier tile's extent edge loses that tile's part (removed there); <i>clip</i> keeps it.</p>"
         )
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        self.addParameter(QgsProcessingParameterRasterLayer(self.PROBABILITIES, self.tr("Probabilities")))
+        self.addParameter(QgsProcessingParameterRasterLayer(self.PROBABILITIES, self.tr("Probabilities (one raster)"),
+                                                            optional=True))
+        self.addParameter(QgsProcessingParameterMultipleLayers(self.TILES, self.tr("Or: tiles (their probabilities.tif)"),
+                                                               QgsProcessing.SourceType.TypeRaster, optional=True))
+        add_tile_folder(self, optional=True)
         self.addParameter(QgsProcessingParameterRasterLayer(self.QUALITY_MASK, self.tr("Quality mask (0/1/2)"),
                                                             optional=True))
         self.addParameter(QgsProcessingParameterRasterLayer(self.EXTENT, self.tr("Extent (0/1, used as given)"),
@@ -183,8 +199,27 @@ class EvaluateAlgorithm(DartsAlgorithm):
         return values
 
     def input_paths(self, parameters, context):
-        return super().input_paths(parameters, context) + [exclusion_file(self, parameters, context),
-                                                           exclusion_file(self, parameters, context, self.REFERENCE)]
+        paths = super().input_paths(parameters, context) + [exclusion_file(self, parameters, context),
+                                                            exclusion_file(self, parameters, context, self.REFERENCE)]
+        tiles = self.tile_inputs(parameters, context)
+        if tiles:  # the tiles' rasters, as processtiles protects them
+            from ..core.regions.tiles import find_tiles
+
+            try:
+                sources, _ = find_tiles(tiles)
+            except ValueError:  # not a folder: said by execute
+                sources = []
+            paths += [path for source in sources for path in source.inputs]
+        return paths
+
+    def tile_inputs(self, parameters, context):
+        """The folder (INPUT_FOLDER) or the tiles' probabilities files (TILES); None when neither
+        is given (one raster: PROBABILITIES)."""
+        folder = self.parameterAsFile(parameters, self.INPUT_FOLDER, context)
+        files = [path for _, path in self.raster_files(parameters, self.TILES, context)]
+        if folder and files:
+            raise ValueError(f"{self.TILES} and {self.INPUT_FOLDER} are both given: give one")
+        return folder or files or None
 
     def execute(self, parameters, context, feedback, outputs):
         import numpy as np
@@ -195,7 +230,15 @@ class EvaluateAlgorithm(DartsAlgorithm):
         from .raster_io import check_same_grid, grid_of, read_binary, read_probabilities, read_quality
 
         scale = self.parameterAsEnumString(parameters, self.PROBABILITY_SCALE, context) or "auto"
-        probabilities_path = self.raster_path(parameters, self.PROBABILITIES, context)
+        tiles = self.tile_inputs(parameters, context)
+        probabilities_path = self.raster_path(parameters, self.PROBABILITIES, context, required=False)
+        if tiles and probabilities_path:
+            raise ValueError(f"{self.PROBABILITIES} and {self.TILES if isinstance(tiles, list) else self.INPUT_FOLDER} "
+                             f"are both given: give one raster, or tiles")
+        if tiles:
+            return self.execute_tiles(parameters, context, feedback, outputs, tiles)
+        if not probabilities_path:
+            raise ValueError(f"{self.PROBABILITIES}: no raster given (or give {self.TILES} or {self.INPUT_FOLDER})")
         quality_path = self.raster_path(parameters, self.QUALITY_MASK, context, required=False)
         extent_path = self.raster_path(parameters, self.EXTENT, context, required=False)
         if quality_path and extent_path:
@@ -269,13 +312,7 @@ class EvaluateAlgorithm(DartsAlgorithm):
                                          "are not counted").format(given - scored, given))
         feedback.pushInfo(self.tr("Quality mask eroded and every threshold's objects found in {:.2f} s").format(
             evaluation.seconds_erosion))
-        for setting in evaluation.settings:
-            row = setting.scores
-            feedback.pushInfo(self.tr("threshold {}, minimum size {}: object F1 {:.3f} (precision {:.3f}, recall "
-                                      "{:.3f}; {} matched, {} false positives, {} missed), pixel IoU {:.3f}, {:.3f} s")
-                              .format(threshold_label(setting.threshold), setting.min_object_size, row["object_f1"],
-                                      row["object_precision"], row["object_recall"], row["object_tp"],
-                                      row["object_fp"], row["object_fn"], row["pixel_iou"], row["seconds"]))
+        self.log_settings(evaluation, feedback)
         best = evaluation.best
         line = best_line(evaluation)
         feedback.pushInfo(line)
@@ -325,3 +362,122 @@ class EvaluateAlgorithm(DartsAlgorithm):
         feedback.setProgress(100)
         return results
 
+
+    def log_settings(self, evaluation, feedback):
+        for setting in evaluation.settings:
+            row = setting.scores
+            feedback.pushInfo(self.tr("threshold {}, minimum size {}: object F1 {:.3f} (precision {:.3f}, recall "
+                                      "{:.3f}; {} matched, {} false positives, {} missed), pixel IoU {:.3f}, {:.3f} s")
+                              .format(threshold_label(setting.threshold), setting.min_object_size, row["object_f1"],
+                                      row["object_precision"], row["object_recall"], row["object_tp"],
+                                      row["object_fp"], row["object_fn"], row["pixel_iou"], row["seconds"]))
+
+    def execute_tiles(self, parameters, context, feedback, outputs, tiles):
+        """execute for several tiles (core.regions.evaluate.evaluate_tiles: the rule for borders and overlaps)."""
+        from ..core.regions.evaluate import (best_line, evaluate_tiles, reference_count, reference_polygons, write_csv,
+                                             write_missed, write_tile_false_positives)
+        from ..core.regions.tiles import TileSettings
+
+        for name in (self.QUALITY_MASK, self.EXTENT):
+            if self.raster_path(parameters, name, context, required=False):
+                raise ValueError(f"{name} is given with tiles: each tile's quality mask or extent is read from its "
+                                 f"folder (as processtiles reads it)")
+        table_path = self.parameterAsFileOutput(parameters, self.OUTPUT_TABLE, context)
+        false_positives_path = self.parameterAsOutputLayer(parameters, self.OUTPUT_FALSE_POSITIVES, context)
+        missed_path = self.parameterAsOutputLayer(parameters, self.OUTPUT_MISSED, context)
+        report_path = self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context)
+        thresholds = self.thresholds(parameters, context) or [self.parameterAsDouble(parameters, self.THRESHOLD,
+                                                                                     context)]
+        min_sizes = self.min_sizes(parameters, context)
+        by = self.parameterAsEnumString(parameters, self.BEST_BY, context)
+        min_iou = self.parameterAsDouble(parameters, self.MIN_IOU, context)
+        scratch_folder = os.path.dirname(os.path.abspath(table_path))
+        if isinstance(tiles, str) and not os.path.isdir(tiles):
+            raise ValueError(f"{self.INPUT_FOLDER}: {tiles!r} is not a folder")
+        exclusion = exclusion_input(self, parameters, context,
+                                    lambda: outputs.scratch(os.path.join(scratch_folder, "exclusion.gpkg")))
+        if exclusion:
+            feedback.pushInfo(self.tr("Exclusion mask: {}").format(describe_exclusion(exclusion)))
+            warn_without_crs(self, exclusion, feedback)
+        settings = TileSettings(
+            mask_erosion_size=self.parameterAsInt(parameters, self.MASK_EROSION_SIZE, context),
+            edge_erosion_size=self.optional_int(parameters, self.EDGE_EROSION_SIZE, context),
+            quality_level=self.parameterAsEnumString(parameters, self.QUALITY_LEVEL, context),
+            boundary=self.parameterAsEnumString(parameters, self.BOUNDARY, context),
+            size_connectivity=int(self.parameterAsEnumString(parameters, self.SIZE_CONNECTIVITY, context)),
+            device=self.resolve_device(parameters, context, feedback),
+            scale=self.parameterAsEnumString(parameters, self.PROBABILITY_SCALE, context) or "auto",
+            max_excluded_share=self.parameterAsDouble(parameters, MAX_EXCLUDED_SHARE, context), exclude=exclusion)
+        reference_source = exclusion_input(self, parameters, context,
+                                           lambda: outputs.scratch(os.path.join(scratch_folder, "reference.gpkg")),
+                                           self.REFERENCE)
+        if reference_source is None:
+            raise ValueError(f"{self.REFERENCE}: no reference slumps given")
+        path, layer, where = reference_source
+        given = reference_count(path, layer, where)
+        if not given:
+            feedback.pushWarning(self.tr("{}: the layer has no slumps: every predicted object is a false positive")
+                                 .format(self.REFERENCE))
+        if settings.boundary == "remove":
+            feedback.pushInfo(self.tr("Boundary remove: a slump across an earlier tile's extent edge (where tiles "
+                                      "overlap) loses that tile's part; BOUNDARY=clip keeps it."))
+        evaluation = evaluate_tiles(tiles, reference_source, thresholds, min_sizes, settings=settings, min_iou=min_iou,
+                                    by=by, progress=self.progress_reporter(feedback, 2, 78))
+        for source, pixels in zip(evaluation.sources, evaluation.tile_pixels):
+            feedback.pushInfo(self.tr("Tile {}: {} pixels counted ({})").format(
+                source.tile_id, pixels, source.extent_as_given or "quality mask eroded"))
+        scored = int(evaluation.reference.counted.size)
+        if scored < given:
+            feedback.pushWarning(self.tr("{} of {} reference slumps have no pixel centre inside any tile's valid "
+                                         "extent: they are not counted").format(given - scored, given))
+        self.log_settings(evaluation, feedback)
+        best = evaluation.best
+        line = best_line(evaluation)
+        feedback.pushInfo(line)
+        best_label = self.tr("t={}, min size {}").format(threshold_label(best.threshold), best.min_object_size)
+
+        feedback.setProgressText(self.tr("Writing the outputs"))
+        write_csv(outputs.reserve(table_path), evaluation)
+        results = {self.OUTPUT_TABLE: table_path, self.BEST_THRESHOLD: best.threshold,
+                   self.BEST_MIN_OBJECT_SIZE: best.min_object_size, self.BEST_SCORE: best.scores[by],
+                   self.BEST_SUMMARY: line}
+        self.check_canceled(feedback)
+        polygons, crs = reference_polygons(path, layer, where, evaluation.reference_fids)
+        from .paths import into_geopackage
+
+        if false_positives_path:
+            progress = self.progress_reporter(feedback, 82, 12)
+            into_geopackage(false_positives_path, outputs, lambda file, name: write_tile_false_positives(
+                file, name, evaluation, crs, outputs.tags, progress))
+            style_on_load(context, false_positives_path, "false_positives",
+                          self.tr("False positives ({})").format(best_label))
+            results[self.OUTPUT_FALSE_POSITIVES] = false_positives_path
+        self.check_canceled(feedback)
+        if missed_path:
+            into_geopackage(missed_path, outputs, lambda file, name: write_missed(
+                file, name, polygons, evaluation.missed(), evaluation, crs, outputs.tags))
+            style_on_load(context, missed_path, "missed", self.tr("Missed reference slumps ({})").format(best_label))
+            results[self.OUTPUT_MISSED] = missed_path
+        if report_path:
+            from .report import render_evaluation_report
+
+            inputs = {"tiles": tiles if isinstance(tiles, str) else ", ".join(tiles),
+                      "tiles evaluated": ", ".join(source.tile_id for source in evaluation.sources),
+                      "borders and overlaps": "each place counted by the first tile (in tile id order) whose valid "
+                                              "extent holds it; objects cut by that border joined",
+                      "reference": path + (f", layer {layer}" if layer else "") + (f", where {where}" if where else ""),
+                      "exclusion mask": describe_exclusion(exclusion),
+                      "thresholds": ", ".join(threshold_label(t) for t in thresholds),
+                      "minimum object sizes": ", ".join(map(str, min_sizes)), "minimum IoU": min_iou, "best by": by,
+                      **{k: v for k, v in settings.on_record().items()
+                         if k not in ("threshold", "min_object_size", "binarization", "group_by", "subset",
+                                      "statistics_scale", "exclusion_mask")}}
+            page = render_evaluation_report(
+                self.tr("DARTS evaluation against reference slumps"), list(inputs.items()),
+                [setting.row() for setting in evaluation.settings], best.row(), by,
+                dict(given=given, scored=scored, left_out=given - scored, extent_pixels=evaluation.extent_pixels))
+            with open(outputs.reserve(report_path), "w", encoding="utf-8") as handle:
+                handle.write(page)
+            results[self.OUTPUT_REPORT] = report_path
+        feedback.setProgress(100)
+        return results

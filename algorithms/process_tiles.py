@@ -28,6 +28,14 @@ from .styles import style_on_load
 
 
 
+def add_tile_folder(algorithm, optional=False):
+    """processtiles' INPUT_FOLDER (its help: ProcessTilesAlgorithm.HELP), for every algorithm
+    that reads a folder of tiles as processtiles does."""
+    parameter = QgsProcessingParameterFile(ProcessTilesAlgorithm.INPUT_FOLDER, algorithm.tr("Folder of tile folders"),
+                                           behavior=QgsProcessingParameterFile.Behavior.Folder, optional=optional)
+    algorithm.add_parameter_with_help(parameter, False, ProcessTilesAlgorithm.HELP[ProcessTilesAlgorithm.INPUT_FOLDER])
+
+
 class ProcessTilesAlgorithm(DartsAlgorithm):
     INPUT_FOLDER = "INPUT_FOLDER"
     THRESHOLD = "THRESHOLD"
@@ -117,8 +125,7 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
             "<b>report</b>.</p>").format(crs=DEFAULT_TARGET_CRS)
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        self.addParameter(QgsProcessingParameterFile(self.INPUT_FOLDER, self.tr("Folder of tile folders"),
-                                                     behavior=QgsProcessingParameterFile.Behavior.Folder))
+        add_tile_folder(self)
         self.add_threshold(self.THRESHOLD)
         self.add_int(self.MASK_EROSION_SIZE, "Mask erosion size (pixels)", 10)
         self.add_int(self.EDGE_EROSION_SIZE, "Edge erosion size (pixels; Not set = mask erosion size)", None, optional=True)

@@ -16,7 +16,7 @@ from ..files.atomic import AtomicFiles
 from ..files.gdal import spatial_reference
 from .darts_ids import group_key
 from .merge import coverage_layer, merge_objects, write_coverage, write_merged
-from .tiles import TILE_OUTPUTS, Skipped, TileResult, TileSettings, find_tiles, no_tile_found
+from .tiles import TILE_OUTPUTS, Skipped, TileResult, TileSettings, tiles_found
 from .workers import run_tiles, worker_count
 
 
@@ -80,14 +80,7 @@ def merge_tiles(inputs, target_crs=DEFAULT_TARGET_CRS, *, settings: TileSettings
     if tile_outputs and files is None:
         raise ValueError("tile outputs are written through `files` (an AtomicFiles)")
     report = progress or (lambda fraction, message: None)
-    looked_at = []
-    sources, skipped = find_tiles(inputs, settings.subset, looked_at)
-    if stop_on_error and skipped:
-        raise ValueError(f"tile {skipped[0].tile_id}: {skipped[0].reason}")
-    if not sources:
-        raise ValueError(no_tile_found(inputs, looked_at) if not skipped else
-                         f"no tile found in {inputs!r}: " + "; ".join(f"{item.tile_id}: {item.reason}"
-                                                                      for item in skipped[:12]))
+    sources, skipped = tiles_found(inputs, settings.subset, stop_on_error)
     if files is not None:  # outputs never replace a tile's files
         files.protect([path for source in sources for path in source.inputs])
     if tile_outputs:  # a tile's own outputs that would replace an input are refused before any tile

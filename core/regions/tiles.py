@@ -248,6 +248,21 @@ def find_tiles(inputs, subset: str | None = None, looked_at: list | None = None
     return sorted(sources, key=lambda s: s.tile_id), skipped
 
 
+def tiles_found(inputs, subset: str | None = None, stop_on_error: bool = False
+                ) -> tuple[list[TileSource], list[Skipped]]:
+    """find_tiles, and an error that says why when no tile is found (or, with `stop_on_error`,
+    when a tile is skipped)."""
+    looked_at = []
+    sources, skipped = find_tiles(inputs, subset, looked_at)
+    if stop_on_error and skipped:
+        raise ValueError(f"tile {skipped[0].tile_id}: {skipped[0].reason}")
+    if not sources:
+        raise ValueError(no_tile_found(inputs, looked_at) if not skipped else
+                         f"no tile found in {inputs!r}: " + "; ".join(f"{item.tile_id}: {item.reason}"
+                                                                      for item in skipped[:12]))
+    return sources, skipped
+
+
 def _not_a_tile(files) -> str:
     shown = sorted(files)
     listing = ", ".join(shown[:5]) + (f" and {len(shown) - 5} more" if len(shown) > 5 else "")
@@ -281,35 +296,39 @@ def process_tile(source: TileSource, settings: TileSettings, target_crs, outputs
     return result
 
 
-def _process_tile(source, settings, target_crs, outputs, progress) -> TileResult:
-    from ...definitions import PERCENT_NODATA
-    from ..files.exclusion import exclusion_mask
-    from ..files.geotiff import read_band
-    from ..files.grids import check_same_grid, grid_of
-    from ..files.layers import Layout, write_layer
-    from ..files.tags import describe_run, read_tags
-    from ..kernels.encodings import (
-        decode_binary,
-        decode_probabilities,
-        decode_quality,
-        percent_doubt,
-        probability_scale,
-        statistics_values,
-    )
-    from ..kernels.objects import Objects
-    from ..products.api import prepare_export
-    from ..products.polygons import object_features
+@dataclass
+class TileInputs:
+    """A tile read as processtiles reads it (read_tile_inputs): its grid, probabilities (0..1,
+    NaN none) and quality mask (for a tile postprocessed already: its extent as given, as 2),
+    and prepare_export's options for it (without the threshold and minimum size)."""
 
-    report = progress or (lambda fraction, message: None)
+    name: str  # <tile id>/<probabilities file>, for messages
+    grid: object
+    srs: object
+    raw: np.ndarray  # the probabilities' pixels as stored (for the statistics)
+    probabilities: np.ndarray
+    quality: np.ndarray
+    scale: str  # "fraction" or "percent", as read
+    options: dict
+    exclusion: dict = field(default_factory=dict)  # excluded_share, exclusion_overlaps (with an exclusion mask)
+    doubt: str | None = None  # rasters.percent_doubt, for the log
+
+
+def read_tile_inputs(source: TileSource, settings: TileSettings) -> TileInputs:
+    """Read one tile as processtiles does: its grid checked (a CRS and geotransform; the masks
+    on the probabilities' grid), the probabilities decoded, the quality mask, or else the tile's
+    valid extent as given (tile_extent; then no second erosion or edge band), the exclusion
+    polygons burnt onto its grid; raises ValueError naming the tile's file."""
+    from ..files.geotiff import read_band
+    from ..files.exclusion import exclusion_mask
+    from ..files.grids import check_same_grid, grid_of
+    from ..kernels.encodings import decode_probabilities, decode_quality, percent_doubt, probability_scale
+
     name = f"{source.tile_id}/{os.path.basename(source.probabilities)}"
     grid = grid_of(source.probabilities, name)
     srs = spatial_reference(grid.crs)
     if srs is None or not grid.has_geotransform:
         raise ValueError(f"{name} has no {'CRS' if srs is None else 'geotransform'}: the tile cannot be placed on the map")
-    inherited = read_tags(source.probabilities)  # DARTS' tags: its tile id here, carried into the tile's files
-    seen = tile_date([(INFERENCE, read_inference(source.folder, source.tile_id).get("DARTS_tileid")),
-                      (f"{os.path.basename(source.probabilities)}'s DARTS_tileid", inherited.get("DARTS_tileid")),
-                      ("the folder name", os.path.basename(source.folder))])
     for path in (source.quality, source.extent, source.binarized if settings.binarization == "as_exported" else None):
         if path:
             check_same_grid(name, grid, f"{source.tile_id}/{os.path.basename(path)}",
@@ -322,15 +341,7 @@ def _process_tile(source, settings, target_crs, outputs, progress) -> TileResult
     if np.isnan(probabilities).all():
         raise ValueError(f"{name} has no valid pixel: every pixel is nodata")
     doubt = percent_doubt(float(np.nanmax(probabilities)) * 100, raw.dtype, name) if scale == "percent" else None
-    if settings.statistics == "fraction":  # of the probabilities as read (as statistics_values would give them)
-        values = probabilities
-    elif raw.dtype == np.uint8 and settings.scale != "fraction":  # DARTS' percent as it is (k/100 can round down)
-        values = statistics_values(np.where(np.isnan(probabilities), PERCENT_NODATA, raw).astype(np.uint8), "percent")
-    else:
-        values = statistics_values(probabilities, "percent")
-    del raw
-    options = dict(bin_threshold=settings.threshold, mask_erosion_size=settings.mask_erosion_size,
-                   edge_erosion_size=settings.edge_erosion_size, min_object_size=settings.min_object_size,
+    options = dict(mask_erosion_size=settings.mask_erosion_size, edge_erosion_size=settings.edge_erosion_size,
                    quality_level=settings.quality_level, boundary=settings.boundary,
                    size_connectivity=settings.size_connectivity, device=settings.device, probability_scale=scale)
     if source.quality:
@@ -347,6 +358,39 @@ def _process_tile(source, settings, target_crs, outputs, progress) -> TileResult
                                             where=where, what="exclusion mask", info=exclusion)
         exclusion = {"excluded_share": float(options["exclude"].mean()),
                      "exclusion_overlaps": bool(exclusion.get("overlaps", True))}
+    return TileInputs(name, grid, srs, raw, probabilities, quality, scale, options, exclusion, doubt)
+
+
+def _process_tile(source, settings, target_crs, outputs, progress) -> TileResult:
+    from ..products.api import prepare_export
+    from ..files.geotiff import read_band
+    from ..kernels.objects import Objects
+    from ..kernels.encodings import decode_binary
+    from ..files.tags import describe_run, read_tags
+    from ...definitions import PERCENT_NODATA
+    from ..files.layers import Layout, write_layer
+    from ..kernels.encodings import statistics_values
+    from ..products.polygons import object_features
+
+    report = progress or (lambda fraction, message: None)
+    inputs = read_tile_inputs(source, settings)
+    grid, srs, probabilities, doubt = inputs.grid, inputs.srs, inputs.probabilities, inputs.doubt
+    inherited = read_tags(source.probabilities)  # DARTS' tags: its tile id here, carried into the tile's files
+    seen = tile_date([(INFERENCE, read_inference(source.folder, source.tile_id).get("DARTS_tileid")),
+                      (f"{os.path.basename(source.probabilities)}'s DARTS_tileid", inherited.get("DARTS_tileid")),
+                      ("the folder name", os.path.basename(source.folder))])
+    raw = inputs.raw
+    if settings.statistics == "fraction":  # of the probabilities as read (as statistics_values would give them)
+        values = probabilities
+    elif raw.dtype == np.uint8 and settings.scale != "fraction":  # DARTS' percent as it is (k/100 can round down)
+        values = statistics_values(np.where(np.isnan(probabilities), PERCENT_NODATA, raw).astype(np.uint8), "percent")
+    else:
+        values = statistics_values(probabilities, "percent")
+    del raw
+    inputs.raw = None
+    options = dict(bin_threshold=settings.threshold, min_object_size=settings.min_object_size, **inputs.options)
+    quality, exclusion = inputs.quality, inputs.exclusion
+    del inputs
     counts = {}
     result = prepare_export({"probabilities": probabilities, "quality_data_mask": quality}, **options,
                             object_counts=counts, progress=lambda f, m: report(0.6 * f, m))

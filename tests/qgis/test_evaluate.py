@@ -228,3 +228,144 @@ def test_a_darts_tile_against_slumps_digitized_on_the_ground(provider, tmp_path)
     for row in rows:
         assert 0 < int(row["reference_slumps"]) < len(run["slumps"][2024])
         assert (row["object_f1"], row["pixel_iou"], row["object_fp"], row["object_fn"]) == ("1", "1", "0", "0")
+
+
+# -- several tiles ---------------------------------------------------------------------------------
+
+def darts_region(tmp_path):
+    """A DARTS output folder (tests/darts_folders.py: tiles in UTM 7N and 8N that overlap) and its
+    drawn slumps as round polygons in EPSG:3413, plus one rectangle where nothing is predicted."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from darts_folders import darts_run
+
+    run = darts_run(tmp_path / "run", years=(2024,))
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(3413)
+    dataset = ogr.GetDriverByName("GPKG").CreateDataSource(str(tmp_path / "digitized.gpkg"))
+    layer = dataset.CreateLayer("slumps", srs, ogr.wkbPolygon)
+    slumps = list(run["slumps"][2024].values())
+    x, y, _ = slumps[0]
+    for geometry in [ogr.CreateGeometryFromWkt(f"POINT ({x} {y})").Buffer(radius, 32) for x, y, radius in slumps] + [
+            ogr.CreateGeometryFromWkt(f"POINT ({x + 400} {y + 400})").Buffer(40, 4)]:
+        feature = ogr.Feature(layer.GetLayerDefn())
+        feature.SetGeometry(geometry)
+        layer.CreateFeature(feature)
+    dataset = None
+    return run, str(tmp_path / "digitized.gpkg"), len(slumps)
+
+
+def test_evaluate_a_folder_of_darts_tiles(provider, tmp_path):
+    """INPUT_FOLDER: the tiles of a DARTS run, each slump counted once; the same numbers as the
+    core's evaluate_tiles; TILES (the probabilities files) gives the same table; the missed slump
+    comes in the reference's CRS."""
+    from darts_postprocessing.core.regions.evaluate import evaluate_tiles
+    from darts_postprocessing.core.regions.tiles import TileSettings
+
+    run, reference, drawn = darts_region(tmp_path)
+    parameters = {"REFERENCE": reference, "BOUNDARY": "clip", "THRESHOLDS": "0.3,0.5", "MIN_OBJECT_SIZES": "0,32",
+                  "OUTPUT_FALSE_POSITIVES": str(tmp_path / "fp.gpkg"), "OUTPUT_MISSED": str(tmp_path / "missed.gpkg"),
+                  "OUTPUT_REPORT": str(tmp_path / "report.html")}
+    results = processing.run("darts:evaluate", {"INPUT_FOLDER": str(tmp_path / "run"), **parameters,
+                                                "OUTPUT_TABLE": str(tmp_path / "scores.csv")})
+    rows = read_rows(results["OUTPUT_TABLE"])
+    expected = evaluate_tiles(str(tmp_path / "run"), (reference, None, None), [0.3, 0.5], [0, 32],
+                              settings=TileSettings(boundary="clip"))
+    assert len(rows) == 4
+    for row, setting in zip(rows, expected.settings):
+        for name in ("object_tp", "object_fp", "object_fn", "pixel_tp", "pixel_fp", "pixel_fn", "pixel_tn",
+                     "reference_slumps"):
+            assert int(row[name]) == setting.scores[name], name
+        assert (row["reference_slumps"], row["object_tp"], row["object_fp"], row["object_fn"]) == \
+            (str(drawn + 1), str(drawn), "0", "1")
+    with open_read_only(results["OUTPUT_MISSED"], "vector") as missed_file:
+        missed = missed_file.GetLayer(0)
+        assert missed.GetFeatureCount() == 1
+        assert missed.GetSpatialRef().GetAuthorityCode(None) == "3413"
+        assert next(iter(missed)).GetField("reference_fid") == drawn + 1
+    with open_read_only(results["OUTPUT_FALSE_POSITIVES"], "vector") as false_positives:
+        assert false_positives.GetLayer(0).GetFeatureCount() == 0
+    page = open(results["OUTPUT_REPORT"], encoding="utf-8").read()
+    assert "first tile (in tile id order)" in page and "nan" not in page.lower()
+    files = [os.path.join(folder, "probabilities.tif") for folder in run["folders"].values()]
+    listed = processing.run("darts:evaluate", {"TILES": files, **parameters,
+                                               "OUTPUT_FALSE_POSITIVES": str(tmp_path / "fp2.gpkg"),
+                                               "OUTPUT_MISSED": str(tmp_path / "missed2.gpkg"),
+                                               "OUTPUT_REPORT": str(tmp_path / "report2.html"),
+                                               "OUTPUT_TABLE": str(tmp_path / "scores2.csv")})
+    assert [{k: v for k, v in row.items() if k != "seconds"} for row in read_rows(listed["OUTPUT_TABLE"])] == \
+        [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
+
+
+def test_tile_errors_are_one_line(provider, tmp_path):
+    out = tmp_path / "out"
+    (tmp_path / "empty" / "_metadata").mkdir(parents=True)
+    run, reference, _ = darts_region(tmp_path)
+    far = str(tmp_path / "far.gpkg")
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(3413)
+    dataset = ogr.GetDriverByName("GPKG").CreateDataSource(far)
+    layer = dataset.CreateLayer("slumps", srs, ogr.wkbPolygon)
+    feature = ogr.Feature(layer.GetLayerDefn())
+    feature.SetGeometry(ogr.CreateGeometryFromWkt("POINT (0 0)").Buffer(50, 8))
+    layer.CreateFeature(feature)
+    dataset = None
+    tile = next(iter(run["folders"].values()))
+    for parameters, message in (
+            ({"INPUT_FOLDER": str(tmp_path / "empty"), "REFERENCE": reference}, "no tile found in .*: a tile is a folder"),
+            ({"INPUT_FOLDER": str(tmp_path / "run"), "REFERENCE": far},
+             "none of the 1 reference slumps lies on any of the 3 tiles"),
+            ({"INPUT_FOLDER": str(tmp_path / "run"), "REFERENCE": reference,
+              "PROBABILITIES": os.path.join(tile, "probabilities.tif")}, "PROBABILITIES and INPUT_FOLDER are both"),
+            ({"INPUT_FOLDER": str(tmp_path / "run"), "REFERENCE": reference,
+              "EXTENT": os.path.join(tile, "probabilities.tif")}, "EXTENT is given with tiles"),
+            ({"REFERENCE": reference}, "PROBABILITIES: no raster given")):
+        with pytest.raises(QgsProcessingException, match=message) as raised:
+            processing.run("darts:evaluate", {**parameters, "OUTPUT_TABLE": str(out / "s.csv")})
+        assert "\n" not in str(raised.value)
+        assert not out.exists() or not os.listdir(out)
+
+
+def test_qgis_process_evaluates_a_darts_folder(profile, tmp_path):
+    _, reference, drawn = darts_region(tmp_path)
+    run = qgis_process(profile, "run", "darts:evaluate", "--json", "--", f"INPUT_FOLDER={tmp_path / 'run'}",
+                       f"REFERENCE={reference}", "BOUNDARY=clip", "THRESHOLDS=0.3,0.5,0.7", "MIN_OBJECT_SIZES=0,32",
+                       f"OUTPUT_TABLE={tmp_path / 'scores.csv'}", f"OUTPUT_FALSE_POSITIVES={tmp_path / 'fp.gpkg'}",
+                       f"OUTPUT_MISSED={tmp_path / 'missed.gpkg'}", f"OUTPUT_REPORT={tmp_path / 'report.html'}")
+    assert run.returncode == 0, run.stdout + run.stderr
+    results = json.loads(run.stdout[run.stdout.index("{"):])["results"]
+    rows = read_rows(results["OUTPUT_TABLE"])
+    assert len(rows) == 6 and all(row["reference_slumps"] == str(drawn + 1) for row in rows)
+    assert results["BEST_THRESHOLD"] == 0.3 and "Best setting by object_f1" in results["BEST_SUMMARY"]
+    assert os.path.isfile(results["OUTPUT_REPORT"]) and os.path.isfile(results["OUTPUT_MISSED"])
+
+
+def test_a_model_evaluates_a_folder_of_tiles(provider, tmp_path):
+    """A model (as drawn in the modeler): a folder parameter into darts:evaluate's INPUT_FOLDER,
+    its table and best threshold as the model's outputs."""
+    from qgis.core import (QgsProcessingContext, QgsProcessingModelAlgorithm, QgsProcessingModelChildAlgorithm,
+                           QgsProcessingModelChildParameterSource, QgsProcessingModelOutput,
+                           QgsProcessingModelParameter, QgsProcessingParameterFile)
+
+    _, reference, drawn = darts_region(tmp_path)
+    model = QgsProcessingModelAlgorithm("evaluate tiles", "DARTS tests")
+    model.addModelParameter(QgsProcessingParameterFile("tiles", "Tiles",
+                                                       behavior=QgsProcessingParameterFile.Behavior.Folder),
+                            QgsProcessingModelParameter("tiles"))
+    child = QgsProcessingModelChildAlgorithm("darts:evaluate")
+    child.setChildId("evaluate")
+    child.addParameterSources("INPUT_FOLDER", [QgsProcessingModelChildParameterSource.fromModelParameter("tiles")])
+    for name, value in (("REFERENCE", reference), ("BOUNDARY", "clip"), ("THRESHOLDS", "0.5,0.7")):
+        child.addParameterSources(name, [QgsProcessingModelChildParameterSource.fromStaticValue(value)])
+    output = QgsProcessingModelOutput("scores", "Scores")
+    output.setChildOutputName("OUTPUT_TABLE")
+    child.setModelOutputs({"scores": output})
+    model.addChildAlgorithm(child)
+    model.updateDestinationParameters()
+    results = processing.run(model, {"tiles": str(tmp_path / "run"), "scores": str(tmp_path / "scores.csv")},
+                             context=QgsProcessingContext())
+    rows = read_rows(results["scores"])
+    assert [row["reference_slumps"] for row in rows] == [str(drawn + 1)] * 2
+    assert rows[0]["best"] == "1" and rows[0]["object_tp"] == str(drawn)
