@@ -117,3 +117,13 @@ def test_qgis_never_enters_the_core(name):
     named = [node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module] + \
             [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
     assert not [n for n in named if n.split(".")[0] in ("qgis", "processing", "PyQt5", "PyQt6")], name
+
+
+def test_the_core_shipped_to_cluster_workers_holds_what_the_core_imports():
+    """dask.distributed workers get the core as a zip (lazy.blockwise): with every module outside
+    core/ that the core imports, else they fail to unpickle its tasks."""
+    from darts_postprocessing.core.lazy.blockwise import CORE_NEEDS
+
+    outside = {target for name, edges in EDGES.items() if floor(name) <= FLOORS.index("core")
+               for target, _, _ in edges if not target.startswith("core")}
+    assert outside == {name.removesuffix(".py") for name in CORE_NEEDS}

@@ -133,7 +133,7 @@ def scheduler(address: str | None = None):
         client.close()
 
 
-CORE_NEEDS = ()  # modules of the plugin outside core/ that the core imports
+CORE_NEEDS = ("definitions.py",)  # modules of the plugin outside core/ that the core imports
 
 
 def _share_core(client) -> None:
@@ -145,7 +145,7 @@ def _share_core(client) -> None:
 
     def has_core():  # runs on the workers (sent by value)
         return all(importlib.util.find_spec(name) is not None
-                   for name in ("darts_postprocessing", "darts_postprocessing.core"))
+                   for name in ("darts_postprocessing", "darts_postprocessing.core", "darts_postprocessing.definitions"))
 
     if all(client.run(has_core).values()):
         return
