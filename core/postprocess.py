@@ -10,7 +10,8 @@ import math
 
 import numpy as np
 
-from .runs import clear_runs, components_with, expand_ranges, find_runs, flat_view, pixels_in_components, run_components
+from .runs import (clear_runs, components_with_pixels, count_pixels_in_components, expand_ranges, find_runs,
+                   find_runs_host, flat_view, host_pixels_where, run_components)
 
 
 def disk_half_widths(radius: int) -> list[int]:
@@ -25,9 +26,16 @@ def erode_valid(valid, size: int, edge_size: int, xp=np):
     outside the raster count as valid. Equivalent to dilating the invalid runs by the disk,
     row by row, so only the ring around invalid regions is touched.
     """
-    height, width = valid.shape
     eroded = xp.array(valid, dtype=bool, order="C")  # a C-ordered copy: painted in flat order
-    rows, starts, ends = find_runs(~valid, xp)
+    return erode_valid_in_place(eroded, size, edge_size, xp)
+
+
+def erode_valid_in_place(eroded, size: int, edge_size: int, xp=np):
+    """erode_valid of the C-ordered bool mask `eroded`, painted into it; returns it."""
+    if xp is np:
+        rows, starts, ends = find_runs_host(eroded, invert=True)  # the invalid runs, without ~eroded
+    else:
+        rows, starts, ends = find_runs(~eroded, xp)
     if size > 0 and rows.size:
         _clear_dilated(eroded, rows, starts, ends, size, xp)
     if edge_size > 0:
@@ -151,6 +159,15 @@ def binarize_array(probabilities, threshold: float, min_object_size: int, valid,
     counts the objects lying wholly in the excluded area (nothing of them is left).
     """
     objects = xp.ascontiguousarray(above_threshold(probabilities, threshold, scale))  # runs are painted in flat order
+    return binarize_thresholded(objects, min_object_size, valid, size_connectivity, xp, counts, excluded=excluded,
+                                boundary=boundary, max_excluded_share=max_excluded_share)
+
+
+def binarize_thresholded(objects, min_object_size: int, valid, size_connectivity: int = 8, xp=np,
+                         counts: dict | None = None, *, excluded=None, boundary: str = "remove",
+                         max_excluded_share: float = 0.0):
+    """binarize_array after the threshold: `objects` (a C-ordered bool image of the pixels that
+    passed it, which is edited in place and returned) without the objects it removes."""
     if boundary == "clip":
         objects &= valid
     rows, starts, ends = find_runs(objects, xp)
@@ -163,15 +180,18 @@ def binarize_array(probabilities, threshold: float, min_object_size: int, valid,
     labels, count = run_components(rows, starts, ends, 8, xp)
     tally["objects"] = count
 
-    removed = components_with(objects & ~valid, rows, starts, labels, count, xp)
+    width = objects.shape[1]
+    removed = components_with_pixels(_pixels_where(objects, valid, False, xp), rows, starts, width, labels, count, xp)
     tally["removed_at_boundary"] = int(removed.sum())
     if excluded is not None:
         if boundary == "remove":
             sizes = xp.bincount(labels, weights=ends - starts, minlength=count)
-            lost = excluded_too_much(pixels_in_components(objects & excluded, rows, starts, labels, count, xp), sizes,
-                                     max_excluded_share)
+            inside = count_pixels_in_components(_pixels_where(objects, excluded, True, xp), rows, starts, width, labels,
+                                                count, xp)
+            lost = excluded_too_much(inside, sizes, max_excluded_share)
         else:  # clip: lost only when no pixel outside the exclusion is left
-            lost = ~components_with(objects & ~excluded, rows, starts, labels, count, xp)
+            lost = ~components_with_pixels(_pixels_where(objects, excluded, False, xp), rows, starts, width, labels,
+                                           count, xp)
         lost &= ~removed
         tally["removed_excluded"] = int(lost.sum())
         removed |= lost
@@ -202,3 +222,11 @@ def binarize_array(probabilities, threshold: float, min_object_size: int, valid,
     if dropped.any():
         clear_runs(objects, rows[dropped], starts[dropped], ends[dropped], xp)
     return objects
+
+
+def _pixels_where(objects, other, keep_other: bool, xp):
+    """Flat indices of the pixels of `objects` set (`keep_other`) or not set in `other` (both
+    bool): strip by strip on the host, with no full-tile temporary."""
+    if xp is np and isinstance(other, np.ndarray) and other.dtype == bool:
+        return host_pixels_where(objects, other, keep_other)
+    return xp.flatnonzero(objects & (other if keep_other else ~other))
