@@ -71,13 +71,14 @@ def _clear_dilated(eroded, rows, starts, ends, radius: int, xp):
     reach = [int(index) for index in reach.tolist()]
     for number, (first, last) in enumerate(zip(firsts, lasts)):
         batch = slice(first, last + 1)
-        target = rows[batch, None] + dys
+        # One row of intervals per dy: each row is in ascending order, as the runs are.
+        target = rows[None, batch] + dys[:, None]
         inside = target >= 0
         inside &= target < height
         base = (target * stride)[inside]
         del target
-        lows = base + xp.maximum(starts[batch, None] - halves, 0)[inside]
-        highs = base + xp.minimum(ends[batch, None] + halves, width)[inside]
+        lows = base + xp.maximum(starts[None, batch] - halves[:, None], 0)[inside]
+        highs = base + xp.minimum(ends[None, batch] + halves[:, None], width)[inside]
         del base, inside
         near = slice(reach[number], reach[len(firsts) + number])
         _paint_covered(eroded, lows, highs, rows[near], starts[near], ends[near], stride, xp)
@@ -89,22 +90,44 @@ def _paint_covered(eroded, lows, highs, rows, starts, ends, stride: int, xp):
     width = eroded.shape[1]
     # Sweep over interval ends: a stretch is newly invalid where some dilated interval
     # covers it and no original invalid run does.
+    # (Within a group of equal positions the order of the steps does not matter: only the
+    # group's last entry can start a stretch, and its sums include the whole group.)
     original = rows * stride
-    positions = xp.concatenate([lows, highs, original + starts, original + ends])
-    dilated_step = xp.concatenate([xp.ones(lows.size, dtype=xp.int8), xp.full(highs.size, -1, dtype=xp.int8),
-                                   xp.zeros(2 * rows.size, dtype=xp.int8)])
-    original_step = xp.concatenate([xp.zeros(lows.size + highs.size, dtype=xp.int8),
-                                    xp.ones(rows.size, dtype=xp.int8), xp.full(rows.size, -1, dtype=xp.int8)])
-    del lows, highs, original
-    order = xp.argsort(positions, kind="stable")
-    positions = positions[order]
-    covered = xp.cumsum(dilated_step[order], dtype=xp.int64) > 0
-    in_original = xp.cumsum(original_step[order], dtype=xp.int64) > 0
-    del order, dilated_step, original_step
-    lengths = xp.diff(positions)
-    paint = covered[:-1] & ~in_original[:-1] & (lengths > 0)
+    if xp is np:
+        # Position and kind of step (0 dilated start, 1 dilated end, 2 original start, 3
+        # original end) in one key: a sort of values, of a few dozen ascending sequences
+        # (one per dy, as _clear_dilated builds them), which the stable sort (timsort) merges.
+        keys = np.concatenate([lows << 2, (highs << 2) | 1, ((original + starts) << 2) | 2,
+                               ((original + ends) << 2) | 3])
+        del lows, highs, original
+        keys.sort(kind="stable")
+        # One running sum counts both: the dilated intervals in its low 32 bits, the original
+        # run (0 or 1: they never overlap) above them.
+        depth = np.cumsum(np.array([1, -1, 1 << 32, -(1 << 32)], dtype=np.int64)[(keys & 3).astype(np.intp)])
+        positions = keys >> 2
+        del keys
+        lengths = np.diff(positions)
+        paint = depth[:-1] > 0
+        paint &= depth[:-1] < (1 << 32)
+        paint &= lengths > 0
+        del depth
+    else:
+        positions = xp.concatenate([lows, highs, original + starts, original + ends])
+        dilated_step = xp.concatenate([xp.ones(lows.size, dtype=xp.int8), xp.full(highs.size, -1, dtype=xp.int8),
+                                       xp.zeros(2 * rows.size, dtype=xp.int8)])
+        original_step = xp.concatenate([xp.zeros(lows.size + highs.size, dtype=xp.int8),
+                                        xp.ones(rows.size, dtype=xp.int8), xp.full(rows.size, -1, dtype=xp.int8)])
+        del lows, highs, original
+        order = xp.argsort(positions, kind="stable")
+        positions = positions[order]
+        covered = xp.cumsum(dilated_step[order], dtype=xp.int64) > 0
+        in_original = xp.cumsum(original_step[order], dtype=xp.int64) > 0
+        del order, dilated_step, original_step
+        lengths = xp.diff(positions)
+        paint = covered[:-1] & ~in_original[:-1] & (lengths > 0)
+        del covered, in_original
     seg_starts, seg_lengths = positions[:-1][paint], lengths[paint]
-    del positions, lengths, covered, in_original, paint
+    del positions, lengths, paint
     flat_starts = (seg_starts // stride) * width + seg_starts % stride
     # Segments lie within a row (at most `width` pixels): paint them in groups of about
     # PIXEL_BUDGET pixels, so the flat indices never grow with the area to clear.
