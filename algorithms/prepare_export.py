@@ -294,10 +294,10 @@ class PrepareExportAlgorithm(DartsAlgorithm):
                                   self.tr("Object polygons"), self.OUTPUT_THRESHOLD_POLYGONS)
         subset_paths = []
         for (threshold, binarized_path, _), result in zip(runs, results):
-            rasters[binarized_path] = (result["binarized_segmentation"].astype("uint8"), None, "binarized")
+            rasters[binarized_path] = (_as_uint8(result["binarized_segmentation"]), None, "binarized")
             for name in subsets:
                 path = subset_path(binarized_path, name)
-                rasters[path] = (result[f"binarized_segmentation-{name}"].astype("uint8"), None, None)
+                rasters[path] = (_as_uint8(result[f"binarized_segmentation-{name}"]), None, None)
                 subset_paths.append(path)
                 if context.willLoadLayerOnCompletion(binarized_path):
                     label = name if threshold is None else f"{name}, t={threshold_label(threshold)}"
@@ -437,6 +437,16 @@ class PrepareExportAlgorithm(DartsAlgorithm):
                                  object_areas_m2=areas[0], area_note=area_note)
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(page)
+
+
+def _as_uint8(binarized):
+    """A binarized result as uint8 0/1 for writing: an in-memory bool array's own bytes (a
+    view, no copy), a lazy one converted block by block."""
+    import numpy as np
+
+    if isinstance(binarized, np.ndarray) and binarized.dtype == bool:
+        return binarized.view(np.uint8)
+    return binarized.astype("uint8")
 
 
 def subset_path(binarized_path, name):

@@ -9,7 +9,7 @@ from osgeo import gdal
 from ..core.files.atomic import AtomicFiles
 from ..core.files.geotiff import open_raster, read_band, read_pixels, write_geotiff
 from ..core.files.grids import Grid, check_same_grid, grid_of  # noqa: F401 (the algorithms import them from here)
-from ..core.kernels.encodings import decode_binary, decode_probabilities, decode_quality
+from ..core.kernels.encodings import all_nodata, decode_binary, decode_probabilities, decode_quality, quality_as_read
 from ..definitions import PERCENT_NODATA
 
 gdal.UseExceptions()
@@ -48,14 +48,17 @@ def read_probabilities_for_export(path: str, what: str, scale: str = "auto") -> 
 
 def _probabilities(data: np.ndarray, nodata, what: str, scale: str) -> np.ndarray:
     probabilities = decode_probabilities(data, nodata, what, scale)
-    if np.isnan(probabilities).all():
+    if all_nodata(probabilities):
         raise ValueError(f"{what} has no valid pixel: every pixel is nodata")
     return probabilities
 
 
 def read_quality(path: str, what: str) -> np.ndarray:
     """Quality mask as uint8 0 (invalid) / 1 (low) / 2 (high quality); nodata counts as 0."""
-    return decode_quality(*read_band(path, what), what)
+    data, nodata = read_band(path, what)
+    if quality_as_read(data, nodata):
+        return data  # read just now, no one else holds it: no copy
+    return decode_quality(data, nodata, what)
 
 
 class AtomicOutputs(AtomicFiles):

@@ -9,7 +9,10 @@ import numbers
 import re
 from collections.abc import Sequence
 
+import numpy as np
+
 from ... import definitions
+from .runs import strip_rows
 
 QUALITY_LEVELS = {level: value for value, level in enumerate(definitions.QUALITY_LEVELS)}  # none 0, low 1, high 2
 BOUNDARY_MODES = definitions.BOUNDARY_MODES
@@ -102,9 +105,28 @@ def check_same_shape(**arrays) -> None:
 
 def check_probabilities(name: str, probs, xp) -> None:
     check_raster(name, probs, "f", "float probabilities in [0, 1] (NaN = no prediction)")
-    if bool(((probs < 0) | (probs > 1)).any()):  # NaN compares False: allowed
+    if _outside_unit_interval(probs, xp):  # NaN compares False: allowed
         low, high = float(xp.nanmin(probs)), float(xp.nanmax(probs))
         raise ValueError(f"{name} must lie in [0, 1] (NaN = no prediction), found values in [{low}, {high}]")
+
+
+def _outside_unit_interval(probs, xp) -> bool:
+    """Whether any value of `probs` is below 0 or above 1 (NaN is neither); on the host a strip
+    of rows at a time, so no full-tile temporary is made."""
+    if xp is not np or not isinstance(probs, np.ndarray):
+        return bool(((probs < 0) | (probs > 1)).any())
+    height, width = probs.shape
+    step = strip_rows(width)
+    below = np.empty((min(step, height), width), dtype=bool)
+    above = np.empty_like(below)
+    for top in range(0, height, step):
+        part = probs[top:top + step]
+        count = part.shape[0]
+        np.less(part, 0, out=below[:count])
+        np.greater(part, 1, out=above[:count])
+        if below[:count].any() or above[:count].any():
+            return True
+    return False
 
 
 def check_level_fits_mask(level: int, quality) -> None:
@@ -116,5 +138,5 @@ def check_level_fits_mask(level: int, quality) -> None:
 
 def check_quality_mask(name: str, quality, xp) -> None:
     check_raster(name, quality, "uib", "an integer quality mask (0 invalid, 1 low, 2 high quality)")
-    if quality.dtype.kind != "b" and bool(((quality < 0) | (quality > 2)).any()):
+    if quality.dtype.kind != "b" and ((quality.dtype.kind == "i" and bool(quality.min() < 0)) or bool(quality.max() > 2)):
         raise ValueError(f"{name} must hold 0 (invalid), 1 (low) or 2 (high quality), found values up to {int(quality.max())}")

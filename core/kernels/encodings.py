@@ -59,6 +59,10 @@ def decode_probabilities(data: np.ndarray, nodata, what: str, scale: str = "auto
     """Probabilities in [0, 1] (float32, or float64 for float64 input), NaN where there is no
     prediction; out-of-range values raise."""
     scale = probability_scale(data.dtype, what, scale)
+    if scale == "percent" and data.dtype == np.uint8 and data.ndim == 2:
+        decoded = _decode_uint8_percent(data, PERCENT_NODATA if nodata is None else nodata)
+        if decoded is not None:
+            return decoded
     if scale == "percent":
         missing = data == (PERCENT_NODATA if nodata is None else nodata)
         if data.dtype.kind == "f":
@@ -81,6 +85,64 @@ def decode_probabilities(data: np.ndarray, nodata, what: str, scale: str = "auto
     return probabilities
 
 
+# uint8 rasters are decoded a strip of rows (about this many pixels) at a time: the strip's
+# temporaries stay in the CPU cache, and no full-raster temporary is made.
+_STRIP_PIXELS = 1 << 20
+
+
+def _decode_uint8_percent(data: np.ndarray, missing_value):
+    """decode_probabilities of DARTS' uint8 percent (`missing_value`: the nodata), the same
+    float32 values and NaN, strip by strip; None when some valid value is above 100 (the
+    caller's general path raises, with the range of the valid values)."""
+    values = np.arange(256, dtype=np.uint8)
+    missing = values == missing_value  # each of the 256 values compared as the pixels would be
+    if (~missing & (values > 100)).any():
+        # Values that would be out of range: does any pixel hold one?
+        if missing.sum() == 1 and missing[255]:
+            # The usual nodata 255: v + 1 wraps it to 0, so the largest v + 1 > 101 means some v in 101..254.
+            shifted = np.empty(min(data.size, _STRIP_PIXELS), dtype=np.uint8)
+            for part in _uint8_strips(data):
+                flat = shifted[:part.size].reshape(part.shape)
+                np.add(part, np.uint8(1), out=flat)
+                if flat.max() > 101:
+                    return None
+        elif data.max() > 100 and (~missing & (values > 100))[_present_values(data)].any():
+            return None
+    probabilities = np.empty(data.shape, dtype=np.float32)
+    out = probabilities.reshape(-1)
+    start = 0
+    if missing.sum() <= 1:  # one nodata value (or none): divided as data.astype(float32) / float32(100) is
+        nodata = np.flatnonzero(missing)
+        for part in _uint8_strips(data):
+            strip = out[start:start + part.size].reshape(part.shape)
+            np.divide(part, np.float32(100), out=strip, dtype=np.float32)
+            if nodata.size:
+                np.copyto(strip, np.float32(np.nan), where=part == np.uint8(nodata[0]))
+            start += part.size
+        return probabilities
+    decoded = values.astype(np.float32) / np.float32(100)  # each value as data.astype(float32) / float32(100) has it
+    decoded[missing] = np.nan
+    for part in _uint8_strips(data):
+        np.take(decoded, part.reshape(-1), out=out[start:start + part.size], mode="clip")  # (values are 0..255)
+        start += part.size
+    return probabilities
+
+
+def _uint8_strips(data: np.ndarray):
+    """The strips of rows of a 2-D array, in row-major order."""
+    step = max(1, _STRIP_PIXELS // max(1, data.shape[1]))
+    for top in range(0, data.shape[0], step):
+        yield data[top:top + step]
+
+
+def _present_values(data: np.ndarray) -> np.ndarray:
+    """Which of the 256 uint8 values occur in `data` (bool per value)."""
+    present = np.zeros(256, dtype=bool)
+    for part in _uint8_strips(data):
+        present[np.unique(part)] = True
+    return present
+
+
 def check_quality_dtype(dtype, what: str) -> None:
     if np.dtype(dtype).kind not in "ui":
         raise ValueError(f"{what} has data type {np.dtype(dtype)}: expected an integer quality mask "
@@ -90,6 +152,8 @@ def check_quality_dtype(dtype, what: str) -> None:
 def decode_quality(data: np.ndarray, nodata, what: str) -> np.ndarray:
     """Quality mask as uint8 0 (invalid) / 1 (low) / 2 (high quality); nodata counts as 0."""
     check_quality_dtype(data.dtype, what)
+    if quality_as_read(data, nodata):
+        return data.copy()
     invalid = data == nodata if nodata is not None else np.zeros(data.shape, bool)
     outside = ~invalid & ((data < 0) | (data > 2))
     if outside.any():
@@ -98,6 +162,22 @@ def decode_quality(data: np.ndarray, nodata, what: str) -> np.ndarray:
     quality = data.astype(np.uint8)
     quality[invalid] = 0
     return quality
+
+
+def all_nodata(probabilities: np.ndarray) -> bool:
+    """np.isnan(probabilities).all(), a strip of rows at a time, stopping at the first number."""
+    if probabilities.ndim != 2:
+        return bool(np.isnan(probabilities).all())
+    step = max(1, _STRIP_PIXELS // max(1, probabilities.shape[1]))
+    return all(bool(np.isnan(probabilities[top:top + step]).all()) for top in range(0, probabilities.shape[0], step))
+
+
+def quality_as_read(data: np.ndarray, nodata) -> bool:
+    """Whether decode_quality gives `data` unchanged: a uint8 mask that holds only 0, 1 and 2
+    and whose nodata (if any) no uint8 pixel can hold. A reader that owns `data` then keeps it
+    instead of a copy."""
+    return bool(data.dtype == np.uint8 and data.ndim == 2 and (nodata is None or not 0 <= nodata <= 255)
+                and data.size and data.max() <= 2)
 
 
 def decode_binary(data: np.ndarray, nodata, what: str) -> np.ndarray:

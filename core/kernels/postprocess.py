@@ -11,7 +11,8 @@ import math
 import numpy as np
 
 from ...definitions import PROBABILITY_SCALES
-from .runs import clear_runs, components_with, expand_ranges, find_runs, flat_view, pixels_in_components, run_components
+from .runs import (clear_runs, components_with_pixels, count_pixels_in_components, expand_ranges, find_runs,
+                   find_runs_host, flat_view, host_pixels_where, run_components)
 
 
 def disk_half_widths(radius: int) -> list[int]:
@@ -26,9 +27,16 @@ def erode_valid(valid, size: int, edge_size: int, xp=np):
     outside the raster count as valid. Equivalent to dilating the invalid runs by the disk,
     row by row, so only the ring around invalid regions is touched.
     """
-    height, width = valid.shape
     eroded = xp.array(valid, dtype=bool, order="C")  # a C-ordered copy: painted in flat order
-    rows, starts, ends = find_runs(~valid, xp)
+    return erode_valid_in_place(eroded, size, edge_size, xp)
+
+
+def erode_valid_in_place(eroded, size: int, edge_size: int, xp=np):
+    """erode_valid of the C-ordered bool mask `eroded`, painted into it; returns it."""
+    if xp is np:
+        rows, starts, ends = find_runs_host(eroded, invert=True)  # the invalid runs, without ~eroded
+    else:
+        rows, starts, ends = find_runs(~eroded, xp)
     if size > 0 and rows.size:
         _clear_dilated(eroded, rows, starts, ends, size, xp)
     if edge_size > 0:
@@ -64,13 +72,14 @@ def _clear_dilated(eroded, rows, starts, ends, radius: int, xp):
     reach = [int(index) for index in reach.tolist()]
     for number, (first, last) in enumerate(zip(firsts, lasts)):
         batch = slice(first, last + 1)
-        target = rows[batch, None] + dys
+        # One row of intervals per dy: each row is in ascending order, as the runs are.
+        target = rows[None, batch] + dys[:, None]
         inside = target >= 0
         inside &= target < height
         base = (target * stride)[inside]
         del target
-        lows = base + xp.maximum(starts[batch, None] - halves, 0)[inside]
-        highs = base + xp.minimum(ends[batch, None] + halves, width)[inside]
+        lows = base + xp.maximum(starts[None, batch] - halves[:, None], 0)[inside]
+        highs = base + xp.minimum(ends[None, batch] + halves[:, None], width)[inside]
         del base, inside
         near = slice(reach[number], reach[len(firsts) + number])
         _paint_covered(eroded, lows, highs, rows[near], starts[near], ends[near], stride, xp)
@@ -82,22 +91,44 @@ def _paint_covered(eroded, lows, highs, rows, starts, ends, stride: int, xp):
     width = eroded.shape[1]
     # Sweep over interval ends: a stretch is newly invalid where some dilated interval
     # covers it and no original invalid run does.
+    # (Within a group of equal positions the order of the steps does not matter: only the
+    # group's last entry can start a stretch, and its sums include the whole group.)
     original = rows * stride
-    positions = xp.concatenate([lows, highs, original + starts, original + ends])
-    dilated_step = xp.concatenate([xp.ones(lows.size, dtype=xp.int8), xp.full(highs.size, -1, dtype=xp.int8),
-                                   xp.zeros(2 * rows.size, dtype=xp.int8)])
-    original_step = xp.concatenate([xp.zeros(lows.size + highs.size, dtype=xp.int8),
-                                    xp.ones(rows.size, dtype=xp.int8), xp.full(rows.size, -1, dtype=xp.int8)])
-    del lows, highs, original
-    order = xp.argsort(positions, kind="stable")
-    positions = positions[order]
-    covered = xp.cumsum(dilated_step[order], dtype=xp.int64) > 0
-    in_original = xp.cumsum(original_step[order], dtype=xp.int64) > 0
-    del order, dilated_step, original_step
-    lengths = xp.diff(positions)
-    paint = covered[:-1] & ~in_original[:-1] & (lengths > 0)
+    if xp is np:
+        # Position and kind of step (0 dilated start, 1 dilated end, 2 original start, 3
+        # original end) in one key: a sort of values, of a few dozen ascending sequences
+        # (one per dy, as _clear_dilated builds them), which the stable sort (timsort) merges.
+        keys = np.concatenate([lows << 2, (highs << 2) | 1, ((original + starts) << 2) | 2,
+                               ((original + ends) << 2) | 3])
+        del lows, highs, original
+        keys.sort(kind="stable")
+        # One running sum counts both: the dilated intervals in its low 32 bits, the original
+        # run (0 or 1: they never overlap) above them.
+        depth = np.cumsum(np.array([1, -1, 1 << 32, -(1 << 32)], dtype=np.int64)[(keys & 3).astype(np.intp)])
+        positions = keys >> 2
+        del keys
+        lengths = np.diff(positions)
+        paint = depth[:-1] > 0
+        paint &= depth[:-1] < (1 << 32)
+        paint &= lengths > 0
+        del depth
+    else:
+        positions = xp.concatenate([lows, highs, original + starts, original + ends])
+        dilated_step = xp.concatenate([xp.ones(lows.size, dtype=xp.int8), xp.full(highs.size, -1, dtype=xp.int8),
+                                       xp.zeros(2 * rows.size, dtype=xp.int8)])
+        original_step = xp.concatenate([xp.zeros(lows.size + highs.size, dtype=xp.int8),
+                                        xp.ones(rows.size, dtype=xp.int8), xp.full(rows.size, -1, dtype=xp.int8)])
+        del lows, highs, original
+        order = xp.argsort(positions, kind="stable")
+        positions = positions[order]
+        covered = xp.cumsum(dilated_step[order], dtype=xp.int64) > 0
+        in_original = xp.cumsum(original_step[order], dtype=xp.int64) > 0
+        del order, dilated_step, original_step
+        lengths = xp.diff(positions)
+        paint = covered[:-1] & ~in_original[:-1] & (lengths > 0)
+        del covered, in_original
     seg_starts, seg_lengths = positions[:-1][paint], lengths[paint]
-    del positions, lengths, covered, in_original, paint
+    del positions, lengths, paint
     flat_starts = (seg_starts // stride) * width + seg_starts % stride
     # Segments lie within a row (at most `width` pixels): paint them in groups of about
     # PIXEL_BUDGET pixels, so the flat indices never grow with the area to clear.
@@ -153,6 +184,15 @@ def binarize_array(probabilities, threshold: float, min_object_size: int, valid,
     counts the objects lying wholly in the excluded area (nothing of them is left).
     """
     objects = xp.ascontiguousarray(above_threshold(probabilities, threshold, scale))  # runs are painted in flat order
+    return binarize_thresholded(objects, min_object_size, valid, size_connectivity, xp, counts, excluded=excluded,
+                                boundary=boundary, max_excluded_share=max_excluded_share)
+
+
+def binarize_thresholded(objects, min_object_size: int, valid, size_connectivity: int = 8, xp=np,
+                         counts: dict | None = None, *, excluded=None, boundary: str = "remove",
+                         max_excluded_share: float = 0.0):
+    """binarize_array after the threshold: `objects` (a C-ordered bool image of the pixels that
+    passed it, which is edited in place and returned) without the objects it removes."""
     if boundary == "clip":
         objects &= valid
     rows, starts, ends = find_runs(objects, xp)
@@ -165,15 +205,18 @@ def binarize_array(probabilities, threshold: float, min_object_size: int, valid,
     labels, count = run_components(rows, starts, ends, 8, xp)
     tally["objects"] = count
 
-    removed = components_with(objects & ~valid, rows, starts, labels, count, xp)
+    width = objects.shape[1]
+    removed = components_with_pixels(_pixels_where(objects, valid, False, xp), rows, starts, width, labels, count, xp)
     tally["removed_at_boundary"] = int(removed.sum())
     if excluded is not None:
         if boundary == "remove":
             sizes = xp.bincount(labels, weights=ends - starts, minlength=count)
-            lost = excluded_too_much(pixels_in_components(objects & excluded, rows, starts, labels, count, xp), sizes,
-                                     max_excluded_share)
+            inside = count_pixels_in_components(_pixels_where(objects, excluded, True, xp), rows, starts, width, labels,
+                                                count, xp)
+            lost = excluded_too_much(inside, sizes, max_excluded_share)
         else:  # clip: lost only when no pixel outside the exclusion is left
-            lost = ~components_with(objects & ~excluded, rows, starts, labels, count, xp)
+            lost = ~components_with_pixels(_pixels_where(objects, excluded, False, xp), rows, starts, width, labels,
+                                           count, xp)
         lost &= ~removed
         tally["removed_excluded"] = int(lost.sum())
         removed |= lost
@@ -204,3 +247,11 @@ def binarize_array(probabilities, threshold: float, min_object_size: int, valid,
     if dropped.any():
         clear_runs(objects, rows[dropped], starts[dropped], ends[dropped], xp)
     return objects
+
+
+def _pixels_where(objects, other, keep_other: bool, xp):
+    """Flat indices of the pixels of `objects` set (`keep_other`) or not set in `other` (both
+    bool): strip by strip on the host, with no full-tile temporary."""
+    if xp is np and isinstance(other, np.ndarray) and other.dtype == bool:
+        return host_pixels_where(objects, other, keep_other)
+    return xp.flatnonzero(objects & (other if keep_other else ~other))

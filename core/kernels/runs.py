@@ -19,6 +19,8 @@ from .devices import to_host
 
 def find_runs(image, xp=np):
     """(rows, starts, ends) of the True runs of a 2-D bool image, in row-major order."""
+    if xp is np and isinstance(image, np.ndarray) and image.dtype == bool:
+        return find_runs_host(image)
     height, width = image.shape
     flat = xp.ascontiguousarray(image).reshape(-1)
     # Flat positions where the value changes, except between one row's end and the next
@@ -32,6 +34,67 @@ def find_runs(image, xp=np):
     first, last = bounds[0::2], bounds[1::2]
     rows = first // width
     return rows, first - rows * width, last - rows * width
+
+
+# Host images are scanned a strip of rows at a time, about this many pixels: the strip's
+# temporaries stay in the CPU cache and are reused, instead of full-tile temporaries, which
+# cost a page fault per 4 KiB the first time they are written.
+STRIP_PIXELS = 1 << 20
+
+
+def strip_rows(width: int) -> int:
+    """Rows per strip of a host image `width` pixels wide (at least one)."""
+    return max(1, STRIP_PIXELS // max(width, 1))
+
+
+def find_runs_host(image: np.ndarray, invert: bool = False):
+    """find_runs of a numpy bool image (of ~image with `invert`), a strip of rows at a time.
+
+    Each strip is copied between two False columns, so each row's changes of value come in
+    (start, end) pairs and the changes of the whole strip, in flat order, are its runs in
+    row-major order: no sort and no full-tile temporary."""
+    height, width = image.shape
+    padded_width = width + 2
+    step = max(1, STRIP_PIXELS // padded_width)
+    padded = np.zeros((min(step, height), padded_width), dtype=bool)
+    changed = np.empty((min(step, height), width + 1), dtype=bool)
+    pieces = []
+    for top in range(0, height, step):
+        strip = image[top:top + step]
+        count = strip.shape[0]
+        if invert:
+            np.logical_not(strip, out=padded[:count, 1:-1])
+        else:
+            padded[:count, 1:-1] = strip
+        np.not_equal(padded[:count, 1:], padded[:count, :-1], out=changed[:count])
+        found = np.flatnonzero(changed[:count])
+        if found.size:
+            pieces.append(found + top * (width + 1))
+    bounds = np.concatenate(pieces).astype(np.int64, copy=False) if pieces else np.zeros(0, dtype=np.int64)
+    first, last = bounds[0::2], bounds[1::2]
+    rows = first // (width + 1)
+    return rows, first - rows * (width + 1), last - rows * (width + 1)
+
+
+def host_pixels_where(objects: np.ndarray, other: np.ndarray, keep_other: bool):
+    """Flat indices, ascending, of the pixels set in the bool image `objects` and set
+    (`keep_other`) or not set in the bool image `other`: flatnonzero(objects & other) or
+    flatnonzero(objects & ~other), a strip of rows at a time."""
+    height, width = objects.shape
+    step = strip_rows(width)
+    marked = np.empty((min(step, height), width), dtype=bool)
+    pieces = []
+    for top in range(0, height, step):
+        part, mask = objects[top:top + step], other[top:top + step]
+        count = part.shape[0]
+        if keep_other:
+            np.logical_and(part, mask, out=marked[:count])
+        else:  # a & ~b of bools is a > b
+            np.greater(part.view(np.uint8), mask.view(np.uint8), out=marked[:count])
+        found = np.flatnonzero(marked[:count])
+        if found.size:
+            pieces.append(found + top * width)
+    return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.intp)
 
 
 def expand_ranges(starts, lengths, xp=np):
@@ -63,19 +126,29 @@ def runs_of_pixels(rows, starts, width: int, pixels, xp=np):
 def components_with(marked_pixels, rows, starts, labels, count: int, xp=np):
     """Per component (`labels` of the runs, 0..count-1), whether any of its pixels is set in
     `marked_pixels`, a bool image set only inside runs (e.g. objects & ~valid)."""
+    return components_with_pixels(xp.flatnonzero(marked_pixels), rows, starts, marked_pixels.shape[1], labels, count,
+                                  xp)
+
+
+def components_with_pixels(pixels, rows, starts, width: int, labels, count: int, xp=np):
+    """components_with for the flat indices `pixels` (ascending) of the marked pixels."""
     marked = xp.zeros(count, dtype=bool)
-    pixels = xp.flatnonzero(marked_pixels)
     if pixels.size:
-        marked[labels[runs_of_pixels(rows, starts, marked_pixels.shape[1], pixels, xp)]] = True
+        marked[labels[runs_of_pixels(rows, starts, width, pixels, xp)]] = True
     return marked
 
 
 def pixels_in_components(marked_pixels, rows, starts, labels, count: int, xp=np):
     """Per component, how many of its pixels are set in `marked_pixels` (set only inside runs)."""
-    pixels = xp.flatnonzero(marked_pixels)
+    return count_pixels_in_components(xp.flatnonzero(marked_pixels), rows, starts, marked_pixels.shape[1], labels,
+                                      count, xp)
+
+
+def count_pixels_in_components(pixels, rows, starts, width: int, labels, count: int, xp=np):
+    """pixels_in_components for the flat indices `pixels` (ascending) of the marked pixels."""
     if not pixels.size:
         return xp.zeros(count, dtype=xp.int64)
-    return xp.bincount(labels[runs_of_pixels(rows, starts, marked_pixels.shape[1], pixels, xp)], minlength=count)
+    return xp.bincount(labels[runs_of_pixels(rows, starts, width, pixels, xp)], minlength=count)
 
 
 def flat_view(image):

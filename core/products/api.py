@@ -42,10 +42,61 @@ from ..kernels.devices import (
     validate_device,
 )
 from ..kernels.objects import Objects
-from ..kernels.postprocess import RESOLVED_SCALES, binarize_array, erode_valid
+from ..kernels.postprocess import (RESOLVED_SCALES, above_threshold, binarize_array, binarize_thresholded, erode_valid,
+                                  erode_valid_in_place)
+from ..kernels.runs import strip_rows
 
 logger = logging.getLogger(__name__)
 
+
+
+# Non-C-ordered host probabilities are copied into C-ordered strips in blocks of this many
+# columns: a transposing copy a block at a time stays in the cache (numpy's copy of a whole
+# Fortran-ordered strip runs several times slower).
+_BLOCK_COLUMNS = 512
+
+
+def _c_strips(values: np.ndarray):
+    """(row slice, C-ordered strip of `values`) for every strip of rows of a 2-D host array: a
+    view where the strip is C-ordered already, else a copy into one reused buffer."""
+    height, width = values.shape
+    if values.flags.c_contiguous:
+        step = strip_rows(width)
+        for top in range(0, height, step):
+            yield slice(top, top + step), values[top:top + step]
+        return
+    step = max(128, strip_rows(width))  # a Fortran-ordered strip's columns span whole cache lines
+    buffer = np.empty((min(step, height), width), dtype=values.dtype)
+    for top in range(0, height, step):
+        part = values[top:top + step]
+        strip = buffer[:part.shape[0]]
+        for left in range(0, width, _BLOCK_COLUMNS):
+            strip[:, left:left + _BLOCK_COLUMNS] = part[:, left:left + _BLOCK_COLUMNS]
+        yield slice(top, top + step), strip
+
+
+def _scan_layer(name, probs: np.ndarray, valid: np.ndarray, thresholds, scale):
+    """One pass over a host layer of probabilities, on the grid of `valid`: checks its values
+    (raising as check_probabilities does), and returns the C-ordered bool image of the pixels
+    above each threshold and the probabilities with NaN where `valid` is False."""
+    height, width = probs.shape
+    nan = probs.dtype.type(np.nan)
+    objects = [np.empty((height, width), dtype=bool) for _ in thresholds]
+    masked = np.empty((height, width), dtype=probs.dtype)
+    scratch = None
+    for rows, strip in _c_strips(probs):
+        count = strip.shape[0]
+        if scratch is None:  # the first strip is the largest
+            scratch = np.empty((count, width), dtype=bool)
+        below, above = np.less(strip, 0), np.greater(strip, 1)
+        if below.any() or above.any():
+            check_probabilities(name, probs, np)  # raises, with the whole layer's range
+        for image, threshold in zip(objects, thresholds):
+            image[rows] = above_threshold(strip, threshold, scale)
+        np.copyto(masked[rows], strip)
+        np.logical_not(valid[rows], out=scratch[:count])
+        np.copyto(masked[rows], nan, where=scratch[:count])
+    return objects, masked
 
 
 
@@ -243,29 +294,51 @@ def _prepare(tile, thresholds, mask_erosion_size, min_object_size, quality_level
         report(0.0, "Checking the quality mask")
         quality = backend.asarray(raw_array(tile["quality_data_mask"]))
         check_quality_mask("quality_data_mask", quality, xp)
-        valid = quality >= level
+        if xp is np:
+            # The extent's bytes hold the validity mask as bool (0/1), eroded in place.
+            extent = np.empty(quality.shape, dtype=np.uint8)
+            valid = extent.view(bool)
+            np.greater_equal(quality, level, out=valid)
+        else:
+            valid = quality >= level
         if level > 0:
             report(0.05, f"Eroding the quality mask (disk radius {erosion}, edge band {edge})")
-            valid = erode_valid(valid, erosion, edge, xp)
+            valid = erode_valid_in_place(valid, erosion, edge, xp) if xp is np else erode_valid(valid, erosion, edge, xp)
         del quality
         excluded = _excluded_on(backend, exclude, valid)
-        results = [{"extent": valid.astype(np.uint8)} for _ in thresholds]
+        if xp is np:
+            results = [{"extent": extent if step == 0 else extent.copy()} for step in range(len(thresholds))]
+        else:
+            results = [{"extent": valid.astype(np.uint8)} for _ in thresholds]
         counts = [{} for _ in thresholds]
 
         for index, (subset, name) in enumerate(layers.items()):
             suffix = "" if subset is None else f"-{subset}"
             probs = backend.asarray(raw_array(tile[name]))
-            check_probabilities(name, probs, xp)
+            scanned = None
+            if xp is np and isinstance(probs, np.ndarray) and probs.ndim == 2 and probs.shape == valid.shape:
+                # On the host: one pass over the layer checks it, thresholds it and masks it.
+                check_raster(name, probs, "f", "float probabilities in [0, 1] (NaN = no prediction)")
+                scanned, masked = _scan_layer(name, probs, valid, thresholds, scale)
+            else:
+                check_probabilities(name, probs, xp)
             check_same_shape(quality_data_mask=valid, **{name: probs})
             for step, threshold in enumerate(thresholds):
                 detail = f" at threshold {threshold:g}" if len(thresholds) > 1 else ""
                 report(0.2 + 0.8 * (index * len(thresholds) + step) / (len(layers) * len(thresholds)),
                        f"Binarizing {name}{detail}")
-                counts[step][f"binarized_segmentation{suffix}"] = {}
-                results[step][f"binarized_segmentation{suffix}"] = binarize_array(
-                    probs, threshold, min_size, valid, size_connectivity, xp, counts[step][f"binarized_segmentation{suffix}"],
-                    excluded=excluded, boundary=boundary, scale=scale, max_excluded_share=share)
-            masked = xp.where(valid, probs, probs.dtype.type(np.nan))
+                layer_counts = counts[step][f"binarized_segmentation{suffix}"] = {}
+                if scanned is not None:
+                    binarized = binarize_thresholded(scanned[step], min_size, valid, size_connectivity, xp, layer_counts,
+                                                     excluded=excluded, boundary=boundary, max_excluded_share=share)
+                    scanned[step] = None
+                else:
+                    binarized = binarize_array(probs, threshold, min_size, valid, size_connectivity, xp, layer_counts,
+                                               excluded=excluded, boundary=boundary, scale=scale,
+                                               max_excluded_share=share)
+                results[step][f"binarized_segmentation{suffix}"] = binarized
+            if scanned is None:
+                masked = xp.where(valid, probs, probs.dtype.type(np.nan))
             del probs
             for result in results:
                 result[name] = masked

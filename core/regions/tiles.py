@@ -322,7 +322,8 @@ def read_tile_inputs(source: TileSource, settings: TileSettings) -> TileInputs:
     from ..files.geotiff import read_band
     from ..files.exclusion import exclusion_mask
     from ..files.grids import check_same_grid, grid_of
-    from ..kernels.encodings import decode_probabilities, decode_quality, percent_doubt, probability_scale
+    from ..kernels.encodings import (all_nodata, decode_probabilities, decode_quality, percent_doubt, probability_scale,
+                                     quality_as_read)
 
     name = f"{source.tile_id}/{os.path.basename(source.probabilities)}"
     grid = grid_of(source.probabilities, name)
@@ -338,15 +339,19 @@ def read_tile_inputs(source: TileSource, settings: TileSettings) -> TileInputs:
     raw, nodata = read_band(source.probabilities, name)
     probabilities = decode_probabilities(raw, nodata, name, settings.scale)
     scale = probability_scale(raw.dtype, name, settings.scale)
-    if np.isnan(probabilities).all():
+    if all_nodata(probabilities):
         raise ValueError(f"{name} has no valid pixel: every pixel is nodata")
-    doubt = percent_doubt(float(np.nanmax(probabilities)) * 100, raw.dtype, name) if scale == "percent" else None
+    # (percent_doubt looks at float rasters only: the largest value is not needed for others)
+    doubt = percent_doubt(float(np.nanmax(probabilities)) * 100, raw.dtype, name) \
+        if scale == "percent" and raw.dtype.kind == "f" else None
     options = dict(mask_erosion_size=settings.mask_erosion_size, edge_erosion_size=settings.edge_erosion_size,
                    quality_level=settings.quality_level, boundary=settings.boundary,
                    size_connectivity=settings.size_connectivity, device=settings.device, probability_scale=scale)
     if source.quality:
         mask_name = f"{source.tile_id}/{QUALITY}"
-        quality = decode_quality(*read_band(source.quality, mask_name), mask_name)
+        data, mask_nodata = read_band(source.quality, mask_name)
+        quality = data if quality_as_read(data, mask_nodata) else decode_quality(data, mask_nodata, mask_name)
+        del data  # (read just now: kept as it is when it needs no decoding, else decoded into a copy)
     else:  # postprocessed already: the extent is valid as it is (high quality, no erosion, no edge band)
         quality = tile_extent(source, probabilities, grid).astype(np.uint8) * 2
         options.update(mask_erosion_size=0, edge_erosion_size=0, quality_level=2)
@@ -413,8 +418,9 @@ def _process_tile(source, settings, target_crs, outputs, progress) -> TileResult
         if not source.quality:  # the exported extent was used as it is
             record.update(mask_erosion_size=0, edge_erosion_size=0, quality_level=source.extent_as_given)
         tags = describe_run("processtiles", record, inherited, source.tile_id)
+        binary_bytes = binary.view(np.uint8) if binary.dtype == bool else binary.astype(np.uint8)  # 0/1, no copy
         writers = {
-            "binarized.tif": lambda path: write_geotiff(path, binary.astype(np.uint8), grid.geotransform, grid.crs,
+            "binarized.tif": lambda path: write_geotiff(path, binary_bytes, grid.geotransform, grid.crs,
                                                         tags=tags, description=LONG_NAMES["binarized"]),
             "extent.tif": lambda path: write_geotiff(path, extent, grid.geotransform, grid.crs, tags=tags,
                                                      description=LONG_NAMES["extent"]),
