@@ -29,11 +29,12 @@ sys.path.insert(0, str(REPO / "bench"))
 sys.path.insert(0, str(REPO / "scripts"))
 
 from darts_postprocessing import core  # noqa: E402
-from darts_postprocessing.core import api, postprocess  # noqa: E402
+from darts_postprocessing.core.kernels import postprocess  # noqa: E402
+from darts_postprocessing.core.products import api  # noqa: E402
 from bench_core import DEFAULTS, make_tile  # noqa: E402
 
 STAGES = [  # (module, function, label); nested stages are indented
-    (api, "_check_quality_mask", "quality mask check"),
+    (api, "check_quality_mask", "quality mask check"),
     (api, "erode_valid_in_place", "erosion (invalid runs + painting the ring)"),
     (postprocess, "find_runs_host", "  invalid runs"),
     (postprocess, "_clear_dilated", "  painting the dilated runs"),
