@@ -1,4 +1,5 @@
-"""From tiles to a region: many DARTS tiles in, one map of thaw-slump polygons out.
+"""One tile, alone: finding tile folders, reading a tile as processtiles reads it, and
+postprocessing it into polygons in the target CRS (`process_tile`).
 
 A tile is a folder holding `probabilities.tif` (or an ensemble member's
 `probabilities-{subset}.tif`). With `quality_data_mask.tif` the whole postprocessing runs, as
@@ -7,25 +8,10 @@ it is (no second erosion or edge band): `extent.tif` (this plugin's tile outputs
 `prediction_extent.gpkg` (or `.parquet`) burnt onto the tile's grid at pixel centres, else the
 probabilities' valid pixels. The objects are binarized again from the probabilities inside that
 extent with the run's settings, or taken from the exported `binarized.tif` as they are.
-Folders without probabilities (DARTS' `_metadata_*` folders, ...) are passed over.
-
-Each tile's date comes from its id (darts_ids.py). Tiles are merged per group (by default per
-year, as DARTS' products are yearly): objects of different groups are never merged nor cut
-against each other, and each group is complete on its own. Each tile is processed alone (`process_tile`: in this
-process, in worker processes or on dask.distributed workers, so memory holds a few tiles
-whatever their number) and its objects come back as polygons in the target CRS. The merge
-(`merge_objects`) then makes one map where tiles overlap:
-
-- Objects are taken deepest first: depth is how far an object lies inside its tile's valid
-  extent (from the tile's edges and from invalid data). A tile sees an object best far from
-  where its view ends, and objects that touch that end are removed whole in their tile
-  (boundary "remove"), so a slump cut by one tile's edge comes whole from its neighbour.
-- An object that lies at least half inside an object already taken is the same slump seen by
-  another tile: it is dropped and counted in the kept one's `n_tiles`.
-- Otherwise what overlaps taken objects is cut off it (a sliver where neighbouring slumps meet
-  on two tiles' pixel grids, or a neighbour that another tile saw joined to it), and the rest
-  stays if it still covers `min_object_size` pixels. So no two features of the map overlap,
-  and no slump that some tile saw whole is lost because another tile joined it to a neighbour.
+Folders without probabilities (DARTS' `_metadata_*` folders, ...) are passed over. Each tile's
+date comes from its id (darts_ids.py). Each tile is processed alone (in this process, in worker
+processes or on dask.distributed workers: workers.py), so memory holds a few tiles whatever
+their number; merge.py then makes one map of them (process_tiles.py).
 """
 
 from __future__ import annotations
