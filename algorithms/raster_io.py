@@ -9,8 +9,8 @@ from osgeo import gdal
 from ..core.files.atomic import AtomicFiles
 from ..core.files.geotiff import open_raster, read_band, read_pixels, write_geotiff
 from ..core.files.grids import Grid, check_same_grid, grid_of  # noqa: F401 (the algorithms import them from here)
-from ..core.kernels.encodings import all_nodata, decode_binary, decode_probabilities, decode_quality, quality_as_read
-from ..definitions import PERCENT_NODATA
+from ..core.kernels.encodings import (all_nodata, decode_binary, decode_probabilities, decode_quality, keeps_percent,
+                                      percent_as_stored, quality_as_read)
 
 gdal.UseExceptions()
 
@@ -41,9 +41,7 @@ def read_probabilities_for_export(path: str, what: str, scale: str = "auto") -> 
     it is written back unchanged: re-deriving it from float32 k/100 would shift some values by 1."""
     data, nodata = read_band(path, what)
     probabilities = _probabilities(data, nodata, what, scale)
-    if data.dtype == np.uint8 and scale != "fraction":
-        return np.where(np.isnan(probabilities), PERCENT_NODATA, data).astype(np.uint8)
-    return probabilities
+    return percent_as_stored(data, probabilities) if keeps_percent(data.dtype, scale) else probabilities
 
 
 def _probabilities(data: np.ndarray, nodata, what: str, scale: str) -> np.ndarray:

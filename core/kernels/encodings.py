@@ -55,6 +55,19 @@ def probabilities_dtype(dtype, what: str, scale: str = "auto"):
     return np.dtype(np.float32)
 
 
+def keeps_percent(dtype, scale: str = "auto") -> bool:
+    """Whether probabilities of this data type, read with `scale`, are DARTS' uint8 percent to
+    keep as stored (percent_as_stored) where they are written back or their percent is used."""
+    return np.dtype(dtype) == np.uint8 and scale != "fraction"
+
+
+def percent_as_stored(raw, probabilities):
+    """DARTS' uint8 percent exactly as stored, nodata as PERCENT_NODATA, from the raw pixels and
+    their decoded probabilities (NaN = no value): re-deriving it from float32 k / 100 would shift
+    some values by 1. numpy arrays, or dask arrays block by block (numpy dispatches to dask)."""
+    return np.where(np.isnan(probabilities), PERCENT_NODATA, raw).astype(np.uint8)
+
+
 def decode_probabilities(data: np.ndarray, nodata, what: str, scale: str = "auto") -> np.ndarray:
     """Probabilities in [0, 1] (float32, or float64 for float64 input), NaN where there is no
     prediction; out-of-range values raise."""

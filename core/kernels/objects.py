@@ -59,6 +59,14 @@ class Objects:
         """Sum over each object's pixels of a per-row weight (e.g. the pixel area of that row)."""
         return np.bincount(self.run_labels, weights=self.lengths * row_weights[self.rows], minlength=self.count + 1)[1:]
 
+    def table(self, values=None) -> dict[str, np.ndarray]:
+        """Region_ID (1..count), npixel and, with `values`, their statistics per object: the
+        columns every object table and layer starts with."""
+        table = {"Region_ID": np.arange(1, self.count + 1), "npixel": self.npixel()}
+        if values is not None:
+            table.update(self.statistics(values))
+        return table
+
     def statistics(self, values) -> dict[str, np.ndarray]:
         """min, max, mean, median, std (population) of `values` inside each object.
 

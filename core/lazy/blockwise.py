@@ -15,7 +15,7 @@ import threading
 
 import numpy as np
 
-from ...definitions import PERCENT_NODATA, Progress
+from ...definitions import Progress
 from ..files.exclusion import burn_polygons, check_on_grid, decode_exclusion, is_vector
 from ..files.gdal import gdal_writing
 from ..files.geotiff import TIFF_TILE, RasterWindows, create_geotiff
@@ -24,6 +24,8 @@ from ..kernels.encodings import (
     decode_binary,
     decode_probabilities,
     decode_quality,
+    keeps_percent,
+    percent_as_stored,
     probabilities_dtype,
 )
 
@@ -82,11 +84,7 @@ def read_probabilities_for_export_lazy(path: str, what: str, block: int, scale: 
     as raster_io.read_probabilities_for_export: its exact values, not re-derived from k / 100."""
     probabilities = read_probabilities_lazy(path, what, block, scale)
     raw, _ = read_lazy(path, block, what)
-    if raw.dtype != np.uint8 or scale == "fraction":
-        return probabilities
-    import dask.array as da
-
-    return da.where(da.isnan(probabilities), PERCENT_NODATA, raw).astype(np.uint8)
+    return percent_as_stored(raw, probabilities) if keeps_percent(raw.dtype, scale) else probabilities
 
 
 def read_quality_lazy(path: str, what: str, block: int):

@@ -433,8 +433,4 @@ def object_statistics(binary, values=None) -> dict[str, np.ndarray]:
         from ..lazy.chunked_polygons import object_statistics_lazy
 
         return object_statistics_lazy(dask_array(binary), None if values is None else dask_array(values))
-    objects = Objects(binary)
-    table = {"Region_ID": np.arange(1, objects.count + 1), "npixel": objects.npixel()}
-    if values is not None:
-        table.update(objects.statistics(values))
-    return table
+    return Objects(binary).table(values)

@@ -71,10 +71,9 @@ def object_features(binary, geotransform, srs, probabilities=None, progress: Pro
     transform = gdal_geotransform(geotransform)
     report(0.0, "Labelling objects")
     objects = objects or Objects(binary)
-    fields = {"Region_ID": np.arange(1, objects.count + 1), "npixel": objects.npixel()}
     if probabilities is not None:
         report(0.2, "Object statistics")
-        fields.update(objects.statistics(probabilities))
+    fields = objects.table(probabilities)
     fields["area_m2"] = objects.rows_weighted(row_pixel_areas(transform, objects.shape[0], srs))
 
     report(0.4, "Tracing polygons")

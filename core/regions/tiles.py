@@ -358,9 +358,8 @@ def _process_tile(source, settings, target_crs, outputs, progress) -> TileResult
     from ..kernels.objects import Objects
     from ..kernels.encodings import decode_binary
     from ..files.tags import describe_run, read_tags
-    from ...definitions import PERCENT_NODATA
     from ..files.layers import Layout, write_layer
-    from ..kernels.encodings import statistics_values
+    from ..kernels.encodings import keeps_percent, percent_as_stored, statistics_values
     from ..products.polygons import object_features
 
     report = progress or (lambda fraction, message: None)
@@ -373,8 +372,8 @@ def _process_tile(source, settings, target_crs, outputs, progress) -> TileResult
     raw = inputs.raw
     if settings.statistics == "fraction":  # of the probabilities as read (as statistics_values would give them)
         values = probabilities
-    elif raw.dtype == np.uint8 and settings.scale != "fraction":  # DARTS' percent as it is (k/100 can round down)
-        values = statistics_values(np.where(np.isnan(probabilities), PERCENT_NODATA, raw).astype(np.uint8), "percent")
+    elif keeps_percent(raw.dtype, settings.scale):  # DARTS' percent as it is (k/100 can round down)
+        values = statistics_values(percent_as_stored(raw, probabilities), "percent")
     else:
         values = statistics_values(probabilities, "percent")
     del raw
