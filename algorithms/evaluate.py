@@ -2,6 +2,7 @@
 minimum object size fit best (the rules: core/evaluate.py)."""
 
 import os
+from typing import NamedTuple
 import re
 
 from qgis.core import (
@@ -30,6 +31,20 @@ BEST_BY = Choices(("object_f1", "Object F1"), ("object_precision", "Object preci
                   ("pixel_iou", "Pixel IoU"), ("pixel_f1", "Pixel F1"), ("pixel_precision", "Pixel precision"),
                   ("pixel_recall", "Pixel recall"))
 
+
+
+class SweepRequest(NamedTuple):
+    """What darts:evaluate writes and sweeps, as its parameters ask."""
+
+    table: str
+    false_positives: str
+    missed: str
+    report: str
+    thresholds: list
+    min_sizes: list
+    best_by: str
+    min_iou: float
+    scratch_folder: str
 
 class EvaluateAlgorithm(DartsAlgorithm):
     PROBABILITIES = "PROBABILITIES"
@@ -244,16 +259,8 @@ class EvaluateAlgorithm(DartsAlgorithm):
         if quality_path and extent_path:
             raise ValueError(f"{self.QUALITY_MASK} and {self.EXTENT} are both given: give one (the extent is used as "
                              f"it is, the quality mask is eroded)")
-        table_path = self.parameterAsFileOutput(parameters, self.OUTPUT_TABLE, context)
-        false_positives_path = self.parameterAsOutputLayer(parameters, self.OUTPUT_FALSE_POSITIVES, context)
-        missed_path = self.parameterAsOutputLayer(parameters, self.OUTPUT_MISSED, context)
-        report_path = self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context)
-        thresholds = self.thresholds(parameters, context) or [self.parameterAsDouble(parameters, self.THRESHOLD,
-                                                                                     context)]
-        min_sizes = self.min_sizes(parameters, context)
-        by = self.parameterAsEnumString(parameters, self.BEST_BY, context)
-        min_iou = self.parameterAsDouble(parameters, self.MIN_IOU, context)
-        scratch_folder = os.path.dirname(os.path.abspath(table_path))
+        (table_path, false_positives_path, missed_path, report_path, thresholds, min_sizes, by, min_iou,
+         scratch_folder) = self.sweep_request(parameters, context)
 
         feedback.setProgressText(self.tr("Reading and checking the rasters"))
         grid = grid_of(probabilities_path, self.PROBABILITIES)
@@ -372,6 +379,17 @@ class EvaluateAlgorithm(DartsAlgorithm):
                                       row["object_precision"], row["object_recall"], row["object_tp"],
                                       row["object_fp"], row["object_fn"], row["pixel_iou"], row["seconds"]))
 
+    def sweep_request(self, parameters, context) -> "SweepRequest":
+        """The output paths and the sweep's settings, read the same for one raster and for tiles."""
+        table_path = self.parameterAsFileOutput(parameters, self.OUTPUT_TABLE, context)
+        return SweepRequest(
+            table_path, self.parameterAsOutputLayer(parameters, self.OUTPUT_FALSE_POSITIVES, context),
+            self.parameterAsOutputLayer(parameters, self.OUTPUT_MISSED, context),
+            self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context),
+            self.thresholds(parameters, context) or [self.parameterAsDouble(parameters, self.THRESHOLD, context)],
+            self.min_sizes(parameters, context), self.parameterAsEnumString(parameters, self.BEST_BY, context),
+            self.parameterAsDouble(parameters, self.MIN_IOU, context), os.path.dirname(os.path.abspath(table_path)))
+
     def execute_tiles(self, parameters, context, feedback, outputs, tiles):
         """execute for several tiles (core.regions.evaluate.evaluate_tiles: the rule for borders and overlaps)."""
         from ..core.regions.evaluate import (best_line, evaluate_tiles, reference_count, reference_polygons, write_csv,
@@ -382,16 +400,8 @@ class EvaluateAlgorithm(DartsAlgorithm):
             if self.raster_path(parameters, name, context, required=False):
                 raise ValueError(f"{name} is given with tiles: each tile's quality mask or extent is read from its "
                                  f"folder (as processtiles reads it)")
-        table_path = self.parameterAsFileOutput(parameters, self.OUTPUT_TABLE, context)
-        false_positives_path = self.parameterAsOutputLayer(parameters, self.OUTPUT_FALSE_POSITIVES, context)
-        missed_path = self.parameterAsOutputLayer(parameters, self.OUTPUT_MISSED, context)
-        report_path = self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context)
-        thresholds = self.thresholds(parameters, context) or [self.parameterAsDouble(parameters, self.THRESHOLD,
-                                                                                     context)]
-        min_sizes = self.min_sizes(parameters, context)
-        by = self.parameterAsEnumString(parameters, self.BEST_BY, context)
-        min_iou = self.parameterAsDouble(parameters, self.MIN_IOU, context)
-        scratch_folder = os.path.dirname(os.path.abspath(table_path))
+        (table_path, false_positives_path, missed_path, report_path, thresholds, min_sizes, by, min_iou,
+         scratch_folder) = self.sweep_request(parameters, context)
         if isinstance(tiles, str) and not os.path.isdir(tiles):
             raise ValueError(f"{self.INPUT_FOLDER}: {tiles!r} is not a folder")
         exclusion = exclusion_input(self, parameters, context,
