@@ -29,8 +29,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 FILES = ["core/kernels/postprocess.py", "core/kernels/runs.py", "core/kernels/checks.py", "core/products/api.py",
          "core/kernels/objects.py", "core/kernels/quality.py"]
-TESTS = ["test_core_gaps.py", "test_core_api.py", "test_core_objects.py", "test_core_quality.py",
-         "test_core_reliability.py", "test_core_equivalence.py"]
+TESTS = ["test_core_api.py", "test_core_objects.py", "test_core_quality.py", "test_core_vectorize.py", "test_core_percent.py",
+         "test_core_files.py", "test_core_equivalence.py"]
 PACKAGE = Path("src") / "darts_postprocessing"
 
 

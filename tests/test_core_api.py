@@ -160,3 +160,66 @@ def test_no_qgis_in_core_sources():
     for path in core.rglob("*.py"):
         imports = re.findall(r"^\s*(?:import|from)\s+(\S+)", path.read_text(), flags=re.MULTILINE)
         assert not [name for name in imports if name.split(".")[0] == "qgis"], path
+
+
+# -- the size filter at its smallest effective size ------------------------------------------
+
+@pytest.mark.parametrize("size_connectivity", [8, 4])
+def test_min_object_size_2_removes_single_pixels_and_keeps_pairs(size_connectivity):
+    """min_object_size=2 is the first size that filters: single pixels go, pairs stay (a
+    guard `min_object_size > 2` instead of `> 1` would keep the single pixels)."""
+    probs = np.zeros((5, 7), np.float32)
+    probs[0, 0] = 0.9  # one pixel: removed
+    probs[2, 2:4] = 0.9  # two pixels side by side: kept
+    probs[4, 6] = 0.9  # one pixel: removed
+    mask = np.ones(probs.shape, np.uint8)
+    result = binarize(probs, 0.5, 2, mask, device="cpu", size_connectivity=size_connectivity)
+    expected = np.zeros(probs.shape, bool)
+    expected[2, 2:4] = True
+    np.testing.assert_array_equal(result, expected)
+    # ... and 1 keeps every object, as 0 does.
+    for size in (0, 1):
+        assert binarize(probs, 0.5, size, mask, device="cpu").sum() == 4
+
+
+def test_min_object_size_2_in_prepare_export_counts_the_removed():
+    probs = np.zeros((6, 6), np.float32)
+    probs[1, 1] = 0.8
+    probs[3, 3:5] = 0.8
+    counts = {}
+    out = prepare_export({"probabilities": probs, "quality_data_mask": np.full(probs.shape, 2, np.uint8)},
+                         min_object_size=2, quality_level=0, device="cpu", object_counts=counts)
+    assert out["binarized_segmentation"].sum() == 2 and not out["binarized_segmentation"][1, 1]
+    assert counts["binarized_segmentation"] == {"objects": 2, "removed_at_boundary": 0, "removed_too_small": 1}
+
+
+# -- a threshold of exactly 1.0 ----------------------------------------------------------------
+
+def test_threshold_1_is_accepted_and_finds_nothing():
+    """1.0 is a valid threshold (the range is [0, 1] inclusive) and `p > 1.0` holds for no
+    probability, not even 1.0 itself (a `>=` comparison would keep the certain pixels)."""
+    probs = np.ones((4, 4), np.float32)
+    probs[0, 0] = 0.999
+    mask = np.ones(probs.shape, np.uint8)
+    assert not binarize(probs, 1.0, 0, mask, device="cpu").any()
+    out = prepare_export({"probabilities": probs, "quality_data_mask": np.full(probs.shape, 2, np.uint8)},
+                         bin_threshold=1.0, min_object_size=0, device="cpu")
+    assert not out["binarized_segmentation"].any()
+    # Just below 1.0 the certain pixels are objects: the threshold is really applied.
+    assert binarize(probs, 0.9995, 0, mask, device="cpu").sum() == 15
+    with pytest.raises(ValueError, match=r"threshold must be in \[0, 1\]"):
+        binarize(probs, 1.0000001, 0, mask, device="cpu")
+
+
+def test_threshold_0_keeps_every_positive_probability():
+    probs = np.array([[0.0, 0.01, 0.0], [0.0, 0.0, 0.0]], np.float32)
+    assert binarize(probs, 0.0, 0, np.ones(probs.shape, np.uint8), device="cpu").sum() == 1
+
+
+@pytest.mark.parametrize("level", [2, "high_quality"])
+def test_bool_quality_mask_cannot_ask_for_high_quality(level):
+    tile = {"probabilities": np.full((8, 8), 0.9, np.float32), "quality_data_mask": np.ones((8, 8), bool)}
+    with pytest.raises(ValueError, match="quality_data_mask is bool"):
+        prepare_export(tile, quality_level=level, mask_erosion_size=0, min_object_size=1, device="cpu")
+    kept = prepare_export(tile, quality_level=1, mask_erosion_size=0, min_object_size=1, device="cpu")
+    assert kept["extent"].all() and kept["binarized_segmentation"].all()

@@ -258,3 +258,45 @@ def test_export_tile_writes_darts_folder_with_ensemble_subsets(tmp_path):
     with pytest.raises(KeyError, match="probabilities-other"):
         export_tile(tile, str(tmp_path / "refused"), (0, 1, 0, 0, 0, -1), None, ensemble_subsets=["other"])
     assert not (tmp_path / "refused").exists()
+
+
+# -- export_tile: probabilities outside the extent are nodata ----------------------------------
+
+def test_export_tile_writes_nodata_outside_the_extent(tmp_path):
+    pytest.importorskip("osgeo.gdal", reason="GDAL's Python bindings (osgeo) are not installed here")
+    from darts_postprocessing.core import export_tile
+    from darts_postprocessing.core.files.gdal import open_read_only
+
+    probs = np.full((20, 30), 0.42, np.float32)
+    probs[0, 0] = np.nan
+    extent = np.ones(probs.shape, np.uint8)
+    extent[:, :10] = 0  # a band outside the extent, with valid probabilities under it
+    extent[15:, 20:] = 0
+    binarized = np.zeros(probs.shape, bool)
+    binarized[5:8, 12:15] = True
+    tile = {"probabilities": probs, "binarized_segmentation": binarized, "extent": extent}
+    paths = export_tile(tile, str(tmp_path / "tile"), (600000.0, 10.0, 0.0, 7800000.0, 0.0, -10.0), 32606)
+    with open_read_only(paths["probabilities"]) as dataset:
+        band = dataset.GetRasterBand(1)
+        written = band.ReadAsArray()
+        assert band.GetNoDataValue() == 255
+    np.testing.assert_array_equal(written[extent == 0], 255)
+    np.testing.assert_array_equal(written[extent == 1], 42)
+    # The input tile is left as it was.
+    assert np.isnan(probs[0, 0]) and (probs[extent == 0][1:] == np.float32(0.42)).all()
+
+
+def test_export_tile_uint8_percent_gets_nodata_outside_the_extent(tmp_path):
+    pytest.importorskip("osgeo.gdal", reason="GDAL's Python bindings (osgeo) are not installed here")
+    from darts_postprocessing.core import export_tile
+    from darts_postprocessing.core.files.gdal import open_read_only
+
+    percent = np.full((10, 10), 70, np.uint8)
+    extent = np.zeros(percent.shape, np.uint8)
+    extent[2:8, 2:8] = 1
+    tile = {"probabilities": percent, "binarized_segmentation": np.zeros(percent.shape, bool), "extent": extent}
+    paths = export_tile(tile, str(tmp_path / "tile"), (0.0, 1.0, 0.0, 10.0, 0.0, -1.0), 32606)
+    with open_read_only(paths["probabilities"]) as dataset:
+        written = dataset.GetRasterBand(1).ReadAsArray()
+    np.testing.assert_array_equal(written, np.where(extent == 1, 70, 255))
+    assert (percent == 70).all()

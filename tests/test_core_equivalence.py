@@ -9,6 +9,8 @@ import reference
 from cases import ALL as CASES
 from darts_postprocessing.core import binarize, erode_mask, prepare_export, prepare_export_thresholds
 from tiles import random_exclusion, random_tile
+import os
+import subprocess
 
 SEEDS = range(24)
 DEVICE = "cpu"  # test_gpu.py runs this module's checks with device="cuda"
@@ -210,3 +212,52 @@ def test_the_module_device_reaches_prepare_export(monkeypatch):
     monkeypatch.setattr(sys.modules[__name__], "DEVICE", "no-such-device")
     with pytest.raises(ValueError, match="no-such-device"):
         run_case(probs, quality)
+
+
+# -- 15. mask erosion memory does not grow with the radius ---------------------------------
+
+ERODE_LARGE_RADIUS = """
+import sys
+import numpy as np
+from darts_postprocessing.core.kernels.postprocess import erode_valid
+
+def peak_mb():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 1024
+
+rng = np.random.default_rng(15)
+valid = np.ones((8000, 8000), bool)
+for row, column, length in rng.integers(0, (8000, 7950, 50), (8000, 3)) + (0, 0, 1):
+    valid[row, column:column + length] = False  # 8000 scattered invalid stretches
+before = peak_mb()
+eroded = erode_valid(valid, int(sys.argv[1]), 0)
+print(peak_mb() - before, int(eroded.sum()))
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="peak memory is read from /proc (Linux)")
+def test_erosion_by_a_large_radius_keeps_memory_bounded(package_parent):
+    """Radius 500 on an 8000 x 8000 high-quality mask with scattered invalid stretches needed
+    4.3 GB (one interval per invalid run and disk row); batches keep it a few hundred MB."""
+    result = subprocess.run([sys.executable, "-c", ERODE_LARGE_RADIUS, "500"], capture_output=True, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(package_parent)), timeout=120)
+    assert result.returncode == 0, result.stderr
+    growth, left = result.stdout.split()
+    assert float(growth) < 1000, f"erosion by radius 500 grew the peak memory by {float(growth):.0f} MB"
+    assert int(left) == 0  # radius 500 around 8000 stretches leaves nothing valid
+
+
+@pytest.mark.parametrize("intervals,pixels", [(1, 1), (7, 5), (50, 64)])
+def test_erosion_in_small_batches_equals_the_reference(monkeypatch, intervals, pixels):
+    """The batches (of runs, and of pixels to paint) change nothing: tiny budgets, many batches."""
+    import reference
+    from darts_postprocessing.core.kernels import postprocess
+
+    monkeypatch.setattr(postprocess, "INTERVAL_BUDGET", intervals)
+    monkeypatch.setattr(postprocess, "PIXEL_BUDGET", pixels)
+    rng = np.random.default_rng(intervals)
+    for size in (1, 3, 8):
+        valid = rng.random((37, 45)) > 0.08
+        valid[5:9, 10:30] = False  # a wide invalid stretch next to scattered pixels
+        got = postprocess.erode_valid(valid, size, 0)
+        np.testing.assert_array_equal(got, reference.erode_mask(valid, size, 0) != 0)

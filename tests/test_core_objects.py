@@ -176,3 +176,28 @@ def test_a_lazy_dataarray_gives_a_lazy_dataarray_of_labels():
     assert isinstance(labels, xr.DataArray) and labels.dims == ("y", "x")
     with dask.config.set(scheduler="synchronous"):
         np.testing.assert_array_equal(labels.values, label_objects(binary)[0])
+
+
+# -- -0.0 in the float statistics --------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_negative_zero_sorts_as_zero_in_the_statistics(dtype):
+    """-0.0 is a probability of 0: its float32 bit pattern (sign bit set) must not sort it
+    after every positive value (the packed-key sort turns -0.0 into 0.0 first)."""
+    binary = np.array([[1, 1, 1, 0, 1, 1]], np.uint8)
+    values = np.array([[-0.0, 0.5, 0.25, 0.0, 0.75, -0.0]], dtype)
+    table = object_statistics(binary, values)
+    np.testing.assert_array_equal(table["npixel"], [3, 2])
+    np.testing.assert_array_equal(table["min"], [0.0, 0.0])
+    np.testing.assert_array_equal(table["max"], [0.5, 0.75])
+    np.testing.assert_array_equal(table["median"], [0.25, 0.375])
+    np.testing.assert_allclose(table["mean"], [0.25, 0.375])
+    np.testing.assert_allclose(table["std"], [np.std([0.0, 0.5, 0.25]), 0.375])
+
+
+def test_statistics_do_not_depend_on_the_order_of_negative_zero():
+    binary = np.ones((1, 4), np.uint8)
+    for values in ([-0.0, 0.2, 0.4, 0.1], [0.2, 0.4, 0.1, -0.0], [0.2, -0.0, 0.4, 0.1]):
+        table = object_statistics(binary, np.array([values], np.float32))
+        assert (table["min"][0], table["max"][0]) == (0.0, np.float32(0.4))
+        assert table["median"][0] == pytest.approx((0.1 + 0.2) / 2)

@@ -8,6 +8,7 @@ import reference
 from darts_postprocessing.core import binarize, prepare_export, prepare_export_thresholds
 from darts_postprocessing.core.kernels.encodings import decode_probabilities
 from tiles import random_tile
+from darts_postprocessing.core import to_percent
 
 THRESHOLDS = [0.0, 0.01, 0.29, 0.5, 0.505, 0.57, 0.99, 1.0]
 
@@ -95,3 +96,10 @@ def test_darts_binarized_tif_is_reproduced_from_its_probabilities_tif(seed):
     before = prepare_export(tile, 0.5, 0, 8, "high_quality", device="cpu", edge_erosion_size=0, boundary="clip",
                             size_connectivity=4)
     assert (binarized_tif & ~before["binarized_segmentation"] & (exported == 50)).any()
+
+
+def test_to_percent_refuses_uint8_above_100():
+    percent = np.array([[0, 55, 100, 255]], np.uint8)
+    np.testing.assert_array_equal(to_percent(percent), percent)
+    with pytest.raises(ValueError, match="101"):
+        to_percent(np.array([[0, 101, 255]], np.uint8))

@@ -9,7 +9,7 @@ from darts_postprocessing.core import quality_from_observations, quality_from_sc
 
 
 def test_scl_every_class():
-    scl = np.arange(12, dtype=np.uint8).reshape(3, 4)  # other values are refused: test_core_reliability
+    scl = np.arange(12, dtype=np.uint8).reshape(3, 4)  # other values are refused: test_scl_outside_its_classes_is_an_error
     quality = quality_from_scl(scl)
     np.testing.assert_array_equal(quality, reference.quality_from_scl(scl))
     # The table of semantics.md, spelled out for the classes SCL defines.
@@ -95,3 +95,38 @@ def test_udm2_confidence_is_a_percentage_up_to_100():
 def test_bad_input_names_the_input_in_one_line(source, data, error, message):
     with pytest.raises(error, match=f"^{message}"):
         quality_mask(source, data)
+
+
+# -- 5. quality sources with impossible values ---------------------------------------------
+
+@pytest.mark.parametrize("value,dtype", [(12, np.uint8), (255, np.uint8), (-1, np.int16)])
+def test_scl_outside_its_classes_is_an_error(value, dtype):
+    scl = np.arange(12, dtype=dtype).reshape(3, 4)
+    scl[1, 1] = value
+    with pytest.raises(ValueError, match=rf"SCL holds {value}, but .* 0\.\.11"):
+        quality_from_scl(scl)
+
+
+def udm2_of(**bands):
+    """A valid 8-band UDM2 array (all clear, confidence 90) with the given bands replaced."""
+    udm2 = np.zeros((8, 2, 3), np.uint8)
+    udm2[0], udm2[6] = 1, 90
+    for band, value in bands.items():
+        udm2[int(band[1:]) - 1, 0, 0] = value
+    return udm2
+
+
+def test_udm2_flags_other_than_0_1_are_an_error():
+    assert (quality_from_udm2(udm2_of(b3=1, b8=64)) == [[0, 2, 2], [2, 2, 2]]).all()
+    for band in range(1, 7):
+        with pytest.raises(ValueError, match=f"UDM2 band {band} holds 2, but bands 1-6 are flags of 0 or 1"):
+            quality_from_udm2(udm2_of(**{f"b{band}": 2}))
+    with pytest.raises(ValueError, match="confidence.*0..100"):
+        quality_from_udm2(udm2_of(b7=101))
+
+
+# -- 8. core checks ----------------------------------------------------------------------
+
+def test_udm2_needs_exactly_eight_bands():
+    with pytest.raises(ValueError, match="exactly 8 bands"):
+        quality_from_udm2(np.concatenate([udm2_of(), np.zeros((1, 2, 3), np.uint8)]))

@@ -10,6 +10,8 @@ from darts_postprocessing.core import export_tile, polygonize, prepare_export, t
 from reading import open_read_only, pixels
 from tiles import random_tile
 from vectors import features
+import math
+from darts_postprocessing.core import object_areas
 
 gdal = pytest.importorskip("osgeo.gdal", reason="GDAL's Python bindings (osgeo) are not installed here")
 ogr = pytest.importorskip("osgeo.ogr")
@@ -170,3 +172,28 @@ def test_export_tile_failure_writes_nothing(tmp_path):
     with pytest.raises(RuntimeError, match="disk full"):
         export_tile(result, str(folder), GEOTRANSFORM, EPSG, progress=fail_late)
     assert os.listdir(folder) == ["binarized.tif"]
+
+
+# -- areas on rotated and sheared grids --------------------------------------------------------
+
+@pytest.mark.parametrize("degrees", [30.0, 45.0, 90.0])
+def test_areas_on_a_rotated_grid_are_the_pixel_area(degrees):
+    """A 10 m grid rotated by any angle still has 100 m² pixels: the area is |det| of the
+    geotransform's 2x2 part, not dx * dy alone (which ignores the rotation terms)."""
+    angle = math.radians(degrees)
+    cos, sin = math.cos(angle), math.sin(angle)
+    geotransform = (500000.0, 10 * cos, 10 * sin, 7000000.0, 10 * sin, -10 * cos)
+    binary = np.zeros((6, 8), np.uint8)
+    binary[1, 1:4] = 1  # 3 pixels
+    binary[4:6, 5:7] = 1  # 4 pixels
+    np.testing.assert_allclose(object_areas(binary, geotransform), [300.0, 400.0], rtol=1e-9)
+
+
+def test_areas_on_a_sheared_grid():
+    # Columns 10 m apart along x, rows 5 m apart along y but shifted 3 m in x per row:
+    # parallelogram pixels of 10 * 5 = 50 m² (shear does not change the area).
+    geotransform = (0.0, 10.0, 3.0, 0.0, 0.0, -5.0)
+    binary = np.ones((2, 3), np.uint8)
+    np.testing.assert_allclose(object_areas(binary, geotransform), [300.0])
+    # A genuinely rotated-and-scaled grid: x' = 2x - 1y, y' = 1x + 3y -> |det| = 7.
+    np.testing.assert_allclose(object_areas(np.ones((1, 1), np.uint8), (0.0, 2.0, -1.0, 0.0, 1.0, 3.0)), [7.0])

@@ -1,64 +1,12 @@
-"""Input the core used to turn silently into a wrong result: now a clear error."""
-
+"""core/files: all outputs of a run appear together or none does, a written file is proven whole
+(a full disk, a failing close), inputs are read without anything written beside them."""
 import os
 import resource
 import signal
 import subprocess
 import sys
-
 import numpy as np
 import pytest
-from darts_postprocessing.core import prepare_export, quality_from_scl, quality_from_udm2, to_percent
-
-# -- 5. quality sources with impossible values ---------------------------------------------
-
-@pytest.mark.parametrize("value,dtype", [(12, np.uint8), (255, np.uint8), (-1, np.int16)])
-def test_scl_outside_its_classes_is_an_error(value, dtype):
-    scl = np.arange(12, dtype=dtype).reshape(3, 4)
-    scl[1, 1] = value
-    with pytest.raises(ValueError, match=rf"SCL holds {value}, but .* 0\.\.11"):
-        quality_from_scl(scl)
-
-
-def udm2_of(**bands):
-    """A valid 8-band UDM2 array (all clear, confidence 90) with the given bands replaced."""
-    udm2 = np.zeros((8, 2, 3), np.uint8)
-    udm2[0], udm2[6] = 1, 90
-    for band, value in bands.items():
-        udm2[int(band[1:]) - 1, 0, 0] = value
-    return udm2
-
-
-def test_udm2_flags_other_than_0_1_are_an_error():
-    assert (quality_from_udm2(udm2_of(b3=1, b8=64)) == [[0, 2, 2], [2, 2, 2]]).all()
-    for band in range(1, 7):
-        with pytest.raises(ValueError, match=f"UDM2 band {band} holds 2, but bands 1-6 are flags of 0 or 1"):
-            quality_from_udm2(udm2_of(**{f"b{band}": 2}))
-    with pytest.raises(ValueError, match="confidence.*0..100"):
-        quality_from_udm2(udm2_of(b7=101))
-
-
-# -- 8. core checks ----------------------------------------------------------------------
-
-def test_udm2_needs_exactly_eight_bands():
-    with pytest.raises(ValueError, match="exactly 8 bands"):
-        quality_from_udm2(np.concatenate([udm2_of(), np.zeros((1, 2, 3), np.uint8)]))
-
-
-@pytest.mark.parametrize("level", [2, "high_quality"])
-def test_bool_quality_mask_cannot_ask_for_high_quality(level):
-    tile = {"probabilities": np.full((8, 8), 0.9, np.float32), "quality_data_mask": np.ones((8, 8), bool)}
-    with pytest.raises(ValueError, match="quality_data_mask is bool"):
-        prepare_export(tile, quality_level=level, mask_erosion_size=0, min_object_size=1, device="cpu")
-    kept = prepare_export(tile, quality_level=1, mask_erosion_size=0, min_object_size=1, device="cpu")
-    assert kept["extent"].all() and kept["binarized_segmentation"].all()
-
-
-def test_to_percent_refuses_uint8_above_100():
-    percent = np.array([[0, 55, 100, 255]], np.uint8)
-    np.testing.assert_array_equal(to_percent(percent), percent)
-    with pytest.raises(ValueError, match="101"):
-        to_percent(np.array([[0, 101, 255]], np.uint8))
 
 
 # -- 7. files (and 4: GeoTIFFs keep float64) -------------------------------------------
@@ -334,55 +282,6 @@ def test_gdal_writing_in_threads_keeps_each_writes_close_errors_apart():
             FailsOnClose()  # dropped at once: its destructor raises, as GDAL 3.6's do
     thread.join()
     assert results["other"] == "ok"
-
-
-# -- 15. mask erosion memory does not grow with the radius ---------------------------------
-
-ERODE_LARGE_RADIUS = """
-import sys
-import numpy as np
-from darts_postprocessing.core.kernels.postprocess import erode_valid
-
-def peak_mb():
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 1024
-
-rng = np.random.default_rng(15)
-valid = np.ones((8000, 8000), bool)
-for row, column, length in rng.integers(0, (8000, 7950, 50), (8000, 3)) + (0, 0, 1):
-    valid[row, column:column + length] = False  # 8000 scattered invalid stretches
-before = peak_mb()
-eroded = erode_valid(valid, int(sys.argv[1]), 0)
-print(peak_mb() - before, int(eroded.sum()))
-"""
-
-
-@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="peak memory is read from /proc (Linux)")
-def test_erosion_by_a_large_radius_keeps_memory_bounded(package_parent):
-    """Radius 500 on an 8000 x 8000 high-quality mask with scattered invalid stretches needed
-    4.3 GB (one interval per invalid run and disk row); batches keep it a few hundred MB."""
-    result = subprocess.run([sys.executable, "-c", ERODE_LARGE_RADIUS, "500"], capture_output=True, text=True,
-                            env=dict(os.environ, PYTHONPATH=str(package_parent)), timeout=120)
-    assert result.returncode == 0, result.stderr
-    growth, left = result.stdout.split()
-    assert float(growth) < 1000, f"erosion by radius 500 grew the peak memory by {float(growth):.0f} MB"
-    assert int(left) == 0  # radius 500 around 8000 stretches leaves nothing valid
-
-
-@pytest.mark.parametrize("intervals,pixels", [(1, 1), (7, 5), (50, 64)])
-def test_erosion_in_small_batches_equals_the_reference(monkeypatch, intervals, pixels):
-    """The batches (of runs, and of pixels to paint) change nothing: tiny budgets, many batches."""
-    import reference
-    from darts_postprocessing.core.kernels import postprocess
-
-    monkeypatch.setattr(postprocess, "INTERVAL_BUDGET", intervals)
-    monkeypatch.setattr(postprocess, "PIXEL_BUDGET", pixels)
-    rng = np.random.default_rng(intervals)
-    for size in (1, 3, 8):
-        valid = rng.random((37, 45)) > 0.08
-        valid[5:9, 10:30] = False  # a wide invalid stretch next to scattered pixels
-        got = postprocess.erode_valid(valid, size, 0)
-        np.testing.assert_array_equal(got, reference.erode_mask(valid, size, 0) != 0)
 
 
 def test_discarded_outputs_leave_no_folder_they_made(tmp_path):
