@@ -9,6 +9,7 @@ dask.distributed LocalCluster of worker processes.
 import numpy as np
 import pytest
 from darts_postprocessing.core import binarize, erode_mask, label_objects, prepare_export, prepare_export_thresholds
+from vectors import polygons_by_id
 from tiles import random_exclusion, random_tile
 
 da = pytest.importorskip("dask.array")
@@ -233,12 +234,6 @@ def test_a_distributed_cluster_of_worker_processes_gives_the_same_bytes():
             computed = client.compute([lazy["binarized_segmentation"], lazy["extent"]], sync=True)
             np.testing.assert_array_equal(computed[0], expected["binarized_segmentation"])
             np.testing.assert_array_equal(computed[1], expected["extent"])
-
-
-def polygons_by_id(path):
-    from vectors import features
-
-    return {attributes["Region_ID"]: (attributes, geometry) for attributes, geometry in features(path)[1]}
 
 
 @pytest.mark.parametrize("seed", range(6))

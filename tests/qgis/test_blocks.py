@@ -12,6 +12,7 @@ from qgis.core import QgsProcessingFeedback
 from rasters import read
 from reading import open_read_only, pixels
 from sample_tile import write_sample_tile
+from vectors import polygons_by_id
 
 gdal.UseExceptions()
 SIZE = 1300  # with MEMORY_LIMIT=1 (MB): blocks of 512 x 512, 3 x 3 of them, the last ones cut
@@ -111,12 +112,6 @@ def test_prepareexport_of_a_vrt_mosaic_in_blocks(provider, big, tmp_path):
                                                  "MIN_OBJECT_SIZE": 20}, PREPARE_OUTPUTS, tmp_path)
     assert_same(results, PREPARE_OUTPUTS)
     assert results["memory"]["OUTPUT_BINARIZED"].shape == (2 * SIZE, 2 * SIZE)
-
-
-def polygons_by_id(path):
-    from vectors import features
-
-    return {attributes["Region_ID"]: (attributes, geometry) for attributes, geometry in features(path)[1]}
 
 
 def assert_same_polygons(memory, blocks):

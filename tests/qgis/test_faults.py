@@ -35,7 +35,7 @@ import pytest
 from osgeo import gdal
 from qgis.core import QgsProcessingException, QgsProcessingFeedback
 from qgis_cli import qgis_process
-from reading import open_read_only, pixels
+from reading import HIDDEN, leftovers, open_read_only, pixels
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 import sample_region as scene  # noqa: E402
@@ -81,7 +81,6 @@ CONFIGS = {
                            {"OUTPUT": "map.gpkg", "OUTPUT_TILES": "tiles", "OUTPUT_REPORT": "report.html"},
                            {"WORKERS": 2}),
 }
-HIDDEN = re.compile(r"\.partial|\.backup|-journal$|-wal$|-shm$")
 
 
 # -- the inputs ---------------------------------------------------------------------------
@@ -181,12 +180,6 @@ def final_files(out):
     """Files under `out` under a name the user sees (not hidden temporaries or backups)."""
     return sorted(os.path.relpath(os.path.join(root, name), out) for root, _, names in os.walk(out)
                   for name in names if not HIDDEN.search(name))
-
-
-def leftovers(out):
-    """Hidden temporaries, backups and SQLite journals under `out`."""
-    return sorted(os.path.relpath(os.path.join(root, name), out) for root, _, names in os.walk(out)
-                  for name in names if HIDDEN.search(name))
 
 
 def complete(out, expected, like=None):

@@ -14,7 +14,7 @@ import pytest
 from osgeo import gdal, osr
 from qgis_cli import qgis_process
 from rasters import read
-from reading import open_read_only
+from reading import leftovers, open_read_only
 from vectors import features
 
 gdal.UseExceptions()
@@ -60,10 +60,6 @@ def refused(result, *words):
 def layers(path):
     with open_read_only(path, "vector") as dataset:
         return [dataset.GetLayer(index).GetName() for index in range(dataset.GetLayerCount())]
-
-
-def leftovers(folder):
-    return [name for name in os.listdir(folder) if ".partial" in name]
 
 
 def written(path):
