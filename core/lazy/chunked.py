@@ -24,6 +24,7 @@ No QGIS import here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse
@@ -310,14 +311,21 @@ def resolve(summaries, min_object_size: int, size_connectivity: int = 8, exclusi
     return Resolution(_per_chunk(keep, offsets, summaries), connectivity, counts)
 
 
-def object_numbers(summaries, connectivity: int = 8):
-    """Per chunk, the global object number (1..n, in row-major order of each object's first
-    pixel, as in memory) of each label of a grid of `Summary` with `first` pixels; n; and per
-    object number (index number - 1) whether it spans more than one chunk label."""
+class Numbering(NamedTuple):
+    """The objects of a chunked raster numbered as in memory (pass 1 of labelling)."""
+
+    per_chunk: list  # per_chunk[i][j]: the object number (1..count) of each label of chunk (i, j)
+    count: int  # the number of objects
+    crossing: np.ndarray  # per object number (index number - 1): whether it spans several chunk labels
+
+
+def object_numbers(summaries, connectivity: int = 8) -> Numbering:
+    """The Numbering of a grid of `Summary` with `first` pixels: global object numbers 1..n in
+    row-major order of each object's first pixel, as in memory."""
     component, offsets, count, number = _numbering(summaries, connectivity)
     crossing = np.zeros(count, bool)
     crossing[number - 1] = np.bincount(component, minlength=count) > 1
-    return _per_chunk(number[component], offsets, summaries), count, crossing
+    return Numbering(_per_chunk(number[component], offsets, summaries), count, crossing)
 
 
 def summarize_labels(binary, connectivity: int, origin, raster_width: int, row_areas=None) -> Summary:
@@ -538,7 +546,7 @@ def _summarize_labels_chunk(recipe, connectivity, origin, raster_width, row_area
 
 def _paint_numbers_chunk(recipe, numbering, index, connectivity):
     (binary,) = recipe.compute()
-    return paint_numbers(binary, numbering[0][index[0]][index[1]], connectivity)
+    return paint_numbers(binary, numbering.per_chunk[index[0]][index[1]], connectivity)
 
 
 def _label_summaries(binary, connectivity: int, row_areas=None):
@@ -551,8 +559,7 @@ def _label_summaries(binary, connectivity: int, row_areas=None):
 
 
 def numbered_objects(binary, connectivity: int = 8):
-    """Pass 1 of labelling a dask raster: a Delayed (numbers per chunk, count, crossing) of
-    object_numbers."""
+    """Pass 1 of labelling a dask raster: a Delayed Numbering (object_numbers)."""
     dask, _ = dask_modules()
     return dask.delayed(object_numbers)(_label_summaries(binary, connectivity), connectivity)
 
@@ -563,7 +570,7 @@ def label_objects_lazy(binary, connectivity: int = 8):
     numbering, second = numbered_objects(binary, connectivity), chunk_recipes(binary)
     painted = [dask.delayed(_paint_numbers_chunk)(second[i][j], numbering, (i, j), connectivity)
                for i, j, _ in chunk_grid(binary.chunks)]
-    return _from_chunks(painted, binary.chunks, np.int32), numbering[1]
+    return _from_chunks(painted, binary.chunks, np.int32), numbering.count
 
 
 def object_areas_lazy(binary, row_areas):

@@ -14,6 +14,7 @@ file (on a shared file system). No QGIS import here.
 from __future__ import annotations
 
 import os
+from typing import NamedTuple
 
 import numpy as np
 
@@ -23,6 +24,15 @@ from ..kernels.devices import to_host
 from ..kernels.encodings import statistics_values
 from ..kernels.objects import STATISTICS, Objects, statistics_of
 from .chunked import chunk_grid, chunk_recipes, dask_modules, numbered_objects
+
+
+class CrossingPiece(NamedTuple):
+    """What one block knows of an object that crosses its sides, for the last step to join."""
+
+    wkb: bytes | None  # the block's polygon piece (None without geometry)
+    npixel: int
+    area: float  # m²
+    values: np.ndarray | None  # the object's pixel values in this block (with statistics)
 
 
 def _block_geotransform(transform, row0: int, col0: int):
@@ -71,8 +81,9 @@ def block_objects(binary, probabilities, numbers, crossing, origin, row_areas, g
             values_of = {i: groups[i + 1] for i in outside}
         for i in outside:
             # A list: one object may enter a block more than once (joined in another block).
-            rest.setdefault(int(region[i]), []).append((None if traced is None else traced[i + 1].ExportToWkb(),
-                                                        int(npixel[i]), float(area[i]), values_of.get(i)))
+            rest.setdefault(int(region[i]), []).append(CrossingPiece(
+                None if traced is None else traced[i + 1].ExportToWkb(), int(npixel[i]), float(area[i]),
+                values_of.get(i)))
     return fields, None if traced is None else [traced[i + 1] for i in local], rest
 
 
@@ -91,13 +102,13 @@ def merge_crossing(parts, with_statistics: bool, with_geometry: bool):
         for region, pieces in block.items():
             gathered.setdefault(region, []).extend(pieces)
     regions = np.array(sorted(gathered), np.int64)
-    npixel = np.array([sum(part[1] for part in gathered[r]) for r in regions], np.int64)
-    area = np.array([sum(part[2] for part in gathered[r]) for r in regions], np.float64)
+    npixel = np.array([sum(piece.npixel for piece in gathered[r]) for r in regions], np.int64)
+    area = np.array([sum(piece.area for piece in gathered[r]) for r in regions], np.float64)
     fields = _fields(regions, npixel, area, with_statistics)
     if with_statistics:
-        values = [part[3] for r in regions for part in gathered[r]]
-        labels = [np.full(part[3].size, index, np.int64) for index, r in enumerate(regions, start=1)
-                  for part in gathered[r]]
+        values = [piece.values for r in regions for piece in gathered[r]]
+        labels = [np.full(piece.values.size, index, np.int64) for index, r in enumerate(regions, start=1)
+                  for piece in gathered[r]]
         fields.update(statistics_of(np.concatenate(values) if values else np.zeros(0, np.float32),
                                     np.concatenate(labels) if labels else np.zeros(0, np.int64), regions.size))
     geometries = None
@@ -108,8 +119,8 @@ def merge_crossing(parts, with_statistics: bool, with_geometry: bool):
         geometries = []
         for region in regions:
             pieces = ogr.Geometry(ogr.wkbMultiPolygon)
-            for wkb, *_ in gathered[region]:
-                for piece in ogr.CreateGeometryFromWkb(wkb):
+            for crossing_piece in gathered[region]:
+                for piece in ogr.CreateGeometryFromWkb(crossing_piece.wkb):
                     pieces.AddGeometry(piece)
             geometries.append(_without_cut_vertices(ogr, ogr.ForceToMultiPolygon(pieces.UnionCascaded())))
     return fields, geometries
@@ -183,17 +194,17 @@ def _create_layer(path, layer, crs, names, layout):
 
 def _polygonize_chunk(recipe, numbering, index, origin, transform, crs, row_areas, path, layer, lock, layout, created):
     binary, *values = recipe.compute()
-    return polygonize_block(binary, values[0] if values else None, numbering[0][index[0]][index[1]], numbering[2],
-                            origin, transform, crs, row_areas, path, layer, lock, layout)
+    return polygonize_block(binary, values[0] if values else None, numbering.per_chunk[index[0]][index[1]],
+                            numbering.crossing, origin, transform, crs, row_areas, path, layer, lock, layout)
 
 
 def _statistics_chunk(recipe, numbering, index, origin, row_areas):
     binary, *values = recipe.compute()
-    return statistics_block(binary, values[0] if values else None, numbering[0][index[0]][index[1]], numbering[2],
-                            origin, row_areas)
+    return statistics_block(binary, values[0] if values else None, numbering.per_chunk[index[0]][index[1]],
+                            numbering.crossing, origin, row_areas)
 
 
-def _pass_two(binary, probabilities):
+def _numbering_and_recipes(binary, probabilities):
     """Pass 1 (numbering the objects over all chunks) and the recipes of pass 2's chunks (the
     binary raster with its probabilities): each task of pass 2 computes its own chunks."""
     numbering = numbered_objects(binary, 8)
@@ -227,12 +238,12 @@ def polygonize_lazy(binary, geotransform, crs, path: str, layer: str, probabilit
         dtype = probabilities.dtype if kept else np.dtype(np.float32)
         values = _as_dask(probabilities, binary).map_blocks(statistics_values, layout.statistics, dtype=dtype,
                                                             meta=np.zeros((0, 0), dtype))
-    numbering, recipes = _pass_two(binary, values)
+    numbering, recipes = _numbering_and_recipes(binary, values)
     parts = [dask.delayed(_polygonize_chunk)(recipes[i][j], numbering, (i, j), origin, transform, crs_wkt, row_areas,
                                              path, layer, lock, layout, created)
              for i, j, origin in chunk_grid(binary.chunks)]
     crossing = dask.delayed(finish_crossing)(parts, crs_wkt, path, layer, lock, probabilities is not None, layout)
-    return dask.delayed(_first)(numbering[1], crossing)
+    return dask.delayed(_first)(numbering.count, crossing)
 
 
 def _first(value, *after):
@@ -266,8 +277,8 @@ def object_statistics_lazy(binary, values=None):
     """Lazy object_statistics of a dask raster: a Delayed table (Region_ID, npixel and, with
     `values`, min/max/mean/median/std per 8-connected object), equal to the in-memory one."""
     dask, _ = dask_modules()
-    numbering, recipes = _pass_two(binary, values)
+    numbering, recipes = _numbering_and_recipes(binary, values)
     no_areas = dask.delayed(np.zeros(binary.shape[0]))
     parts = [dask.delayed(_statistics_chunk)(recipes[i][j], numbering, (i, j), origin, no_areas)
              for i, j, origin in chunk_grid(binary.chunks)]
-    return dask.delayed(assemble_statistics)(parts, numbering[1], values is not None)
+    return dask.delayed(assemble_statistics)(parts, numbering.count, values is not None)
