@@ -27,7 +27,7 @@ class Region:
 
     tiles: list[TileResult]
     skipped: list[Skipped]
-    kept: list  # MergedObject, in the order they were taken
+    merged: list  # the map's objects (MergedObject), in the order they were taken
     duplicates: int  # objects dropped because another tile's object is the same slump
     clipped: int  # objects that lost a sliver to a neighbouring object
     seconds: float
@@ -37,7 +37,7 @@ class Region:
 
     @property
     def features(self) -> int:
-        return len(self.kept)
+        return len(self.merged)
 
     def write(self, path: str, layer: str) -> int:
         """The merged map as the GeoPackage layer `layer` of the new file `path`, and the tiles'
@@ -46,7 +46,7 @@ class Region:
 
         self.record["coverage_layer"] = coverage_layer(layer)
         tags = describe_run("processtiles", self.record)
-        write_merged(path, layer, self.target_crs, self.kept, tags, self.record["statistics_scale"])
+        write_merged(path, layer, self.target_crs, self.merged, tags, self.record["statistics_scale"])
         write_coverage(path, coverage_layer(layer), self.target_crs, self.tiles, tags)
         return self.features
 
@@ -123,26 +123,26 @@ def merge_tiles(inputs, target_crs=DEFAULT_TARGET_CRS, *, settings: TileSettings
                          f"{skipped[unfound].tile_id}: {skipped[unfound].reason}")
     results.sort(key=lambda result: result.tile_id)
     report(0.9, "Merging the tiles' objects")
-    kept, duplicates, clipped, groups = [], 0, 0, {}
+    merged, duplicates, clipped, groups = [], 0, 0, {}
     total, done = max(sum(result.count for result in results), 1), 0
     for key, members in grouped(results, settings.group_by):
         share = sum(member.count for member in members)
-        group_kept, group_duplicates, group_clipped = merge_objects(
+        group_merged, group_duplicates, group_clipped = merge_objects(
             members, settings.min_object_size,
             lambda fraction, message, done=done, share=share: report(0.9 + 0.1 * (done + fraction * share) / total,
                                                                      message))
         done += share
-        kept += group_kept
+        merged += group_merged
         duplicates += group_duplicates
         clipped += group_clipped
-        groups[key] = {"tiles": len(members), "features": len(group_kept), "duplicates": group_duplicates,
+        groups[key] = {"tiles": len(members), "features": len(group_merged), "duplicates": group_duplicates,
                        "clipped": group_clipped, "objects": sum(member.count for member in members)}
     for result in results:
         for name, written in result.written.items():
             os.replace(written, files.reserve(os.path.join(tile_outputs, result.tile_id, name)))
     record = {**settings.on_record(), "target_crs": str(target_crs), "tiles": len(results),
               "tiles_skipped": len(skipped), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    return Region(results, skipped, kept, duplicates, clipped, time.perf_counter() - start, str(target_crs), record,
+    return Region(results, skipped, merged, duplicates, clipped, time.perf_counter() - start, str(target_crs), record,
                   groups)
 
 
