@@ -197,3 +197,35 @@ def test_missing_dependencies_are_named(provider, sample, tmp_path, package_pare
                                                          "OUTPUT": str(tmp_path / "o.tif")}])
     assert "OK: False ALGORITHMS: 10" in result.stdout, result.stdout + result.stderr
     assert "numpy" in result.stdout and "apt install python3-numpy" in result.stdout, result.stdout
+
+
+CANCELED = "Canceled: no output was written."
+
+
+# -- cancel after the last progress step -------------------------------------------------------
+
+@pytest.mark.parametrize("algorithm,parameters", [
+    ("darts:prepareexport", lambda s, t: {"PROBABILITIES": s["probabilities"], "QUALITY_MASK": s["quality"],
+                                          "OUTPUT_BINARIZED": str(t / "b.tif"), "OUTPUT_EXTENT": str(t / "e.tif"),
+                                          "OUTPUT_POLYGONS": str(t / "p.gpkg"), "OUTPUT_REPORT": str(t / "r.html")}),
+    ("darts:qualitymask", lambda s, t: {"INPUT": s["quality"], "SOURCE": "observations", "OUTPUT": str(t / "q.tif")}),
+])
+def test_cancel_after_the_last_progress_step_writes_nothing(provider, sample, tmp_path, algorithm, parameters):
+    """Cancel once the progress bar is at its last step (100 %), after the algorithm's own
+    last cancel check: the run still ends canceled, with every output discarded (only the
+    check after execute() sees this cancel)."""
+    last = 100
+    feedback = QgsProcessingFeedback()
+    feedback.progressChanged.connect(lambda value: value >= last and feedback.cancel())
+    with pytest.raises(QgsProcessingException, match=CANCELED):
+        processing.run(algorithm, parameters(sample, tmp_path), feedback=feedback)
+    assert feedback.isCanceled()
+    assert os.listdir(tmp_path) == ["input"]
+    assert sorted(os.listdir(tmp_path / "input")) == ["probabilities.tif", "quality_data_mask.tif"]
+
+
+def test_a_run_without_cancel_at_the_same_step_writes_everything(provider, sample, tmp_path):
+    """The control for the test above: the same run, not canceled, writes its outputs."""
+    results = processing.run("darts:qualitymask", {"INPUT": sample["quality"], "SOURCE": "observations",
+                                                   "OUTPUT": str(tmp_path / "q.tif")})
+    assert os.path.exists(results["OUTPUT"])

@@ -154,7 +154,7 @@ def test_exporttile_never_overwrites_its_inputs(provider, sample, tmp_path):
 
 
 def test_qualitymask_scl_class_by_class(provider, tmp_path):
-    scl = np.arange(12, dtype=np.uint8).reshape(3, 4)  # other values are refused (test_reliability)
+    scl = np.arange(12, dtype=np.uint8).reshape(3, 4)  # other values are refused (test_nothing_silently_wrong)
     path = str(tmp_path / "scl.tif")
     write_tif(path, scl)
     out = processing.run("darts:qualitymask", {"INPUT": path, "SOURCE": "scl", "OUTPUT": str(tmp_path / "q.tif")})
