@@ -154,16 +154,18 @@ def describe_exclusion(exclusion) -> str:
     return path + (f", layer {layer}" if layer else "") + (f", features where {where}" if where else "")
 
 
-def plan_runs(outputs: PrepareExportOutputs, settings: PrepareExportSettings, subsets=()) -> list[ThresholdRun]:
+def plan_runs(outputs: PrepareExportOutputs, settings: PrepareExportSettings, subsets=(),
+              names: dict | None = None) -> list[ThresholdRun]:
     """The binarized results and their files: one for the threshold, or one per threshold of
-    `thresholds`, named beside the outputs."""
+    `thresholds`, named beside the outputs (`names`: of the polygons and thresholds in messages)."""
+    said = {"polygons": "OUTPUT_POLYGONS", "thresholds": "THRESHOLDS", **(names or {})}
     names = list(subsets)
     if not settings.thresholds:
         return [ThresholdRun(None, outputs.binarized, outputs.polygons,
                              {name: subset_path(outputs.binarized, name) for name in names})]
     if outputs.polygons and outputs.polygons_layer:
-        raise ValueError("with several thresholds, give the polygons a GeoPackage file (one is written per threshold "
-                         "beside it), not a layer of an existing GeoPackage")
+        raise ValueError(f"{said['polygons']}: with {said['thresholds']}, give a GeoPackage file (one is written per "
+                         f"threshold beside it), not a layer of an existing GeoPackage")
     runs = []
     for value in settings.thresholds:
         binarized = threshold_path(outputs.binarized, value)
@@ -379,7 +381,7 @@ def _run(inputs, outputs, settings, report, files, tags, say, names):
 
     scale = settings.scale
     what = names["probabilities"]
-    runs = plan_runs(outputs, settings, inputs.subsets)
+    runs = plan_runs(outputs, settings, inputs.subsets, names)
     several = runs[0].threshold is not None
     tags = run_tags(inputs, settings) if tags is None else tags
     scratch_folder = os.path.dirname(os.path.abspath(outputs.binarized))
