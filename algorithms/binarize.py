@@ -59,7 +59,8 @@ class BinarizeAlgorithm(DartsAlgorithm):
 
         from ..core import binarize
         from ..core.files.geotiff import probability_scale_of
-        from .raster_io import check_same_grid, grid_of, read_probabilities, read_quality
+        from ..core.files.geotiff import read_probabilities, read_quality
+        from ..core.files.grids import check_same_grid, grid_of
 
         scale = self.parameterAsEnumString(parameters, self.PROBABILITY_SCALE, context) or "auto"
         path = self.raster_path(parameters, self.PROBABILITIES, context)

@@ -3,11 +3,7 @@ parameters, the choice between reading whole rasters and the block-wise path, an
 the block-wise path (core.lazy.chunked + core.lazy.blockwise) with Processing's progress and cancel.
 Both paths give the same pixels."""
 
-import os
-
 from qgis.core import QgsProcessingParameterString
-
-from ..dependencies import missing_for_blocks
 
 MEMORY_LIMIT = "MEMORY_LIMIT"
 DASK_SCHEDULER = "DASK_SCHEDULER"
@@ -32,44 +28,26 @@ def add_scheduler_parameter(algorithm, help_text):
     algorithm.add_parameter_with_help(address, True, help_text)
 
 
-def available_memory_mb() -> float:
-    """Memory available to new work, in MB (Linux: MemAvailable; elsewhere psutil; else 4 GB)."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    try:
-        import psutil
-
-        return psutil.virtual_memory().available / 2 ** 20
-    except ImportError:
-        return 4096.0
-
-
 def block_plan(algorithm, parameters, context, feedback, width: int, height: int, bytes_per_pixel: float):
-    """None to process in memory, or the block side for the block-wise path: taken when the
-    estimated need exceeds MEMORY_LIMIT, or when a dask scheduler is given."""
-    value = parameters.get(MEMORY_LIMIT)
-    limit = (algorithm.parameterAsInt(parameters, MEMORY_LIMIT, context) if value not in (None, "")
-             else available_memory_mb() / 2)
-    need = width * height * bytes_per_pixel / 2 ** 20
-    address = algorithm.parameterAsString(parameters, DASK_SCHEDULER, context).strip()
-    if need <= limit and not address:
-        return None
-    reason = (algorithm.tr("a dask scheduler was given") if address else
-              algorithm.tr("it needs about {:.0f} MB, more than the memory limit of {:.0f} MB").format(need, limit))
-    missing = missing_for_blocks(cluster=bool(address))
-    if missing:
-        raise ValueError(algorithm.tr("This run must go block by block ({}), which {}; or raise MEMORY_LIMIT.")
-                         .format(reason, missing))
-    from ..core.lazy.blockwise import block_size
+    """None to process in memory, or the block side for the block-wise path (the rule:
+    core.products.prepare_export_files.block_plan, with MEMORY_LIMIT and DASK_SCHEDULER)."""
+    from ..core.products.prepare_export_files import block_plan as plan
 
-    block = block_size(bytes_per_pixel, limit, workers=os.cpu_count() or 1)
-    feedback.pushInfo(algorithm.tr("Processing in blocks of {0} x {0} pixels: {1}.").format(block, reason))
+    block, reason = plan(width, height, bytes_per_pixel, memory_limit(algorithm, parameters, context),
+                         scheduler_address(algorithm, parameters, context))
+    if block:
+        feedback.pushInfo(algorithm.tr("Processing in blocks of {0} x {0} pixels: {1}.").format(block, reason))
     return block
+
+
+def memory_limit(algorithm, parameters, context):
+    """MEMORY_LIMIT in MB, or None when it is left empty (half of the available memory)."""
+    value = parameters.get(MEMORY_LIMIT)
+    return algorithm.parameterAsInt(parameters, MEMORY_LIMIT, context) if value not in (None, "") else None
+
+
+def scheduler_address(algorithm, parameters, context) -> str:
+    return algorithm.parameterAsString(parameters, DASK_SCHEDULER, context).strip()
 
 
 def run_blocks(algorithm, parameters, context, feedback, build, start=5.0, span=90.0):
@@ -77,7 +55,7 @@ def run_blocks(algorithm, parameters, context, feedback, build, start=5.0, span=
     small results) on the local scheduler or DASK_SCHEDULER's cluster; returns their values."""
     from ..core.lazy.blockwise import compute, scheduler
 
-    address = algorithm.parameterAsString(parameters, DASK_SCHEDULER, context).strip()
+    address = scheduler_address(algorithm, parameters, context)
     with scheduler(address) as (client, lock):
         if client is not None:
             feedback.pushInfo(algorithm.tr("Computing on the dask cluster at {}").format(address))

@@ -51,7 +51,8 @@ class ErodeMaskAlgorithm(DartsAlgorithm):
     def execute(self, parameters, context, feedback, outputs):
         from ..core import QUALITY_LEVELS as LEVELS
         from ..core import erode_mask
-        from .raster_io import grid_of, read_quality
+        from ..core.files.geotiff import read_quality
+        from ..core.files.grids import grid_of
 
         path = self.raster_path(parameters, self.MASK, context)
         grid = grid_of(path, self.MASK)

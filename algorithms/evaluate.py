@@ -242,7 +242,9 @@ class EvaluateAlgorithm(DartsAlgorithm):
         from ..core.files.exclusion import exclusion_mask
         from ..core.files.geotiff import probability_scale_of
         from ..core.regions.evaluate import best_line, evaluate, reference_count, reference_raster, write_csv, write_missed
-        from .raster_io import check_same_grid, grid_of, read_binary, read_probabilities, read_quality
+        from ..core.files.geotiff import read_probabilities, read_quality
+        from ..core.files.grids import check_same_grid, grid_of
+        from .raster_io import read_binary
 
         scale = self.parameterAsEnumString(parameters, self.PROBABILITY_SCALE, context) or "auto"
         tiles = self.tile_inputs(parameters, context)

@@ -150,7 +150,9 @@ class ExportTileAlgorithm(DartsAlgorithm):
         from ..core import export_tile
         from ..core.files.tags import PREFIX, inference_record
         from ..core.products.export import tile_layout
-        from .raster_io import check_same_grid, grid_of, read_binary, read_probabilities_for_export
+        from ..core.files.geotiff import read_probabilities_for_export
+        from ..core.files.grids import check_same_grid, grid_of
+        from .raster_io import read_binary
 
         paths = {name: self.raster_path(parameters, name, context)
                  for name in (self.PROBABILITIES, self.BINARIZED, self.EXTENT)}

@@ -11,17 +11,40 @@ from qgis.core import (
     QgsProcessingParameterVectorLayer,
 )
 
-from ..definitions import CONNECTIVITIES, DEVICES, PROBABILITY_SCALES
+from ..definitions import BOUNDARY_MODES, CONNECTIVITIES, DEVICES, PROBABILITY_SCALES, QUALITY_LEVELS
 from .paths import files_of, vector_files_of
 
 INT_MAX = 2 ** 31 - 1  # parameterAsInt returns a C int: larger values would wrap (to 0 for 2^31)
 
 
 def threshold_label(threshold) -> str:
-    """A threshold as file names, group names and reports show it: two decimals, all the
-    digits it needs when two are not enough (0.40, 0.425, 0.50000000001)."""
-    label = f"{threshold:.2f}"
-    return label if float(label) == threshold else repr(float(threshold))
+    """core.products.prepare_export_files.threshold_label (imported when called: the core needs numpy)."""
+    from ..core.products.prepare_export_files import threshold_label as label
+
+    return label(threshold)
+
+
+# The postprocessing parameters that prepareexport and processtiles (and evaluate) share: each declared
+# once here, with one help text (ParametersMixin.add_postprocessing), and read once into the core's
+# settings (ParametersMixin.postprocess_settings: core.products.settings.PostprocessSettings' fields).
+POSTPROCESSING_HELP = {
+    "THRESHOLD": "Pixels whose probability is above this value (0..1) form objects; DARTS' default is 0.5.",
+    "MASK_EROSION_SIZE": "Radius (pixels) of the disk by which the area of the chosen quality level shrinks (DARTS' "
+                         "default 10). A tile folder without a quality mask was postprocessed already: its extent is "
+                         "used as it is.",
+    "EDGE_EROSION_SIZE": "Width (pixels) of the band along the tile's edges that is set invalid. Not set: the mask "
+                         "erosion size; 0: no band.",
+    "MIN_OBJECT_SIZE": "Objects with fewer pixels are removed (in their tile); an object of exactly this size stays "
+                       "(DARTS' default 32).",
+    "QUALITY_LEVEL": "Which pixels of the quality mask are valid before the erosion (DARTS' pipeline: low and high "
+                     "quality).",
+    "BOUNDARY": "remove: drop objects touching the extent's border whole (in a map of many tiles a neighbour tile "
+                "then delivers them whole); clip: cut them (upstream)",
+    "SIZE_CONNECTIVITY": "8: diagonal neighbours belong to one object when its size is counted; 4 reproduces upstream "
+                         "DARTS.",
+    "DEVICE": "auto: the GPU when cupy sees one, else the CPU",
+    "PROBABILITY_SCALE": "auto: float rasters are 0..1, uint8 rasters are DARTS' percent 0..100 (nodata 255)",
+}
 
 
 class RasterFile(QgsProcessingParameterRasterLayer):
@@ -128,21 +151,64 @@ class ParametersMixin:
                                                  QgsProcessingParameterNumber.Type.Double, defaultValue=0.5,
                                                  minValue=0.0, maxValue=1.0)
         parameter.setMetadata({"widget_wrapper": {"decimals": 2}})
-        self.add_parameter_with_help(parameter, False, "Pixels whose probability is above this value (0..1) form objects; "
-                                       "DARTS' default is 0.5.")
+        self.add_parameter_with_help(parameter, False, POSTPROCESSING_HELP["THRESHOLD"])
 
     def add_size_connectivity(self):
         self.add_enum("SIZE_CONNECTIVITY", "Connectivity for object sizes", CONNECTIVITIES, "8", advanced=True,
-                      help_text="8: diagonal neighbours belong to one object when its size is counted; 4 reproduces "
-                                "upstream DARTS.")
+                      help_text=POSTPROCESSING_HELP["SIZE_CONNECTIVITY"])
 
     def add_device(self):
-        self.add_enum("DEVICE", "Device", DEVICES, "auto", advanced=True,
-                      help_text="auto: the GPU when cupy sees one, else the CPU")
+        self.add_enum("DEVICE", "Device", DEVICES, "auto", advanced=True, help_text=POSTPROCESSING_HELP["DEVICE"])
 
     def add_scale(self):
         self.add_enum("PROBABILITY_SCALE", "Probability scale", PROBABILITY_SCALES, "auto", advanced=True,
-                      help_text="auto: float rasters are 0..1, uint8 rasters are DARTS' percent 0..100 (nodata 255)")
+                      help_text=POSTPROCESSING_HELP["PROBABILITY_SCALE"])
+
+    def add_postprocessing(self, *names):
+        """The shared postprocessing parameters `names` (POSTPROCESSING_HELP's), in that order."""
+        declare = {
+            "THRESHOLD": self.add_threshold,
+            "MASK_EROSION_SIZE": lambda: self.add_int("MASK_EROSION_SIZE", "Mask erosion size (pixels)", 10,
+                                                      help_text=POSTPROCESSING_HELP["MASK_EROSION_SIZE"]),
+            "EDGE_EROSION_SIZE": lambda: self.add_int(
+                "EDGE_EROSION_SIZE", "Edge erosion size (pixels; Not set = mask erosion size)", None, optional=True,
+                help_text=POSTPROCESSING_HELP["EDGE_EROSION_SIZE"]),
+            "MIN_OBJECT_SIZE": lambda: self.add_int("MIN_OBJECT_SIZE", "Minimum object size (pixels)", 32,
+                                                    help_text=POSTPROCESSING_HELP["MIN_OBJECT_SIZE"]),
+            "QUALITY_LEVEL": lambda: self.add_enum("QUALITY_LEVEL", "Quality level", QUALITY_LEVELS, "low_quality",
+                                                   help_text=POSTPROCESSING_HELP["QUALITY_LEVEL"]),
+            "BOUNDARY": lambda: self.add_enum("BOUNDARY", "Boundary objects", BOUNDARY_MODES, "remove", advanced=True,
+                                              help_text=POSTPROCESSING_HELP["BOUNDARY"]),
+            "SIZE_CONNECTIVITY": self.add_size_connectivity,
+            "DEVICE": self.add_device,
+            "PROBABILITY_SCALE": self.add_scale,
+        }
+        for name in names:
+            declare[name]()
+
+    def postprocess_settings(self, parameters, context, feedback, kind, **more):
+        """The core settings `kind` (a core.products.settings.PostprocessSettings) from the shared
+        postprocessing parameters this algorithm declares (and STATISTICS_SCALE, MAX_EXCLUDED_SHARE),
+        each read once here; `more` gives the other fields."""
+        declared = {definition.name() for definition in self.parameterDefinitions()}
+        readers = {
+            "threshold": ("THRESHOLD", lambda name: self.parameterAsDouble(parameters, name, context)),
+            "mask_erosion_size": ("MASK_EROSION_SIZE", lambda name: self.parameterAsInt(parameters, name, context)),
+            "edge_erosion_size": ("EDGE_EROSION_SIZE", lambda name: self.optional_int(parameters, name, context)),
+            "min_object_size": ("MIN_OBJECT_SIZE", lambda name: self.parameterAsInt(parameters, name, context)),
+            "quality_level": ("QUALITY_LEVEL", lambda name: self.parameterAsEnumString(parameters, name, context)),
+            "boundary": ("BOUNDARY", lambda name: self.parameterAsEnumString(parameters, name, context)),
+            "size_connectivity": ("SIZE_CONNECTIVITY",
+                                  lambda name: int(self.parameterAsEnumString(parameters, name, context))),
+            "device": ("DEVICE", lambda name: self.resolve_device(parameters, context, feedback)),
+            "scale": ("PROBABILITY_SCALE",
+                      lambda name: self.parameterAsEnumString(parameters, name, context) or "auto"),
+            "statistics": ("STATISTICS_SCALE",
+                           lambda name: self.parameterAsEnumString(parameters, name, context) or "fraction"),
+            "max_excluded_share": ("MAX_EXCLUDED_SHARE", lambda name: self.parameterAsDouble(parameters, name, context)),
+        }
+        values = {field: read(name) for field, (name, read) in readers.items() if name in declared}
+        return kind(**values, **more)
 
     def add_parameter_with_help(self, parameter, advanced, help_text):
         if advanced:

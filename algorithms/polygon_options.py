@@ -37,13 +37,7 @@ def layout_of(algorithm, parameters, context, **fixed):
 
 
 def statistics_probabilities(path, what, scale, block=None):
-    """The probabilities raster as polygon statistics need it: DARTS' uint8 percent stays uint8
-    percent (its exact values; re-deriving them from k / 100 in float32 turns 53 into 52 and
-    59 into 58), float probabilities stay float. Block by block for a `block` size."""
-    if block:
-        from ..core.lazy.blockwise import read_probabilities_for_export_lazy
+    """core.products.prepare_export_files.statistics_probabilities (imported when called)."""
+    from ..core.products.prepare_export_files import statistics_probabilities as read
 
-        return read_probabilities_for_export_lazy(path, what, block, scale)
-    from .raster_io import read_probabilities_for_export
-
-    return read_probabilities_for_export(path, what, scale)
+    return read(path, what, scale, block)

@@ -56,7 +56,8 @@ class PolygonizeAlgorithm(DartsAlgorithm):
             self.OUTPUT, self.tr("Polygons"), QgsProcessing.SourceType.TypeVectorPolygon))
 
     def execute(self, parameters, context, feedback, outputs):
-        from .raster_io import check_same_grid, grid_of, read_binary
+        from ..core.files.grids import check_same_grid, grid_of
+        from .raster_io import read_binary
 
         binarized_path = self.raster_path(parameters, self.BINARIZED, context)
         probabilities_path = self.raster_path(parameters, self.PROBABILITIES, context, required=False)

@@ -18,12 +18,11 @@ from qgis.core import (
 )
 
 from ..definitions import BINARIZATIONS, DEFAULT_TARGET_CRS, GROUPINGS
-from ..definitions import BOUNDARY_MODES, QUALITY_LEVELS
 from .base import DartsAlgorithm
 from .blocks import DASK_SCHEDULER, add_scheduler_parameter
-from .exclusion import EXCLUDE, MAX_EXCLUDED_SHARE, add_exclusion, exclusion_file, exclusion_input, warn_without_crs
+from .exclusion import EXCLUDE, add_exclusion, exclusion_file, exclusion_input, warn_without_crs
 from .paths import geopackage_layer, into_geopackage
-from .polygon_options import STATISTICS_SCALE, add_statistics_scale
+from .polygon_options import add_statistics_scale
 from .styles import style_on_load
 
 
@@ -63,12 +62,6 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
         INPUT_FOLDER: "Searched for tile folders (any depth, e.g. PlanetScope's tile/scene folders): a folder with "
                       "probabilities.tif is a tile; other folders (DARTS' _metadata_* folders, ...) are passed over. "
                       "A tile's id is its folder's name.",
-        MASK_EROSION_SIZE: "Radius (pixels) of the disk by which each tile's area of the chosen quality level shrinks "
-                           "(not for tiles with only extent.tif).",
-        EDGE_EROSION_SIZE: "Width (pixels) of the band along each tile's edges set invalid. Not set: the mask erosion "
-                           "size; 0: no band.",
-        MIN_OBJECT_SIZE: "Objects with fewer pixels are removed in their tile; an object of exactly this size stays.",
-        QUALITY_LEVEL: "Which pixels of a tile's quality mask are valid before the erosion.",
         EXCLUDE: "Polygons in any CRS (e.g. a water or glacier mask), burnt onto each tile's grid (a pixel counts when "
                  "its centre lies inside). Objects with any pixel in them are removed whole in their tile (with "
                  "boundary = clip: those pixels are cut, the rest size-filtered). Rasters are not accepted here: "
@@ -126,24 +119,17 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
 
     def initAlgorithm(self, config=None):  # noqa: N802
         add_tile_folder(self)
-        self.add_threshold(self.THRESHOLD)
-        self.add_int(self.MASK_EROSION_SIZE, "Mask erosion size (pixels)", 10)
-        self.add_int(self.EDGE_EROSION_SIZE, "Edge erosion size (pixels; Not set = mask erosion size)", None, optional=True)
-        self.add_int(self.MIN_OBJECT_SIZE, "Minimum object size (pixels)", 32)
-        self.add_enum(self.QUALITY_LEVEL, "Quality level", QUALITY_LEVELS, "low_quality")
+        self.add_postprocessing(self.THRESHOLD, self.MASK_EROSION_SIZE, self.EDGE_EROSION_SIZE, self.MIN_OBJECT_SIZE,
+                                self.QUALITY_LEVEL)
         self.addParameter(QgsProcessingParameterCrs(self.TARGET_CRS, self.tr("Target CRS"), DEFAULT_TARGET_CRS))
         add_exclusion(self, "Exclusion polygons (e.g. water)", None, rasters=False)
-        self.add_enum(self.BOUNDARY, "Boundary objects", BOUNDARY_MODES, "remove", advanced=True,
-                      help_text="remove: drop objects touching the extent's border whole (then a neighbour tile "
-                                "delivers them whole); clip: cut them (upstream)")
-        self.add_size_connectivity()
-        self.add_device()
+        self.add_postprocessing(self.BOUNDARY, self.SIZE_CONNECTIVITY, "DEVICE")
         self.add_enum(self.GROUP_BY, "Merge tiles", GROUPINGS, "year")
         self.add_enum(self.BINARIZATION, "Objects", BINARIZATIONS, "recompute", advanced=True)
         self.add_parameter_with_help(
             QgsProcessingParameterString(self.SUBSET, self.tr("Ensemble member (probabilities-<name>.tif)"),
                                                   optional=True), True, "")
-        self.add_scale()
+        self.add_postprocessing(self.PROBABILITY_SCALE)
         add_statistics_scale(self)
         self.add_int(self.WORKERS, "Worker processes", os.cpu_count() or 1, advanced=True, minimum=1,
                      help_text="Tiles processed at the same time, each in its own process (1: in QGIS's process). "
@@ -213,21 +199,11 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
                              f"Arctic)")
         target = crs.authid() or crs.toWkt(QgsCoordinateReferenceSystem.WktVariant.WKT_PREFERRED)
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
-        settings = TileSettings(
-            threshold=self.parameterAsDouble(parameters, self.THRESHOLD, context),
-            mask_erosion_size=self.parameterAsInt(parameters, self.MASK_EROSION_SIZE, context),
-            edge_erosion_size=self.optional_int(parameters, self.EDGE_EROSION_SIZE, context),
-            min_object_size=self.parameterAsInt(parameters, self.MIN_OBJECT_SIZE, context),
-            quality_level=self.parameterAsEnumString(parameters, self.QUALITY_LEVEL, context),
-            boundary=self.parameterAsEnumString(parameters, self.BOUNDARY, context),
-            size_connectivity=int(self.parameterAsEnumString(parameters, self.SIZE_CONNECTIVITY, context)),
-            device=self.resolve_device(parameters, context, feedback),
-            statistics=self.parameterAsEnumString(parameters, STATISTICS_SCALE, context) or "fraction",
-            scale=self.parameterAsEnumString(parameters, self.PROBABILITY_SCALE, context) or "auto",
+        settings = self.postprocess_settings(
+            parameters, context, feedback, TileSettings,
             subset=self.parameterAsString(parameters, self.SUBSET, context).strip() or None,
             binarization=self.parameterAsEnumString(parameters, self.BINARIZATION, context) or "recompute",
             group_by=self.parameterAsEnumString(parameters, self.GROUP_BY, context) or "year",
-            max_excluded_share=self.parameterAsDouble(parameters, MAX_EXCLUDED_SHARE, context),
             exclude=exclusion_input(self, parameters, context, lambda: outputs.scratch(  # a layer that is no file
                 os.path.join(os.path.dirname(os.path.abspath(geopackage_layer(output)[0])), "exclusion.gpkg"))))
         if settings.exclude:

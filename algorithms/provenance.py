@@ -3,12 +3,12 @@ algorithm, the plugin's version, the parameters that decide the result, and the 
 tags of its inputs (a DARTS probabilities.tif brings its tile id and model settings along;
 exporttile's files keep prepareexport's settings from the binarized raster)."""
 
-import configparser
 import os
 
 from qgis.core import QgsProcessingParameterNumber
 
 from ..core.files.tags import PREFIX, describe_run, read_tags
+from ..core.products.prepare_export_files import plugin_version  # noqa: F401 (the algorithms take it from here)
 from ..definitions import LONG_NAMES
 
 # Parameters that change how a result is computed, never what it is.
@@ -17,12 +17,6 @@ NOT_RECORDED = {"DEVICE", "MEMORY_LIMIT", "DASK_SCHEDULER"}
 OUTPUT_KINDS = {"OUTPUT_BINARIZED": "binarized", "OUTPUT_EXTENT": "extent", "OUTPUT_PROBABILITIES": "probabilities",
                 "OUTPUT_SUBSET_BINARIZED": "binarized"}
 SINGLE_OUTPUT_KINDS = {"binarize": "binarized", "erodemask": "extent", "qualitymask": "quality"}
-
-
-def plugin_version() -> str:
-    parser = configparser.ConfigParser()
-    parser.read(os.path.join(os.path.dirname(os.path.dirname(__file__)), "metadata.txt"), encoding="utf-8")
-    return parser.get("general", "version", fallback="unknown")
 
 
 def settings_of(algorithm, parameters, context) -> tuple[dict, dict]:

@@ -50,7 +50,9 @@ class QualityMaskAlgorithm(DartsAlgorithm):
     def execute(self, parameters, context, feedback, outputs):
         from ..core import quality_mask
         from ..core.kernels.quality import UDM2_UNUSABLE_BAND
-        from .raster_io import grid_of, read_band, read_bands
+        from ..core.files.geotiff import read_band
+        from ..core.files.grids import grid_of
+        from .raster_io import read_bands
 
         path = self.raster_path(parameters, self.INPUT, context)
         source = self.parameterAsEnumString(parameters, self.SOURCE, context)

@@ -8,9 +8,8 @@ from osgeo import gdal
 
 from ..core.files.atomic import AtomicFiles
 from ..core.files.geotiff import open_raster, read_band, read_pixels, write_geotiff
-from ..core.files.grids import Grid, check_same_grid, grid_of  # noqa: F401 (the algorithms import them from here)
-from ..core.kernels.encodings import (all_nodata, decode_binary, decode_probabilities, decode_quality, keeps_percent,
-                                      percent_as_stored, quality_as_read)
+from ..core.files.grids import Grid
+from ..core.kernels.encodings import decode_binary
 
 gdal.UseExceptions()
 
@@ -24,39 +23,6 @@ def read_bands(path: str, what: str, bands: int) -> np.ndarray:
 def read_binary(path: str, what: str) -> np.ndarray:
     """A 0/1 raster (binarized objects or an extent) as bool; nodata and NaN count as 0."""
     return decode_binary(*read_band(path, what), what)
-
-
-def read_probabilities(path: str, what: str, scale: str = "auto") -> np.ndarray:
-    """Probabilities in [0, 1], NaN where there is no prediction: float32, or float64 for a
-    float64 raster (rounding it to float32 would move values onto the threshold).
-
-    Float rasters are read as fractions 0..1; DARTS' uint8 exports as percent 0..100
-    (nodata 255). `scale` overrides the detection from the data type.
-    """
-    return _probabilities(*read_band(path, what), what, scale)
-
-
-def read_probabilities_for_export(path: str, what: str, scale: str = "auto") -> np.ndarray:
-    """As read_probabilities, but DARTS' uint8 percent stays uint8 percent (nodata -> 255), so
-    it is written back unchanged: re-deriving it from float32 k/100 would shift some values by 1."""
-    data, nodata = read_band(path, what)
-    probabilities = _probabilities(data, nodata, what, scale)
-    return percent_as_stored(data, probabilities) if keeps_percent(data.dtype, scale) else probabilities
-
-
-def _probabilities(data: np.ndarray, nodata, what: str, scale: str) -> np.ndarray:
-    probabilities = decode_probabilities(data, nodata, what, scale)
-    if all_nodata(probabilities):
-        raise ValueError(f"{what} has no valid pixel: every pixel is nodata")
-    return probabilities
-
-
-def read_quality(path: str, what: str) -> np.ndarray:
-    """Quality mask as uint8 0 (invalid) / 1 (low) / 2 (high quality); nodata counts as 0."""
-    data, nodata = read_band(path, what)
-    if quality_as_read(data, nodata):
-        return data  # read just now, no one else holds it: no copy
-    return decode_quality(data, nodata, what)
 
 
 class AtomicOutputs(AtomicFiles):

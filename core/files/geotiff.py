@@ -9,7 +9,8 @@ import contextlib
 
 import numpy as np
 
-from ..kernels.encodings import check_raster_shape, percent_doubt, probability_scale
+from ..kernels.encodings import (all_nodata, check_raster_shape, decode_probabilities, decode_quality, keeps_percent,
+                                 percent_as_stored, percent_doubt, probability_scale, quality_as_read)
 from .gdal import check_written, gdal_geotransform, gdal_writing, open_read_only, osgeo, spatial_reference
 
 TIFF_TILE = 256  # GeoTIFF tile size of every output; blocks are multiples of it
@@ -183,3 +184,36 @@ def write_geotiff(path: str, array: np.ndarray, geotransform, crs=None, nodata: 
         finally:
             dataset = None  # closes the file
     check_written(path, array)
+
+
+def read_probabilities(path: str, what: str, scale: str = "auto") -> np.ndarray:
+    """Probabilities in [0, 1], NaN where there is no prediction: float32, or float64 for a
+    float64 raster (rounding it to float32 would move values onto the threshold).
+
+    Float rasters are read as fractions 0..1; DARTS' uint8 exports as percent 0..100
+    (nodata 255). `scale` overrides the detection from the data type.
+    """
+    return _probabilities(*read_band(path, what), what, scale)
+
+
+def read_probabilities_for_export(path: str, what: str, scale: str = "auto") -> np.ndarray:
+    """As read_probabilities, but DARTS' uint8 percent stays uint8 percent (nodata -> 255), so
+    it is written back unchanged: re-deriving it from float32 k/100 would shift some values by 1."""
+    data, nodata = read_band(path, what)
+    probabilities = _probabilities(data, nodata, what, scale)
+    return percent_as_stored(data, probabilities) if keeps_percent(data.dtype, scale) else probabilities
+
+
+def _probabilities(data: np.ndarray, nodata, what: str, scale: str) -> np.ndarray:
+    probabilities = decode_probabilities(data, nodata, what, scale)
+    if all_nodata(probabilities):
+        raise ValueError(f"{what} has no valid pixel: every pixel is nodata")
+    return probabilities
+
+
+def read_quality(path: str, what: str) -> np.ndarray:
+    """Quality mask as uint8 0 (invalid) / 1 (low) / 2 (high quality); nodata counts as 0."""
+    data, nodata = read_band(path, what)
+    if quality_as_read(data, nodata):
+        return data  # read just now, no one else holds it: no copy
+    return decode_quality(data, nodata, what)

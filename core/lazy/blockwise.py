@@ -131,7 +131,7 @@ def scheduler(address: str | None = None):
         client.close()
 
 
-CORE_NEEDS = ("definitions.py",)  # modules of the plugin outside core/ that the core imports
+CORE_NEEDS = ("definitions.py", "dependencies.py")  # modules of the plugin outside core/ that the core imports
 
 
 def _share_core(client) -> None:

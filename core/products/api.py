@@ -75,14 +75,15 @@ def _c_strips(values: np.ndarray):
         yield slice(top, top + step), strip
 
 
-def _scan_layer(name, probs: np.ndarray, valid: np.ndarray, thresholds, scale):
+def _scan_layer(name, probs: np.ndarray, valid: np.ndarray, thresholds, scale, mask: bool = True):
     """One pass over a host layer of probabilities, on the grid of `valid`: checks its values
     (raising as check_probabilities does), and returns the C-ordered bool image of the pixels
-    above each threshold and the probabilities with NaN where `valid` is False."""
+    above each threshold and the probabilities with NaN where `valid` is False (None unless
+    `mask`)."""
     height, width = probs.shape
     nan = probs.dtype.type(np.nan)
     objects = [np.empty((height, width), dtype=bool) for _ in thresholds]
-    masked = np.empty((height, width), dtype=probs.dtype)
+    masked = np.empty((height, width), dtype=probs.dtype) if mask else None
     scratch = None
     for rows, strip in _c_strips(probs):
         count = strip.shape[0]
@@ -93,6 +94,8 @@ def _scan_layer(name, probs: np.ndarray, valid: np.ndarray, thresholds, scale):
             check_probabilities(name, probs, np)  # raises, with the whole layer's range
         for image, threshold in zip(objects, thresholds):
             image[rows] = above_threshold(strip, threshold, scale)
+        if masked is None:
+            continue
         np.copyto(masked[rows], strip)
         np.logical_not(valid[rows], out=scratch[:count])
         np.copyto(masked[rows], nan, where=scratch[:count])
@@ -244,11 +247,15 @@ def prepare_export_thresholds(tile, thresholds: Sequence[float], mask_erosion_si
                               device: Device = "auto", edge_erosion_size: int | None = None, *,
                               boundary: str = "remove", size_connectivity: int = 8, exclude=None,
                               progress: Progress | None = None, object_counts: dict | None = None,
-                              probability_scale: str = "fraction", max_excluded_share: float = 0.0) -> dict:
+                              probability_scale: str = "fraction", max_excluded_share: float = 0.0,
+                              masked_probabilities: bool = True) -> dict:
     """prepare_export for several thresholds at once: {threshold: the tile prepare_export
     returns for it}, the quality mask eroded once (in memory; block by block each pass
     recomputes its chunks anyway). `object_counts`, if given, is filled as
-    {threshold: prepare_export's counts}."""
+    {threshold: prepare_export's counts}. `masked_probabilities=False`: the tiles hold the
+    probabilities as given instead of NaN-masked to the extent, which saves building a copy
+    of each layer in memory (inside objects the two agree; lazy results are unchanged, their
+    masked layers cost nothing unless computed)."""
     if isinstance(thresholds, (str, numbers.Real)) or len(thresholds) == 0:
         raise ValueError(f"thresholds must be a non-empty list of numbers, got {thresholds!r}")
     checked = [check_threshold(threshold) for threshold in thresholds]
@@ -257,16 +264,18 @@ def prepare_export_thresholds(tile, thresholds: Sequence[float], mask_erosion_si
     counts = [] if object_counts is not None else None
     results = _prepare(tile, checked, mask_erosion_size, min_object_size, quality_level, ensemble_subsets, device,
                        edge_erosion_size, boundary, size_connectivity, exclude, progress, counts, probability_scale,
-                       max_excluded_share)
+                       max_excluded_share, masked_probabilities)
     if object_counts is not None:
         object_counts.update(zip(checked, counts))
     return dict(zip(checked, results))
 
 
 def _prepare(tile, thresholds, mask_erosion_size, min_object_size, quality_level, ensemble_subsets, device,
-             edge_erosion_size, boundary, size_connectivity, exclude, progress, object_counts, scale, share=0.0):
+             edge_erosion_size, boundary, size_connectivity, exclude, progress, object_counts, scale, share=0.0,
+             masked_probabilities=True):
     """One result tile per threshold (the extent and masked probabilities shared); appends
-    each threshold's counts to `object_counts` (a list) when given."""
+    each threshold's counts to `object_counts` (a list) when given. Without
+    `masked_probabilities`, in memory the probabilities layers are left as given."""
     thresholds = [check_threshold(threshold) for threshold in thresholds]
     erosion = check_size("mask_erosion_size", mask_erosion_size)
     edge = erosion if edge_erosion_size is None else check_size("edge_erosion_size", edge_erosion_size)
@@ -319,7 +328,7 @@ def _prepare(tile, thresholds, mask_erosion_size, min_object_size, quality_level
             if xp is np and isinstance(probs, np.ndarray) and probs.ndim == 2 and probs.shape == valid.shape:
                 # On the host: one pass over the layer checks it, thresholds it and masks it.
                 check_raster(name, probs, "f", "float probabilities in [0, 1] (NaN = no prediction)")
-                scanned, masked = _scan_layer(name, probs, valid, thresholds, scale)
+                scanned, masked = _scan_layer(name, probs, valid, thresholds, scale, masked_probabilities)
             else:
                 check_probabilities(name, probs, xp)
             check_same_shape(quality_data_mask=valid, **{name: probs})
@@ -337,11 +346,12 @@ def _prepare(tile, thresholds, mask_erosion_size, min_object_size, quality_level
                                                excluded=excluded, boundary=boundary, scale=scale,
                                                max_excluded_share=share)
                 results[step][f"binarized_segmentation{suffix}"] = binarized
-            if scanned is None:
+            if scanned is None and masked_probabilities:
                 masked = xp.where(valid, probs, probs.dtype.type(np.nan))
             del probs
-            for result in results:
-                result[name] = masked
+            if masked_probabilities:
+                for result in results:
+                    result[name] = masked
         report(1.0, "Done")
     if object_counts is not None:
         object_counts.extend(counts)

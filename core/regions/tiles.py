@@ -25,12 +25,9 @@ import numpy as np
 
 from ...definitions import (
     BINARIZATIONS,
-    BOUNDARY_MODES,
     GROUPINGS,
     LONG_NAMES,
     PARQUET_FILES,
-    PROBABILITY_SCALES,
-    STATISTICS_SCALES,
     TILE_FILES,
     Progress,
 )
@@ -38,7 +35,8 @@ from ...definitions import QUALITY_FILE as QUALITY
 from ..files.atomic import SIDE_FILES
 from ..files.gdal import osgeo, spatial_reference
 from ..files.geotiff import write_geotiff
-from ..kernels.checks import CONNECTIVITIES, check_choice, check_quality_level, check_share, check_size, check_threshold
+from ..kernels.checks import check_choice
+from ..products.settings import PostprocessSettings
 
 from .darts_ids import TileDate, tile_date
 
@@ -86,41 +84,20 @@ class Skipped:
 
 
 @dataclass(frozen=True)
-class TileSettings:
-    """The postprocessing parameters, named and defaulted as darts:prepareexport's."""
+class TileSettings(PostprocessSettings):
+    """The postprocessing parameters (PostprocessSettings, named and defaulted as
+    darts:prepareexport's; `exclude` must be polygons here), and how tiles are read and merged."""
 
-    threshold: float = 0.5
-    mask_erosion_size: int = 10
-    edge_erosion_size: int | None = None
-    min_object_size: int = 32
-    quality_level: int | str = "low_quality"
-    boundary: str = "remove"
-    size_connectivity: int = 8
-    device: str = "auto"
-    statistics: str = "fraction"  # the polygons' statistics: of the probabilities 0..1, or DARTS' percent
-    scale: str = "auto"  # how probabilities.tif is read (PROBABILITY_SCALES): from its data type, fraction or percent
-    exclude: tuple | None = None  # (file, layer or None, OGR filter or None) of exclusion polygons, any CRS
     subset: str | None = None  # an ensemble member: probabilities-{subset}.tif instead of probabilities.tif
     binarization: str = "recompute"  # BINARIZATIONS: from the probabilities, or the exported binarized.tif
     group_by: str = "year"  # darts_ids.GROUPINGS: tiles of one group are merged, groups kept apart
-    max_excluded_share: float = 0.0  # objects with more of their pixels excluded are removed (0: any)
 
     def checked(self) -> TileSettings:
         """The same settings, checked once before any tile is read (a bad value is an error of
         the run, not of every tile)."""
-        check_threshold(self.threshold)
-        check_size("mask_erosion_size", self.mask_erosion_size)
-        if self.edge_erosion_size is not None:
-            check_size("edge_erosion_size", self.edge_erosion_size)
-        check_size("min_object_size", self.min_object_size)
-        check_quality_level(self.quality_level)
-        check_choice("boundary", self.boundary, BOUNDARY_MODES)
-        check_choice("size_connectivity", self.size_connectivity, CONNECTIVITIES)
-        check_choice("statistics", self.statistics, STATISTICS_SCALES)
-        check_choice("probability scale", self.scale, PROBABILITY_SCALES)
+        super().checked()
         check_choice("binarization", self.binarization, BINARIZATIONS)
         check_choice("group_by", self.group_by, GROUPINGS)
-        check_share("max_excluded_share", self.max_excluded_share, self.boundary)
         if self.subset is not None and (not self.subset or "/" in self.subset or os.sep in self.subset):
             raise ValueError(f"subset must be an ensemble member's name (as in probabilities-<name>.tif), "
                              f"got {self.subset!r}")
@@ -136,8 +113,8 @@ class TileSettings:
 
     def on_record(self) -> dict:
         """The settings as they go into the output's metadata."""
-        edge = self.mask_erosion_size if self.edge_erosion_size is None else self.edge_erosion_size
-        return {"threshold": self.threshold, "mask_erosion_size": self.mask_erosion_size, "edge_erosion_size": edge,
+        return {"threshold": self.threshold, "mask_erosion_size": self.mask_erosion_size,
+                "edge_erosion_size": self.edge_band,
                 "min_object_size": self.min_object_size, "quality_level": self.quality_level,
                 "boundary": self.boundary, "size_connectivity": self.size_connectivity,
                 "probability_scale": self.scale, "statistics_scale": self.statistics,
