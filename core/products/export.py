@@ -225,24 +225,34 @@ def export_tile_files(probabilities: str, binarized: str, extent: str, folder: s
         with AtomicFiles(inputs) as own:
             return _export_in_blocks(sources, extent, grid, folder, scale, parts, tags, block, address, own, report)
     from ..files.geotiff import read_band
-    from ..kernels.encodings import all_nodata, decode_binary, decode_probabilities
+    from ..kernels.encodings import decode_binary
 
     report(0.0, "Reading the rasters")
     tile = {"extent": decode_binary(*read_band(extent, "EXTENT"), "EXTENT")}
     for suffix, (probabilities_path, probabilities_what, binarized_path, binarized_what) in sources.items():
-        data, nodata = read_band(probabilities_path, probabilities_what)
-        values = decode_probabilities(data, nodata, probabilities_what, scale)
-        if all_nodata(values):
-            raise ValueError(f"{probabilities_what} has no valid pixel: every pixel is nodata")
-        if data.dtype == np.uint8 and scale != "fraction":  # DARTS' percent, written back unchanged
-            values = np.where(np.isnan(values), PERCENT_NODATA, data).astype(np.uint8)
-        tile["probabilities" + suffix] = values
+        tile["probabilities" + suffix] = read_probabilities_as_stored(probabilities_path, probabilities_what, scale)
         tile["binarized_segmentation" + suffix] = decode_binary(*read_band(binarized_path, binarized_what),
                                                                 binarized_what)
     report(0.1, "Reading the rasters")
     return export_tile(tile, folder, grid.geotransform, grid.crs, inputs=inputs, tags=tags, parts=parts,
                        ensemble_subsets=list(subsets or {}),
                        progress=lambda fraction, message: report(0.1 + 0.9 * fraction, message))
+
+
+def read_probabilities_as_stored(path: str, what: str, scale: str = "auto") -> np.ndarray:
+    """A probabilities raster for export and statistics: float 0..1 with NaN, but DARTS' uint8
+    percent kept as stored (nodata 255), its exact values (re-deriving them from k / 100 in
+    float32 would move some by 1). A raster without a valid pixel is refused."""
+    from ..files.geotiff import read_band
+    from ..kernels.encodings import all_nodata, decode_probabilities
+
+    data, nodata = read_band(path, what)
+    values = decode_probabilities(data, nodata, what, scale)
+    if all_nodata(values):
+        raise ValueError(f"{what} has no valid pixel: every pixel is nodata")
+    if data.dtype == np.uint8 and scale != "fraction":
+        return np.where(np.isnan(values), PERCENT_NODATA, data).astype(np.uint8)
+    return values
 
 
 def _export_in_blocks(sources, extent_path, grid, folder, scale, parts, tags, block, address, files, report):
