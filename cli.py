@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import configparser
 import contextlib
+import logging
 import os
 import re
 import signal
@@ -339,6 +340,17 @@ class Console:
         print(f"warning: {text}", file=self.stream)
 
 
+class ConsoleLog(logging.Handler):
+    """The core's logged warnings as the console's warning lines."""
+
+    def __init__(self, console: Console):
+        super().__init__(logging.WARNING)
+        self.console = console
+
+    def emit(self, record):
+        self.console.warning(record.getMessage())
+
+
 # -- what the runs share ----------------------------------------------------------------------------
 def plugin_version() -> str:
     parser = configparser.ConfigParser()
@@ -643,11 +655,8 @@ def run_exporttile(values: dict, console: Console) -> dict:
     written = export_tile_files(probabilities, binarized, extent, folder, subsets=subsets, scale=scale,
                                 parts=values["POLYGON_LAYOUT"] == "parts", tags=tags, block=block,
                                 address=(values["DASK_SCHEDULER"] or "").strip(), progress=console.progress)
-    names = ", ".join(parquet_names(subsets))
-    if any(kind.startswith(("segments_parquet", "extent_parquet")) for kind in written):
-        console.info(f"GeoParquet written: {names} (with {geoparquet_support()[0]}).")
-    else:
-        console.warning(f"Skipped {names} (DARTS' completeness check expects them): {geoparquet_support()[1]}.")
+    if any(kind.startswith(("segments_parquet", "extent_parquet")) for kind in written):  # else the core warned
+        console.info(f"GeoParquet written: {', '.join(parquet_names(subsets))} (with {geoparquet_support()[0]}).")
     console.info(f"Tile written to {os.path.abspath(folder)}")
     return {"OUTPUT_FOLDER": folder, **{EXPORT_OUTPUTS[kind]: path for kind, path in written.items()
                                         if kind in EXPORT_OUTPUTS}}
@@ -700,6 +709,8 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(algorithm, quiet)
     if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:  # e.g. ignored by a parent shell
         signal.signal(signal.SIGINT, signal.default_int_handler)
+    log = ConsoleLog(console)  # the core's warnings, one line each
+    logging.getLogger(__package__).addHandler(log)
     try:
         results = RUNS[algorithm](values, console)
     except KeyboardInterrupt:
@@ -714,6 +725,8 @@ def main(argv: list[str] | None = None) -> int:
         console.end_line()
         print(f"{algorithm}: error: {message_of(error)}", file=sys.stderr)
         return 1
+    finally:
+        logging.getLogger(__package__).removeHandler(log)
     console.progress(1.0, "Done")
     console.end_line()
     for key, value in results.items():
