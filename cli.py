@@ -20,6 +20,7 @@ import os
 import re
 import signal
 import sys
+import threading
 from dataclasses import dataclass
 
 from .definitions import (
@@ -707,7 +708,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
     console = Console(algorithm, quiet)
-    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:  # e.g. ignored by a parent shell
+    if threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:  # e.g. ignored by a parent shell
         signal.signal(signal.SIGINT, signal.default_int_handler)
     log = ConsoleLog(console)  # the core's warnings, one line each
     logging.getLogger(__package__).addHandler(log)

@@ -278,3 +278,32 @@ def test_ctrl_c_cancels_and_leaves_nothing_behind(package_parent, tmp_path):
     assert rest.strip() == "polygonize: Canceled: no output was written." and not out_text
     assert not out.exists() or os.listdir(out) == []
     assert os.listdir(inputs) == ["big.tif"]
+
+
+@needs_gdal
+def test_ctrl_c_stops_the_worker_processes_and_leaves_nothing_behind(package_parent, tmp_path):
+    """SIGINT while tiles are processed in worker processes: exit 130, no map, no tile folder."""
+    import shutil
+
+    from darts_folders import darts_run
+
+    darts_run(tmp_path / "one", years=(2019, 2024))
+    for copy in range(10):
+        shutil.copytree(tmp_path / "one", tmp_path / "run" / f"copy{copy}")
+    out = tmp_path / "out"
+    environment = dict(os.environ, PYTHONPATH=str(package_parent))
+    process = subprocess.Popen([sys.executable, "-m", "darts_postprocessing", "processtiles",
+                                f"INPUT_FOLDER={tmp_path / 'run'}", f"OUTPUT={out / 'region.gpkg'}", "WORKERS=2",
+                                f"OUTPUT_TILES={out / 'tiles'}"],
+                               env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for _ in range(600):  # the tile outputs' folder is made when the tiles are handed out
+        if (out / "tiles").exists() or process.poll() is not None:
+            break
+        time.sleep(0.05)
+    time.sleep(1.0)
+    assert process.poll() is None, "the run ended before it could be canceled: make the input larger"
+    process.send_signal(signal.SIGINT)
+    out_text, rest = process.communicate(timeout=120)
+    assert process.returncode == 130, rest
+    assert rest.strip().endswith("processtiles: Canceled: no output was written.") and not out_text
+    assert not out.exists()
