@@ -307,3 +307,11 @@ def test_ctrl_c_stops_the_worker_processes_and_leaves_nothing_behind(package_par
     assert process.returncode == 130, rest
     assert rest.strip().endswith("processtiles: Canceled: no output was written.") and not out_text
     assert not out.exists()
+
+
+def test_exclude_takes_qgis_layer_suffixes():
+    assert cli.exclusion_source(None) is None and cli.exclusion_source("") is None
+    assert cli.exclusion_source("water.gpkg") == ("water.gpkg", None, None)
+    assert cli.exclusion_source("water.gpkg|layername=lakes|subset=area > 100") == ("water.gpkg", "lakes", "area > 100")
+    with pytest.raises(ValueError, match="unknown option |geometrytype="):
+        cli.exclusion_source("water.gpkg|geometrytype=Polygon")
