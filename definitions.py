@@ -35,6 +35,9 @@ STATISTICS_SCALES = Choices(("fraction", "Fraction 0..1 of the probabilities"),
 # A tile's objects: binarized again from its probabilities with the run's settings, or its binarized.tif.
 BINARIZATIONS = Choices(("recompute", "From the probabilities, with these settings"),
                         ("as_exported", "The exported binarized.tif as it is"))
+# The features of a polygon layer: one per 8-connected object, or one per 4-connected part (upstream).
+POLYGON_LAYOUTS = Choices(("objects", "One feature per object (MultiPolygon)"),
+                          ("parts", "One feature per part (Polygon, upstream)"))
 GROUPINGS = Choices(("year", "Per year (DARTS' yearly products)"), ("date", "Per date"), ("none", "All tiles together"))
 
 PERCENT_NODATA = 255  # DARTS' exported probabilities.tif: uint8 percent 0..100, nodata 255

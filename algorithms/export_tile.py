@@ -1,6 +1,5 @@
 """darts:exporttile — the files the DARTS pipeline writes for a tile, from a prepareexport run."""
 
-import dataclasses
 import os
 
 from qgis.core import (
@@ -15,9 +14,8 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
-from ..definitions import LONG_NAMES, PERCENT_NODATA
 from .base import DartsAlgorithm
-from .blocks import add_block_parameters, block_plan, run_blocks
+from .blocks import add_block_parameters, block_plan
 from .polygon_options import add_polygon_layout, layout_of
 from .styles import style_on_load
 
@@ -147,23 +145,14 @@ class ExportTileAlgorithm(DartsAlgorithm):
         return {name: (path, found[name]) for name, (_, path) in zip(names, layers)}
 
     def execute(self, parameters, context, feedback, outputs):
-        from ..core import export_tile
         from ..core.files.tags import PREFIX, inference_record
-        from ..core.products.export import tile_layout
-        from ..core.files.geotiff import read_probabilities_for_export
-        from ..core.files.grids import check_same_grid, grid_of
-        from .raster_io import read_binary
+        from ..core.products.export import export_bytes, export_sources, export_tile_files, tile_layout
+        from .blocks import DASK_SCHEDULER
 
         paths = {name: self.raster_path(parameters, name, context)
                  for name in (self.PROBABILITIES, self.BINARIZED, self.EXTENT)}
         subsets = self.subsets(parameters, context)
-        grid = grid_of(paths[self.BINARIZED], self.BINARIZED)
-        checks = [(name, path) for name, path in paths.items() if name != self.BINARIZED]
-        for subset, (probabilities, binarized) in subsets.items():
-            checks += [(f"{self.SUBSET_PROBABILITIES} '{subset}'", probabilities),
-                       (f"{self.SUBSET_BINARIZED} '{subset}'", binarized)]
-        for name, path in checks:
-            check_same_grid(self.BINARIZED, grid, name, grid_of(path, name))
+        grid, _ = export_sources(paths[self.PROBABILITIES], paths[self.BINARIZED], paths[self.EXTENT], subsets)
         scale = self.parameterAsEnumString(parameters, self.PROBABILITY_SCALE, context) or "auto"
         self.warn_percent(paths[self.PROBABILITIES], self.PROBABILITIES, scale, feedback)
         self.area_note(grid, feedback)
@@ -172,24 +161,12 @@ class ExportTileAlgorithm(DartsAlgorithm):
         outputs.tags.setdefault(PREFIX + "tileid", os.path.basename(os.path.abspath(folder)))
         inference_record(outputs.tags)  # a tag that darts_inference.json cannot hold fails before any work
         layout = tile_layout(layout_of(self, parameters, context).parts, outputs.tags)
-        block = block_plan(self, parameters, context, feedback, grid.width, grid.height,
-                           BYTES_PER_PIXEL + SUBSET_BYTES_PER_PIXEL * len(subsets))
-        if block:
-            written = self.export_in_blocks(parameters, context, feedback, outputs, paths, subsets, grid, scale, folder,
-                                            block, layout)
-        else:
-            tile = {"probabilities": read_probabilities_for_export(paths[self.PROBABILITIES], self.PROBABILITIES, scale),
-                    "binarized_segmentation": read_binary(paths[self.BINARIZED], self.BINARIZED),
-                    "extent": read_binary(paths[self.EXTENT], self.EXTENT)}
-            for subset, (probabilities, binarized) in subsets.items():
-                tile[f"probabilities-{subset}"] = read_probabilities_for_export(
-                    probabilities, f"{self.SUBSET_PROBABILITIES} '{subset}'", scale)
-                tile[f"binarized_segmentation-{subset}"] = read_binary(binarized, f"{self.SUBSET_BINARIZED} '{subset}'")
-            self.check_canceled(feedback)
-            written = export_tile(tile, folder, grid.geotransform, grid.crs,
-                                  inputs=list(paths.values()) + [path for pair in subsets.values() for path in pair],
-                                  progress=self.progress_reporter(feedback, 10, 90), tags=outputs.tags,
-                                  parts=layout.parts, ensemble_subsets=list(subsets))
+        block = block_plan(self, parameters, context, feedback, grid.width, grid.height, export_bytes(len(subsets)))
+        self.check_canceled(feedback)
+        written = export_tile_files(paths[self.PROBABILITIES], paths[self.BINARIZED], paths[self.EXTENT], folder,
+                                    subsets=subsets, scale=scale, parts=layout.parts, tags=outputs.tags, block=block,
+                                    address=self.parameterAsString(parameters, DASK_SCHEDULER, context).strip(),
+                                    files=outputs, progress=self.progress_reporter(feedback, 5, 95))
         self.report_parquet(written, subsets, feedback)
         results = {self.OUTPUT_FOLDER: folder}
         results.update({name: written[kind] for kind, (name, _, _) in self.OUTPUTS.items() if kind in written})
@@ -216,75 +193,3 @@ class ExportTileAlgorithm(DartsAlgorithm):
             feedback.pushWarning(self.tr("Skipped {} (DARTS' completeness check expects them): {}. Install pyarrow "
                                          "into QGIS's Python, or use a GDAL with the Parquet driver, to get them.")
                                  .format(names, geoparquet_support()[1]))
-
-    def export_in_blocks(self, parameters, context, feedback, outputs, paths, subsets, grid, scale, folder, block,
-                         layout):
-        """The tile files of rasters larger than MEMORY_LIMIT, written block by block, with the
-        same contents as core.export_tile writes in memory."""
-        import dask
-        import dask.array as da
-        import numpy as np
-
-        from ..core import to_percent
-        from ..core.files.images import write_image_locked
-        from ..core.files.tags import inference_record, write_inference_json
-        from ..core.kernels.quicklook import quicklook_of_samples, quicklook_step, thumbnail_of_samples
-        from ..core.lazy.blockwise import read_binary_lazy, read_probabilities_for_export_lazy
-        from ..core.lazy.chunked_polygons import polygonize_lazy
-        from ..core.products.export import layer_names, parquet_files, tile_files, write_parquet_twins
-
-        files = tile_files(folder, subsets)
-        names = layer_names(subsets)
-        # As export_tile in memory: the tile files always carry a geotransform (GDAL's default too).
-        tile_grid = dataclasses.replace(grid, has_geotransform=True)
-        extent = read_binary_lazy(paths[self.EXTENT], self.EXTENT, block).astype(np.uint8)
-        sources = {"": (paths[self.PROBABILITIES], self.PROBABILITIES, paths[self.BINARIZED], self.BINARIZED)}
-        for subset, (probabilities, binarized) in subsets.items():
-            sources[f"-{subset}"] = (probabilities, f"{self.SUBSET_PROBABILITIES} '{subset}'", binarized,
-                                     f"{self.SUBSET_BINARIZED} '{subset}'")
-        layers = {}
-        for suffix, (probabilities_path, probabilities_what, binarized_path, binarized_what) in sources.items():
-            probabilities = read_probabilities_for_export_lazy(probabilities_path, probabilities_what, block, scale)
-            percent = probabilities.map_blocks(to_percent, dtype=np.uint8, meta=np.zeros((0, 0), np.uint8))
-            layers[suffix] = (da.where(extent == 0, PERCENT_NODATA, percent).astype(np.uint8),
-                              read_binary_lazy(binarized_path, binarized_what, block).astype(np.uint8))
-        percent, binarized = layers[""]
-        rasters = {files["extent"]: (extent, None)}
-        descriptions = {files["extent"]: LONG_NAMES["extent"]}
-        for suffix, (values, binary) in layers.items():
-            rasters.update({files["probabilities" + suffix]: (values, PERCENT_NODATA),
-                            files["binarized" + suffix]: (binary, None)})
-            descriptions.update({files["probabilities" + suffix]: LONG_NAMES["probabilities"],
-                                 files["binarized" + suffix]: LONG_NAMES["binarized"]})
-        outputs.descriptions = {**outputs.descriptions, **descriptions}
-
-        step = quicklook_step(percent.shape)
-        height, width = percent.shape
-        padded = da.pad(binarized != 0, ((0, -height % step), (0, -width % step)), constant_values=False)
-        cells = da.coarsen(np.any, padded.rechunk(step * max(1, block // step)), {0: step, 1: step})
-        samples = (percent[::step, ::step], extent[::step, ::step], cells)
-        quicklook = dask.delayed(quicklook_of_samples)(*samples)
-        thumbnail = dask.delayed(thumbnail_of_samples)(*samples)
-        geopackages = {kind: outputs.reserve(files[kind]) for kind in names}
-        polygons = [("extent_polygons", extent, percent)] + [("segments" + suffix, binary, values)
-                                                            for suffix, (values, binary) in layers.items()]
-
-        def build(lock):
-            return [outputs.store(rasters, tile_grid, lock, compress="LZW"),
-                    *[polygonize_lazy(source, grid.geotransform, grid.crs, geopackages[kind], names[kind], values, lock,
-                                      layout) for kind, source, values in polygons],
-                    dask.delayed(write_image_locked)("thumbnail", outputs.reserve(files["thumbnail"]), thumbnail,
-                                                     outputs.tags, lock),
-                    dask.delayed(write_image_locked)("quicklook", outputs.reserve(files["quicklook"]), quicklook,
-                                                     outputs.tags, lock)]
-
-        run_blocks(self, parameters, context, feedback, build, 5, 90)
-        twins, _ = parquet_files(folder, subsets)
-        write_parquet_twins(twins, geopackages, outputs.reserve, names)
-        write_inference_json(outputs.reserve(files["inference"]), inference_record(outputs.tags))
-        files.update({kind: path for kind, (_, path) in twins.items()})
-        return files
-
-
-BYTES_PER_PIXEL = 16  # in memory: probabilities (float32 and percent), binarized, extent, labels, quicklook
-SUBSET_BYTES_PER_PIXEL = 14  # each ensemble subset: its probabilities (float32 and percent), binarized, labels

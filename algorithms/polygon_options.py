@@ -1,12 +1,11 @@
 """The polygon parameters shared by polygonize, prepareexport and exporttile: the scale of
 the statistics (STATISTICS_SCALE) and one feature per object or per part (POLYGON_LAYOUT)."""
 
-from ..definitions import STATISTICS_SCALES, Choices
+from ..definitions import POLYGON_LAYOUTS, STATISTICS_SCALES
 
 STATISTICS_SCALE = "STATISTICS_SCALE"
 POLYGON_LAYOUT = "POLYGON_LAYOUT"
-LAYOUTS = Choices(("objects", "One feature per object (MultiPolygon)"),
-                  ("parts", "One feature per part (Polygon, upstream)"))
+LAYOUTS = POLYGON_LAYOUTS
 
 
 def add_statistics_scale(algorithm):

@@ -16,7 +16,8 @@ import zipfile
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NAME = "darts_postprocessing"
-SHIPPED = ["metadata.txt", "__init__.py", "plugin.py", "darts_provider.py", "definitions.py", "dependencies.py", "README.md",
+SHIPPED = ["metadata.txt", "__init__.py", "__main__.py", "cli.py", "plugin.py", "darts_provider.py", "definitions.py",
+           "dependencies.py", "README.md",
            "LICENSE",
            "algorithms", "core", "resources"]
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc")

@@ -18,7 +18,7 @@ import numpy as np
 
 from ...definitions import LAYERS, LONG_NAMES, PARQUET_FILES, PERCENT_NODATA, SUBSET_FILES, TILE_FILES
 from ..files.atomic import AtomicFiles
-from ..files.geotiff import write_geotiff
+from ..files.geotiff import read_probabilities_for_export, write_geotiff
 from ..files.images import write_jpeg, write_png
 from ..files.layers import DARTS_TILE
 from ..files.tags import describe_run, inference_record, write_inference_json
@@ -159,6 +159,147 @@ def export_tile(tile, folder: str, geotransform, crs, *, inputs=(), progress: Ca
         write_jpeg(files.reserve(paths["thumbnail"]), thumbnail_rgb(percent, extent, binarized, quicklook_size), tags)
         write_png(files.reserve(paths["quicklook"]), quicklook_rgb(percent, extent, binarized, quicklook_size), tags)
         write_inference_json(files.reserve(paths["inference"]), record)
+    report(1.0, "Done")
+    paths.update({kind: path for kind, (_, path) in twins.items()})
+    return paths
+
+
+# Memory per pixel of export_tile_files in memory (probabilities as float32 and percent,
+# binarized, extent, labels, quicklook) and of each ensemble subset: above a memory limit,
+# the caller asks for the block-wise path (`block`).
+BYTES_PER_PIXEL = 16
+SUBSET_BYTES_PER_PIXEL = 14
+
+
+def export_bytes(subsets: int = 0) -> int:
+    """Bytes per pixel export_tile_files needs in memory with `subsets` ensemble subsets."""
+    return BYTES_PER_PIXEL + SUBSET_BYTES_PER_PIXEL * subsets
+
+
+def export_sources(probabilities: str, binarized: str, extent: str, subsets=None) -> tuple:
+    """(grid, {suffix: (probabilities file, its name, binarized file, its name)}) of the files
+    export_tile_files reads ("" the tile's own, "-<subset>" each subset's, `subsets` being
+    {name: (probabilities file, binarized file)}), every one checked to lie on the binarized
+    raster's grid. Files are named as darts:exporttile's parameters in errors."""
+    from ..files.grids import check_same_grid, grid_of
+
+    subsets = dict(subsets or {})
+    check_subsets(subsets)
+    grid = grid_of(binarized, "BINARIZED")
+    sources = {"": (probabilities, "PROBABILITIES", binarized, "BINARIZED")}
+    for subset, (subset_probabilities, subset_binarized) in subsets.items():
+        sources[f"-{subset}"] = (subset_probabilities, f"SUBSET_PROBABILITIES '{subset}'", subset_binarized,
+                                 f"SUBSET_BINARIZED '{subset}'")
+    checks = [("PROBABILITIES", probabilities), ("EXTENT", extent)]
+    for suffix, (probabilities_path, probabilities_what, binarized_path, binarized_what) in sources.items():
+        if suffix:
+            checks += [(probabilities_what, probabilities_path), (binarized_what, binarized_path)]
+    for name, path in checks:
+        check_same_grid("BINARIZED", grid, name, grid_of(path, name))
+    return grid, sources
+
+
+def export_tile_files(probabilities: str, binarized: str, extent: str, folder: str, *, subsets=None,
+                      scale: str = "auto", parts: bool = False, tags=None, block: int | None = None,
+                      address: str | None = None, files: AtomicFiles | None = None,
+                      progress: Callable[[float, str], None] | None = None) -> dict[str, str]:
+    """export_tile from files: the probabilities (float 0..1 or DARTS' uint8 percent, read as
+    `scale` says), the binarized objects and the extent (0/1) of a prepare_export run, and for
+    each ensemble subset in `subsets` ({name: (probabilities file, binarized file)}) its two
+    files, all on one grid. The same files, written in memory (`block` None) or for rasters
+    larger than memory block by block (`block` pixels square; `address`: a dask.distributed
+    scheduler to compute on), with the same contents. In memory the files appear together when
+    the export is done; block by block they are reserved in `files` (an AtomicFiles the caller
+    commits; without one they are committed here). `tags`: as export_tile's (default: an
+    "exporttile" step, the tile id the folder's name). Returns {kind: path} as export_tile.
+    `progress(fraction, message)` may raise to cancel: nothing is left behind."""
+    report = progress or (lambda fraction, message: None)
+    grid, sources = export_sources(probabilities, binarized, extent, subsets)
+    inputs = [extent] + [path for source in sources.values() for path in source[0::2]]
+    if tags is None:
+        tags = describe_run("exporttile", {}, tile_id=os.path.basename(os.path.abspath(folder)))
+    if block:
+        if files is not None:
+            files.protect(inputs)
+            return _export_in_blocks(sources, extent, grid, folder, scale, parts, tags, block, address, files, report)
+        with AtomicFiles(inputs) as own:
+            return _export_in_blocks(sources, extent, grid, folder, scale, parts, tags, block, address, own, report)
+    from ..files.geotiff import read_band
+    from ..kernels.encodings import decode_binary
+
+    report(0.0, "Reading the rasters")
+    tile = {"extent": decode_binary(*read_band(extent, "EXTENT"), "EXTENT")}
+    for suffix, (probabilities_path, probabilities_what, binarized_path, binarized_what) in sources.items():
+        tile["probabilities" + suffix] = read_probabilities_for_export(probabilities_path, probabilities_what, scale)
+        tile["binarized_segmentation" + suffix] = decode_binary(*read_band(binarized_path, binarized_what),
+                                                                binarized_what)
+    report(0.1, "Reading the rasters")
+    return export_tile(tile, folder, grid.geotransform, grid.crs, inputs=inputs, tags=tags, parts=parts,
+                       ensemble_subsets=list(subsets or {}),
+                       progress=lambda fraction, message: report(0.1 + 0.9 * fraction, message))
+
+
+
+def _export_in_blocks(sources, extent_path, grid, folder, scale, parts, tags, block, address, files, report):
+    """export_tile_files block by block: the rasters stored window by window, the polygons
+    traced across blocks, the quick looks from samples; everything reserved in `files`."""
+    import dask
+    import dask.array as da
+
+    from ..files.geotiff import GeoTiffWindows
+    from ..files.images import write_image_locked
+    from ..kernels.quicklook import quicklook_of_samples, quicklook_step, thumbnail_of_samples
+    from ..lazy.blockwise import compute, read_binary_lazy, read_probabilities_for_export_lazy, scheduler, store
+    from ..lazy.chunked_polygons import polygonize_lazy
+
+    subsets = [suffix[1:] for suffix in sources if suffix]
+    record = inference_record(tags)  # before writing anything: a bad tag is an error
+    layout = tile_layout(parts, tags)
+    paths = tile_files(folder, subsets)
+    names = layer_names(subsets)
+    extent = read_binary_lazy(extent_path, "EXTENT", block).astype(np.uint8)
+    layers = {}
+    for suffix, (probabilities_path, probabilities_what, binarized_path, binarized_what) in sources.items():
+        probabilities = read_probabilities_for_export_lazy(probabilities_path, probabilities_what, block, scale)
+        percent = probabilities.map_blocks(to_percent, dtype=np.uint8, meta=np.zeros((0, 0), np.uint8))
+        layers[suffix] = (da.where(extent == 0, PERCENT_NODATA, percent).astype(np.uint8),
+                          read_binary_lazy(binarized_path, binarized_what, block).astype(np.uint8))
+    percent, binarized = layers[""]
+    # As export_tile in memory: the tile files always carry a geotransform (GDAL's default too).
+    rasters = {paths["extent"]: (extent, None, LONG_NAMES["extent"])}
+    for suffix, (values, binary) in layers.items():
+        rasters.update({paths["probabilities" + suffix]: (values, PERCENT_NODATA, LONG_NAMES["probabilities"]),
+                        paths["binarized" + suffix]: (binary, None, LONG_NAMES["binarized"])})
+    targets = {path: GeoTiffWindows(files.reserve(path), array.shape, array.dtype, grid.geotransform, grid.crs, nodata,
+                                    "LZW", tags, description)
+               for path, (array, nodata, description) in rasters.items()}
+
+    step = quicklook_step(percent.shape)
+    height, width = percent.shape
+    padded = da.pad(binarized != 0, ((0, -height % step), (0, -width % step)), constant_values=False)
+    cells = da.coarsen(np.any, padded.rechunk(step * max(1, block // step)), {0: step, 1: step})
+    samples = (percent[::step, ::step], extent[::step, ::step], cells)
+    quicklook = dask.delayed(quicklook_of_samples)(*samples)
+    thumbnail = dask.delayed(thumbnail_of_samples)(*samples)
+    geopackages = {kind: files.reserve(paths[kind]) for kind in names}
+    polygons = [("extent_polygons", extent, percent)] + [("segments" + suffix, binary, values)
+                                                        for suffix, (values, binary) in layers.items()]
+    twins, why = parquet_files(folder, subsets)
+    if why:
+        logger.warning("%s skipped: %s", ", ".join(parquet_names(subsets)), why)
+    with scheduler(address) as (client, lock):
+        if client is not None:
+            report(0.0, f"Computing on the dask cluster at {address}")
+        compute(store({path: array for path, (array, _, _) in rasters.items()}, targets, lock),
+                *[polygonize_lazy(source, grid.geotransform, grid.crs, geopackages[kind], names[kind], values, lock,
+                                  layout) for kind, source, values in polygons],
+                dask.delayed(write_image_locked)("thumbnail", files.reserve(paths["thumbnail"]), thumbnail, tags, lock),
+                dask.delayed(write_image_locked)("quicklook", files.reserve(paths["quicklook"]), quicklook, tags, lock),
+                client=client, progress=lambda fraction, message: report(0.95 * fraction, message),
+                message="Processing blocks")
+    report(0.95, "Writing the GeoParquet twins and darts_inference.json")
+    write_parquet_twins(twins, geopackages, files.reserve, names)
+    write_inference_json(files.reserve(paths["inference"]), record)
     report(1.0, "Done")
     paths.update({kind: path for kind, (_, path) in twins.items()})
     return paths

@@ -58,6 +58,8 @@ def test_help_pages_ship_and_the_help_button_opens_them(provider, tmp_path):
             assert algorithm.displayName() in text and f'id="{algorithm.parameterDefinitions()[0].name()}"' in text
             assert '<div id="readme">\n<p' in text  # the algorithm's README section is in it
         assert not [name for name in names if "__pycache__" in name]
+        # the command line without QGIS (python3 -m darts_postprocessing) ships with the plugin
+        assert {"darts_postprocessing/cli.py", "darts_postprocessing/__main__.py"} <= names
     for algorithm in provider.algorithms():
         url = algorithm.helpUrl()  # the repository checkout has no generated help/: no button
         assert url == "" or QUrl(url).isLocalFile()

@@ -1,0 +1,736 @@
+"""The command line without QGIS: `python3 -m darts_postprocessing <algorithm> KEY=VALUE ...`,
+for HPC nodes and containers where DARTS runs with GDAL and numpy but no QGIS.
+
+The algorithms' parameters keep qgis_process's names and defaults (algorithms/*.py declares
+them for Processing; this module declares them again without QGIS, and tests/test_cli.py and
+tests/qgis/test_cli_matches_qgis_process.py hold both to the same list and the same files):
+`KEY=VALUE` as after qgis_process's `--`, or `--KEY VALUE`; choices by their value names
+(definitions.py). A failure is one line on stderr and a non-zero exit; Ctrl-C cancels and
+leaves no output behind (the core writes through AtomicFiles); progress is a percentage line on
+stderr when it is a terminal (not with --quiet).
+"""
+
+from __future__ import annotations
+
+import argparse
+import configparser
+import contextlib
+import logging
+import os
+import re
+import signal
+import sys
+import threading
+from dataclasses import dataclass
+
+from .definitions import (
+    BINARIZATIONS,
+    BOUNDARY_MODES,
+    CONNECTIVITIES,
+    DEFAULT_TARGET_CRS,
+    DEVICES,
+    GROUPINGS,
+    POLYGON_LAYOUTS,
+    PROBABILITY_SCALES,
+    QUALITY_LEVELS,
+    STATISTICS_SCALES,
+)
+
+PROG = "python3 -m darts_postprocessing"
+CANCELED = "Canceled: no output was written."
+# Parameters that change how a result is computed, never what it is (not in the files' tags).
+NOT_RECORDED = {"DEVICE", "MEMORY_LIMIT", "DASK_SCHEDULER"}
+INT_MAX = 2 ** 31 - 1
+
+
+class UsageError(Exception):
+    """A parameter is missing, unknown or has a bad value (exit status 2)."""
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One parameter as qgis_process takes it. `kind`: folder, raster, rasters (repeatable),
+    layer (a vector file, path|layername=NAME), number, integer, choice, string, boolean, crs,
+    or an output: vector_output (.gpkg), folder_output, file_output."""
+
+    name: str
+    kind: str
+    label: str
+    default: object = None
+    optional: bool = False
+    choices: tuple = ()
+    minimum: float | None = None
+    maximum: float | None = None
+
+    @property
+    def is_output(self) -> bool:
+        return self.kind.endswith("_output")
+
+
+def _int(name, label, default, optional=False, minimum=0):
+    return Parameter(name, "integer", label, default, optional, minimum=minimum, maximum=INT_MAX)
+
+
+def _choice(name, label, choices, default):
+    return Parameter(name, "choice", label, default, choices=tuple(choices))
+
+
+THRESHOLD = Parameter("THRESHOLD", "number", "Probability threshold (object where p > threshold)", 0.5,
+                      minimum=0.0, maximum=1.0)
+MASK_EROSION_SIZE = _int("MASK_EROSION_SIZE", "Mask erosion size (pixels)", 10)
+EDGE_EROSION_SIZE = _int("EDGE_EROSION_SIZE", "Edge erosion size (pixels; Not set = mask erosion size)", None, True)
+MIN_OBJECT_SIZE = _int("MIN_OBJECT_SIZE", "Minimum object size (pixels)", 32)
+QUALITY_LEVEL = _choice("QUALITY_LEVEL", "Quality level", QUALITY_LEVELS, "low_quality")
+MAX_EXCLUDED_SHARE = Parameter("MAX_EXCLUDED_SHARE", "number", "Largest excluded share of an object", 0.0,
+                               minimum=0.0, maximum=0.99)
+BOUNDARY = _choice("BOUNDARY", "Boundary objects", BOUNDARY_MODES, "remove")
+SIZE_CONNECTIVITY = _choice("SIZE_CONNECTIVITY", "Connectivity for object sizes", CONNECTIVITIES, "8")
+DEVICE = _choice("DEVICE", "Device", DEVICES, "auto")
+PROBABILITY_SCALE = _choice("PROBABILITY_SCALE", "Probability scale", PROBABILITY_SCALES, "auto")
+STATISTICS_SCALE = _choice("STATISTICS_SCALE", "Statistics scale", STATISTICS_SCALES, "fraction")
+POLYGON_LAYOUT = _choice("POLYGON_LAYOUT", "Polygon features", POLYGON_LAYOUTS, "objects")
+MEMORY_LIMIT = _int("MEMORY_LIMIT", "Memory limit (MB; empty = half of the available memory)", None, True, minimum=1)
+DASK_SCHEDULER = Parameter("DASK_SCHEDULER", "string", "Dask scheduler address (empty = local processing)", "",
+                           optional=True)
+
+ALGORITHMS = {
+    "processtiles": ("Process tiles into one map: many DARTS tile folders in, one merged GeoPackage of thaw-slump "
+                     "polygons out.", [
+        Parameter("INPUT_FOLDER", "folder", "Folder of tile folders"),
+        THRESHOLD, MASK_EROSION_SIZE, EDGE_EROSION_SIZE, MIN_OBJECT_SIZE, QUALITY_LEVEL,
+        Parameter("TARGET_CRS", "crs", "Target CRS", DEFAULT_TARGET_CRS),
+        Parameter("EXCLUDE", "layer", "Exclusion polygons (e.g. water)", optional=True),
+        MAX_EXCLUDED_SHARE, BOUNDARY, SIZE_CONNECTIVITY, DEVICE,
+        _choice("GROUP_BY", "Merge tiles", GROUPINGS, "year"),
+        _choice("BINARIZATION", "Objects", BINARIZATIONS, "recompute"),
+        Parameter("SUBSET", "string", "Ensemble member (probabilities-<name>.tif)", optional=True),
+        PROBABILITY_SCALE, STATISTICS_SCALE,
+        _int("WORKERS", "Worker processes", os.cpu_count() or 1, minimum=1),
+        DASK_SCHEDULER,
+        Parameter("STOP_ON_ERROR", "boolean", "Stop at the first tile that fails", False),
+        Parameter("OUTPUT", "vector_output", "Merged slump polygons"),
+        Parameter("OUTPUT_TILES", "folder_output", "Tile outputs (binarized, extent, polygons per tile)", optional=True),
+        Parameter("OUTPUT_REPORT", "file_output", "Report (HTML; not written from the command line yet)",
+                  optional=True),
+    ]),
+    "polygonize": ("Polygonize objects: every 8-connected object of a binarized raster (0/1) as one polygon "
+                   "feature, with the probabilities' statistics inside it.", [
+        Parameter("BINARIZED", "raster", "Binarized objects (0/1)"),
+        Parameter("PROBABILITIES", "raster", "Probabilities", optional=True),
+        PROBABILITY_SCALE, STATISTICS_SCALE, POLYGON_LAYOUT, MEMORY_LIMIT, DASK_SCHEDULER,
+        Parameter("OUTPUT", "vector_output", "Polygons"),
+    ]),
+    "exporttile": ("Export DARTS tile folder: the files DARTS' exporter writes for a tile, from a prepareexport "
+                   "run's binarized and extent rasters and its probabilities.", [
+        Parameter("PROBABILITIES", "raster", "Probabilities"),
+        Parameter("BINARIZED", "raster", "Binarized segmentation (0/1)"),
+        Parameter("EXTENT", "raster", "Extent (0/1)"),
+        Parameter("SUBSET_PROBABILITIES", "rasters", "Ensemble subset probabilities", optional=True),
+        Parameter("SUBSET_BINARIZED", "rasters", "Binarized ensemble subsets (from Prepare export)", optional=True),
+        PROBABILITY_SCALE, POLYGON_LAYOUT, MEMORY_LIMIT, DASK_SCHEDULER,
+        Parameter("OUTPUT_FOLDER", "folder_output", "Tile folder"),
+    ]),
+    "prepareexport": ("Prepare export: DARTS' whole postprocessing step on a probabilities raster (not yet "
+                      "available from the command line: use qgis_process).", [
+        Parameter("PROBABILITIES", "raster", "Probabilities"),
+        Parameter("QUALITY_MASK", "raster", "Quality mask (0/1/2)", optional=True),
+        THRESHOLD,
+        Parameter("THRESHOLDS", "string", "Several thresholds (e.g. 0.4,0.5,0.6; replaces the threshold)", "",
+                  optional=True),
+        MASK_EROSION_SIZE, EDGE_EROSION_SIZE, MIN_OBJECT_SIZE, QUALITY_LEVEL,
+        Parameter("SUBSET_PROBABILITIES", "rasters", "Ensemble subset probabilities", optional=True),
+        Parameter("EXCLUDE", "layer", "Exclusion mask (e.g. water; polygons or raster)", optional=True),
+        MAX_EXCLUDED_SHARE, BOUNDARY, SIZE_CONNECTIVITY, DEVICE, PROBABILITY_SCALE, STATISTICS_SCALE,
+        MEMORY_LIMIT, DASK_SCHEDULER,
+        Parameter("OUTPUT_BINARIZED", "raster_output", "Binarized segmentation"),
+        Parameter("OUTPUT_EXTENT", "raster_output", "Extent"),
+        Parameter("OUTPUT_PROBABILITIES", "raster_output", "Masked probabilities", optional=True),
+        Parameter("OUTPUT_POLYGONS", "vector_output", "Object polygons", optional=True),
+        Parameter("OUTPUT_REPORT", "file_output", "Report", optional=True),
+    ]),
+}
+OUTPUT_EXTENSIONS = {"vector_output": ("GeoPackage", (".gpkg",)), "raster_output": ("GeoTIFF", (".tif", ".tiff"))}
+
+
+# -- reading the command line -----------------------------------------------------------------------
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (UsageError) instead of the usage and exit."""
+
+    def error(self, message):
+        raise UsageError(message)
+
+
+class Once(argparse.Action):
+    """A parameter given once; twice is an error (qgis_process would make a list of it)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if getattr(namespace, self.dest) is not None:
+            raise UsageError(f"{self.dest} is given twice")
+        setattr(namespace, self.dest, values)
+
+
+def describe(parameter: Parameter) -> str:
+    text = parameter.label
+    if parameter.choices:
+        text += f"; one of {', '.join(parameter.choices)}"
+    if parameter.kind == "rasters":
+        text += "; repeat for several"
+    if parameter.kind == "boolean":
+        text += "; true or false"
+    if parameter.default not in (None, ""):
+        default = str(parameter.default).lower() if parameter.kind == "boolean" else parameter.default
+        text += f" (default: {default})"
+    elif not parameter.optional:
+        text += " (required)"
+    return text.replace("%", "%%")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog=PROG, description="DARTS postprocessing without QGIS: the algorithms of the QGIS plugin with "
+                                           "qgis_process's parameter names and defaults. Parameters as KEY=VALUE "
+                                           "(as after qgis_process's --) or --KEY VALUE.",
+                    epilog=f"Example: {PROG} processtiles INPUT_FOLDER=tiles/ OUTPUT=region.gpkg WORKERS=2. "
+                           f"'{PROG} ALGORITHM --help' lists its parameters.")
+    commands = parser.add_subparsers(dest="algorithm", metavar="ALGORITHM", parser_class=Parser)
+    for name, (description, parameters) in ALGORITHMS.items():
+        command = commands.add_parser(name, help=description.split(":")[0], description=description,
+                                      usage=f"{PROG} {name} [-h] [-q] KEY=VALUE ... (or --KEY VALUE ...)",
+                                      allow_abbrev=False)
+        command.add_argument("-q", "--quiet", action="store_true", help="no progress and no messages, only errors "
+                                                                        "and the results")
+        group = command.add_argument_group("parameters (KEY=VALUE or --KEY VALUE)")
+        for parameter in parameters:
+            group.add_argument(f"--{parameter.name}", dest=parameter.name, metavar="VALUE", help=describe(parameter),
+                               action="append" if parameter.kind == "rasters" else Once)
+    return parser
+
+
+KEY_VALUE = re.compile(r"^([A-Za-z][A-Za-z0-9_]*)=(.*)$", re.DOTALL)
+
+
+def normalized(argv: list[str]) -> list[str]:
+    """argv with KEY=VALUE and --KEY VALUE as --KEY=VALUE (keys in upper case, as qgis_process
+    spells them; a value may then start with -), a lone `--` (qgis_process's separator)
+    dropped, and unknown parameters refused by name."""
+    if not argv or argv[0] not in ALGORITHMS:
+        return argv
+    known = {parameter.name for parameter in ALGORITHMS[argv[0]][1]}
+    result, expecting = [argv[0]], None
+    for token in argv[1:]:
+        if expecting:  # the value of a --KEY before it, whatever it looks like
+            result.append(f"--{expecting}={token}")
+            expecting = None
+            continue
+        if token == "--" or token in ("-h", "--help", "-q", "--quiet"):
+            if token != "--":
+                result.append(token)
+            continue
+        match = KEY_VALUE.match(token.removeprefix("--"))
+        if match:
+            key, value = match[1].upper(), match[2]
+        elif token.startswith("-"):
+            key, value = token.lstrip("-").upper(), None
+        else:
+            raise UsageError(f"{token!r} is no parameter: give KEY=VALUE or --KEY VALUE")
+        if key not in known:
+            raise UsageError(f"unknown parameter {key} for {argv[0]} (its parameters: {', '.join(sorted(known))})")
+        if value is None:
+            expecting = key
+        else:
+            result.append(f"--{key}={value}")
+    if expecting:
+        raise UsageError(f"--{expecting} needs a value")
+    return result
+
+
+def converted(parameter: Parameter, value):
+    """The value of one parameter as the core takes it; UsageError for a bad one."""
+    name = parameter.name
+    if value is None or (value == "" and parameter.kind not in ("string",)):
+        if parameter.optional or parameter.default is not None:
+            return parameter.default
+        raise UsageError(f"{name} is required ({parameter.label})")
+    if parameter.kind == "rasters":
+        return [converted(Parameter(name, "raster", parameter.label), item) for item in value]
+    if parameter.kind == "choice":
+        if value not in parameter.choices:
+            raise UsageError(f"{name}: {value!r} is not one of {', '.join(parameter.choices)}")
+        return value
+    if parameter.kind in ("number", "integer"):
+        try:
+            number = float(value)
+        except ValueError:
+            raise UsageError(f"{name}: {value!r} is not a number") from None
+        if parameter.kind == "integer":
+            if not number.is_integer():
+                raise UsageError(f"{name}: {value!r} is not a whole number")
+            number = int(number)
+        if (parameter.minimum is not None and number < parameter.minimum) or \
+                (parameter.maximum is not None and number > parameter.maximum):
+            high = "" if parameter.maximum in (None, INT_MAX) else f" and at most {parameter.maximum:g}"
+            raise UsageError(f"{name}: {value} is out of range (at least {parameter.minimum:g}{high})")
+        return number
+    if parameter.kind == "boolean":
+        words = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+        if value.strip().lower() not in words:
+            raise UsageError(f"{name}: {value!r} is not true or false")
+        return words[value.strip().lower()]
+    if parameter.kind == "raster" and not os.path.isfile(value):
+        raise UsageError(f"{name}: {value!r} is not a file")
+    if parameter.kind == "folder" and not os.path.isdir(value):
+        raise UsageError(f"{name}: {value!r} is not a folder")
+    if parameter.kind == "layer" and not os.path.isfile(value.split("|")[0]):
+        raise UsageError(f"{name}: {value.split('|')[0]!r} does not exist")
+    if parameter.kind in OUTPUT_EXTENSIONS:
+        kind, extensions = OUTPUT_EXTENSIONS[parameter.kind]
+        if value.startswith(("ogr:", "memory:", "postgres")) or "|" in value:
+            raise UsageError(f"{name}: give a file path ({kind}); QGIS's data source forms are not read here")
+        if not value.lower().endswith(extensions):
+            raise UsageError(f"{name}: written as {kind}, so the file must end in {' or '.join(extensions)} "
+                             f"(got {os.path.basename(value)!r})")
+    return value
+
+
+def parse(argv: list[str]) -> tuple[str, dict, bool]:
+    """(algorithm, {parameter: value}, quiet) of a command line; UsageError for a bad one
+    (--help prints and exits)."""
+    parser = build_parser()
+    arguments = parser.parse_args(normalized(argv))
+    if arguments.algorithm is None:
+        raise UsageError(f"give an algorithm: one of {', '.join(ALGORITHMS)} ('{PROG} --help' says more)")
+    values = {parameter.name: converted(parameter, getattr(arguments, parameter.name))
+              for parameter in ALGORITHMS[arguments.algorithm][1]}
+    return arguments.algorithm, values, arguments.quiet
+
+
+# -- progress and messages --------------------------------------------------------------------------
+class Console:
+    """Progress as one percentage line on stderr (a terminal only, not `quiet`), messages
+    on stderr (warnings always, the rest not when `quiet`)."""
+
+    def __init__(self, name: str, quiet: bool = False, stream=None):
+        self.name, self.quiet, self.stream = name, quiet, stream or sys.stderr
+        self.live = not quiet and self.stream.isatty()
+        self.shown = None
+
+    def progress(self, fraction: float, message: str) -> None:
+        if not self.live:
+            return
+        line = f"{self.name}: {100 * min(max(fraction, 0.0), 1.0):3.0f}% {message}"
+        if line != self.shown:
+            width = 79
+            with contextlib.suppress(OSError):
+                width = os.get_terminal_size(self.stream.fileno()).columns - 1
+            self.stream.write("\r" + line[:width].ljust(min(width, max(len(self.shown or ""), len(line)))))
+            self.stream.flush()
+            self.shown = line
+
+    def end_line(self) -> None:
+        if self.shown is not None:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.shown = None
+
+    def info(self, text: str) -> None:
+        if not self.quiet:
+            self.end_line()
+            print(text, file=self.stream)
+
+    def warning(self, text: str) -> None:
+        self.end_line()
+        print(f"warning: {text}", file=self.stream)
+
+
+class ConsoleLog(logging.Handler):
+    """The core's logged warnings as the console's warning lines."""
+
+    def __init__(self, console: Console):
+        super().__init__(logging.WARNING)
+        self.console = console
+
+    def emit(self, record):
+        self.console.warning(record.getMessage())
+
+
+# -- what the runs share ----------------------------------------------------------------------------
+def plugin_version() -> str:
+    parser = configparser.ConfigParser()
+    parser.read(os.path.join(os.path.dirname(os.path.abspath(__file__)), "metadata.txt"), encoding="utf-8")
+    return parser.get("general", "version", fallback="unknown")
+
+
+def run_tags(algorithm: str, values: dict) -> dict:
+    """The tags every file of the run carries, as the algorithm's (algorithms/provenance.py):
+    the parameters that decide the result (inputs by file name), the DARTS_* tags of the
+    raster inputs (the most recently exported winning) and who wrote it."""
+    from .core.files.tags import PREFIX, describe_run, read_tags
+
+    settings, found = {}, []
+    for parameter in ALGORITHMS[algorithm][1]:
+        if parameter.is_output or parameter.name in NOT_RECORDED:
+            continue
+        value = values[parameter.name]
+        if parameter.kind in ("raster", "rasters"):
+            files = [path for path in (value if isinstance(value, list) else [value]) if path]
+            found += [read_tags(path) for path in files]
+            settings[parameter.name] = ", ".join(os.path.basename(path) for path in files) or None
+        elif parameter.kind in ("number", "integer"):
+            settings[parameter.name] = None if value is None else (int(value) if parameter.kind == "integer"
+                                                                   else float(value))
+        else:
+            settings[parameter.name] = "" if value is None else value
+    if "EDGE_EROSION_SIZE" in settings and settings["EDGE_EROSION_SIZE"] is None:  # the band actually used
+        settings["EDGE_EROSION_SIZE"] = settings.get("MASK_EROSION_SIZE")
+    inherited = {}
+    for tags in sorted(found, key=lambda tags: tags.get(PREFIX + "exportdate", "")):
+        inherited.update(tags)
+    tags = describe_run(algorithm, settings, inherited)
+    tags[PREFIX + "postprocessing"] = f"darts:{algorithm} (DARTS Postprocessing for QGIS {plugin_version()})"
+    return tags
+
+
+def check_outputs(algorithm: str, values: dict, inputs) -> None:
+    """Before any computing, as the algorithms check: each output can be written, none is an
+    input, no two are the same file."""
+    from .core.files.atomic import check_writable
+
+    read = {os.path.normcase(os.path.realpath(path)) for path in inputs if path}
+    seen = {}
+    for parameter in ALGORITHMS[algorithm][1]:
+        path = values[parameter.name] if parameter.is_output else None
+        if not path:
+            continue
+        try:
+            check_writable(path, folder=parameter.kind == "folder_output")
+        except OSError as error:
+            raise OSError(f"{parameter.name}: {error}") from None
+        key = os.path.normcase(os.path.realpath(path))
+        if key in read:
+            raise ValueError(f"{parameter.name}: {path} is also an input of this run: choose another file, inputs are "
+                             f"never overwritten")
+        if key in seen:
+            raise ValueError(f"{seen[key]} and {parameter.name} are the same file ({path}): choose different files, "
+                             f"or one would overwrite the other")
+        seen[key] = parameter.name
+
+
+def available_memory_mb() -> float:
+    """Memory available to new work, in MB (Linux: MemAvailable; else 4 GB)."""
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            return int(next(line for line in meminfo if line.startswith("MemAvailable:")).split()[1]) / 1024
+    return 4096.0
+
+
+def block_plan(values: dict, width: int, height: int, bytes_per_pixel: float, console: Console) -> int | None:
+    """None to process in memory, or the block side of the block-wise path: when the need
+    exceeds MEMORY_LIMIT (default half of the available memory) or DASK_SCHEDULER is given."""
+    from .dependencies import missing_for_blocks
+
+    limit = values["MEMORY_LIMIT"] or available_memory_mb() / 2
+    need = width * height * bytes_per_pixel / 2 ** 20
+    address = (values["DASK_SCHEDULER"] or "").strip()
+    if need <= limit and not address:
+        return None
+    reason = "a dask scheduler was given" if address else \
+        f"it needs about {need:.0f} MB, more than the memory limit of {limit:.0f} MB"
+    missing = missing_for_blocks(cluster=bool(address))
+    if missing:
+        raise ValueError(f"This run must go block by block ({reason}), which {missing}; or raise MEMORY_LIMIT.")
+    from .core.lazy.blockwise import block_size
+
+    block = block_size(bytes_per_pixel, limit, workers=os.cpu_count() or 1)
+    console.info(f"Processing in blocks of {block} x {block} pixels: {reason}.")
+    return block
+
+
+def device_of(values: dict, console: Console) -> str:
+    from .core import gpu_available
+
+    if values["DEVICE"] == "cuda" and not gpu_available():
+        console.warning("Device 'cuda' was chosen, but no CUDA GPU is usable (is cupy installed?): computing on the CPU.")
+        return "cpu"
+    return values["DEVICE"]
+
+
+def percent_note(path: str, what: str, scale: str, console: Console) -> None:
+    from .core.files.geotiff import percent_scale_doubt
+
+    doubt = percent_scale_doubt(path, what, scale)
+    if doubt:
+        console.warning(doubt)
+
+
+def exclusion_source(value: str | None):
+    """(file, layer or None, filter or None) of an EXCLUDE value: a path, with QGIS's
+    |layername=NAME, |layerid=N or |subset=FILTER after it."""
+    if not value:
+        return None
+    path, *options = value.split("|")
+    found = dict(option.partition("=")[::2] for option in options)
+    unknown = sorted(set(found) - {"layername", "layerid", "subset"})
+    if unknown:
+        raise ValueError(f"EXCLUDE: unknown option |{unknown[0]}= (use |layername=, |layerid= or |subset=)")
+    layer = found.get("layername") or None
+    if layer is None and found.get("layerid", "") != "":
+        from .core.files.gdal import open_read_only
+
+        with open_read_only(path, "vector") as dataset:
+            layer = dataset.GetLayer(int(found["layerid"])).GetName()
+    return path, layer, found.get("subset") or None
+
+
+def target_crs(value: str) -> str:
+    """TARGET_CRS as the algorithm records it: AUTHORITY:CODE where it has one, else as given;
+    a geographic CRS is refused."""
+    from .core.files.gdal import spatial_reference
+
+    try:
+        srs = spatial_reference(value)
+    except RuntimeError:
+        raise ValueError(f"TARGET_CRS: {value!r} is not a valid CRS") from None
+    if srs.IsGeographic():
+        raise ValueError(f"TARGET_CRS: {value} is geographic; choose a projected CRS (the default "
+                         f"{DEFAULT_TARGET_CRS} covers the Arctic)")
+    name, code = srs.GetAuthorityName(None), srs.GetAuthorityCode(None)
+    return f"{name}:{code}" if name and code else value
+
+
+# -- the algorithms ---------------------------------------------------------------------------------
+def run_processtiles(values: dict, console: Console) -> dict:
+    from .core.files.atomic import AtomicFiles
+    from .core.files.layers import layer_name
+    from .core.lazy.blockwise import scheduler
+    from .core.regions.merge import coverage_layer
+    from .core.regions.process_tiles import excluded_note, exclusion_missed, merge_tiles
+    from .core.regions.tiles import TileSettings
+
+    if values["OUTPUT_REPORT"]:
+        raise ValueError("OUTPUT_REPORT: the HTML report is not written from the command line yet (qgis_process "
+                         "writes it); leave it out")
+    target = target_crs(values["TARGET_CRS"])
+    settings = TileSettings(
+        threshold=values["THRESHOLD"], mask_erosion_size=values["MASK_EROSION_SIZE"],
+        edge_erosion_size=values["EDGE_EROSION_SIZE"], min_object_size=values["MIN_OBJECT_SIZE"],
+        quality_level=values["QUALITY_LEVEL"], boundary=values["BOUNDARY"],
+        size_connectivity=int(values["SIZE_CONNECTIVITY"]), device=device_of(values, console),
+        statistics=values["STATISTICS_SCALE"], scale=values["PROBABILITY_SCALE"],
+        subset=(values["SUBSET"] or "").strip() or None, binarization=values["BINARIZATION"],
+        group_by=values["GROUP_BY"], max_excluded_share=values["MAX_EXCLUDED_SHARE"],
+        exclude=exclusion_source(values["EXCLUDE"]))
+    exclusion = settings.exclude[0] if settings.exclude else ""
+    check_outputs("processtiles", values, [exclusion])
+    output = values["OUTPUT"]
+    with AtomicFiles([exclusion]) as files, scheduler((values["DASK_SCHEDULER"] or "").strip()) as (client, _):
+        if client is not None:
+            console.info(f"Processing the tiles on the dask cluster at {values['DASK_SCHEDULER'].strip()}")
+        summary = merge_tiles(values["INPUT_FOLDER"], target, settings=settings, tile_outputs=values["OUTPUT_TILES"],
+                              workers=values["WORKERS"], client=client, stop_on_error=values["STOP_ON_ERROR"],
+                              progress=lambda fraction, message: console.progress(0.95 * fraction, message),
+                              files=files)
+        console.progress(0.95, "Writing the merged map")
+        summary.write(files.reserve(output), layer_name(output))
+    for skipped in summary.skipped:
+        console.warning(f"Tile {skipped.tile_id} skipped: {skipped.reason}")
+    for tile in summary.tiles:
+        for warning in tile.warnings:
+            console.warning(f"Tile {tile.tile_id}: {warning}")
+        if "excluded_share" in tile.counts:
+            console.info(f"Tile {tile.tile_id}{excluded_note(tile.counts)}")
+        if exclusion_missed(tile.counts):
+            console.warning(f"Tile {tile.tile_id}: the exclusion polygons overlap it in their own CRS but cover no pixel "
+                            f"centre of it (smaller than a pixel, or not in the CRS they declare?)")
+        if tile.date.year is None:
+            console.warning(f"Tile {tile.tile_id}: no date found ({tile.date.source}); its objects are merged with the "
+                            f"other tiles without a date")
+    console.info(f"{len(summary.tiles)} tiles processed, {len(summary.skipped)} skipped: {summary.features} slump "
+                 f"polygons in the merged map ({summary.duplicates} objects seen by more than one tile merged, "
+                 f"{summary.clipped} cut where they met a neighbour) in {summary.seconds:.1f} s.")
+    results = {"OUTPUT": output, "OUTPUT_COVERAGE": f"{output}|layername={coverage_layer(layer_name(output))}",
+               "TILES_PROCESSED": len(summary.tiles), "TILES_SKIPPED": len(summary.skipped),
+               "FEATURES": summary.features}
+    if values["OUTPUT_TILES"]:
+        results["OUTPUT_TILES"] = values["OUTPUT_TILES"]
+    return results
+
+
+def run_polygonize(values: dict, console: Console) -> dict:
+    import dataclasses
+
+    from .core import polygonize
+    from .core.files.atomic import AtomicFiles
+    from .core.files.geotiff import read_band
+    from .core.files.grids import check_same_grid, grid_of
+    from .core.files.layers import Layout, layer_name
+    from .core.kernels.encodings import decode_binary
+    from .core.files.geotiff import read_probabilities_for_export
+
+    binarized, probabilities, scale = values["BINARIZED"], values["PROBABILITIES"], values["PROBABILITY_SCALE"]
+    grid = grid_of(binarized, "BINARIZED")
+    if probabilities:
+        check_same_grid("BINARIZED", grid, "PROBABILITIES", grid_of(probabilities, "PROBABILITIES"))
+        percent_note(probabilities, "PROBABILITIES", scale, console)
+    check_outputs("polygonize", values, [binarized, probabilities])
+    if grid.area_note():
+        console.warning(grid.area_note())
+    layout = dataclasses.replace(Layout(statistics=values["STATISTICS_SCALE"],
+                                        parts=values["POLYGON_LAYOUT"] == "parts"),
+                                 tags=run_tags("polygonize", values))
+    output = values["OUTPUT"]
+    block = block_plan(values, grid.width, grid.height, POLYGONIZE_BYTES_PER_PIXEL, console)
+    with AtomicFiles([binarized, probabilities]) as files:
+        if block:
+            from .core.lazy.blockwise import (
+                compute,
+                read_binary_lazy,
+                read_probabilities_for_export_lazy,
+                scheduler,
+            )
+            from .core.lazy.chunked_polygons import polygonize_lazy
+
+            binary = read_binary_lazy(binarized, "BINARIZED", block)
+            values_lazy = (read_probabilities_for_export_lazy(probabilities, "PROBABILITIES", block, scale)
+                           if probabilities else None)
+            with scheduler((values["DASK_SCHEDULER"] or "").strip()) as (client, lock):
+                count, = compute(polygonize_lazy(binary, grid.geotransform, grid.crs, files.reserve(output),
+                                                 layer_name(output), values_lazy, lock, layout),
+                                 client=client, progress=console.progress, message="Processing blocks")
+        else:
+            binary = decode_binary(*read_band(binarized, "BINARIZED"), "BINARIZED")
+            statistics = read_probabilities_for_export(probabilities, "PROBABILITIES", scale) if probabilities else None
+            count = polygonize(binary, grid.geotransform, grid.crs, files.reserve(output), layer_name(output),
+                               statistics, console.progress, layout=layout)
+    console.info(f"{count} objects polygonized.")
+    return {"OUTPUT": output}
+
+
+POLYGONIZE_BYTES_PER_PIXEL = 12  # as darts:polygonize: the binary raster, float32 probabilities, labels, traced pixels
+
+
+def subsets_of(values: dict) -> dict:
+    """{subset: (probabilities file, binarized file)} as darts:exporttile pairs them: the names
+    from the SUBSET_PROBABILITIES files' names, each binarized file by its name's end -<subset>."""
+    from .core.products.export import subset_names
+
+    layers = values["SUBSET_PROBABILITIES"] or []
+    binarized = values["SUBSET_BINARIZED"] or []
+    names = subset_names(os.path.splitext(os.path.basename(path))[0] for path in layers)
+    if binarized and not layers:
+        raise ValueError("SUBSET_BINARIZED: give the ensemble subsets' probabilities in SUBSET_PROBABILITIES too")
+    found = {}
+    for path in binarized:
+        key = os.path.splitext(os.path.basename(path))[0].rsplit("-", 1)[-1]
+        if key not in names:
+            raise ValueError(f"SUBSET_BINARIZED: {os.path.basename(path)} is of no ensemble subset: its name should "
+                             f"end in -<subset>, one of {', '.join(names)}")
+        if key in found:
+            raise ValueError(f"SUBSET_BINARIZED: {os.path.basename(found[key])} and {os.path.basename(path)} are both "
+                             f"of ensemble subset '{key}'")
+        found[key] = path
+    missing = [name for name in names if name not in found]
+    if missing:
+        raise ValueError(f"SUBSET_BINARIZED: no binarized raster of ensemble subset '{missing[0]}' (give 'Prepare "
+                         f"export''s OUTPUT_SUBSET_BINARIZED: a file whose name ends in -{missing[0]})")
+    return {name: (path, found[name]) for name, path in zip(names, layers)}
+
+
+def run_exporttile(values: dict, console: Console) -> dict:
+    from .core.files.geoparquet import geoparquet_support
+    from .core.files.tags import PREFIX, inference_record
+    from .core.products.export import export_bytes, export_sources, export_tile_files, parquet_names
+
+    probabilities, binarized, extent = values["PROBABILITIES"], values["BINARIZED"], values["EXTENT"]
+    subsets = subsets_of(values)
+    grid, _ = export_sources(probabilities, binarized, extent, subsets)
+    scale = values["PROBABILITY_SCALE"]
+    percent_note(probabilities, "PROBABILITIES", scale, console)
+    if grid.area_note():
+        console.warning(grid.area_note())
+    check_outputs("exporttile", values, [probabilities, binarized, extent,
+                                         *[path for pair in subsets.values() for path in pair]])
+    folder = values["OUTPUT_FOLDER"]
+    tags = run_tags("exporttile", values)
+    tags.setdefault(PREFIX + "tileid", os.path.basename(os.path.abspath(folder)))
+    inference_record(tags)  # a tag that darts_inference.json cannot hold fails before any work
+    block = block_plan(values, grid.width, grid.height, export_bytes(len(subsets)), console)
+    written = export_tile_files(probabilities, binarized, extent, folder, subsets=subsets, scale=scale,
+                                parts=values["POLYGON_LAYOUT"] == "parts", tags=tags, block=block,
+                                address=(values["DASK_SCHEDULER"] or "").strip(), progress=console.progress)
+    if any(kind.startswith(("segments_parquet", "extent_parquet")) for kind in written):  # else the core warned
+        console.info(f"GeoParquet written: {', '.join(parquet_names(subsets))} (with {geoparquet_support()[0]}).")
+    console.info(f"Tile written to {os.path.abspath(folder)}")
+    return {"OUTPUT_FOLDER": folder, **{EXPORT_OUTPUTS[kind]: path for kind, path in written.items()
+                                        if kind in EXPORT_OUTPUTS}}
+
+
+# darts:exporttile's outputs, by the kind of file (core.products.export.tile_files).
+EXPORT_OUTPUTS = {"probabilities": "OUTPUT_PROBABILITIES", "binarized": "OUTPUT_BINARIZED", "extent": "OUTPUT_EXTENT",
+                  "segments": "OUTPUT_SEGMENTS", "extent_polygons": "OUTPUT_EXTENT_POLYGONS",
+                  "thumbnail": "OUTPUT_THUMBNAIL", "inference": "OUTPUT_METADATA", "quicklook": "OUTPUT_QUICKLOOK",
+                  "segments_parquet": "OUTPUT_SEGMENTS_PARQUET", "extent_parquet": "OUTPUT_EXTENT_PARQUET"}
+
+
+def run_prepareexport(values: dict, console: Console) -> dict:
+    """Not yet: prepareexport's orchestration is being moved from algorithms/prepare_export.py
+    into one core pipeline (core/products/); when it is on this branch, call it here with
+    `values` (the parameters as above, outputs by path), `run_tags("prepareexport", values)` as
+    its files' tags and `console.progress` as its progress, and return its outputs."""
+    raise NotImplementedError("prepareexport is not yet available from the command line (its pipeline is still "
+                              "being moved out of the QGIS algorithm): run it with qgis_process run "
+                              "darts:prepareexport")
+
+
+RUNS = {"processtiles": run_processtiles, "polygonize": run_polygonize, "exporttile": run_exporttile,
+        "prepareexport": run_prepareexport}
+
+
+def message_of(error: BaseException) -> str:
+    """One line for the user: a failed file operation names the user's file, never the
+    hidden temporary one it went to."""
+    from .core.files.names import final_name
+
+    if isinstance(error, MemoryError):
+        detail = " ".join(str(error).split()) or type(error).__name__
+        return f"Not enough memory for this raster: {detail} (set MEMORY_LIMIT lower to process it block by block)"
+    if isinstance(error, OSError) and error.filename:
+        return f"{error.strerror}: {final_name(error.filename)}"
+    message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+    return " ".join(str(message).split()) or type(error).__name__
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; the exit status (0 success, 1 failure, 2 a bad command line,
+    130 canceled by Ctrl-C)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        algorithm, values, quiet = parse(argv)
+    except UsageError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 2
+    console = Console(algorithm, quiet)
+    if threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:  # e.g. ignored by a parent shell
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    log = ConsoleLog(console)  # the core's warnings, one line each
+    logging.getLogger(__package__).addHandler(log)
+    try:
+        results = RUNS[algorithm](values, console)
+    except KeyboardInterrupt:
+        console.end_line()
+        print(f"{algorithm}: {CANCELED}", file=sys.stderr)
+        return 130
+    except NotImplementedError as error:
+        console.end_line()
+        print(f"{algorithm}: {error}", file=sys.stderr)
+        return 2
+    except Exception as error:  # noqa: BLE001 (any failure: one line and a non-zero exit)
+        console.end_line()
+        print(f"{algorithm}: error: {message_of(error)}", file=sys.stderr)
+        return 1
+    finally:
+        logging.getLogger(__package__).removeHandler(log)
+    console.progress(1.0, "Done")
+    console.end_line()
+    for key, value in results.items():
+        print(f"{key}: {value}")
+    return 0

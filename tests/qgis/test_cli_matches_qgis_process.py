@@ -1,0 +1,162 @@
+"""The command line without QGIS (`python3 -m darts_postprocessing`, from the staged plugin)
+and qgis_process on the same inputs write the same files: GeoTIFF pixels, grids, nodata, band
+descriptions and tags, GeoPackage layers, features, attributes, geometries and metadata, the
+JSON record and the quick looks' pixels (dates left out). And both declare the same parameters."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from osgeo import gdal
+from qgis_cli import qgis_process
+
+DATES = ("DARTS_exportdate", "DARTS_processtiles_created")
+
+
+def plugins_folder(profile):
+    return os.path.join(profile["QGIS_CUSTOM_CONFIG_PATH"], "profiles", "default", "python", "plugins")
+
+
+def run_both(profile, algorithm, parameters, qgis_outputs, cli_outputs):
+    """qgis_process run darts:<algorithm> and the command line, each with its own outputs."""
+    qgis = qgis_process(profile, "run", f"darts:{algorithm}", "--",
+                        *[f"{key}={value}" for key, value in {**parameters, **qgis_outputs}.items()])
+    assert qgis.returncode == 0, qgis.stdout + qgis.stderr
+    environment = dict(os.environ, PYTHONPATH=plugins_folder(profile))
+    ours = subprocess.run([sys.executable, "-m", "darts_postprocessing", algorithm,
+                           *[f"{key}={value}" for key, value in {**parameters, **cli_outputs}.items()]],
+                          env=environment, capture_output=True, text=True, timeout=300)
+    assert ours.returncode == 0, ours.stderr
+    return ours
+
+
+def undated(tags):
+    return {key: value for key, value in tags.items() if key not in DATES}
+
+
+def same_raster(a, b):
+    first, second = gdal.Open(a), gdal.Open(b)
+    assert (first.RasterXSize, first.RasterYSize, first.RasterCount) == \
+        (second.RasterXSize, second.RasterYSize, second.RasterCount), b
+    assert first.GetGeoTransform() == second.GetGeoTransform() and first.GetProjection() == second.GetProjection()
+    if b.endswith(".tif"):
+        assert undated(first.GetMetadata()) == undated(second.GetMetadata()), b
+    for index in range(1, first.RasterCount + 1):
+        band_a, band_b = first.GetRasterBand(index), second.GetRasterBand(index)
+        assert band_a.GetNoDataValue() == band_b.GetNoDataValue() and band_a.GetDescription() == \
+            band_b.GetDescription(), b
+        np.testing.assert_array_equal(band_a.ReadAsArray(), band_b.ReadAsArray(), err_msg=b)
+
+
+def same_geopackage(a, b):
+    first, second = gdal.OpenEx(a, gdal.OF_VECTOR), gdal.OpenEx(b, gdal.OF_VECTOR)
+    assert undated(first.GetMetadata()) == undated(second.GetMetadata()), b
+    names = [first.GetLayer(i).GetName() for i in range(first.GetLayerCount())]
+    assert names == [second.GetLayer(i).GetName() for i in range(second.GetLayerCount())], b
+    for name in names:
+        layer_a, layer_b = first.GetLayerByName(name), second.GetLayerByName(name)
+        assert undated(layer_a.GetMetadata()) == undated(layer_b.GetMetadata()), (b, name)
+        assert layer_a.GetGeometryColumn() == layer_b.GetGeometryColumn()
+        features_a = [(f.items(), f.GetGeometryRef().ExportToIsoWkb()) for f in layer_a]
+        features_b = [(f.items(), f.GetGeometryRef().ExportToIsoWkb()) for f in layer_b]
+        assert features_a == features_b, (b, name)
+
+
+def same_file(a, b):
+    if a.endswith((".tif", ".png", ".jpg")):
+        same_raster(a, b)
+    elif a.endswith(".gpkg"):
+        same_geopackage(a, b)
+    elif a.endswith(".json"):
+        with open(a) as first, open(b) as second:
+            assert undated(json.load(first)) == undated(json.load(second)), b
+
+
+def same_folders(a, b):
+    names = sorted(os.listdir(a))
+    assert names == sorted(os.listdir(b))
+    for name in names:
+        path = os.path.join(a, name)
+        if os.path.isdir(path):
+            same_folders(path, os.path.join(b, name))
+        else:
+            same_file(path, os.path.join(b, name))
+
+
+@pytest.fixture(scope="module")
+def tile(tmp_path_factory):
+    """A small tile as prepareexport leaves it: probabilities (DARTS' percent), binarized, extent."""
+    from darts_postprocessing.core import prepare_export
+    from darts_postprocessing.core.files.geotiff import read_band, write_geotiff
+    from darts_postprocessing.core.files.grids import grid_of
+    from sample_tile import write_sample_tile
+
+    folder = tmp_path_factory.mktemp("cli-tile")
+    probabilities, quality = write_sample_tile(str(folder / "input"), size=320, seed=5)
+    percent, _ = read_band(probabilities, "p")
+    grid = grid_of(probabilities, "p")
+    fractions = np.where(percent == 255, np.nan, percent / np.float32(100)).astype(np.float32)
+    result = prepare_export({"probabilities": fractions, "quality_data_mask": read_band(quality, "q")[0]}, 0.5, 5, 8, 1)
+    paths = {"probabilities": probabilities}
+    for name, key in (("binarized", "binarized_segmentation"), ("extent", "extent")):
+        paths[name] = str(folder / f"{name}.tif")
+        write_geotiff(paths[name], np.asarray(result[key], np.uint8), grid.geotransform, grid.crs,
+                      tags={"DARTS_tileid": "T07WET", "DARTS_exportdate": "2025-01-01 00:00:00+00:00",
+                            "DARTS_binarizethreshold": "0.5"})
+    return paths
+
+
+def test_the_command_line_declares_the_algorithms_parameters(provider):
+    from darts_postprocessing import cli
+
+    for name, (_, parameters) in cli.ALGORITHMS.items():
+        algorithm = provider.algorithm(name)
+        definitions = algorithm.parameterDefinitions()
+        assert [parameter.name for parameter in parameters] == [d.name() for d in definitions], name
+        for parameter, definition in zip(parameters, definitions):
+            assert parameter.optional == bool(definition.flags() & definition.Flag.FlagOptional), parameter.name
+            default = definition.defaultValue()
+            if definition.type() == "crs":
+                default = str(default)
+            if parameter.kind not in ("raster", "rasters", "layer", "folder") and not parameter.is_output:
+                assert parameter.default == default or (parameter.default in (None, "") and default in (None, "")), \
+                    (name, parameter.name, parameter.default, default)
+            if definition.type() == "enum":
+                assert list(parameter.choices) == definition.options(), parameter.name
+            if definition.type() == "number":
+                assert (parameter.minimum, parameter.maximum) == (definition.minimum(), definition.maximum()) or \
+                    parameter.kind == "integer" and parameter.minimum == definition.minimum(), parameter.name
+
+
+def test_polygonize_writes_what_qgis_process_writes(profile, tile, tmp_path):
+    parameters = {"BINARIZED": tile["binarized"], "PROBABILITIES": tile["probabilities"],
+                  "STATISTICS_SCALE": "percent", "POLYGON_LAYOUT": "parts"}
+    run_both(profile, "polygonize", parameters, {"OUTPUT": tmp_path / "qgis" / "objects.gpkg"},
+             {"OUTPUT": tmp_path / "cli" / "objects.gpkg"})
+    same_folders(tmp_path / "qgis", tmp_path / "cli")
+
+
+@pytest.mark.parametrize("memory", [None, 1])
+def test_exporttile_writes_what_qgis_process_writes(profile, tile, tmp_path, memory):
+    parameters = {"PROBABILITIES": tile["probabilities"], "BINARIZED": tile["binarized"], "EXTENT": tile["extent"]}
+    if memory:  # block by block in both
+        parameters["MEMORY_LIMIT"] = memory
+    ours = run_both(profile, "exporttile", parameters, {"OUTPUT_FOLDER": tmp_path / "qgis" / "tile"},
+                    {"OUTPUT_FOLDER": tmp_path / "cli" / "tile"})
+    assert ("Processing in blocks" in ours.stderr) == bool(memory)
+    same_folders(tmp_path / "qgis", tmp_path / "cli")
+
+
+def test_processtiles_writes_what_qgis_process_writes(profile, tmp_path):
+    from darts_folders import darts_run
+
+    darts_run(tmp_path / "run", years=(2019,))
+    parameters = {"INPUT_FOLDER": tmp_path / "run", "THRESHOLD": 0.45, "GROUP_BY": "date", "WORKERS": 1,
+                  "STATISTICS_SCALE": "percent", "SIZE_CONNECTIVITY": "4", "TARGET_CRS": "EPSG:3413"}
+    outputs = {side: {"OUTPUT": tmp_path / side / "region.gpkg", "OUTPUT_TILES": tmp_path / side / "tiles"}
+               for side in ("qgis", "cli")}
+    run_both(profile, "processtiles", parameters, outputs["qgis"], outputs["cli"])
+    same_folders(tmp_path / "qgis", tmp_path / "cli")

@@ -1,0 +1,317 @@
+"""The command line without QGIS (`python3 -m darts_postprocessing`, cli.py): qgis_process's
+parameter forms, one-line errors and exit codes, help, progress, Ctrl-C, and the runs
+themselves on small DARTS tiles. Files need GDAL's osgeo: those tests skip without it (the venv).
+tests/qgis/test_cli_matches_qgis_process.py holds the files to qgis_process's."""
+
+import importlib.util
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from darts_postprocessing import cli
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "scripts"))
+
+needs_gdal = pytest.mark.skipif(importlib.util.find_spec("osgeo") is None,
+                                reason="GDAL's osgeo is not installed in this Python")
+
+
+def run(*argv):
+    """main() in this process: (exit status, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = out, err
+    try:
+        status = cli.main(list(argv))
+    finally:
+        sys.stdout, sys.stderr = saved
+    return status, out.getvalue(), err.getvalue()
+
+
+def module(package_parent, *argv, **options):
+    """`python3 -m darts_postprocessing ...` as a program (the package from the checkout)."""
+    environment = dict(os.environ, PYTHONPATH=str(package_parent))
+    return subprocess.run([sys.executable, "-m", "darts_postprocessing", *argv], env=environment, capture_output=True,
+                          text=True, timeout=300, **options)
+
+
+# -- the command line itself -----------------------------------------------------------------------
+def test_key_value_and_dash_forms_give_the_same_values(tmp_path):
+    folder = str(tmp_path)
+    forms = [["processtiles", f"INPUT_FOLDER={folder}", "OUTPUT=r.gpkg", "WORKERS=3", "QUALITY_LEVEL=high_quality"],
+             ["processtiles", "--", f"INPUT_FOLDER={folder}", "OUTPUT=r.gpkg", "WORKERS=3",
+              "QUALITY_LEVEL=high_quality"],
+             ["processtiles", "--INPUT_FOLDER", folder, "--OUTPUT", "r.gpkg", "--WORKERS", "3", "--QUALITY_LEVEL",
+              "high_quality"],
+             ["processtiles", f"--INPUT_FOLDER={folder}", "--OUTPUT=r.gpkg", "--workers=3",
+              "quality_level=high_quality"]]
+    parsed = [cli.parse(argv) for argv in forms]
+    assert all(result == parsed[0] for result in parsed)
+    algorithm, values, quiet = parsed[0]
+    assert algorithm == "processtiles" and not quiet
+    assert values["WORKERS"] == 3 and values["QUALITY_LEVEL"] == "high_quality" and values["OUTPUT"] == "r.gpkg"
+    # The defaults are the algorithm's (qgis_process help darts:processtiles).
+    assert values["THRESHOLD"] == 0.5 and values["MASK_EROSION_SIZE"] == 10 and values["EDGE_EROSION_SIZE"] is None
+    assert values["MIN_OBJECT_SIZE"] == 32 and values["TARGET_CRS"] == "EPSG:3413" and values["GROUP_BY"] == "year"
+    assert values["BOUNDARY"] == "remove" and values["SIZE_CONNECTIVITY"] == "8" and values["STOP_ON_ERROR"] is False
+    assert values["MAX_EXCLUDED_SHARE"] == 0.0 and values["STATISTICS_SCALE"] == "fraction"
+
+
+def test_values_that_start_with_a_dash_and_repeated_multi_layer_parameters(tmp_path):
+    files = []
+    for name in ("probabilities-a.tif", "probabilities-b.tif", "-odd.tif"):
+        (tmp_path / name).write_bytes(b"")
+        files.append(str(tmp_path / name))
+    _, values, _ = cli.parse(["exporttile", f"PROBABILITIES={files[2]}", "--BINARIZED", files[2],
+                              f"EXTENT={files[2]}", f"SUBSET_PROBABILITIES={files[0]}",
+                              "--SUBSET_PROBABILITIES", files[1], "OUTPUT_FOLDER=out", "-q"])
+    assert values["SUBSET_PROBABILITIES"] == files[:2] and values["BINARIZED"] == files[2]
+    os.chdir(tmp_path)
+    _, values, quiet = cli.parse(["exporttile", "PROBABILITIES=-odd.tif", "--BINARIZED", "-odd.tif",
+                                  "EXTENT=-odd.tif", "OUTPUT_FOLDER=out", "--quiet"])
+    assert values["BINARIZED"] == "-odd.tif" and quiet
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["processtiles", "INPUT_FOLDER=.", "OUTPUT=r.gpkg", "THRESHOLDD=0.4"], "unknown parameter THRESHOLDD for "
+                                                                             "processtiles"),
+    (["processtiles", "INPUT_FOLDER=.", "OUTPUT=r.gpkg", "--BOGUS", "1"], "unknown parameter BOGUS"),
+    (["processtiles", "OUTPUT=r.gpkg"], "INPUT_FOLDER is required"),
+    (["processtiles", "INPUT_FOLDER=."], "OUTPUT is required"),
+    (["processtiles", "INPUT_FOLDER=.", "OUTPUT=r.gpkg", "QUALITY_LEVEL=medium"],
+     "QUALITY_LEVEL: 'medium' is not one of none, low_quality, high_quality"),
+    (["processtiles", "INPUT_FOLDER=.", "OUTPUT=r.gpkg", "QUALITY_LEVEL=1"], "is not one of"),
+    (["processtiles", "INPUT_FOLDER=.", "OUTPUT=r.gpkg", "THRESHOLD=high"], "THRESHOLD: 'high' is not a number"),
+    (["processtiles", "INPUT_FOLDER=.", "OUTPUT=r.gpkg", "THRESHOLD=1.5"], "THRESHOLD: 1.5 is out of range"),
+    (["processtiles", "INPUT_FOLDER=.", "OUTPUT=r.gpkg", "WORKERS=0"], "WORKERS: 0 is out of range (at least 1)"),
+    (["processtiles", "INPUT_FOLDER=.", "OUTPUT=r.gpkg", "WORKERS=1.5"], "WORKERS: '1.5' is not a whole number"),
+    (["processtiles", "INPUT_FOLDER=.", "OUTPUT=r.gpkg", "STOP_ON_ERROR=maybe"], "is not true or false"),
+    (["processtiles", "INPUT_FOLDER=.", "OUTPUT=r.shp"], "OUTPUT: written as GeoPackage, so the file must end in .gpkg"),
+    (["processtiles", "INPUT_FOLDER=/no/such/folder", "OUTPUT=r.gpkg"], "INPUT_FOLDER: '/no/such/folder' is not a "
+                                                                         "folder"),
+    (["processtiles", "INPUT_FOLDER=.", "OUTPUT=r.gpkg", "OUTPUT=s.gpkg"], "OUTPUT is given twice"),
+    (["processtiles", "INPUT_FOLDER=.", "--OUTPUT"], "--OUTPUT needs a value"),
+    (["processtiles", "INPUT_FOLDER=.", "r.gpkg"], "'r.gpkg' is no parameter"),
+    (["polygonize", "BINARIZED=/no/such.tif", "OUTPUT=p.gpkg"], "BINARIZED: '/no/such.tif' is not a file"),
+    (["tiles"], "invalid choice: 'tiles'"),
+    ([], "give an algorithm"),
+])
+def test_a_bad_command_line_is_one_line_and_exit_status_2(argv, message):
+    status, out, err = run(*argv)
+    assert status == 2 and not out
+    assert err.count("\n") == 1 and err.startswith("python3 -m darts_postprocessing: error: ") and message in err, err
+
+
+def test_help_lists_the_algorithms_and_each_ones_parameters_with_defaults(package_parent):
+    top = module(package_parent, "--help")
+    assert top.returncode == 0
+    for name in ("processtiles", "polygonize", "exporttile", "prepareexport"):
+        assert name in top.stdout
+    helped = module(package_parent, "processtiles", "--help")
+    assert helped.returncode == 0
+    for parameter in cli.ALGORITHMS["processtiles"][1]:
+        assert f"--{parameter.name}" in helped.stdout
+    text = " ".join(helped.stdout.split())
+    assert "(default: 0.5)" in text and "(default: EPSG:3413)" in text and "one of year, date, none (default: year)" \
+        in text and "Folder of tile folders (required)" in text
+
+
+def test_prepareexport_says_not_yet_with_its_parameters_declared():
+    status, out, err = run("prepareexport", "PROBABILITIES=" + __file__, "OUTPUT_BINARIZED=b.tif",
+                           "OUTPUT_EXTENT=e.tif", "THRESHOLDS=0.4,0.5")
+    assert status == 2 and not out and err.count("\n") == 1 and "prepareexport is not yet available" in err
+    status, _, err = run("prepareexport", "PROBABILITIES=" + __file__, "OUTPUT_BINARIZED=b.tif")
+    assert status == 2 and "OUTPUT_EXTENT is required" in err
+
+
+def test_progress_is_a_percentage_line_on_a_terminal_only():
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    console = cli.Console("polygonize", stream=terminal)
+    console.progress(0.25, "Tracing")
+    console.progress(0.5, "Tracing")
+    console.end_line()
+    assert terminal.getvalue().startswith("\rpolygonize:  25% Tracing\rpolygonize:  50% Tracing") \
+        and terminal.getvalue().endswith("\n")
+    for console in (cli.Console("polygonize", quiet=True, stream=Terminal()), cli.Console("polygonize",
+                                                                                         stream=io.StringIO())):
+        console.progress(0.5, "Tracing")
+        console.end_line()
+        assert console.stream.getvalue() == ""
+
+
+# -- runs ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tile(tmp_path_factory):
+    """A small tile as prepareexport leaves it: probabilities (DARTS' percent), binarized, extent."""
+    pytest.importorskip("osgeo")
+    from darts_postprocessing.core import prepare_export
+    from darts_postprocessing.core.files.geotiff import read_band, write_geotiff
+    from sample_tile import write_sample_tile
+
+    folder = tmp_path_factory.mktemp("tile")
+    probabilities, quality = write_sample_tile(str(folder / "input"), size=400, seed=3)
+    percent, _ = read_band(probabilities, "p")
+    from darts_postprocessing.core.files.grids import grid_of
+
+    grid = grid_of(probabilities, "p")
+    fractions = np.where(percent == 255, np.nan, percent / np.float32(100)).astype(np.float32)
+    result = prepare_export({"probabilities": fractions, "quality_data_mask": read_band(quality, "q")[0]}, 0.5, 5, 8, 1)
+    paths = {"probabilities": probabilities, "quality": quality}
+    for name, key in (("binarized", "binarized_segmentation"), ("extent", "extent")):
+        paths[name] = str(folder / f"{name}.tif")
+        write_geotiff(paths[name], np.asarray(result[key], np.uint8), grid.geotransform, grid.crs)
+    return paths
+
+
+@needs_gdal
+def test_polygonize_writes_the_objects_in_memory_and_block_by_block(tile, tmp_path):
+    from vectors import features
+
+    status, out, err = run("polygonize", f"BINARIZED={tile['binarized']}", f"PROBABILITIES={tile['probabilities']}",
+                           f"OUTPUT={tmp_path / 'objects.gpkg'}", "STATISTICS_SCALE=percent")
+    assert status == 0, err
+    assert out == f"OUTPUT: {tmp_path / 'objects.gpkg'}\n" and "objects polygonized" in err
+    layer, found = features(str(tmp_path / "objects.gpkg"))
+    assert layer == "objects" and found
+    status, _, err = run("polygonize", f"BINARIZED={tile['binarized']}", f"PROBABILITIES={tile['probabilities']}",
+                         f"OUTPUT={tmp_path / 'blocks.gpkg'}", "STATISTICS_SCALE=percent", "MEMORY_LIMIT=1")
+    assert status == 0, err
+    assert "Processing in blocks of" in err
+    _, blocks = features(str(tmp_path / "blocks.gpkg"))
+    assert [attributes for attributes, _ in blocks] == [attributes for attributes, _ in found]
+    assert all(a.Equals(b) for (_, a), (_, b) in zip(blocks, found))
+    from reading import tags
+
+    written = tags(str(tmp_path / "objects.gpkg"))
+    assert written["DARTS_postprocessing"].startswith("darts:polygonize (DARTS Postprocessing for QGIS ")
+    assert written["DARTS_polygonize_binarized"] == "binarized.tif"
+    assert written["DARTS_polygonize_statistics_scale"] == "percent"
+
+
+@needs_gdal
+def test_exporttile_writes_darts_tile_folder_in_memory_and_block_by_block(tile, tmp_path):
+    from reading import pixels, tags
+
+    common = [f"PROBABILITIES={tile['probabilities']}", f"BINARIZED={tile['binarized']}", f"EXTENT={tile['extent']}",
+              "-q"]
+    status, out, err = run("exporttile", *common, f"OUTPUT_FOLDER={tmp_path / 'T1'}")
+    assert status == 0 and not err.replace("warning: Skipped", "").strip().startswith("exporttile: error"), err
+    assert f"OUTPUT_FOLDER: {tmp_path / 'T1'}" in out and "OUTPUT_METADATA: " in out
+    status, _, err = run("exporttile", *common, f"OUTPUT_FOLDER={tmp_path / 'T2'}", "MEMORY_LIMIT=1")
+    assert status == 0, err
+    for name in ("probabilities.tif", "binarized.tif", "extent.tif"):
+        np.testing.assert_array_equal(pixels(str(tmp_path / "T1" / name)), pixels(str(tmp_path / "T2" / name)))
+    expected = sorted(os.listdir(tmp_path / "T1"))
+    assert sorted(os.listdir(tmp_path / "T2")) == expected
+    assert {"darts_inference.json", "prediction_segments.gpkg", "thumbnail.jpg", "quicklook.png"} <= set(expected)
+    assert tags(str(tmp_path / "T1" / "binarized.tif"))["DARTS_tileid"] == "T1"
+
+
+@needs_gdal
+def test_processtiles_merges_darts_tiles(tmp_path):
+    from darts_folders import darts_run
+    from vectors import features
+
+    darts_run(tmp_path / "run", years=(2019,))
+    output = tmp_path / "out" / "region.gpkg"
+    status, out, err = run("processtiles", f"INPUT_FOLDER={tmp_path / 'run'}", f"OUTPUT={output}", "WORKERS=1",
+                           f"OUTPUT_TILES={tmp_path / 'tiles'}")
+    assert status == 0, err
+    assert "TILES_PROCESSED: 3\n" in out and "3 tiles processed, 0 skipped" in err
+    _, merged = features(str(output))
+    assert merged and {attributes["year"] for attributes, _ in merged} == {2019}
+    assert len(os.listdir(tmp_path / "tiles")) == 3
+
+
+@needs_gdal
+def test_a_failing_run_is_one_line_exit_1_and_leaves_nothing(tile, tmp_path):
+    status, out, err = run("polygonize", f"BINARIZED={tile['probabilities']}", f"OUTPUT={tmp_path / 'p.gpkg'}")
+    assert status == 1 and not out and err.count("\n") == 1
+    assert err.startswith("polygonize: error: BINARIZED holds values other than 0 and 1")
+    assert os.listdir(tmp_path) == []
+    from darts_postprocessing.core.files.geotiff import write_geotiff
+
+    other = str(tmp_path.parent / f"{tmp_path.name}-small.tif")
+    write_geotiff(other, np.zeros((10, 10), np.float32), (0, 1, 0, 0, 0, -1), "EPSG:32607")
+    status, _, err = run("polygonize", f"BINARIZED={tile['binarized']}", f"OUTPUT={tmp_path / 'p.gpkg'}",
+                         f"PROBABILITIES={other}")
+    assert status == 1 and err.count("\n") == 1 and "BINARIZED and PROBABILITIES are not on the same grid" in err, err
+    status, _, err = run("processtiles", f"INPUT_FOLDER={tmp_path}", f"OUTPUT={tmp_path / 'r.gpkg'}",
+                         "TARGET_CRS=EPSG:4326")
+    assert status == 1 and "TARGET_CRS: EPSG:4326 is geographic" in err and err.count("\n") == 1
+    assert os.listdir(tmp_path) == []
+
+
+@needs_gdal
+def test_ctrl_c_cancels_and_leaves_nothing_behind(package_parent, tmp_path):
+    """SIGINT while blocks are being polygonized in threads: exit 130, one line, no file."""
+    from darts_postprocessing.core.files.geotiff import write_geotiff
+
+    rng = np.random.default_rng(0)
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    write_geotiff(str(inputs / "big.tif"), (rng.random((1500, 1500)) > 0.6).astype(np.uint8),
+                  (500000, 10, 0, 7700000, 0, -10), "EPSG:32607")
+    out = tmp_path / "out"
+    environment = dict(os.environ, PYTHONPATH=str(package_parent))
+    process = subprocess.Popen([sys.executable, "-m", "darts_postprocessing", "polygonize",
+                                f"BINARIZED={inputs / 'big.tif'}", f"OUTPUT={out / 'big.gpkg'}", "MEMORY_LIMIT=2"],
+                               env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = process.stderr.readline()  # "Processing in blocks of ...": the blocks are starting
+    assert first.startswith("Processing in blocks"), first
+    time.sleep(1.0)
+    assert process.poll() is None, "the run ended before it could be canceled: make the input larger"
+    process.send_signal(signal.SIGINT)
+    out_text, rest = process.communicate(timeout=120)
+    assert process.returncode == 130, rest
+    assert rest.strip() == "polygonize: Canceled: no output was written." and not out_text
+    assert not out.exists() or os.listdir(out) == []
+    assert os.listdir(inputs) == ["big.tif"]
+
+
+@needs_gdal
+def test_ctrl_c_stops_the_worker_processes_and_leaves_nothing_behind(package_parent, tmp_path):
+    """SIGINT while tiles are processed in worker processes: exit 130, no map, no tile folder."""
+    import shutil
+
+    from darts_folders import darts_run
+
+    darts_run(tmp_path / "one", years=(2019, 2024))
+    for copy in range(10):
+        shutil.copytree(tmp_path / "one", tmp_path / "run" / f"copy{copy}")
+    out = tmp_path / "out"
+    environment = dict(os.environ, PYTHONPATH=str(package_parent))
+    process = subprocess.Popen([sys.executable, "-m", "darts_postprocessing", "processtiles",
+                                f"INPUT_FOLDER={tmp_path / 'run'}", f"OUTPUT={out / 'region.gpkg'}", "WORKERS=2",
+                                f"OUTPUT_TILES={out / 'tiles'}"],
+                               env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for _ in range(600):  # the tile outputs' folder is made when the tiles are handed out
+        if (out / "tiles").exists() or process.poll() is not None:
+            break
+        time.sleep(0.05)
+    time.sleep(1.0)
+    assert process.poll() is None, "the run ended before it could be canceled: make the input larger"
+    process.send_signal(signal.SIGINT)
+    out_text, rest = process.communicate(timeout=120)
+    assert process.returncode == 130, rest
+    assert rest.strip().endswith("processtiles: Canceled: no output was written.") and not out_text
+    assert not out.exists()
+
+
+def test_exclude_takes_qgis_layer_suffixes():
+    assert cli.exclusion_source(None) is None and cli.exclusion_source("") is None
+    assert cli.exclusion_source("water.gpkg") == ("water.gpkg", None, None)
+    assert cli.exclusion_source("water.gpkg|layername=lakes|subset=area > 100") == ("water.gpkg", "lakes", "area > 100")
+    with pytest.raises(ValueError, match="unknown option |geometrytype="):
+        cli.exclusion_source("water.gpkg|geometrytype=Polygon")
