@@ -130,8 +130,7 @@ ALGORITHMS = {
         PROBABILITY_SCALE, POLYGON_LAYOUT, MEMORY_LIMIT, DASK_SCHEDULER,
         Parameter("OUTPUT_FOLDER", "folder_output", "Tile folder"),
     ]),
-    "prepareexport": ("Prepare export: DARTS' whole postprocessing step on a probabilities raster (not yet "
-                      "available from the command line: use qgis_process).", [
+    "prepareexport": ("Prepare export: DARTS' whole postprocessing step on a probabilities raster.", [
         Parameter("PROBABILITIES", "raster", "Probabilities"),
         Parameter("QUALITY_MASK", "raster", "Quality mask (0/1/2)", optional=True),
         THRESHOLD,
@@ -509,15 +508,9 @@ def run_processtiles(values: dict, console: Console) -> dict:
         raise ValueError("OUTPUT_REPORT: the HTML report is not written from the command line yet (qgis_process "
                          "writes it); leave it out")
     target = target_crs(values["TARGET_CRS"])
-    settings = TileSettings(
-        threshold=values["THRESHOLD"], mask_erosion_size=values["MASK_EROSION_SIZE"],
-        edge_erosion_size=values["EDGE_EROSION_SIZE"], min_object_size=values["MIN_OBJECT_SIZE"],
-        quality_level=values["QUALITY_LEVEL"], boundary=values["BOUNDARY"],
-        size_connectivity=int(values["SIZE_CONNECTIVITY"]), device=device_of(values, console),
-        statistics=values["STATISTICS_SCALE"], scale=values["PROBABILITY_SCALE"],
-        subset=(values["SUBSET"] or "").strip() or None, binarization=values["BINARIZATION"],
-        group_by=values["GROUP_BY"], max_excluded_share=values["MAX_EXCLUDED_SHARE"],
-        exclude=exclusion_source(values["EXCLUDE"]))
+    settings = TileSettings.from_parameters(
+        values, device=device_of(values, console), subset=(values["SUBSET"] or "").strip() or None,
+        binarization=values["BINARIZATION"], group_by=values["GROUP_BY"], exclude=exclusion_source(values["EXCLUDE"]))
     exclusion = settings.exclude[0] if settings.exclude else ""
     check_outputs("processtiles", values, [exclusion])
     output = values["OUTPUT"]
@@ -671,13 +664,44 @@ EXPORT_OUTPUTS = {"probabilities": "OUTPUT_PROBABILITIES", "binarized": "OUTPUT_
 
 
 def run_prepareexport(values: dict, console: Console) -> dict:
-    """Not yet: prepareexport's orchestration is being moved from algorithms/prepare_export.py
-    into one core pipeline (core/products/); when it is on this branch, call it here with
-    `values` (the parameters as above, outputs by path), `run_tags("prepareexport", values)` as
-    its files' tags and `console.progress` as its progress, and return its outputs."""
-    raise NotImplementedError("prepareexport is not yet available from the command line (its pipeline is still "
-                              "being moved out of the QGIS algorithm): run it with qgis_process run "
-                              "darts:prepareexport")
+    """darts:prepareexport: the core's one pipeline on files (core.products.prepare_export_files),
+    as the algorithm calls it; the HTML report is left to qgis_process."""
+    from .core.kernels.checks import parse_thresholds
+    from .core.products.export import subset_names
+    from .core.products.prepare_export_files import (PrepareExportInputs, PrepareExportOutputs,
+                                                     PrepareExportSettings, prepare_export_files)
+
+    if values["OUTPUT_REPORT"]:
+        raise ValueError("OUTPUT_REPORT: the HTML report is not written from the command line yet (qgis_process "
+                         "writes it); leave it out")
+    layers = values["SUBSET_PROBABILITIES"] or []
+    subsets = dict(zip(subset_names(os.path.splitext(os.path.basename(path))[0] for path in layers), layers))
+    inputs = PrepareExportInputs(values["PROBABILITIES"], values["QUALITY_MASK"] or None, subsets)
+    outputs = PrepareExportOutputs(values["OUTPUT_BINARIZED"], values["OUTPUT_EXTENT"],
+                                   values["OUTPUT_PROBABILITIES"] or None, values["OUTPUT_POLYGONS"] or None)
+    settings = PrepareExportSettings.from_parameters(
+        values, device=device_of(values, console), exclude=exclusion_source(values["EXCLUDE"]),
+        thresholds=tuple(value for _, value in parse_thresholds(values["THRESHOLDS"] or "", "THRESHOLDS")),
+        memory_limit_mb=values["MEMORY_LIMIT"] or None, dask_scheduler=(values["DASK_SCHEDULER"] or "").strip() or None)
+    exclusion = settings.exclude[0] if settings.exclude else ""
+    check_outputs("prepareexport", values, [inputs.probabilities, inputs.quality, *subsets.values(), exclusion])
+    summary = prepare_export_files(inputs, outputs, settings, console.progress,
+                                   log=lambda sentence, warning: (console.warning if warning else console.info)(sentence))
+    results = {"OUTPUT_EXTENT": summary.extent}
+    if summary.probabilities:
+        results["OUTPUT_PROBABILITIES"] = summary.probabilities
+    if summary.several:
+        results["OUTPUT_THRESHOLD_BINARIZED"] = [run.binarized for run in summary.runs]
+        if outputs.polygons:
+            results["OUTPUT_THRESHOLD_POLYGONS"] = [run.polygons for run in summary.runs]
+    else:
+        results["OUTPUT_BINARIZED"] = summary.runs[0].binarized
+        if outputs.polygons:
+            results["OUTPUT_POLYGONS"] = summary.runs[0].polygons
+    subset_files = [path for run in summary.runs for path in run.subsets.values()]
+    if subset_files:
+        results["OUTPUT_SUBSET_BINARIZED"] = subset_files
+    return results
 
 
 RUNS = {"processtiles": run_processtiles, "polygonize": run_polygonize, "exporttile": run_exporttile,

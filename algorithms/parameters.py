@@ -190,25 +190,24 @@ class ParametersMixin:
         """The core settings `kind` (a core.products.settings.PostprocessSettings) from the shared
         postprocessing parameters this algorithm declares (and STATISTICS_SCALE, MAX_EXCLUDED_SHARE),
         each read once here; `more` gives the other fields."""
+        from ..core.products.settings import PARAMETERS
+
         declared = {definition.name() for definition in self.parameterDefinitions()}
         readers = {
-            "threshold": ("THRESHOLD", lambda name: self.parameterAsDouble(parameters, name, context)),
-            "mask_erosion_size": ("MASK_EROSION_SIZE", lambda name: self.parameterAsInt(parameters, name, context)),
-            "edge_erosion_size": ("EDGE_EROSION_SIZE", lambda name: self.optional_int(parameters, name, context)),
-            "min_object_size": ("MIN_OBJECT_SIZE", lambda name: self.parameterAsInt(parameters, name, context)),
-            "quality_level": ("QUALITY_LEVEL", lambda name: self.parameterAsEnumString(parameters, name, context)),
-            "boundary": ("BOUNDARY", lambda name: self.parameterAsEnumString(parameters, name, context)),
-            "size_connectivity": ("SIZE_CONNECTIVITY",
-                                  lambda name: int(self.parameterAsEnumString(parameters, name, context))),
-            "device": ("DEVICE", lambda name: self.resolve_device(parameters, context, feedback)),
-            "scale": ("PROBABILITY_SCALE",
-                      lambda name: self.parameterAsEnumString(parameters, name, context) or "auto"),
-            "statistics": ("STATISTICS_SCALE",
-                           lambda name: self.parameterAsEnumString(parameters, name, context) or "fraction"),
-            "max_excluded_share": ("MAX_EXCLUDED_SHARE", lambda name: self.parameterAsDouble(parameters, name, context)),
+            "THRESHOLD": lambda name: self.parameterAsDouble(parameters, name, context),
+            "MASK_EROSION_SIZE": lambda name: self.parameterAsInt(parameters, name, context),
+            "EDGE_EROSION_SIZE": lambda name: self.optional_int(parameters, name, context),
+            "MIN_OBJECT_SIZE": lambda name: self.parameterAsInt(parameters, name, context),
+            "QUALITY_LEVEL": lambda name: self.parameterAsEnumString(parameters, name, context),
+            "BOUNDARY": lambda name: self.parameterAsEnumString(parameters, name, context),
+            "SIZE_CONNECTIVITY": lambda name: self.parameterAsEnumString(parameters, name, context),
+            "DEVICE": lambda name: self.resolve_device(parameters, context, feedback),
+            "PROBABILITY_SCALE": lambda name: self.parameterAsEnumString(parameters, name, context) or "auto",
+            "STATISTICS_SCALE": lambda name: self.parameterAsEnumString(parameters, name, context) or "fraction",
+            "MAX_EXCLUDED_SHARE": lambda name: self.parameterAsDouble(parameters, name, context),
         }
-        values = {field: read(name) for field, (name, read) in readers.items() if name in declared}
-        return kind(**values, **more)
+        values = {name: readers[name](name) for name, _ in PARAMETERS.values() if name in declared}
+        return kind.from_parameters(values, **more)
 
     def add_parameter_with_help(self, parameter, advanced, help_text):
         if advanced:

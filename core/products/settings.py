@@ -42,7 +42,33 @@ class PostprocessSettings:
         check_share("max_excluded_share", self.max_excluded_share, self.boundary)
         return self
 
+    @classmethod
+    def from_parameters(cls, values: dict, **more):
+        """The settings from parameter values named as the algorithms name them (THRESHOLD, ...;
+        those absent keep their defaults), for qgis_process and the command line alike; `more`
+        gives the other fields."""
+        given = {field: convert(values[name]) for field, (name, convert) in PARAMETERS.items()
+                 if values.get(name) is not None}
+        return cls(**{**given, **more})
+
     @property
     def edge_band(self) -> int:
         """The width of the edge band actually used."""
         return self.mask_erosion_size if self.edge_erosion_size is None else self.edge_erosion_size
+
+
+# Each field's parameter (as darts:prepareexport and darts:processtiles name it) and how its
+# value becomes the field's.
+PARAMETERS = {
+    "threshold": ("THRESHOLD", float),
+    "mask_erosion_size": ("MASK_EROSION_SIZE", int),
+    "edge_erosion_size": ("EDGE_EROSION_SIZE", int),
+    "min_object_size": ("MIN_OBJECT_SIZE", int),
+    "quality_level": ("QUALITY_LEVEL", str),
+    "boundary": ("BOUNDARY", str),
+    "size_connectivity": ("SIZE_CONNECTIVITY", int),
+    "device": ("DEVICE", str),
+    "scale": ("PROBABILITY_SCALE", str),
+    "statistics": ("STATISTICS_SCALE", str),
+    "max_excluded_share": ("MAX_EXCLUDED_SHARE", float),
+}

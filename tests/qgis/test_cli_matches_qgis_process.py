@@ -100,7 +100,7 @@ def tile(tmp_path_factory):
     grid = grid_of(probabilities, "p")
     fractions = np.where(percent == 255, np.nan, percent / np.float32(100)).astype(np.float32)
     result = prepare_export({"probabilities": fractions, "quality_data_mask": read_band(quality, "q")[0]}, 0.5, 5, 8, 1)
-    paths = {"probabilities": probabilities}
+    paths = {"probabilities": probabilities, "quality": quality}
     for name, key in (("binarized", "binarized_segmentation"), ("extent", "extent")):
         paths[name] = str(folder / f"{name}.tif")
         write_geotiff(paths[name], np.asarray(result[key], np.uint8), grid.geotransform, grid.crs,
@@ -136,6 +136,22 @@ def test_polygonize_writes_what_qgis_process_writes(profile, tile, tmp_path):
                   "STATISTICS_SCALE": "percent", "POLYGON_LAYOUT": "parts"}
     run_both(profile, "polygonize", parameters, {"OUTPUT": tmp_path / "qgis" / "objects.gpkg"},
              {"OUTPUT": tmp_path / "cli" / "objects.gpkg"})
+    same_folders(tmp_path / "qgis", tmp_path / "cli")
+
+
+@pytest.mark.parametrize("options", [{}, {"MEMORY_LIMIT": 1}, {"THRESHOLDS": "0.4,0.6", "STATISTICS_SCALE": "percent"},
+                                     {"BOUNDARY": "clip", "SIZE_CONNECTIVITY": "4", "EDGE_EROSION_SIZE": 0}])
+def test_prepareexport_writes_what_qgis_process_writes(profile, tile, tmp_path, options):
+    """The one core pipeline behind both: the same files in memory, block by block, per threshold."""
+    parameters = {"PROBABILITIES": tile["probabilities"], "QUALITY_MASK": tile["quality"], "MASK_EROSION_SIZE": 5,
+                  "MIN_OBJECT_SIZE": 8, **options}
+    outputs = {name: os.path.join("{}", file) for name, file in (
+        ("OUTPUT_BINARIZED", "b.tif"), ("OUTPUT_EXTENT", "e.tif"), ("OUTPUT_PROBABILITIES", "p.tif"),
+        ("OUTPUT_POLYGONS", "o.gpkg"))}
+    ours = run_both(profile, "prepareexport", parameters,
+                    {name: path.format(tmp_path / "qgis") for name, path in outputs.items()},
+                    {name: path.format(tmp_path / "cli") for name, path in outputs.items()})
+    assert ("Processing in blocks" in ours.stderr) == ("MEMORY_LIMIT" in options)
     same_folders(tmp_path / "qgis", tmp_path / "cli")
 
 
