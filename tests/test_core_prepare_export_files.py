@@ -19,13 +19,16 @@ from files_digest import folder_digest
 from reading import pixels
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-from sample_tile import write_sample_tile  # noqa: E402
 
 pytest.importorskip("dask")
 
 
 @pytest.fixture()
 def tile(tmp_path):
+    """A sample tile and an ensemble member as GeoTIFFs (needs GDAL: the venv has none)."""
+    pytest.importorskip("osgeo")
+    from sample_tile import write_sample_tile
+
     probabilities, quality = write_sample_tile(str(tmp_path / "input"), size=300, seed=3)
     member, _ = write_sample_tile(str(tmp_path / "member"), size=300, seed=4)
     return {"probabilities": probabilities, "quality": quality, "member": member}
