@@ -110,8 +110,7 @@ ALGORITHMS = {
         Parameter("STOP_ON_ERROR", "boolean", "Stop at the first tile that fails", False),
         Parameter("OUTPUT", "vector_output", "Merged slump polygons"),
         Parameter("OUTPUT_TILES", "folder_output", "Tile outputs (binarized, extent, polygons per tile)", optional=True),
-        Parameter("OUTPUT_REPORT", "file_output", "Report (HTML; not written from the command line yet)",
-                  optional=True),
+        Parameter("OUTPUT_REPORT", "file_output", "Report", optional=True),
     ]),
     "polygonize": ("Polygonize objects: every 8-connected object of a binarized raster (0/1) as one polygon "
                    "feature, with the probabilities' statistics inside it.", [
@@ -504,9 +503,6 @@ def run_processtiles(values: dict, console: Console) -> dict:
     from .core.regions.process_tiles import excluded_note, exclusion_missed, merge_tiles
     from .core.regions.tiles import TileSettings
 
-    if values["OUTPUT_REPORT"]:
-        raise ValueError("OUTPUT_REPORT: the HTML report is not written from the command line yet (qgis_process "
-                         "writes it); leave it out")
     target = target_crs(values["TARGET_CRS"])
     settings = TileSettings.from_parameters(
         values, device=device_of(values, console), subset=(values["SUBSET"] or "").strip() or None,
@@ -523,6 +519,11 @@ def run_processtiles(values: dict, console: Console) -> dict:
                               files=files)
         console.progress(0.95, "Writing the merged map")
         summary.write(files.reserve(output), layer_name(output))
+        if values["OUTPUT_REPORT"]:
+            from .core.regions.report import TILES_TITLE, render_tiles_report
+
+            with open(files.reserve(values["OUTPUT_REPORT"]), "w", encoding="utf-8") as handle:
+                handle.write(render_tiles_report(TILES_TITLE, summary, values["INPUT_FOLDER"]))
     for skipped in summary.skipped:
         console.warning(f"Tile {skipped.tile_id} skipped: {skipped.reason}")
     for tile in summary.tiles:
@@ -544,6 +545,8 @@ def run_processtiles(values: dict, console: Console) -> dict:
                "FEATURES": summary.features}
     if values["OUTPUT_TILES"]:
         results["OUTPUT_TILES"] = values["OUTPUT_TILES"]
+    if values["OUTPUT_REPORT"]:
+        results["OUTPUT_REPORT"] = values["OUTPUT_REPORT"]
     return results
 
 
@@ -665,15 +668,13 @@ EXPORT_OUTPUTS = {"probabilities": "OUTPUT_PROBABILITIES", "binarized": "OUTPUT_
 
 def run_prepareexport(values: dict, console: Console) -> dict:
     """darts:prepareexport: the core's one pipeline on files (core.products.prepare_export_files),
-    as the algorithm calls it; the HTML report is left to qgis_process."""
+    as the algorithm calls it, and its HTML report (core.products.report), all files or none."""
+    from .core.files.atomic import AtomicFiles
     from .core.kernels.checks import parse_thresholds
     from .core.products.export import subset_names
     from .core.products.prepare_export_files import (PrepareExportInputs, PrepareExportOutputs,
                                                      PrepareExportSettings, prepare_export_files)
 
-    if values["OUTPUT_REPORT"]:
-        raise ValueError("OUTPUT_REPORT: the HTML report is not written from the command line yet (qgis_process "
-                         "writes it); leave it out")
     layers = values["SUBSET_PROBABILITIES"] or []
     subsets = dict(zip(subset_names(os.path.splitext(os.path.basename(path))[0] for path in layers), layers))
     inputs = PrepareExportInputs(values["PROBABILITIES"], values["QUALITY_MASK"] or None, subsets)
@@ -685,8 +686,15 @@ def run_prepareexport(values: dict, console: Console) -> dict:
         memory_limit_mb=values["MEMORY_LIMIT"] or None, dask_scheduler=(values["DASK_SCHEDULER"] or "").strip() or None)
     exclusion = settings.exclude[0] if settings.exclude else ""
     check_outputs("prepareexport", values, [inputs.probabilities, inputs.quality, *subsets.values(), exclusion])
-    summary = prepare_export_files(inputs, outputs, settings, console.progress,
-                                   log=lambda sentence, warning: (console.warning if warning else console.info)(sentence))
+    with AtomicFiles(inputs.paths + [exclusion]) as files:
+        summary = prepare_export_files(inputs, outputs, settings, console.progress, files=files,
+                                       log=lambda sentence, warning: (console.warning if warning else console.info)(
+                                           sentence))
+        if values["OUTPUT_REPORT"]:
+            from .core.products.report import prepare_export_report
+
+            with open(files.reserve(values["OUTPUT_REPORT"]), "w", encoding="utf-8") as handle:
+                handle.write(prepare_export_report(summary))
     results = {"OUTPUT_EXTENT": summary.extent}
     if summary.probabilities:
         results["OUTPUT_PROBABILITIES"] = summary.probabilities
@@ -701,6 +709,8 @@ def run_prepareexport(values: dict, console: Console) -> dict:
     subset_files = [path for run in summary.runs for path in run.subsets.values()]
     if subset_files:
         results["OUTPUT_SUBSET_BINARIZED"] = subset_files
+    if values["OUTPUT_REPORT"]:
+        results["OUTPUT_REPORT"] = values["OUTPUT_REPORT"]
     return results
 
 

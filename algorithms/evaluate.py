@@ -349,7 +349,7 @@ class EvaluateAlgorithm(DartsAlgorithm):
             style_on_load(context, missed_path, "missed", self.tr("Missed reference slumps ({})").format(best_label))
             results[self.OUTPUT_MISSED] = missed_path
         if report_path:
-            from .report import render_evaluation_report
+            from ..core.regions.report import render_evaluation_report
 
             inputs = {"probabilities": probabilities_path,
                       "quality mask": quality_path or extent_path and f"extent {extent_path} (as given)" or
@@ -471,7 +471,7 @@ class EvaluateAlgorithm(DartsAlgorithm):
             style_on_load(context, missed_path, "missed", self.tr("Missed reference slumps ({})").format(best_label))
             results[self.OUTPUT_MISSED] = missed_path
         if report_path:
-            from .report import render_evaluation_report
+            from ..core.regions.report import render_evaluation_report
 
             inputs = {"tiles": tiles if isinstance(tiles, str) else ", ".join(tiles),
                       "tiles evaluated": ", ".join(source.tile_id for source in evaluation.sources),
