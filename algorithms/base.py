@@ -200,14 +200,7 @@ class DartsAlgorithm(ParametersMixin, PathsMixin, QgsProcessingAlgorithm):
 
 
 def message_of(error):
-    """One line for the user: a failed file operation names the user's file, never the hidden
-    temporary one it went to."""
-    from ..core.files.names import final_name
+    """One line for the user (core.files.names.message_of)."""
+    from ..core.files.names import message_of as message
 
-    if isinstance(error, MemoryError):
-        detail = " ".join(str(error).split()) or type(error).__name__
-        return f"Not enough memory for this raster: {detail} (set MEMORY_LIMIT lower to process it block by block)"
-    if isinstance(error, OSError) and error.filename:
-        return f"{error.strerror}: {final_name(error.filename)}"
-    message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
-    return " ".join(str(message).split())
+    return message(error)
