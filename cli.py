@@ -166,7 +166,7 @@ class Once(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
-def describe(parameter: Parameter) -> str:
+def parameter_help(parameter: Parameter) -> str:
     text = parameter.label
     if parameter.choices:
         text += f"; one of {', '.join(parameter.choices)}"
@@ -197,7 +197,7 @@ def build_parser() -> Parser:
                                                                         "and the results")
         group = command.add_argument_group("parameters (KEY=VALUE or --KEY VALUE)")
         for parameter in parameters:
-            group.add_argument(f"--{parameter.name}", dest=parameter.name, metavar="VALUE", help=describe(parameter),
+            group.add_argument(f"--{parameter.name}", dest=parameter.name, metavar="VALUE", help=parameter_help(parameter),
                                action="append" if parameter.kind == "rasters" else Once)
     return parser
 
@@ -414,12 +414,13 @@ def block_plan(values: dict, width: int, height: int, bytes_per_pixel: float, co
 
 
 def device_of(values: dict, console: Console) -> str:
-    from .core import gpu_available
+    """The device name the core takes for DEVICE (core.kernels.devices.usable_device)."""
+    from .core.kernels.devices import usable_device
 
-    if values["DEVICE"] == "cuda" and not gpu_available():
-        console.warning("Device 'cuda' was chosen, but no CUDA GPU is usable (is cupy installed?): computing on the CPU.")
-        return "cpu"
-    return values["DEVICE"]
+    device, warning = usable_device(values["DEVICE"])
+    if warning:
+        console.warning(warning)
+    return device
 
 
 def percent_note(path: str, what: str, scale: str, console: Console) -> None:

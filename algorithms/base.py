@@ -136,15 +136,14 @@ class DartsAlgorithm(ParametersMixin, PathsMixin, QgsProcessingAlgorithm):
         if doubt:
             feedback.pushWarning(self.tr(doubt))
 
-    def resolve_device(self, parameters, context, feedback):
-        """The core device for the DEVICE parameter; 'cuda' without a GPU warns and uses the CPU."""
-        device = self.parameterAsEnumString(parameters, "DEVICE", context) or "auto"
-        from ..core import gpu_available
+    def device_of(self, parameters, context, feedback):
+        """The device name the core takes for the DEVICE parameter (core.kernels.devices.usable_device:
+        'cuda' without a GPU warns and uses the CPU); the core's resolve_device turns it into a backend."""
+        from ..core.kernels.devices import usable_device
 
-        if device == "cuda" and not gpu_available():
-            feedback.pushWarning(self.tr("Device 'cuda' was chosen, but no CUDA GPU is usable (is cupy installed?): "
-                                         "computing on the CPU."))
-            return "cpu"
+        device, warning = usable_device(self.parameterAsEnumString(parameters, "DEVICE", context) or "auto")
+        if warning:
+            feedback.pushWarning(self.tr(warning))
         return device
 
     def note_darts_postprocessed(self, path, feedback):

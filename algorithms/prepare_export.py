@@ -167,7 +167,7 @@ class PrepareExportAlgorithm(DartsAlgorithm):
                                        or None, target, layer)
         return inputs, outputs
 
-    def runs(self, parameters, context):
+    def threshold_runs(self, parameters, context):
         """The core's ThresholdRuns: one for THRESHOLD, or one per THRESHOLDS, their files named
         beside the outputs."""
         from ..core.products.prepare_export_files import PrepareExportSettings, plan_runs
@@ -189,7 +189,7 @@ class PrepareExportAlgorithm(DartsAlgorithm):
 
     def output_paths(self, parameters, context):
         paths = super().output_paths(parameters, context)
-        for run in self.runs(parameters, context):
+        for run in self.threshold_runs(parameters, context):
             detail = "" if run.threshold is None else f" (threshold {threshold_label(run.threshold)})"
             if run.threshold is not None:
                 paths.append((self.OUTPUT_BINARIZED + detail, run.binarized))
