@@ -13,7 +13,6 @@ stderr when it is a terminal (not with --quiet).
 from __future__ import annotations
 
 import argparse
-import configparser
 import contextlib
 import logging
 import os
@@ -110,8 +109,7 @@ ALGORITHMS = {
         Parameter("STOP_ON_ERROR", "boolean", "Stop at the first tile that fails", False),
         Parameter("OUTPUT", "vector_output", "Merged slump polygons"),
         Parameter("OUTPUT_TILES", "folder_output", "Tile outputs (binarized, extent, polygons per tile)", optional=True),
-        Parameter("OUTPUT_REPORT", "file_output", "Report (HTML; not written from the command line yet)",
-                  optional=True),
+        Parameter("OUTPUT_REPORT", "file_output", "Report", optional=True),
     ]),
     "polygonize": ("Polygonize objects: every 8-connected object of a binarized raster (0/1) as one polygon "
                    "feature, with the probabilities' statistics inside it.", [
@@ -168,7 +166,7 @@ class Once(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
-def describe(parameter: Parameter) -> str:
+def parameter_help(parameter: Parameter) -> str:
     text = parameter.label
     if parameter.choices:
         text += f"; one of {', '.join(parameter.choices)}"
@@ -199,7 +197,7 @@ def build_parser() -> Parser:
                                                                         "and the results")
         group = command.add_argument_group("parameters (KEY=VALUE or --KEY VALUE)")
         for parameter in parameters:
-            group.add_argument(f"--{parameter.name}", dest=parameter.name, metavar="VALUE", help=describe(parameter),
+            group.add_argument(f"--{parameter.name}", dest=parameter.name, metavar="VALUE", help=parameter_help(parameter),
                                action="append" if parameter.kind == "rasters" else Once)
     return parser
 
@@ -352,17 +350,12 @@ class ConsoleLog(logging.Handler):
 
 
 # -- what the runs share ----------------------------------------------------------------------------
-def plugin_version() -> str:
-    parser = configparser.ConfigParser()
-    parser.read(os.path.join(os.path.dirname(os.path.abspath(__file__)), "metadata.txt"), encoding="utf-8")
-    return parser.get("general", "version", fallback="unknown")
-
-
 def run_tags(algorithm: str, values: dict) -> dict:
     """The tags every file of the run carries, as the algorithm's (algorithms/provenance.py):
     the parameters that decide the result (inputs by file name), the DARTS_* tags of the
     raster inputs (the most recently exported winning) and who wrote it."""
-    from .core.files.tags import PREFIX, describe_run, read_tags
+    from .core.files.tags import describe_run, inherited_tags, read_tags
+    from .core.products.prepare_export_files import postprocessing_tag
 
     settings, found = {}, []
     for parameter in ALGORITHMS[algorithm][1]:
@@ -380,12 +373,7 @@ def run_tags(algorithm: str, values: dict) -> dict:
             settings[parameter.name] = "" if value is None else value
     if "EDGE_EROSION_SIZE" in settings and settings["EDGE_EROSION_SIZE"] is None:  # the band actually used
         settings["EDGE_EROSION_SIZE"] = settings.get("MASK_EROSION_SIZE")
-    inherited = {}
-    for tags in sorted(found, key=lambda tags: tags.get(PREFIX + "exportdate", "")):
-        inherited.update(tags)
-    tags = describe_run(algorithm, settings, inherited)
-    tags[PREFIX + "postprocessing"] = f"darts:{algorithm} (DARTS Postprocessing for QGIS {plugin_version()})"
-    return tags
+    return {**describe_run(algorithm, settings, inherited_tags(found)), **postprocessing_tag(algorithm)}
 
 
 def check_outputs(algorithm: str, values: dict, inputs) -> None:
@@ -413,43 +401,26 @@ def check_outputs(algorithm: str, values: dict, inputs) -> None:
         seen[key] = parameter.name
 
 
-def available_memory_mb() -> float:
-    """Memory available to new work, in MB (Linux: MemAvailable; else 4 GB)."""
-    with contextlib.suppress(OSError, ValueError, StopIteration):
-        with open("/proc/meminfo", encoding="ascii") as meminfo:
-            return int(next(line for line in meminfo if line.startswith("MemAvailable:")).split()[1]) / 1024
-    return 4096.0
-
-
 def block_plan(values: dict, width: int, height: int, bytes_per_pixel: float, console: Console) -> int | None:
-    """None to process in memory, or the block side of the block-wise path: when the need
-    exceeds MEMORY_LIMIT (default half of the available memory) or DASK_SCHEDULER is given."""
-    from .dependencies import missing_for_blocks
+    """None to process in memory, or the block side of the block-wise path, by the core's rule
+    (core.products.prepare_export_files.block_plan) with MEMORY_LIMIT and DASK_SCHEDULER."""
+    from .core.products.prepare_export_files import block_plan as plan
 
-    limit = values["MEMORY_LIMIT"] or available_memory_mb() / 2
-    need = width * height * bytes_per_pixel / 2 ** 20
-    address = (values["DASK_SCHEDULER"] or "").strip()
-    if need <= limit and not address:
-        return None
-    reason = "a dask scheduler was given" if address else \
-        f"it needs about {need:.0f} MB, more than the memory limit of {limit:.0f} MB"
-    missing = missing_for_blocks(cluster=bool(address))
-    if missing:
-        raise ValueError(f"This run must go block by block ({reason}), which {missing}; or raise MEMORY_LIMIT.")
-    from .core.lazy.blockwise import block_size
-
-    block = block_size(bytes_per_pixel, limit, workers=os.cpu_count() or 1)
-    console.info(f"Processing in blocks of {block} x {block} pixels: {reason}.")
+    block, reason = plan(width, height, bytes_per_pixel, values["MEMORY_LIMIT"] or None,
+                         (values["DASK_SCHEDULER"] or "").strip())
+    if block:
+        console.info(f"Processing in blocks of {block} x {block} pixels: {reason}.")
     return block
 
 
 def device_of(values: dict, console: Console) -> str:
-    from .core import gpu_available
+    """The device name the core takes for DEVICE (core.kernels.devices.usable_device)."""
+    from .core.kernels.devices import usable_device
 
-    if values["DEVICE"] == "cuda" and not gpu_available():
-        console.warning("Device 'cuda' was chosen, but no CUDA GPU is usable (is cupy installed?): computing on the CPU.")
-        return "cpu"
-    return values["DEVICE"]
+    device, warning = usable_device(values["DEVICE"])
+    if warning:
+        console.warning(warning)
+    return device
 
 
 def percent_note(path: str, what: str, scale: str, console: Console) -> None:
@@ -504,9 +475,6 @@ def run_processtiles(values: dict, console: Console) -> dict:
     from .core.regions.process_tiles import excluded_note, exclusion_missed, merge_tiles
     from .core.regions.tiles import TileSettings
 
-    if values["OUTPUT_REPORT"]:
-        raise ValueError("OUTPUT_REPORT: the HTML report is not written from the command line yet (qgis_process "
-                         "writes it); leave it out")
     target = target_crs(values["TARGET_CRS"])
     settings = TileSettings.from_parameters(
         values, device=device_of(values, console), subset=(values["SUBSET"] or "").strip() or None,
@@ -523,6 +491,11 @@ def run_processtiles(values: dict, console: Console) -> dict:
                               files=files)
         console.progress(0.95, "Writing the merged map")
         summary.write(files.reserve(output), layer_name(output))
+        if values["OUTPUT_REPORT"]:
+            from .core.regions.report import TILES_TITLE, render_tiles_report
+
+            with open(files.reserve(values["OUTPUT_REPORT"]), "w", encoding="utf-8") as handle:
+                handle.write(render_tiles_report(TILES_TITLE, summary, values["INPUT_FOLDER"]))
     for skipped in summary.skipped:
         console.warning(f"Tile {skipped.tile_id} skipped: {skipped.reason}")
     for tile in summary.tiles:
@@ -544,6 +517,8 @@ def run_processtiles(values: dict, console: Console) -> dict:
                "FEATURES": summary.features}
     if values["OUTPUT_TILES"]:
         results["OUTPUT_TILES"] = values["OUTPUT_TILES"]
+    if values["OUTPUT_REPORT"]:
+        results["OUTPUT_REPORT"] = values["OUTPUT_REPORT"]
     return results
 
 
@@ -600,31 +575,18 @@ def run_polygonize(values: dict, console: Console) -> dict:
 POLYGONIZE_BYTES_PER_PIXEL = 12  # as darts:polygonize: the binary raster, float32 probabilities, labels, traced pixels
 
 
-def subsets_of(values: dict) -> dict:
-    """{subset: (probabilities file, binarized file)} as darts:exporttile pairs them: the names
-    from the SUBSET_PROBABILITIES files' names, each binarized file by its name's end -<subset>."""
-    from .core.products.export import subset_names
+def layers_of(paths) -> list[tuple[str, str]]:
+    """(layer name, file) of raster files, the name as QGIS gives a file's layer: its file name
+    without the extension."""
+    return [(os.path.splitext(os.path.basename(path))[0], path) for path in paths or []]
 
-    layers = values["SUBSET_PROBABILITIES"] or []
-    binarized = values["SUBSET_BINARIZED"] or []
-    names = subset_names(os.path.splitext(os.path.basename(path))[0] for path in layers)
-    if binarized and not layers:
-        raise ValueError("SUBSET_BINARIZED: give the ensemble subsets' probabilities in SUBSET_PROBABILITIES too")
-    found = {}
-    for path in binarized:
-        key = os.path.splitext(os.path.basename(path))[0].rsplit("-", 1)[-1]
-        if key not in names:
-            raise ValueError(f"SUBSET_BINARIZED: {os.path.basename(path)} is of no ensemble subset: its name should "
-                             f"end in -<subset>, one of {', '.join(names)}")
-        if key in found:
-            raise ValueError(f"SUBSET_BINARIZED: {os.path.basename(found[key])} and {os.path.basename(path)} are both "
-                             f"of ensemble subset '{key}'")
-        found[key] = path
-    missing = [name for name in names if name not in found]
-    if missing:
-        raise ValueError(f"SUBSET_BINARIZED: no binarized raster of ensemble subset '{missing[0]}' (give 'Prepare "
-                         f"export''s OUTPUT_SUBSET_BINARIZED: a file whose name ends in -{missing[0]})")
-    return {name: (path, found[name]) for name, path in zip(names, layers)}
+
+def subsets_of(values: dict) -> dict:
+    """{subset: (probabilities file, binarized file)} as darts:exporttile pairs them
+    (core.products.export.pair_subsets)."""
+    from .core.products.export import pair_subsets
+
+    return pair_subsets(layers_of(values["SUBSET_PROBABILITIES"]), layers_of(values["SUBSET_BINARIZED"]))
 
 
 def run_exporttile(values: dict, console: Console) -> dict:
@@ -665,17 +627,15 @@ EXPORT_OUTPUTS = {"probabilities": "OUTPUT_PROBABILITIES", "binarized": "OUTPUT_
 
 def run_prepareexport(values: dict, console: Console) -> dict:
     """darts:prepareexport: the core's one pipeline on files (core.products.prepare_export_files),
-    as the algorithm calls it; the HTML report is left to qgis_process."""
+    as the algorithm calls it, and its HTML report (core.products.report), all files or none."""
+    from .core.files.atomic import AtomicFiles
     from .core.kernels.checks import parse_thresholds
     from .core.products.export import subset_names
     from .core.products.prepare_export_files import (PrepareExportInputs, PrepareExportOutputs,
                                                      PrepareExportSettings, prepare_export_files)
 
-    if values["OUTPUT_REPORT"]:
-        raise ValueError("OUTPUT_REPORT: the HTML report is not written from the command line yet (qgis_process "
-                         "writes it); leave it out")
-    layers = values["SUBSET_PROBABILITIES"] or []
-    subsets = dict(zip(subset_names(os.path.splitext(os.path.basename(path))[0] for path in layers), layers))
+    layers = layers_of(values["SUBSET_PROBABILITIES"])
+    subsets = dict(zip(subset_names(name for name, _ in layers), (path for _, path in layers)))
     inputs = PrepareExportInputs(values["PROBABILITIES"], values["QUALITY_MASK"] or None, subsets)
     outputs = PrepareExportOutputs(values["OUTPUT_BINARIZED"], values["OUTPUT_EXTENT"],
                                    values["OUTPUT_PROBABILITIES"] or None, values["OUTPUT_POLYGONS"] or None)
@@ -685,8 +645,15 @@ def run_prepareexport(values: dict, console: Console) -> dict:
         memory_limit_mb=values["MEMORY_LIMIT"] or None, dask_scheduler=(values["DASK_SCHEDULER"] or "").strip() or None)
     exclusion = settings.exclude[0] if settings.exclude else ""
     check_outputs("prepareexport", values, [inputs.probabilities, inputs.quality, *subsets.values(), exclusion])
-    summary = prepare_export_files(inputs, outputs, settings, console.progress,
-                                   log=lambda sentence, warning: (console.warning if warning else console.info)(sentence))
+    with AtomicFiles(inputs.paths + [exclusion]) as files:
+        summary = prepare_export_files(inputs, outputs, settings, console.progress, files=files,
+                                       log=lambda sentence, warning: (console.warning if warning else console.info)(
+                                           sentence))
+        if values["OUTPUT_REPORT"]:
+            from .core.products.report import prepare_export_report
+
+            with open(files.reserve(values["OUTPUT_REPORT"]), "w", encoding="utf-8") as handle:
+                handle.write(prepare_export_report(summary))
     results = {"OUTPUT_EXTENT": summary.extent}
     if summary.probabilities:
         results["OUTPUT_PROBABILITIES"] = summary.probabilities
@@ -701,6 +668,8 @@ def run_prepareexport(values: dict, console: Console) -> dict:
     subset_files = [path for run in summary.runs for path in run.subsets.values()]
     if subset_files:
         results["OUTPUT_SUBSET_BINARIZED"] = subset_files
+    if values["OUTPUT_REPORT"]:
+        results["OUTPUT_REPORT"] = values["OUTPUT_REPORT"]
     return results
 
 
@@ -709,17 +678,10 @@ RUNS = {"processtiles": run_processtiles, "polygonize": run_polygonize, "exportt
 
 
 def message_of(error: BaseException) -> str:
-    """One line for the user: a failed file operation names the user's file, never the
-    hidden temporary one it went to."""
-    from .core.files.names import final_name
+    """One line for the user (core.files.names.message_of; the error's type where it has no message)."""
+    from .core.files.names import message_of as message
 
-    if isinstance(error, MemoryError):
-        detail = " ".join(str(error).split()) or type(error).__name__
-        return f"Not enough memory for this raster: {detail} (set MEMORY_LIMIT lower to process it block by block)"
-    if isinstance(error, OSError) and error.filename:
-        return f"{error.strerror}: {final_name(error.filename)}"
-    message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
-    return " ".join(str(message).split()) or type(error).__name__
+    return message(error) or type(error).__name__
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -136,15 +136,14 @@ class DartsAlgorithm(ParametersMixin, PathsMixin, QgsProcessingAlgorithm):
         if doubt:
             feedback.pushWarning(self.tr(doubt))
 
-    def resolve_device(self, parameters, context, feedback):
-        """The core device for the DEVICE parameter; 'cuda' without a GPU warns and uses the CPU."""
-        device = self.parameterAsEnumString(parameters, "DEVICE", context) or "auto"
-        from ..core import gpu_available
+    def device_of(self, parameters, context, feedback):
+        """The device name the core takes for the DEVICE parameter (core.kernels.devices.usable_device:
+        'cuda' without a GPU warns and uses the CPU); the core's resolve_device turns it into a backend."""
+        from ..core.kernels.devices import usable_device
 
-        if device == "cuda" and not gpu_available():
-            feedback.pushWarning(self.tr("Device 'cuda' was chosen, but no CUDA GPU is usable (is cupy installed?): "
-                                         "computing on the CPU."))
-            return "cpu"
+        device, warning = usable_device(self.parameterAsEnumString(parameters, "DEVICE", context) or "auto")
+        if warning:
+            feedback.pushWarning(self.tr(warning))
         return device
 
     def note_darts_postprocessed(self, path, feedback):
@@ -200,14 +199,7 @@ class DartsAlgorithm(ParametersMixin, PathsMixin, QgsProcessingAlgorithm):
 
 
 def message_of(error):
-    """One line for the user: a failed file operation names the user's file, never the hidden
-    temporary one it went to."""
-    from ..core.files.names import final_name
+    """One line for the user (core.files.names.message_of)."""
+    from ..core.files.names import message_of as message
 
-    if isinstance(error, MemoryError):
-        detail = " ".join(str(error).split()) or type(error).__name__
-        return f"Not enough memory for this raster: {detail} (set MEMORY_LIMIT lower to process it block by block)"
-    if isinstance(error, OSError) and error.filename:
-        return f"{error.strerror}: {final_name(error.filename)}"
-    message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
-    return " ".join(str(message).split())
+    return message(error)

@@ -96,7 +96,7 @@ class BinarizeAlgorithm(DartsAlgorithm):
             mask = read_quality(mask_path, self.MASK) if mask_path else np.ones(probabilities.shape, np.uint8)
             feedback.setProgress(20)
             self.check_canceled(feedback)
-            objects = binarize(probabilities, threshold, min_size, mask, self.resolve_device(parameters, context, feedback),
+            objects = binarize(probabilities, threshold, min_size, mask, self.device_of(parameters, context, feedback),
                                size_connectivity=connectivity, probability_scale=probability_scale)
             feedback.setProgress(80)
             self.check_canceled(feedback)

@@ -154,7 +154,7 @@ class CompareYearsAlgorithm(DartsAlgorithm):
             feedback.pushInfo(self.tr("{} → {}: {} {} ({:.1f} m² before, {:.1f} m² after)").format(
                 row["year_from"], row["year_to"], row["count"], row["change"], row["area_from"], row["area_to"]))
         if report_path:
-            from .report import render_changes_report
+            from ..core.regions.report import render_changes_report
 
             described = [("maps", "; ".join(f"{p}" + (f", layer {lyr}" if lyr else "") for p, lyr, _ in inputs)),
                          ("coverage", "; ".join(f"{p}, layer {lyr}" for p, lyr, _ in coverage_sources) or "(none)"),

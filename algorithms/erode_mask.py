@@ -71,7 +71,7 @@ class ErodeMaskAlgorithm(DartsAlgorithm):
             quality = read_quality(path, self.MASK)
             feedback.setProgress(20)
             self.check_canceled(feedback)
-            eroded = erode_mask(quality >= level, size, self.resolve_device(parameters, context, feedback),
+            eroded = erode_mask(quality >= level, size, self.device_of(parameters, context, feedback),
                                 edge_size=edge_size)
             feedback.setProgress(80)
             self.check_canceled(feedback)

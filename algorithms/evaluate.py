@@ -18,9 +18,8 @@ from qgis.core import (
 )
 
 from ..definitions import Choices
-from ..definitions import BOUNDARY_MODES, QUALITY_LEVELS
 from .base import DartsAlgorithm
-from .exclusion import MAX_EXCLUDED_SHARE, add_exclusion, exclusion_file, exclusion_input, warn_without_crs
+from .exclusion import add_exclusion, exclusion_file, exclusion_input, warn_without_crs
 from .parameters import VectorFile, threshold_label
 from .prepare_export import PrepareExportAlgorithm, describe_exclusion
 from .process_tiles import ProcessTilesAlgorithm, add_tile_folder
@@ -85,13 +84,6 @@ class EvaluateAlgorithm(DartsAlgorithm):
                 "is (no erosion, no edge band).",
         REFERENCE: "Slumps digitized by hand (polygons, any CRS; not without one). Burnt onto the probabilities' grid "
                    "at pixel centres; only their pixels inside the valid extent count.",
-        MIN_OBJECT_SIZE: "Objects with fewer pixels are removed (DARTS' default 32).",
-        MASK_EROSION_SIZE: "Radius (pixels) of the disk by which the area of the chosen quality level shrinks "
-                           "(DARTS' default 10).",
-        EDGE_EROSION_SIZE: "Width (pixels) of the band along the raster edges that is set invalid. Not set: the mask "
-                           "erosion size; 0: no band.",
-        QUALITY_LEVEL: "Which pixels of the quality mask are valid before the erosion (DARTS' pipeline: low and high "
-                       "quality).",
         OUTPUT_TABLE: "CSV: one row per threshold x minimum size with the pixel and object counts and scores and "
                       "the seconds it took; best = 1 on the best setting's row.",
         OUTPUT_FALSE_POSITIVES: "Predicted objects of the best setting that match no reference slump (GeoPackage, "
@@ -149,22 +141,19 @@ class EvaluateAlgorithm(DartsAlgorithm):
                                                             optional=True))
         self.addParameter(VectorFile(self.REFERENCE, self.tr("Reference slumps (polygons)"),
                                      [QgsProcessing.SourceType.TypeVectorPolygon]))
-        self.add_threshold(self.THRESHOLD)
+        self.add_postprocessing(self.THRESHOLD)
         self.add_parameter_with_help(
             QgsProcessingParameterString(self.THRESHOLDS, self.tr("Thresholds to sweep (e.g. 0.3,0.4,0.5,0.6,"
                                                                            "0.7; replaces the threshold)"),
                                                   optional=True, defaultValue=""), False,
                      "Every threshold is scored with every minimum size")
-        self.add_int(self.MIN_OBJECT_SIZE, "Minimum object size (pixels)", 32)
+        self.add_postprocessing(self.MIN_OBJECT_SIZE)
         self.add_parameter_with_help(
             QgsProcessingParameterString(self.MIN_OBJECT_SIZES, self.tr("Minimum sizes to sweep (e.g. 0,16,32,"
                                                                                  "64; replaces the minimum size)"),
                                                   optional=True, defaultValue=""), False,
                      "Every minimum size is scored with every threshold")
-        self.add_int(self.MASK_EROSION_SIZE, "Mask erosion size (pixels)", 10)
-        self.add_int(self.EDGE_EROSION_SIZE, "Edge erosion size (pixels; Not set = mask erosion size)", None,
-                     optional=True)
-        self.add_enum(self.QUALITY_LEVEL, "Quality level", QUALITY_LEVELS, "low_quality")
+        self.add_postprocessing(self.MASK_EROSION_SIZE, self.EDGE_EROSION_SIZE, self.QUALITY_LEVEL)
         minimum = QgsProcessingParameterNumber(self.MIN_IOU, self.tr("Minimum IoU for a match"),
                                                QgsProcessingParameterNumber.Type.Double, defaultValue=0.5,
                                                minValue=0.001, maxValue=1.0)
@@ -175,11 +164,7 @@ class EvaluateAlgorithm(DartsAlgorithm):
                       help_text="The score that picks the best setting (the first of equals), whose false positives "
                                 "and missed slumps are written")
         add_exclusion(self)
-        self.add_enum(self.BOUNDARY, "Boundary objects", BOUNDARY_MODES, "remove", advanced=True,
-                      help_text="remove: drop objects touching the extent's border whole; clip: cut them (upstream)")
-        self.add_size_connectivity()
-        self.add_device()
-        self.add_scale()
+        self.add_postprocessing(self.BOUNDARY, self.SIZE_CONNECTIVITY, "DEVICE", self.PROBABILITY_SCALE)
         self.addParameter(QgsProcessingParameterFileDestination(self.OUTPUT_TABLE, self.tr("Scores per setting"),
                                                                 self.tr("CSV files (*.csv)")))
         self.addParameter(QgsProcessingParameterVectorDestination(
@@ -241,6 +226,7 @@ class EvaluateAlgorithm(DartsAlgorithm):
 
         from ..core.files.exclusion import exclusion_mask
         from ..core.files.geotiff import probability_scale_of
+        from ..core.products.settings import PostprocessSettings
         from ..core.regions.evaluate import best_line, evaluate, reference_count, reference_raster, write_csv, write_missed
         from ..core.files.geotiff import read_probabilities, read_quality
         from ..core.files.grids import check_same_grid, grid_of
@@ -266,13 +252,12 @@ class EvaluateAlgorithm(DartsAlgorithm):
 
         feedback.setProgressText(self.tr("Reading and checking the rasters"))
         grid = grid_of(probabilities_path, self.PROBABILITIES)
-        options = dict(mask_erosion_size=self.parameterAsInt(parameters, self.MASK_EROSION_SIZE, context),
-                       edge_erosion_size=self.optional_int(parameters, self.EDGE_EROSION_SIZE, context),
-                       quality_level=self.parameterAsEnumString(parameters, self.QUALITY_LEVEL, context),
-                       boundary=self.parameterAsEnumString(parameters, self.BOUNDARY, context),
-                       size_connectivity=int(self.parameterAsEnumString(parameters, self.SIZE_CONNECTIVITY, context)),
+        settings = self.postprocess_settings(parameters, context, feedback, PostprocessSettings)
+        options = dict(mask_erosion_size=settings.mask_erosion_size, edge_erosion_size=settings.edge_erosion_size,
+                       quality_level=settings.quality_level, boundary=settings.boundary,
+                       size_connectivity=settings.size_connectivity,
                        probability_scale=probability_scale_of(probabilities_path, self.PROBABILITIES, scale),
-                       max_excluded_share=self.parameterAsDouble(parameters, MAX_EXCLUDED_SHARE, context))
+                       max_excluded_share=settings.max_excluded_share)
         tile = {"probabilities": read_probabilities(probabilities_path, self.PROBABILITIES, scale=scale)}
         if quality_path:
             check_same_grid(self.PROBABILITIES, grid, self.QUALITY_MASK, grid_of(quality_path, self.QUALITY_MASK))
@@ -312,8 +297,7 @@ class EvaluateAlgorithm(DartsAlgorithm):
         self.check_canceled(feedback)
 
         evaluation = evaluate(tile, ids, thresholds, min_sizes, reference_count=burnt, min_iou=min_iou, by=by,
-                              device=self.resolve_device(parameters, context, feedback),
-                              progress=self.progress_reporter(feedback, 5, 75), **options)
+                              device=settings.device, progress=self.progress_reporter(feedback, 5, 75), **options)
         del tile, ids
         scored = int(evaluation.reference.counted.size)
         if scored < given:
@@ -349,7 +333,7 @@ class EvaluateAlgorithm(DartsAlgorithm):
             style_on_load(context, missed_path, "missed", self.tr("Missed reference slumps ({})").format(best_label))
             results[self.OUTPUT_MISSED] = missed_path
         if report_path:
-            from .report import render_evaluation_report
+            from ..core.regions.report import render_evaluation_report
 
             inputs = {"probabilities": probabilities_path,
                       "quality mask": quality_path or extent_path and f"extent {extent_path} (as given)" or
@@ -411,15 +395,7 @@ class EvaluateAlgorithm(DartsAlgorithm):
         if exclusion:
             feedback.pushInfo(self.tr("Exclusion mask: {}").format(describe_exclusion(exclusion)))
             warn_without_crs(self, exclusion, feedback)
-        settings = TileSettings(
-            mask_erosion_size=self.parameterAsInt(parameters, self.MASK_EROSION_SIZE, context),
-            edge_erosion_size=self.optional_int(parameters, self.EDGE_EROSION_SIZE, context),
-            quality_level=self.parameterAsEnumString(parameters, self.QUALITY_LEVEL, context),
-            boundary=self.parameterAsEnumString(parameters, self.BOUNDARY, context),
-            size_connectivity=int(self.parameterAsEnumString(parameters, self.SIZE_CONNECTIVITY, context)),
-            device=self.resolve_device(parameters, context, feedback),
-            scale=self.parameterAsEnumString(parameters, self.PROBABILITY_SCALE, context) or "auto",
-            max_excluded_share=self.parameterAsDouble(parameters, MAX_EXCLUDED_SHARE, context), exclude=exclusion)
+        settings = self.postprocess_settings(parameters, context, feedback, TileSettings, exclude=exclusion)
         reference_source = exclusion_input(self, parameters, context,
                                            lambda: outputs.scratch(os.path.join(scratch_folder, "reference.gpkg")),
                                            self.REFERENCE)
@@ -471,7 +447,7 @@ class EvaluateAlgorithm(DartsAlgorithm):
             style_on_load(context, missed_path, "missed", self.tr("Missed reference slumps ({})").format(best_label))
             results[self.OUTPUT_MISSED] = missed_path
         if report_path:
-            from .report import render_evaluation_report
+            from ..core.regions.report import render_evaluation_report
 
             inputs = {"tiles": tiles if isinstance(tiles, str) else ", ".join(tiles),
                       "tiles evaluated": ", ".join(source.tile_id for source in evaluation.sources),

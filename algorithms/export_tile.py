@@ -115,34 +115,13 @@ class ExportTileAlgorithm(DartsAlgorithm):
             self.addOutput(QgsProcessingOutputMultipleLayers(name, self.tr(filename)))
 
     def subsets(self, parameters, context):
-        """{subset name: (probabilities file, binarized file)}: the names from the
-        SUBSET_PROBABILITIES layers (core.products.export.subset_names, as prepareexport names them),
-        each binarized raster found by the name after its last - (prepareexport writes
-        <stem>-<subset>, DARTS binarized-<subset>); a subset without its binarized raster, or
-        a binarized raster of no subset, is an error."""
-        from ..core.products.export import subset_names
+        """{subset name: (probabilities file, binarized file)} of the SUBSET_PROBABILITIES and
+        SUBSET_BINARIZED layers (core.products.export.pair_subsets)."""
+        from ..core.products.export import pair_subsets
 
-        layers = self.raster_files(parameters, self.SUBSET_PROBABILITIES, context)
-        binarized = self.raster_files(parameters, self.SUBSET_BINARIZED, context)
-        names = subset_names(name for name, _ in layers)
-        if binarized and not layers:
-            raise ValueError(f"{self.SUBSET_BINARIZED}: give the ensemble subsets' probabilities in "
-                             f"{self.SUBSET_PROBABILITIES} too")
-        found = {}
-        for layer_name, path in binarized:
-            key = layer_name.rsplit("-", 1)[-1]
-            if key not in names:
-                raise ValueError(f"{self.SUBSET_BINARIZED}: {os.path.basename(path)} is of no ensemble subset: its "
-                                 f"name should end in -<subset>, one of {', '.join(names)}")
-            if key in found:
-                raise ValueError(f"{self.SUBSET_BINARIZED}: {os.path.basename(found[key])} and "
-                                 f"{os.path.basename(path)} are both of ensemble subset '{key}'")
-            found[key] = path
-        missing = [name for name in names if name not in found]
-        if missing:
-            raise ValueError(f"{self.SUBSET_BINARIZED}: no binarized raster of ensemble subset '{missing[0]}' (give "
-                             f"'Prepare export''s OUTPUT_SUBSET_BINARIZED: a file whose name ends in -{missing[0]})")
-        return {name: (path, found[name]) for name, (_, path) in zip(names, layers)}
+        return pair_subsets(self.raster_files(parameters, self.SUBSET_PROBABILITIES, context),
+                            self.raster_files(parameters, self.SUBSET_BINARIZED, context),
+                            (self.SUBSET_PROBABILITIES, self.SUBSET_BINARIZED))
 
     def execute(self, parameters, context, feedback, outputs):
         from ..core.files.tags import PREFIX, inference_record

@@ -201,7 +201,7 @@ class ParametersMixin:
             "QUALITY_LEVEL": lambda name: self.parameterAsEnumString(parameters, name, context),
             "BOUNDARY": lambda name: self.parameterAsEnumString(parameters, name, context),
             "SIZE_CONNECTIVITY": lambda name: self.parameterAsEnumString(parameters, name, context),
-            "DEVICE": lambda name: self.resolve_device(parameters, context, feedback),
+            "DEVICE": lambda name: self.device_of(parameters, context, feedback),
             "PROBABILITY_SCALE": lambda name: self.parameterAsEnumString(parameters, name, context) or "auto",
             "STATISTICS_SCALE": lambda name: self.parameterAsEnumString(parameters, name, context) or "fraction",
             "MAX_EXCLUDED_SHARE": lambda name: self.parameterAsDouble(parameters, name, context),

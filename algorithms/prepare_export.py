@@ -167,7 +167,7 @@ class PrepareExportAlgorithm(DartsAlgorithm):
                                        or None, target, layer)
         return inputs, outputs
 
-    def runs(self, parameters, context):
+    def threshold_runs(self, parameters, context):
         """The core's ThresholdRuns: one for THRESHOLD, or one per THRESHOLDS, their files named
         beside the outputs."""
         from ..core.products.prepare_export_files import PrepareExportSettings, plan_runs
@@ -189,7 +189,7 @@ class PrepareExportAlgorithm(DartsAlgorithm):
 
     def output_paths(self, parameters, context):
         paths = super().output_paths(parameters, context)
-        for run in self.runs(parameters, context):
+        for run in self.threshold_runs(parameters, context):
             detail = "" if run.threshold is None else f" (threshold {threshold_label(run.threshold)})"
             if run.threshold is not None:
                 paths.append((self.OUTPUT_BINARIZED + detail, run.binarized))
@@ -260,15 +260,14 @@ class PrepareExportAlgorithm(DartsAlgorithm):
             if polygons_stem:
                 results[self.OUTPUT_POLYGONS] = polygons_stem
         report_path = self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context)
-        thresholds = [run.threshold for run in runs] if several else [None]
         if report_path:
-            self.write_report(outputs.reserve(report_path), dict(summary.report_parameters),
-                              [run.counts for run in runs], summary.grid, summary.area_note,
-                              [run.areas for run in runs], [run.kept_pixels for run in runs], summary.extent_pixels,
-                              thresholds if several else None)
+            from ..core.products.report import TITLE, prepare_export_report
+
+            with open(outputs.reserve(report_path), "w", encoding="utf-8") as handle:
+                handle.write(prepare_export_report(summary, self.tr(TITLE)))
             results[self.OUTPUT_REPORT] = report_path
         feedback.setProgress(100)
-        from .report import summary as summary_line
+        from ..core.products.report import summary_line
 
         for run in runs:
             detail = f" (threshold {threshold_label(run.threshold)})" if several else ""
@@ -287,29 +286,6 @@ class PrepareExportAlgorithm(DartsAlgorithm):
         for path, label in files:
             context.addLayerToLoadOnCompletion(path, QgsProcessingContext.LayerDetails(
                 f"{title} ({label})", context.project(), output_name))
-
-    def write_report(self, path, settings, counts, grid, area_note, areas, kept_pixels, extent_pixels, thresholds=None):
-        """The HTML report: one threshold's counts and area histogram, or (`thresholds`) the
-        thresholds compared side by side; `counts`, `areas` and `kept_pixels` hold one entry
-        per threshold."""
-        from .report import render_report, render_threshold_report
-
-        if settings.get("edge_erosion_size") is None:
-            settings["edge_erosion_size"] = f"{settings['mask_erosion_size']} (the mask erosion size)"
-        parameters = [*settings.items(), ("grid", grid.describe())]
-        title = self.tr("DARTS postprocessing report")
-        if thresholds:
-            page = render_threshold_report(title, parameters, [
-                dict(threshold=threshold_label(threshold), counts=count, kept_objects=len(area), kept_pixels=pixels,
-                     kept_area_m2=float(area.sum()))
-                for threshold, count, area, pixels in zip(thresholds, counts, areas, kept_pixels)],
-                extent_pixels=extent_pixels, area_note=area_note)
-        else:
-            page = render_report(title, parameters, counts[0], kept_objects=len(areas[0]), kept_pixels=kept_pixels[0],
-                                 kept_area_m2=float(areas[0].sum()), extent_pixels=extent_pixels,
-                                 object_areas_m2=areas[0], area_note=area_note)
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write(page)
 
 
 def describe_exclusion(exclusion):

@@ -254,10 +254,10 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
         if tiles_folder:
             results[self.OUTPUT_TILES] = tiles_folder
         if report_path:
-            from .report import render_tiles_report
+            from ..core.regions.report import TILES_TITLE, render_tiles_report
 
             with open(outputs.reserve(report_path), "w", encoding="utf-8") as handle:
-                handle.write(render_tiles_report(self.tr("DARTS tiles to one map"), summary, folder))
+                handle.write(render_tiles_report(self.tr(TILES_TITLE), summary, folder))
             results[self.OUTPUT_REPORT] = report_path
         feedback.setProgress(100)
         return results

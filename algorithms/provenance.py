@@ -7,8 +7,8 @@ import os
 
 from qgis.core import QgsProcessingParameterNumber
 
-from ..core.files.tags import PREFIX, describe_run, read_tags
-from ..core.products.prepare_export_files import plugin_version  # noqa: F401 (the algorithms take it from here)
+from ..core.files.tags import describe_run, inherited_tags, read_tags
+from ..core.products.prepare_export_files import postprocessing_tag
 from ..definitions import LONG_NAMES
 
 # Parameters that change how a result is computed, never what it is.
@@ -47,18 +47,13 @@ def settings_of(algorithm, parameters, context) -> tuple[dict, dict]:
             settings[name] = algorithm.parameterAsString(parameters, name, context)
     if "EDGE_EROSION_SIZE" in settings and settings["EDGE_EROSION_SIZE"] is None:  # the band actually used
         settings["EDGE_EROSION_SIZE"] = settings.get("MASK_EROSION_SIZE")
-    inherited = {}
-    for tags in sorted(found, key=lambda tags: tags.get(PREFIX + "exportdate", "")):
-        inherited.update(tags)
-    return settings, inherited
+    return settings, inherited_tags(found)
 
 
 def describe_outputs(algorithm, parameters, context, outputs) -> None:
     """Set the run's `outputs.tags` and the band description of each raster output."""
     settings, inherited = settings_of(algorithm, parameters, context)
-    tags = describe_run(algorithm.name(), settings, inherited)
-    tags[PREFIX + "postprocessing"] = f"darts:{algorithm.name()} (DARTS Postprocessing for QGIS {plugin_version()})"
-    outputs.tags = tags
+    outputs.tags = {**describe_run(algorithm.name(), settings, inherited), **postprocessing_tag(algorithm.name())}
     descriptions = {}
     for name, path in algorithm.output_paths(parameters, context):
         kind = SINGLE_OUTPUT_KINDS.get(algorithm.name()) if name == "OUTPUT" else OUTPUT_KINDS.get(name.split(" ")[0])

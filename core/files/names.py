@@ -28,3 +28,16 @@ def final_name(path: str) -> str:
         if not match:
             return os.path.join(folder, name)
         name = match.group(1) + (match.group(5) or "")
+
+
+def message_of(error: BaseException) -> str:
+    """One line for the user of a failed run: a failed file operation names the user's file,
+    never the hidden temporary one it went to; a memory error says how to go on. Empty for an
+    error without a message (a caller may name its type instead)."""
+    if isinstance(error, MemoryError):
+        detail = " ".join(str(error).split()) or type(error).__name__
+        return f"Not enough memory for this raster: {detail} (set MEMORY_LIMIT lower to process it block by block)"
+    if isinstance(error, OSError) and error.filename:
+        return f"{error.strerror}: {final_name(error.filename)}"
+    message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+    return " ".join(str(message).split())

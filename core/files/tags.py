@@ -47,6 +47,15 @@ def describe_run(step: str, settings: dict, inherited: dict | None = None, tile_
     return tags
 
 
+def inherited_tags(found) -> dict:
+    """The tags a run inherits from its inputs' tags `found` (one dict per input): where they
+    disagree the most recently exported input wins (by DARTS_exportdate; on a tie the later one)."""
+    inherited = {}
+    for tags in sorted(found, key=lambda tags: tags.get(PREFIX + "exportdate", "")):
+        inherited.update(tags)
+    return inherited
+
+
 def read_tags(path: str) -> dict:
     """The `DARTS_*` tags of a raster or GeoPackage (dataset level, and for a GeoPackage also
     its first layer's; for a JPEG those in its comment, see comment_of); {} for a file without

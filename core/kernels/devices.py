@@ -59,6 +59,17 @@ def gpu_available() -> bool:
     return _cupy_gpu_count()[1] > 0
 
 
+NO_GPU = "Device 'cuda' was chosen, but no CUDA GPU is usable (is cupy installed?): computing on the CPU."
+
+
+def usable_device(device: str) -> tuple[str, str | None]:
+    """(the device name a run passes on, a warning or None) for a chosen DEVICE: 'cuda'
+    without a usable GPU becomes 'cpu', with the warning NO_GPU; any other name stays."""
+    if device == "cuda" and not gpu_available():
+        return "cpu", NO_GPU
+    return device, None
+
+
 def validate_device(device: Device) -> None:
     """Raise for a value that is no device name at all (a missing GPU is not an error)."""
     if isinstance(device, bool) or not isinstance(device, (str, int, np.integer)):

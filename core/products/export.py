@@ -52,6 +52,34 @@ def subset_names(layer_names) -> list[str]:
     return names
 
 
+def pair_subsets(probabilities, binarized, names=("SUBSET_PROBABILITIES", "SUBSET_BINARIZED")) -> dict:
+    """{subset name: (probabilities file, binarized file)} of the ensemble subsets, as
+    darts:exporttile pairs them: `probabilities` and `binarized` are (layer name, file) pairs;
+    the names from the probabilities layers' names (subset_names, as prepareexport names them),
+    each binarized raster found by the name after its last - (prepareexport writes
+    <stem>-<subset>, DARTS binarized-<subset>). A subset without its binarized raster, or a
+    binarized raster of no subset, is an error naming the parameters `names`."""
+    probabilities_name, binarized_name = names
+    subsets = subset_names(name for name, _ in probabilities)
+    if binarized and not probabilities:
+        raise ValueError(f"{binarized_name}: give the ensemble subsets' probabilities in {probabilities_name} too")
+    found = {}
+    for layer_name, path in binarized:
+        key = layer_name.rsplit("-", 1)[-1]
+        if key not in subsets:
+            raise ValueError(f"{binarized_name}: {os.path.basename(path)} is of no ensemble subset: its name should "
+                             f"end in -<subset>, one of {', '.join(subsets)}")
+        if key in found:
+            raise ValueError(f"{binarized_name}: {os.path.basename(found[key])} and {os.path.basename(path)} are both "
+                             f"of ensemble subset '{key}'")
+        found[key] = path
+    missing = [name for name in subsets if name not in found]
+    if missing:
+        raise ValueError(f"{binarized_name}: no binarized raster of ensemble subset '{missing[0]}' (give 'Prepare "
+                         f"export''s OUTPUT_SUBSET_BINARIZED: a file whose name ends in -{missing[0]})")
+    return {name: (path, found[name]) for name, (_, path) in zip(subsets, probabilities)}
+
+
 def tile_files(folder: str, subsets=()) -> dict[str, str]:
     """{kind: path} of the files export_tile writes into `folder` (GeoParquet twins aside,
     see parquet_files), those of each ensemble subset as "<kind>-<subset>"."""

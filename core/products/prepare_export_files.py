@@ -185,11 +185,18 @@ def plugin_version() -> str:
     return parser.get("general", "version", fallback="unknown")
 
 
+def postprocessing_tag(step: str) -> dict:
+    """The tag that names the algorithm and the plugin's version a file was written by."""
+    from ..files.tags import PREFIX
+
+    return {PREFIX + "postprocessing": f"darts:{step} (DARTS Postprocessing for QGIS {plugin_version()})"}
+
+
 def run_tags(inputs: PrepareExportInputs, settings: PrepareExportSettings, step: str = "prepareexport") -> dict:
     """The tags every file of the run carries, as darts:prepareexport writes them: its settings
     under its parameters' names, the DARTS_* tags of the inputs (the most recently exported
     wins) and the export date (core.files.tags.describe_run)."""
-    from ..files.tags import PREFIX, describe_run, read_tags
+    from ..files.tags import describe_run, inherited_tags, read_tags
 
     record = {
         "PROBABILITIES": os.path.basename(inputs.probabilities),
@@ -208,13 +215,8 @@ def run_tags(inputs: PrepareExportInputs, settings: PrepareExportSettings, step:
         "PROBABILITY_SCALE": settings.scale,
         "STATISTICS_SCALE": settings.statistics,
     }
-    found = [read_tags(path) for path in inputs.paths if path]
-    inherited = {}
-    for tags in sorted(found, key=lambda tags: tags.get(PREFIX + "exportdate", "")):
-        inherited.update(tags)
-    tags = describe_run(step, record, inherited)
-    tags[PREFIX + "postprocessing"] = f"darts:{step} (DARTS Postprocessing for QGIS {plugin_version()})"
-    return tags
+    tags = describe_run(step, record, inherited_tags(read_tags(path) for path in inputs.paths if path))
+    return {**tags, **postprocessing_tag(step)}
 
 
 def available_memory_mb() -> float:

@@ -1,10 +1,12 @@
 """The command line without QGIS (`python3 -m darts_postprocessing`, from the staged plugin)
 and qgis_process on the same inputs write the same files: GeoTIFF pixels, grids, nodata, band
 descriptions and tags, GeoPackage layers, features, attributes, geometries and metadata, the
-JSON record and the quick looks' pixels (dates left out). And both declare the same parameters."""
+JSON record, the quick looks' pixels and the HTML reports (dates and durations left out). And
+both declare the same parameters."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -37,6 +39,23 @@ def undated(tags):
     return {key: value for key, value in tags.items() if key not in DATES}
 
 
+# What differs in a report from run to run, masked as "#": processtiles' durations (the cell
+# id="seconds" and the last cell of each row of table id="tiles") and the time its record was
+# created (the parameter row "created").
+SECONDS = re.compile(r'(<td id="seconds">)[^<]*')
+TILE_SECONDS = re.compile(r"<td>[0-9.]+</td></tr>")
+CREATED = re.compile(r"(<tr><th>created</th><td>)[^<]*")
+
+
+def unclocked(page):
+    page = CREATED.sub(r"\1#", SECONDS.sub(r"\1#", page))
+    start = page.find('<table id="tiles">')
+    if start >= 0:
+        end = page.index("</table>", start)
+        page = page[:start] + TILE_SECONDS.sub("<td>#</td></tr>", page[start:end]) + page[end:]
+    return page
+
+
 def same_raster(a, b):
     first, second = gdal.Open(a), gdal.Open(b)
     assert (first.RasterXSize, first.RasterYSize, first.RasterCount) == \
@@ -46,8 +65,9 @@ def same_raster(a, b):
         assert undated(first.GetMetadata()) == undated(second.GetMetadata()), b
     for index in range(1, first.RasterCount + 1):
         band_a, band_b = first.GetRasterBand(index), second.GetRasterBand(index)
-        assert band_a.GetNoDataValue() == band_b.GetNoDataValue() and band_a.GetDescription() == \
-            band_b.GetDescription(), b
+        nodata_a, nodata_b = band_a.GetNoDataValue(), band_b.GetNoDataValue()
+        assert nodata_a == nodata_b or np.isnan(nodata_a) and np.isnan(nodata_b), b  # NaN: the same nodata
+        assert band_a.GetDescription() == band_b.GetDescription(), b
         np.testing.assert_array_equal(band_a.ReadAsArray(), band_b.ReadAsArray(), err_msg=b)
 
 
@@ -73,6 +93,9 @@ def same_file(a, b):
     elif a.endswith(".json"):
         with open(a) as first, open(b) as second:
             assert undated(json.load(first)) == undated(json.load(second)), b
+    elif a.endswith(".html"):
+        with open(a, encoding="utf-8") as first, open(b, encoding="utf-8") as second:
+            assert unclocked(first.read()) == unclocked(second.read()), b
 
 
 def same_folders(a, b):
@@ -147,7 +170,7 @@ def test_prepareexport_writes_what_qgis_process_writes(profile, tile, tmp_path, 
                   "MIN_OBJECT_SIZE": 8, **options}
     outputs = {name: os.path.join("{}", file) for name, file in (
         ("OUTPUT_BINARIZED", "b.tif"), ("OUTPUT_EXTENT", "e.tif"), ("OUTPUT_PROBABILITIES", "p.tif"),
-        ("OUTPUT_POLYGONS", "o.gpkg"))}
+        ("OUTPUT_POLYGONS", "o.gpkg"), ("OUTPUT_REPORT", "report.html"))}
     ours = run_both(profile, "prepareexport", parameters,
                     {name: path.format(tmp_path / "qgis") for name, path in outputs.items()},
                     {name: path.format(tmp_path / "cli") for name, path in outputs.items()})
@@ -172,7 +195,7 @@ def test_processtiles_writes_what_qgis_process_writes(profile, tmp_path):
     darts_run(tmp_path / "run", years=(2019,))
     parameters = {"INPUT_FOLDER": tmp_path / "run", "THRESHOLD": 0.45, "GROUP_BY": "date", "WORKERS": 1,
                   "STATISTICS_SCALE": "percent", "SIZE_CONNECTIVITY": "4", "TARGET_CRS": "EPSG:3413"}
-    outputs = {side: {"OUTPUT": tmp_path / side / "region.gpkg", "OUTPUT_TILES": tmp_path / side / "tiles"}
-               for side in ("qgis", "cli")}
+    outputs = {side: {"OUTPUT": tmp_path / side / "region.gpkg", "OUTPUT_TILES": tmp_path / side / "tiles",
+                      "OUTPUT_REPORT": tmp_path / side / "region.html"} for side in ("qgis", "cli")}
     run_both(profile, "processtiles", parameters, outputs["qgis"], outputs["cli"])
     same_folders(tmp_path / "qgis", tmp_path / "cli")
