@@ -36,7 +36,7 @@ from bench_tiles import OPTIONS, make_tiles  # noqa: E402
 
 gdal.UseExceptions()
 ogr.UseExceptions()
-DATES = ("DARTS_exportdate", "DARTS_postprocessing_date", "exportdate")
+DATES = ("exportdate", "_date", "created")  # metadata keys holding when a file was made
 
 
 def profile_for(source: Path, work: Path, name: str):
@@ -103,8 +103,12 @@ def same_outputs(a: Path, b: Path) -> list[str]:
     for name in sorted(p.name for p in a.iterdir()):
         if name.endswith(".tif") and raster_digest(a / name) != raster_digest(b / name):
             differences.append(name)
-        if name.endswith(".gpkg") and vector_digest(a / name) != vector_digest(b / name):
-            differences.append(name)
+        if name.endswith(".gpkg"):
+            first, second = vector_digest(a / name), vector_digest(b / name)
+            if first != second:
+                parts = [f"{x[0]}: " + ", ".join(label for label, p, q in zip(("name", "metadata", "crs", "features"), x, y)
+                                                 if p != q) for x, y in zip(first, second)]
+                differences.append(f"{name} ({'; '.join(parts)})")
     return differences
 
 
@@ -144,7 +148,7 @@ def stages(tile: str, repeat: int) -> dict:
     settings = pef.PrepareExportSettings(threshold=0.5, mask_erosion_size=10, min_object_size=32,
                                          quality_level="low_quality")
     runs = []
-    for index in range(repeat + 1):
+    for _ in range(repeat + 1):
         out = Path(tempfile.mkdtemp(prefix="darts-stages-"))
         for values in times.values():
             values.append(None)  # a marker: this run's entries follow
