@@ -12,7 +12,7 @@ DEMO          := demo-output
 QGIS_ENV      := QT_QPA_PLATFORM=offscreen QGIS_CUSTOM_CONFIG_PATH=$(CURDIR)/build/qgis-settings
 QGIS_PLUGINS  ?= $(HOME)/.local/share/QGIS/QGIS3/profiles/default/python/plugins
 
-.PHONY: help deps system-deps venv lint test test-trixie test-core test-core-current test-qgis test-gui mutation bench bench-polygonize bench-mosaic bench-labels bench-tiles bench-merge demo package deploy clean
+.PHONY: help deps system-deps venv lint test test-trixie test-core test-core-current test-qgis test-gui mutation bench bench-polygonize bench-mosaic bench-labels bench-tiles bench-file bench-merge demo package deploy clean
 
 help:
 	@echo "make demo     install what is missing, build a sample tile, run qgis_process on it ($(DEMO)/)"
@@ -27,6 +27,7 @@ help:
 	@echo "make bench-labels  object labelling across dask chunks: the core's row runs against dask-image"
 	@echo "make bench-mosaic  qgis_process on a 4x4 VRT mosaic of full tiles (1.9 G px), block-wise; needs ~8 GB"
 	@echo "make bench-merge  processtiles' merge alone: 4 speckled tiles and 50 tiles with ~1.5*10^5 objects (~40 s, 1 GB)"
+	@echo "make bench-file  qgis_process prepareexport and processtiles per full tile against main, same run, outputs compared"
 	@echo "make bench-tiles  qgis_process darts:processtiles on 50 full tiles (1 and 2 workers) vs per-tile runs + QGIS merge/dissolve"
 	@echo "make deps     install QGIS (3.40 on Debian 12, 3.44 on 13), Debian's Python stack and a venv of current pip releases"
 
@@ -128,6 +129,9 @@ bench-labels: venv
 # 50 full tiles (copies of one generated tile, ~0.4 GB of files kept in build/bench-tiles); ~6 GB memory
 bench-tiles: deps
 	$(SYSTEM_PYTHON) bench/bench_tiles.py --keep build/bench-tiles $(BENCH_TILES_ARGS)
+
+bench-file: deps
+	$(SYSTEM_PYTHON) bench/bench_file_runs.py $(BENCH_FILE_ARGS)
 
 # BENCH_MOSAIC_ARGS="--tiles 9" for the ~10^5 x 10^5 px run
 bench-merge: deps

@@ -209,9 +209,13 @@ def main() -> None:
         print(rows[-1], flush=True)
 
     print(f"\n{len(tiles)} tiles of {args.size} x {args.size} px ({len(tiles) * args.size ** 2 / 1e9:.2f} G px)\n")
-    print("| run | wall time (s) | peak RSS (MiB) | features | note |\n|---|---|---|---|---|")
+    # Each run against the baseline measured in this run (issue 23's goal: 2 workers >= 15x), and per tile
+    baseline = rows[-1][1] if not args.skip_baseline else None
+    print("| run | wall time (s) | per tile (s) | vs baseline | peak RSS (MiB) | features | note |\n"
+          "|---|---|---|---|---|---|---|")
     for name, seconds, peak, features, note in rows:
-        print(f"| {name} | {seconds:.0f} | {peak:.0f} | {features} | {note} |")
+        ratio = f"{baseline / seconds:.1f}x faster" if baseline else "-"
+        print(f"| {name} | {seconds:.0f} | {seconds / len(tiles):.2f} | {ratio} | {peak:.0f} | {features} | {note} |")
     if args.keep is None:
         shutil.rmtree(work, ignore_errors=True)
 

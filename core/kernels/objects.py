@@ -19,7 +19,9 @@ class Objects:
     """The runs of a binary raster with the object label (1..count) of each run."""
 
     def __init__(self, binary, connectivity: int = 8):
-        binary = np.ascontiguousarray(to_host(binary) != 0)
+        binary = to_host(binary)
+        # A bool raster is its own mask (no full-tile `!= 0` copy); anything else is compared.
+        binary = np.ascontiguousarray(binary if binary.dtype == bool else binary != 0)
         self.shape = binary.shape
         self.rows, self.starts, self.ends = find_runs(binary)
         component, self.count = run_components(self.rows, self.starts, self.ends, connectivity)

@@ -16,20 +16,22 @@ from ..kernels.encodings import statistics_values
 from ..kernels.objects import Objects
 
 
-def object_areas(binary, geotransform, crs=None) -> np.ndarray:
+def object_areas(binary, geotransform, crs=None, objects: Objects | None = None) -> np.ndarray:
     """Area in m² of each 8-connected object of `binary`, in Region_ID order (for a dask
-    `binary`: a dask Delayed of it)."""
+    `binary`: a dask Delayed of it). `objects` (an Objects of an in-memory `binary`) saves
+    labelling it again."""
     if is_dask(binary):
         from ..lazy.chunked import object_areas_lazy
 
         areas = row_pixel_areas(geotransform, binary.shape[0], spatial_reference(crs))
         return object_areas_lazy(dask_array(binary), areas)
-    objects = Objects(binary)
+    objects = objects or Objects(binary)
     return objects.rows_weighted(row_pixel_areas(geotransform, objects.shape[0], spatial_reference(crs)))
 
 
 def polygonize(binary, geotransform, crs, path: str, layer: str | None = None, probabilities=None,
-               progress: Progress | None = None, *, lock=None, layout: Layout | None = None) -> int:
+               progress: Progress | None = None, *, lock=None, layout: Layout | None = None,
+               objects: Objects | None = None) -> int:
     """Write the 8-connected objects of `binary` (non-zero pixels) to the GeoPackage `path`.
 
     Attributes: Region_ID (1..n, row-major order of first pixel), npixel, area_m2 and, when
@@ -42,6 +44,7 @@ def polygonize(binary, geotransform, crs, path: str, layer: str | None = None, p
     Delayed that writes the file block by block when computed and gives the number of objects
     (chunked_polygons.py); `lock` serializes its writes (default: one for the threaded
     scheduler; with worker processes, local or a cluster, pass a `distributed.Lock`).
+    `objects` (an Objects of an in-memory `binary`) saves labelling it again.
     """
 
     layer = layer or layer_name(path)
@@ -54,7 +57,7 @@ def polygonize(binary, geotransform, crs, path: str, layer: str | None = None, p
     report = progress or (lambda fraction, message: None)
     srs = spatial_reference(crs)
     values = None if probabilities is None else statistics_values(probabilities, layout.statistics)
-    fields, geometries = object_features(binary, geotransform, srs, values, lambda f, m: report(0.8 * f, m))
+    fields, geometries = object_features(binary, geotransform, srs, values, lambda f, m: report(0.8 * f, m), objects)
     report(0.8, "Writing polygons")
     with AtomicFiles() as files:  # a canceled or failed run leaves no half-written file
         write_layer(files.reserve(path), layer, srs, fields, geometries,

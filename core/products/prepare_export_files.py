@@ -430,23 +430,83 @@ def _run(inputs, outputs, settings, report, files, tags, say, names):
         _, counts, extent_pixels, has_prediction, *kept = run_blocks(write_blocks, settings.dask_scheduler, report,
                                                                      say, 0.1, 0.88)
         require_prediction(has_prediction, what)
+        if several:
+            _tag_thresholds([(files.reserved(run.binarized), run.threshold) for run in runs])
+        writing = None
     else:
-        for path, (array, nodata) in rasters.items():
-            report(0.6, "Writing the outputs")
-            write_geotiff(files.reserve(path), array, grid.transform_to_write, grid.crs, nodata, tags=tags,
-                          description=descriptions.get(path))
-        extent_pixels = first["extent"].sum()
-    if several:
-        from ..files.tags import PREFIX, UPSTREAM_KEYS, write_metadata
+        # The rasters are written (and read back) in a thread of their own while this one traces
+        # the polygons: GDAL's compression and tracing release the GIL, so the two overlap on two
+        # cores. Each file is written as before, on its own; joined before anything is committed.
+        report(0.6, "Writing the outputs")
+        reserved = {path: (files.reserve(path), array, nodata) for path, (array, nodata) in rasters.items()}
+        tagged = [(files.reserved(run.binarized), run.threshold) for run in runs] if several else []
 
-        for run in runs:  # each file's own threshold under DARTS' key, replacing the run's THRESHOLD
-            write_metadata(files.reserved(run.binarized), {PREFIX + UPSTREAM_KEYS["threshold"]:
-                                                           threshold_label(run.threshold)})
+        def write_rasters():
+            for path, (target, array, nodata) in reserved.items():
+                write_geotiff(target, array, grid.transform_to_write, grid.crs, nodata, tags=tags,
+                              description=descriptions.get(path))
+            _tag_thresholds(tagged)
+
+        writing = _Background(write_rasters)
+        extent_pixels = first["extent"].sum()
+    try:
+        summary = _polygons_and_summary(inputs, outputs, settings, report, files, tags, say, names, runs, results,
+                                        counts, kept, block, stored, lazy_probabilities, grid, extent_pixels,
+                                        exclusion, options, thresholds)
+    except BaseException:
+        if writing is not None:
+            writing.join(raise_error=False)  # nothing is discarded while it is being written
+        raise
+    if writing is not None:
+        writing.join()  # raises what the writes raised
+    return summary
+
+
+def _tag_thresholds(files):
+    """Each binarized file ((path, threshold)) its own threshold under DARTS' key, replacing the
+    run's THRESHOLD."""
+    from ..files.tags import PREFIX, UPSTREAM_KEYS, write_metadata
+
+    for path, threshold in files:
+        write_metadata(path, {PREFIX + UPSTREAM_KEYS["threshold"]: threshold_label(threshold)})
+
+
+class _Background:
+    """`function()` run in a thread from now on; `join()` waits for it and raises what it raised."""
+
+    def __init__(self, function):
+        import threading
+
+        self.error = None
+
+        def run():
+            try:
+                function()
+            except BaseException as error:  # noqa: BLE001 (raised again by join)
+                self.error = error
+
+        self.thread = threading.Thread(target=run, name="writing rasters", daemon=True)
+        self.thread.start()
+
+    def join(self, raise_error: bool = True):
+        self.thread.join()
+        if self.error is not None and raise_error:
+            error, self.error = self.error, None
+            raise error
+
+
+def _polygons_and_summary(inputs, outputs, settings, report, files, tags, say, names, runs, results, counts, kept,
+                          block, stored, lazy_probabilities, grid, extent_pixels, exclusion, options, thresholds):
+    """The polygons of each run, the objects' areas and the summary (_run's second half)."""
+    several = runs[0].threshold is not None
+    what = names["probabilities"]
+    scale = settings.scale
+    first = results[0]
 
     note = grid.area_note()
     if note:
         say(note, True)
-    binaries = []
+    binaries, labelled = [], []  # labelled: each in-memory binary's Objects, for its polygons and areas
     # The polygons' statistics: the probabilities are the same inside objects whether masked or not (in
     # memory they are masked only for OUTPUT_PROBABILITIES: prepare_export's masked_probabilities).
     values = lazy_probabilities if block else first["probabilities"]
@@ -460,11 +520,14 @@ def _run(inputs, outputs, settings, report, files, tags, say, names):
 
             binaries.append(read_binary_lazy(stored[run.binarized], names["binarized"], block))
         else:
+            from ..kernels.objects import Objects
+
             binaries.append(result["binarized_segmentation"])
+        labelled.append(None if block else Objects(binaries[-1]))
         if run.polygons:
             start, span = 0.75 + 0.2 * index / len(runs), 0.2 / len(runs)
             _write_polygons(run.polygons, outputs.polygons_layer, files, binaries[-1], grid, values, settings, tags,
-                            block, lambda f, m, s=start, w=span: report(s + w * f, m), say)
+                            block, lambda f, m, s=start, w=span: report(s + w * f, m), say, labelled[-1])
             if several:
                 from ..files.tags import PREFIX, UPSTREAM_KEYS, write_metadata
 
@@ -474,7 +537,8 @@ def _run(inputs, outputs, settings, report, files, tags, say, names):
 
     from .polygons import object_areas
 
-    areas = [object_areas(binary, grid.geotransform, grid.crs) for binary in binaries]
+    areas = [object_areas(binary, grid.geotransform, grid.crs, objects) for binary, objects in zip(binaries, labelled)]
+    del labelled
     if block:
         areas = list(run_blocks(lambda lock: areas, settings.dask_scheduler, report, say, 0.95, 0.04))
     for run, count, pixels, objects_areas in zip(runs, counts, kept, areas):
@@ -510,9 +574,10 @@ def _read_exclusion(exclusion, grid, block, files, scratch_folder, say, what):
     return exclusion_mask(path, shape, grid.transform_to_write, grid.crs, **options)
 
 
-def _write_polygons(path, layer, files, binary, grid, values, settings, tags, block, report, say):
+def _write_polygons(path, layer, files, binary, grid, values, settings, tags, block, report, say, objects=None):
     """Polygonize `binary` into the GeoPackage `path` (a layer of the file's name, or `layer`
-    of that file, its other layers kept), through `files`; the number of objects."""
+    of that file, its other layers kept), through `files`; the number of objects. `objects`:
+    the Objects of an in-memory `binary`, labelled already."""
     from ..files.atomic import replace_layer
     from ..files.layers import Layout, layer_name
     from .polygons import polygonize
@@ -522,7 +587,7 @@ def _write_polygons(path, layer, files, binary, grid, values, settings, tags, bl
     def polygonize_into(file, name):
         if not block:
             return polygonize(binary, grid.geotransform, grid.crs, file, layer=name, probabilities=values,
-                              progress=report, layout=layout)
+                              progress=report, layout=layout, objects=objects)
         from ..lazy.chunked_polygons import polygonize_lazy  # into the run's own temporary file
 
         return run_blocks(lambda lock: [polygonize_lazy(binary, grid.geotransform, grid.crs, file, name, values, lock,

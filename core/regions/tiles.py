@@ -242,13 +242,14 @@ def no_tile_found(inputs, looked_at: list) -> str:
 
 # -- one tile ---------------------------------------------------------------------------------
 def process_tile(source: TileSource, settings: TileSettings, target_crs, outputs: dict | None = None,
-                 progress: Progress | None = None) -> TileResult:
+                 progress: Progress | None = None, read=None) -> TileResult:
     """Postprocess one tile and return its objects in the target CRS; a tile that cannot be
     read or processed gives a result with `error` (the run goes on). `outputs` ({name of
-    TILE_OUTPUTS: path}) are the tile's own files to write, in its CRS."""
+    TILE_OUTPUTS: path}) are the tile's own files to write, in its CRS. `read()`, if given,
+    gives the tile's read_tile_inputs (or raises what it raised), e.g. read ahead in a thread."""
     start = time.perf_counter()
     try:
-        result = _process_tile(source, settings, target_crs, outputs or {}, progress)
+        result = _process_tile(source, settings, target_crs, outputs or {}, progress, read)
     except TileOutputsFailed as error:  # not the tile's fault: the run fails
         result = TileResult(source.tile_id, error=" ".join(str(error).split()), outputs_failed=True)
     except (ValueError, TypeError, OSError, RuntimeError, MemoryError) as error:
@@ -329,8 +330,10 @@ def read_tile_inputs(source: TileSource, settings: TileSettings) -> TileInputs:
     return TileInputs(name, grid, srs, raw, probabilities, quality, scale, options, exclusion, doubt)
 
 
-def _process_tile(source, settings, target_crs, outputs, progress) -> TileResult:
-    from ..products.api import prepare_export
+def _process_tile(source, settings, target_crs, outputs, progress, read=None) -> TileResult:
+    import concurrent.futures
+
+    from ..products.api import prepare_export_thresholds
     from ..files.geotiff import read_band
     from ..kernels.objects import Objects
     from ..kernels.encodings import decode_binary
@@ -340,7 +343,7 @@ def _process_tile(source, settings, target_crs, outputs, progress) -> TileResult
     from ..products.polygons import object_features
 
     report = progress or (lambda fraction, message: None)
-    inputs = read_tile_inputs(source, settings)
+    inputs = read_tile_inputs(source, settings) if read is None else read()
     grid, srs, probabilities, doubt = inputs.grid, inputs.srs, inputs.probabilities, inputs.doubt
     inherited = read_tags(source.probabilities)  # DARTS' tags: its tile id here, carried into the tile's files
     seen = tile_date([(INFERENCE, read_inference(source.folder, source.tile_id).get("DARTS_tileid")),
@@ -355,14 +358,23 @@ def _process_tile(source, settings, target_crs, outputs, progress) -> TileResult
         values = statistics_values(probabilities, "percent")
     del raw
     inputs.raw = None
-    options = dict(bin_threshold=settings.threshold, min_object_size=settings.min_object_size, **inputs.options)
+    options = dict(min_object_size=settings.min_object_size, **inputs.options)
     quality, exclusion = inputs.quality, inputs.exclusion
     del inputs
-    counts = {}
-    result = prepare_export({"probabilities": probabilities, "quality_data_mask": quality}, **options,
-                            object_counts=counts, progress=lambda f, m: report(0.6 * f, m))
+    by_threshold = {}
+    # prepare_export at the one threshold, without the NaN-masked copy of the probabilities
+    # (480 MB on a full tile) that no output of a tile uses: the same objects and extent.
+    ((_, result),) = prepare_export_thresholds(
+        {"probabilities": probabilities, "quality_data_mask": quality}, [settings.threshold], **options,
+        object_counts=by_threshold, progress=lambda f, m: report(0.6 * f, m), masked_probabilities=False).items()
+    (counts,) = by_threshold.values()
     del quality, probabilities
     binary, extent = result["binarized_segmentation"], result["extent"]
+    # The coverage outline (GDAL's tracing of the extent, which releases the GIL) is traced on the
+    # second core while this thread labels and traces the objects.
+    outlining = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="tile coverage")
+    coverage = outlining.submit(extent_outline, extent, grid.geotransform, srs)
+    outlining.shutdown(wait=False)
     if settings.binarization == "as_exported":  # DARTS' objects as they are, inside the extent
         what = f"{source.tile_id}/{os.path.basename(source.binarized)}"
         binary = decode_binary(*read_band(source.binarized, what), what) & (extent != 0)
@@ -400,7 +412,7 @@ def _process_tile(source, settings, target_crs, outputs, progress) -> TileResult
                 raise TileOutputsFailed(f"cannot write {file} ({reason})") from None
     _, _, osr = osgeo()
     to_target = osr.CoordinateTransformation(srs, spatial_reference(target_crs))
-    coverage = extent_outline(extent, grid.geotransform, srs)
+    coverage = coverage.result()
     coverage.Transform(to_target)
     envelopes = np.zeros((len(geometries), 4))
     wkbs = []
@@ -469,7 +481,9 @@ def extent_outline(extent, geotransform, srs):
     from ..files.gdal import gdal_geotransform
     from ..files.layers import trace
 
-    traced = trace((extent != 0).astype(np.uint8), gdal_geotransform(geotransform), srs)
+    # prepare_export's extent (uint8 0/1) is traced as it is; any other raster as 0/1 bytes
+    ones = extent if extent.dtype == np.uint8 and extent.max(initial=0) <= 1 else (extent != 0).astype(np.uint8)
+    traced = trace(ones, gdal_geotransform(geotransform), srs)
     return traced.get(1) or ogr.Geometry(ogr.wkbMultiPolygon)
 
 

@@ -14,7 +14,7 @@ import types
 from collections.abc import Callable
 
 from ..files.gdal import open_read_only
-from .tiles import TILE_BYTES_PER_PIXEL, TileResult, process_tile
+from .tiles import TILE_BYTES_PER_PIXEL, TileResult, process_tile, read_tile_inputs
 
 
 # -- running many tiles --------------------------------------------------------------------
@@ -85,9 +85,7 @@ def run_tiles(jobs, workers: int = 1, client=None, heartbeat: Callable[[], None]
     `heartbeat()` is called while waiting; it may raise to cancel (running tiles are stopped)."""
     beat = heartbeat or (lambda: None)
     if client is None and workers <= 1:
-        for job in jobs:
-            beat()
-            yield process_tile(*job, progress=lambda fraction, message: beat())
+        yield from _in_this_process(jobs, beat)
         return
     if client is not None:
         futures = [client.submit(process_tile, *job, pure=False) for job in jobs]
@@ -98,6 +96,40 @@ def run_tiles(jobs, workers: int = 1, client=None, heartbeat: Callable[[], None]
             client.cancel(futures)  # tiles already running on a worker still finish there
         return
     yield from _in_worker_processes(jobs, workers, beat)
+
+
+def _in_this_process(jobs, beat):
+    """run_tiles in this process, one tile after the other; the next tile is read (GDAL's
+    decompression and the decoding release the GIL) on a second core while this one is
+    processed, when memory allows a second tile's inputs (see read_ahead)."""
+    import concurrent.futures
+
+    jobs = list(jobs)
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="reading the next tile") as reader:
+        upcoming = None
+        for index, job in enumerate(jobs):
+            beat()
+            read = upcoming.result if upcoming is not None else None
+            upcoming = None
+            if index + 1 < len(jobs) and read_ahead(jobs[index + 1][0], job[0]):
+                source, settings = jobs[index + 1][:2]
+                upcoming = reader.submit(read_tile_inputs, source, settings)
+            yield process_tile(*job, progress=lambda fraction, message: beat(), read=read)
+            del read
+
+
+def read_ahead(source, current, available: int | None = None) -> bool:
+    """Whether the tile `source` may be read while the tile `current` is processed: when the
+    memory available now (default) holds two tiles' processing, the larger counted twice
+    (TILE_BYTES_PER_PIXEL each)."""
+    available = available_memory() if available is None else available
+    if not available:
+        return False
+    pixels = 0
+    for tile in (source, current):
+        with contextlib.suppress(RuntimeError, AttributeError), open_read_only(tile.probabilities) as dataset:
+            pixels = max(pixels, dataset.RasterXSize * dataset.RasterYSize)
+    return 2 * pixels * TILE_BYTES_PER_PIXEL <= available
 
 
 def _in_worker_processes(jobs, workers: int, beat):
