@@ -377,28 +377,12 @@ def run_tags(algorithm: str, values: dict) -> dict:
 
 
 def check_outputs(algorithm: str, values: dict, inputs) -> None:
-    """Before any computing, as the algorithms check: each output can be written, none is an
-    input, no two are the same file."""
-    from .core.files.atomic import check_writable
+    """Before any computing, by the algorithms' rule (core.files.atomic.check_outputs): each
+    output can be written, none is an input, no two are the same file."""
+    from .core.files.atomic import check_outputs as check
 
-    read = {os.path.normcase(os.path.realpath(path)) for path in inputs if path}
-    seen = {}
-    for parameter in ALGORITHMS[algorithm][1]:
-        path = values[parameter.name] if parameter.is_output else None
-        if not path:
-            continue
-        try:
-            check_writable(path, folder=parameter.kind == "folder_output")
-        except OSError as error:
-            raise OSError(f"{parameter.name}: {error}") from None
-        key = os.path.normcase(os.path.realpath(path))
-        if key in read:
-            raise ValueError(f"{parameter.name}: {path} is also an input of this run: choose another file, inputs are "
-                             f"never overwritten")
-        if key in seen:
-            raise ValueError(f"{seen[key]} and {parameter.name} are the same file ({path}): choose different files, "
-                             f"or one would overwrite the other")
-        seen[key] = parameter.name
+    check([(parameter.name, values[parameter.name], parameter.kind == "folder_output")
+           for parameter in ALGORITHMS[algorithm][1] if parameter.is_output], inputs)
 
 
 def block_plan(values: dict, width: int, height: int, bytes_per_pixel: float, console: Console) -> int | None:

@@ -105,31 +105,23 @@ class PathsMixin:
         """Before any computing: every output in the format it is written in, in a place that
         can be written, no two outputs in one file (the second would silently replace the
         first), no output that is an input, and a GeoPackage to write a layer into readable."""
-        from ..core.files.atomic import check_geopackage_to_write_into, check_writable
+        from ..core.files.atomic import check_geopackage_to_write_into
+        from ..core.files.atomic import check_outputs as check
 
         types = {definition.name(): definition.type() for definition in self.destinationParameterDefinitions()}
-        inputs = {os.path.normcase(os.path.realpath(path)) for path in self.input_paths(parameters, context) if path}
-        seen = {}
         for definition in self.destinationParameterDefinitions():
             if definition.type() == "vectorDestination":
                 target, layer = geopackage_layer(self.parameterAsOutputLayer(parameters, definition.name(), context))
                 if layer and os.path.exists(target):
                     check_geopackage_to_write_into(target, layer)
-        for name, path in self.output_paths(parameters, context):
+
+        def in_its_format(name, path):
             if types.get(name) in OUTPUT_FORMATS:
                 kind, extensions = OUTPUT_FORMATS[types[name]]
                 if not path.lower().endswith(extensions):
                     raise ValueError(f"{name}: written as {kind}, so the file must end in {' or '.join(extensions)} "
                                      f"(got {os.path.basename(path)!r})")
-            try:
-                check_writable(path, folder=types.get(name) == "folderDestination")
-            except OSError as error:
-                raise OSError(f"{name}: {error}") from None
-            key = os.path.normcase(os.path.realpath(path))
-            if key in inputs:
-                raise ValueError(f"{name}: {path} is also an input of this run: choose another file, inputs are never "
-                                 f"overwritten")
-            if key in seen:
-                raise ValueError(f"{seen[key]} and {name} are the same file ({path}): choose different files, "
-                                 f"or one would overwrite the other")
-            seen[key] = name
+
+        check([(name, path, types.get(name) == "folderDestination") for name, path in self.output_paths(parameters,
+                                                                                                           context)],
+              self.input_paths(parameters, context), first=in_its_format)

@@ -97,6 +97,32 @@ def check_writable(path: str, folder: bool = False) -> None:
         raise OSError(f"cannot write {path}: {error.strerror or error}") from None
 
 
+def check_outputs(outputs, inputs=(), first=None) -> None:
+    """Before any computing: each output ((name, path, folder) with `name` as messages call it,
+    `folder` true for a folder to write into) can be written, none is one of `inputs` (they are
+    never replaced), no two are the same file (the second would silently replace the first).
+    `first(name, path)`: the caller's own check of each output, made before these (e.g. its format)."""
+    read = {os.path.normcase(os.path.realpath(path)) for path in inputs if path}
+    seen = {}
+    for name, path, folder in outputs:
+        if not path:
+            continue
+        if first is not None:
+            first(name, path)
+        try:
+            check_writable(path, folder=folder)
+        except OSError as error:
+            raise OSError(f"{name}: {error}") from None
+        key = os.path.normcase(os.path.realpath(path))
+        if key in read:
+            raise ValueError(f"{name}: {path} is also an input of this run: choose another file, inputs are never "
+                             f"overwritten")
+        if key in seen:
+            raise ValueError(f"{seen[key]} and {name} are the same file ({path}): choose different files, "
+                             f"or one would overwrite the other")
+        seen[key] = name
+
+
 class AtomicFiles:
     """Hands out temporary paths beside the targets; `commit` moves them all into place,
     `discard` deletes them. Used as a context manager it commits only on success."""
