@@ -507,56 +507,22 @@ def run_processtiles(values: dict, console: Console) -> dict:
 
 
 def run_polygonize(values: dict, console: Console) -> dict:
-    import dataclasses
-
-    from .core import polygonize
+    """darts:polygonize: the core's one pipeline on files (core.products.polygonize_files), as
+    the algorithm calls it."""
     from .core.files.atomic import AtomicFiles
-    from .core.files.geotiff import read_band
-    from .core.files.grids import check_same_grid, grid_of
-    from .core.files.layers import Layout, layer_name
-    from .core.kernels.encodings import decode_binary
-    from .core.files.geotiff import read_probabilities_for_export
+    from .core.products.polygonize_files import PolygonizeSettings, polygonize_files
 
-    binarized, probabilities, scale = values["BINARIZED"], values["PROBABILITIES"], values["PROBABILITY_SCALE"]
-    grid = grid_of(binarized, "BINARIZED")
-    if probabilities:
-        check_same_grid("BINARIZED", grid, "PROBABILITIES", grid_of(probabilities, "PROBABILITIES"))
-        percent_note(probabilities, "PROBABILITIES", scale, console)
+    binarized, probabilities = values["BINARIZED"], values["PROBABILITIES"]
+    settings = PolygonizeSettings(scale=values["PROBABILITY_SCALE"], statistics=values["STATISTICS_SCALE"],
+                                  parts=values["POLYGON_LAYOUT"] == "parts", memory_limit_mb=values["MEMORY_LIMIT"] or None,
+                                  dask_scheduler=(values["DASK_SCHEDULER"] or "").strip() or None)
     check_outputs("polygonize", values, [binarized, probabilities])
-    if grid.area_note():
-        console.warning(grid.area_note())
-    layout = dataclasses.replace(Layout(statistics=values["STATISTICS_SCALE"],
-                                        parts=values["POLYGON_LAYOUT"] == "parts"),
-                                 tags=run_tags("polygonize", values))
-    output = values["OUTPUT"]
-    block = block_plan(values, grid.width, grid.height, POLYGONIZE_BYTES_PER_PIXEL, console)
     with AtomicFiles([binarized, probabilities]) as files:
-        if block:
-            from .core.lazy.blockwise import (
-                compute,
-                read_binary_lazy,
-                read_probabilities_for_export_lazy,
-                scheduler,
-            )
-            from .core.lazy.chunked_polygons import polygonize_lazy
-
-            binary = read_binary_lazy(binarized, "BINARIZED", block)
-            values_lazy = (read_probabilities_for_export_lazy(probabilities, "PROBABILITIES", block, scale)
-                           if probabilities else None)
-            with scheduler((values["DASK_SCHEDULER"] or "").strip()) as (client, lock):
-                count, = compute(polygonize_lazy(binary, grid.geotransform, grid.crs, files.reserve(output),
-                                                 layer_name(output), values_lazy, lock, layout),
-                                 client=client, progress=console.progress, message="Processing blocks")
-        else:
-            binary = decode_binary(*read_band(binarized, "BINARIZED"), "BINARIZED")
-            statistics = read_probabilities_for_export(probabilities, "PROBABILITIES", scale) if probabilities else None
-            count = polygonize(binary, grid.geotransform, grid.crs, files.reserve(output), layer_name(output),
-                               statistics, console.progress, layout=layout)
-    console.info(f"{count} objects polygonized.")
-    return {"OUTPUT": output}
-
-
-POLYGONIZE_BYTES_PER_PIXEL = 12  # as darts:polygonize: the binary raster, float32 probabilities, labels, traced pixels
+        summary = polygonize_files(binarized, values["OUTPUT"], probabilities, settings, console.progress, files=files,
+                                   tags=run_tags("polygonize", values),
+                                   log=lambda sentence, warning: (console.warning if warning else console.info)(
+                                       sentence))
+    return {"OUTPUT": summary.output}
 
 
 def layers_of(paths) -> list[tuple[str, str]]:

@@ -164,13 +164,12 @@ class DartsAlgorithm(ParametersMixin, PathsMixin, QgsProcessingAlgorithm):
             feedback.pushWarning(self.tr(note))
         return note
 
-    def write_polygons(self, path, context, outputs, binary, grid, probabilities, progress, blocks=None,
-                       layout=None):
-        """Polygonize `binary` into the GeoPackage `path` (a layer of the file's name, or, for
-        ogr:dbname=... table=..., that layer of that file, its other layers kept), committed
-        with the run's other outputs and styled on load; returns the number of objects.
-        A lazy (dask) `binary` is polygonized block by block by `blocks` (blocks.run_blocks).
-        `layout`: core.files.layers.Layout (statistics scale, parts); the run's tags are added."""
+    def write_polygons(self, path, context, outputs, binary, grid, probabilities, progress, layout=None):
+        """Polygonize the in-memory `binary` into the GeoPackage `path` (a layer of the file's
+        name, or, for ogr:dbname=... table=..., that layer of that file, its other layers kept),
+        committed with the run's other outputs and styled on load; returns the number of objects.
+        `layout`: core.files.layers.Layout (statistics scale, parts); the run's tags are added.
+        (darts:polygonize writes through the core's pipeline: core.products.polygonize_files.)"""
         import dataclasses
 
         from ..core import polygonize
@@ -179,13 +178,8 @@ class DartsAlgorithm(ParametersMixin, PathsMixin, QgsProcessingAlgorithm):
         layout = dataclasses.replace(layout or Layout(), tags=outputs.tags)
 
         def polygonize_into(file, name):
-            if blocks is None:
-                return polygonize(binary, grid.geotransform, grid.crs, file, layer=name, probabilities=probabilities,
-                                  progress=progress, layout=layout)
-            from ..core.lazy.chunked_polygons import polygonize_lazy  # into the run's own temporary file
-
-            return blocks(lambda lock: [polygonize_lazy(binary, grid.geotransform, grid.crs, file, name, probabilities,
-                                                        lock, layout)])[0]
+            return polygonize(binary, grid.geotransform, grid.crs, file, layer=name, probabilities=probabilities,
+                              progress=progress, layout=layout)
 
         count = into_geopackage(path, outputs, polygonize_into)
         style_on_load(context, path, "segments")

@@ -62,11 +62,3 @@ def run_blocks(algorithm, parameters, context, feedback, build, start=5.0, span=
         return compute(*build(lock), client=client, progress=algorithm.progress_reporter(feedback, start, span),
                        message=algorithm.tr("Processing blocks"))
 
-
-def polygonize_in_blocks(algorithm, parameters, context, feedback, outputs, path, binary, grid, probabilities,
-                         start=5.0, span=90.0, layout=None):
-    """Polygonize the lazy `binary` (objects crossing blocks become one feature, statistics over
-    all of their pixels) into the vector output `path` of the run; the object count."""
-    return algorithm.write_polygons(path, context, outputs, binary, grid, probabilities, None,
-                                    blocks=lambda build: run_blocks(algorithm, parameters, context, feedback, build,
-                                                                    start, span), layout=layout)

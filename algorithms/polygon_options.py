@@ -34,9 +34,3 @@ def layout_of(algorithm, parameters, context, **fixed):
         chosen["parts"] = algorithm.parameterAsEnumString(parameters, POLYGON_LAYOUT, context) == "parts"
     return Layout(**{**chosen, **fixed})
 
-
-def statistics_probabilities(path, what, scale, block=None):
-    """core.products.prepare_export_files.statistics_probabilities (imported when called)."""
-    from ..core.products.prepare_export_files import statistics_probabilities as read
-
-    return read(path, what, scale, block)

@@ -7,8 +7,8 @@ from qgis.core import (
 )
 
 from .base import DartsAlgorithm
-from .blocks import add_block_parameters, block_plan, polygonize_in_blocks
-from .polygon_options import add_polygon_layout, add_statistics_scale, layout_of, statistics_probabilities
+from .blocks import add_block_parameters, memory_limit, scheduler_address
+from .polygon_options import add_polygon_layout, add_statistics_scale, layout_of
 
 
 class PolygonizeAlgorithm(DartsAlgorithm):
@@ -56,38 +56,25 @@ class PolygonizeAlgorithm(DartsAlgorithm):
             self.OUTPUT, self.tr("Polygons"), QgsProcessing.SourceType.TypeVectorPolygon))
 
     def execute(self, parameters, context, feedback, outputs):
-        from ..core.files.grids import check_same_grid, grid_of
-        from .raster_io import read_binary
+        """The core's pipeline on files (core.products.polygonize_files); the layer styled on load."""
+        from ..core.products.polygonize_files import PolygonizeSettings, polygonize_files
+        from .paths import geopackage_layer
+        from .styles import style_on_load
 
-        binarized_path = self.raster_path(parameters, self.BINARIZED, context)
-        probabilities_path = self.raster_path(parameters, self.PROBABILITIES, context, required=False)
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
-        grid = grid_of(binarized_path, self.BINARIZED)
-        if probabilities_path:
-            check_same_grid(self.BINARIZED, grid, self.PROBABILITIES, grid_of(probabilities_path, self.PROBABILITIES))
-        scale = self.parameterAsEnumString(parameters, self.PROBABILITY_SCALE, context) or "auto"
-        if probabilities_path:
-            self.warn_percent(probabilities_path, self.PROBABILITIES, scale, feedback)
+        target, layer = geopackage_layer(output)
         layout = layout_of(self, parameters, context)
-        self.area_note(grid, feedback)
-        block = block_plan(self, parameters, context, feedback, grid.width, grid.height, BYTES_PER_PIXEL)
-        if block:
-            from ..core.lazy.blockwise import read_binary_lazy
+        settings = PolygonizeSettings(
+            scale=self.parameterAsEnumString(parameters, self.PROBABILITY_SCALE, context) or "auto",
+            statistics=layout.statistics, parts=layout.parts, memory_limit_mb=memory_limit(self, parameters, context),
+            dask_scheduler=scheduler_address(self, parameters, context))
 
-            binary = read_binary_lazy(binarized_path, self.BINARIZED, block)
-            probabilities = (statistics_probabilities(probabilities_path, self.PROBABILITIES, scale, block)
-                             if probabilities_path else None)
-            count = polygonize_in_blocks(self, parameters, context, feedback, outputs, output, binary, grid,
-                                         probabilities, layout=layout)
-        else:
-            binary = read_binary(binarized_path, self.BINARIZED)
-            probabilities = (statistics_probabilities(probabilities_path, self.PROBABILITIES, scale)
-                             if probabilities_path else None)
-            self.check_canceled(feedback)
-            count = self.write_polygons(output, context, outputs, binary, grid, probabilities,
-                                        self.progress_reporter(feedback, 5, 95), layout=layout)
-        feedback.pushInfo(self.tr("{} objects polygonized.").format(count))
+        def log(sentence, warning):
+            (feedback.pushWarning if warning else feedback.pushInfo)(self.tr(sentence))
+
+        polygonize_files(self.raster_path(parameters, self.BINARIZED, context), target,
+                         self.raster_path(parameters, self.PROBABILITIES, context, required=False), settings,
+                         self.progress_reporter(feedback), layer=layer, files=outputs, tags=outputs.tags, log=log,
+                         names={"binarized": self.BINARIZED, "probabilities": self.PROBABILITIES})
+        style_on_load(context, output, "segments")
         return {self.OUTPUT: output}
-
-
-BYTES_PER_PIXEL = 12  # in memory: the binary raster, float32 probabilities, labels, traced pixels

@@ -526,7 +526,7 @@ def _polygons_and_summary(inputs, outputs, settings, report, files, tags, say, n
         labelled.append(None if block else Objects(binaries[-1]))
         if run.polygons:
             start, span = 0.75 + 0.2 * index / len(runs), 0.2 / len(runs)
-            _write_polygons(run.polygons, outputs.polygons_layer, files, binaries[-1], grid, values, settings, tags,
+            write_polygons(run.polygons, outputs.polygons_layer, files, binaries[-1], grid, values, settings, tags,
                             block, lambda f, m, s=start, w=span: report(s + w * f, m), say, labelled[-1])
             if several:
                 from ..files.tags import PREFIX, UPSTREAM_KEYS, write_metadata
@@ -574,10 +574,12 @@ def _read_exclusion(exclusion, grid, block, files, scratch_folder, say, what):
     return exclusion_mask(path, shape, grid.transform_to_write, grid.crs, **options)
 
 
-def _write_polygons(path, layer, files, binary, grid, values, settings, tags, block, report, say, objects=None):
+def write_polygons(path, layer, files, binary, grid, values, settings, tags, block, report, say, objects=None):
     """Polygonize `binary` into the GeoPackage `path` (a layer of the file's name, or `layer`
-    of that file, its other layers kept), through `files`; the number of objects. `objects`:
-    the Objects of an in-memory `binary`, labelled already."""
+    of that file, its other layers kept), through `files`; the number of objects. A lazy
+    `binary` (`block` given) goes block by block. `settings`: any with statistics, parts and
+    dask_scheduler (prepareexport's, polygonize's). `objects`: the Objects of an in-memory
+    `binary`, labelled already."""
     from ..files.atomic import replace_layer
     from ..files.layers import Layout, layer_name
     from .polygons import polygonize
