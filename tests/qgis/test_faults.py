@@ -36,6 +36,7 @@ from osgeo import gdal
 from qgis.core import QgsProcessingException, QgsProcessingFeedback
 from qgis_cli import qgis_process
 from reading import HIDDEN, leftovers, open_read_only, pixels
+from writing import write_raster
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 import sample_region as scene  # noqa: E402
@@ -89,16 +90,7 @@ def write_like(template, path, array, nodata=None):
     """A GeoTIFF of `array` ((y, x) or (bands, y, x)) on the grid of the raster `template`."""
     with open_read_only(template) as source:
         grid, crs = source.GetGeoTransform(), source.GetProjection()
-    bands = array.reshape(-1, *array.shape[-2:])
-    kind = {"uint8": gdal.GDT_Byte, "float32": gdal.GDT_Float32}[str(array.dtype)]
-    dataset = gdal.GetDriverByName("GTiff").Create(str(path), bands.shape[2], bands.shape[1], len(bands), kind)
-    dataset.SetGeoTransform(grid)
-    dataset.SetProjection(crs)
-    for index, band in enumerate(bands):
-        if nodata is not None:
-            dataset.GetRasterBand(index + 1).SetNoDataValue(nodata)
-        dataset.GetRasterBand(index + 1).WriteArray(band)
-    dataset = None
+    write_raster(path, array, grid, crs, nodata)
     return str(path)
 
 
