@@ -33,9 +33,10 @@ import numpy as np
 import psutil
 import pytest
 from osgeo import gdal
-from qgis.core import QgsProcessingException, QgsProcessingFeedback
+from qgis.core import QgsProcessingException
 from qgis_cli import qgis_process
 from reading import HIDDEN, leftovers, open_read_only, pixels
+from feedback import Log
 from writing import write_raster
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
@@ -555,28 +556,11 @@ def check_damaged(name, target, kind, failure, text, out, skipped=None):
     assert final_files(out) == [] and leftovers(out) == [], (final_files(out), leftovers(out))
 
 
-class Log(QgsProcessingFeedback):
-    """Everything a run reported, as qgis_process would print it."""
-
-    def __init__(self):
-        super().__init__()
-        self.lines = []
-
-    def reportError(self, error, fatalError=False):  # noqa: N802
-        self.lines.append(f"ERROR: {error}")
-
-    def pushWarning(self, warning):  # noqa: N802
-        self.lines.append(f"WARNING: {warning}")
-
-    def pushInfo(self, info):  # noqa: N802
-        self.lines.append(info)
-
-
 def run_here(algorithm, parameters):
     """processing.run in this QGIS: (results or None, the one-line failure or None, log text)."""
     from qgis import processing
 
-    log = Log()
+    log = Log(errors=True, prefixes=True)
     try:
         results = processing.run(f"darts:{algorithm}", parameters, feedback=log)
     except QgsProcessingException as error:
