@@ -7,6 +7,7 @@ import re
 
 from qgis.core import (
     QgsProcessing,
+    QgsProcessingMultiStepFeedback,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
     QgsProcessingParameterFileDestination,
@@ -296,8 +297,9 @@ class EvaluateAlgorithm(DartsAlgorithm):
                                  .format(self.REFERENCE))
         self.check_canceled(feedback)
 
+        steps = QgsProcessingMultiStepFeedback(2, feedback)  # the sweep, then the outputs
         evaluation = evaluate(tile, ids, thresholds, min_sizes, reference_count=burnt, min_iou=min_iou, by=by,
-                              device=settings.device, progress=self.progress_reporter(feedback, 5, 75), **options)
+                              device=settings.device, progress=self.progress_reporter(steps), **options)
         del tile, ids
         scored = int(evaluation.reference.counted.size)
         if scored < given:
@@ -311,6 +313,7 @@ class EvaluateAlgorithm(DartsAlgorithm):
         feedback.pushInfo(line)
         best_label = self.tr("t={}, min size {}").format(threshold_label(best.threshold), best.min_object_size)
 
+        steps.setCurrentStep(1)
         feedback.setProgressText(self.tr("Writing the outputs"))
         write_csv(outputs.reserve(table_path), evaluation)
         results = {self.OUTPUT_TABLE: table_path, self.BEST_THRESHOLD: best.threshold,
@@ -320,7 +323,7 @@ class EvaluateAlgorithm(DartsAlgorithm):
         if false_positives_path:
             self.write_polygons(false_positives_path, context, outputs, evaluation.false_positives(), grid,
                                 read_probabilities(probabilities_path, self.PROBABILITIES, scale=scale),
-                                self.progress_reporter(feedback, 82, 10))
+                                self.progress_reporter(steps))
             style_on_load(context, false_positives_path, "false_positives",
                           self.tr("False positives ({})").format(best_label))
             results[self.OUTPUT_FALSE_POSITIVES] = false_positives_path
@@ -409,8 +412,9 @@ class EvaluateAlgorithm(DartsAlgorithm):
         if settings.boundary == "remove":
             feedback.pushInfo(self.tr("Boundary remove: a slump across an earlier tile's extent edge (where tiles "
                                       "overlap) loses that tile's part; BOUNDARY=clip keeps it."))
+        steps = QgsProcessingMultiStepFeedback(2, feedback)  # the sweep, then the outputs
         evaluation = evaluate_tiles(tiles, reference_source, thresholds, min_sizes, settings=settings, min_iou=min_iou,
-                                    by=by, progress=self.progress_reporter(feedback, 2, 78))
+                                    by=by, progress=self.progress_reporter(steps))
         for source, pixels in zip(evaluation.sources, evaluation.tile_pixels):
             feedback.pushInfo(self.tr("Tile {}: {} pixels counted ({})").format(
                 source.tile_id, pixels, source.extent_as_given or "quality mask eroded"))
@@ -424,6 +428,7 @@ class EvaluateAlgorithm(DartsAlgorithm):
         feedback.pushInfo(line)
         best_label = self.tr("t={}, min size {}").format(threshold_label(best.threshold), best.min_object_size)
 
+        steps.setCurrentStep(1)
         feedback.setProgressText(self.tr("Writing the outputs"))
         write_csv(outputs.reserve(table_path), evaluation)
         results = {self.OUTPUT_TABLE: table_path, self.BEST_THRESHOLD: best.threshold,
@@ -434,7 +439,7 @@ class EvaluateAlgorithm(DartsAlgorithm):
         from .paths import into_geopackage
 
         if false_positives_path:
-            progress = self.progress_reporter(feedback, 82, 12)
+            progress = self.progress_reporter(steps)
             into_geopackage(false_positives_path, outputs, lambda file, name: write_tile_false_positives(
                 file, name, evaluation, crs, outputs.tags, progress))
             style_on_load(context, false_positives_path, "false_positives",

@@ -27,6 +27,7 @@ import sample_region as scene
 from darts_postprocessing.core import polygonize, prepare_export
 from darts_postprocessing.core.files.gdal import open_read_only
 from darts_postprocessing.core.products.export import tile_layout
+from writing import write_raster
 from osgeo import gdal
 
 gdal.UseExceptions()
@@ -90,17 +91,8 @@ def write_darts_tile(folder, percent_source, quality, tile_id, subsets=(), json_
 
 
 def _tif(path, array, geotransform, crs, nodata, tags):
-    dataset = gdal.GetDriverByName("GTiff").Create(path, array.shape[1], array.shape[0], 1, gdal.GDT_Byte,
-                                                   ["COMPRESS=LZW"])
-    dataset.SetGeoTransform(geotransform)
-    dataset.SetProjection(crs)
-    if tags:
-        dataset.SetMetadata(tags)
-    band = dataset.GetRasterBand(1)
-    if nodata is not None:
-        band.SetNoDataValue(nodata)
-    band.WriteArray(array)
-    dataset = None
+    """A uint8 raster as DARTS' exporter writes it (LZW)."""
+    write_raster(path, array, geotransform, crs, nodata, tags, gdal.GDT_Byte, ["COMPRESS=LZW"])
 
 
 def darts_run(folder, years=(2019, 2024), subsets=()):

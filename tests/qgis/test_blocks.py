@@ -12,6 +12,7 @@ from qgis.core import QgsProcessingFeedback
 from rasters import read
 from reading import open_read_only, pixels
 from sample_tile import write_sample_tile
+from feedback import Log
 from vectors import polygons_by_id
 
 gdal.UseExceptions()
@@ -30,22 +31,13 @@ def both_paths(algorithm, parameters, outputs, folder, **block_options):
     results = {}
     for mode, extra in (("memory", {}), ("blocks", {"MEMORY_LIMIT": 1, **block_options})):
         target = folder / mode
-        feedback = Log()
+        feedback = Log(warnings=False)
         run = processing.run(algorithm, {**parameters, **extra, **{o: str(target / f"{o}.tif") for o in outputs}},
                              feedback=feedback)
         assert ("Processing in blocks of 512 x 512" in feedback.text) == (mode == "blocks"), feedback.text
         results[mode] = {o: read(run[o]) for o in outputs}
         assert not [f for f in os.listdir(target) if "partial" in f]
     return results
-
-
-class Log(QgsProcessingFeedback):
-    def __init__(self):
-        super().__init__()
-        self.text = ""
-
-    def pushInfo(self, info):  # noqa: N802
-        self.text += info + "\n"
 
 
 def assert_same(results, outputs):
@@ -263,7 +255,7 @@ def test_exporttile_in_blocks(provider, big, tmp_path, as_float):
         "PROBABILITIES": probabilities, "QUALITY_MASK": big["quality"], "SUBSET_PROBABILITIES": [member],
         "OUTPUT_BINARIZED": str(tmp_path / "b.tif"), "OUTPUT_EXTENT": str(tmp_path / "e.tif")})
     for mode, extra in (("memory", {}), ("blocks", {"MEMORY_LIMIT": 1})):
-        feedback = Log()
+        feedback = Log(warnings=False)
         processing.run("darts:exporttile", {"PROBABILITIES": probabilities, "BINARIZED": str(tmp_path / "b.tif"),
                                             "EXTENT": str(tmp_path / "e.tif"), "SUBSET_PROBABILITIES": [member],
                                             "SUBSET_BINARIZED": prepared["OUTPUT_SUBSET_BINARIZED"],

@@ -10,11 +10,11 @@ import pytest
 import reference
 from osgeo import gdal, ogr
 from qgis import processing
-from qgis.core import QgsProcessingFeedback
 from rasters import read
 from reading import open_read_only
 from reading import tags as dataset_tags
 from sample_tile import write_tif
+from feedback import Log
 from scipy import ndimage
 from vectors import features
 
@@ -23,21 +23,6 @@ UPSTREAM_SETTINGS = {"DARTS_binarizethreshold": "0.5", "DARTS_mmu": "20", "DARTS
                      "DARTS_qualitymask": "low_quality"}
 SCHEMA = {"Region_ID": "Integer64", "min": "Integer64", "max": "Integer64", "mean": "Real", "median": "Real",
           "std": "Real", "npixel": "Integer64", "area_m2": "Real"}
-
-
-class Log(QgsProcessingFeedback):
-    def __init__(self):
-        super().__init__()
-        self.lines = []
-
-    def blockwise(self):
-        return any(line.startswith("Processing in blocks") for line in self.lines)
-
-    def pushInfo(self, info):  # noqa: N802
-        self.lines.append(info)
-
-    def pushWarning(self, warning):  # noqa: N802
-        self.lines.append(warning)
 
 
 @pytest.fixture()

@@ -33,9 +33,11 @@ import numpy as np
 import psutil
 import pytest
 from osgeo import gdal
-from qgis.core import QgsProcessingException, QgsProcessingFeedback
+from qgis.core import QgsProcessingException
 from qgis_cli import qgis_process
 from reading import HIDDEN, leftovers, open_read_only, pixels
+from feedback import Log
+from writing import write_raster
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 import sample_region as scene  # noqa: E402
@@ -89,16 +91,7 @@ def write_like(template, path, array, nodata=None):
     """A GeoTIFF of `array` ((y, x) or (bands, y, x)) on the grid of the raster `template`."""
     with open_read_only(template) as source:
         grid, crs = source.GetGeoTransform(), source.GetProjection()
-    bands = array.reshape(-1, *array.shape[-2:])
-    kind = {"uint8": gdal.GDT_Byte, "float32": gdal.GDT_Float32}[str(array.dtype)]
-    dataset = gdal.GetDriverByName("GTiff").Create(str(path), bands.shape[2], bands.shape[1], len(bands), kind)
-    dataset.SetGeoTransform(grid)
-    dataset.SetProjection(crs)
-    for index, band in enumerate(bands):
-        if nodata is not None:
-            dataset.GetRasterBand(index + 1).SetNoDataValue(nodata)
-        dataset.GetRasterBand(index + 1).WriteArray(band)
-    dataset = None
+    write_raster(path, array, grid, crs, nodata)
     return str(path)
 
 
@@ -563,28 +556,11 @@ def check_damaged(name, target, kind, failure, text, out, skipped=None):
     assert final_files(out) == [] and leftovers(out) == [], (final_files(out), leftovers(out))
 
 
-class Log(QgsProcessingFeedback):
-    """Everything a run reported, as qgis_process would print it."""
-
-    def __init__(self):
-        super().__init__()
-        self.lines = []
-
-    def reportError(self, error, fatalError=False):  # noqa: N802
-        self.lines.append(f"ERROR: {error}")
-
-    def pushWarning(self, warning):  # noqa: N802
-        self.lines.append(f"WARNING: {warning}")
-
-    def pushInfo(self, info):  # noqa: N802
-        self.lines.append(info)
-
-
 def run_here(algorithm, parameters):
     """processing.run in this QGIS: (results or None, the one-line failure or None, log text)."""
     from qgis import processing
 
-    log = Log()
+    log = Log(errors=True, prefixes=True)
     try:
         results = processing.run(f"darts:{algorithm}", parameters, feedback=log)
     except QgsProcessingException as error:

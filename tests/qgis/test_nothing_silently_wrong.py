@@ -11,35 +11,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from osgeo import gdal, osr
+from osgeo import gdal
 from qgis_cli import qgis_process
 from rasters import read
 from reading import leftovers, open_read_only
 from vectors import features
+from writing import write_raster
 
 gdal.UseExceptions()
 MODEL = Path(__file__).resolve().parents[2] / "resources" / "models" / "darts_postprocessing.model3"
 TOO_BIG = str(2 ** 31)  # parameterAsInt wraps this to 0
-
-
-def write_raster(path, array, crs=True, geotransform=True, nodata=None):
-    """A GeoTIFF of `array` ((y, x) or (bands, y, x)), 10 m pixels in UTM 6N unless told otherwise."""
-    bands = array.reshape(-1, *array.shape[-2:])
-    kind = gdal.GetDataTypeByName({"uint8": "Byte", "int16": "Int16", "float32": "Float32",
-                                   "float64": "Float64"}[str(array.dtype)])
-    dataset = gdal.GetDriverByName("GTiff").Create(str(path), bands.shape[2], bands.shape[1], len(bands), kind)
-    if geotransform:
-        dataset.SetGeoTransform((600000.0, 10.0, 0, 7800000.0, 0, -10.0))
-    if crs:
-        srs = osr.SpatialReference()
-        srs.ImportFromEPSG(32606)
-        dataset.SetProjection(srs.ExportToWkt())
-    for index, band in enumerate(bands):
-        if nodata is not None:
-            dataset.GetRasterBand(index + 1).SetNoDataValue(nodata)
-        dataset.GetRasterBand(index + 1).WriteArray(band)
-    dataset = None
-    return str(path)
 
 
 def run(profile, algorithm, **parameters):
@@ -172,8 +153,8 @@ def test_impossible_scl_and_udm2_values_are_refused(profile, tmp_path):
 
 # -- 6. areas without a CRS or a geotransform ----------------------------------------------
 
-@pytest.mark.parametrize("georeferencing,unit", [({"crs": False}, "square map units"),
-                                                 ({"crs": False, "geotransform": False}, "pixels")])
+@pytest.mark.parametrize("georeferencing,unit", [({"crs": None}, "square map units"),
+                                                 ({"crs": None, "geotransform": None}, "pixels")])
 def test_areas_without_georeferencing_say_what_they_are(profile, sample, tmp_path, georeferencing, unit):
     probabilities = write_raster(tmp_path / "p.tif", read(sample["probabilities"]), nodata=255, **georeferencing)
     prepared = run(profile, "prepareexport", PROBABILITIES=probabilities, MIN_OBJECT_SIZE=4,

@@ -9,6 +9,7 @@ import reference
 from darts_postprocessing.core.files.geotiff import write_geotiff
 from osgeo import gdal
 from rasters import read
+from feedback import Log
 
 gdal.UseExceptions()
 SIZE = 600  # with MEMORY_LIMIT=1 (MB) several blocks
@@ -78,23 +79,15 @@ def test_binarize_and_thresholds_use_the_percent_rule(provider, percent_tile, tm
 
 def test_a_darts_export_says_it_was_postprocessed_already(provider, percent_tile, tmp_path):
     from qgis import processing
-    from qgis.core import QgsProcessingFeedback
-
-    class Log(QgsProcessingFeedback):
-        lines = []
-
-        def pushWarning(self, text):  # noqa: N802
-            self.lines.append(text)
 
     tags = {"DARTS_tileid": "20240715T213529_20240715T213531_T07WET", "DARTS_maskerosion": "10",
             "DARTS_edgeerosion": "10", "DARTS_binarizethreshold": "0.5"}
     exported = write(tmp_path / "probabilities.tif", percent_tile["percent"], nodata=255, tags=tags)
-    log = Log()
+    log = Log(infos=False)
     processing.run("darts:prepareexport", {"PROBABILITIES": exported, "OUTPUT_BINARIZED": str(tmp_path / "o" / "b.tif"),
                                            "OUTPUT_EXTENT": str(tmp_path / "o" / "e.tif")}, feedback=log)
     assert any("postprocessed already" in line and "erosion 10" in line for line in log.lines), log.lines
-    plain = Log()
-    plain.lines = []
+    plain = Log(infos=False)
     processing.run("darts:prepareexport", {"PROBABILITIES": percent_tile["probabilities"],
                                            "OUTPUT_BINARIZED": str(tmp_path / "p" / "b.tif"),
                                            "OUTPUT_EXTENT": str(tmp_path / "p" / "e.tif")}, feedback=plain)

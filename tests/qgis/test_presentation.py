@@ -5,8 +5,9 @@ import re
 from pathlib import Path
 
 from qgis import processing
-from qgis.core import QgsLayerTreeGroup, QgsProcessingContext, QgsProcessingFeedback, QgsProject
+from qgis.core import QgsLayerTreeGroup, QgsProcessingContext, QgsProject
 from sample_tile import write_sample_tile
+from feedback import Log
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -85,17 +86,13 @@ def test_group_names_show_the_thresholds_used(provider, tmp_path):
 
 def test_summary_ends_the_log_and_matches_the_report(provider, tmp_path):
     folder = tile(tmp_path, "tile", 8)
-    log = []
-
-    class Log(QgsProcessingFeedback):
-        def pushInfo(self, text):  # noqa: N802
-            log.append(text)
-
+    feedback = Log(warnings=False)
+    log = feedback.lines  # the run's infos, in order
     processing.run("darts:prepareexport", {
         "PROBABILITIES": str(folder / "probabilities.tif"), "QUALITY_MASK": str(folder / "quality_data_mask.tif"),
         "MASK_EROSION_SIZE": 3, "MIN_OBJECT_SIZE": 16, "OUTPUT_BINARIZED": str(tmp_path / "b.tif"),
         "OUTPUT_EXTENT": str(tmp_path / "e.tif"), "OUTPUT_REPORT": str(tmp_path / "r.html")},
-        context=QgsProcessingContext(), feedback=Log())
+        context=QgsProcessingContext(), feedback=feedback)
     page = (tmp_path / "r.html").read_text()
     number = {key: re.search(f'id="{key}">([^<]*)<', page).group(1) for key in
               ("objects", "removed_at_boundary", "removed_too_small", "kept_objects", "kept_area_m2")}

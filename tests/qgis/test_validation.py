@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 import sample_region as scene
-from osgeo import gdal, ogr, osr
+from osgeo import gdal, ogr
 from qgis_cli import qgis_process
 from reading import open_read_only, pixels
 import os
@@ -17,22 +17,14 @@ from qgis import processing
 from qgis.core import QgsProcessingException
 from rasters import read
 from sample_tile import ORIGIN, PIXEL, write_tif
+from writing import write_raster
 
 gdal.UseExceptions()
 ogr.UseExceptions()
 
 
 def write(path, array, kind=gdal.GDT_Byte, nodata=None):
-    dataset = gdal.GetDriverByName("GTiff").Create(str(path), array.shape[1], array.shape[0], 1, kind)
-    dataset.SetGeoTransform((500000.0, 10.0, 0.0, 7000000.0, 0.0, -10.0))
-    srs = osr.SpatialReference()
-    srs.ImportFromEPSG(32606)
-    dataset.SetProjection(srs.ExportToWkt())
-    if nodata is not None:
-        dataset.GetRasterBand(1).SetNoDataValue(nodata)
-    dataset.GetRasterBand(1).WriteArray(array)
-    dataset = None
-    return str(path)
+    return write_raster(path, array, (500000.0, 10.0, 0.0, 7000000.0, 0.0, -10.0), nodata=nodata, data_type=kind)
 
 
 def run(profile, algorithm, *arguments):
