@@ -59,17 +59,18 @@ $(VENV)/.lint-installed: requirements-lint.txt $(VENV)/.installed
 test-trixie:
 	bash .ci/trixie test
 
+# Every test file of tests/ itself (the QGIS and desktop suites are in tests/qgis and tests/gui).
+CORE_TESTS := $(sort $(wildcard tests/test_*.py))
+
 # The core in Debian's Python (Debian 12: numpy 1.24, scikit-image 0.19; Debian 13: numpy 2.2,
 # scikit-image 0.25), the Python QGIS uses, with GDAL's osgeo.
 test-core:
-	$(SYSTEM_PYTHON) -m pytest $(PYTEST_ARGS) tests/test_layout.py tests/test_core_equivalence.py tests/test_core_api.py tests/test_core_objects.py \
-	    tests/test_core_quality.py tests/test_core_vectorize.py tests/test_core_dask.py tests/test_gpu.py tests/test_core_files.py tests/test_core_tiles.py tests/test_core_exclusion.py tests/test_core_darts_files.py tests/test_core_percent.py tests/test_core_darts_runs.py tests/test_core_evaluate.py tests/test_core_evaluate_tiles.py tests/test_core_compare_years.py tests/test_cli.py tests/test_core_prepare_export_files.py tests/test_core_polygonize_files.py
+	$(SYSTEM_PYTHON) -m pytest $(PYTEST_ARGS) $(CORE_TESTS)
 
 # The core in the venv of current pip releases (numpy 2.x, scikit-image 0.26+); it has no GDAL
 # bindings (PyPI's GDAL is source-only; not tried), so the file-writing tests skip there.
 test-core-current: venv
-	$(VENV_PYTHON) -m pytest $(PYTEST_ARGS) tests/test_layout.py tests/test_core_equivalence.py tests/test_core_api.py tests/test_core_objects.py \
-	    tests/test_core_quality.py tests/test_core_vectorize.py tests/test_core_dask.py tests/test_gpu.py tests/test_core_files.py tests/test_core_tiles.py tests/test_core_exclusion.py tests/test_core_darts_files.py tests/test_core_percent.py tests/test_core_darts_runs.py tests/test_core_evaluate.py tests/test_core_evaluate_tiles.py tests/test_core_compare_years.py tests/test_cli.py tests/test_core_prepare_export_files.py tests/test_core_polygonize_files.py
+	$(VENV_PYTHON) -m pytest $(PYTEST_ARGS) $(CORE_TESTS)
 
 # The plugin in a real, headless QGIS: processing.run, qgis_process, the model, metadata.
 test-qgis:
