@@ -35,3 +35,9 @@ for index, parameters in enumerate({parameter_sets!r}):
     print('RUN', index, 'OK:', ok, 'ALGORITHMS:', len(provider.algorithms()))
 """
     return subprocess.run(["/usr/bin/python3", "-c", script], capture_output=True, text=True, timeout=120)
+
+
+def run_text(environment, *arguments, **options):
+    """qgis_process run ARGUMENTS: (exit status, everything it printed, stdout then stderr)."""
+    result = qgis_process(environment, "run", *arguments, **options)
+    return result.returncode, result.stdout + result.stderr

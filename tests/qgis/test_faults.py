@@ -34,7 +34,7 @@ import psutil
 import pytest
 from osgeo import gdal
 from qgis.core import QgsProcessingException
-from qgis_cli import qgis_process
+from qgis_cli import run_text
 from reading import HIDDEN, leftovers, open_read_only, pixels
 from feedback import Log
 from writing import write_raster
@@ -162,11 +162,6 @@ def start(profile, args, log, preexec_fn=None):
 def body(text):
     """What a run printed after its list of inputs: progress and messages."""
     return text.split("\n\n\n", 1)[1] if "\n\n\n" in text else ""
-
-
-def run(profile, args, **options):
-    result = qgis_process(profile, "run", *args, **options)
-    return result.returncode, result.stdout + result.stderr
 
 
 def final_files(out):
@@ -340,7 +335,7 @@ def test_a_killed_run_leaves_nothing_and_the_next_run_cleans_up(profile, data, r
                                                          rng.uniform(0, 0.01)))
     check_killed(out, finished, normal, before)
     unchanged(data)
-    returncode, text = run(profile, args)
+    returncode, text = run_text(profile, *args)
     assert returncode == 0, text
     complete(out, normal.files, normal.folder)
     assert leftovers(out) == []
@@ -411,7 +406,7 @@ def full_disk(profile, data, normal, name, limit, tmp_path):
     """Run config `name` with no file allowed beyond `limit` bytes: it fails with one line
     naming an output larger than that (in a normal run), and writes nothing."""
     out = tmp_path / "out"
-    returncode, text = run(profile, arguments(CONFIGS[name], data, out), preexec_fn=file_size_limit(limit))
+    returncode, text = run_text(profile, *arguments(CONFIGS[name], data, out), preexec_fn=file_size_limit(limit))
     too_big = [os.path.basename(file) for file, size in normal.sizes.items() if size > limit]
     line = failed_clearly(returncode, text)
     assert any(file in line for file in too_big), (limit, too_big, line)
@@ -462,7 +457,7 @@ def test_a_place_that_cannot_be_written_fails_clearly(profile, data, name, place
         target = Path("/proc") / config.outputs[parameter]
     else:
         target = (data["folder"] / INPUT_AS_OUTPUT[name]).resolve()
-    returncode, text = run(profile, arguments(config, data, out, **{parameter: target}), **options)
+    returncode, text = run_text(profile, *arguments(config, data, out, **{parameter: target}), **options)
     line = failed_clearly(returncode, text)
     assert target.name in line or str(target) in line, line
     out.chmod(0o755)
@@ -598,8 +593,8 @@ def test_a_damaged_input_through_qgis_process(profile, data, kind, tmp_path):
     name, target = INPUTS[DAMAGES.index(kind) * 5 % len(INPUTS)]
     parameters = damaged_case(name, target, kind, data, tmp_path)
     before = digest(tmp_path / "inputs")
-    returncode, text = run(profile, [f"darts:{CONFIGS[name].algorithm}", "--",
-                                     *[f"{key}={value}" for key, value in parameters.items()]])
+    returncode, text = run_text(profile, f"darts:{CONFIGS[name].algorithm}", "--",
+                                *[f"{key}={value}" for key, value in parameters.items()])
     failure = failed_clearly(returncode, text) if returncode else None
     skipped = re.search(r"TILES_SKIPPED:\s*(\d+)", text)
     check_damaged(name, target, kind, failure, text, tmp_path / "out", skipped and int(skipped[1]))

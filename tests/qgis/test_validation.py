@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import sample_region as scene
 from osgeo import gdal, ogr
-from qgis_cli import qgis_process
+from qgis_cli import run_text
 from reading import open_read_only, pixels
 import os
 from darts_postprocessing.core import erode_mask
@@ -27,15 +27,10 @@ def write(path, array, kind=gdal.GDT_Byte, nodata=None):
     return write_raster(path, array, (500000.0, 10.0, 0.0, 7000000.0, 0.0, -10.0), nodata=nodata, data_type=kind)
 
 
-def run(profile, algorithm, *arguments):
-    result = qgis_process(profile, "run", f"darts:{algorithm}", "--", *arguments)
-    return result.returncode, result.stdout + result.stderr
-
-
 def refused(profile, tmp_path, algorithm, *arguments, words):
     """One ERROR line holding `words`, a non-zero exit, no traceback, no output written."""
     before = sorted(path.name for path in tmp_path.iterdir())
-    code, text = run(profile, algorithm, *arguments)
+    code, text = run_text(profile, f"darts:{algorithm}", "--", *arguments)
     errors = [line for line in text.splitlines() if line.startswith("ERROR")]
     assert code != 0 and len(errors) == 1 and "Traceback" not in text, text
     assert words in errors[0], (words, errors[0])
@@ -75,11 +70,12 @@ def test_complex_rasters_are_refused_in_every_algorithm(profile, rasters, tmp_pa
 
 
 def test_percent_on_fractions_is_warned(profile, rasters, tmp_path):
-    code, text = run(profile, "binarize", f"PROBABILITIES={rasters['fractions']}", "PROBABILITY_SCALE=percent",
+    code, text = run_text(profile, "darts:binarize", "--", f"PROBABILITIES={rasters['fractions']}", "PROBABILITY_SCALE=percent",
                      f"OUTPUT={tmp_path / 'b.tif'}")
     assert code == 0, text
     assert "is read as percent (0..100), but none of its values is above 0.9" in text
-    code, text = run(profile, "binarize", f"PROBABILITIES={rasters['fractions']}", f"OUTPUT={tmp_path / 'c.tif'}")
+    code, text = run_text(profile, "darts:binarize", "--", f"PROBABILITIES={rasters['fractions']}",
+                          f"OUTPUT={tmp_path / 'c.tif'}")
     assert code == 0 and "read as percent" not in text, text
     tiles = tmp_path / "tiles"
     scene.region(str(tiles))
@@ -94,7 +90,7 @@ def test_percent_on_fractions_is_warned(profile, rasters, tmp_path):
     dataset.SetProjection(crs)
     dataset.GetRasterBand(1).WriteArray((data / 100).astype(np.float32))
     dataset = None
-    code, text = run(profile, "processtiles", f"INPUT_FOLDER={tiles}", "PROBABILITY_SCALE=percent", "WORKERS=1",
+    code, text = run_text(profile, "darts:processtiles", "--", f"INPUT_FOLDER={tiles}", "PROBABILITY_SCALE=percent", "WORKERS=1",
                      f"OUTPUT={tmp_path / 'map.gpkg'}")
     assert code == 0, text
     assert "Tile tile_A: tile_A/probabilities.tif is read as percent" in text
@@ -106,7 +102,7 @@ def test_thresholds_refuse_a_decimal_comma(profile, rasters, tmp_path):
                    f"OUTPUT_BINARIZED={tmp_path / 'b.tif'}", f"OUTPUT_EXTENT={tmp_path / 'e.tif'}",
                    words="has no decimal point")
     assert "write 0.1 for one threshold, or 0.0,1.0 for two" in line
-    code, text = run(profile, "prepareexport", f"PROBABILITIES={rasters['fractions']}", "THRESHOLDS=0.4, 0.6",
+    code, text = run_text(profile, "darts:prepareexport", "--", f"PROBABILITIES={rasters['fractions']}", "THRESHOLDS=0.4, 0.6",
                      f"OUTPUT_BINARIZED={tmp_path / 'b.tif'}", f"OUTPUT_EXTENT={tmp_path / 'e.tif'}")
     assert code == 0, text
 
@@ -141,7 +137,7 @@ def test_delimited_text_polygons_are_accepted(profile, region, tmp_path):
              f"{utm[1] + 150}, {utm[0] - 150} {utm[1] + 150}, {utm[0] - 150} {utm[1] - 150}))"
     csv = tmp_path / "water.csv"
     csv.write_text(f'id,WKT\n1,"{square}"\n')
-    code, text = run(profile, "processtiles", f"INPUT_FOLDER={region['inputs']}", f"EXCLUDE={csv}", "WORKERS=1",
+    code, text = run_text(profile, "darts:processtiles", "--", f"INPUT_FOLDER={region['inputs']}", f"EXCLUDE={csv}", "WORKERS=1",
                      f"OUTPUT={tmp_path / 'map.gpkg'}")
     assert code == 0, text
     assert "the polygons have no CRS" in text
