@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from ...definitions import PROBABILITY_SCALES, STATISTICS_SCALES, Progress
 from ..files.atomic import AtomicFiles
 from ..kernels.checks import check_choice
-from .prepare_export_files import block_plan, postprocessing_tag, statistics_probabilities, write_polygons
+from .prepare_export_files import block_plan, postprocessing_tag, run_on_files, statistics_probabilities, write_polygons
 
 # Memory of the in-memory path, per pixel: the binary raster, float32 probabilities, labels, traced pixels.
 BYTES_PER_PIXEL = 12
@@ -94,26 +94,8 @@ def polygonize_files(binarized: str, output: str, probabilities: str | None = No
     settings = (settings or PolygonizeSettings()).checked()
     names = {"binarized": "BINARIZED", "probabilities": "PROBABILITIES", **(names or {})}
     report = progress or (lambda fraction, message: None)
-    notes, warnings = [], []
-
-    def say(sentence, warning=False):
-        (warnings if warning else notes).append(sentence)
-        if log is not None:
-            log(sentence, warning)
-
-    own = files is None
-    if own:
-        files = AtomicFiles([binarized, probabilities])
-    try:
-        summary = _run(binarized, output, probabilities, settings, report, layer, files, tags, say, names)
-        summary.notes, summary.warnings = notes, warnings
-        if own:
-            files.commit()
-        return summary
-    except BaseException:
-        if own:
-            files.discard()
-        raise
+    return run_on_files(lambda files, say: _run(binarized, output, probabilities, settings, report, layer, files,
+                                                tags, say, names), [binarized, probabilities], files, log)
 
 
 def _run(binarized, output, probabilities, settings, report, layer, files, tags, say, names):

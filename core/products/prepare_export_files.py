@@ -309,6 +309,15 @@ def prepare_export_files(inputs: PrepareExportInputs, outputs: PrepareExportOutp
     names = {"probabilities": "PROBABILITIES", "quality": "QUALITY_MASK", "subsets": "SUBSET_PROBABILITIES",
              "exclude": "EXCLUDE", "binarized": "OUTPUT_BINARIZED", "scale": "PROBABILITY_SCALE", **(names or {})}
     report = progress or (lambda fraction, message: None)
+    return run_on_files(lambda files, say: _run(inputs, outputs, settings, report, files, tags, say, names),
+                        inputs.paths + [settings.exclude[0] if settings.exclude else None], files, log)
+
+
+def run_on_files(run, inputs, files=None, log=None):
+    """What a pipeline on files shares: `run(files, say)` writes into `files` (or, when None, an
+    AtomicFiles of its own that protects `inputs`, committed when the run succeeds and discarded
+    otherwise), `say(sentence, warning=False)` collects its notes and warnings (and passes each on
+    to `log(sentence, warning)`); the summary `run` returns, with its notes and warnings set."""
     notes, warnings = [], []
 
     def say(sentence, warning=False):
@@ -318,9 +327,9 @@ def prepare_export_files(inputs: PrepareExportInputs, outputs: PrepareExportOutp
 
     own = files is None
     if own:
-        files = AtomicFiles(inputs.paths + [settings.exclude[0] if settings.exclude else None])
+        files = AtomicFiles(inputs)
     try:
-        summary = _run(inputs, outputs, settings, report, files, tags, say, names)
+        summary = run(files, say)
         summary.notes, summary.warnings = notes, warnings
         if own:
             files.commit()
