@@ -40,6 +40,12 @@ POLYGON_LAYOUTS = Choices(("objects", "One feature per object (MultiPolygon)"),
                           ("parts", "One feature per part (Polygon, upstream)"))
 GROUPINGS = Choices(("year", "Per year (DARTS' yearly products)"), ("date", "Per date"), ("none", "All tiles together"))
 
+# The scores darts:evaluate can pick its best setting by (core.regions.evaluate computes them).
+SCORES = Choices(("object_f1", "Object F1"), ("object_precision", "Object precision"),
+                 ("object_recall", "Object recall"), ("found_share", "Share of reference slumps found at all"),
+                 ("pixel_iou", "Pixel IoU"), ("pixel_f1", "Pixel F1"), ("pixel_precision", "Pixel precision"),
+                 ("pixel_recall", "Pixel recall"))
+
 PERCENT_NODATA = 255  # DARTS' exported probabilities.tif: uint8 percent 0..100, nodata 255
 
 # NSIDC Sea Ice Polar Stereographic North: the CRS of ArcticDEM and of many pan-Arctic

@@ -1,13 +1,11 @@
 """darts:evaluate — how good the map is against reference slumps, and which threshold and
-minimum object size fit best (the rules: core/evaluate.py)."""
+minimum object size fit best (the run: core/regions/evaluate_files.py; the rules:
+core/regions/evaluate.py)."""
 
 import os
-from typing import NamedTuple
-import re
 
 from qgis.core import (
     QgsProcessing,
-    QgsProcessingMultiStepFeedback,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
     QgsProcessingParameterFileDestination,
@@ -18,33 +16,15 @@ from qgis.core import (
     QgsProcessingParameterVectorDestination,
 )
 
-from ..definitions import Choices
+from ..definitions import SCORES
 from .base import DartsAlgorithm
-from .exclusion import add_exclusion, exclusion_file, exclusion_input, warn_without_crs
-from .parameters import VectorFile, threshold_label
-from .prepare_export import PrepareExportAlgorithm, describe_exclusion
+from .exclusion import add_exclusion, exclusion_file, exclusion_input
+from .parameters import VectorFile
+from .paths import geopackage_layer
+from .prepare_export import PrepareExportAlgorithm
 from .process_tiles import ProcessTilesAlgorithm, add_tile_folder
 from .styles import style_on_load
 
-BEST_BY = Choices(("object_f1", "Object F1"), ("object_precision", "Object precision"),
-                  ("object_recall", "Object recall"), ("found_share", "Share of reference slumps found at all"),
-                  ("pixel_iou", "Pixel IoU"), ("pixel_f1", "Pixel F1"), ("pixel_precision", "Pixel precision"),
-                  ("pixel_recall", "Pixel recall"))
-
-
-
-class SweepRequest(NamedTuple):
-    """What darts:evaluate writes and sweeps, as its parameters ask."""
-
-    table: str
-    false_positives: str
-    missed: str
-    report: str
-    thresholds: list
-    min_sizes: list
-    best_by: str
-    min_iou: float
-    scratch_folder: str
 
 class EvaluateAlgorithm(DartsAlgorithm):
     PROBABILITIES = "PROBABILITIES"
@@ -161,7 +141,7 @@ class EvaluateAlgorithm(DartsAlgorithm):
         self.add_parameter_with_help(
             minimum, False, "A predicted object and a reference slump match when their intersection over "
                                      "union is at least this (one-to-one, greedy by IoU)")
-        self.add_enum(self.BEST_BY, "Best setting by", BEST_BY, "object_f1",
+        self.add_enum(self.BEST_BY, "Best setting by", SCORES, "object_f1",
                       help_text="The score that picks the best setting (the first of equals), whose false positives "
                                 "and missed slumps are written")
         add_exclusion(self)
@@ -181,296 +161,71 @@ class EvaluateAlgorithm(DartsAlgorithm):
         self.addOutput(QgsProcessingOutputNumber(self.BEST_SCORE, self.tr("Best score")))
         self.addOutput(QgsProcessingOutputString(self.BEST_SUMMARY, self.tr("Best setting")))
 
-    def thresholds(self, parameters, context):
-        """THRESHOLDS as prepareexport reads them ([] when empty)."""
-        return PrepareExportAlgorithm.thresholds(self, parameters, context)
+    def run_inputs(self, parameters, context, outputs=None):
+        """The core's EvaluateInputs of the parameters (a reference layer that is no file is
+        copied to a scratch GeoPackage of `outputs`)."""
+        from ..core.regions.evaluate_files import EvaluateInputs
 
-    def min_sizes(self, parameters, context):
-        """MIN_OBJECT_SIZES ([MIN_OBJECT_SIZE] when empty)."""
-        text = self.parameterAsString(parameters, self.MIN_OBJECT_SIZES, context).strip()
-        if not text:
-            return [self.parameterAsInt(parameters, self.MIN_OBJECT_SIZE, context)]
-        values = []
-        for item in re.split(r"[\s,;]+", text):
-            if not item.isdigit():
-                raise ValueError(f"{self.MIN_OBJECT_SIZES}: {item!r} is no pixel count (give e.g. 0,16,32,64)")
-            if int(item) in values:
-                raise ValueError(f"{self.MIN_OBJECT_SIZES}: {item!r} is given twice")
-            values.append(int(item))
-        return values
-
-    def input_paths(self, parameters, context):
-        paths = super().input_paths(parameters, context) + [exclusion_file(self, parameters, context),
-                                                            exclusion_file(self, parameters, context, self.REFERENCE)]
-        tiles = self.tile_inputs(parameters, context)
-        if tiles:  # the tiles' rasters, as processtiles protects them
-            from ..core.regions.tiles import find_tiles
-
-            try:
-                sources, _ = find_tiles(tiles)
-            except ValueError:  # not a folder: said by execute
-                sources = []
-            paths += [path for source in sources for path in source.inputs]
-        return paths
-
-    def tile_inputs(self, parameters, context):
-        """The folder (INPUT_FOLDER) or the tiles' probabilities files (TILES); None when neither
-        is given (one raster: PROBABILITIES)."""
         folder = self.parameterAsFile(parameters, self.INPUT_FOLDER, context)
         files = [path for _, path in self.raster_files(parameters, self.TILES, context)]
         if folder and files:
             raise ValueError(f"{self.TILES} and {self.INPUT_FOLDER} are both given: give one")
-        return folder or files or None
+        if outputs is None:
+            reference = (exclusion_file(self, parameters, context, self.REFERENCE), None, None)
+        else:
+            reference = exclusion_input(self, parameters, context, lambda: outputs.scratch(
+                os.path.join(self.scratch_folder(parameters, context), "reference.gpkg")), self.REFERENCE)
+            if reference is None:
+                raise ValueError(f"{self.REFERENCE}: no reference slumps given")
+        return EvaluateInputs(reference, self.raster_path(parameters, self.PROBABILITIES, context, required=False),
+                              self.raster_path(parameters, self.QUALITY_MASK, context, required=False),
+                              self.raster_path(parameters, self.EXTENT, context, required=False),
+                              folder or files or None)
+
+    def scratch_folder(self, parameters, context):
+        return os.path.dirname(os.path.abspath(self.parameterAsFileOutput(parameters, self.OUTPUT_TABLE, context)))
+
+    def input_paths(self, parameters, context):
+        return super().input_paths(parameters, context) + [exclusion_file(self, parameters, context)] + [
+            path for path in self.run_inputs(parameters, context).paths if path]
 
     def execute(self, parameters, context, feedback, outputs):
-        import numpy as np
+        from ..core.kernels.checks import parse_sizes
+        from ..core.regions.evaluate_files import TITLE, EvaluateOutputs, EvaluateSettings, evaluate_files
 
-        from ..core.files.exclusion import exclusion_mask
-        from ..core.files.geotiff import probability_scale_of
-        from ..core.products.settings import PostprocessSettings
-        from ..core.regions.evaluate import best_line, evaluate, reference_count, reference_raster, write_csv, write_missed
-        from ..core.files.geotiff import read_probabilities, read_quality
-        from ..core.files.grids import check_same_grid, grid_of
-        from .raster_io import read_binary
+        inputs = self.run_inputs(parameters, context, outputs)
+        false_positives, missed = (geopackage_layer(self.parameterAsOutputLayer(parameters, name, context) or "")
+                                   for name in (self.OUTPUT_FALSE_POSITIVES, self.OUTPUT_MISSED))
+        files = EvaluateOutputs(self.parameterAsFileOutput(parameters, self.OUTPUT_TABLE, context),
+                                false_positives[0] or None, missed[0] or None,
+                                self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context) or None,
+                                false_positives[1], missed[1])
+        settings = self.postprocess_settings(
+            parameters, context, feedback, EvaluateSettings,
+            thresholds=tuple(PrepareExportAlgorithm.thresholds(self, parameters, context)),
+            min_object_sizes=tuple(parse_sizes(self.parameterAsString(parameters, self.MIN_OBJECT_SIZES, context),
+                                               self.MIN_OBJECT_SIZES)),
+            min_iou=self.parameterAsDouble(parameters, self.MIN_IOU, context),
+            best_by=self.parameterAsEnumString(parameters, self.BEST_BY, context),
+            exclude=exclusion_input(self, parameters, context, lambda: outputs.scratch(
+                os.path.join(self.scratch_folder(parameters, context), "exclusion.gpkg"))))
 
-        scale = self.parameterAsEnumString(parameters, self.PROBABILITY_SCALE, context) or "auto"
-        tiles = self.tile_inputs(parameters, context)
-        probabilities_path = self.raster_path(parameters, self.PROBABILITIES, context, required=False)
-        if tiles and probabilities_path:
-            raise ValueError(f"{self.PROBABILITIES} and {self.TILES if isinstance(tiles, list) else self.INPUT_FOLDER} "
-                             f"are both given: give one raster, or tiles")
-        if tiles:
-            return self.execute_tiles(parameters, context, feedback, outputs, tiles)
-        if not probabilities_path:
-            raise ValueError(f"{self.PROBABILITIES}: no raster given (or give {self.TILES} or {self.INPUT_FOLDER})")
-        quality_path = self.raster_path(parameters, self.QUALITY_MASK, context, required=False)
-        extent_path = self.raster_path(parameters, self.EXTENT, context, required=False)
-        if quality_path and extent_path:
-            raise ValueError(f"{self.QUALITY_MASK} and {self.EXTENT} are both given: give one (the extent is used as "
-                             f"it is, the quality mask is eroded)")
-        (table_path, false_positives_path, missed_path, report_path, thresholds, min_sizes, by, min_iou,
-         scratch_folder) = self.sweep_request(parameters, context)
+        def log(sentence, warning):
+            (feedback.pushWarning if warning else feedback.pushInfo)(self.tr(sentence))
 
-        feedback.setProgressText(self.tr("Reading and checking the rasters"))
-        grid = grid_of(probabilities_path, self.PROBABILITIES)
-        settings = self.postprocess_settings(parameters, context, feedback, PostprocessSettings)
-        options = dict(mask_erosion_size=settings.mask_erosion_size, edge_erosion_size=settings.edge_erosion_size,
-                       quality_level=settings.quality_level, boundary=settings.boundary,
-                       size_connectivity=settings.size_connectivity,
-                       probability_scale=probability_scale_of(probabilities_path, self.PROBABILITIES, scale),
-                       max_excluded_share=settings.max_excluded_share)
-        tile = {"probabilities": read_probabilities(probabilities_path, self.PROBABILITIES, scale=scale)}
-        if quality_path:
-            check_same_grid(self.PROBABILITIES, grid, self.QUALITY_MASK, grid_of(quality_path, self.QUALITY_MASK))
-            tile["quality_data_mask"] = read_quality(quality_path, self.QUALITY_MASK)
-        elif extent_path:  # as processtiles reads DARTS' extent.tif: valid as it is
-            check_same_grid(self.PROBABILITIES, grid, self.EXTENT, grid_of(extent_path, self.EXTENT))
-            tile["quality_data_mask"] = read_binary(extent_path, self.EXTENT).astype(np.uint8) * 2
-            options.update(mask_erosion_size=0, edge_erosion_size=0, quality_level="high_quality")
-            feedback.pushInfo(self.tr("Extent given: used as it is (no erosion, no edge band)."))
-        else:
-            feedback.pushInfo(self.tr("No quality mask: every pixel with a prediction counts as high quality."))
-            tile["quality_data_mask"] = np.where(np.isnan(tile["probabilities"]), 0, 2).astype(np.uint8)
-        if not extent_path:
-            self.note_darts_postprocessed(probabilities_path, feedback)
-        shape = (grid.height, grid.width)
-        exclusion = exclusion_input(self, parameters, context,
-                                    lambda: outputs.scratch(os.path.join(scratch_folder, "exclusion.gpkg")))
-        if exclusion:
-            path, layer, where = exclusion
-            feedback.pushInfo(self.tr("Exclusion mask: {}").format(describe_exclusion(exclusion)))
-            warn_without_crs(self, exclusion, feedback)
-            options["exclude"] = exclusion_mask(path, shape, grid.transform_to_write, grid.crs, layer=layer, where=where,
-                                                what=self.EXCLUDE)
-        reference_source = exclusion_input(self, parameters, context,
-                                           lambda: outputs.scratch(os.path.join(scratch_folder, "reference.gpkg")),
-                                           self.REFERENCE)
-        if reference_source is None:
-            raise ValueError(f"{self.REFERENCE}: no reference slumps given")
-        path, layer, where = reference_source
-        ids, polygons = reference_raster(path, shape, grid.transform_to_write, grid.crs, layer=layer, where=where,
-                                         what=self.REFERENCE)
-        burnt = polygons.GetLayerByName("polygons").GetFeatureCount()  # those near the grid: ids 1..burnt
-        given = reference_count(path, layer, where)
-        if not given:
-            feedback.pushWarning(self.tr("{}: the layer has no slumps: every predicted object is a false positive")
-                                 .format(self.REFERENCE))
-        self.check_canceled(feedback)
-
-        steps = QgsProcessingMultiStepFeedback(2, feedback)  # the sweep, then the outputs
-        evaluation = evaluate(tile, ids, thresholds, min_sizes, reference_count=burnt, min_iou=min_iou, by=by,
-                              device=settings.device, progress=self.progress_reporter(steps), **options)
-        del tile, ids
-        scored = int(evaluation.reference.counted.size)
-        if scored < given:
-            feedback.pushWarning(self.tr("{} of {} reference slumps have no pixel centre inside the valid extent: they "
-                                         "are not counted").format(given - scored, given))
-        feedback.pushInfo(self.tr("Quality mask eroded and every threshold's objects found in {:.2f} s").format(
-            evaluation.seconds_erosion))
-        self.log_settings(evaluation, feedback)
-        best = evaluation.best
-        line = best_line(evaluation)
-        feedback.pushInfo(line)
-        best_label = self.tr("t={}, min size {}").format(threshold_label(best.threshold), best.min_object_size)
-
-        steps.setCurrentStep(1)
-        feedback.setProgressText(self.tr("Writing the outputs"))
-        write_csv(outputs.reserve(table_path), evaluation)
-        results = {self.OUTPUT_TABLE: table_path, self.BEST_THRESHOLD: best.threshold,
-                   self.BEST_MIN_OBJECT_SIZE: best.min_object_size, self.BEST_SCORE: best.scores[by],
-                   self.BEST_SUMMARY: line}
-        self.check_canceled(feedback)
-        if false_positives_path:
-            self.write_polygons(false_positives_path, context, outputs, evaluation.false_positives(), grid,
-                                read_probabilities(probabilities_path, self.PROBABILITIES, scale=scale),
-                                self.progress_reporter(steps))
-            style_on_load(context, false_positives_path, "false_positives",
-                          self.tr("False positives ({})").format(best_label))
-            results[self.OUTPUT_FALSE_POSITIVES] = false_positives_path
-        self.check_canceled(feedback)
-        if missed_path:
-            from .paths import into_geopackage
-
-            into_geopackage(missed_path, outputs, lambda file, name: write_missed(
-                file, name, polygons, evaluation.missed(), evaluation, grid.crs, outputs.tags))
-            style_on_load(context, missed_path, "missed", self.tr("Missed reference slumps ({})").format(best_label))
-            results[self.OUTPUT_MISSED] = missed_path
-        if report_path:
-            from ..core.regions.report import render_evaluation_report
-
-            inputs = {"probabilities": probabilities_path,
-                      "quality mask": quality_path or extent_path and f"extent {extent_path} (as given)" or
-                      "(none: every pixel with a prediction counts as high quality)",
-                      "reference": path + (f", layer {layer}" if layer else "") + (f", where {where}" if where else ""),
-                      "probability scale": scale, "exclusion mask": describe_exclusion(exclusion),
-                      "thresholds": ", ".join(threshold_label(t) for t in thresholds),
-                      "minimum object sizes": ", ".join(map(str, min_sizes)), "minimum IoU": min_iou,
-                      "best by": by, **{k: v for k, v in options.items() if k != "exclude"}, "grid": grid.describe()}
-            if inputs["edge_erosion_size"] is None:
-                inputs["edge_erosion_size"] = f"{inputs['mask_erosion_size']} (the mask erosion size)"
-            page = render_evaluation_report(
-                self.tr("DARTS evaluation against reference slumps"), list(inputs.items()),
-                [setting.row() for setting in evaluation.settings], best.row(), by,
-                dict(given=given, scored=scored, left_out=given - scored, extent_pixels=evaluation.extent_pixels))
-            with open(outputs.reserve(report_path), "w", encoding="utf-8") as handle:
-                handle.write(page)
-            results[self.OUTPUT_REPORT] = report_path
-        feedback.setProgress(100)
-        return results
-
-
-    def log_settings(self, evaluation, feedback):
-        for setting in evaluation.settings:
-            row = setting.scores
-            feedback.pushInfo(self.tr("threshold {}, minimum size {}: object F1 {:.3f} (precision {:.3f}, recall "
-                                      "{:.3f}; {} matched, {} false positives, {} missed), pixel IoU {:.3f}, {:.3f} s")
-                              .format(threshold_label(setting.threshold), setting.min_object_size, row["object_f1"],
-                                      row["object_precision"], row["object_recall"], row["object_tp"],
-                                      row["object_fp"], row["object_fn"], row["pixel_iou"], row["seconds"]))
-
-    def sweep_request(self, parameters, context) -> "SweepRequest":
-        """The output paths and the sweep's settings, read the same for one raster and for tiles."""
-        table_path = self.parameterAsFileOutput(parameters, self.OUTPUT_TABLE, context)
-        return SweepRequest(
-            table_path, self.parameterAsOutputLayer(parameters, self.OUTPUT_FALSE_POSITIVES, context),
-            self.parameterAsOutputLayer(parameters, self.OUTPUT_MISSED, context),
-            self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context),
-            self.thresholds(parameters, context) or [self.parameterAsDouble(parameters, self.THRESHOLD, context)],
-            self.min_sizes(parameters, context), self.parameterAsEnumString(parameters, self.BEST_BY, context),
-            self.parameterAsDouble(parameters, self.MIN_IOU, context), os.path.dirname(os.path.abspath(table_path)))
-
-    def execute_tiles(self, parameters, context, feedback, outputs, tiles):
-        """execute for several tiles (core.regions.evaluate.evaluate_tiles: the rule for borders and overlaps)."""
-        from ..core.regions.evaluate import (best_line, evaluate_tiles, reference_count, reference_polygons, write_csv,
-                                             write_missed, write_tile_false_positives)
-        from ..core.regions.tiles import TileSettings
-
-        for name in (self.QUALITY_MASK, self.EXTENT):
-            if self.raster_path(parameters, name, context, required=False):
-                raise ValueError(f"{name} is given with tiles: each tile's quality mask or extent is read from its "
-                                 f"folder (as processtiles reads it)")
-        (table_path, false_positives_path, missed_path, report_path, thresholds, min_sizes, by, min_iou,
-         scratch_folder) = self.sweep_request(parameters, context)
-        if isinstance(tiles, str) and not os.path.isdir(tiles):
-            raise ValueError(f"{self.INPUT_FOLDER}: {tiles!r} is not a folder")
-        exclusion = exclusion_input(self, parameters, context,
-                                    lambda: outputs.scratch(os.path.join(scratch_folder, "exclusion.gpkg")))
-        if exclusion:
-            feedback.pushInfo(self.tr("Exclusion mask: {}").format(describe_exclusion(exclusion)))
-            warn_without_crs(self, exclusion, feedback)
-        settings = self.postprocess_settings(parameters, context, feedback, TileSettings, exclude=exclusion)
-        reference_source = exclusion_input(self, parameters, context,
-                                           lambda: outputs.scratch(os.path.join(scratch_folder, "reference.gpkg")),
-                                           self.REFERENCE)
-        if reference_source is None:
-            raise ValueError(f"{self.REFERENCE}: no reference slumps given")
-        path, layer, where = reference_source
-        given = reference_count(path, layer, where)
-        if not given:
-            feedback.pushWarning(self.tr("{}: the layer has no slumps: every predicted object is a false positive")
-                                 .format(self.REFERENCE))
-        if settings.boundary == "remove":
-            feedback.pushInfo(self.tr("Boundary remove: a slump across an earlier tile's extent edge (where tiles "
-                                      "overlap) loses that tile's part; BOUNDARY=clip keeps it."))
-        steps = QgsProcessingMultiStepFeedback(2, feedback)  # the sweep, then the outputs
-        evaluation = evaluate_tiles(tiles, reference_source, thresholds, min_sizes, settings=settings, min_iou=min_iou,
-                                    by=by, progress=self.progress_reporter(steps))
-        for source, pixels in zip(evaluation.sources, evaluation.tile_pixels):
-            feedback.pushInfo(self.tr("Tile {}: {} pixels counted ({})").format(
-                source.tile_id, pixels, source.extent_as_given or "quality mask eroded"))
-        scored = int(evaluation.reference.counted.size)
-        if scored < given:
-            feedback.pushWarning(self.tr("{} of {} reference slumps have no pixel centre inside any tile's valid "
-                                         "extent: they are not counted").format(given - scored, given))
-        self.log_settings(evaluation, feedback)
-        best = evaluation.best
-        line = best_line(evaluation)
-        feedback.pushInfo(line)
-        best_label = self.tr("t={}, min size {}").format(threshold_label(best.threshold), best.min_object_size)
-
-        steps.setCurrentStep(1)
-        feedback.setProgressText(self.tr("Writing the outputs"))
-        write_csv(outputs.reserve(table_path), evaluation)
-        results = {self.OUTPUT_TABLE: table_path, self.BEST_THRESHOLD: best.threshold,
-                   self.BEST_MIN_OBJECT_SIZE: best.min_object_size, self.BEST_SCORE: best.scores[by],
-                   self.BEST_SUMMARY: line}
-        self.check_canceled(feedback)
-        polygons, crs = reference_polygons(path, layer, where, evaluation.reference_fids)
-        from .paths import into_geopackage
-
-        if false_positives_path:
-            progress = self.progress_reporter(steps)
-            into_geopackage(false_positives_path, outputs, lambda file, name: write_tile_false_positives(
-                file, name, evaluation, crs, outputs.tags, progress))
-            style_on_load(context, false_positives_path, "false_positives",
-                          self.tr("False positives ({})").format(best_label))
-            results[self.OUTPUT_FALSE_POSITIVES] = false_positives_path
-        self.check_canceled(feedback)
-        if missed_path:
-            into_geopackage(missed_path, outputs, lambda file, name: write_missed(
-                file, name, polygons, evaluation.missed(), evaluation, crs, outputs.tags))
-            style_on_load(context, missed_path, "missed", self.tr("Missed reference slumps ({})").format(best_label))
-            results[self.OUTPUT_MISSED] = missed_path
-        if report_path:
-            from ..core.regions.report import render_evaluation_report
-
-            inputs = {"tiles": tiles if isinstance(tiles, str) else ", ".join(tiles),
-                      "tiles evaluated": ", ".join(source.tile_id for source in evaluation.sources),
-                      "borders and overlaps": "each place counted by the first tile (in tile id order) whose valid "
-                                              "extent holds it; objects cut by that border joined",
-                      "reference": path + (f", layer {layer}" if layer else "") + (f", where {where}" if where else ""),
-                      "exclusion mask": describe_exclusion(exclusion),
-                      "thresholds": ", ".join(threshold_label(t) for t in thresholds),
-                      "minimum object sizes": ", ".join(map(str, min_sizes)), "minimum IoU": min_iou, "best by": by,
-                      **{k: v for k, v in settings.on_record().items()
-                         if k not in ("threshold", "min_object_size", "binarization", "group_by", "subset",
-                                      "statistics_scale", "exclusion_mask")}}
-            page = render_evaluation_report(
-                self.tr("DARTS evaluation against reference slumps"), list(inputs.items()),
-                [setting.row() for setting in evaluation.settings], best.row(), by,
-                dict(given=given, scored=scored, left_out=given - scored, extent_pixels=evaluation.extent_pixels))
-            with open(outputs.reserve(report_path), "w", encoding="utf-8") as handle:
-                handle.write(page)
-            results[self.OUTPUT_REPORT] = report_path
+        summary = evaluate_files(inputs, files, settings, self.progress_reporter(feedback), files=outputs,
+                                 tags=outputs.tags, log=log, title=self.tr(TITLE))
+        best = summary.best
+        results = {self.OUTPUT_TABLE: files.table, self.BEST_THRESHOLD: best.threshold,
+                   self.BEST_MIN_OBJECT_SIZE: best.min_object_size, self.BEST_SCORE: best.scores[settings.best_by],
+                   self.BEST_SUMMARY: summary.best_line}
+        for name, kind, title in ((self.OUTPUT_FALSE_POSITIVES, "false_positives", self.tr("False positives ({})")),
+                                  (self.OUTPUT_MISSED, "missed", self.tr("Missed reference slumps ({})"))):
+            if kind in summary.files:
+                path = self.parameterAsOutputLayer(parameters, name, context)
+                style_on_load(context, path, kind, title.format(summary.best_label))
+                results[name] = path
+        if files.report:
+            results[self.OUTPUT_REPORT] = files.report
         feedback.setProgress(100)
         return results

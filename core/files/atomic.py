@@ -40,6 +40,21 @@ def replace_layer(geopackage: str, copy: str, source: str, layer: str | list[str
                                  layerCreationOptions=["FID=fid", "GEOMETRY_NAME=geometry"])
 
 
+def into_geopackage(files, path: str, layer: str | None, write, companions=()):
+    """`write(file, layer name)` (its result returned) into the GeoPackage output `path` of a
+    run through `files` (AtomicFiles): a new file with a layer of the file's name, or `layer`
+    of an existing file, a copy of it with that layer and the `companions` layers that `write`
+    adds beside it replaced or added (replace_layer), its other layers kept."""
+    from .layers import layer_name
+
+    if layer and os.path.exists(path):
+        written = files.scratch(path)
+        result = write(written, layer)
+        replace_layer(path, files.reserve(path), written, [layer, *companions])
+        return result
+    return write(files.reserve(path), layer or layer_name(path))
+
+
 # Files GDAL may make beside one it writes: statistics, SQLite journals (GeoPackage).
 SIDE_FILES = (".aux.xml", "-journal", "-wal", "-shm")
 

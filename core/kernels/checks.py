@@ -48,6 +48,19 @@ def parse_thresholds(text: str, name: str = "thresholds") -> list[tuple[str, flo
     return [(item, float(item)) for item in items]
 
 
+def parse_sizes(text: str, name: str = "min_object_sizes") -> list[int]:
+    """Several pixel counts (minimum object sizes), separated by commas, spaces or semicolons
+    ("0,16,32,64"), each once."""
+    values = []
+    for item in (item for item in re.split(r"[\s,;]+", text.strip()) if item):
+        if not item.isdigit():
+            raise ValueError(f"{name}: {item!r} is no pixel count (give e.g. 0,16,32,64)")
+        if int(item) in values:
+            raise ValueError(f"{name}: {item!r} is given twice")
+        values.append(int(item))
+    return values
+
+
 def check_share(name: str, value, boundary: str = "remove") -> float:
     """A share in [0, 1); a share above 0 asks to keep partly excluded objects, which only
     boundary "remove" does (clip cuts every excluded pixel)."""

@@ -391,7 +391,7 @@ def _run(inputs, outputs, settings, report, files, tags, say, names):
         member = f"{names['subsets']} '{name}'"
         check_same_grid(what, grid, member, grid_of(path, member))
         tile[f"probabilities-{name}"] = reader(path, member, scale=scale)
-    exclude = _read_exclusion(exclusion, grid, block, files, scratch_folder, say, names["exclude"])
+    exclude = read_exclusion(exclusion, grid, block, files, scratch_folder, say, names["exclude"])
     report(0.1, "Reading and checking the rasters")
 
     options = dict(mask_erosion_size=settings.mask_erosion_size, edge_erosion_size=settings.edge_erosion_size,
@@ -564,7 +564,7 @@ def _polygons_and_summary(inputs, outputs, settings, report, files, tags, say, n
                                 report_parameters=parameters)
 
 
-def _read_exclusion(exclusion, grid, block, files, scratch_folder, say, what):
+def read_exclusion(exclusion, grid, block, files, scratch_folder, say, what):
     """The exclusion mask on the probabilities' grid (lazy block by block), or None."""
     if not exclusion:
         return None
@@ -589,8 +589,8 @@ def write_polygons(path, layer, files, binary, grid, values, settings, tags, blo
     `binary` (`block` given) goes block by block. `settings`: any with statistics, parts and
     dask_scheduler (prepareexport's, polygonize's). `objects`: the Objects of an in-memory
     `binary`, labelled already."""
-    from ..files.atomic import replace_layer
-    from ..files.layers import Layout, layer_name
+    from ..files.atomic import into_geopackage
+    from ..files.layers import Layout
     from .polygons import polygonize
 
     layout = Layout(statistics=settings.statistics, parts=settings.parts, tags=tags)
@@ -605,9 +605,4 @@ def write_polygons(path, layer, files, binary, grid, values, settings, tags, blo
                                                         layout)], settings.dask_scheduler,
                           lambda f, m: report(f, m), say, 0.0, 1.0)[0]
 
-    if layer and os.path.exists(path):
-        written = files.scratch(path)
-        count = polygonize_into(written, layer)
-        replace_layer(path, files.reserve(path), written, [layer])
-        return count
-    return polygonize_into(files.reserve(path), layer or layer_name(path))
+    return into_geopackage(files, path, layer, polygonize_into)

@@ -55,13 +55,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ...definitions import Progress
+from ...definitions import SCORES, Progress
 from ..kernels.checks import check_choice, check_size, check_threshold
 from ..kernels.objects import Objects
 from ..products.api import prepare_export_thresholds
 
-SCORES = ("object_f1", "object_precision", "object_recall", "found_share", "pixel_iou", "pixel_f1", "pixel_precision",
-          "pixel_recall")
 
 
 DEFAULT_MIN_IOU = 0.5
