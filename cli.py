@@ -32,6 +32,7 @@ from .definitions import (
     POLYGON_LAYOUTS,
     PROBABILITY_SCALES,
     QUALITY_LEVELS,
+    SCORES,
     STATISTICS_SCALES,
 )
 
@@ -143,6 +144,32 @@ ALGORITHMS = {
         Parameter("OUTPUT_EXTENT", "raster_output", "Extent"),
         Parameter("OUTPUT_PROBABILITIES", "raster_output", "Masked probabilities", optional=True),
         Parameter("OUTPUT_POLYGONS", "vector_output", "Object polygons", optional=True),
+        Parameter("OUTPUT_REPORT", "file_output", "Report", optional=True),
+    ]),
+    "evaluate": ("Evaluate against reference: scores of the postprocessed map against slumps digitized by hand, for "
+                 "each threshold x minimum object size, and the best setting.", [
+        Parameter("PROBABILITIES", "raster", "Probabilities (one raster)", optional=True),
+        Parameter("TILES", "rasters", "Or: tiles (their probabilities.tif)", optional=True),
+        Parameter("INPUT_FOLDER", "folder", "Or: folder of tile folders", optional=True),
+        Parameter("YEAR", "integer", "Year of the reference (tiles of several years)", None, True, minimum=1900,
+                  maximum=2200),
+        Parameter("QUALITY_MASK", "raster", "Quality mask (0/1/2)", optional=True),
+        Parameter("EXTENT", "raster", "Extent (0/1, used as given)", optional=True),
+        Parameter("REFERENCE", "layer", "Reference slumps (polygons)"),
+        THRESHOLD,
+        Parameter("THRESHOLDS", "string", "Thresholds to sweep (e.g. 0.3,0.4,0.5,0.6,0.7; replaces the threshold)", "",
+                  optional=True),
+        MIN_OBJECT_SIZE,
+        Parameter("MIN_OBJECT_SIZES", "string", "Minimum sizes to sweep (e.g. 0,16,32,64; replaces the minimum size)",
+                  "", optional=True),
+        MASK_EROSION_SIZE, EDGE_EROSION_SIZE, QUALITY_LEVEL,
+        Parameter("MIN_IOU", "number", "Minimum IoU for a match", 0.5, minimum=0.001, maximum=1.0),
+        _choice("BEST_BY", "Best setting by", SCORES, "object_f1"),
+        Parameter("EXCLUDE", "layer", "Exclusion mask (e.g. water; polygons or raster)", optional=True),
+        MAX_EXCLUDED_SHARE, BOUNDARY, SIZE_CONNECTIVITY, DEVICE, PROBABILITY_SCALE,
+        Parameter("OUTPUT_TABLE", "file_output", "Scores per setting (CSV)"),
+        Parameter("OUTPUT_FALSE_POSITIVES", "vector_output", "False positives (best setting)", optional=True),
+        Parameter("OUTPUT_MISSED", "vector_output", "Missed reference slumps (best setting)", optional=True),
         Parameter("OUTPUT_REPORT", "file_output", "Report", optional=True),
     ]),
 }
@@ -415,16 +442,16 @@ def percent_note(path: str, what: str, scale: str, console: Console) -> None:
         console.warning(doubt)
 
 
-def exclusion_source(value: str | None):
-    """(file, layer or None, filter or None) of an EXCLUDE value: a path, with QGIS's
-    |layername=NAME, |layerid=N or |subset=FILTER after it."""
+def exclusion_source(value: str | None, name: str = "EXCLUDE"):
+    """(file, layer or None, filter or None) of a vector input such as EXCLUDE: a path, with
+    QGIS's |layername=NAME, |layerid=N or |subset=FILTER after it."""
     if not value:
         return None
     path, *options = value.split("|")
     found = dict(option.partition("=")[::2] for option in options)
     unknown = sorted(set(found) - {"layername", "layerid", "subset"})
     if unknown:
-        raise ValueError(f"EXCLUDE: unknown option |{unknown[0]}= (use |layername=, |layerid= or |subset=)")
+        raise ValueError(f"{name}: unknown option |{unknown[0]}= (use |layername=, |layerid= or |subset=)")
     layer = found.get("layername") or None
     if layer is None and found.get("layerid", "") != "":
         from .core.files.gdal import open_read_only
@@ -623,8 +650,40 @@ def run_prepareexport(values: dict, console: Console) -> dict:
     return results
 
 
+def run_evaluate(values: dict, console: Console) -> dict:
+    """darts:evaluate: the core's one pipeline on files (core.regions.evaluate_files), as the
+    algorithm calls it."""
+    from .core.files.atomic import AtomicFiles
+    from .core.kernels.checks import parse_sizes, parse_thresholds
+    from .core.regions.evaluate_files import EvaluateInputs, EvaluateOutputs, EvaluateSettings, evaluate_files
+
+    inputs = EvaluateInputs(exclusion_source(values["REFERENCE"], "REFERENCE"), values["PROBABILITIES"],
+                            values["QUALITY_MASK"], values["EXTENT"], values["INPUT_FOLDER"] or values["TILES"])
+    if values["INPUT_FOLDER"] and values["TILES"]:
+        raise ValueError("TILES and INPUT_FOLDER are both given: give one")
+    outputs = EvaluateOutputs(values["OUTPUT_TABLE"], values["OUTPUT_FALSE_POSITIVES"] or None,
+                              values["OUTPUT_MISSED"] or None, values["OUTPUT_REPORT"] or None)
+    thresholds = [value for _, value in parse_thresholds(values["THRESHOLDS"] or "", "THRESHOLDS")]
+    settings = EvaluateSettings.from_parameters(
+        values, device=device_of(values, console), exclude=exclusion_source(values["EXCLUDE"]),
+        thresholds=tuple(thresholds), min_object_sizes=tuple(parse_sizes(values["MIN_OBJECT_SIZES"] or "",
+                                                                         "MIN_OBJECT_SIZES")),
+        min_iou=values["MIN_IOU"], best_by=values["BEST_BY"], year=values["YEAR"])
+    exclusion = settings.exclude[0] if settings.exclude else ""
+    check_outputs("evaluate", values, [*inputs.paths, exclusion])
+    with AtomicFiles([*inputs.paths, exclusion]) as files:
+        summary = evaluate_files(inputs, outputs, settings, console.progress, files=files,
+                                 tags=run_tags("evaluate", values),
+                                 log=lambda sentence, warning: (console.warning if warning else console.info)(sentence))
+    best = summary.best
+    return {"OUTPUT_TABLE": outputs.table, **{f"OUTPUT_{kind.upper()}": path for kind, path in summary.files.items()
+                                              if kind != "table"},
+            "BEST_THRESHOLD": best.threshold, "BEST_MIN_OBJECT_SIZE": best.min_object_size,
+            "BEST_SCORE": best.scores[settings.best_by], "BEST_SUMMARY": summary.best_line}
+
+
 RUNS = {"processtiles": run_processtiles, "polygonize": run_polygonize, "exporttile": run_exporttile,
-        "prepareexport": run_prepareexport}
+        "prepareexport": run_prepareexport, "evaluate": run_evaluate}
 
 
 def message_of(error: BaseException) -> str:

@@ -30,6 +30,7 @@ class EvaluateAlgorithm(DartsAlgorithm):
     PROBABILITIES = "PROBABILITIES"
     TILES = "TILES"
     INPUT_FOLDER = ProcessTilesAlgorithm.INPUT_FOLDER
+    YEAR = "YEAR"
     QUALITY_MASK = "QUALITY_MASK"
     EXTENT = "EXTENT"
     REFERENCE = "REFERENCE"
@@ -59,6 +60,8 @@ class EvaluateAlgorithm(DartsAlgorithm):
                        "DARTS' uint8 percent (0..100, nodata 255). Or give TILES or a folder of tiles instead.",
         TILES: "Instead of one raster: several tiles' probabilities.tif, each read with its tile folder as processtiles "
                "reads it (quality_data_mask.tif eroded, or the extent as given: extent.tif, prediction_extent.gpkg).",
+        YEAR: "With tiles: only the tiles of this year (by their DARTS ids), the year of the reference slumps; "
+              "needed when the tiles are of several years.",
         QUALITY_MASK: "0 invalid, 1 low, 2 high quality, on the probabilities' grid; eroded as prepareexport does. Not "
                       "set: the extent, or else every pixel with a prediction counts as high quality.",
         EXTENT: "Instead of the quality mask: a 0/1 extent on the probabilities' grid (DARTS' extent.tif), used as it "
@@ -116,6 +119,10 @@ class EvaluateAlgorithm(DartsAlgorithm):
         self.addParameter(QgsProcessingParameterMultipleLayers(self.TILES, self.tr("Or: tiles (their probabilities.tif)"),
                                                                QgsProcessing.SourceType.TypeRaster, optional=True))
         add_tile_folder(self, optional=True)
+        year = QgsProcessingParameterNumber(self.YEAR, self.tr("Year of the reference (tiles of several years)"),
+                                            QgsProcessingParameterNumber.Type.Integer, optional=True, minValue=1900,
+                                            maxValue=2200)
+        self.add_parameter_with_help(year, False, self.HELP[self.YEAR])
         self.addParameter(QgsProcessingParameterRasterLayer(self.QUALITY_MASK, self.tr("Quality mask (0/1/2)"),
                                                             optional=True))
         self.addParameter(QgsProcessingParameterRasterLayer(self.EXTENT, self.tr("Extent (0/1, used as given)"),
@@ -207,6 +214,7 @@ class EvaluateAlgorithm(DartsAlgorithm):
                                                self.MIN_OBJECT_SIZES)),
             min_iou=self.parameterAsDouble(parameters, self.MIN_IOU, context),
             best_by=self.parameterAsEnumString(parameters, self.BEST_BY, context),
+            year=self.optional_int(parameters, self.YEAR, context),
             exclude=exclusion_input(self, parameters, context, lambda: outputs.scratch(
                 os.path.join(self.scratch_folder(parameters, context), "exclusion.gpkg"))))
 

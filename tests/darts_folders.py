@@ -134,3 +134,24 @@ def darts_run(folder, years=(2019, 2024), subsets=()):
     with open(os.path.join(folder, "results.parquet"), "wb") as handle:
         handle.write(b"PAR1")
     return out
+
+
+def darts_region(tmp_path):
+    """A DARTS output folder (tests/darts_folders.py: tiles in UTM 7N and 8N that overlap) and its
+    drawn slumps as round polygons in EPSG:3413, plus one rectangle where nothing is predicted."""
+    from osgeo import ogr, osr
+
+    run = darts_run(tmp_path / "run", years=(2024,))
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(3413)
+    dataset = ogr.GetDriverByName("GPKG").CreateDataSource(str(tmp_path / "digitized.gpkg"))
+    layer = dataset.CreateLayer("slumps", srs, ogr.wkbPolygon)
+    slumps = list(run["slumps"][2024].values())
+    x, y, _ = slumps[0]
+    for geometry in [ogr.CreateGeometryFromWkt(f"POINT ({x} {y})").Buffer(radius, 32) for x, y, radius in slumps] + [
+            ogr.CreateGeometryFromWkt(f"POINT ({x + 400} {y + 400})").Buffer(40, 4)]:
+        feature = ogr.Feature(layer.GetLayerDefn())
+        feature.SetGeometry(geometry)
+        layer.CreateFeature(feature)
+    dataset = None
+    return run, str(tmp_path / "digitized.gpkg"), len(slumps)

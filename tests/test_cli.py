@@ -112,7 +112,7 @@ def test_a_bad_command_line_is_one_line_and_exit_status_2(argv, message):
 def test_help_lists_the_algorithms_and_each_ones_parameters_with_defaults(package_parent):
     top = module(package_parent, "--help")
     assert top.returncode == 0
-    for name in ("processtiles", "polygonize", "exporttile", "prepareexport"):
+    for name in ("processtiles", "polygonize", "exporttile", "prepareexport", "evaluate"):
         assert name in top.stdout
     helped = module(package_parent, "processtiles", "--help")
     assert helped.returncode == 0
@@ -251,6 +251,39 @@ def test_a_failing_run_is_one_line_exit_1_and_leaves_nothing(tile, tmp_path):
                          "TARGET_CRS=EPSG:4326")
     assert status == 1 and "TARGET_CRS: EPSG:4326 is geographic" in err and err.count("\n") == 1
     assert os.listdir(tmp_path) == []
+
+
+@needs_gdal
+def test_evaluate_scores_a_folder_of_darts_tiles_and_says_its_errors_in_one_line(tmp_path):
+    """The sweep's table, the best setting on stdout as qgis_process's results; a bad input is
+    one line, exit 1, and nothing is written."""
+    import csv
+
+    from darts_folders import darts_region
+
+    _, reference, drawn = darts_region(tmp_path)
+    out = tmp_path / "out"
+    status, stdout, err = run("evaluate", f"INPUT_FOLDER={tmp_path / 'run'}", f"REFERENCE={reference}", "BOUNDARY=clip",
+                              "THRESHOLDS=0.3,0.7", "MIN_OBJECT_SIZES=0,32", f"OUTPUT_TABLE={out / 's.csv'}",
+                              f"OUTPUT_MISSED={out / 'm.gpkg'}")
+    assert status == 0, err
+    with open(out / "s.csv", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(row["threshold"], row["min_object_size"]) for row in rows] == [("0.3", "0"), ("0.3", "32"), ("0.7", "0"),
+                                                                              ("0.7", "32")]
+    assert all(row["reference_slumps"] == str(drawn + 1) for row in rows)
+    assert "BEST_THRESHOLD: 0.3" in stdout and f"OUTPUT_MISSED: {out / 'm.gpkg'}" in stdout
+    assert "Best setting by object_f1" in err
+    tile = next(path for path in (tmp_path / "run").iterdir() if (path / "probabilities.tif").exists())
+    for argv, message in (
+            ([f"REFERENCE={reference}"], "PROBABILITIES: no raster given (or give TILES or INPUT_FOLDER)"),
+            ([f"INPUT_FOLDER={tmp_path / 'run'}", f"PROBABILITIES={tile / 'probabilities.tif'}", f"REFERENCE={reference}"],
+             "PROBABILITIES and INPUT_FOLDER are both given"),
+            ([f"PROBABILITIES={tile / 'probabilities.tif'}", f"REFERENCE={reference}", "MIN_OBJECT_SIZES=0,x"],
+             "MIN_OBJECT_SIZES: 'x' is no pixel count")):
+        status, stdout, err = run("evaluate", *argv, f"OUTPUT_TABLE={tmp_path / 'bad' / 's.csv'}")
+        assert status == 1 and not stdout and err.count("\n") == 1 and message in err, err
+        assert not (tmp_path / "bad").exists() or not os.listdir(tmp_path / "bad")
 
 
 @needs_gdal

@@ -254,6 +254,30 @@ def test_a_darts_run_folder(tmp_path):
     assert scores["pixel_fp"] == scores["pixel_fn"] == 0
 
 
+def test_tiles_of_several_years_need_the_reference_year(tmp_path):
+    """A DARTS folder of two yearly runs: without a year the scores would mix the years (an
+    error that lists them); with the reference's year only that year's tiles count, and they
+    score as that year's folder alone."""
+    from darts_folders import darts_run
+
+    run = darts_run(tmp_path / "run", years=(2019, 2024))
+    reference = digitized(tmp_path / "digitized.gpkg", run["slumps"][2019].values())
+    with pytest.raises(ValueError, match=r"the tiles are of several years \(2019: 3 tiles, 2024: 3 tiles\): give the "
+                                         r"year of the reference slumps \(YEAR\)"):
+        evaluate_tiles(tmp_path / "run", (reference, None, None), [0.5], [0], settings=CLIP)
+    with pytest.raises(ValueError, match=r"no tile of 2021 \(2019: 3 tiles, 2024: 3 tiles\)"):
+        evaluate_tiles(tmp_path / "run", (reference, None, None), [0.5], [0], settings=CLIP, year=2021)
+    of_2019 = evaluate_tiles(tmp_path / "run", (reference, None, None), [0.5], [0], settings=CLIP, year=2019)
+    assert len(of_2019.sources) == 3 and all("2019" in source.tile_id or "2019" in source.folder
+                                             for source in of_2019.sources)
+    alone = darts_run(tmp_path / "alone", years=(2019,))
+    assert alone["slumps"][2019] == run["slumps"][2019]
+    expected = evaluate_tiles(tmp_path / "alone", (reference, None, None), [0.5], [0], settings=CLIP)
+    assert {k: v for k, v in of_2019.settings[0].row().items() if k != "seconds"} == \
+        {k: v for k, v in expected.settings[0].row().items() if k != "seconds"}
+    assert of_2019.settings[0].scores["object_tp"] == len(run["slumps"][2019])
+
+
 def test_errors_are_one_line(tmp_path):
     empty = tmp_path / "empty"
     (empty / "_metadata").mkdir(parents=True)

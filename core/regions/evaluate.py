@@ -638,7 +638,7 @@ def _tile_variants(binary, min_sizes, connectivity):
 
 
 def evaluate_tiles(inputs, reference, thresholds: Sequence[float], min_object_sizes: Sequence[int], *,
-                   settings=None, min_iou: float = DEFAULT_MIN_IOU, by: str = "object_f1",
+                   settings=None, min_iou: float = DEFAULT_MIN_IOU, by: str = "object_f1", year: int | None = None,
                    progress: Progress | None = None) -> TilesEvaluation:
     """evaluate over the tiles under `inputs` (a folder, or a list of tile folders or of their
     probabilities files, as processtiles finds them: tiles.tiles_found), each read and
@@ -646,7 +646,8 @@ def evaluate_tiles(inputs, reference, thresholds: Sequence[float], min_object_si
     extent as given) with `settings` (a tiles.TileSettings; its threshold and minimum size are
     swept instead), against the reference slumps `reference` = (file, layer or None, OGR filter
     or None), polygons in any CRS burnt onto each tile's grid. The rule for tile borders and
-    overlaps is the module's (see "Several tiles"). One tile is in memory at a time."""
+    overlaps is the module's (see "Several tiles"). One tile is in memory at a time. `year`:
+    only the tiles of that year (tiles_of_year; needed when the tiles are of several years)."""
     from ..files.gdal import osgeo
     from .tiles import TileSettings, extent_outline, pixel_size_m, read_tile_inputs, tiles_found
 
@@ -657,6 +658,7 @@ def evaluate_tiles(inputs, reference, thresholds: Sequence[float], min_object_si
         raise ValueError("evaluate binarizes each tile with the swept thresholds: binarization must be 'recompute'")
     report = progress or (lambda fraction, message: None)
     sources, _ = tiles_found(inputs, settings.subset, stop_on_error=True)
+    sources = tiles_of_year(sources, year)
     path, layer, where = reference
     fids = reference_fids(path, layer, where)
     global_of = {fid: index for index, fid in enumerate(fids, start=1)}
@@ -758,6 +760,24 @@ def evaluate_tiles(inputs, reference, thresholds: Sequence[float], min_object_si
                            sources=sources, settings_used=settings, common_crs=common.ExportToWkt(),
                            outlines=outlines, tile_pixels=tile_pixels, reference_fids=fids,
                            best_objects_of=best_objects_of)
+
+
+def tiles_of_year(sources: list, year: int | None) -> list:
+    """The tiles taken in `year` (their DARTS ids' year: TileSource.date), or all of them when
+    `year` is None. Tiles of several years without a year are an error: one place would be
+    counted by whichever year's tile comes first, against a reference of one year."""
+    by_year = {}
+    for source in sources:
+        by_year.setdefault(source.date().year, []).append(source)
+    listed = ", ".join(f"{'no date' if key is None else key}: {len(found)} tile{'s' * (len(found) > 1)}"
+                       for key, found in sorted(by_year.items(), key=lambda item: (item[0] is None, item[0] or 0)))
+    if year is None:
+        if len(by_year) > 1:
+            raise ValueError(f"the tiles are of several years ({listed}): give the year of the reference slumps (YEAR)")
+        return sources
+    if year not in by_year:
+        raise ValueError(f"no tile of {year} ({listed})")
+    return by_year[year]
 
 
 def _check_reference_on_tiles(sources, path, layer, where, count) -> None:

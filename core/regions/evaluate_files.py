@@ -34,13 +34,14 @@ EXTENT_AS_GIVEN = "Extent given: used as it is (no erosion, no edge band)."
 class EvaluateSettings(PostprocessSettings):
     """PostprocessSettings (as prepareexport's; tiles are read as processtiles reads them) and
     the sweep: `thresholds` and `min_object_sizes` (empty: the single threshold and minimum
-    size), the IoU from which an object and a slump match, and the score that picks the best
-    setting (SCORES)."""
+    size), the IoU from which an object and a slump match, the score that picks the best
+    setting (SCORES) and, for tiles, the year of the reference slumps."""
 
     thresholds: tuple = ()
     min_object_sizes: tuple = ()
     min_iou: float = DEFAULT_MIN_IOU
     best_by: str = "object_f1"
+    year: int | None = None  # tiles: only those of this year (needed when they are of several)
 
     def checked(self) -> EvaluateSettings:
         super().checked()
@@ -132,9 +133,9 @@ def evaluate_files(inputs: EvaluateInputs, outputs: EvaluateOutputs, settings: E
     committed here. `tags`: the GeoPackages' metadata. `log(sentence, warning)` receives the
     notes and warnings as they come. `names` names the inputs in messages (default: the
     algorithm's parameters PROBABILITIES, TILES, INPUT_FOLDER, QUALITY_MASK, EXTENT,
-    REFERENCE, EXCLUDE)."""
+    REFERENCE, EXCLUDE, YEAR)."""
     names = {"probabilities": "PROBABILITIES", "tiles": "TILES", "folder": "INPUT_FOLDER", "quality": "QUALITY_MASK",
-             "extent": "EXTENT", "reference": "REFERENCE", "exclude": "EXCLUDE", **(names or {})}
+             "extent": "EXTENT", "reference": "REFERENCE", "exclude": "EXCLUDE", "year": "YEAR", **(names or {})}
     settings = (settings or EvaluateSettings()).checked()
     report = progress or (lambda fraction, message: None)
     tiles_name = names["tiles"] if isinstance(inputs.tiles, list) else names["folder"]
@@ -147,6 +148,9 @@ def evaluate_files(inputs: EvaluateInputs, outputs: EvaluateOutputs, settings: E
                                  f"its folder (as processtiles reads it)")
         if isinstance(inputs.tiles, str) and not os.path.isdir(inputs.tiles):
             raise ValueError(f"{names['folder']}: {inputs.tiles!r} is not a folder")
+    elif settings.year is not None:
+        raise ValueError(f"{names['year']} is given with one raster: it picks the tiles of one year from "
+                         f"{names['tiles']} or {names['folder']}")
     elif not inputs.probabilities:
         raise ValueError(f"{names['probabilities']}: no raster given (or give {names['tiles']} or {names['folder']})")
     elif inputs.quality and inputs.extent:
@@ -273,7 +277,7 @@ def _evaluate_tiles(inputs, outputs, settings, report, files, tags, say, names, 
             "part; BOUNDARY=clip keeps it.")
     evaluation = evaluate_tiles(inputs.tiles, inputs.reference, settings.swept_thresholds, settings.swept_sizes,
                                 settings=tile_settings, min_iou=settings.min_iou, by=settings.best_by,
-                                progress=lambda fraction, message: report(0.9 * fraction, message))
+                                year=settings.year, progress=lambda fraction, message: report(0.9 * fraction, message))
     for source, pixels in zip(evaluation.sources, evaluation.tile_pixels):
         say(f"Tile {source.tile_id}: {pixels} pixels counted ({source.extent_as_given or 'quality mask eroded'})")
     scored = int(evaluation.reference.counted.size)
@@ -288,6 +292,7 @@ def _evaluate_tiles(inputs, outputs, settings, report, files, tags, say, names, 
 
     tiles = inputs.tiles
     described = {"tiles": tiles if isinstance(tiles, str) else ", ".join(tiles),
+                 **({"year": settings.year} if settings.year is not None else {}),
                  "tiles evaluated": ", ".join(source.tile_id for source in evaluation.sources),
                  "borders and overlaps": "each place counted by the first tile (in tile id order) whose valid extent "
                                          "holds it; objects cut by that border joined",

@@ -70,6 +70,16 @@ class TileSource:
             return f"{os.path.basename(self.extent or self.extent_polygons)} as given"
         return f"valid pixels of {os.path.basename(self.probabilities)} (no extent in the folder)"
 
+    def date(self) -> TileDate:
+        """When the tile was taken, by DARTS' ids (darts_ids.tile_date): darts_inference.json's
+        DARTS_tileid, the probabilities' DARTS_tileid tag, the folder's name."""
+        from ..files.tags import read_tags
+
+        return tile_date([(INFERENCE, read_inference(self.folder, self.tile_id).get("DARTS_tileid")),
+                          (f"{os.path.basename(self.probabilities)}'s DARTS_tileid",
+                           read_tags(self.probabilities).get("DARTS_tileid")),
+                          ("the folder name", os.path.basename(self.folder))])
+
     @property
     def inputs(self) -> list[str]:
         """The tile's files that outputs must never replace."""
@@ -346,9 +356,7 @@ def _process_tile(source, settings, target_crs, outputs, progress, read=None) ->
     inputs = read_tile_inputs(source, settings) if read is None else read()
     grid, srs, probabilities, doubt = inputs.grid, inputs.srs, inputs.probabilities, inputs.doubt
     inherited = read_tags(source.probabilities)  # DARTS' tags: its tile id here, carried into the tile's files
-    seen = tile_date([(INFERENCE, read_inference(source.folder, source.tile_id).get("DARTS_tileid")),
-                      (f"{os.path.basename(source.probabilities)}'s DARTS_tileid", inherited.get("DARTS_tileid")),
-                      ("the folder name", os.path.basename(source.folder))])
+    seen = source.date()
     raw = inputs.raw
     if settings.statistics == "fraction":  # of the probabilities as read (as statistics_values would give them)
         values = probabilities

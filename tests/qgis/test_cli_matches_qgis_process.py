@@ -4,6 +4,7 @@ descriptions and tags, GeoPackage layers, features, attributes, geometries and m
 JSON record, the quick looks' pixels and the HTML reports (dates and durations left out). And
 both declare the same parameters."""
 
+import csv
 import json
 import os
 import re
@@ -49,10 +50,11 @@ CREATED = re.compile(r"(<tr><th>created</th><td>)[^<]*")
 
 def unclocked(page):
     page = CREATED.sub(r"\1#", SECONDS.sub(r"\1#", page))
-    start = page.find('<table id="tiles">')
-    if start >= 0:
-        end = page.index("</table>", start)
-        page = page[:start] + TILE_SECONDS.sub("<td>#</td></tr>", page[start:end]) + page[end:]
+    for table in ('<table id="tiles">', '<table id="settings">'):  # processtiles' and evaluate's last column
+        start = page.find(table)
+        if start >= 0:
+            end = page.index("</table>", start)
+            page = page[:start] + TILE_SECONDS.sub("<td>#</td></tr>", page[start:end]) + page[end:]
     return page
 
 
@@ -93,6 +95,10 @@ def same_file(a, b):
     elif a.endswith(".json"):
         with open(a) as first, open(b) as second:
             assert undated(json.load(first)) == undated(json.load(second)), b
+    elif a.endswith(".csv"):  # evaluate's table: every column but the seconds a setting took
+        with open(a, encoding="utf-8") as first, open(b, encoding="utf-8") as second:
+            rows_a, rows_b = list(csv.DictReader(first)), list(csv.DictReader(second))
+        assert [{**row, "seconds": "#"} for row in rows_a] == [{**row, "seconds": "#"} for row in rows_b], b
     elif a.endswith(".html"):
         with open(a, encoding="utf-8") as first, open(b, encoding="utf-8") as second:
             assert unclocked(first.read()) == unclocked(second.read()), b
@@ -198,4 +204,26 @@ def test_processtiles_writes_what_qgis_process_writes(profile, tmp_path):
     outputs = {side: {"OUTPUT": tmp_path / side / "region.gpkg", "OUTPUT_TILES": tmp_path / side / "tiles",
                       "OUTPUT_REPORT": tmp_path / side / "region.html"} for side in ("qgis", "cli")}
     run_both(profile, "processtiles", parameters, outputs["qgis"], outputs["cli"])
+    same_folders(tmp_path / "qgis", tmp_path / "cli")
+
+
+@pytest.mark.parametrize("source", ["raster", "folder"])
+def test_evaluate_writes_what_qgis_process_writes(profile, tmp_path, source):
+    """One raster with its quality mask, and a folder of DARTS tiles: the same table (but the
+    seconds), false positives, missed slumps and report."""
+    from darts_folders import darts_region
+
+    run, reference, _ = darts_region(tmp_path)
+    if source == "raster":
+        tile = next(iter(run["folders"].values()))
+        parameters = {"PROBABILITIES": os.path.join(tile, "probabilities.tif"), "MASK_EROSION_SIZE": 3}
+    else:
+        parameters = {"INPUT_FOLDER": tmp_path / "run", "BOUNDARY": "clip"}
+    parameters.update({"REFERENCE": reference, "THRESHOLDS": "0.3,0.5", "MIN_OBJECT_SIZES": "0,32",
+                       "BEST_BY": "pixel_f1"})
+    outputs = {side: {"OUTPUT_TABLE": tmp_path / side / "scores.csv", "OUTPUT_FALSE_POSITIVES": tmp_path / side / "fp.gpkg",
+                      "OUTPUT_MISSED": tmp_path / side / "missed.gpkg", "OUTPUT_REPORT": tmp_path / side / "report.html"}
+               for side in ("qgis", "cli")}
+    ours = run_both(profile, "evaluate", parameters, outputs["qgis"], outputs["cli"])
+    assert "Best setting by pixel_f1" in ours.stderr and "BEST_THRESHOLD: " in ours.stdout
     same_folders(tmp_path / "qgis", tmp_path / "cli")

@@ -11,6 +11,7 @@ from osgeo import gdal, ogr, osr
 from qgis import processing
 from qgis.core import QgsProcessingException, QgsProcessingFeedback
 from qgis_cli import qgis_process
+from darts_folders import darts_region
 from reading import open_read_only
 from sample_tile import EPSG, ORIGIN, PIXEL
 
@@ -231,31 +232,6 @@ def test_a_darts_tile_against_slumps_digitized_on_the_ground(provider, tmp_path)
 
 
 # -- several tiles ---------------------------------------------------------------------------------
-
-def darts_region(tmp_path):
-    """A DARTS output folder (tests/darts_folders.py: tiles in UTM 7N and 8N that overlap) and its
-    drawn slumps as round polygons in EPSG:3413, plus one rectangle where nothing is predicted."""
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from darts_folders import darts_run
-
-    run = darts_run(tmp_path / "run", years=(2024,))
-    srs = osr.SpatialReference()
-    srs.ImportFromEPSG(3413)
-    dataset = ogr.GetDriverByName("GPKG").CreateDataSource(str(tmp_path / "digitized.gpkg"))
-    layer = dataset.CreateLayer("slumps", srs, ogr.wkbPolygon)
-    slumps = list(run["slumps"][2024].values())
-    x, y, _ = slumps[0]
-    for geometry in [ogr.CreateGeometryFromWkt(f"POINT ({x} {y})").Buffer(radius, 32) for x, y, radius in slumps] + [
-            ogr.CreateGeometryFromWkt(f"POINT ({x + 400} {y + 400})").Buffer(40, 4)]:
-        feature = ogr.Feature(layer.GetLayerDefn())
-        feature.SetGeometry(geometry)
-        layer.CreateFeature(feature)
-    dataset = None
-    return run, str(tmp_path / "digitized.gpkg"), len(slumps)
-
 
 def test_evaluate_a_folder_of_darts_tiles(provider, tmp_path):
     """INPUT_FOLDER: the tiles of a DARTS run, each slump counted once; the same numbers as the
