@@ -15,6 +15,7 @@ import traceback
 from qgis import processing
 from qgis.core import (
     QgsApplication,
+    QgsCategorizedSymbolRenderer,
     QgsLayerTreeGroup,
     QgsPalettedRasterRenderer,
     QgsProject,
@@ -47,6 +48,14 @@ def describe(layer):
                             for c in renderer.classes()}
     if isinstance(renderer, QgsSingleBandPseudoColorRenderer):
         entry["range"] = [renderer.classificationMin(), renderer.classificationMax()]
+    if isinstance(renderer, QgsCategorizedSymbolRenderer):
+        entry["field"] = renderer.classAttribute()
+        entry["categories"] = [[category.value(), category.label(), category.symbol().color().name()]
+                               for category in renderer.categories()]
+        entry["legend"] = [item.label() for item in renderer.legendSymbolItems()]
+        entry["features"] = layer.featureCount()
+        entry["counts"] = {value: sum(1 for feature in layer.getFeatures() if feature[renderer.classAttribute()] == value)
+                           for value, _, _ in entry["categories"]}
     if isinstance(renderer, QgsSingleSymbolRenderer):
         symbol = renderer.symbol()
         entry["fill_alpha"] = symbol.color().alpha()

@@ -161,3 +161,53 @@ def test_processtiles_dialog_loads_the_merged_map(tmp_path):
     assert result["help_url"].endswith("/help/processtiles.html")
     assert object_pixels(screenshot, (255, 221, 0)) > 50  # the outlines are drawn
     assert object_pixels(screenshot, (110, 110, 110)) > 50  # and the tiles' coverage under them
+
+
+def test_compareyears_dialog_shows_the_changes_with_a_legend(tmp_path):
+    """Two years of a DARTS run merged by processtiles (the command line), compared from the
+    dialog: one layer classed by change with a legend in words; every slump of 2019 grew by 20 m
+    in 2024 and one is new, and the canvas shows the classes' colours."""
+    sys.path[:0] = [str(REPO / "tests"), str(REPO / "scripts")]
+    from darts_folders import darts_run
+    from darts_postprocessing import cli
+
+    run = darts_run(tmp_path / "darts")
+    assert cli.main(["processtiles", f"INPUT_FOLDER={tmp_path / 'darts'}", f"OUTPUT={tmp_path / 'region.gpkg'}",
+                     "WORKERS=1", "--quiet"]) == 0
+    screenshot = SCREENSHOTS / "desktop-compareyears.png"
+    parameters = {"INPUT": [str(tmp_path / "region.gpkg")], "OUTPUT": str(tmp_path / "changes.gpkg"),
+                  "OUTPUT_REPORT": str(tmp_path / "changes.html")}
+    result = desktop(tmp_path, "dialog", parameters, 1, screenshot, algorithm="darts:compareyears")
+    (layer,) = result["layers"]
+    assert layer["renderer"] == "categorizedSymbol" and layer["field"] == "change", layer
+    assert [value for value, _, _ in layer["categories"]] == ["new", "grown", "stable", "shrunk", "gone", "unobserved"]
+    assert "stable (area change within the tolerance)" in layer["legend"]
+    new = len(run["slumps"][2024]) - len(run["slumps"][2019])
+    assert layer["counts"]["new"] == new and layer["counts"]["grown"] == len(run["slumps"][2019]), layer["counts"]
+    assert "2019 → 2024" in result["dialog_log"], result["dialog_log"][-2000:]
+    assert result["results_viewer"] == [["Report", str(tmp_path / "changes.html")]]
+    assert object_pixels(screenshot, (253, 141, 60)) + object_pixels(screenshot, (254, 190, 143)) > 50  # grown
+
+
+def test_evaluate_dialog_loads_the_missed_slumps(tmp_path):
+    """A folder of DARTS tiles against digitized slumps, from the dialog: the table, the best
+    setting in the log, the missed slump (drawn where nothing was predicted) styled in cyan."""
+    sys.path[:0] = [str(REPO / "tests"), str(REPO / "scripts")]
+    from darts_folders import darts_region
+
+    _, reference, drawn = darts_region(tmp_path)
+    screenshot = SCREENSHOTS / "desktop-evaluate.png"
+    parameters = {"INPUT_FOLDER": str(tmp_path / "run"), "REFERENCE": reference, "BOUNDARY": 1,
+                  "THRESHOLDS": "0.3,0.5,0.7", "MIN_OBJECT_SIZES": "0,32", "OUTPUT_TABLE": str(tmp_path / "scores.csv"),
+                  "OUTPUT_FALSE_POSITIVES": str(tmp_path / "fp.gpkg"), "OUTPUT_MISSED": str(tmp_path / "missed.gpkg"),
+                  "OUTPUT_REPORT": str(tmp_path / "evaluation.html")}
+    result = desktop(tmp_path, "dialog", parameters, 2, screenshot, algorithm="darts:evaluate")
+    layers = {layer["name"].split(" (")[0]: layer for layer in result["layers"]}
+    assert set(layers) == {"False positives", "Missed reference slumps"}, result["layers"]
+    missed = layers["Missed reference slumps"]
+    assert missed["features"] == 1 and missed["strokes"] == ["#0078c8"], missed
+    assert "t=0.30, min size 0" in missed["name"]
+    assert "Best setting by object_f1: threshold 0.3" in result["dialog_log"], result["dialog_log"][-2000:]
+    assert result["results_viewer"] == [["Report", str(tmp_path / "evaluation.html")]]
+    assert object_pixels(screenshot, (0, 120, 200)) > 20  # the missed slump's outline
+    assert drawn > 0
