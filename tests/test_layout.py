@@ -17,10 +17,12 @@ FLOORS = ["definitions", "dependencies", "core.kernels", "core.files", "core.laz
 def modules() -> dict[str, Path]:
     """{dotted name below the package: file} of the plugin's own modules (tests, scripts, bench left out)."""
     found = {}
-    for path in sorted(REPO.rglob("*.py")):
+    tops = [top for top in REPO.iterdir() if top.name not in ("tests", "scripts", "bench", "build", "docs")
+            and not top.name.startswith(".")]  # not descending into build/ (a mounted trixie root's /proc)
+    paths = [top for top in tops if top.suffix == ".py"] + [path for top in tops if top.is_dir()
+                                                              for path in top.rglob("*.py")]
+    for path in sorted(paths):
         parts = path.relative_to(REPO).with_suffix("").parts
-        if parts[0] in ("tests", "scripts", "bench", "build", "docs") or parts[0].startswith("."):
-            continue
         name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
         if name:
             found[name] = path

@@ -76,16 +76,67 @@ def areas_in_m2(crs) -> bool:
 def trace(labels, transform, srs, report=None) -> dict:
     """{label: MultiPolygon} of the non-zero labels of a label raster, from GDAL's 4-connected
     pieces (`report(fraction)` may raise to cancel)."""
-    gdal, ogr, _ = osgeo()
+    pieces, memory = _pieces_layer(srs)
+    _polygonize(labels, transform, pieces, report)
+    return _collected(pieces)
+
+
+# Tracing window by window pays GDAL's setup per window (~0.1 ms): above this many windows (a
+# speckled raster), or windows over half of the raster, one pass over the whole raster is cheaper.
+MAX_WINDOWS = 10000
+
+
+def trace_objects(objects, transform, srs, report=None) -> dict:
+    """trace() of the objects' label raster (a kernels.objects.Objects), the same bytes, but
+    window by window around the objects (Objects.window_images) instead of over the whole
+    raster, where every pixel corner's coordinates are exact (exact_grid): GDAL then scans the
+    objects' windows (a small share of a tile) instead of every pixel, and no full label raster
+    is made."""
+    windows = objects.window_images(max_windows=MAX_WINDOWS, max_share=0.5) if exact_grid(transform, objects.shape) \
+        else None
+    if windows is None:
+        return trace(objects.label_image(), transform, srs, report)
+    pieces, memory = _pieces_layer(srs)
+    x0, dx, rx, y0, ry, dy = transform
+    for number, ((row0, _, col0, _), labels) in enumerate(windows):
+        if report is not None:
+            report(number / len(windows))
+        _polygonize(labels, (x0 + col0 * dx, dx, rx, y0 + row0 * dy, ry, dy), pieces)
+    if report is not None:
+        report(1.0)
+    return _collected(pieces)
+
+
+def exact_grid(transform, shape) -> bool:
+    """Whether every pixel corner's coordinates are exact in doubles however they are summed:
+    an unrotated grid whose origin and pixel size are multiples of 2**-8 (10 m, 3 m, 0.5 m
+    grids at whole coordinates), with coordinates below 2**44. A window traced with its own
+    origin then gives the bytes the whole raster gives."""
+    x0, dx, rx, y0, ry, dy = transform
+    if rx or ry or not all(float(value * 256).is_integer() for value in (x0, dx, y0, dy)):
+        return False
+    height, width = shape
+    return max(abs(x0) + abs(dx) * width, abs(y0) + abs(dy) * height) < 2.0 ** 44
+
+
+def _pieces_layer(srs):
+    """An in-memory layer for GDAL's pieces (and its data source, which must outlive it)."""
+    _, ogr, _ = osgeo()
+    memory = ogr.GetDriverByName("Memory").CreateDataSource("pieces")
+    pieces = memory.CreateLayer("pieces", srs, ogr.wkbPolygon)
+    pieces.CreateField(ogr.FieldDefn("label", ogr.OFTInteger))
+    return pieces, memory
+
+
+def _polygonize(labels, transform, pieces, report=None) -> None:
+    """GDAL's 4-connected pieces of the non-zero labels into the layer `pieces`."""
+    gdal, _, _ = osgeo()
     from osgeo import gdal_array
 
     raster = gdal_array.OpenArray(labels)  # wraps the array, no copy
     raster.SetGeoTransform(transform)
     band = raster.GetRasterBand(1)
     band.SetNoDataValue(0)  # the nodata mask keeps the background out of the tracing
-    memory = ogr.GetDriverByName("Memory").CreateDataSource("pieces")
-    pieces = memory.CreateLayer("pieces", srs, ogr.wkbPolygon)
-    pieces.CreateField(ogr.FieldDefn("label", ogr.OFTInteger))
     stopped = []
 
     def callback(complete, message, data):
@@ -98,12 +149,17 @@ def trace(labels, transform, srs, report=None) -> dict:
         return 1
 
     try:
-        gdal.Polygonize(band, band.GetMaskBand(), pieces, 0, [], callback=callback)
+        gdal.Polygonize(band, band.GetMaskBand(), pieces, 0, [], callback=callback if report is not None else None)
     except RuntimeError:
         if not stopped:
             raise
     if stopped:
         raise stopped[0]
+
+
+def _collected(pieces) -> dict:
+    """{label: MultiPolygon of its pieces, in the order GDAL wrote them}."""
+    _, ogr, _ = osgeo()
     geometries = {}
     pieces.ResetReading()
     for feature in pieces:

@@ -45,13 +45,58 @@ class Objects:
     def label_image(self, dtype=None) -> np.ndarray:
         """The label raster: 0 background, 1..count objects (uint16 when they fit: half the
         memory and time of int32 on a full tile)."""
-        dtype = dtype or (np.uint16 if self.count <= np.iinfo(np.uint16).max else np.int32)
-        if self.count > np.iinfo(dtype).max:
-            raise ValueError(f"{self.count} objects do not fit into {np.dtype(dtype).name} labels")
-        image = np.zeros(self.shape, dtype=dtype)
+        image = np.zeros(self.shape, dtype=self.label_dtype(dtype))
         flat, labels = self.pixels()
         flat_view(image)[flat] = labels
         return image
+
+    def boxes(self) -> np.ndarray:
+        """(count, 4) int64: each object's first row, last row + 1, first column, last column + 1."""
+        boxes = np.zeros((self.count, 4), np.int64)
+        if not self.count:
+            return boxes
+        order = np.argsort(self.run_labels, kind="stable")  # row-major within each object
+        firsts = np.searchsorted(self.run_labels[order], np.arange(1, self.count + 1))
+        lasts = np.append(firsts[1:], order.size) - 1
+        boxes[:, 0], boxes[:, 1] = self.rows[order[firsts]], self.rows[order[lasts]] + 1
+        boxes[:, 2] = np.minimum.reduceat(self.starts[order], firsts)
+        boxes[:, 3] = np.maximum.reduceat(self.ends[order], firsts)
+        return boxes
+
+    def window_images(self, dtype=None, max_windows: int | None = None, max_share: float = 1.0) -> list | None:
+        """[((row0, row1, col0, col1), label raster of that window)]: windows of the raster that
+        together hold every object whole, none holding a pixel of another window's objects
+        (separate_windows), each with what label_image holds there, painted from the runs at
+        once into one buffer (each image a view of it). None when there would be more than
+        `max_windows` windows or they would cover more than `max_share` of the raster."""
+        if not self.count:
+            return []
+        boxes = self.boxes()
+        groups = separate_windows(boxes)
+        if max_windows is not None and len(groups) > max_windows:
+            return None
+        bounds = np.array([(boxes[group, 0].min(), boxes[group, 1].max(), boxes[group, 2].min(), boxes[group, 3].max())
+                           for group in groups], np.int64)
+        heights, widths = bounds[:, 1] - bounds[:, 0], bounds[:, 3] - bounds[:, 2]
+        offsets = np.concatenate([[0], np.cumsum(heights * widths)])
+        if offsets[-1] > max_share * self.shape[0] * self.shape[1]:
+            return None
+        window_of_label = np.empty(self.count, np.int64)
+        for index, group in enumerate(groups):
+            window_of_label[group] = index
+        window = window_of_label[self.run_labels - 1]
+        buffer = np.zeros(int(offsets[-1]), dtype=self.label_dtype(dtype))
+        flat = offsets[window] + (self.rows - bounds[window, 0]) * widths[window] + self.starts - bounds[window, 2]
+        buffer[expand_ranges(flat, self.lengths)] = self.run_labels[repeat_index(self.lengths)]
+        return [(tuple(int(value) for value in bounds[i]), buffer[offsets[i]:offsets[i + 1]].reshape(heights[i], widths[i]))
+                for i in range(len(groups))]
+
+    def label_dtype(self, dtype=None):
+        """uint16 when the labels fit (half the memory and time of int32 on a full tile)."""
+        dtype = dtype or (np.uint16 if self.count <= np.iinfo(np.uint16).max else np.int32)
+        if self.count > np.iinfo(dtype).max:
+            raise ValueError(f"{self.count} objects do not fit into {np.dtype(dtype).name} labels")
+        return dtype
 
     def npixel(self) -> np.ndarray:
         """Pixels per object (index 0 = label 1)."""
@@ -79,6 +124,26 @@ class Objects:
             raise ValueError(f"values have shape {values.shape}, the objects' raster {self.shape}")
         flat, labels = self.pixels()
         return statistics_of(values.reshape(-1)[flat], labels, self.count)
+
+
+def separate_windows(boxes: np.ndarray) -> list:
+    """Groups (index arrays) of the boxes (row0, row1, col0, col1; ends exclusive) whose
+    bounding windows are apart: cut recursively wherever no box spans a row (or else a column)
+    boundary, as an XY cut. A group's window then holds no pixel of another group's boxes."""
+    stack, groups = [np.arange(len(boxes))], []
+    while stack:
+        group = stack.pop()
+        for axis in (0, 2):
+            low, high = boxes[group, axis], boxes[group, axis + 1]
+            order = np.argsort(low, kind="stable")
+            reach = np.maximum.accumulate(high[order])
+            cuts = np.flatnonzero(low[order][1:] >= reach[:-1]) + 1
+            if cuts.size:
+                stack.extend(reversed(np.split(group[order], cuts)))
+                break
+        else:
+            groups.append(np.sort(group))
+    return groups
 
 
 def statistics_of(picked: np.ndarray, labels: np.ndarray, count: int) -> dict[str, np.ndarray]:

@@ -10,7 +10,7 @@ import numpy as np
 from ...definitions import Progress
 from ..files.atomic import AtomicFiles
 from ..files.gdal import gdal_geotransform, spatial_reference
-from ..files.layers import Layout, layer_name, row_pixel_areas, trace, write_layer
+from ..files.layers import Layout, layer_name, row_pixel_areas, trace_objects, write_layer
 from ..kernels.devices import dask_array, is_dask
 from ..kernels.encodings import statistics_values
 from ..kernels.objects import Objects
@@ -80,5 +80,5 @@ def object_features(binary, geotransform, srs, probabilities=None, progress: Pro
     fields["area_m2"] = objects.rows_weighted(row_pixel_areas(transform, objects.shape[0], srs))
 
     report(0.4, "Tracing polygons")
-    traced = trace(objects.label_image(), transform, srs, lambda f: report(0.4 + 0.6 * f, "Tracing polygons"))
+    traced = trace_objects(objects, transform, srs, lambda f: report(0.4 + 0.6 * f, "Tracing polygons"))
     return fields, [traced[label] for label in range(1, objects.count + 1)]

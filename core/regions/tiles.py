@@ -507,11 +507,7 @@ def object_depths(objects, extent) -> np.ndarray:
     height, width = extent.shape
     if objects.count == 0:
         return np.zeros(0)
-    rows, cols = -(-height // DEPTH_BLOCK), -(-width // DEPTH_BLOCK)
-    padded = np.zeros((rows * DEPTH_BLOCK, cols * DEPTH_BLOCK), bool)
-    padded[:height, :width] = extent != 0
-    inside = padded.reshape(rows, DEPTH_BLOCK, cols, DEPTH_BLOCK).all(axis=(1, 3))
-    del padded
+    inside = blocks_inside(extent, DEPTH_BLOCK)
     blocks_deep = ndimage.distance_transform_cdt(np.pad(inside, 1), metric="chessboard")[1:-1, 1:-1]
     flat, labels = objects.pixels()
     pixel_rows, pixel_cols = np.divmod(flat, width)
@@ -521,15 +517,36 @@ def object_depths(objects, extent) -> np.ndarray:
     return deepest * DEPTH_BLOCK
 
 
+def blocks_inside(extent: np.ndarray, block: int) -> np.ndarray:
+    """Which block x block blocks of `extent` lie wholly inside it (every pixel non-zero; a
+    block reaching beyond the raster does not). Built row by row of blocks without a padded
+    copy of the extent: each block row's rows ANDed (one strided pass per row of a block), then
+    each block's run of bytes read as one unsigned word (all inside: every byte 1)."""
+    height, width = extent.shape
+    rows, cols, full = -(-height // block), -(-width // block), height // block
+    strips = np.zeros((rows, cols * block), bool)  # beyond the raster: outside
+    strips[:full, :width] = extent[0:full * block:block] != 0
+    for offset in range(1, block):
+        strips[:full, :width] &= extent[offset:full * block:block] != 0
+    word = next((np.dtype(kind) for kind in ("u8", "u4", "u2") if block % np.dtype(kind).itemsize == 0), None)
+    if word is None:
+        return strips.reshape(rows, cols, block).all(axis=2)
+    words = strips.view(word).reshape(rows, cols, block // word.itemsize)
+    return (words == word.type(int.from_bytes(b"\x01" * word.itemsize, "little"))).all(axis=2)
+
+
 def _touches_outside(extent, rows, cols) -> np.ndarray:
     """Which of the pixels (rows, cols) have one of their 8 neighbours outside the extent or
-    beyond the raster."""
-    valid = np.pad(extent != 0, 1)  # beyond the raster: outside
-    stride = valid.shape[1]
-    flat = (rows + 1) * stride + cols + 1
-    touching = np.zeros(flat.shape, bool)
-    for offset in (-stride - 1, -stride, -stride + 1, -1, 1, stride - 1, stride, stride + 1):
-        touching |= ~valid.ravel()[flat + offset]
+    beyond the raster (looked up for these pixels only, not through a padded copy)."""
+    height, width = extent.shape
+    touching = np.zeros(rows.shape, bool)
+    for row_step in (-1, 0, 1):
+        for col_step in (-1, 0, 1):
+            if row_step == col_step == 0:
+                continue
+            near_rows, near_cols = rows + row_step, cols + col_step
+            beyond = (near_rows < 0) | (near_rows >= height) | (near_cols < 0) | (near_cols >= width)
+            touching |= beyond | (extent[np.clip(near_rows, 0, height - 1), np.clip(near_cols, 0, width - 1)] == 0)
     return touching
 
 
