@@ -32,6 +32,7 @@ from .definitions import (
     POLYGON_LAYOUTS,
     PROBABILITY_SCALES,
     QUALITY_LEVELS,
+    QUALITY_SOURCES,
     SCORES,
     STATISTICS_SCALES,
 )
@@ -171,6 +172,28 @@ ALGORITHMS = {
         Parameter("OUTPUT_FALSE_POSITIVES", "vector_output", "False positives (best setting)", optional=True),
         Parameter("OUTPUT_MISSED", "vector_output", "Missed reference slumps (best setting)", optional=True),
         Parameter("OUTPUT_REPORT", "file_output", "Report", optional=True),
+    ]),
+    "erodemask": ("Erode quality mask: the quality mask's valid area, eroded and cut off at the raster edges, as "
+                  "DARTS computes the extent in which predictions are trusted.", [
+        Parameter("MASK", "raster", "Quality mask"),
+        QUALITY_LEVEL,
+        _int("SIZE", "Erosion size (disk radius, pixels)", 10),
+        _int("EDGE_SIZE", "Edge size (pixels; Not set = erosion size)", None, True),
+        DEVICE, MEMORY_LIMIT, DASK_SCHEDULER,
+        Parameter("OUTPUT", "raster_output", "Eroded mask"),
+    ]),
+    "binarize": ("Binarize probabilities: threshold, drop objects touching invalid pixels of the mask, drop small "
+                 "objects, as DARTS' binarize step.", [
+        Parameter("PROBABILITIES", "raster", "Probabilities"),
+        Parameter("MASK", "raster", "Valid mask (0 = invalid)", optional=True),
+        THRESHOLD, MIN_OBJECT_SIZE, SIZE_CONNECTIVITY, DEVICE, PROBABILITY_SCALE, MEMORY_LIMIT, DASK_SCHEDULER,
+        Parameter("OUTPUT", "raster_output", "Binarized segmentation"),
+    ]),
+    "qualitymask": ("Make quality mask: a DARTS quality mask (0 invalid, 1 low, 2 high quality) from a Sentinel-2 "
+                    "SCL band, a Planet UDM2 raster or observation counts.", [
+        Parameter("INPUT", "raster", "SCL, UDM2 or observation count raster"),
+        _choice("SOURCE", "Input kind", QUALITY_SOURCES, "scl"),
+        Parameter("OUTPUT", "raster_output", "Quality mask"),
     ]),
 }
 OUTPUT_EXTENSIONS = {"vector_output": ("GeoPackage", (".gpkg",)), "raster_output": ("GeoTIFF", (".tif", ".tiff"))}
@@ -682,8 +705,59 @@ def run_evaluate(values: dict, console: Console) -> dict:
             "BEST_SCORE": best.scores[settings.best_by], "BEST_SUMMARY": summary.best_line}
 
 
+def run_erodemask(values: dict, console: Console) -> dict:
+    """darts:erodemask: the core's one pipeline on files (core.products.steps_files.erode_mask_files)."""
+    from .core.files.atomic import AtomicFiles
+    from .core.products.steps_files import ErodeMaskSettings, erode_mask_files
+
+    mask = values["MASK"]
+    settings = ErodeMaskSettings(quality_level=values["QUALITY_LEVEL"], size=values["SIZE"],
+                                 edge_size=values["EDGE_SIZE"], device=device_of(values, console),
+                                 memory_limit_mb=values["MEMORY_LIMIT"] or None,
+                                 dask_scheduler=(values["DASK_SCHEDULER"] or "").strip() or None)
+    check_outputs("erodemask", values, [mask])
+    with AtomicFiles([mask]) as files:
+        summary = erode_mask_files(mask, values["OUTPUT"], settings, console.progress, files=files,
+                                   tags=run_tags("erodemask", values),
+                                   log=lambda sentence, warning: (console.warning if warning else console.info)(sentence))
+    return {"OUTPUT": summary.output}
+
+
+def run_binarize(values: dict, console: Console) -> dict:
+    """darts:binarize: the core's one pipeline on files (core.products.steps_files.binarize_files)."""
+    from .core.files.atomic import AtomicFiles
+    from .core.products.steps_files import BinarizeSettings, binarize_files
+
+    probabilities, mask = values["PROBABILITIES"], values["MASK"]
+    settings = BinarizeSettings(threshold=values["THRESHOLD"], min_object_size=values["MIN_OBJECT_SIZE"],
+                                size_connectivity=int(values["SIZE_CONNECTIVITY"]), device=device_of(values, console),
+                                scale=values["PROBABILITY_SCALE"], memory_limit_mb=values["MEMORY_LIMIT"] or None,
+                                dask_scheduler=(values["DASK_SCHEDULER"] or "").strip() or None)
+    check_outputs("binarize", values, [probabilities, mask])
+    with AtomicFiles([probabilities, mask]) as files:
+        summary = binarize_files(probabilities, values["OUTPUT"], mask, settings, console.progress, files=files,
+                                 tags=run_tags("binarize", values),
+                                 log=lambda sentence, warning: (console.warning if warning else console.info)(sentence))
+    return {"OUTPUT": summary.output}
+
+
+def run_qualitymask(values: dict, console: Console) -> dict:
+    """darts:qualitymask: the core's one pipeline on files (core.products.steps_files.quality_mask_files)."""
+    from .core.files.atomic import AtomicFiles
+    from .core.products.steps_files import QualityMaskSettings, quality_mask_files
+
+    raster = values["INPUT"]
+    check_outputs("qualitymask", values, [raster])
+    with AtomicFiles([raster]) as files:
+        summary = quality_mask_files(raster, values["OUTPUT"], QualityMaskSettings(source=values["SOURCE"]),
+                                     console.progress, files=files, tags=run_tags("qualitymask", values),
+                                     log=lambda sentence, warning: (console.warning if warning else console.info)(sentence))
+    return {"OUTPUT": summary.output}
+
+
 RUNS = {"processtiles": run_processtiles, "polygonize": run_polygonize, "exporttile": run_exporttile,
-        "prepareexport": run_prepareexport, "evaluate": run_evaluate}
+        "prepareexport": run_prepareexport, "evaluate": run_evaluate,
+        "erodemask": run_erodemask, "binarize": run_binarize, "qualitymask": run_qualitymask}
 
 
 def message_of(error: BaseException) -> str:

@@ -40,6 +40,10 @@ POLYGON_LAYOUTS = Choices(("objects", "One feature per object (MultiPolygon)"),
                           ("parts", "One feature per part (Polygon, upstream)"))
 GROUPINGS = Choices(("year", "Per year (DARTS' yearly products)"), ("date", "Per date"), ("none", "All tiles together"))
 
+# What a quality mask is made from (core.kernels.quality: DARTS' mapping of each to 0/1/2).
+QUALITY_SOURCES = Choices(("scl", "Sentinel-2 scene classification (SCL)"), ("udm2", "Planet UDM2"),
+                          ("observations", "Observation counts"))
+
 # The scores darts:evaluate can pick its best setting by (core.regions.evaluate computes them).
 SCORES = Choices(("object_f1", "Object F1"), ("object_precision", "Object precision"),
                  ("object_recall", "Object recall"), ("found_share", "Share of reference slumps found at all"),

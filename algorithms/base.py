@@ -52,8 +52,7 @@ class DartsAlgorithm(ParametersMixin, PathsMixin, QgsProcessingAlgorithm):
         missing = missing_modules()
         if missing:
             raise QgsProcessingException(install_hint(missing))
-        from .provenance import describe_outputs
-        from .raster_io import AtomicOutputs
+        from .provenance import AtomicOutputs, describe_outputs
 
         outputs = AtomicOutputs(self.input_paths(parameters, context))
         try:
@@ -127,6 +126,14 @@ class DartsAlgorithm(ParametersMixin, PathsMixin, QgsProcessingAlgorithm):
                 feedback.setProgressText(message)
 
         return report
+
+    def log_to(self, feedback):
+        """A core pipeline's `log(sentence, warning)`: its notes and warnings into the Processing log."""
+
+        def log(sentence, warning):
+            (feedback.pushWarning if warning else feedback.pushInfo)(self.tr(sentence))
+
+        return log
 
     def warn_percent(self, path, what, scale, feedback):
         """Warn when probabilities read as percent are all at most 1 (core.kernels.encodings.percent_doubt)."""

@@ -3,7 +3,7 @@
 from qgis.core import QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer
 
 from .base import DartsAlgorithm
-from .blocks import add_block_parameters, block_plan, run_blocks
+from .blocks import add_block_parameters, memory_limit, scheduler_address
 from .styles import style_on_load
 
 
@@ -55,54 +55,22 @@ class BinarizeAlgorithm(DartsAlgorithm):
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Binarized segmentation")))
 
     def execute(self, parameters, context, feedback, outputs):
-        import numpy as np
+        """The core's pipeline on files (core.products.steps_files.binarize_files); the layer styled on load."""
+        from ..core.products.steps_files import BinarizeSettings, binarize_files
 
-        from ..core import binarize
-        from ..core.files.geotiff import probability_scale_of
-        from ..core.files.geotiff import read_probabilities, read_quality
-        from ..core.files.grids import check_same_grid, grid_of
-
-        scale = self.parameterAsEnumString(parameters, self.PROBABILITY_SCALE, context) or "auto"
-        path = self.raster_path(parameters, self.PROBABILITIES, context)
-        grid = grid_of(path, self.PROBABILITIES)
-        probability_scale = probability_scale_of(path, self.PROBABILITIES, scale)
-        self.warn_percent(path, self.PROBABILITIES, scale, feedback)
-        mask_path = self.raster_path(parameters, self.MASK, context, required=False)
-        if mask_path:
-            check_same_grid(self.PROBABILITIES, grid, self.MASK, grid_of(mask_path, self.MASK))
-        threshold = self.parameterAsDouble(parameters, self.THRESHOLD, context)
-        min_size = self.parameterAsInt(parameters, self.MIN_OBJECT_SIZE, context)
-        connectivity = int(self.parameterAsEnumString(parameters, self.SIZE_CONNECTIVITY, context))
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
-        block = block_plan(self, parameters, context, feedback, grid.width, grid.height, BYTES_PER_PIXEL)
-        if block:
-            import dask.array as da
-
-            from ..core.lazy.blockwise import read_probabilities_lazy, read_quality_lazy
-
-            probabilities = read_probabilities_lazy(path, self.PROBABILITIES, block, scale)
-            mask = (read_quality_lazy(mask_path, self.MASK, block) if mask_path
-                    else da.ones(probabilities.shape, dtype=np.uint8, chunks=probabilities.chunks))
-            objects = binarize(probabilities, threshold, min_size, mask, size_connectivity=connectivity,
-                               probability_scale=probability_scale)
-            from ..core.lazy.blockwise import any_prediction, require_prediction
-
-            _, has_prediction = run_blocks(self, parameters, context, feedback,
-                                           lambda lock: [outputs.store({output: (objects.astype(np.uint8), None)}, grid,
-                                                                       lock), any_prediction(probabilities)])
-            require_prediction(has_prediction, self.PROBABILITIES)
-        else:
-            probabilities = read_probabilities(path, self.PROBABILITIES, scale)
-            mask = read_quality(mask_path, self.MASK) if mask_path else np.ones(probabilities.shape, np.uint8)
-            feedback.setProgress(20)
-            self.check_canceled(feedback)
-            objects = binarize(probabilities, threshold, min_size, mask, self.device_of(parameters, context, feedback),
-                               size_connectivity=connectivity, probability_scale=probability_scale)
-            feedback.setProgress(80)
-            self.check_canceled(feedback)
-            outputs.write(output, objects.astype(np.uint8), grid)
+        settings = BinarizeSettings(
+            threshold=self.parameterAsDouble(parameters, self.THRESHOLD, context),
+            min_object_size=self.parameterAsInt(parameters, self.MIN_OBJECT_SIZE, context),
+            size_connectivity=int(self.parameterAsEnumString(parameters, self.SIZE_CONNECTIVITY, context)),
+            device=self.device_of(parameters, context, feedback),
+            scale=self.parameterAsEnumString(parameters, self.PROBABILITY_SCALE, context) or "auto",
+            memory_limit_mb=memory_limit(self, parameters, context),
+            dask_scheduler=scheduler_address(self, parameters, context))
+        binarize_files(self.raster_path(parameters, self.PROBABILITIES, context), output,
+                       self.raster_path(parameters, self.MASK, context, required=False), settings,
+                       self.progress_reporter(feedback), files=outputs, tags=outputs.tags,
+                       description=outputs.descriptions.get(output), log=self.log_to(feedback),
+                       names={"probabilities": self.PROBABILITIES, "mask": self.MASK})
         style_on_load(context, output, "binarized")
         return {self.OUTPUT: output}
-
-
-BYTES_PER_PIXEL = 8  # in memory: float32 probabilities, the mask, the objects and the output

@@ -1,7 +1,6 @@
 """Rasters larger than memory in the algorithms: the MEMORY_LIMIT and DASK_SCHEDULER
-parameters, the choice between reading whole rasters and the block-wise path, and running
-the block-wise path (core.lazy.chunked + core.lazy.blockwise) with Processing's progress and cancel.
-Both paths give the same pixels."""
+parameters, read for the core's pipelines on files (which choose in memory or block by block
+themselves) and for exporttile's choice between them. Both paths give the same pixels."""
 
 from qgis.core import QgsProcessingParameterString
 
@@ -48,17 +47,3 @@ def memory_limit(algorithm, parameters, context):
 
 def scheduler_address(algorithm, parameters, context) -> str:
     return algorithm.parameterAsString(parameters, DASK_SCHEDULER, context).strip()
-
-
-def run_blocks(algorithm, parameters, context, feedback, build, start=5.0, span=90.0):
-    """Compute what `build(lock)` returns (dask Delayed values: stores into GeoTIFF windows and
-    small results) on the local scheduler or DASK_SCHEDULER's cluster; returns their values."""
-    from ..core.lazy.blockwise import compute, scheduler
-
-    address = scheduler_address(algorithm, parameters, context)
-    with scheduler(address) as (client, lock):
-        if client is not None:
-            feedback.pushInfo(algorithm.tr("Computing on the dask cluster at {}").format(address))
-        return compute(*build(lock), client=client, progress=algorithm.progress_reporter(feedback, start, span),
-                       message=algorithm.tr("Processing blocks"))
-

@@ -4,7 +4,7 @@ from qgis.core import QgsProcessingParameterRasterDestination, QgsProcessingPara
 
 from ..definitions import QUALITY_LEVELS
 from .base import DartsAlgorithm
-from .blocks import add_block_parameters, block_plan, run_blocks
+from .blocks import add_block_parameters, memory_limit, scheduler_address
 from .styles import style_on_load
 
 
@@ -49,35 +49,20 @@ class ErodeMaskAlgorithm(DartsAlgorithm):
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Eroded mask")))
 
     def execute(self, parameters, context, feedback, outputs):
-        from ..core import QUALITY_LEVELS as LEVELS
-        from ..core import erode_mask
-        from ..core.files.geotiff import read_quality
-        from ..core.files.grids import grid_of
+        """The core's pipeline on files (core.products.steps_files.erode_mask_files); the layer styled on load."""
+        from ..core.products.steps_files import ErodeMaskSettings, erode_mask_files
 
-        path = self.raster_path(parameters, self.MASK, context)
-        grid = grid_of(path, self.MASK)
-        level = LEVELS[self.parameterAsEnumString(parameters, self.QUALITY_LEVEL, context)]
-        size = self.parameterAsInt(parameters, self.SIZE, context)
-        edge_size = self.optional_int(parameters, self.EDGE_SIZE, context)
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
-        block = block_plan(self, parameters, context, feedback, grid.width, grid.height, BYTES_PER_PIXEL)
-        if block:
-            from ..core.lazy.blockwise import read_quality_lazy
-
-            eroded = erode_mask(read_quality_lazy(path, self.MASK, block) >= level, size, edge_size=edge_size)
-            run_blocks(self, parameters, context, feedback,
-                       lambda lock: [outputs.store({output: (eroded, None)}, grid, lock)])
-        else:
-            quality = read_quality(path, self.MASK)
-            feedback.setProgress(20)
-            self.check_canceled(feedback)
-            eroded = erode_mask(quality >= level, size, self.device_of(parameters, context, feedback),
-                                edge_size=edge_size)
-            feedback.setProgress(80)
-            self.check_canceled(feedback)
-            outputs.write(output, eroded, grid)
+        settings = ErodeMaskSettings(
+            quality_level=self.parameterAsEnumString(parameters, self.QUALITY_LEVEL, context),
+            size=self.parameterAsInt(parameters, self.SIZE, context),
+            edge_size=self.optional_int(parameters, self.EDGE_SIZE, context),
+            device=self.device_of(parameters, context, feedback),
+            memory_limit_mb=memory_limit(self, parameters, context),
+            dask_scheduler=scheduler_address(self, parameters, context))
+        erode_mask_files(self.raster_path(parameters, self.MASK, context), output, settings,
+                         self.progress_reporter(feedback), files=outputs, tags=outputs.tags,
+                         description=outputs.descriptions.get(output), log=self.log_to(feedback),
+                         names={"mask": self.MASK})
         style_on_load(context, output, "extent")
         return {self.OUTPUT: output}
-
-
-BYTES_PER_PIXEL = 4  # in memory: the mask, its validity, the eroded copy and the output

@@ -7,6 +7,7 @@ import os
 
 from qgis.core import QgsProcessingParameterNumber
 
+from ..core.files.atomic import AtomicFiles
 from ..core.files.tags import describe_run, inherited_tags, read_tags
 from ..core.products.prepare_export_files import postprocessing_tag
 from ..definitions import LONG_NAMES
@@ -17,6 +18,17 @@ NOT_RECORDED = {"DEVICE", "MEMORY_LIMIT", "DASK_SCHEDULER"}
 OUTPUT_KINDS = {"OUTPUT_BINARIZED": "binarized", "OUTPUT_EXTENT": "extent", "OUTPUT_PROBABILITIES": "probabilities",
                 "OUTPUT_SUBSET_BINARIZED": "binarized"}
 SINGLE_OUTPUT_KINDS = {"binarize": "binarized", "erodemask": "extent", "qualitymask": "quality"}
+
+
+class AtomicOutputs(AtomicFiles):
+    """The run's outputs: written to temporary files beside their targets and moved into
+    place together only when the whole run succeeded (core.files.atomic.AtomicFiles), with
+    the `tags` every raster and GeoPackage of the run carries and each raster's band
+    description in `descriptions` ({output path: text}), set by describe_outputs and given to
+    the core's pipelines."""
+
+    tags: dict = {}
+    descriptions: dict = {}
 
 
 def settings_of(algorithm, parameters, context) -> tuple[dict, dict]:

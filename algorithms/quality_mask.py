@@ -2,12 +2,9 @@
 
 from qgis.core import QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer
 
-from ..definitions import Choices
+from ..definitions import QUALITY_SOURCES
 from .base import DartsAlgorithm
 from .styles import style_on_load
-
-SOURCES = Choices(("scl", "Sentinel-2 scene classification (SCL)"), ("udm2", "Planet UDM2"),
-                  ("observations", "Observation counts"))
 
 
 class QualityMaskAlgorithm(DartsAlgorithm):
@@ -44,36 +41,18 @@ class QualityMaskAlgorithm(DartsAlgorithm):
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, self.tr("SCL, UDM2 or observation count raster")))
-        self.add_enum(self.SOURCE, "Input kind", SOURCES, "scl")
+        self.add_enum(self.SOURCE, "Input kind", QUALITY_SOURCES, "scl")
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Quality mask")))
 
     def execute(self, parameters, context, feedback, outputs):
-        from ..core import quality_mask
-        from ..core.kernels.quality import UDM2_UNUSABLE_BAND
-        from ..core.files.geotiff import read_band
-        from ..core.files.grids import grid_of
-        from .raster_io import read_bands
+        """The core's pipeline on files (core.products.steps_files.quality_mask_files); the layer styled on load."""
+        from ..core.products.steps_files import QualityMaskSettings, quality_mask_files
 
-        path = self.raster_path(parameters, self.INPUT, context)
-        source = self.parameterAsEnumString(parameters, self.SOURCE, context)
-        grid = grid_of(path, self.INPUT)
-        if source == "udm2":
-            data = read_bands(path, self.INPUT, UDM2_UNUSABLE_BAND)
-        else:
-            data, nodata = read_band(path, self.INPUT)
-            if nodata is not None:
-                data = data.copy()
-                data[data == nodata] = 0  # nodata: SCL class 0 (no data), or no observation
-        feedback.setProgress(40)
-        self.check_canceled(feedback)
-        try:
-            quality = quality_mask(source, data)
-        except (ValueError, TypeError) as error:  # data the source cannot hold: name the input
-            raise ValueError(f"{self.INPUT} ({path}): {error}") from None
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
-        outputs.write(output, quality, grid)
+        settings = QualityMaskSettings(source=self.parameterAsEnumString(parameters, self.SOURCE, context))
+        quality_mask_files(self.raster_path(parameters, self.INPUT, context), output, settings,
+                           self.progress_reporter(feedback), files=outputs, tags=outputs.tags,
+                           description=outputs.descriptions.get(output), log=self.log_to(feedback),
+                           names={"input": self.INPUT})
         style_on_load(context, output, "quality")
-        counts = [int((quality == value).sum()) for value in range(3)]
-        feedback.pushInfo(self.tr("Invalid: {} pixels, low quality: {}, high quality: {}.").format(*counts))
-        feedback.setProgress(100)
         return {self.OUTPUT: output}

@@ -81,6 +81,12 @@ def read_band(path: str, what: str):
         return read_pixels(band, path, what), band.GetNoDataValue()
 
 
+def read_bands(path: str, what: str, bands: int) -> np.ndarray:
+    """All bands (bands, y, x) of a raster with exactly `bands` bands (a Planet UDM2 has 8)."""
+    with open_raster(path, what, bands=bands) as dataset:
+        return read_pixels(dataset, path, what).reshape(bands, dataset.RasterYSize, dataset.RasterXSize)
+
+
 class RasterWindows:
     """One band of a raster file, sliceable like a 2-D array: each slice reads that window
     through GDAL (a new handle each time, so threads and worker processes can share it)."""

@@ -1,8 +1,8 @@
 """What the pixels of the rasters users bring mean: probabilities (float 0..1 or DARTS' uint8
 percent), quality masks (0/1/2) and binary rasters (0/1), with their nodata.
 
-Each rule works on any window of a raster, so whole rasters (algorithms/raster_io.py) and
-blocks of rasters larger than memory (blockwise.py) are decoded the same way. Numpy only.
+Each rule works on any window of a raster, so whole rasters (core/files/geotiff.py) and
+blocks of rasters larger than memory (core/lazy/blockwise.py) are decoded the same way. Numpy only.
 """
 
 from __future__ import annotations

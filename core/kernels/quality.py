@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...definitions import QUALITY_SOURCES
+
 INVALID, LOW, HIGH = 0, 1, 2
-QUALITY_SOURCES = ("scl", "udm2", "observations")
 # Sentinel-2 L2A scene classification: 0 no data, 1 saturated/defective -> invalid;
 # 2 dark area, 4 vegetation, 5 bare soil, 6 water, 7 unclassified, 10 thin cirrus -> high;
 # 3 cloud shadow, 8/9 cloud, 11 snow and anything else -> low.

@@ -81,7 +81,7 @@ def require_prediction(has_prediction: bool, what: str) -> None:
 
 def read_probabilities_for_export_lazy(path: str, what: str, block: int, scale: str = "auto"):
     """read_probabilities_lazy, but DARTS' uint8 percent stays uint8 percent (nodata -> 255),
-    as raster_io.read_probabilities_for_export: its exact values, not re-derived from k / 100."""
+    as geotiff.read_probabilities_for_export: its exact values, not re-derived from k / 100."""
     probabilities = read_probabilities_lazy(path, what, block, scale)
     raw, _ = read_lazy(path, block, what)
     return percent_as_stored(raw, probabilities) if keeps_percent(raw.dtype, scale) else probabilities

@@ -195,6 +195,58 @@ def test_exporttile_writes_what_qgis_process_writes(profile, tile, tmp_path, mem
     same_folders(tmp_path / "qgis", tmp_path / "cli")
 
 
+@pytest.fixture(scope="module")
+def steps_tile(tmp_path_factory):
+    """A tile large enough that MEMORY_LIMIT=1 sends binarize and erodemask block by block
+    (640 x 640: 2 x 2 blocks of 512), an SCL band and observation counts (nodata 0) on its grid."""
+    from darts_postprocessing.core.files.geotiff import write_geotiff
+    from darts_postprocessing.core.files.grids import grid_of
+    from sample_tile import write_sample_tile
+
+    folder = tmp_path_factory.mktemp("cli-steps")
+    probabilities, quality = write_sample_tile(str(folder / "input"), size=640, seed=7)
+    grid = grid_of(probabilities, "p")
+    random = np.random.default_rng(7)
+    paths = {"probabilities": probabilities, "quality": quality, "scl": str(folder / "scl.tif"),
+             "observations": str(folder / "observations.tif")}
+    write_geotiff(paths["scl"], random.integers(0, 12, (640, 640), dtype=np.uint8), grid.geotransform, grid.crs,
+                  tags={"DARTS_tileid": "T07WET"})
+    write_geotiff(paths["observations"], random.integers(0, 9, (640, 640), dtype=np.uint8), grid.geotransform,
+                  grid.crs, nodata=0)
+    return paths
+
+
+@pytest.mark.parametrize("memory", [None, 1])
+def test_erodemask_writes_what_qgis_process_writes(profile, steps_tile, tmp_path, memory):
+    parameters = {"MASK": steps_tile["quality"], "QUALITY_LEVEL": "high_quality", "SIZE": 7, "EDGE_SIZE": 3}
+    if memory:  # block by block in both
+        parameters["MEMORY_LIMIT"] = memory
+    ours = run_both(profile, "erodemask", parameters, {"OUTPUT": tmp_path / "qgis" / "eroded.tif"},
+                    {"OUTPUT": tmp_path / "cli" / "eroded.tif"})
+    assert ("Processing in blocks" in ours.stderr) == bool(memory)
+    same_folders(tmp_path / "qgis", tmp_path / "cli")
+
+
+@pytest.mark.parametrize("memory", [None, 1])
+def test_binarize_writes_what_qgis_process_writes(profile, steps_tile, tmp_path, memory):
+    parameters = {"PROBABILITIES": steps_tile["probabilities"], "MASK": steps_tile["quality"], "THRESHOLD": 0.45,
+                  "MIN_OBJECT_SIZE": 12, "SIZE_CONNECTIVITY": "4"}
+    if memory:
+        parameters["MEMORY_LIMIT"] = memory
+    ours = run_both(profile, "binarize", parameters, {"OUTPUT": tmp_path / "qgis" / "objects.tif"},
+                    {"OUTPUT": tmp_path / "cli" / "objects.tif"})
+    assert ("Processing in blocks" in ours.stderr) == bool(memory)
+    same_folders(tmp_path / "qgis", tmp_path / "cli")
+
+
+@pytest.mark.parametrize("source", ["scl", "observations"])
+def test_qualitymask_writes_what_qgis_process_writes(profile, steps_tile, tmp_path, source):
+    ours = run_both(profile, "qualitymask", {"INPUT": steps_tile[source], "SOURCE": source},
+                    {"OUTPUT": tmp_path / "qgis" / "quality.tif"}, {"OUTPUT": tmp_path / "cli" / "quality.tif"})
+    assert "Invalid: " in ours.stderr and "high quality: " in ours.stderr
+    same_folders(tmp_path / "qgis", tmp_path / "cli")
+
+
 def test_processtiles_writes_what_qgis_process_writes(profile, tmp_path):
     from darts_folders import darts_run
 
