@@ -40,6 +40,22 @@ def replace_layer(geopackage: str, copy: str, source: str, layer: str | list[str
                                  layerCreationOptions=["FID=fid", "GEOMETRY_NAME=geometry"])
 
 
+def into_geopackage(files, target: str, layer: str | None, write, companions=lambda layer: []):
+    """Write a vector output through `write(file, layer)` (its result is returned) and `files`
+    (an AtomicFiles): a new GeoPackage `target` with the layer `layer` (None: the file's name),
+    or, when `layer` is named and `target` exists, a copy of it with that layer (and the layers
+    `companions(layer)` names, which `write` adds beside it) replaced or added, its other layers
+    kept."""
+    if layer and os.path.exists(target):
+        written = files.scratch(target)
+        result = write(written, layer)
+        replace_layer(target, files.reserve(target), written, [layer, *companions(layer)])
+        return result
+    from .layers import layer_name
+
+    return write(files.reserve(target), layer or layer_name(target))
+
+
 # Files GDAL may make beside one it writes: statistics, SQLite journals (GeoPackage).
 SIDE_FILES = (".aux.xml", "-journal", "-wal", "-shm")
 
