@@ -502,11 +502,12 @@ def target_crs(value: str) -> str:
 
 # -- the algorithms ---------------------------------------------------------------------------------
 def run_processtiles(values: dict, console: Console) -> dict:
+    """darts:processtiles: the core's one pipeline on files (core.regions.process_tiles), as the
+    algorithm calls it, all files or none."""
     from .core.files.atomic import AtomicFiles
     from .core.files.layers import layer_name
-    from .core.lazy.blockwise import scheduler
     from .core.regions.merge import coverage_layer
-    from .core.regions.process_tiles import excluded_note, exclusion_missed, merge_tiles
+    from .core.regions.process_tiles import TilesOutputs, process_tiles_files
     from .core.regions.tiles import TileSettings
 
     target = target_crs(values["TARGET_CRS"])
@@ -516,43 +517,20 @@ def run_processtiles(values: dict, console: Console) -> dict:
     exclusion = settings.exclude[0] if settings.exclude else ""
     check_outputs("processtiles", values, [exclusion])
     output = values["OUTPUT"]
-    with AtomicFiles([exclusion]) as files, scheduler((values["DASK_SCHEDULER"] or "").strip()) as (client, _):
-        if client is not None:
-            console.info(f"Processing the tiles on the dask cluster at {values['DASK_SCHEDULER'].strip()}")
-        summary = merge_tiles(values["INPUT_FOLDER"], target, settings=settings, tile_outputs=values["OUTPUT_TILES"],
-                              workers=values["WORKERS"], client=client, stop_on_error=values["STOP_ON_ERROR"],
-                              progress=lambda fraction, message: console.progress(0.95 * fraction, message),
-                              files=files)
-        console.progress(0.95, "Writing the merged map")
-        summary.write(files.reserve(output), layer_name(output))
-        if values["OUTPUT_REPORT"]:
-            from .core.regions.report import TILES_TITLE, render_tiles_report
-
-            with open(files.reserve(values["OUTPUT_REPORT"]), "w", encoding="utf-8") as handle:
-                handle.write(render_tiles_report(TILES_TITLE, summary, values["INPUT_FOLDER"]))
-    for skipped in summary.skipped:
-        console.warning(f"Tile {skipped.tile_id} skipped: {skipped.reason}")
-    for tile in summary.tiles:
-        for warning in tile.warnings:
-            console.warning(f"Tile {tile.tile_id}: {warning}")
-        if "excluded_share" in tile.counts:
-            console.info(f"Tile {tile.tile_id}{excluded_note(tile.counts)}")
-        if exclusion_missed(tile.counts):
-            console.warning(f"Tile {tile.tile_id}: the exclusion polygons overlap it in their own CRS but cover no pixel "
-                            f"centre of it (smaller than a pixel, or not in the CRS they declare?)")
-        if tile.date.year is None:
-            console.warning(f"Tile {tile.tile_id}: no date found ({tile.date.source}); its objects are merged with the "
-                            f"other tiles without a date")
-    console.info(f"{len(summary.tiles)} tiles processed, {len(summary.skipped)} skipped: {summary.features} slump "
-                 f"polygons in the merged map ({summary.duplicates} objects seen by more than one tile merged, "
-                 f"{summary.clipped} cut where they met a neighbour) in {summary.seconds:.1f} s.")
+    outputs = TilesOutputs(output, None, values["OUTPUT_TILES"] or None, values["OUTPUT_REPORT"] or None)
+    with AtomicFiles([exclusion]) as files:
+        summary = process_tiles_files(values["INPUT_FOLDER"], outputs, target, settings, workers=values["WORKERS"],
+                                      address=(values["DASK_SCHEDULER"] or "").strip(),
+                                      stop_on_error=values["STOP_ON_ERROR"], progress=console.progress, files=files,
+                                      log=lambda sentence, warning: (console.warning if warning else console.info)(
+                                          sentence))
     results = {"OUTPUT": output, "OUTPUT_COVERAGE": f"{output}|layername={coverage_layer(layer_name(output))}",
                "TILES_PROCESSED": len(summary.tiles), "TILES_SKIPPED": len(summary.skipped),
                "FEATURES": summary.features}
-    if values["OUTPUT_TILES"]:
-        results["OUTPUT_TILES"] = values["OUTPUT_TILES"]
-    if values["OUTPUT_REPORT"]:
-        results["OUTPUT_REPORT"] = values["OUTPUT_REPORT"]
+    if outputs.tiles:
+        results["OUTPUT_TILES"] = outputs.tiles
+    if outputs.report:
+        results["OUTPUT_REPORT"] = outputs.report
     return results
 
 

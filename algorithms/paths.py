@@ -39,13 +39,12 @@ def geopackage_layer(path):
 
 def into_geopackage(path, outputs, write, companions=lambda layer: []):
     """Write the vector output `path` of a run through `write(file, layer)` (its result is
-    returned): a new GeoPackage with a layer of the file's name, or for QGIS's 'Save to
-    GeoPackage' form that layer of an existing file (and the layers `companions(layer)` names,
-    which `write` adds beside it) replaced or added (core.files.atomic.into_geopackage)."""
+    returned) by the core's rule (core.files.atomic.into_geopackage): a new GeoPackage, or for
+    QGIS's 'Save to GeoPackage' form into an existing file, that layer (and `companions(layer)`)
+    replaced or added."""
     from ..core.files.atomic import into_geopackage as write_into
 
-    target, layer = geopackage_layer(path)
-    return write_into(outputs, target, layer, write, companions(layer) if layer else ())
+    return write_into(outputs, *geopackage_layer(path), write, companions)
 
 
 class PathsMixin:

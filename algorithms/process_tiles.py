@@ -1,4 +1,4 @@
-"""darts:processtiles — many DARTS tiles in, one merged thaw-slump map out (core/tiles.py)."""
+"""darts:processtiles — many DARTS tiles in, one merged thaw-slump map out (core/regions/process_tiles.py)."""
 
 import os
 
@@ -19,9 +19,9 @@ from qgis.core import (
 
 from ..definitions import BINARIZATIONS, DEFAULT_TARGET_CRS, GROUPINGS
 from .base import DartsAlgorithm
-from .blocks import DASK_SCHEDULER, add_scheduler_parameter
-from .exclusion import EXCLUDE, add_exclusion, exclusion_file, exclusion_input, warn_without_crs
-from .paths import geopackage_layer, into_geopackage
+from .blocks import add_scheduler_parameter, scheduler_address
+from .exclusion import EXCLUDE, add_exclusion, exclusion_file, exclusion_input
+from .paths import geopackage_layer
 from .polygon_options import add_statistics_scale
 from .styles import style_on_load
 
@@ -181,15 +181,8 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
             style_on_load(context, uri, "coverage")
         return uri
 
-    def execute(self, parameters, context, feedback, outputs):
-        from ..core.lazy.blockwise import scheduler
-        from ..core.regions.merge import coverage_layer
-        from ..core.regions.process_tiles import excluded_note, exclusion_missed, merge_tiles
-        from ..core.regions.tiles import TileSettings
-
-        folder = self.parameterAsFile(parameters, self.INPUT_FOLDER, context)
-        if not folder or not os.path.isdir(folder):
-            raise ValueError(f"{self.INPUT_FOLDER}: {folder!r} is not a folder")
+    def target_crs(self, parameters, context) -> str:
+        """TARGET_CRS as QGIS reads it (AUTHORITY:CODE, else its WKT); a geographic CRS is refused."""
         crs = self.parameterAsCrs(parameters, self.TARGET_CRS, context)
         if not crs.isValid():
             raise ValueError(f"{self.TARGET_CRS}: not a valid CRS")
@@ -197,67 +190,44 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
             raise ValueError(f"{self.TARGET_CRS}: {crs.authid() or crs.description()} is geographic; choose a projected "
                              f"CRS (the default {QgsCoordinateReferenceSystem('EPSG:3413').description()} covers the "
                              f"Arctic)")
-        target = crs.authid() or crs.toWkt(QgsCoordinateReferenceSystem.WktVariant.WKT_PREFERRED)
+        return crs.authid() or crs.toWkt(QgsCoordinateReferenceSystem.WktVariant.WKT_PREFERRED)
+
+    def execute(self, parameters, context, feedback, outputs):
+        """The core's pipeline on files (core.regions.process_tiles.process_tiles_files); the map
+        and its coverage styled and loaded."""
+        from ..core.regions.process_tiles import TilesOutputs, process_tiles_files
+        from ..core.regions.report import TILES_TITLE
+        from ..core.regions.tiles import TileSettings
+
+        folder = self.parameterAsFile(parameters, self.INPUT_FOLDER, context)
+        if not folder or not os.path.isdir(folder):
+            raise ValueError(f"{self.INPUT_FOLDER}: {folder!r} is not a folder")
+        target = self.target_crs(parameters, context)
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        files = TilesOutputs(*geopackage_layer(output), self.parameterAsFileOutput(parameters, self.OUTPUT_TILES,
+                                                                                    context) or None,
+                             self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context) or None)
         settings = self.postprocess_settings(
             parameters, context, feedback, TileSettings,
             subset=self.parameterAsString(parameters, self.SUBSET, context).strip() or None,
             binarization=self.parameterAsEnumString(parameters, self.BINARIZATION, context) or "recompute",
             group_by=self.parameterAsEnumString(parameters, self.GROUP_BY, context) or "year",
             exclude=exclusion_input(self, parameters, context, lambda: outputs.scratch(  # a layer that is no file
-                os.path.join(os.path.dirname(os.path.abspath(geopackage_layer(output)[0])), "exclusion.gpkg"))))
-        if settings.exclude:
-            warn_without_crs(self, settings.exclude, feedback)
-        workers = self.parameterAsInt(parameters, self.WORKERS, context)
-        address = self.parameterAsString(parameters, DASK_SCHEDULER, context).strip()
-        tiles_folder = self.parameterAsFileOutput(parameters, self.OUTPUT_TILES, context) or None
-        report_path = self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context)
+                os.path.join(os.path.dirname(os.path.abspath(files.map)), "exclusion.gpkg"))))
 
-        with scheduler(address) as (client, _):
-            if client is not None:
-                feedback.pushInfo(self.tr("Processing the tiles on the dask cluster at {}").format(address))
-            summary = merge_tiles(folder, target, settings=settings, tile_outputs=tiles_folder, workers=workers,
-                                  client=client, stop_on_error=self.parameterAsBool(parameters, self.STOP_ON_ERROR,
-                                                                                    context),
-                                  progress=self.progress_reporter(feedback, 0, 95), files=outputs)
-        feedback.setProgressText(self.tr("Writing the merged map"))
-        into_geopackage(output, outputs, summary.write, lambda layer: [coverage_layer(layer)])
-        for skipped in summary.skipped:
-            feedback.pushWarning(self.tr("Tile {} skipped: {}").format(skipped.tile_id, skipped.reason))
-        for tile in summary.tiles:
-            for warning in tile.warnings:
-                feedback.pushWarning(self.tr("Tile {}: {}").format(tile.tile_id, warning))
-            if "excluded_share" in tile.counts:
-                feedback.pushInfo(self.tr("Tile {}{}").format(tile.tile_id, excluded_note(tile.counts)))
-            if exclusion_missed(tile.counts):
-                feedback.pushWarning(self.tr("Tile {}: the exclusion polygons overlap it in their own CRS but cover no "
-                                             "pixel centre of it (smaller than a pixel, or not in the CRS they "
-                                             "declare?)").format(tile.tile_id))
-            if tile.date.year is None:
-                feedback.pushWarning(self.tr("Tile {}: no date found ({}); its objects are merged with the other "
-                                             "tiles without a date").format(tile.tile_id, tile.date.source))
-            if tile.extent_as_given.startswith("valid pixels"):
-                feedback.pushInfo(self.tr("Tile {}: no extent in its folder, the {} used").format(
-                    tile.tile_id, tile.extent_as_given.split(" (")[0]))
-        for key, group in summary.groups.items():
-            feedback.pushInfo(self.tr("{} {}: {} tiles, {} slump polygons ({} merged across tiles)").format(
-                summary.record["group_by"], key if key is not None else "without a date", group["tiles"],
-                group["features"], group["duplicates"]))
-        feedback.pushInfo(self.tr("{} tiles processed, {} skipped: {} slump polygons in the merged map ({} objects "
-                                  "seen by more than one tile merged, {} cut where they met a neighbour) in {:.1f} s.")
-                          .format(len(summary.tiles), len(summary.skipped), summary.features, summary.duplicates,
-                                  summary.clipped, summary.seconds))
+        def log(sentence, warning):
+            (feedback.pushWarning if warning else feedback.pushInfo)(self.tr(sentence))
+
+        summary = process_tiles_files(
+            folder, files, target, settings, workers=self.parameterAsInt(parameters, self.WORKERS, context),
+            address=scheduler_address(self, parameters, context), files=outputs, log=log, title=self.tr(TILES_TITLE),
+            stop_on_error=self.parameterAsBool(parameters, self.STOP_ON_ERROR, context),
+            progress=self.progress_reporter(feedback))
         style_on_load(context, output, "segments")
         results = {self.OUTPUT: output, self.OUTPUT_COVERAGE: self.load_coverage(context, output),
-                   self.TILES_PROCESSED: len(summary.tiles),
-                   self.TILES_SKIPPED: len(summary.skipped), self.FEATURES: summary.features}
-        if tiles_folder:
-            results[self.OUTPUT_TILES] = tiles_folder
-        if report_path:
-            from ..core.regions.report import TILES_TITLE, render_tiles_report
-
-            with open(outputs.reserve(report_path), "w", encoding="utf-8") as handle:
-                handle.write(render_tiles_report(self.tr(TILES_TITLE), summary, folder))
-            results[self.OUTPUT_REPORT] = report_path
+                   self.TILES_PROCESSED: len(summary.tiles), self.TILES_SKIPPED: len(summary.skipped),
+                   self.FEATURES: summary.features}
+        results.update({name: path for name, path in ((self.OUTPUT_TILES, files.tiles),
+                                                      (self.OUTPUT_REPORT, files.report)) if path})
         feedback.setProgress(100)
         return results

@@ -22,7 +22,8 @@ from darts_postprocessing.core import prepare_export  # noqa: E402
 from darts_postprocessing.core.files.atomic import AtomicFiles  # noqa: E402
 from darts_postprocessing.core.kernels.objects import Objects  # noqa: E402
 from darts_postprocessing.core.regions.merge import merge_objects  # noqa: E402
-from darts_postprocessing.core.regions.process_tiles import merge_tiles, process_tiles  # noqa: E402
+from darts_postprocessing.core.regions.process_tiles import (  # noqa: E402
+    TilesOutputs, merge_tiles, process_tiles, process_tiles_files)
 from darts_postprocessing.core.regions.tiles import TileResult, TileSettings, find_tiles, process_tile  # noqa: E402
 from reading import open_read_only, pixels  # noqa: E402
 from reading import tags as dataset_tags  # noqa: E402
@@ -77,6 +78,28 @@ def test_the_region_becomes_one_map_slump_by_slump(region, tmp_path):
     assert result.duplicates == 2 and {t.tile_id: t.kept for t in result.tiles} == {"tile_A": 3, "tile_B": 2,
                                                                                       "tile_C": 1, "tile_D": 0}
     assert metadata["DARTS_binarizethreshold"] == "0.5" and metadata["DARTS_processtiles_tiles"] == "4"
+
+
+def test_the_pipeline_on_files_says_each_line_once_and_writes_into_a_geopackage(region, tmp_path):
+    """process_tiles_files (processtiles' algorithm and command line): the map as a layer of an
+    existing GeoPackage (its other layers kept) with its coverage beside it, the report, and the
+    group and summary lines said once through `log` (and kept in the result)."""
+    existing = tmp_path / "project.gpkg"
+    process_tiles(region["inputs"], str(existing), layer="other")
+    said = []
+    result = process_tiles_files(region["inputs"], TilesOutputs(str(existing), "slumps", report=str(tmp_path / "r.html")),
+                                 log=lambda sentence, warning: said.append((sentence, warning)))
+    with open_read_only(existing, "vector") as dataset:
+        assert sorted(dataset.GetLayer(i).GetName() for i in range(dataset.GetLayerCount())) == [
+            "other", "other_coverage", "slumps", "slumps_coverage"]
+        assert dataset.GetLayerByName("slumps").GetFeatureCount() == result.features == 6
+    summaries = [sentence for sentence, warning in said if sentence.startswith("4 tiles processed, 0 skipped: 6 ")]
+    assert len(summaries) == 1 and not said[-1][1] and said[-1][0] == summaries[0]
+    assert any(sentence.startswith("year ") and " tiles, " in sentence for sentence, _ in said)
+    assert result.notes == [sentence for sentence, warning in said if not warning]
+    assert result.warnings == [sentence for sentence, warning in said if warning]
+    assert "DARTS tiles to one map" in (tmp_path / "r.html").read_text()
+    assert sorted(os.listdir(tmp_path)) == ["project.gpkg", "r.html"]
 
 
 def test_each_tile_is_postprocessed_exactly_as_prepare_export(region, tmp_path):

@@ -40,19 +40,20 @@ def replace_layer(geopackage: str, copy: str, source: str, layer: str | list[str
                                  layerCreationOptions=["FID=fid", "GEOMETRY_NAME=geometry"])
 
 
-def into_geopackage(files, path: str, layer: str | None, write, companions=()):
-    """`write(file, layer name)` (its result returned) into the GeoPackage output `path` of a
-    run through `files` (AtomicFiles): a new file with a layer of the file's name, or `layer`
-    of an existing file, a copy of it with that layer and the `companions` layers that `write`
-    adds beside it replaced or added (replace_layer), its other layers kept."""
+def into_geopackage(files, target: str, layer: str | None, write, companions=lambda layer: []):
+    """Write a vector output through `write(file, layer)` (its result is returned) and `files`
+    (an AtomicFiles): a new GeoPackage `target` with the layer `layer` (None: the file's name),
+    or, when `layer` is named and `target` exists, a copy of it with that layer (and the layers
+    `companions(layer)` names, which `write` adds beside it) replaced or added, its other layers
+    kept."""
+    if layer and os.path.exists(target):
+        written = files.scratch(target)
+        result = write(written, layer)
+        replace_layer(target, files.reserve(target), written, [layer, *companions(layer)])
+        return result
     from .layers import layer_name
 
-    if layer and os.path.exists(path):
-        written = files.scratch(path)
-        result = write(written, layer)
-        replace_layer(path, files.reserve(path), written, [layer, *companions])
-        return result
-    return write(files.reserve(path), layer or layer_name(path))
+    return write(files.reserve(target), layer or layer_name(target))
 
 
 # Files GDAL may make beside one it writes: statistics, SQLite journals (GeoPackage).

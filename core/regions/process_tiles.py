@@ -1,12 +1,14 @@
 """From tiles to a region: many DARTS tiles in, one map of thaw-slump polygons out
-(`process_tiles`, `merge_tiles`). Tiles are found and processed one by one (tiles.py, in
-workers: workers.py), then merged per group (by default per year, as DARTS' products are
-yearly: objects of different groups are never merged nor cut against each other) (merge.py),
-and the map is written with a coverage layer of the tiles' valid extents.
+(`process_tiles_files`: darts:processtiles' pipeline on files; `merge_tiles` without writing).
+Tiles are found and processed one by one (tiles.py, in workers: workers.py), then merged per
+group (by default per year, as DARTS' products are yearly: objects of different groups are
+never merged nor cut against each other) (merge.py), and the map is written with a coverage
+layer of the tiles' valid extents.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -14,6 +16,7 @@ from dataclasses import dataclass, field
 from ...definitions import DEFAULT_TARGET_CRS, Progress
 from ..files.atomic import AtomicFiles
 from ..files.gdal import spatial_reference
+from ..products.prepare_export_files import run_on_files
 from .darts_ids import group_key
 from .merge import coverage_layer, merge_objects, write_coverage, write_merged
 from .tiles import TILE_OUTPUTS, Skipped, TileResult, TileSettings, tiles_found
@@ -34,6 +37,8 @@ class Region:
     target_crs: str
     record: dict  # the run's parameters, on record in the output
     groups: dict = field(default_factory=dict)  # {group (year, date or "all"): its tiles, features, merges}
+    notes: list = field(default_factory=list)  # sentences for the log (process_tiles_files)
+    warnings: list = field(default_factory=list)
 
     @property
     def features(self) -> int:
@@ -155,13 +160,89 @@ def grouped(results: list[TileResult], grouping: str) -> list[tuple[object, list
     return sorted(groups.items(), key=lambda item: (item[0] is None, str(item[0])))
 
 
-def process_tiles(inputs, output: str, target_crs=DEFAULT_TARGET_CRS, *, layer: str | None = None,
-                  **options) -> Region:
-    """merge_tiles (same `options`) and write the merged map into the GeoPackage `output`
-    (layer `layer`, default the file's name). Every file appears at the end, or none does."""
-    from ..files.layers import layer_name
+@dataclass(frozen=True)
+class TilesOutputs:
+    """Where a processtiles run writes: the merged map into the GeoPackage `map` (as the layer
+    `layer` of it when the file exists, its other layers kept; else a new file, the layer named
+    `layer` or after the file) with its coverage layer beside it; optionally each tile's files
+    under the folder `tiles` and an HTML `report`."""
 
-    with AtomicFiles() as files:
-        region = merge_tiles(inputs, target_crs, files=files, **options)
-        region.write(files.reserve(output), layer or layer_name(output))
-    return region
+    map: str
+    layer: str | None = None
+    tiles: str | None = None
+    report: str | None = None
+
+
+def process_tiles_files(inputs, outputs: TilesOutputs, target_crs=DEFAULT_TARGET_CRS,
+                        settings: TileSettings | None = None, *, workers: int = 1, address: str | None = None,
+                        client=None, stop_on_error: bool = False, progress: Progress | None = None,
+                        files: AtomicFiles | None = None, log=None, title: str | None = None) -> Region:
+    """darts:processtiles from files to files: merge_tiles on the tiles under `inputs` (on the
+    dask.distributed cluster at `address`, or through `client`, one connected already), then the
+    merged map, its coverage layer and the report written to `outputs` through `files` (an
+    AtomicFiles the caller commits; None: one of its own, committed when all are written).
+    `log(sentence, warning)` receives each tile's notes and warnings, each group's line and the
+    summary once (they are in the result's notes and warnings too). `title`: the report's."""
+    from ..files.atomic import into_geopackage
+    from ..lazy.blockwise import scheduler
+
+    settings = (settings or TileSettings()).checked()
+    report = progress or (lambda fraction, message: None)
+
+    def run(files, say):
+        if settings.exclude:
+            from ..files.exclusion import polygons_without_crs
+
+            if polygons_without_crs(settings.exclude[0], settings.exclude[1]):
+                say("EXCLUDE: the polygons have no CRS; they are taken to be in the raster's CRS", True)
+        with contextlib.nullcontext((client, None)) if client is not None else scheduler(address) as (connected, _):
+            if connected is not None and address:
+                say(f"Processing the tiles on the dask cluster at {address}")
+            region = merge_tiles(inputs, target_crs, settings=settings, tile_outputs=outputs.tiles, workers=workers,
+                                 client=connected, stop_on_error=stop_on_error, files=files,
+                                 progress=lambda fraction, message: report(0.95 * fraction, message))
+        report(0.95, "Writing the merged map")
+        into_geopackage(files, outputs.map, outputs.layer, region.write, lambda layer: [coverage_layer(layer)])
+        for sentence, warning in region_lines(region):
+            say(sentence, warning)
+        if outputs.report:
+            from .report import TILES_TITLE, render_tiles_report
+
+            with open(files.reserve(outputs.report), "w", encoding="utf-8") as handle:
+                handle.write(render_tiles_report(title or TILES_TITLE, region, inputs))
+        return region
+
+    return run_on_files(run, [settings.exclude[0] if settings.exclude else None], files, log)
+
+
+def region_lines(region: Region):
+    """(sentence, warning) for the log of a run: each skipped tile, each tile's notes and
+    warnings, each group, the summary."""
+    for skipped in region.skipped:
+        yield f"Tile {skipped.tile_id} skipped: {skipped.reason}", True
+    for tile in region.tiles:
+        for warning in tile.warnings:
+            yield f"Tile {tile.tile_id}: {warning}", True
+        if "excluded_share" in tile.counts:
+            yield f"Tile {tile.tile_id}{excluded_note(tile.counts)}", False
+        if exclusion_missed(tile.counts):
+            yield (f"Tile {tile.tile_id}: the exclusion polygons overlap it in their own CRS but cover no pixel centre "
+                   f"of it (smaller than a pixel, or not in the CRS they declare?)"), True
+        if tile.date.year is None:
+            yield (f"Tile {tile.tile_id}: no date found ({tile.date.source}); its objects are merged with the other "
+                   f"tiles without a date"), True
+        if tile.extent_as_given.startswith("valid pixels"):
+            yield f"Tile {tile.tile_id}: no extent in its folder, the {tile.extent_as_given.split(' (')[0]} used", False
+    for key, group in region.groups.items():
+        yield (f"{region.record['group_by']} {key if key is not None else 'without a date'}: {group['tiles']} tiles, "
+               f"{group['features']} slump polygons ({group['duplicates']} merged across tiles)"), False
+    yield (f"{len(region.tiles)} tiles processed, {len(region.skipped)} skipped: {region.features} slump polygons in "
+           f"the merged map ({region.duplicates} objects seen by more than one tile merged, {region.clipped} cut where "
+           f"they met a neighbour) in {region.seconds:.1f} s."), False
+
+
+def process_tiles(inputs, output: str, target_crs=DEFAULT_TARGET_CRS, *, layer: str | None = None,
+                  tile_outputs: str | None = None, **options) -> Region:
+    """process_tiles_files (same `options`) with the merged map into the GeoPackage `output`
+    (layer `layer`, default the file's name). Every file appears at the end, or none does."""
+    return process_tiles_files(inputs, TilesOutputs(output, layer, tile_outputs), target_crs, **options)
