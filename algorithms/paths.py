@@ -41,17 +41,12 @@ def into_geopackage(path, outputs, write, companions=lambda layer: []):
     """Write the vector output `path` of a run through `write(file, layer)` (its result is
     returned): a new GeoPackage with a layer of the file's name, or for QGIS's 'Save to
     GeoPackage' form into an existing file, a copy of it with that layer (and the layers
-    `companions(layer)` names, which `write` adds beside it) replaced or added."""
-    from ..core.files.atomic import replace_layer
-    from ..core.files.layers import layer_name
+    `companions(layer)` names, which `write` adds beside it) replaced or added
+    (core.files.atomic.into_geopackage)."""
+    from ..core.files.atomic import into_geopackage as write_into
 
     target, layer = geopackage_layer(path)
-    if layer and os.path.exists(target):
-        written = outputs.scratch(target)
-        result = write(written, layer)
-        replace_layer(target, outputs.reserve(target), written, [layer, *companions(layer)])
-        return result
-    return write(outputs.reserve(target), layer or layer_name(target))
+    return write_into(target, layer, outputs, write, companions)
 
 
 class PathsMixin:

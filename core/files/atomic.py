@@ -40,6 +40,21 @@ def replace_layer(geopackage: str, copy: str, source: str, layer: str | list[str
                                  layerCreationOptions=["FID=fid", "GEOMETRY_NAME=geometry"])
 
 
+def into_geopackage(path: str, layer: str | None, files, write, companions=lambda layer: ()):
+    """Write the vector output `path` through `write(file, layer)` (its result is returned),
+    `files` an AtomicFiles: a new GeoPackage with the layer `layer` (None: the file's name), or
+    when `layer` is named and `path` exists, a copy of that file with the layer (and the layers
+    `companions(layer)` names, which `write` adds beside it) replaced or added."""
+    from .layers import layer_name
+
+    if layer and os.path.exists(path):
+        written = files.scratch(path)
+        result = write(written, layer)
+        replace_layer(path, files.reserve(path), written, [layer, *companions(layer)])
+        return result
+    return write(files.reserve(path), layer or layer_name(path))
+
+
 # Files GDAL may make beside one it writes: statistics, SQLite journals (GeoPackage).
 SIDE_FILES = (".aux.xml", "-journal", "-wal", "-shm")
 

@@ -589,8 +589,8 @@ def write_polygons(path, layer, files, binary, grid, values, settings, tags, blo
     `binary` (`block` given) goes block by block. `settings`: any with statistics, parts and
     dask_scheduler (prepareexport's, polygonize's). `objects`: the Objects of an in-memory
     `binary`, labelled already."""
-    from ..files.atomic import replace_layer
-    from ..files.layers import Layout, layer_name
+    from ..files.atomic import into_geopackage
+    from ..files.layers import Layout
     from .polygons import polygonize
 
     layout = Layout(statistics=settings.statistics, parts=settings.parts, tags=tags)
@@ -605,9 +605,4 @@ def write_polygons(path, layer, files, binary, grid, values, settings, tags, blo
                                                         layout)], settings.dask_scheduler,
                           lambda f, m: report(f, m), say, 0.0, 1.0)[0]
 
-    if layer and os.path.exists(path):
-        written = files.scratch(path)
-        count = polygonize_into(written, layer)
-        replace_layer(path, files.reserve(path), written, [layer])
-        return count
-    return polygonize_into(files.reserve(path), layer or layer_name(path))
+    return into_geopackage(path, layer, files, polygonize_into)
