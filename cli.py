@@ -42,6 +42,8 @@ CANCELED = "Canceled: no output was written."
 # Parameters that change how a result is computed, never what it is (not in the files' tags).
 NOT_RECORDED = {"DEVICE", "MEMORY_LIMIT", "DASK_SCHEDULER"}
 INT_MAX = 2 ** 31 - 1
+DOUBLE_MAX = sys.float_info.max  # a QGIS number parameter without a maximum
+REPEATABLE = ("rasters", "layers")  # given once per layer, a list (qgis_process: the parameter repeated)
 
 
 class UsageError(Exception):
@@ -51,8 +53,8 @@ class UsageError(Exception):
 @dataclass(frozen=True)
 class Parameter:
     """One parameter as qgis_process takes it. `kind`: folder, raster, rasters (repeatable),
-    layer (a vector file, path|layername=NAME), number, integer, choice, string, boolean, crs,
-    or an output: vector_output (.gpkg), folder_output, file_output."""
+    layer (a vector file, path|layername=NAME), layers (repeatable layer), number, integer,
+    choice, string, boolean, crs, or an output: vector_output (.gpkg), folder_output, file_output."""
 
     name: str
     kind: str
@@ -195,6 +197,17 @@ ALGORITHMS = {
         _choice("SOURCE", "Input kind", QUALITY_SOURCES, "scl"),
         Parameter("OUTPUT", "raster_output", "Quality mask"),
     ]),
+    "compareyears": ("Compare years: which slumps are new, grew, shrank, stayed stable or are gone between each pair "
+                     "of consecutive years of DARTS maps.", [
+        Parameter("INPUT", "layers", "Yearly slump maps"),
+        Parameter("YEAR_FIELD", "string", "Year field", "year"),
+        Parameter("COVERAGE", "layers", "Coverage per year (observed area)", optional=True),
+        Parameter("TOLERANCE", "number", "Stable within (share of the earlier area)", 0.1, minimum=0.0,
+                  maximum=DOUBLE_MAX),
+        Parameter("OBSERVED_SHARE", "number", "Observed share", 0.5, minimum=0.001, maximum=1.0),
+        Parameter("OUTPUT", "vector_output", "Changes"),
+        Parameter("OUTPUT_REPORT", "file_output", "Report", optional=True),
+    ]),
 }
 OUTPUT_EXTENSIONS = {"vector_output": ("GeoPackage", (".gpkg",)), "raster_output": ("GeoTIFF", (".tif", ".tiff"))}
 
@@ -220,7 +233,7 @@ def parameter_help(parameter: Parameter) -> str:
     text = parameter.label
     if parameter.choices:
         text += f"; one of {', '.join(parameter.choices)}"
-    if parameter.kind == "rasters":
+    if parameter.kind in REPEATABLE:
         text += "; repeat for several"
     if parameter.kind == "boolean":
         text += "; true or false"
@@ -248,7 +261,7 @@ def build_parser() -> Parser:
         group = command.add_argument_group("parameters (KEY=VALUE or --KEY VALUE)")
         for parameter in parameters:
             group.add_argument(f"--{parameter.name}", dest=parameter.name, metavar="VALUE", help=parameter_help(parameter),
-                               action="append" if parameter.kind == "rasters" else Once)
+                               action="append" if parameter.kind in REPEATABLE else Once)
     return parser
 
 
@@ -297,8 +310,8 @@ def converted(parameter: Parameter, value):
         if parameter.optional or parameter.default is not None:
             return parameter.default
         raise UsageError(f"{name} is required ({parameter.label})")
-    if parameter.kind == "rasters":
-        return [converted(Parameter(name, "raster", parameter.label), item) for item in value]
+    if parameter.kind in REPEATABLE:
+        return [converted(Parameter(name, parameter.kind[:-1], parameter.label), item) for item in value]
     if parameter.kind == "choice":
         if value not in parameter.choices:
             raise UsageError(f"{name}: {value!r} is not one of {', '.join(parameter.choices)}")
@@ -314,7 +327,7 @@ def converted(parameter: Parameter, value):
             number = int(number)
         if (parameter.minimum is not None and number < parameter.minimum) or \
                 (parameter.maximum is not None and number > parameter.maximum):
-            high = "" if parameter.maximum in (None, INT_MAX) else f" and at most {parameter.maximum:g}"
+            high = "" if parameter.maximum in (None, INT_MAX, DOUBLE_MAX) else f" and at most {parameter.maximum:g}"
             raise UsageError(f"{name}: {value} is out of range (at least {parameter.minimum:g}{high})")
         return number
     if parameter.kind == "boolean":
@@ -412,8 +425,8 @@ def run_tags(algorithm: str, values: dict) -> dict:
         if parameter.is_output or parameter.name in NOT_RECORDED:
             continue
         value = values[parameter.name]
-        if parameter.kind in ("raster", "rasters"):
-            files = [path for path in (value if isinstance(value, list) else [value]) if path]
+        if parameter.kind in ("raster", "rasters", "layers"):  # by file name (a layer's without |layername=)
+            files = [path.split("|")[0] for path in (value if isinstance(value, list) else [value]) if path]
             found += [read_tags(path) for path in files]
             settings[parameter.name] = ", ".join(os.path.basename(path) for path in files) or None
         elif parameter.kind in ("number", "integer"):
@@ -466,8 +479,8 @@ def percent_note(path: str, what: str, scale: str, console: Console) -> None:
 
 
 def exclusion_source(value: str | None, name: str = "EXCLUDE"):
-    """(file, layer or None, filter or None) of a vector input such as EXCLUDE: a path, with
-    QGIS's |layername=NAME, |layerid=N or |subset=FILTER after it."""
+    """(file, layer or None, filter or None) of an EXCLUDE value (or of the vector layer
+    parameter `name`): a path, with QGIS's |layername=NAME, |layerid=N or |subset=FILTER after it."""
     if not value:
         return None
     path, *options = value.split("|")
@@ -733,9 +746,30 @@ def run_qualitymask(values: dict, console: Console) -> dict:
     return {"OUTPUT": summary.output}
 
 
+def run_compareyears(values: dict, console: Console) -> dict:
+    """darts:compareyears: the core's one pipeline on files (core.regions.compare_years_files), as
+    the algorithm calls it, its HTML report included, all files or none."""
+    from .core.files.atomic import AtomicFiles
+    from .core.regions.compare_years_files import CompareYearsSettings, compare_years_files
+
+    inputs = [exclusion_source(value, "INPUT") for value in values["INPUT"]]
+    coverage = [exclusion_source(value, "COVERAGE") for value in values["COVERAGE"] or []]
+    settings = CompareYearsSettings(values["YEAR_FIELD"] or "", values["TOLERANCE"], values["OBSERVED_SHARE"])
+    read = [path for path, _, _ in inputs + coverage]
+    check_outputs("compareyears", values, read)
+    with AtomicFiles(read) as files:
+        summary = compare_years_files(inputs, values["OUTPUT"], coverage, settings, console.progress,
+                                      report=values["OUTPUT_REPORT"] or None, files=files,
+                                      tags=run_tags("compareyears", values),
+                                      log=lambda sentence, warning: (console.warning if warning else console.info)(
+                                          sentence))
+    return {"OUTPUT": summary.output, **({"OUTPUT_REPORT": summary.report} if summary.report else {})}
+
+
 RUNS = {"processtiles": run_processtiles, "polygonize": run_polygonize, "exporttile": run_exporttile,
         "prepareexport": run_prepareexport, "evaluate": run_evaluate,
-        "erodemask": run_erodemask, "binarize": run_binarize, "qualitymask": run_qualitymask}
+        "erodemask": run_erodemask, "binarize": run_binarize, "qualitymask": run_qualitymask,
+        "compareyears": run_compareyears}
 
 
 def message_of(error: BaseException) -> str:

@@ -1,5 +1,5 @@
 """darts:compareyears — which slumps are new, grew, shrank or are gone between years (the rules:
-core/compare_years.py)."""
+core/regions/compare_years.py; the run on files: core/regions/compare_years_files.py)."""
 
 import os
 
@@ -103,65 +103,26 @@ class CompareYearsAlgorithm(DartsAlgorithm):
         return paths
 
     def execute(self, parameters, context, feedback, outputs):
-        from ..core.regions.compare_years import (
-            compare_years,
-            coverage_beside,
-            read_coverage,
-            read_slumps,
-            summary,
-            write_changes,
-        )
-        from .paths import into_geopackage
+        """The core's pipeline on files (core.regions.compare_years_files); the layer styled on load."""
+        from ..core.regions.compare_years_files import CompareYearsSettings, compare_years_files
+        from ..core.regions.report import CHANGES_TITLE
+        from .paths import geopackage_layer
 
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
-        report_path = self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context)
-        year_field = self.parameterAsString(parameters, self.YEAR_FIELD, context).strip() or "year"
-        tolerance = self.parameterAsDouble(parameters, self.TOLERANCE, context)
-        share = self.parameterAsDouble(parameters, self.OBSERVED_SHARE, context)
+        report = self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context) or None
+        settings = CompareYearsSettings(self.parameterAsString(parameters, self.YEAR_FIELD, context),
+                                        self.parameterAsDouble(parameters, self.TOLERANCE, context),
+                                        self.parameterAsDouble(parameters, self.OBSERVED_SHARE, context))
         folder = os.path.dirname(os.path.abspath(output.split("|")[0]))
+        target, layer = geopackage_layer(output)
 
-        feedback.setProgressText(self.tr("Reading the maps"))
-        inputs = self.sources(parameters, self.INPUT, context, outputs, folder)
-        if not inputs:
-            raise ValueError(f"{self.INPUT}: no map given")
-        slumps, crs = read_slumps(inputs, year_field, what=self.INPUT)
-        years = sorted(slumps)
-        if len(years) < 2:
-            raise ValueError(f"{self.INPUT}: the maps hold {'only the year ' + str(years[0]) if years else 'no slump'}; "
-                             f"at least two years are needed to compare")
-        feedback.pushInfo(self.tr("Years: {} ({} slumps)").format(
-            ", ".join(f"{year}: {len(slumps[year])}" for year in years), sum(map(len, slumps.values()))))
-        coverage_sources = self.sources(parameters, self.COVERAGE, context, outputs, folder)
-        if not coverage_sources:
-            coverage_sources = [found for found in (coverage_beside(path, layer) for path, layer, _ in inputs) if found]
-            for path, layer, _ in coverage_sources:
-                feedback.pushInfo(self.tr("Coverage from {} (layer {})").format(path, layer))
-        coverage = read_coverage(coverage_sources, crs, year_field, what=self.COVERAGE) if coverage_sources else {}
-        unseen = [year for year in years if year not in coverage]
-        if unseen:
-            feedback.pushWarning(self.tr("No coverage for {}: every place counts as observed in that year, so slumps "
-                                         "there are never 'unobserved'").format(", ".join(map(str, unseen))))
-        self.check_canceled(feedback)
-        changes = compare_years(slumps, coverage, tolerance, share, progress=self.progress_reporter(feedback, 10, 80))
-        self.check_canceled(feedback)
+        def log(sentence, warning):
+            (feedback.pushWarning if warning else feedback.pushInfo)(self.tr(sentence))
 
-        feedback.setProgressText(self.tr("Writing the outputs"))
-        into_geopackage(output, outputs, lambda file, name: write_changes(file, name, changes, crs, outputs.tags))
+        compare_years_files(self.sources(parameters, self.INPUT, context, outputs, folder), target,
+                            self.sources(parameters, self.COVERAGE, context, outputs, folder), settings,
+                            self.progress_reporter(feedback), layer=layer, report=report, files=outputs,
+                            tags=outputs.tags, log=log, title=self.tr(CHANGES_TITLE))
         style_on_load(context, output, "changes", self.tr("Changes between years"))
-        results = {self.OUTPUT: output}
-        rows = summary(changes)
-        for row in rows:
-            feedback.pushInfo(self.tr("{} → {}: {} {} ({:.1f} m² before, {:.1f} m² after)").format(
-                row["year_from"], row["year_to"], row["count"], row["change"], row["area_from"], row["area_to"]))
-        if report_path:
-            from ..core.regions.report import render_changes_report
-
-            described = [("maps", "; ".join(f"{p}" + (f", layer {lyr}" if lyr else "") for p, lyr, _ in inputs)),
-                         ("coverage", "; ".join(f"{p}, layer {lyr}" for p, lyr, _ in coverage_sources) or "(none)"),
-                         ("year field", year_field), ("stable within", tolerance), ("observed share", share),
-                         ("CRS", crs.GetName())]
-            with open(outputs.reserve(report_path), "w", encoding="utf-8") as handle:
-                handle.write(render_changes_report(self.tr("Slump change between years"), described, rows))
-            results[self.OUTPUT_REPORT] = report_path
         feedback.setProgress(100)
-        return results
+        return {self.OUTPUT: output, **({self.OUTPUT_REPORT: report} if report else {})}

@@ -100,6 +100,12 @@ def test_values_that_start_with_a_dash_and_repeated_multi_layer_parameters(tmp_p
     (["processtiles", "INPUT_FOLDER=.", "--OUTPUT"], "--OUTPUT needs a value"),
     (["processtiles", "INPUT_FOLDER=.", "r.gpkg"], "'r.gpkg' is no parameter"),
     (["polygonize", "BINARIZED=/no/such.tif", "OUTPUT=p.gpkg"], "BINARIZED: '/no/such.tif' is not a file"),
+    (["compareyears", "INPUT=/no/such.gpkg|layername=slumps", "OUTPUT=c.gpkg"], "INPUT: '/no/such.gpkg' does not exist"),
+    (["compareyears", "OUTPUT=c.gpkg"], "INPUT is required"),
+    (["compareyears", f"INPUT={__file__}", "OUTPUT=c.gpkg", "OBSERVED_SHARE=0"],
+     "OBSERVED_SHARE: 0 is out of range (at least 0.001 and at most 1)"),
+    (["compareyears", f"INPUT={__file__}", "OUTPUT=c.gpkg", "TOLERANCE=-0.1"], "TOLERANCE: -0.1 is out of range (at "
+                                                                              "least 0)\n"),
     (["tiles"], "invalid choice: 'tiles'"),
     ([], "give an algorithm"),
 ])
@@ -112,7 +118,8 @@ def test_a_bad_command_line_is_one_line_and_exit_status_2(argv, message):
 def test_help_lists_the_algorithms_and_each_ones_parameters_with_defaults(package_parent):
     top = module(package_parent, "--help")
     assert top.returncode == 0
-    for name in ("processtiles", "polygonize", "exporttile", "prepareexport", "evaluate"):
+    for name in ("processtiles", "polygonize", "exporttile", "prepareexport", "evaluate", "compareyears",
+                 "erodemask", "binarize", "qualitymask"):
         assert name in top.stdout
     helped = module(package_parent, "processtiles", "--help")
     assert helped.returncode == 0
@@ -348,3 +355,51 @@ def test_exclude_takes_qgis_layer_suffixes():
     assert cli.exclusion_source("water.gpkg|layername=lakes|subset=area > 100") == ("water.gpkg", "lakes", "area > 100")
     with pytest.raises(ValueError, match="unknown option |geometrytype="):
         cli.exclusion_source("water.gpkg|geometrytype=Polygon")
+
+
+def test_compareyears_takes_several_maps_and_the_algorithms_defaults(tmp_path):
+    _, values, _ = cli.parse(["compareyears", f"INPUT={__file__}|layername=a", "--INPUT", __file__,
+                              f"COVERAGE={__file__}|layername=a_coverage", "OUTPUT=c.gpkg"])
+    assert values["INPUT"] == [f"{__file__}|layername=a", __file__]
+    assert values["COVERAGE"] == [f"{__file__}|layername=a_coverage"] and values["OUTPUT_REPORT"] is None
+    assert (values["YEAR_FIELD"], values["TOLERANCE"], values["OBSERVED_SHARE"]) == ("year", 0.1, 0.5)
+    assert cli.exclusion_source(f"{__file__}|layername=a", "INPUT") == (__file__, "a", None)
+    with pytest.raises(ValueError, match="^COVERAGE: unknown option"):
+        cli.exclusion_source(f"{__file__}|geometrytype=Polygon", "COVERAGE")
+
+
+@needs_gdal
+def test_compareyears_writes_the_changes_and_the_report(tmp_path):
+    from vectors import features, write_map
+
+    x, y = 600000, 7800000
+    region = write_map(tmp_path / "region.gpkg", [(2020, (x, y, x + 100, y + 100)), (2021, (x, y, x + 100, y + 160)),
+                                                  (2020, (x + 600, y, x + 650, y + 50)),
+                                                  (2021, (x + 2000, y, x + 2050, y + 50))],
+                       coverage=[(2020, (x - 50, y - 50, x + 1000, y + 500)), (2021, (x - 50, y - 50, x + 3000, y + 500))])
+    out = tmp_path / "out"
+    status, stdout, err = run("compareyears", f"INPUT={region}|layername=slumps", f"OUTPUT={out / 'changes.gpkg'}",
+                              f"OUTPUT_REPORT={out / 'changes.html'}")
+    assert status == 0, err
+    assert stdout == f"OUTPUT: {out / 'changes.gpkg'}\nOUTPUT_REPORT: {out / 'changes.html'}\n"
+    assert f"Coverage from {region} (layer slumps_coverage)" in err and "2020 → 2021: 1 grown" in err
+    layer, found = features(str(out / "changes.gpkg"))
+    assert layer == "changes"
+    assert sorted((attributes["change"], attributes["ids_from"], attributes["ids_to"]) for attributes, _ in found) == \
+        [("gone", "3", ""), ("grown", "1", "2"), ("unobserved", "", "4")]
+    assert '<td id="count-2020-2021-gone">1</td>' in (out / "changes.html").read_text(encoding="utf-8")
+    assert sorted(os.listdir(out)) == ["changes.gpkg", "changes.html"]
+
+
+@needs_gdal
+def test_compareyears_of_one_year_is_one_line_exit_1_and_leaves_nothing(tmp_path):
+    from vectors import write_map
+
+    one = write_map(tmp_path / "one.gpkg", [(2020, (600000, 7800000, 600010, 7800010))])
+    out = tmp_path / "out"
+    status, stdout, err = run("compareyears", f"INPUT={one}", f"OUTPUT={out / 'c.gpkg'}",
+                              f"OUTPUT_REPORT={out / 'c.html'}")
+    assert status == 1 and not stdout
+    assert err == "compareyears: error: INPUT: the maps hold only the year 2020; at least two years are needed to " \
+                  "compare\n", err
+    assert not out.exists() or not os.listdir(out)

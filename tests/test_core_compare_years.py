@@ -1,6 +1,8 @@
 """Change classes between years (core/compare_years.py) on hand-made pairs: growth, shrinking,
 stable, a merge of two slumps, a split, new and gone with and without coverage, and from files."""
 
+import os
+
 import pytest
 
 osgeo = pytest.importorskip("osgeo", reason="GDAL's Python bindings (Debian's python3-gdal) hold the geometries")
@@ -13,8 +15,9 @@ from darts_postprocessing.core.regions.compare_years import (  # noqa: E402
     summary,
     write_changes,
 )
-from osgeo import ogr, osr  # noqa: E402
+from osgeo import ogr  # noqa: E402
 from reading import open_read_only  # noqa: E402
+from vectors import write_map  # noqa: E402
 
 ogr.UseExceptions()
 
@@ -86,28 +89,6 @@ def test_consecutive_pairs_and_summary():
         compare_years({2020: slumps((0, 0, 1, 1))})
 
 
-UTM = 32606
-
-
-def write_map(path, features, epsg=UTM, layer="slumps", year_field="year", coverage=None):
-    """A GeoPackage layer of (year, box) features (plus '<layer>_coverage' of (year, box))."""
-    srs = osr.SpatialReference()
-    srs.ImportFromEPSG(epsg) if epsg else None
-    dataset = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
-    for name, items in ((layer, features), (f"{layer}_coverage", coverage)):
-        if items is None:
-            continue
-        target = dataset.CreateLayer(name, srs if epsg else None, ogr.wkbPolygon)
-        target.CreateField(ogr.FieldDefn(year_field, ogr.OFTInteger))
-        for year, corners in items:
-            feature = ogr.Feature(target.GetLayerDefn())
-            feature.SetField(year_field, year)
-            feature.SetGeometry(box(*corners))
-            target.CreateFeature(feature)
-    dataset = None
-    return str(path)
-
-
 def test_from_files_with_coverage_and_written(tmp_path):
     x, y = 600000, 7800000
     path = write_map(tmp_path / "map.gpkg", [(2020, (x, y, x + 100, y + 100)), (2021, (x, y, x + 100, y + 150)),
@@ -136,3 +117,43 @@ def test_file_errors(tmp_path):
     no_crs = write_map(tmp_path / "no_crs.gpkg", [(2020, (x, y, x + 1, y + 1))], epsg=None)
     with pytest.raises(ValueError, match="the layer has no CRS"):
         read_slumps([(no_crs, None, None)])
+
+
+def test_the_run_on_files_takes_the_coverage_beside_and_writes_all_or_nothing(tmp_path):
+    """compare_years_files (the algorithm's and the command line's run): the coverage beside
+    the map, the changes' layer with the run's tags, the report, notes and warnings; a map of one
+    year, a cancel: nothing written."""
+    from darts_postprocessing.core.regions.compare_years_files import CompareYearsSettings, compare_years_files
+    from reading import tags
+
+    x, y = 600000, 7800000
+    path = write_map(tmp_path / "map.gpkg", [(2020, (x, y, x + 100, y + 100)), (2021, (x, y, x + 100, y + 150)),
+                                             (2021, (x + 500, y, x + 550, y + 50))],
+                     coverage=[(2021, (x - 10, y - 10, x + 900, y + 200))])
+    out, logged = tmp_path / "out", []
+    summary = compare_years_files([(path, None, None)], str(out / "changes.gpkg"),
+                                  settings=CompareYearsSettings(year_field=" year "), report=str(out / "changes.html"),
+                                  log=lambda sentence, warning: logged.append((sentence, warning)))
+    assert (summary.layer, summary.features, summary.years) == ("changes", 2, {2020: 1, 2021: 2})
+    assert summary.coverage == [(path, "slumps_coverage", None)]
+    assert logged[:2] == [("Years: 2020: 1, 2021: 2 (3 slumps)", False), (f"Coverage from {path} (layer slumps_coverage)",
+                                                                          False)]
+    assert summary.warnings == ["No coverage for 2020: every place counts as observed in that year, so slumps there "
+                                "are never 'unobserved'"]
+    assert "2020 → 2021: 1 grown (10000.0 m² before, 15000.0 m² after)" in summary.notes
+    assert sorted(os.listdir(out)) == ["changes.gpkg", "changes.html"]
+    assert tags(str(out / "changes.gpkg"))["DARTS_compareyears_input"] == "map.gpkg"
+    assert '<td id="count-2020-2021-new">1</td>' in (out / "changes.html").read_text(encoding="utf-8")
+    one = write_map(tmp_path / "one.gpkg", [(2020, (x, y, x + 1, y + 1))])
+    with pytest.raises(ValueError, match="^INPUT: the maps hold only the year 2020; at least two years are needed"):
+        compare_years_files([(one, None, None)], str(tmp_path / "none" / "c.gpkg"), report=str(tmp_path / "none" / "c.html"))
+
+    def cancel(fraction, message):
+        if message == "Writing the outputs":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        compare_years_files([(path, None, None)], str(tmp_path / "none" / "c.gpkg"), progress=cancel)
+    with pytest.raises(ValueError, match="^INPUT: no map given"):
+        compare_years_files([], str(tmp_path / "none" / "c.gpkg"))
+    assert not (tmp_path / "none").exists() or not os.listdir(tmp_path / "none")

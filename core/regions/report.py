@@ -12,6 +12,7 @@ from ..products.report import excluded_cell, html_page
 
 
 TILES_TITLE = "DARTS tiles to one map"  # processtiles' page (the algorithm translates it)
+CHANGES_TITLE = "Slump change between years"  # compareyears' page (the algorithm translates it)
 
 
 def render_tiles_report(title: str, region, folder: str) -> str:

@@ -24,13 +24,17 @@ def plugins_folder(profile):
 
 
 def run_both(profile, algorithm, parameters, qgis_outputs, cli_outputs):
-    """qgis_process run darts:<algorithm> and the command line, each with its own outputs."""
-    qgis = qgis_process(profile, "run", f"darts:{algorithm}", "--",
-                        *[f"{key}={value}" for key, value in {**parameters, **qgis_outputs}.items()])
+    """qgis_process run darts:<algorithm> and the command line, each with its own outputs (a
+    list value: the parameter repeated, once per item)."""
+    def arguments(values):
+        return [f"{key}={item}" for key, value in values.items() for item in
+                (value if isinstance(value, list) else [value])]
+
+    qgis = qgis_process(profile, "run", f"darts:{algorithm}", "--", *arguments({**parameters, **qgis_outputs}))
     assert qgis.returncode == 0, qgis.stdout + qgis.stderr
     environment = dict(os.environ, PYTHONPATH=plugins_folder(profile))
     ours = subprocess.run([sys.executable, "-m", "darts_postprocessing", algorithm,
-                           *[f"{key}={value}" for key, value in {**parameters, **cli_outputs}.items()]],
+                           *arguments({**parameters, **cli_outputs})],
                           env=environment, capture_output=True, text=True, timeout=300)
     assert ours.returncode == 0, ours.stderr
     return ours
@@ -150,7 +154,7 @@ def test_the_command_line_declares_the_algorithms_parameters(provider):
             default = definition.defaultValue()
             if definition.type() == "crs":
                 default = str(default)
-            if parameter.kind not in ("raster", "rasters", "layer", "folder") and not parameter.is_output:
+            if parameter.kind not in ("raster", "rasters", "layer", "layers", "folder") and not parameter.is_output:
                 assert parameter.default == default or (parameter.default in (None, "") and default in (None, "")), \
                     (name, parameter.name, parameter.default, default)
             if definition.type() == "enum":
@@ -279,3 +283,30 @@ def test_evaluate_writes_what_qgis_process_writes(profile, tmp_path, source):
     ours = run_both(profile, "evaluate", parameters, outputs["qgis"], outputs["cli"])
     assert "Best setting by pixel_f1" in ours.stderr and "BEST_THRESHOLD: " in ours.stdout
     same_folders(tmp_path / "qgis", tmp_path / "cli")
+@pytest.mark.parametrize("case", ["two maps, coverage beside", "one map, coverage given"])
+def test_compareyears_writes_what_qgis_process_writes(profile, tmp_path, case):
+    """A hand-made pair of years (grown, merged, gone, new or unobserved): the same changes,
+    tags and report from both, with several maps and their coverage found beside them, or one
+    map and its coverage given."""
+    from vectors import features, write_map
+
+    x, y = 600000, 7800000
+    slumps = {2020: [(x, y, x + 100, y + 100), (x + 300, y, x + 340, y + 40), (x + 345, y, x + 385, y + 40),
+                     (x + 600, y, x + 650, y + 50)],
+              2021: [(x, y, x + 100, y + 160), (x + 300, y, x + 385, y + 40), (x + 2000, y, x + 2050, y + 50)]}
+    coverage = {2020: [(x - 50, y - 50, x + 1000, y + 500)], 2021: [(x - 50, y - 50, x + 3000, y + 500)]}
+    if case.startswith("two"):
+        maps = [write_map(tmp_path / f"{year}.gpkg", [(year, box) for box in slumps[year]],
+                          coverage=[(year, box) for box in coverage[year]]) + "|layername=slumps" for year in slumps]
+        parameters = {"INPUT": maps}
+    else:
+        region = write_map(tmp_path / "region.gpkg", [(year, box) for year in slumps for box in slumps[year]],
+                           coverage=[(year, box) for year in coverage for box in coverage[year]])
+        parameters = {"INPUT": f"{region}|layername=slumps", "COVERAGE": f"{region}|layername=slumps_coverage",
+                      "TOLERANCE": 0.5, "OBSERVED_SHARE": 0.9}
+    run_both(profile, "compareyears", parameters,
+             *[{"OUTPUT": tmp_path / side / "changes.gpkg", "OUTPUT_REPORT": tmp_path / side / "changes.html"}
+               for side in ("qgis", "cli")])
+    same_folders(tmp_path / "qgis", tmp_path / "cli")
+    _, found = features(str(tmp_path / "cli" / "changes.gpkg"))
+    assert sorted(attributes["change"] for attributes, _ in found) == ["gone", "grown", "stable", "unobserved"]
