@@ -25,9 +25,12 @@ from ..kernels.checks import check_threshold
 from ..kernels.encodings import prediction_quality
 from .settings import PostprocessSettings
 
-# Memory of the in-memory path, per pixel (measured: ~13 for the first line): float32 probabilities read and
-# masked, quality, extent, objects; each ensemble subset: its probabilities read and masked and its objects;
-# each further threshold, per layer: its objects (bool) and their uint8 copy.
+# Memory of the in-memory path, per pixel: float32 probabilities read and masked, quality, extent, objects;
+# each ensemble subset: its probabilities read and masked and its objects; each further threshold, per layer:
+# its objects (bool) and their uint8 copy. Measured on a full tile (peak RSS growth, docs/benchmarks.md, issue
+# 23): float32 probabilities in 14.3; DARTS' uint8 percent in (kept uint8) 6.0, or 12.1 with OUTPUT_PROBABILITIES
+# (its float32 masked copy). The plan keeps the float figure for every input: uint8 tiles go block by block
+# sooner than they would need to, never later (and MEMORY_LIMIT keeps meaning what it meant).
 BYTES_PER_PIXEL = 14
 SUBSET_BYTES_PER_PIXEL = 9
 THRESHOLD_BYTES_PER_PIXEL = 2
