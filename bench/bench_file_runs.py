@@ -121,7 +121,7 @@ def stages(tile: str, repeat: int) -> dict:
     from darts_postprocessing.core.kernels import objects
     from darts_postprocessing.core.products import api, polygons, prepare_export_files as pef
 
-    wrapped = [(pef, "read_probabilities", "read probabilities (GDAL + decoding percent)"),
+    wrapped = [(pef, "read_probabilities_for_export", "read probabilities (GDAL + checking DARTS' percent)"),
                (pef, "read_quality", "read quality mask"),
                (api, "prepare_export_thresholds", "core: prepare_export_thresholds"),
                (geotiff, "write_geotiff", "write 2 GeoTIFFs (DEFLATE)"),
@@ -208,8 +208,9 @@ def main() -> None:
 
     results = {name: {"prepare": [], "one": [], "many": []} for name in versions}
     outputs = {}
-    for _ in range(args.repeat):
-        for index, (name, environment) in enumerate(versions.items()):
+    for repeat in range(args.repeat):
+        order = list(enumerate(versions.items()))
+        for index, (name, environment) in (order if repeat % 2 == 0 else order[::-1]):  # neither always first
             outputs[name] = work / f"out-{index}"
             results[name]["prepare"].append(prepare(environment, tiles[0][1], outputs[name]))
             print(name, "prepareexport", results[name]["prepare"][-1], flush=True)

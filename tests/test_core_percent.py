@@ -61,7 +61,7 @@ def test_prepare_export_percent_in_memory_and_on_dask_equal_the_reference(seed, 
     for threshold in THRESHOLDS:
         extent, expected, masked = reference.prepare_export(percent, quality, threshold, 2, 4, 1, boundary=boundary)
         one = prepare_export(tile, threshold, device="cpu", **{k: v for k, v in options.items()})
-        for result in (one, several[threshold], {k: v.compute() for k, v in lazy[threshold].items()}):
+        for result in (one, several[threshold], {k: np.asarray(v) for k, v in lazy[threshold].items()}):
             np.testing.assert_array_equal(result["binarized_segmentation"], expected)
             np.testing.assert_array_equal(result["extent"], extent)
             np.testing.assert_array_equal(result["probabilities"], masked)
@@ -103,3 +103,101 @@ def test_to_percent_refuses_uint8_above_100():
     np.testing.assert_array_equal(to_percent(percent), percent)
     with pytest.raises(ValueError, match="101"):
         to_percent(np.array([[0, 101, 255]], np.uint8))
+
+
+# -- DARTS' percent as stored (uint8, 255 = none), thresholded without decoding it to float ----------
+
+def exhaustive_thresholds():
+    """Every threshold of a fine grid over [0, 1], each k / 100 and the floats beside it."""
+    grid = [i / 20000 for i in range(20001)]
+    edges = [k / 100 for k in range(101)] + [0.29, 0.57, 0.505, 0.1 + 0.2]
+    beside = [np.nextafter(t, side) for t in edges for side in (0.0, 1.0)]
+    return sorted({float(t) for t in grid + edges + beside if 0.0 <= t <= 1.0})
+
+
+def test_the_integer_rule_equals_the_float_rule_for_every_value_and_threshold():
+    """stored_percent_above (uint8: v + 1 > ceil(100 t), 255 wrapping to 0) against
+    above_threshold of the float32 that decode_probabilities gives each of the 256 values."""
+    from darts_postprocessing.core.kernels.encodings import percent_lookup
+    from darts_postprocessing.core.kernels.postprocess import above_threshold, stored_percent_above
+
+    values = np.arange(256, dtype=np.uint8)
+    # decode_probabilities refuses 101..254 (out of range); the values it accepts decode as the lookup says
+    accepted = np.r_[np.arange(101), 255].astype(np.uint8)[None, :]
+    np.testing.assert_array_equal(decoded(accepted)[0], percent_lookup("fraction")[accepted[0]])
+    # all 256 values: 0..254 divided as decode_probabilities divides, 255 (nodata) NaN
+    floats = np.divide(values, np.float32(100), dtype=np.float32)
+    floats[255] = np.nan
+    for threshold in exhaustive_thresholds():
+        expected = above_threshold(floats, threshold, "percent")
+        np.testing.assert_array_equal(stored_percent_above(values, threshold), expected, err_msg=str(threshold))
+        assert not expected[255] and (expected[:255] == (np.arange(255) >= 100 * threshold)).all()
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_prepare_export_of_stored_percent_equals_its_decoded_floats(seed, order):
+    """The same extent, binarized rasters, counts and masked float32 probabilities (bit for bit)
+    from the uint8 as from the floats it decodes to; several thresholds; unmasked: the uint8 kept."""
+    import dask.array as da
+
+    percent, quality = random_percent(seed)
+    percent = np.asarray(percent, order=order)
+    options = dict(mask_erosion_size=2, min_object_size=4, quality_level=1, probability_scale="percent")
+    for boundary in ["remove", "clip"]:
+        counts_floats = {}
+        expected = prepare_export_thresholds({"probabilities": decoded(percent), "quality_data_mask": quality},
+                                             THRESHOLDS, device="cpu", boundary=boundary, object_counts=counts_floats,
+                                             **options)
+        counts = {}
+        got = prepare_export_thresholds({"probabilities": percent, "quality_data_mask": quality}, THRESHOLDS,
+                                        device="cpu", boundary=boundary, object_counts=counts, **options)
+        unmasked = prepare_export_thresholds({"probabilities": percent, "quality_data_mask": quality}, THRESHOLDS,
+                                             device="cpu", boundary=boundary, masked_probabilities=False, **options)
+        lazy = prepare_export_thresholds({"probabilities": da.from_array(percent, chunks=(37, 41)),
+                                          "quality_data_mask": quality}, THRESHOLDS, boundary=boundary, **options)
+        assert counts == counts_floats
+        for threshold in THRESHOLDS:
+            want = expected[threshold]
+            for result in (got[threshold], unmasked[threshold], {k: np.asarray(v) for k, v in lazy[threshold].items()}):
+                np.testing.assert_array_equal(result["binarized_segmentation"], want["binarized_segmentation"])
+                np.testing.assert_array_equal(result["extent"], want["extent"])
+            for result in (got[threshold], lazy[threshold]):
+                masked = np.asarray(result["probabilities"])
+                assert masked.dtype == np.float32
+                np.testing.assert_array_equal(masked.view(np.uint32), want["probabilities"].view(np.uint32))
+            assert unmasked[threshold]["probabilities"] is percent
+
+
+def test_stored_percent_out_of_range_is_named():
+    percent = np.full((4, 6), 50, np.uint8)
+    percent[2, 3] = 180
+    tile = {"probabilities": percent, "quality_data_mask": np.ones(percent.shape, np.uint8)}
+    with pytest.raises(ValueError, match="probabilities.*percent"):
+        prepare_export(tile, 0.5, 0, 1, device="cpu", probability_scale="percent")
+    with pytest.raises(TypeError, match="probabilities"):
+        prepare_export(tile, 0.5, 0, 1, device="cpu")  # read as fractions, uint8 is no float
+
+
+@pytest.mark.parametrize("nodata", [None, 255.0, 0.0, 200.0, float("nan"), -1.0])
+def test_stored_percent_is_what_decoding_gives(nodata):
+    """stored_percent (no float) decodes, through the lookup, to decode_probabilities' floats bit
+    for bit, for any nodata value; and it raises what decode_probabilities raises."""
+    from darts_postprocessing.core.kernels.encodings import percent_lookup, stored_percent
+
+    rng = np.random.default_rng(3)
+    data = rng.integers(0, 101, (300, 5000), dtype=np.uint8)  # several strips
+    if nodata is not None and 0 <= nodata <= 255:
+        data[rng.random(data.shape) < 0.1] = int(nodata)
+    elif nodata is None:
+        data[rng.random(data.shape) < 0.1] = 255
+    want = decode_probabilities(data, nodata, "probabilities", "percent")
+    stored = stored_percent(data, nodata, "probabilities")
+    assert stored is data or nodata not in (None, 255.0)
+    np.testing.assert_array_equal(percent_lookup("fraction")[stored].view(np.uint32), want.view(np.uint32))
+    bad = data.copy()
+    bad[-1, -1] = 130 if nodata != 130 else 140
+    with pytest.raises(ValueError) as raised:
+        decode_probabilities(bad, nodata, "probabilities", "percent")
+    with pytest.raises(ValueError, match=str(raised.value).replace("(", r"\(").replace(")", r"\)")):
+        stored_percent(bad, nodata, "probabilities")

@@ -133,3 +133,52 @@ def test_without_masked_probabilities_the_results_are_the_same(boundary):
             assert unmasked[threshold][name] is tile[name]  # as given, no copy
             inside = masked[threshold]["binarized_segmentation"]
             np.testing.assert_array_equal(masked[threshold][name][inside], tile[name][inside])
+
+
+def _rewritten(source, target, transform, nodata):
+    """`source`'s pixels through `transform` into the GeoTIFF `target` (the same grid), with `nodata`."""
+    from sample_tile import write_tif
+
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    write_tif(target, transform(pixels(source)), nodata=nodata)
+    return target
+
+
+@pytest.mark.parametrize("settings", [
+    PrepareExportSettings(),
+    PrepareExportSettings(statistics="percent", parts=True, boundary="clip", size_connectivity=4),
+    PrepareExportSettings(thresholds=(0.4, 0.6), mask_erosion_size=3, statistics="percent"),
+])
+def test_uint8_percent_kept_as_stored_writes_what_the_float_path_writes(tile, tmp_path, settings):
+    """In memory, without OUTPUT_PROBABILITIES, DARTS' uint8 percent is thresholded in uint8 and
+    its statistics looked up per object pixel (issue 23): the same files as block by block (which
+    decodes it to float32), with an ensemble member, without a quality mask and with a nodata
+    value other than 255 (0, the pixels that held 0 set to 1)."""
+    zero_nodata = _rewritten(tile["probabilities"], str(tmp_path / "zero" / "probabilities.tif"),
+                             lambda p: np.where(p == 0, 1, np.where(p == 255, 0, p)).astype(np.uint8), 0)
+    for case, inputs in (("member", PrepareExportInputs(tile["probabilities"], tile["quality"],
+                                                        {"member": tile["member"]})),
+                         ("no quality", PrepareExportInputs(tile["member"])),
+                         ("nodata 0", PrepareExportInputs(zero_nodata, tile["quality"]))):
+        digests = []
+        for name, limit in (("memory", None), ("blocks", 1)):
+            folder = tmp_path / case / name
+            prepare_export_files(inputs, outputs_in(folder, polygons=str(folder / "objects.gpkg")),
+                                 PrepareExportSettings(**{**settings.__dict__, "memory_limit_mb": limit}))
+            digests.append(folder_digest(folder))
+        assert digests[0] == digests[1], case
+
+
+def test_uint8_percent_in_memory_equals_its_floats_in_memory(tile, tmp_path):
+    """The uint8 file and a float32 file of the values it decodes to (read as percent 0..100:
+    float32(v) / 100, the same floats): the same rasters and polygons with their statistics."""
+    floats = _rewritten(tile["probabilities"], str(tmp_path / "float" / "probabilities.tif"),
+                        lambda p: np.where(p == 255, np.nan, p).astype(np.float32), float("nan"))
+    digests = []
+    for name, path in (("uint8", tile["probabilities"]), ("float", floats)):
+        folder = tmp_path / name / "out"
+        prepare_export_files(PrepareExportInputs(path, tile["quality"]),
+                             outputs_in(folder, polygons=str(folder / "objects.gpkg")),
+                             PrepareExportSettings(scale="percent", thresholds=(0.29, 0.5, 0.57)))
+        digests.append(folder_digest(folder))
+    assert digests[0] == digests[1]

@@ -9,8 +9,8 @@ import contextlib
 
 import numpy as np
 
-from ..kernels.encodings import (all_nodata, check_raster_shape, decode_probabilities, decode_quality, keeps_percent,
-                                 percent_as_stored, percent_doubt, probability_scale, quality_as_read)
+from ..kernels.encodings import (all_nodata, all_stored_nodata, check_raster_shape, decode_probabilities, decode_quality,
+                                 keeps_percent, percent_doubt, probability_scale, quality_as_read, stored_percent)
 from .gdal import check_written, gdal_geotransform, gdal_writing, open_read_only, osgeo, spatial_reference
 
 TIFF_TILE = 256  # GeoTIFF tile size of every output; blocks are multiples of it
@@ -204,10 +204,17 @@ def read_probabilities(path: str, what: str, scale: str = "auto") -> np.ndarray:
 
 def read_probabilities_for_export(path: str, what: str, scale: str = "auto") -> np.ndarray:
     """As read_probabilities, but DARTS' uint8 percent stays uint8 percent (nodata -> 255), so
-    it is written back unchanged: re-deriving it from float32 k/100 would shift some values by 1."""
+    it is written back unchanged: re-deriving it from float32 k/100 would shift some values by 1.
+    Checked as read_probabilities checks it, never decoded to a float raster (a uint8 tile's
+    float32 copy is 4 bytes a pixel): encodings.percent_lookup gives the floats it stands for,
+    and the core thresholds it in uint8 (prepare_export with probability_scale "percent")."""
     data, nodata = read_band(path, what)
-    probabilities = _probabilities(data, nodata, what, scale)
-    return percent_as_stored(data, probabilities) if keeps_percent(data.dtype, scale) else probabilities
+    if keeps_percent(data.dtype, scale) and data.ndim == 2:
+        stored = stored_percent(data, nodata, what)
+        if all_stored_nodata(stored):
+            raise ValueError(f"{what} has no valid pixel: every pixel is nodata")
+        return stored
+    return _probabilities(data, nodata, what, scale)
 
 
 def _probabilities(data: np.ndarray, nodata, what: str, scale: str) -> np.ndarray:

@@ -109,18 +109,8 @@ def _decode_uint8_percent(data: np.ndarray, missing_value):
     caller's general path raises, with the range of the valid values)."""
     values = np.arange(256, dtype=np.uint8)
     missing = values == missing_value  # each of the 256 values compared as the pixels would be
-    if (~missing & (values > 100)).any():
-        # Values that would be out of range: does any pixel hold one?
-        if missing.sum() == 1 and missing[255]:
-            # The usual nodata 255: v + 1 wraps it to 0, so the largest v + 1 > 101 means some v in 101..254.
-            shifted = np.empty(min(data.size, _STRIP_PIXELS), dtype=np.uint8)
-            for part in _uint8_strips(data):
-                flat = shifted[:part.size].reshape(part.shape)
-                np.add(part, np.uint8(1), out=flat)
-                if flat.max() > 101:
-                    return None
-        elif data.max() > 100 and (~missing & (values > 100))[_present_values(data)].any():
-            return None
+    if _uint8_percent_out_of_range(data, missing):
+        return None
     probabilities = np.empty(data.shape, dtype=np.float32)
     out = probabilities.reshape(-1)
     start = 0
@@ -139,6 +129,93 @@ def _decode_uint8_percent(data: np.ndarray, missing_value):
         np.take(decoded, part.reshape(-1), out=out[start:start + part.size], mode="clip")  # (values are 0..255)
         start += part.size
     return probabilities
+
+
+def _uint8_percent_out_of_range(data: np.ndarray, missing: np.ndarray) -> bool:
+    """Whether some pixel of uint8 `data` holds a value above 100 that is not missing
+    (`missing`: bool per each of the 256 values)."""
+    values = np.arange(256, dtype=np.uint8)
+    if not (~missing & (values > 100)).any():
+        return False
+    if missing.sum() == 1 and missing[255]:
+        # The usual nodata 255: v + 1 wraps it to 0, so the largest v + 1 > 101 means some v in 101..254.
+        return any(part.size and part.max() > 101 for part in _shifted_strips(data))
+    return bool(data.max() > 100 and (~missing & (values > 100))[_present_values(data)].any())
+
+
+def _shifted_strips(data: np.ndarray):
+    """v + 1 (uint8: 255 wraps to 0) of each strip of rows of uint8 `data`, in one reused
+    buffer: a stored percent v passes the integer limit k (percent_limit) where v + 1 > k, and
+    no v in 0..100 or 255 makes it above 101."""
+    shifted = np.empty(min(data.size, _STRIP_PIXELS), dtype=np.uint8)
+    for part in _uint8_strips(data):
+        flat = shifted[:part.size].reshape(part.shape)
+        np.add(part, np.uint8(1), out=flat)
+        yield flat
+
+
+def stored_percent(data: np.ndarray, nodata, what: str) -> np.ndarray:
+    """DARTS' uint8 percent as stored (0..100; PERCENT_NODATA where there is no prediction),
+    checked as decode_probabilities checks it (its errors), without decoding it to float:
+    decode_probabilities(data, nodata, what, "percent") is PERCENT_LOOKUP["fraction"] of it,
+    value for value. `data` itself when its nodata is PERCENT_NODATA (or none), else a copy
+    with the nodata value replaced."""
+    if data.dtype != np.uint8 or data.ndim != 2:
+        raise TypeError(f"{what}: stored percent must be a 2-D uint8 raster, got {data.dtype} with {data.ndim} dims")
+    missing = np.arange(256) == (PERCENT_NODATA if nodata is None else nodata)
+    if _uint8_percent_out_of_range(data, missing):
+        decode_probabilities(data, nodata, what, "percent")  # raises, with the valid values' range
+    if missing[PERCENT_NODATA] or not missing.any():  # (without a nodata value, 255 is out of range above)
+        return data
+    stored = data.copy()
+    value = np.uint8(np.flatnonzero(missing)[0])
+    for part in _uint8_strips(stored):
+        np.copyto(part, np.uint8(PERCENT_NODATA), where=part == value)
+    return stored
+
+
+def percent_lookup(scale: str = "fraction") -> np.ndarray:
+    """What each stored percent value 0..255 decodes to (float32; NaN for PERCENT_NODATA and
+    values above 100): for "fraction" float32(v) / float32(100), as decode_probabilities and
+    statistics_values compute it, for "percent" float32(v), as statistics_values has it."""
+    values = np.arange(256, dtype=np.uint8).astype(np.float32)
+    if scale == "fraction":
+        values = values / np.float32(100)
+    values[101:] = np.nan
+    return values
+
+
+def check_stored_percent(stored: np.ndarray) -> None:
+    """Raise to_percent's error when uint8 percent as stored holds a value other than 0..100
+    and PERCENT_NODATA; checked a strip of rows at a time (to_percent only to say which)."""
+    if stored.ndim != 2 or any(part.size and part.max() > 101 for part in _shifted_strips(stored)):
+        to_percent(stored)
+
+
+def decode_stored_percent(stored, what: str = "probabilities", xp=np):
+    """Float32 probabilities (NaN: no prediction) of uint8 percent as stored, value for value
+    as decode_probabilities gives them; a value other than 0..100 and PERCENT_NODATA raises.
+    numpy or cupy, or a dask block."""
+    if bool(((stored > 100) & (stored != PERCENT_NODATA)).any()):
+        raise ValueError(f"{what} is read as DARTS' uint8 percent 0..100 (nodata {PERCENT_NODATA}), but holds values "
+                         f"from 101 to 254")
+    return xp.asarray(percent_lookup("fraction"))[stored.astype(xp.intp)]
+
+
+def all_stored_nodata(stored: np.ndarray) -> bool:
+    """Whether every value of uint8 percent as stored is PERCENT_NODATA, a strip of rows at a
+    time, stopping at the first prediction."""
+    return all(bool(part.min() == PERCENT_NODATA) for part in _uint8_strips(stored) if part.size)
+
+
+def prediction_quality(probabilities: np.ndarray) -> np.ndarray:
+    """The quality mask of a tile without one: 2 (high quality) where there is a prediction, 0
+    where there is none; from float probabilities (NaN) or uint8 percent as stored (255)."""
+    if probabilities.dtype == np.uint8:
+        quality = np.not_equal(probabilities, np.uint8(PERCENT_NODATA)).view(np.uint8)
+        quality <<= 1
+        return quality
+    return np.where(np.isnan(probabilities), 0, 2).astype(np.uint8)
 
 
 def _uint8_strips(data: np.ndarray):

@@ -106,24 +106,27 @@ class Objects:
         """Sum over each object's pixels of a per-row weight (e.g. the pixel area of that row)."""
         return np.bincount(self.run_labels, weights=self.lengths * row_weights[self.rows], minlength=self.count + 1)[1:]
 
-    def table(self, values=None) -> dict[str, np.ndarray]:
+    def table(self, values=None, lookup=None) -> dict[str, np.ndarray]:
         """Region_ID (1..count), npixel and, with `values`, their statistics per object: the
-        columns every object table and layer starts with."""
+        columns every object table and layer starts with. `lookup`: see statistics."""
         table = {"Region_ID": np.arange(1, self.count + 1), "npixel": self.npixel()}
         if values is not None:
-            table.update(self.statistics(values))
+            table.update(self.statistics(values, lookup))
         return table
 
-    def statistics(self, values) -> dict[str, np.ndarray]:
+    def statistics(self, values, lookup=None) -> dict[str, np.ndarray]:
         """min, max, mean, median, std (population) of `values` inside each object.
 
         NaN values are left out; an object with no finite value gets NaN statistics.
+        `lookup` (e.g. encodings.percent_lookup): integer `values` stand for lookup[value], looked
+        up for the objects' pixels only (no float copy of the whole raster).
         """
         values = to_host(values)
         if values.shape != self.shape:
             raise ValueError(f"values have shape {values.shape}, the objects' raster {self.shape}")
         flat, labels = self.pixels()
-        return statistics_of(values.reshape(-1)[flat], labels, self.count)
+        picked = values.reshape(-1)[flat]
+        return statistics_of(picked if lookup is None else lookup[picked], labels, self.count)
 
 
 def separate_windows(boxes: np.ndarray) -> list:

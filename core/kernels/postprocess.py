@@ -154,8 +154,23 @@ def above_threshold(probabilities, threshold: float, scale: str = "fraction"):
     ceil(100 t) / 100, computed in the same float type, which keeps the order of the integers."""
     if scale == "percent":
         kind = probabilities.dtype.type
-        return probabilities >= kind(math.ceil(100 * threshold)) / kind(100)
+        return probabilities >= kind(percent_limit(threshold)) / kind(100)
     return probabilities > threshold
+
+
+def percent_limit(threshold: float) -> int:
+    """The smallest DARTS percent v that passes `threshold` (v >= 100 * t): ceil(100 t), 0..100
+    for t in [0, 1]. Decoded, v / 100 in float32 is strictly increasing in v (steps of 0.01,
+    far above its rounding), so above_threshold's `v / 100 >= ceil(100 t) / 100` holds exactly
+    where `v >= ceil(100 t)` does: stored percent (0..100, 255 = NaN) is thresholded as the
+    integers `v + 1 > limit` in uint8, where 255 wraps to 0 and never passes."""
+    return math.ceil(100 * threshold)
+
+
+def stored_percent_above(stored, threshold: float, xp=np):
+    """above_threshold(percent_lookup()[stored], threshold, "percent") of uint8 percent as
+    stored, in uint8 (tests/test_core_percent.py checks every value and threshold)."""
+    return xp.add(stored, xp.uint8(1)) > percent_limit(threshold)
 
 
 def excluded_too_much(excluded_pixels, sizes, max_share: float):

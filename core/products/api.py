@@ -41,9 +41,10 @@ from ..kernels.devices import (
     resolve_device,
     validate_device,
 )
+from ..kernels.encodings import decode_stored_percent, percent_lookup
 from ..kernels.objects import Objects
 from ..kernels.postprocess import (RESOLVED_SCALES, above_threshold, binarize_array, binarize_thresholded, erode_valid,
-                                  erode_valid_in_place)
+                                  erode_valid_in_place, percent_limit)
 from ..kernels.runs import strip_rows
 
 logger = logging.getLogger(__name__)
@@ -79,7 +80,9 @@ def _scan_layer(name, probs: np.ndarray, valid: np.ndarray, thresholds, scale, m
     """One pass over a host layer of probabilities, on the grid of `valid`: checks its values
     (raising as check_probabilities does), and returns the C-ordered bool image of the pixels
     above each threshold and the probabilities with NaN where `valid` is False (None unless
-    `mask`)."""
+    `mask`). uint8 percent as stored is thresholded in uint8 (_scan_stored_percent)."""
+    if probs.dtype == np.uint8:
+        return _scan_stored_percent(name, probs, valid, thresholds, mask)
     height, width = probs.shape
     nan = probs.dtype.type(np.nan)
     objects = [np.empty((height, width), dtype=bool) for _ in thresholds]
@@ -101,6 +104,35 @@ def _scan_layer(name, probs: np.ndarray, valid: np.ndarray, thresholds, scale, m
         np.copyto(masked[rows], nan, where=scratch[:count])
     return objects, masked
 
+
+
+def _scan_stored_percent(name, stored: np.ndarray, valid: np.ndarray, thresholds, mask: bool = True):
+    """_scan_layer of DARTS' uint8 percent as stored (0..100, 255 = no prediction): the same
+    images and masked float32 probabilities as from its decoded floats, without a float copy
+    of the layer unless `mask` asks for one. Each strip's v + 1 (255 wraps to 0) gives the
+    check (at most 101) and every threshold (v + 1 > percent_limit(t), see percent_limit)."""
+    height, width = stored.shape
+    limits = [np.uint8(percent_limit(threshold)) for threshold in thresholds]
+    objects = [np.empty((height, width), dtype=bool) for _ in thresholds]
+    masked = np.empty((height, width), dtype=np.float32) if mask else None
+    lookup = percent_lookup("fraction")
+    nan = np.float32(np.nan)
+    shifted = scratch = None
+    for rows, strip in _c_strips(stored):
+        count = strip.shape[0]
+        if shifted is None:  # the first strip is the largest
+            shifted, scratch = np.empty((count, width), dtype=np.uint8), np.empty((count, width), dtype=bool)
+        plus = np.add(strip, np.uint8(1), out=shifted[:count])
+        if plus.max() > 101:
+            decode_stored_percent(stored, name)  # raises
+        for image, limit in zip(objects, limits):
+            np.greater(plus, limit, out=image[rows])
+        if masked is None:
+            continue
+        np.take(lookup, strip, out=masked[rows], mode="clip")
+        np.logical_not(valid[rows], out=scratch[:count])
+        np.copyto(masked[rows], nan, where=scratch[:count])
+    return objects, masked
 
 
 # -- containers ---------------------------------------------------------------------------
@@ -231,7 +263,9 @@ def prepare_export(
     `object_counts`, if given, is filled per binarized layer with the number of `objects`
     above the threshold, `removed_at_boundary`, `removed_excluded` (with `exclude`) and
     `removed_too_small` (for reports). `probability_scale="percent"`: the probabilities were
-    decoded from DARTS' uint8 percent (see binarize). `max_excluded_share`: see binarize.
+    decoded from DARTS' uint8 percent (see binarize), or are that uint8 percent as stored
+    (0..100, 255 = no prediction; the masked layers come back as the float32 it decodes to).
+    `max_excluded_share`: see binarize.
     """
     counts = [] if object_counts is not None else None
     (result,) = _prepare(tile, [bin_threshold], mask_erosion_size, min_object_size, quality_level, ensemble_subsets,
@@ -324,12 +358,16 @@ def _prepare(tile, thresholds, mask_erosion_size, min_object_size, quality_level
         for index, (subset, name) in enumerate(layers.items()):
             suffix = "" if subset is None else f"-{subset}"
             probs = backend.asarray(raw_array(tile[name]))
+            stored = probs.dtype == np.uint8 and scale == "percent"  # DARTS' percent as stored (255: none)
             scanned = None
             if xp is np and isinstance(probs, np.ndarray) and probs.ndim == 2 and probs.shape == valid.shape:
                 # On the host: one pass over the layer checks it, thresholds it and masks it.
-                check_raster(name, probs, "f", "float probabilities in [0, 1] (NaN = no prediction)")
+                if not stored:
+                    check_raster(name, probs, "f", "float probabilities in [0, 1] (NaN = no prediction)")
                 scanned, masked = _scan_layer(name, probs, valid, thresholds, scale, masked_probabilities)
             else:
+                if stored:
+                    probs = decode_stored_percent(probs, name, xp)
                 check_probabilities(name, probs, xp)
             check_same_shape(quality_data_mask=valid, **{name: probs})
             for step, threshold in enumerate(thresholds):
@@ -386,6 +424,9 @@ def _prepare_export_lazy(tile, layers, thresholds, erosion, edge, min_size, leve
     for subset, name in layers.items():
         suffix = "" if subset is None else f"-{subset}"
         probabilities[suffix] = (name, _as_dask(tile[name], like=first))
+        if probabilities[suffix][1].dtype == np.uint8 and scale == "percent":  # as stored: decoded block by block
+            probabilities[suffix] = (name, probabilities[suffix][1].map_blocks(decode_stored_percent, name,
+                                                                                dtype=np.float32))
         check_raster(name, probabilities[suffix][1], "f", "float probabilities in [0, 1] (NaN = no prediction)")
         check_same_shape(quality_data_mask=quality, **{name: probabilities[suffix][1]})
     excluded = None

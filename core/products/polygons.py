@@ -12,7 +12,7 @@ from ..files.atomic import AtomicFiles
 from ..files.gdal import gdal_geotransform, spatial_reference
 from ..files.layers import Layout, layer_name, row_pixel_areas, trace_objects, write_layer
 from ..kernels.devices import dask_array, is_dask
-from ..kernels.encodings import statistics_values
+from ..kernels.encodings import check_stored_percent, percent_lookup, statistics_values
 from ..kernels.objects import Objects
 
 
@@ -56,8 +56,9 @@ def polygonize(binary, geotransform, crs, path: str, layer: str | None = None, p
         return polygonize_file_lazy(dask_array(binary), geotransform, crs, path, layer, values, lock, layout)
     report = progress or (lambda fraction, message: None)
     srs = spatial_reference(crs)
-    values = None if probabilities is None else statistics_values(probabilities, layout.statistics)
-    fields, geometries = object_features(binary, geotransform, srs, values, lambda f, m: report(0.8 * f, m), objects)
+    values, lookup = _statistics_values(probabilities, layout.statistics)
+    fields, geometries = object_features(binary, geotransform, srs, values, lambda f, m: report(0.8 * f, m), objects,
+                                         lookup)
     report(0.8, "Writing polygons")
     with AtomicFiles() as files:  # a canceled or failed run leaves no half-written file
         write_layer(files.reserve(path), layer, srs, fields, geometries,
@@ -66,17 +67,31 @@ def polygonize(binary, geotransform, crs, path: str, layer: str | None = None, p
     return len(geometries)
 
 
-def object_features(binary, geotransform, srs, probabilities=None, progress: Progress | None = None, objects=None):
+def _statistics_values(probabilities, scale: str):
+    """(values, lookup) for Objects.table: DARTS' uint8 percent on the host stays uint8, each
+    object pixel looked up as the float32 statistics_values would give it (the same values,
+    without its full-raster float copy); anything else statistics_values, no lookup."""
+    if probabilities is None:
+        return None, None
+    if isinstance(probabilities, np.ndarray) and probabilities.dtype == np.uint8:
+        check_stored_percent(probabilities)
+        return probabilities, percent_lookup(scale)
+    return statistics_values(probabilities, scale), None
+
+
+def object_features(binary, geotransform, srs, probabilities=None, progress: Progress | None = None, objects=None,
+                    lookup=None):
     """(fields, geometries) of the 8-connected objects of `binary`, as polygonize writes them:
     FIELDS' columns (statistics only with `probabilities`) and one OGR MultiPolygon each, in
-    Region_ID order. `objects` (an Objects of `binary`) saves labelling it again."""
+    Region_ID order. `objects` (an Objects of `binary`) saves labelling it again; `lookup`:
+    what integer `probabilities` stand for (Objects.statistics)."""
     report = progress or (lambda fraction, message: None)
     transform = gdal_geotransform(geotransform)
     report(0.0, "Labelling objects")
     objects = objects or Objects(binary)
     if probabilities is not None:
         report(0.2, "Object statistics")
-    fields = objects.table(probabilities)
+    fields = objects.table(probabilities, lookup)
     fields["area_m2"] = objects.rows_weighted(row_pixel_areas(transform, objects.shape[0], srs))
 
     report(0.4, "Tracing polygons")

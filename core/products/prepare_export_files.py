@@ -18,15 +18,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..files.geotiff import read_probabilities, read_probabilities_for_export, read_quality
+from ..files.geotiff import read_probabilities_for_export, read_quality
 from ...definitions import LONG_NAMES, Progress
 from ..files.atomic import AtomicFiles
 from ..kernels.checks import check_threshold
+from ..kernels.encodings import prediction_quality
 from .settings import PostprocessSettings
 
-# Memory of the in-memory path, per pixel (measured: ~13 for the first line): float32 probabilities read and
-# masked, quality, extent, objects; each ensemble subset: its probabilities read and masked and its objects;
-# each further threshold, per layer: its objects (bool) and their uint8 copy.
+# Memory of the in-memory path, per pixel: float32 probabilities read and masked, quality, extent, objects;
+# each ensemble subset: its probabilities read and masked and its objects; each further threshold, per layer:
+# its objects (bool) and their uint8 copy. Measured on a full tile (peak RSS growth, docs/benchmarks.md, issue
+# 23): float32 probabilities in 14.3; DARTS' uint8 percent in (kept uint8) 6.0, or 12.1 with OUTPUT_PROBABILITIES
+# (its float32 masked copy). The plan keeps the float figure for every input: uint8 tiles go block by block
+# sooner than they would need to, never later (and MEMORY_LIMIT keeps meaning what it meant).
 BYTES_PER_PIXEL = 14
 SUBSET_BYTES_PER_PIXEL = 9
 THRESHOLD_BYTES_PER_PIXEL = 2
@@ -373,7 +377,10 @@ def _run(inputs, outputs, settings, report, files, tags, say, names):
     per_pixel = (BYTES_PER_PIXEL + SUBSET_BYTES_PER_PIXEL * len(inputs.subsets) + (1 if exclusion else 0)
                  + THRESHOLD_BYTES_PER_PIXEL * (len(runs) - 1) * (1 + len(inputs.subsets)))
     block, reason = block_plan(grid.width, grid.height, per_pixel, settings.memory_limit_mb, settings.dask_scheduler)
-    reader, quality_reader = read_probabilities, read_quality
+    # In memory, DARTS' uint8 percent stays uint8 as stored (read_probabilities_for_export): the core
+    # thresholds it in uint8 and the statistics decode it object by object, so no float32 copy of
+    # the tile is made unless OUTPUT_PROBABILITIES asks for the masked probabilities.
+    reader, quality_reader = read_probabilities_for_export, read_quality
     if block:
         from ..lazy.blockwise import read_probabilities_lazy, read_quality_lazy
 
@@ -386,7 +393,7 @@ def _run(inputs, outputs, settings, report, files, tags, say, names):
         tile["quality_data_mask"] = quality_reader(inputs.quality, names["quality"])
     else:
         say(NO_QUALITY)
-        tile["quality_data_mask"] = np.where(np.isnan(tile["probabilities"]), 0, 2).astype(np.uint8)
+        tile["quality_data_mask"] = prediction_quality(tile["probabilities"])
     for name, path in inputs.subsets.items():
         member = f"{names['subsets']} '{name}'"
         check_same_grid(what, grid, member, grid_of(path, member))
@@ -518,8 +525,9 @@ def _polygons_and_summary(inputs, outputs, settings, report, files, tags, say, n
     binaries, labelled = [], []  # labelled: each in-memory binary's Objects, for its polygons and areas
     # The polygons' statistics: the probabilities are the same inside objects whether masked or not (in
     # memory they are masked only for OUTPUT_PROBABILITIES: prepare_export's masked_probabilities).
-    values = lazy_probabilities if block else first["probabilities"]
-    if any(run.polygons for run in runs) and settings.statistics == "percent":  # DARTS' percent input as it is
+    values = lazy_probabilities if block else first["probabilities"]  # in memory: uint8 percent kept as stored
+    if (any(run.polygons for run in runs) and settings.statistics == "percent"  # DARTS' percent input as it is
+            and not (isinstance(values, np.ndarray) and values.dtype == np.uint8)):
         values = statistics_probabilities(inputs.probabilities, what, scale, block)
     for index, (run, result) in enumerate(zip(runs, results)):
         if block:
