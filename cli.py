@@ -400,6 +400,10 @@ class Console:
         self.end_line()
         print(f"warning: {text}", file=self.stream)
 
+    def log(self, sentence: str, warning: bool) -> None:
+        """A core pipeline's `log(sentence, warning)`."""
+        (self.warning if warning else self.info)(sentence)
+
 
 class ConsoleLog(logging.Handler):
     """The core's logged warnings as the console's warning lines."""
@@ -535,8 +539,7 @@ def run_processtiles(values: dict, console: Console) -> dict:
         summary = process_tiles_files(values["INPUT_FOLDER"], outputs, target, settings, workers=values["WORKERS"],
                                       address=(values["DASK_SCHEDULER"] or "").strip(),
                                       stop_on_error=values["STOP_ON_ERROR"], progress=console.progress, files=files,
-                                      log=lambda sentence, warning: (console.warning if warning else console.info)(
-                                          sentence))
+                                      log=console.log)
     results = {"OUTPUT": output, "OUTPUT_COVERAGE": f"{output}|layername={coverage_layer(layer_name(output))}",
                "TILES_PROCESSED": len(summary.tiles), "TILES_SKIPPED": len(summary.skipped),
                "FEATURES": summary.features}
@@ -561,8 +564,7 @@ def run_polygonize(values: dict, console: Console) -> dict:
     with AtomicFiles([binarized, probabilities]) as files:
         summary = polygonize_files(binarized, values["OUTPUT"], probabilities, settings, console.progress, files=files,
                                    tags=run_tags("polygonize", values),
-                                   log=lambda sentence, warning: (console.warning if warning else console.info)(
-                                       sentence))
+                                   log=console.log)
     return {"OUTPUT": summary.output}
 
 
@@ -638,8 +640,7 @@ def run_prepareexport(values: dict, console: Console) -> dict:
     check_outputs("prepareexport", values, [inputs.probabilities, inputs.quality, *subsets.values(), exclusion])
     with AtomicFiles(inputs.paths + [exclusion]) as files:
         summary = prepare_export_files(inputs, outputs, settings, console.progress, files=files,
-                                       log=lambda sentence, warning: (console.warning if warning else console.info)(
-                                           sentence))
+                                       log=console.log)
         if values["OUTPUT_REPORT"]:
             from .core.products.report import prepare_export_report
 
@@ -688,7 +689,7 @@ def run_evaluate(values: dict, console: Console) -> dict:
     with AtomicFiles([*inputs.paths, exclusion]) as files:
         summary = evaluate_files(inputs, outputs, settings, console.progress, files=files,
                                  tags=run_tags("evaluate", values),
-                                 log=lambda sentence, warning: (console.warning if warning else console.info)(sentence))
+                                 log=console.log)
     best = summary.best
     return {"OUTPUT_TABLE": outputs.table, **{f"OUTPUT_{kind.upper()}": path for kind, path in summary.files.items()
                                               if kind != "table"},
@@ -710,7 +711,7 @@ def run_erodemask(values: dict, console: Console) -> dict:
     with AtomicFiles([mask]) as files:
         summary = erode_mask_files(mask, values["OUTPUT"], settings, console.progress, files=files,
                                    tags=run_tags("erodemask", values),
-                                   log=lambda sentence, warning: (console.warning if warning else console.info)(sentence))
+                                   log=console.log)
     return {"OUTPUT": summary.output}
 
 
@@ -728,7 +729,7 @@ def run_binarize(values: dict, console: Console) -> dict:
     with AtomicFiles([probabilities, mask]) as files:
         summary = binarize_files(probabilities, values["OUTPUT"], mask, settings, console.progress, files=files,
                                  tags=run_tags("binarize", values),
-                                 log=lambda sentence, warning: (console.warning if warning else console.info)(sentence))
+                                 log=console.log)
     return {"OUTPUT": summary.output}
 
 
@@ -742,7 +743,7 @@ def run_qualitymask(values: dict, console: Console) -> dict:
     with AtomicFiles([raster]) as files:
         summary = quality_mask_files(raster, values["OUTPUT"], QualityMaskSettings(source=values["SOURCE"]),
                                      console.progress, files=files, tags=run_tags("qualitymask", values),
-                                     log=lambda sentence, warning: (console.warning if warning else console.info)(sentence))
+                                     log=console.log)
     return {"OUTPUT": summary.output}
 
 
@@ -761,8 +762,7 @@ def run_compareyears(values: dict, console: Console) -> dict:
         summary = compare_years_files(inputs, values["OUTPUT"], coverage, settings, console.progress,
                                       report=values["OUTPUT_REPORT"] or None, files=files,
                                       tags=run_tags("compareyears", values),
-                                      log=lambda sentence, warning: (console.warning if warning else console.info)(
-                                          sentence))
+                                      log=console.log)
     return {"OUTPUT": summary.output, **({"OUTPUT_REPORT": summary.report} if summary.report else {})}
 
 

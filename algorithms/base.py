@@ -11,8 +11,8 @@ from qgis.PyQt.QtGui import QIcon
 from ..definitions import ICON
 from ..dependencies import install_hint, missing_modules
 from .parameters import ParametersMixin, threshold_label
-from .paths import PathsMixin, into_geopackage
-from .styles import group_layers, style_on_load, tile_name
+from .paths import PathsMixin
+from .styles import group_layers, tile_name
 
 PLUGIN_FOLDER = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HELP_FOLDER = os.path.join(PLUGIN_FOLDER, "help")
@@ -153,44 +153,12 @@ class DartsAlgorithm(ParametersMixin, PathsMixin, QgsProcessingAlgorithm):
             feedback.pushWarning(self.tr(warning))
         return device
 
-    def note_darts_postprocessed(self, path, feedback):
-        """Say in the log when a raster was postprocessed already (DARTS' export tags)."""
-        from ..core.files.tags import earlier_postprocessing, read_tags
-
-        applied = earlier_postprocessing(read_tags(path))
-        if applied:
-            feedback.pushWarning(self.tr(
-                "{} was postprocessed already ({}, from its DARTS_* tags): its edge band and erosion were applied "
-                "once; this run applies them again (QUALITY_LEVEL=none applies neither).").format(
-                    os.path.basename(path), applied))
-
     def area_note(self, grid, feedback):
         """Warn when the areas (area_m2, the report's) cannot be in m² on this grid; the note or None."""
         note = grid.area_note()
         if note:
             feedback.pushWarning(self.tr(note))
         return note
-
-    def write_polygons(self, path, context, outputs, binary, grid, probabilities, progress, layout=None):
-        """Polygonize the in-memory `binary` into the GeoPackage `path` (a layer of the file's
-        name, or, for ogr:dbname=... table=..., that layer of that file, its other layers kept),
-        committed with the run's other outputs and styled on load; returns the number of objects.
-        `layout`: core.files.layers.Layout (statistics scale, parts); the run's tags are added.
-        (darts:polygonize writes through the core's pipeline: core.products.polygonize_files.)"""
-        import dataclasses
-
-        from ..core import polygonize
-        from ..core.files.layers import Layout
-
-        layout = dataclasses.replace(layout or Layout(), tags=outputs.tags)
-
-        def polygonize_into(file, name):
-            return polygonize(binary, grid.geotransform, grid.crs, file, layer=name, probabilities=probabilities,
-                              progress=progress, layout=layout)
-
-        count = into_geopackage(path, outputs, polygonize_into)
-        style_on_load(context, path, "segments")
-        return count
 
     def helpUrl(self):  # noqa: N802
         """The help page shipped in the plugin (scripts/package.py generates help/<name>.html);

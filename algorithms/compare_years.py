@@ -116,13 +116,10 @@ class CompareYearsAlgorithm(DartsAlgorithm):
         folder = os.path.dirname(os.path.abspath(output.split("|")[0]))
         target, layer = geopackage_layer(output)
 
-        def log(sentence, warning):
-            (feedback.pushWarning if warning else feedback.pushInfo)(self.tr(sentence))
-
         compare_years_files(self.sources(parameters, self.INPUT, context, outputs, folder), target,
                             self.sources(parameters, self.COVERAGE, context, outputs, folder), settings,
                             self.progress_reporter(feedback), layer=layer, report=report, files=outputs,
-                            tags=outputs.tags, log=log, title=self.tr(CHANGES_TITLE))
+                            tags=outputs.tags, log=self.log_to(feedback), title=self.tr(CHANGES_TITLE))
         style_on_load(context, output, "changes", self.tr("Changes between years"))
         feedback.setProgress(100)
         return {self.OUTPUT: output, **({self.OUTPUT_REPORT: report} if report else {})}

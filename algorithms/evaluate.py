@@ -218,11 +218,8 @@ class EvaluateAlgorithm(DartsAlgorithm):
             exclude=exclusion_input(self, parameters, context, lambda: outputs.scratch(
                 os.path.join(self.scratch_folder(parameters, context), "exclusion.gpkg"))))
 
-        def log(sentence, warning):
-            (feedback.pushWarning if warning else feedback.pushInfo)(self.tr(sentence))
-
         summary = evaluate_files(inputs, files, settings, self.progress_reporter(feedback), files=outputs,
-                                 tags=outputs.tags, log=log, title=self.tr(TITLE))
+                                 tags=outputs.tags, log=self.log_to(feedback), title=self.tr(TITLE))
         best = summary.best
         results = {self.OUTPUT_TABLE: files.table, self.BEST_THRESHOLD: best.threshold,
                    self.BEST_MIN_OBJECT_SIZE: best.min_object_size, self.BEST_SCORE: best.scores[settings.best_by],

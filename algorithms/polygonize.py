@@ -69,12 +69,9 @@ class PolygonizeAlgorithm(DartsAlgorithm):
             statistics=layout.statistics, parts=layout.parts, memory_limit_mb=memory_limit(self, parameters, context),
             dask_scheduler=scheduler_address(self, parameters, context))
 
-        def log(sentence, warning):
-            (feedback.pushWarning if warning else feedback.pushInfo)(self.tr(sentence))
-
         polygonize_files(self.raster_path(parameters, self.BINARIZED, context), target,
                          self.raster_path(parameters, self.PROBABILITIES, context, required=False), settings,
-                         self.progress_reporter(feedback), layer=layer, files=outputs, tags=outputs.tags, log=log,
-                         names={"binarized": self.BINARIZED, "probabilities": self.PROBABILITIES})
+                         self.progress_reporter(feedback), layer=layer, files=outputs, tags=outputs.tags,
+                         log=self.log_to(feedback), names={"binarized": self.BINARIZED, "probabilities": self.PROBABILITIES})
         style_on_load(context, output, "segments")
         return {self.OUTPUT: output}

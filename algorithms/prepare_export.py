@@ -211,11 +211,8 @@ class PrepareExportAlgorithm(DartsAlgorithm):
             memory_limit_mb=memory_limit(self, parameters, context),
             dask_scheduler=scheduler_address(self, parameters, context))
 
-        def log(sentence, warning):
-            (feedback.pushWarning if warning else feedback.pushInfo)(self.tr(sentence))
-
         summary = prepare_export_files(inputs, files, settings, self.progress_reporter(feedback), files=outputs,
-                                       tags=outputs.tags, log=log)
+                                       tags=outputs.tags, log=self.log_to(feedback))
         return self.present(parameters, context, feedback, outputs, summary)
 
     def present(self, parameters, context, feedback, outputs, summary):

@@ -215,12 +215,10 @@ class ProcessTilesAlgorithm(DartsAlgorithm):
             exclude=exclusion_input(self, parameters, context, lambda: outputs.scratch(  # a layer that is no file
                 os.path.join(os.path.dirname(os.path.abspath(files.map)), "exclusion.gpkg"))))
 
-        def log(sentence, warning):
-            (feedback.pushWarning if warning else feedback.pushInfo)(self.tr(sentence))
-
         summary = process_tiles_files(
             folder, files, target, settings, workers=self.parameterAsInt(parameters, self.WORKERS, context),
-            address=scheduler_address(self, parameters, context), files=outputs, log=log, title=self.tr(TILES_TITLE),
+            address=scheduler_address(self, parameters, context), files=outputs, log=self.log_to(feedback),
+            title=self.tr(TILES_TITLE),
             stop_on_error=self.parameterAsBool(parameters, self.STOP_ON_ERROR, context),
             progress=self.progress_reporter(feedback))
         style_on_load(context, output, "segments")

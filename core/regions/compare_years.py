@@ -186,44 +186,33 @@ def read_slumps(sources: Sequence[tuple], year_field: str = "year", crs=None, wh
     or the first layer's; it must be projected (areas in its units)."""
     gdal, ogr, osr = osgeo()
     slumps, target = {}, spatial_reference(crs) if crs else None
-    for number, (path, layer_name, where) in enumerate(sources, start=1):
-        name = f"{what} {number}" if len(sources) > 1 else what
-        with _open_layer(path, layer_name, name) as layer:
-            srs = crs_of(layer)
-            if srs is None:
-                raise ValueError(f"{name}: the layer has no CRS: set it (e.g. 'Assign projection') first")
-            if target is None:
-                target = srs.Clone()
-                target.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-            if not target.IsProjected():
-                raise ValueError(f"{name}: the CRS {target.GetName()!r} is not projected, so areas would be in "
-                                 f"degrees²: reproject the maps first (e.g. to the UTM zone or EPSG:3413)")
-            if layer.GetLayerDefn().GetFieldIndex(year_field) < 0:
-                definition = layer.GetLayerDefn()
-                fields = [definition.GetFieldDefn(i).GetName() for i in range(definition.GetFieldCount())]
-                raise ValueError(f"{name}: no field {year_field!r} for the year (has: {', '.join(fields) or 'none'})")
-            if where:
-                layer.SetAttributeFilter(where)
-            transform = _transform_to(srs, target)
-            for feature in layer:
-                geometry = feature.GetGeometryRef()
-                if geometry is None or geometry.IsEmpty():
-                    continue
-                year = feature.GetField(year_field)
-                if year is None or str(year).strip() == "":
-                    raise ValueError(f"{name}: feature {feature.GetFID()} has no year in {year_field!r}")
-                try:
-                    year = int(str(year)[:4]) if not isinstance(year, int) else year
-                except ValueError:
-                    raise ValueError(f"{name}: feature {feature.GetFID()} has {year!r} in {year_field!r}, "
-                                     f"not a year") from None
-                geometry = geometry.Clone()
-                if transform is not None:
-                    geometry.Transform(transform)
-                if not geometry.IsValid():
-                    geometry = geometry.MakeValid() if hasattr(geometry, "MakeValid") else geometry.Buffer(0)
-                key = str(feature.GetFID()) if len(sources) == 1 else f"{number}:{feature.GetFID()}"
-                slumps.setdefault(year, []).append(Slump(key, geometry, geometry.GetArea()))
+    for number, name, layer, srs in _year_layers(sources, year_field, what):
+        if target is None:
+            target = srs.Clone()
+            target.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+        if not target.IsProjected():
+            raise ValueError(f"{name}: the CRS {target.GetName()!r} is not projected, so areas would be in "
+                             f"degrees²: reproject the maps first (e.g. to the UTM zone or EPSG:3413)")
+        transform = _transform_to(srs, target)
+        for feature in layer:
+            geometry = feature.GetGeometryRef()
+            if geometry is None or geometry.IsEmpty():
+                continue
+            year = feature.GetField(year_field)
+            if year is None or str(year).strip() == "":
+                raise ValueError(f"{name}: feature {feature.GetFID()} has no year in {year_field!r}")
+            try:
+                year = int(str(year)[:4]) if not isinstance(year, int) else year
+            except ValueError:
+                raise ValueError(f"{name}: feature {feature.GetFID()} has {year!r} in {year_field!r}, "
+                                 f"not a year") from None
+            geometry = geometry.Clone()
+            if transform is not None:
+                geometry.Transform(transform)
+            if not geometry.IsValid():
+                geometry = geometry.MakeValid() if hasattr(geometry, "MakeValid") else geometry.Buffer(0)
+            key = str(feature.GetFID()) if len(sources) == 1 else f"{number}:{feature.GetFID()}"
+            slumps.setdefault(year, []).append(Slump(key, geometry, geometry.GetArea()))
     return slumps, target
 
 
@@ -238,27 +227,37 @@ def _transform_to(srs, target):
 def read_coverage(sources: Sequence[tuple], target, year_field: str = "year", what: str = "COVERAGE") -> dict:
     """{year: union of the coverage polygons of that year} in the CRS `target`."""
     parts = {}
+    for _, _, layer, srs in _year_layers(sources, year_field, what):
+        transform = _transform_to(srs, target)
+        for feature in layer:
+            geometry = feature.GetGeometryRef()
+            year = feature.GetField(year_field)
+            if geometry is None or year is None:
+                continue
+            geometry = geometry.Clone()
+            if transform is not None:
+                geometry.Transform(transform)
+            parts.setdefault(int(str(year)[:4]), []).append(geometry)
+    return {year: union_of(geometries) for year, geometries in parts.items()}
+
+
+def _year_layers(sources: Sequence[tuple], year_field: str, what: str):
+    """(number, name for messages, layer with its filter set, its CRS) of each polygon layer of
+    `sources`, open while it is being read; a layer without a CRS or without the year field
+    is refused."""
     for number, (path, layer_name, where) in enumerate(sources, start=1):
         name = f"{what} {number}" if len(sources) > 1 else what
         with _open_layer(path, layer_name, name) as layer:
             srs = crs_of(layer)
             if srs is None:
-                raise ValueError(f"{name}: the layer has no CRS: set it first")
-            if layer.GetLayerDefn().GetFieldIndex(year_field) < 0:
-                raise ValueError(f"{name}: no field {year_field!r} for the year")
+                raise ValueError(f"{name}: the layer has no CRS: set it (e.g. 'Assign projection') first")
+            definition = layer.GetLayerDefn()
+            if definition.GetFieldIndex(year_field) < 0:
+                fields = [definition.GetFieldDefn(i).GetName() for i in range(definition.GetFieldCount())]
+                raise ValueError(f"{name}: no field {year_field!r} for the year (has: {', '.join(fields) or 'none'})")
             if where:
                 layer.SetAttributeFilter(where)
-            transform = _transform_to(srs, target)
-            for feature in layer:
-                geometry = feature.GetGeometryRef()
-                year = feature.GetField(year_field)
-                if geometry is None or year is None:
-                    continue
-                geometry = geometry.Clone()
-                if transform is not None:
-                    geometry.Transform(transform)
-                parts.setdefault(int(str(year)[:4]), []).append(geometry)
-    return {year: union_of(geometries) for year, geometries in parts.items()}
+            yield number, name, layer, srs
 
 
 @contextlib.contextmanager
