@@ -72,24 +72,24 @@ class Objects:
         if not self.count:
             return []
         boxes = self.boxes()
-        groups = separate_windows(boxes)
-        if max_windows is not None and len(groups) > max_windows:
+        window_of_label, count = separate_windows(boxes)
+        if max_windows is not None and count > max_windows:
             return None
-        bounds = np.array([(boxes[group, 0].min(), boxes[group, 1].max(), boxes[group, 2].min(), boxes[group, 3].max())
-                           for group in groups], np.int64)
+        order = np.argsort(window_of_label, kind="stable")
+        firsts = np.searchsorted(window_of_label[order], np.arange(count))
+        bounds = np.stack([np.minimum.reduceat(boxes[order, 0], firsts), np.maximum.reduceat(boxes[order, 1], firsts),
+                           np.minimum.reduceat(boxes[order, 2], firsts), np.maximum.reduceat(boxes[order, 3], firsts)],
+                          axis=1)
         heights, widths = bounds[:, 1] - bounds[:, 0], bounds[:, 3] - bounds[:, 2]
         offsets = np.concatenate([[0], np.cumsum(heights * widths)])
         if offsets[-1] > max_share * self.shape[0] * self.shape[1]:
             return None
-        window_of_label = np.empty(self.count, np.int64)
-        for index, group in enumerate(groups):
-            window_of_label[group] = index
         window = window_of_label[self.run_labels - 1]
         buffer = np.zeros(int(offsets[-1]), dtype=self.label_dtype(dtype))
         flat = offsets[window] + (self.rows - bounds[window, 0]) * widths[window] + self.starts - bounds[window, 2]
         buffer[expand_ranges(flat, self.lengths)] = self.run_labels[repeat_index(self.lengths)]
         return [(tuple(int(value) for value in bounds[i]), buffer[offsets[i]:offsets[i + 1]].reshape(heights[i], widths[i]))
-                for i in range(len(groups))]
+                for i in range(count)]
 
     def label_dtype(self, dtype=None):
         """uint16 when the labels fit (half the memory and time of int32 on a full tile)."""
@@ -129,24 +129,25 @@ class Objects:
         return statistics_of(picked if lookup is None else lookup[picked], labels, self.count)
 
 
-def separate_windows(boxes: np.ndarray) -> list:
-    """Groups (index arrays) of the boxes (row0, row1, col0, col1; ends exclusive) whose
-    bounding windows are apart: cut recursively wherever no box spans a row (or else a column)
-    boundary, as an XY cut. A group's window then holds no pixel of another group's boxes."""
-    stack, groups = [np.arange(len(boxes))], []
-    while stack:
-        group = stack.pop()
-        for axis in (0, 2):
-            low, high = boxes[group, axis], boxes[group, axis + 1]
-            order = np.argsort(low, kind="stable")
-            reach = np.maximum.accumulate(high[order])
-            cuts = np.flatnonzero(low[order][1:] >= reach[:-1]) + 1
-            if cuts.size:
-                stack.extend(reversed(np.split(group[order], cuts)))
-                break
-        else:
-            groups.append(np.sort(group))
-    return groups
+def separate_windows(boxes: np.ndarray, cuts: int = 4) -> tuple[np.ndarray, int]:
+    """(window number of each box, number of windows): the boxes (row0, row1, col0, col1; ends
+    exclusive) grouped so that the groups' bounding windows are apart, by an XY cut of `cuts`
+    levels (rows, then columns within each band of rows, ...): a group is split wherever none
+    of its boxes spans a row (column) boundary. A group's window then holds no pixel of another
+    group's boxes. Each level is one sort of all boxes, whatever the number of groups."""
+    group = np.zeros(len(boxes), np.int64)
+    for level in range(cuts):
+        axis = 2 * (level % 2)
+        low, high = boxes[:, axis], boxes[:, axis + 1]
+        # Groups side by side on one axis: shifted by the group number times more than the extent.
+        span = int(high.max(initial=0)) + 1
+        low, high = group * span + low, group * span + high
+        order = np.argsort(low, kind="stable")
+        reach = np.maximum.accumulate(high[order])
+        starts = np.ones(len(boxes), bool)
+        starts[1:] = low[order][1:] >= reach[:-1]
+        group[order] = np.cumsum(starts) - 1
+    return group, int(group.max(initial=-1)) + 1
 
 
 def statistics_of(picked: np.ndarray, labels: np.ndarray, count: int) -> dict[str, np.ndarray]:

@@ -28,6 +28,7 @@ from ...definitions import (
     GROUPINGS,
     LONG_NAMES,
     PARQUET_FILES,
+    PERCENT_NODATA,
     TILE_FILES,
     Progress,
 )
@@ -279,8 +280,8 @@ class TileInputs:
     name: str  # <tile id>/<probabilities file>, for messages
     grid: object
     srs: object
-    raw: np.ndarray  # the probabilities' pixels as stored (for the statistics)
-    probabilities: np.ndarray
+    raw: np.ndarray | None  # the probabilities' pixels as stored (for the statistics); None when stored
+    probabilities: np.ndarray  # float, or with `stored` DARTS' uint8 percent as stored (nodata 255)
     quality: np.ndarray
     scale: str  # "fraction" or "percent", as read
     options: dict
@@ -288,16 +289,18 @@ class TileInputs:
     doubt: str | None = None  # rasters.percent_doubt, for the log
 
 
-def read_tile_inputs(source: TileSource, settings: TileSettings) -> TileInputs:
+def read_tile_inputs(source: TileSource, settings: TileSettings, stored: bool = False) -> TileInputs:
     """Read one tile as processtiles does: its grid checked (a CRS and geotransform; the masks
     on the probabilities' grid), the probabilities decoded, the quality mask, or else the tile's
     valid extent as given (tile_extent; then no second erosion or edge band), the exclusion
-    polygons burnt onto its grid; raises ValueError naming the tile's file."""
+    polygons burnt onto its grid; raises ValueError naming the tile's file. `stored`: DARTS'
+    uint8 percent stays as stored (encodings.stored_percent, checked the same; the core
+    thresholds it in uint8), without its float32 copy (4 bytes a pixel)."""
     from ..files.geotiff import read_band
     from ..files.exclusion import exclusion_mask
     from ..files.grids import check_same_grid, grid_of
-    from ..kernels.encodings import (all_nodata, decode_probabilities, decode_quality, percent_doubt, probability_scale,
-                                     quality_as_read)
+    from ..kernels.encodings import (all_nodata, all_stored_nodata, decode_probabilities, decode_quality, keeps_percent,
+                                     percent_doubt, probability_scale, quality_as_read, stored_percent)
 
     name = f"{source.tile_id}/{os.path.basename(source.probabilities)}"
     grid = grid_of(source.probabilities, name)
@@ -311,9 +314,11 @@ def read_tile_inputs(source: TileSource, settings: TileSettings) -> TileInputs:
     if settings.binarization == "as_exported" and not source.binarized:
         raise ValueError(f"{source.tile_id} has no {settings.binarized_file} to take as exported")
     raw, nodata = read_band(source.probabilities, name)
-    probabilities = decode_probabilities(raw, nodata, name, settings.scale)
     scale = probability_scale(raw.dtype, name, settings.scale)
-    if all_nodata(probabilities):
+    stored = stored and keeps_percent(raw.dtype, settings.scale) and raw.ndim == 2
+    probabilities = stored_percent(raw, nodata, name) if stored else decode_probabilities(raw, nodata, name,
+                                                                                            settings.scale)
+    if all_stored_nodata(probabilities) if stored else all_nodata(probabilities):
         raise ValueError(f"{name} has no valid pixel: every pixel is nodata")
     # (percent_doubt looks at float rasters only: the largest value is not needed for others)
     doubt = percent_doubt(float(np.nanmax(probabilities)) * 100, raw.dtype, name) \
@@ -337,7 +342,8 @@ def read_tile_inputs(source: TileSource, settings: TileSettings) -> TileInputs:
                                             where=where, what="exclusion mask", info=exclusion)
         exclusion = {"excluded_share": float(options["exclude"].mean()),
                      "exclusion_overlaps": bool(exclusion.get("overlaps", True))}
-    return TileInputs(name, grid, srs, raw, probabilities, quality, scale, options, exclusion, doubt)
+    return TileInputs(name, grid, srs, None if stored else raw, probabilities, quality, scale, options, exclusion,
+                      doubt)
 
 
 def _process_tile(source, settings, target_crs, outputs, progress, read=None) -> TileResult:
@@ -349,16 +355,18 @@ def _process_tile(source, settings, target_crs, outputs, progress, read=None) ->
     from ..kernels.encodings import decode_binary
     from ..files.tags import describe_run, read_tags
     from ..files.layers import Layout, write_layer
-    from ..kernels.encodings import keeps_percent, percent_as_stored, statistics_values
+    from ..kernels.encodings import keeps_percent, percent_as_stored, percent_lookup, statistics_values
     from ..products.polygons import object_features
 
     report = progress or (lambda fraction, message: None)
-    inputs = read_tile_inputs(source, settings) if read is None else read()
+    inputs = read_tile_inputs(source, settings, stored=True) if read is None else read()
     grid, srs, probabilities, doubt = inputs.grid, inputs.srs, inputs.probabilities, inputs.doubt
     inherited = read_tags(source.probabilities)  # DARTS' tags: its tile id here, carried into the tile's files
     seen = source.date()
-    raw = inputs.raw
-    if settings.statistics == "fraction":  # of the probabilities as read (as statistics_values would give them)
+    raw, lookup = inputs.raw, None
+    if raw is None:  # DARTS' percent as stored: each object pixel looked up as statistics_values gives it
+        values, lookup = probabilities, percent_lookup(settings.statistics)
+    elif settings.statistics == "fraction":  # of the probabilities as read (as statistics_values would give them)
         values = probabilities
     elif keeps_percent(raw.dtype, settings.scale):  # DARTS' percent as it is (k/100 can round down)
         values = statistics_values(percent_as_stored(raw, probabilities), "percent")
@@ -390,7 +398,7 @@ def _process_tile(source, settings, target_crs, outputs, progress, read=None) ->
                                              "removed_too_small": 0}}
     objects = Objects(binary)
     fields, geometries = object_features(binary, grid.geotransform, srs, values, lambda f, m: report(0.6 + 0.3 * f, m),
-                                         objects=objects)
+                                         objects=objects, lookup=lookup)
     depths = object_depths(objects, extent) * pixel_size_m(grid.geotransform, srs, extent.shape[0])
     del values, result, objects
 
@@ -468,6 +476,8 @@ def tile_extent(source: TileSource, probabilities, grid) -> np.ndarray:
         what = f"{source.tile_id}/{os.path.basename(source.extent_polygons)}"
         with quiet_gdal():  # DARTS' GeoPackage 1.4 on an older GDAL: read fine, with a warning only
             return exclusion_mask(source.extent_polygons, probabilities.shape, grid.geotransform, grid.crs, what=what)
+    if probabilities.dtype == np.uint8:  # DARTS' percent as stored
+        return probabilities != PERCENT_NODATA
     return ~np.isnan(probabilities)
 
 
