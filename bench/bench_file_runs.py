@@ -129,7 +129,7 @@ def stages(tile: str, repeat: int) -> dict:
                (polygons, "polygonize", "polygons (GeoPackage)"),
                (objects.Objects, "__init__", "  labelling objects (Objects)"),
                (objects.Objects, "table", "  object statistics"),
-               (polygons, "trace", "  GDAL Polygonize (trace)"),
+               (polygons, "trace_objects", "  GDAL Polygonize (trace_objects: window by window)"),
                (polygons, "write_layer", "  writing the GeoPackage"),
                (polygons, "object_areas", "object areas (report)")]
     times: dict = {}

@@ -251,3 +251,37 @@ def test_tracing_on_an_inexact_grid_traces_the_whole_raster():
     binary = np.random.default_rng(3).random((60, 70)) < 0.05
     whole, windows, _ = traced_both_ways(binary, (600000.1, 0.1, 0.0, 7800000.3, 0.0, -0.1))
     assert whole == windows
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_tracing_a_collapsed_raster_gives_the_bytes_of_the_whole_raster(seed, monkeypatch):
+    """trace_collapsed (equal rows, then equal columns, kept once; the outlines' row and column
+    numbers put back) and trace over the raster as it is: the same WKB on this GDAL, for
+    extents with holes, edge bands, diagonal steps and several labels, on grids with either
+    sign; rasters with mostly distinct rows are traced as they are."""
+    from darts_postprocessing.core.files.gdal import spatial_reference
+    from darts_postprocessing.core.files import layers
+    from darts_postprocessing.core.files.layers import trace, trace_collapsed
+
+    traced_shapes = []
+    monkeypatch.setattr(layers, "trace", lambda labels, *args: traced_shapes.append(labels.shape) or trace(labels, *args))
+    rng = np.random.default_rng(seed)
+    height, width = rng.integers(8 if seed % 4 != 3 else 1, 120, 2)
+    labels = np.ones((height, width), np.uint8)
+    edge = int(rng.integers(0, 4))
+    if edge:
+        labels[:edge] = labels[-edge:] = labels[:, :edge] = labels[:, -edge:] = 0
+    for _ in range(int(rng.integers(0, 6))):  # holes, some touching, with islands
+        row, col = rng.integers(0, max(height - 3, 1)), rng.integers(0, max(width - 3, 1))
+        labels[row:row + rng.integers(1, 30), col:col + rng.integers(1, 30)] = int(rng.integers(0, 3))
+    if seed % 4 == 3:  # mostly distinct rows: traced as it is
+        labels = (rng.random((height, width)) < 0.5).astype(np.uint8)
+    if seed % 5 == 4:  # a diagonal staircase
+        labels = np.triu(np.ones((height, width), np.uint8), k=int(rng.integers(-5, 5)))
+    signs = [(10.0, -10.0), (10.0, 10.0), (-2.5, -0.5), (3.0, -3.0)][seed % 4]
+    transform = (600000.0, signs[0], 0.0, 7800000.0, 0.0, signs[1])
+    srs = spatial_reference("EPSG:32607")
+    whole, collapsed = trace(labels, transform, srs), trace_collapsed(labels, transform, srs)
+    assert (traced_shapes[0][0] < height) == (seed % 4 != 3 and seed % 5 != 4)  # not where rows mostly differ
+    assert sorted(whole) == sorted(collapsed)
+    assert all(bytes(whole[label].ExportToWkb()) == bytes(collapsed[label].ExportToWkb()) for label in whole)

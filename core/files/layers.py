@@ -107,6 +107,65 @@ def trace_objects(objects, transform, srs, report=None) -> dict:
     return _collected(pieces)
 
 
+def trace_collapsed(labels, transform, srs, report=None) -> dict:
+    """trace() of a label raster with few distinct rows (a tile's valid extent: most rows the
+    same, bar the holes), the same bytes, but of the raster with each run of equal rows, then
+    of equal columns, kept once: GDAL writes a vertex only where an outline turns, so the
+    outlines of the small raster are the same rings with the row and column numbers of the
+    kept ones; they are put back into its WKB (coordinates computed as GDAL computes them,
+    exact on an exact_grid). Where over half of the rows differ from the one above, or the
+    grid is not exact, the raster is traced as it is."""
+    height, width = labels.shape
+    if not (exact_grid(transform, labels.shape) and height and width):
+        return trace(labels, transform, srs, report)
+    rows = np.flatnonzero(_differs_from_previous(labels))
+    if len(rows) > height // 2:
+        return trace(labels, transform, srs, report)
+    kept = labels[rows]
+    cols = np.flatnonzero(_differs_from_previous(kept.T))
+    x0, dx, _, y0, _, dy = transform
+    # Edge numbers as coordinates, with the grid's signs (GDAL's ring orientation follows them).
+    traced = trace(np.ascontiguousarray(kept[:, cols]), (0.0, math.copysign(1.0, dx), 0.0, 0.0, 0.0,
+                                                         math.copysign(1.0, dy)), srs, report)
+    xs = x0 + np.append(cols, width) * dx  # the x of each column edge of the small raster
+    ys = y0 + np.append(rows, height) * dy
+    _, ogr, _ = osgeo()
+    return {label: ogr.CreateGeometryFromWkb(_wkb_placed(bytes(geometry.ExportToWkb(ogr.wkbNDR)), xs, ys))
+            for label, geometry in traced.items()}
+
+
+def _differs_from_previous(image) -> np.ndarray:
+    """Whether each row of `image` differs from the row above (the first row: True), a strip of
+    rows at a time (no full-size temporary)."""
+    height, width = image.shape
+    differs = np.ones(height, bool)
+    step = max(1, (1 << 22) // max(width, 1))
+    for top in range(1, height, step):
+        bottom = min(height, top + step)
+        differs[top:bottom] = (image[top:bottom] != image[top - 1:bottom - 1]).any(axis=1)
+    return differs
+
+
+def _wkb_placed(wkb: bytes, xs: np.ndarray, ys: np.ndarray) -> bytes:
+    """A little-endian 2-D (Multi)Polygon WKB whose coordinates are column and row edge numbers
+    (with a sign), with each replaced by xs[column] and ys[row]."""
+    data = bytearray(wkb)
+    kind = int.from_bytes(data[1:5], "little")
+    offset, polygons = (9, int.from_bytes(data[5:9], "little")) if kind == 6 else (0, 1)
+    for _ in range(polygons):
+        rings = int.from_bytes(data[offset + 5:offset + 9], "little")
+        offset += 9
+        for _ in range(rings):
+            points = int.from_bytes(data[offset:offset + 4], "little")
+            offset += 4
+            coordinates = np.frombuffer(data, "<f8", 2 * points, offset).reshape(points, 2)
+            numbers = np.abs(coordinates).astype(np.int64)
+            placed = np.stack([xs[numbers[:, 0]], ys[numbers[:, 1]]], axis=1)
+            data[offset:offset + 16 * points] = placed.astype("<f8").tobytes()
+            offset += 16 * points
+    return bytes(data)
+
+
 def exact_grid(transform, shape) -> bool:
     """Whether every pixel corner's coordinates are exact in doubles however they are summed:
     an unrotated grid whose origin and pixel size are multiples of 2**-8 (10 m, 3 m, 0.5 m

@@ -497,11 +497,11 @@ def extent_outline(extent, geotransform, srs):
     could have seen a slump."""
     _, ogr, _ = osgeo()
     from ..files.gdal import gdal_geotransform
-    from ..files.layers import trace
+    from ..files.layers import trace_collapsed
 
     # prepare_export's extent (uint8 0/1) is traced as it is; any other raster as 0/1 bytes
     ones = extent if extent.dtype == np.uint8 and extent.max(initial=0) <= 1 else (extent != 0).astype(np.uint8)
-    traced = trace(ones, gdal_geotransform(geotransform), srs)
+    traced = trace_collapsed(ones, gdal_geotransform(geotransform), srs)
     return traced.get(1) or ogr.Geometry(ogr.wkbMultiPolygon)
 
 
