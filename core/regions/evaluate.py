@@ -833,7 +833,8 @@ def write_tile_false_positives(path: str, layer_name: str, evaluation: TilesEval
                                          settings.size_connectivity)
         del prepared
         false = own & np.isin(objects.label_image(np.int32), wanted[position])
-        fields, geometries = object_features(false, grid.geotransform, srs, inputs.probabilities)
+        fields, geometries = object_features(false, grid.geotransform, srs, inputs.probabilities,
+                                             lookup=inputs.lookup())
         to_target = osr.CoordinateTransformation(srs, target)
         for geometry in geometries:
             geometry.Transform(to_target)

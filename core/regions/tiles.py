@@ -274,28 +274,35 @@ def process_tile(source: TileSource, settings: TileSettings, target_crs, outputs
 @dataclass
 class TileInputs:
     """A tile read as processtiles reads it (read_tile_inputs): its grid, probabilities (0..1,
-    NaN none) and quality mask (for a tile postprocessed already: its extent as given, as 2),
+    NaN none; or DARTS' uint8 percent as stored) and quality mask (for a tile postprocessed already: its extent as given, as 2),
     and prepare_export's options for it (without the threshold and minimum size)."""
 
     name: str  # <tile id>/<probabilities file>, for messages
     grid: object
     srs: object
-    raw: np.ndarray | None  # the probabilities' pixels as stored (for the statistics); None when stored
-    probabilities: np.ndarray  # float, or with `stored` DARTS' uint8 percent as stored (nodata 255)
+    probabilities: np.ndarray  # float 0..1 (NaN: none), or DARTS' uint8 percent as stored (nodata 255)
     quality: np.ndarray
     scale: str  # "fraction" or "percent", as read
     options: dict
     exclusion: dict = field(default_factory=dict)  # excluded_share, exclusion_overlaps (with an exclusion mask)
     doubt: str | None = None  # rasters.percent_doubt, for the log
 
+    def lookup(self, statistics: str = "fraction"):
+        """What the probabilities' values stand for in the `statistics` scale when they are DARTS'
+        percent as stored (encodings.percent_lookup, for Objects.statistics); None for floats."""
+        from ..kernels.encodings import percent_lookup
 
-def read_tile_inputs(source: TileSource, settings: TileSettings, stored: bool = False) -> TileInputs:
+        return percent_lookup(statistics) if self.probabilities.dtype == np.uint8 else None
+
+
+def read_tile_inputs(source: TileSource, settings: TileSettings) -> TileInputs:
     """Read one tile as processtiles does: its grid checked (a CRS and geotransform; the masks
     on the probabilities' grid), the probabilities decoded, the quality mask, or else the tile's
     valid extent as given (tile_extent; then no second erosion or edge band), the exclusion
-    polygons burnt onto its grid; raises ValueError naming the tile's file. `stored`: DARTS'
-    uint8 percent stays as stored (encodings.stored_percent, checked the same; the core
-    thresholds it in uint8), without its float32 copy (4 bytes a pixel)."""
+    polygons burnt onto its grid; raises ValueError naming the tile's file. DARTS' uint8
+    percent stays as stored (encodings.stored_percent, checked as decoding checks it; the core
+    thresholds it in uint8, TileInputs.lookup gives the floats it stands for), without a float32
+    copy of the tile (4 bytes a pixel)."""
     from ..files.geotiff import read_band
     from ..files.exclusion import exclusion_mask
     from ..files.grids import check_same_grid, grid_of
@@ -315,7 +322,7 @@ def read_tile_inputs(source: TileSource, settings: TileSettings, stored: bool = 
         raise ValueError(f"{source.tile_id} has no {settings.binarized_file} to take as exported")
     raw, nodata = read_band(source.probabilities, name)
     scale = probability_scale(raw.dtype, name, settings.scale)
-    stored = stored and keeps_percent(raw.dtype, settings.scale) and raw.ndim == 2
+    stored = keeps_percent(raw.dtype, settings.scale) and raw.ndim == 2
     probabilities = stored_percent(raw, nodata, name) if stored else decode_probabilities(raw, nodata, name,
                                                                                             settings.scale)
     if all_stored_nodata(probabilities) if stored else all_nodata(probabilities):
@@ -342,8 +349,7 @@ def read_tile_inputs(source: TileSource, settings: TileSettings, stored: bool = 
                                             where=where, what="exclusion mask", info=exclusion)
         exclusion = {"excluded_share": float(options["exclude"].mean()),
                      "exclusion_overlaps": bool(exclusion.get("overlaps", True))}
-    return TileInputs(name, grid, srs, None if stored else raw, probabilities, quality, scale, options, exclusion,
-                      doubt)
+    return TileInputs(name, grid, srs, probabilities, quality, scale, options, exclusion, doubt)
 
 
 def _process_tile(source, settings, target_crs, outputs, progress, read=None) -> TileResult:
@@ -355,25 +361,19 @@ def _process_tile(source, settings, target_crs, outputs, progress, read=None) ->
     from ..kernels.encodings import decode_binary
     from ..files.tags import describe_run, read_tags
     from ..files.layers import Layout, write_layer
-    from ..kernels.encodings import keeps_percent, percent_as_stored, percent_lookup, statistics_values
+    from ..kernels.encodings import statistics_values
     from ..products.polygons import object_features
 
     report = progress or (lambda fraction, message: None)
-    inputs = read_tile_inputs(source, settings, stored=True) if read is None else read()
+    inputs = read_tile_inputs(source, settings) if read is None else read()
     grid, srs, probabilities, doubt = inputs.grid, inputs.srs, inputs.probabilities, inputs.doubt
     inherited = read_tags(source.probabilities)  # DARTS' tags: its tile id here, carried into the tile's files
     seen = source.date()
-    raw, lookup = inputs.raw, None
-    if raw is None:  # DARTS' percent as stored: each object pixel looked up as statistics_values gives it
-        values, lookup = probabilities, percent_lookup(settings.statistics)
-    elif settings.statistics == "fraction":  # of the probabilities as read (as statistics_values would give them)
-        values = probabilities
-    elif keeps_percent(raw.dtype, settings.scale):  # DARTS' percent as it is (k/100 can round down)
-        values = statistics_values(percent_as_stored(raw, probabilities), "percent")
-    else:
-        values = statistics_values(probabilities, "percent")
-    del raw
-    inputs.raw = None
+    # DARTS' percent as stored: each object pixel looked up as statistics_values gives it (lookup);
+    # float probabilities as they are (fraction) or as statistics_values gives them (percent).
+    lookup = inputs.lookup(settings.statistics)
+    values = probabilities if lookup is not None or settings.statistics == "fraction" else \
+        statistics_values(probabilities, "percent")
     options = dict(min_object_size=settings.min_object_size, **inputs.options)
     quality, exclusion = inputs.quality, inputs.exclusion
     del inputs

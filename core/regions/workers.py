@@ -113,7 +113,7 @@ def _in_this_process(jobs, beat):
             upcoming = None
             if index + 1 < len(jobs) and read_ahead(jobs[index + 1][0], job[0]):
                 source, settings = jobs[index + 1][:2]
-                upcoming = reader.submit(read_tile_inputs, source, settings, stored=True)
+                upcoming = reader.submit(read_tile_inputs, source, settings)
             yield process_tile(*job, progress=lambda fraction, message: beat(), read=read)
             del read
 
