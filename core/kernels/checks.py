@@ -61,6 +61,13 @@ def parse_sizes(text: str, name: str = "min_object_sizes") -> list[int]:
     return values
 
 
+def check_memory_limit(memory_limit_mb) -> None:
+    """A memory limit in MB above which a raster goes block by block: None (half of the memory
+    available) or a positive number."""
+    if memory_limit_mb is not None and not memory_limit_mb > 0:
+        raise ValueError(f"the memory limit must be a positive number of MB, got {memory_limit_mb!r}")
+
+
 def check_share(name: str, value, boundary: str = "remove") -> float:
     """A share in [0, 1); a share above 0 asks to keep partly excluded objects, which only
     boundary "remove" does (clip cuts every excluded pixel)."""

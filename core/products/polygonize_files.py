@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from ...definitions import PROBABILITY_SCALES, STATISTICS_SCALES, Progress
 from ..files.atomic import AtomicFiles
-from ..kernels.checks import check_choice
+from ..kernels.checks import check_choice, check_memory_limit
 from .prepare_export_files import block_plan, postprocessing_tag, run_on_files, statistics_probabilities, write_polygons
 
 # Memory of the in-memory path, per pixel: the binary raster, float32 probabilities, labels, traced pixels.
@@ -40,8 +40,7 @@ class PolygonizeSettings:
     def checked(self) -> PolygonizeSettings:
         check_choice("probability scale", self.scale, PROBABILITY_SCALES)
         check_choice("statistics", self.statistics, STATISTICS_SCALES)
-        if self.memory_limit_mb is not None and not self.memory_limit_mb > 0:
-            raise ValueError(f"the memory limit must be a positive number of MB, got {self.memory_limit_mb!r}")
+        check_memory_limit(self.memory_limit_mb)
         return self
 
 

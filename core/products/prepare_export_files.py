@@ -21,7 +21,7 @@ import numpy as np
 from ..files.geotiff import read_probabilities_for_export, read_quality
 from ...definitions import LONG_NAMES, Progress
 from ..files.atomic import AtomicFiles
-from ..kernels.checks import check_threshold
+from ..kernels.checks import check_memory_limit, check_threshold
 from ..kernels.encodings import prediction_quality
 from .settings import PostprocessSettings
 
@@ -58,8 +58,7 @@ class PrepareExportSettings(PostprocessSettings):
         if len(set(labels)) < len(labels):
             raise ValueError(f"thresholds: {labels[next(i for i, x in enumerate(labels) if labels.count(x) > 1)]!r} "
                              f"is given twice")
-        if self.memory_limit_mb is not None and not self.memory_limit_mb > 0:
-            raise ValueError(f"the memory limit must be a positive number of MB, got {self.memory_limit_mb!r}")
+        check_memory_limit(self.memory_limit_mb)
         return self
 
 

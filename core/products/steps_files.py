@@ -18,7 +18,7 @@ import numpy as np
 
 from ...definitions import LONG_NAMES, PROBABILITY_SCALES, QUALITY_LEVELS, QUALITY_SOURCES, Progress
 from ..files.atomic import AtomicFiles
-from ..kernels.checks import check_choice
+from ..kernels.checks import check_choice, check_memory_limit
 from .prepare_export_files import block_plan, postprocessing_tag, run_blocks, run_on_files
 
 # Memory of the in-memory paths, per pixel.
@@ -90,11 +90,6 @@ class StepSummary:
     counts: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
     warnings: list = field(default_factory=list)
-
-
-def check_memory_limit(memory_limit_mb) -> None:
-    if memory_limit_mb is not None and not memory_limit_mb > 0:
-        raise ValueError(f"the memory limit must be a positive number of MB, got {memory_limit_mb!r}")
 
 
 def step_tags(step: str, record: dict, inputs) -> dict:
