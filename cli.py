@@ -421,17 +421,16 @@ def run_tags(algorithm: str, values: dict) -> dict:
     """The tags every file of the run carries, as the algorithm's (algorithms/provenance.py):
     the parameters that decide the result (inputs by file name), the DARTS_* tags of the
     raster inputs (the most recently exported winning) and who wrote it."""
-    from .core.files.tags import describe_run, inherited_tags, read_tags
-    from .core.products.prepare_export_files import postprocessing_tag
+    from .core.products.prepare_export_files import step_tags
 
-    settings, found = {}, []
+    settings, read = {}, []
     for parameter in ALGORITHMS[algorithm][1]:
         if parameter.is_output or parameter.name in NOT_RECORDED:
             continue
         value = values[parameter.name]
         if parameter.kind in ("raster", "rasters", "layers"):  # by file name (a layer's without |layername=)
             files = [path.split("|")[0] for path in (value if isinstance(value, list) else [value]) if path]
-            found += [read_tags(path) for path in files]
+            read += files
             settings[parameter.name] = ", ".join(os.path.basename(path) for path in files) or None
         elif parameter.kind in ("number", "integer"):
             settings[parameter.name] = None if value is None else (int(value) if parameter.kind == "integer"
@@ -440,7 +439,7 @@ def run_tags(algorithm: str, values: dict) -> dict:
             settings[parameter.name] = "" if value is None else value
     if "EDGE_EROSION_SIZE" in settings and settings["EDGE_EROSION_SIZE"] is None:  # the band actually used
         settings["EDGE_EROSION_SIZE"] = settings.get("MASK_EROSION_SIZE")
-    return {**describe_run(algorithm, settings, inherited_tags(found)), **postprocessing_tag(algorithm)}
+    return step_tags(algorithm, settings, read)
 
 
 def check_outputs(algorithm: str, values: dict, inputs) -> None:

@@ -8,8 +8,7 @@ import os
 from qgis.core import QgsProcessingParameterNumber
 
 from ..core.files.atomic import AtomicFiles
-from ..core.files.tags import describe_run, inherited_tags, read_tags
-from ..core.products.prepare_export_files import postprocessing_tag
+from ..core.products.prepare_export_files import step_tags
 from ..definitions import LONG_NAMES
 
 # Parameters that change how a result is computed, never what it is.
@@ -31,12 +30,12 @@ class AtomicOutputs(AtomicFiles):
     descriptions: dict = {}
 
 
-def settings_of(algorithm, parameters, context) -> tuple[dict, dict]:
-    """({parameter: value as written}, DARTS_* tags of the raster inputs). Where inputs
-    disagree, the most recently written one wins (by its DARTS_exportdate; on a tie the later input): exporttile takes the
-    threshold from prepareexport's binarized raster, not DARTS' probabilities.tif it came from.
-    Inputs are named by file name, not path."""
-    settings, found = {}, []
+def settings_of(algorithm, parameters, context) -> tuple[dict, list]:
+    """({parameter: value as written}, the raster inputs' paths, whose DARTS_* tags the outputs
+    inherit). Where inputs disagree, the most recently written one wins (by its DARTS_exportdate;
+    on a tie the later input): exporttile takes the threshold from prepareexport's binarized
+    raster, not DARTS' probabilities.tif it came from. Inputs are named by file name, not path."""
+    settings, read = {}, []
     for definition in algorithm.parameterDefinitions():
         name = definition.name()
         if definition.isDestination() or name in NOT_RECORDED:
@@ -45,7 +44,7 @@ def settings_of(algorithm, parameters, context) -> tuple[dict, dict]:
         if kind in ("raster", "multilayer"):
             files = [path for _, path in algorithm.raster_files(parameters, name, context)] if kind == "multilayer" else \
                 [algorithm.raster_path(parameters, name, context, required=False) or ""]
-            found += [read_tags(path) for path in filter(None, files)]
+            read += files
             settings[name] = ", ".join(os.path.basename(path) for path in files if path) or None
         elif kind == "enum":
             settings[name] = algorithm.parameterAsEnumString(parameters, name, context)
@@ -59,13 +58,12 @@ def settings_of(algorithm, parameters, context) -> tuple[dict, dict]:
             settings[name] = algorithm.parameterAsString(parameters, name, context)
     if "EDGE_EROSION_SIZE" in settings and settings["EDGE_EROSION_SIZE"] is None:  # the band actually used
         settings["EDGE_EROSION_SIZE"] = settings.get("MASK_EROSION_SIZE")
-    return settings, inherited_tags(found)
+    return settings, read
 
 
 def describe_outputs(algorithm, parameters, context, outputs) -> None:
     """Set the run's `outputs.tags` and the band description of each raster output."""
-    settings, inherited = settings_of(algorithm, parameters, context)
-    outputs.tags = {**describe_run(algorithm.name(), settings, inherited), **postprocessing_tag(algorithm.name())}
+    outputs.tags = step_tags(algorithm.name(), *settings_of(algorithm, parameters, context))
     descriptions = {}
     for name, path in algorithm.output_paths(parameters, context):
         kind = SINGLE_OUTPUT_KINDS.get(algorithm.name()) if name == "OUTPUT" else OUTPUT_KINDS.get(name.split(" ")[0])

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from ...definitions import PROBABILITY_SCALES, STATISTICS_SCALES, Progress
 from ..files.atomic import AtomicFiles
 from ..kernels.checks import check_choice, check_memory_limit
-from .prepare_export_files import block_plan, postprocessing_tag, run_on_files, statistics_probabilities, write_polygons
+from .prepare_export_files import block_plan, run_on_files, statistics_probabilities, step_tags, write_polygons
 
 # Memory of the in-memory path, per pixel: the binary raster, float32 probabilities, labels, traced pixels.
 BYTES_PER_PIXEL = 12
@@ -61,9 +61,7 @@ class PolygonizeSummary:
 def run_tags(binarized: str, probabilities: str | None, settings: PolygonizeSettings) -> dict:
     """The tags of the GeoPackage, as darts:polygonize writes them: its settings under its
     parameters' names, the DARTS_* tags of the rasters (the most recently exported wins) and
-    who wrote it (core.files.tags.describe_run)."""
-    from ..files.tags import describe_run, inherited_tags, read_tags
-
+    who wrote it (step_tags)."""
     record = {
         "BINARIZED": os.path.basename(binarized),
         "PROBABILITIES": os.path.basename(probabilities) if probabilities else None,
@@ -71,8 +69,7 @@ def run_tags(binarized: str, probabilities: str | None, settings: PolygonizeSett
         "STATISTICS_SCALE": settings.statistics,
         "POLYGON_LAYOUT": "parts" if settings.parts else "objects",
     }
-    found = [read_tags(path) for path in (binarized, probabilities) if path]
-    return {**describe_run("polygonize", record, inherited_tags(found)), **postprocessing_tag("polygonize")}
+    return step_tags("polygonize", record, [binarized, probabilities])
 
 
 def polygonize_files(binarized: str, output: str, probabilities: str | None = None,

@@ -195,12 +195,20 @@ def postprocessing_tag(step: str) -> dict:
     return {PREFIX + "postprocessing": f"darts:{step} (DARTS Postprocessing for QGIS {plugin_version()})"}
 
 
+def step_tags(step: str, record: dict, inputs) -> dict:
+    """The tags of every file a run of the algorithm `step` writes: its settings `record` under
+    its parameters' names, the DARTS_* tags of the files `inputs` (None: none; where they
+    disagree the most recently exported wins) and who wrote it (core.files.tags.describe_run)."""
+    from ..files.tags import describe_run, inherited_tags, read_tags
+
+    found = [read_tags(path) for path in inputs if path]
+    return {**describe_run(step, record, inherited_tags(found)), **postprocessing_tag(step)}
+
+
 def run_tags(inputs: PrepareExportInputs, settings: PrepareExportSettings, step: str = "prepareexport") -> dict:
     """The tags every file of the run carries, as darts:prepareexport writes them: its settings
     under its parameters' names, the DARTS_* tags of the inputs (the most recently exported
-    wins) and the export date (core.files.tags.describe_run)."""
-    from ..files.tags import describe_run, inherited_tags, read_tags
-
+    wins) and the export date (step_tags)."""
     record = {
         "PROBABILITIES": os.path.basename(inputs.probabilities),
         "QUALITY_MASK": os.path.basename(inputs.quality) if inputs.quality else None,
@@ -218,8 +226,7 @@ def run_tags(inputs: PrepareExportInputs, settings: PrepareExportSettings, step:
         "PROBABILITY_SCALE": settings.scale,
         "STATISTICS_SCALE": settings.statistics,
     }
-    tags = describe_run(step, record, inherited_tags(read_tags(path) for path in inputs.paths if path))
-    return {**tags, **postprocessing_tag(step)}
+    return step_tags(step, record, inputs.paths)
 
 
 def available_memory_mb() -> float:

@@ -19,7 +19,7 @@ import numpy as np
 from ...definitions import LONG_NAMES, PROBABILITY_SCALES, QUALITY_LEVELS, QUALITY_SOURCES, Progress
 from ..files.atomic import AtomicFiles
 from ..kernels.checks import check_choice, check_memory_limit
-from .prepare_export_files import block_plan, postprocessing_tag, run_blocks, run_on_files
+from .prepare_export_files import block_plan, run_blocks, run_on_files, step_tags
 
 # Memory of the in-memory paths, per pixel.
 ERODE_BYTES_PER_PIXEL = 4  # the mask, its validity, the eroded copy and the output
@@ -90,16 +90,6 @@ class StepSummary:
     counts: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
     warnings: list = field(default_factory=list)
-
-
-def step_tags(step: str, record: dict, inputs) -> dict:
-    """The tags of a step's output, as its algorithm writes them: its settings under its
-    parameters' names, the DARTS_* tags of the raster `inputs` (the most recently exported
-    wins) and who wrote it (core.files.tags.describe_run)."""
-    from ..files.tags import describe_run, inherited_tags, read_tags
-
-    found = [read_tags(path) for path in inputs if path]
-    return {**describe_run(step, record, inherited_tags(found)), **postprocessing_tag(step)}
 
 
 def named(path: str | None) -> str | None:

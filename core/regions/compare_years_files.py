@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from ...definitions import Progress
 from ..files.atomic import AtomicFiles, into_geopackage
 from ..files.layers import layer_name
-from ..products.prepare_export_files import postprocessing_tag, run_on_files
+from ..products.prepare_export_files import run_on_files, step_tags
 from .compare_years import (
     DEFAULT_OBSERVED_SHARE,
     DEFAULT_TOLERANCE,
@@ -66,9 +66,7 @@ class CompareYearsSummary:
 def run_tags(inputs: Sequence[tuple], coverage: Sequence[tuple], settings: CompareYearsSettings) -> dict:
     """The tags of the GeoPackage, as darts:compareyears writes them: its settings under its
     parameters' names (inputs by file name), the DARTS_* tags of the maps and coverage (the most
-    recently exported wins) and who wrote it (core.files.tags.describe_run)."""
-    from ..files.tags import describe_run, inherited_tags, read_tags
-
+    recently exported wins) and who wrote it (step_tags)."""
     record = {
         "INPUT": ", ".join(os.path.basename(path) for path, _, _ in inputs) or None,
         "YEAR_FIELD": settings.year_field,
@@ -76,8 +74,7 @@ def run_tags(inputs: Sequence[tuple], coverage: Sequence[tuple], settings: Compa
         "TOLERANCE": float(settings.tolerance),
         "OBSERVED_SHARE": float(settings.observed_share),
     }
-    found = [read_tags(path) for path, _, _ in [*inputs, *coverage]]
-    return {**describe_run("compareyears", record, inherited_tags(found)), **postprocessing_tag("compareyears")}
+    return step_tags("compareyears", record, [path for path, _, _ in [*inputs, *coverage]])
 
 
 def compare_years_files(inputs: Sequence[tuple], output: str, coverage: Sequence[tuple] = (),
