@@ -71,14 +71,15 @@ class TileSource:
             return f"{os.path.basename(self.extent or self.extent_polygons)} as given"
         return f"valid pixels of {os.path.basename(self.probabilities)} (no extent in the folder)"
 
-    def date(self) -> TileDate:
+    def date(self, tags: dict | None = None) -> TileDate:
         """When the tile was taken, by DARTS' ids (darts_ids.tile_date): darts_inference.json's
-        DARTS_tileid, the probabilities' DARTS_tileid tag, the folder's name."""
+        DARTS_tileid, the probabilities' DARTS_tileid tag (`tags`: theirs, when read already),
+        the folder's name."""
         from ..files.tags import read_tags
 
+        tags = read_tags(self.probabilities) if tags is None else tags
         return tile_date([(INFERENCE, read_inference(self.folder, self.tile_id).get("DARTS_tileid")),
-                          (f"{os.path.basename(self.probabilities)}'s DARTS_tileid",
-                           read_tags(self.probabilities).get("DARTS_tileid")),
+                          (f"{os.path.basename(self.probabilities)}'s DARTS_tileid", tags.get("DARTS_tileid")),
                           ("the folder name", os.path.basename(self.folder))])
 
     @property
@@ -368,7 +369,7 @@ def _process_tile(source, settings, target_crs, outputs, progress, read=None) ->
     inputs = read_tile_inputs(source, settings) if read is None else read()
     grid, srs, probabilities, doubt = inputs.grid, inputs.srs, inputs.probabilities, inputs.doubt
     inherited = read_tags(source.probabilities)  # DARTS' tags: its tile id here, carried into the tile's files
-    seen = source.date()
+    seen = source.date(inherited)
     # DARTS' percent as stored: each object pixel looked up as statistics_values gives it (lookup);
     # float probabilities as they are (fraction) or as statistics_values gives them (percent).
     lookup = inputs.lookup(settings.statistics)
