@@ -457,10 +457,15 @@ def block_plan(values: dict, width: int, height: int, bytes_per_pixel: float, co
     from .core.products.prepare_export_files import block_plan as plan
 
     block, reason = plan(width, height, bytes_per_pixel, values["MEMORY_LIMIT"] or None,
-                         (values["DASK_SCHEDULER"] or "").strip())
+                         scheduler_address(values))
     if block:
         console.info(f"Processing in blocks of {block} x {block} pixels: {reason}.")
     return block
+
+
+def scheduler_address(values: dict) -> str | None:
+    """The DASK_SCHEDULER given (an address of a dask.distributed scheduler), or None."""
+    return (values["DASK_SCHEDULER"] or "").strip() or None
 
 
 def device_of(values: dict, console: Console) -> str:
@@ -536,7 +541,7 @@ def run_processtiles(values: dict, console: Console) -> dict:
     outputs = TilesOutputs(output, None, values["OUTPUT_TILES"] or None, values["OUTPUT_REPORT"] or None)
     with AtomicFiles([exclusion]) as files:
         summary = process_tiles_files(values["INPUT_FOLDER"], outputs, target, settings, workers=values["WORKERS"],
-                                      address=(values["DASK_SCHEDULER"] or "").strip(),
+                                      address=scheduler_address(values),
                                       stop_on_error=values["STOP_ON_ERROR"], progress=console.progress, files=files,
                                       log=console.log)
     results = {"OUTPUT": output, "OUTPUT_COVERAGE": f"{output}|layername={coverage_layer(layer_name(output))}",
@@ -558,7 +563,7 @@ def run_polygonize(values: dict, console: Console) -> dict:
     binarized, probabilities = values["BINARIZED"], values["PROBABILITIES"]
     settings = PolygonizeSettings(scale=values["PROBABILITY_SCALE"], statistics=values["STATISTICS_SCALE"],
                                   parts=values["POLYGON_LAYOUT"] == "parts", memory_limit_mb=values["MEMORY_LIMIT"] or None,
-                                  dask_scheduler=(values["DASK_SCHEDULER"] or "").strip() or None)
+                                  dask_scheduler=scheduler_address(values))
     check_outputs("polygonize", values, [binarized, probabilities])
     with AtomicFiles([binarized, probabilities]) as files:
         summary = polygonize_files(binarized, values["OUTPUT"], probabilities, settings, console.progress, files=files,
@@ -602,7 +607,7 @@ def run_exporttile(values: dict, console: Console) -> dict:
     block = block_plan(values, grid.width, grid.height, export_bytes(len(subsets)), console)
     written = export_tile_files(probabilities, binarized, extent, folder, subsets=subsets, scale=scale,
                                 parts=values["POLYGON_LAYOUT"] == "parts", tags=tags, block=block,
-                                address=(values["DASK_SCHEDULER"] or "").strip(), progress=console.progress)
+                                address=scheduler_address(values), progress=console.progress)
     if any(kind.startswith(("segments_parquet", "extent_parquet")) for kind in written):  # else the core warned
         console.info(f"GeoParquet written: {', '.join(parquet_names(subsets))} (with {geoparquet_support()[0]}).")
     console.info(f"Tile written to {os.path.abspath(folder)}")
@@ -634,7 +639,7 @@ def run_prepareexport(values: dict, console: Console) -> dict:
     settings = PrepareExportSettings.from_parameters(
         values, device=device_of(values, console), exclude=exclusion_source(values["EXCLUDE"]),
         thresholds=tuple(value for _, value in parse_thresholds(values["THRESHOLDS"] or "", "THRESHOLDS")),
-        memory_limit_mb=values["MEMORY_LIMIT"] or None, dask_scheduler=(values["DASK_SCHEDULER"] or "").strip() or None)
+        memory_limit_mb=values["MEMORY_LIMIT"] or None, dask_scheduler=scheduler_address(values))
     exclusion = settings.exclude[0] if settings.exclude else ""
     check_outputs("prepareexport", values, [inputs.probabilities, inputs.quality, *subsets.values(), exclusion])
     with AtomicFiles(inputs.paths + [exclusion]) as files:
@@ -705,7 +710,7 @@ def run_erodemask(values: dict, console: Console) -> dict:
     settings = ErodeMaskSettings(quality_level=values["QUALITY_LEVEL"], size=values["SIZE"],
                                  edge_size=values["EDGE_SIZE"], device=device_of(values, console),
                                  memory_limit_mb=values["MEMORY_LIMIT"] or None,
-                                 dask_scheduler=(values["DASK_SCHEDULER"] or "").strip() or None)
+                                 dask_scheduler=scheduler_address(values))
     check_outputs("erodemask", values, [mask])
     with AtomicFiles([mask]) as files:
         summary = erode_mask_files(mask, values["OUTPUT"], settings, console.progress, files=files,
@@ -723,7 +728,7 @@ def run_binarize(values: dict, console: Console) -> dict:
     settings = BinarizeSettings(threshold=values["THRESHOLD"], min_object_size=values["MIN_OBJECT_SIZE"],
                                 size_connectivity=int(values["SIZE_CONNECTIVITY"]), device=device_of(values, console),
                                 scale=values["PROBABILITY_SCALE"], memory_limit_mb=values["MEMORY_LIMIT"] or None,
-                                dask_scheduler=(values["DASK_SCHEDULER"] or "").strip() or None)
+                                dask_scheduler=scheduler_address(values))
     check_outputs("binarize", values, [probabilities, mask])
     with AtomicFiles([probabilities, mask]) as files:
         summary = binarize_files(probabilities, values["OUTPUT"], mask, settings, console.progress, files=files,
