@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import os
 
 from .gdal import check_written, gdal_writing, open_read_only, osgeo
 
@@ -97,6 +98,16 @@ def earlier_postprocessing(tags: dict) -> str | None:
     if not applied:
         return None
     return ", ".join(f"{name} {value}" for name, value in applied.items())
+
+
+def postprocessed_again(path: str) -> str | None:
+    """The warning for a run that postprocesses the raster `path` when its tags say it was
+    postprocessed already (earlier_postprocessing); None when they do not."""
+    applied = earlier_postprocessing(read_tags(path))
+    if not applied:
+        return None
+    return (f"{os.path.basename(path)} was postprocessed already ({applied}, from its DARTS_* tags): its edge band "
+            f"and erosion were applied once; this run applies them again (QUALITY_LEVEL=none applies neither).")
 
 
 def apply_metadata(target, tags: dict | None, description: str | None = None) -> None:

@@ -353,7 +353,7 @@ def run_on_files(run, inputs, files=None, log=None):
 def _run(inputs, outputs, settings, report, files, tags, say, names):
     from ..files.geotiff import GeoTiffWindows, percent_scale_doubt, probability_scale_of, write_geotiff
     from ..files.grids import check_same_grid, grid_of
-    from ..files.tags import earlier_postprocessing, read_tags
+    from ..files.tags import postprocessed_again
     from .api import prepare_export_thresholds
 
     scale = settings.scale
@@ -374,11 +374,9 @@ def _run(inputs, outputs, settings, report, files, tags, say, names):
             raise ValueError(f"{names['subsets']} '{name}' is read as a different probability scale than "
                              f"{what} ({probability_scale}): give ensemble members of the same "
                              f"kind, or set {names['scale']}")
-    applied = earlier_postprocessing(read_tags(inputs.probabilities))
-    if applied:
-        say(f"{os.path.basename(inputs.probabilities)} was postprocessed already ({applied}, from its DARTS_* tags): "
-            f"its edge band and erosion were applied once; this run applies them again (QUALITY_LEVEL=none applies "
-            f"neither).", True)
+    again = postprocessed_again(inputs.probabilities)
+    if again:
+        say(again, True)
     exclusion = settings.exclude
     per_pixel = (BYTES_PER_PIXEL + SUBSET_BYTES_PER_PIXEL * len(inputs.subsets) + (1 if exclusion else 0)
                  + THRESHOLD_BYTES_PER_PIXEL * (len(runs) - 1) * (1 + len(inputs.subsets)))

@@ -188,7 +188,7 @@ def _evaluate_raster(inputs, outputs, settings, report, files, tags, say, names,
     """One raster: its quality mask eroded, its extent as given, or every predicted pixel valid."""
     from ..files.geotiff import probability_scale_of, read_band, read_probabilities, read_quality
     from ..files.grids import check_same_grid, grid_of
-    from ..files.tags import earlier_postprocessing, read_tags
+    from ..files.tags import postprocessed_again
     from ..kernels.encodings import decode_binary
     from .evaluate import evaluate, reference_raster
 
@@ -213,12 +213,9 @@ def _evaluate_raster(inputs, outputs, settings, report, files, tags, say, names,
     else:
         say(NO_QUALITY)
         tile["quality_data_mask"] = np.where(np.isnan(tile["probabilities"]), 0, 2).astype(np.uint8)
-    if not inputs.extent:
-        applied = earlier_postprocessing(read_tags(path))
-        if applied:
-            say(f"{os.path.basename(path)} was postprocessed already ({applied}, from its DARTS_* tags): its edge band "
-                f"and erosion were applied once; this run applies them again (QUALITY_LEVEL=none applies neither).",
-                True)
+    again = None if inputs.extent else postprocessed_again(path)
+    if again:
+        say(again, True)
     shape = (grid.height, grid.width)
     scratch_folder = os.path.dirname(os.path.abspath(outputs.table))
     exclude = read_exclusion(settings.exclude, grid, None, files, scratch_folder, say, names["exclude"])
