@@ -310,6 +310,32 @@ def test_depth_is_zero_for_cut_objects_and_scaled_to_metres():
         np.sqrt(0.0003 * 111320 * 0.5 * 0.0001 * 111320), rel=1e-3)
 
 
+def test_blocks_inside_is_every_pixel_of_the_block_non_zero():
+    """The word-wise reading of 0/1 bytes and the comparison of other rasters give what
+    `all()` over each whole block gives, for any shape, block, dtype and memory layout."""
+    from darts_postprocessing.core.regions.tiles import blocks_inside
+
+    def every_pixel(extent, block):
+        height, width = extent.shape
+        rows, cols = -(-height // block), -(-width // block)
+        padded = np.zeros((rows * block, cols * block), bool)  # beyond the raster: outside
+        padded[:height, :width] = extent != 0
+        return padded.reshape(rows, block, cols, block).all(axis=(1, 3))
+
+    rng = np.random.default_rng(7)
+    for case in range(300):
+        height, width = (int(n) for n in rng.integers(1, 50, 2))
+        block = int(rng.choice([1, 2, 3, 4, 5, 8, 16]))
+        holes = rng.random((height, width)) < rng.choice([0.002, 0.05, 0.5])
+        extent = [~holes, (~holes).astype(np.uint8), (~holes * rng.integers(1, 4, holes.shape)).astype(np.uint8),
+                  (~holes).astype(np.int16)][case % 4]
+        if case % 5 == 0:
+            extent = extent[::-1, 1:]
+        if case % 7 == 0:
+            extent = np.asfortranarray(extent)
+        assert np.array_equal(blocks_inside(extent, block), every_pixel(extent, block)), (case, extent.shape, block)
+
+
 def test_a_killed_worker_does_not_lose_the_other_tiles(region, tmp_path):
     psutil = pytest.importorskip("psutil")
     killed = []

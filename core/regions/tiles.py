@@ -530,20 +530,31 @@ def object_depths(objects, extent) -> np.ndarray:
 
 def blocks_inside(extent: np.ndarray, block: int) -> np.ndarray:
     """Which block x block blocks of `extent` lie wholly inside it (every pixel non-zero; a
-    block reaching beyond the raster does not). Built row by row of blocks without a padded
-    copy of the extent: each block row's rows ANDed (one strided pass per row of a block), then
-    each block's run of bytes read as one unsigned word (all inside: every byte 1)."""
+    block reaching beyond the raster does not). An extent of 0/1 bytes (bool, or
+    prepare_export's uint8) is read as words: each block's rows ANDed word by word, then each
+    block's words compared with all-ones bytes; any other is compared with 0 first, block row
+    by block row."""
     height, width = extent.shape
-    rows, cols, full = -(-height // block), -(-width // block), height // block
-    strips = np.zeros((rows, cols * block), bool)  # beyond the raster: outside
-    strips[:full, :width] = extent[0:full * block:block] != 0
-    for offset in range(1, block):
-        strips[:full, :width] &= extent[offset:full * block:block] != 0
-    word = next((np.dtype(kind) for kind in ("u8", "u4", "u2") if block % np.dtype(kind).itemsize == 0), None)
-    if word is None:
-        return strips.reshape(rows, cols, block).all(axis=2)
-    words = strips.view(word).reshape(rows, cols, block // word.itemsize)
-    return (words == word.type(int.from_bytes(b"\x01" * word.itemsize, "little"))).all(axis=2)
+    rows, cols, full_rows, full_cols = -(-height // block), -(-width // block), height // block, width // block
+    inside = np.zeros((rows, cols), bool)  # beyond the raster: outside
+    word = next((np.dtype(kind) for kind in ("u8", "u4", "u2", "u1") if block % np.dtype(kind).itemsize == 0))
+    ones = word.type(int.from_bytes(b"\x01" * word.itemsize, "little"))
+    if full_rows == 0 or full_cols == 0:
+        return inside
+    if extent.dtype == bool or (extent.dtype == np.uint8 and extent.max(initial=0) <= 1):
+        area = extent[:full_rows * block, :full_cols * block]
+        if not area.flags.c_contiguous and area.strides[1] != 1:
+            area = np.ascontiguousarray(area)
+        words = area.view(np.uint8).view(word).reshape(full_rows, block, full_cols * block // word.itemsize)
+        anded = np.bitwise_and.reduce(words, axis=1)
+    else:
+        anded = np.empty((full_rows, full_cols * block), np.uint8)
+        for row in range(full_rows):  # one block row at a time: no full-size temporary
+            window = extent[row * block:(row + 1) * block, :full_cols * block] != 0
+            np.logical_and.reduce(window, axis=0, out=anded[row].view(bool))
+        anded = anded.view(word)
+    inside[:full_rows, :full_cols] = (anded.reshape(full_rows, full_cols, -1) == ones).all(axis=2)
+    return inside
 
 
 def _touches_outside(extent, rows, cols) -> np.ndarray:
