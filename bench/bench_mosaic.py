@@ -133,7 +133,8 @@ def start_cluster(folder: Path, workers: int):
         time.sleep(0.1)
     worker = subprocess.Popen(["dask-worker", "--scheduler-file", str(address_file), "--nworkers", str(workers),
                                "--nthreads", "1", "--no-dashboard", "--memory-limit", "0"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env=dict(os.environ, DARTS_HOST_THREADS="1"))  # one core a worker, its passes too
     address = json.loads(address_file.read_text())["address"]
     from distributed import Client
 

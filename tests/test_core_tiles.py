@@ -507,7 +507,8 @@ def test_the_merge_reports_progress_and_can_be_canceled(tmp_path):
 
 def test_workers_are_capped_at_tiles_cores_and_memory(region):
     """Issue 20: WORKERS=99999 on 300 tiles started 301 processes (~10 GB, 56 s instead of 3.4 s)."""
-    from darts_postprocessing.core.regions.workers import usable_cores, worker_count
+    from darts_postprocessing.core.kernels.threads import usable_cores
+    from darts_postprocessing.core.regions.workers import worker_count
 
     sources, _ = find_tiles(region["inputs"])
     count, note = worker_count(99999, sources)

@@ -13,6 +13,7 @@ import numpy as np
 from ...definitions import PROBABILITY_SCALES
 from .runs import (clear_runs, components_with_pixels, count_pixels_in_components, expand_ranges, find_runs,
                    find_runs_host, flat_view, host_pixels_where, run_components)
+from .threads import each_in_threads, host_threads
 
 
 def disk_half_widths(radius: int) -> list[int]:
@@ -53,25 +54,32 @@ def erode_valid_in_place(eroded, size: int, edge_size: int, xp=np):
 # batches are simply applied one after another.
 INTERVAL_BUDGET = 1 << 21
 PIXEL_BUDGET = 1 << 23
+MIN_RUNS_A_THREAD = 1 << 14  # fewer invalid runs are painted in one batch: a thread would cost more
 
 
 def _clear_dilated(eroded, rows, starts, ends, radius: int, xp):
     """Set to False every pixel within disk(radius) of an invalid run (given as runs, in
     row-major order), a batch of runs at a time so that a bounded number of dilated intervals
-    are held at once (INTERVAL_BUDGET)."""
+    are held at once (INTERVAL_BUDGET). On the host the batches are painted in threads, as
+    many at once as host_threads() (the budget shared between them): painting only ever
+    writes False, so batches whose rings meet give the same pixels in any order."""
     height, width = eroded.shape
     stride = width + 1  # one unused column per row, so intervals of two rows never touch
     dys = xp.arange(-radius, radius + 1, dtype=xp.int64)
     halves = xp.asarray(disk_half_widths(radius), dtype=xp.int64)
-    per_batch = max(1, INTERVAL_BUDGET // (2 * radius + 1))
+    threads = host_threads() if xp is np else 1
+    per_batch = max(1, INTERVAL_BUDGET // (2 * radius + 1) // threads)
+    if threads > 1 and rows.size >= MIN_RUNS_A_THREAD * threads:
+        per_batch = min(per_batch, -(-int(rows.size) // threads))
     # Batch bounds and the original runs in the rows each batch reaches, found on the host at once.
     firsts = list(range(0, int(rows.size), per_batch))
     lasts = [min(first + per_batch, int(rows.size)) - 1 for first in firsts]
     reach = xp.searchsorted(rows, xp.concatenate([rows[xp.asarray(firsts)] - radius,
                                                   rows[xp.asarray(lasts)] + radius + 1]))
     reach = [int(index) for index in reach.tolist()]
-    for number, (first, last) in enumerate(zip(firsts, lasts)):
-        batch = slice(first, last + 1)
+
+    def paint(number: int) -> None:
+        batch = slice(firsts[number], lasts[number] + 1)
         # One row of intervals per dy: each row is in ascending order, as the runs are.
         target = rows[None, batch] + dys[:, None]
         inside = target >= 0
@@ -83,6 +91,12 @@ def _clear_dilated(eroded, rows, starts, ends, radius: int, xp):
         del base, inside
         near = slice(reach[number], reach[len(firsts) + number])
         _paint_covered(eroded, lows, highs, rows[near], starts[near], ends[near], stride, xp)
+
+    if threads > 1:
+        each_in_threads(paint, list(range(len(firsts))))
+    else:
+        for number in range(len(firsts)):
+            paint(number)
 
 
 def _paint_covered(eroded, lows, highs, rows, starts, ends, stride: int, xp):

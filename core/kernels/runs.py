@@ -15,6 +15,7 @@ import scipy.sparse
 import scipy.sparse.csgraph
 
 from .devices import to_host
+from .threads import over_row_ranges
 
 
 def find_runs(image, xp=np):
@@ -52,24 +53,30 @@ def find_runs_host(image: np.ndarray, invert: bool = False):
 
     Each strip is copied between two False columns, so each row's changes of value come in
     (start, end) pairs and the changes of the whole strip, in flat order, are its runs in
-    row-major order: no sort and no full-tile temporary."""
+    row-major order: no sort and no full-tile temporary. Row ranges run in threads."""
     height, width = image.shape
     padded_width = width + 2
     step = max(1, STRIP_PIXELS // padded_width)
-    padded = np.zeros((min(step, height), padded_width), dtype=bool)
-    changed = np.empty((min(step, height), width + 1), dtype=bool)
-    pieces = []
-    for top in range(0, height, step):
-        strip = image[top:top + step]
-        count = strip.shape[0]
-        if invert:
-            np.logical_not(strip, out=padded[:count, 1:-1])
-        else:
-            padded[:count, 1:-1] = strip
-        np.not_equal(padded[:count, 1:], padded[:count, :-1], out=changed[:count])
-        found = np.flatnonzero(changed[:count])
-        if found.size:
-            pieces.append(found + top * (width + 1))
+
+    def changes(part: slice) -> list:
+        count = min(step, part.stop - part.start)
+        padded = np.zeros((count, padded_width), dtype=bool)
+        changed = np.empty((count, width + 1), dtype=bool)
+        pieces = []
+        for top in range(part.start, part.stop, step):
+            strip = image[top:min(top + step, part.stop)]
+            count = strip.shape[0]
+            if invert:
+                np.logical_not(strip, out=padded[:count, 1:-1])
+            else:
+                padded[:count, 1:-1] = strip
+            np.not_equal(padded[:count, 1:], padded[:count, :-1], out=changed[:count])
+            found = np.flatnonzero(changed[:count])
+            if found.size:
+                pieces.append(found + top * (width + 1))
+        return pieces
+
+    pieces = [piece for part in over_row_ranges(height, width, changes) for piece in part]
     bounds = np.concatenate(pieces).astype(np.int64, copy=False) if pieces else np.zeros(0, dtype=np.int64)
     first, last = bounds[0::2], bounds[1::2]
     rows = first // (width + 1)
@@ -79,21 +86,27 @@ def find_runs_host(image: np.ndarray, invert: bool = False):
 def host_pixels_where(objects: np.ndarray, other: np.ndarray, keep_other: bool):
     """Flat indices, ascending, of the pixels set in the bool image `objects` and set
     (`keep_other`) or not set in the bool image `other`: flatnonzero(objects & other) or
-    flatnonzero(objects & ~other), a strip of rows at a time."""
+    flatnonzero(objects & ~other), a strip of rows at a time (row ranges in threads)."""
     height, width = objects.shape
     step = strip_rows(width)
-    marked = np.empty((min(step, height), width), dtype=bool)
-    pieces = []
-    for top in range(0, height, step):
-        part, mask = objects[top:top + step], other[top:top + step]
-        count = part.shape[0]
-        if keep_other:
-            np.logical_and(part, mask, out=marked[:count])
-        else:  # a & ~b of bools is a > b
-            np.greater(part.view(np.uint8), mask.view(np.uint8), out=marked[:count])
-        found = np.flatnonzero(marked[:count])
-        if found.size:
-            pieces.append(found + top * width)
+
+    def found(part: slice) -> list:
+        marked = np.empty((min(step, part.stop - part.start), width), dtype=bool)
+        pieces = []
+        for top in range(part.start, part.stop, step):
+            rows = slice(top, min(top + step, part.stop))
+            strip, mask = objects[rows], other[rows]
+            count = strip.shape[0]
+            if keep_other:
+                np.logical_and(strip, mask, out=marked[:count])
+            else:  # a & ~b of bools is a > b
+                np.greater(strip.view(np.uint8), mask.view(np.uint8), out=marked[:count])
+            where = np.flatnonzero(marked[:count])
+            if where.size:
+                pieces.append(where + top * width)
+        return pieces
+
+    pieces = [piece for part in over_row_ranges(height, width, found) for piece in part]
     return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.intp)
 
 

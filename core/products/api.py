@@ -46,6 +46,7 @@ from ..kernels.objects import Objects
 from ..kernels.postprocess import (RESOLVED_SCALES, above_threshold, binarize_array, binarize_thresholded, erode_valid,
                                   erode_valid_in_place, percent_limit)
 from ..kernels.runs import strip_rows
+from ..kernels.threads import over_row_ranges
 
 logger = logging.getLogger(__name__)
 
@@ -57,53 +58,58 @@ logger = logging.getLogger(__name__)
 _BLOCK_COLUMNS = 512
 
 
-def _c_strips(values: np.ndarray):
-    """(row slice, C-ordered strip of `values`) for every strip of rows of a 2-D host array: a
-    view where the strip is C-ordered already, else a copy into one reused buffer."""
-    height, width = values.shape
+def _c_strips(values: np.ndarray, part: slice):
+    """(row slice, C-ordered strip of `values`) for every strip of the rows `part` of a 2-D
+    host array: a view where the strip is C-ordered already, else a copy into one reused buffer."""
+    width = values.shape[1]
+    start, stop = part.start, part.stop
     if values.flags.c_contiguous:
         step = strip_rows(width)
-        for top in range(0, height, step):
-            yield slice(top, top + step), values[top:top + step]
+        for top in range(start, stop, step):
+            yield slice(top, min(top + step, stop)), values[top:min(top + step, stop)]
         return
     step = max(128, strip_rows(width))  # a Fortran-ordered strip's columns span whole cache lines
-    buffer = np.empty((min(step, height), width), dtype=values.dtype)
-    for top in range(0, height, step):
-        part = values[top:top + step]
-        strip = buffer[:part.shape[0]]
+    buffer = np.empty((min(step, stop - start), width), dtype=values.dtype)
+    for top in range(start, stop, step):
+        rows = slice(top, min(top + step, stop))
+        strip = buffer[:rows.stop - top]
         for left in range(0, width, _BLOCK_COLUMNS):
-            strip[:, left:left + _BLOCK_COLUMNS] = part[:, left:left + _BLOCK_COLUMNS]
-        yield slice(top, top + step), strip
+            strip[:, left:left + _BLOCK_COLUMNS] = values[rows, left:left + _BLOCK_COLUMNS]
+        yield rows, strip
 
 
 def _scan_layer(name, probs: np.ndarray, valid: np.ndarray, thresholds, scale, mask: bool = True):
     """One pass over a host layer of probabilities, on the grid of `valid`: checks its values
     (raising as check_probabilities does), and returns the C-ordered bool image of the pixels
     above each threshold and the probabilities with NaN where `valid` is False (None unless
-    `mask`). uint8 percent as stored is thresholded in uint8 (_scan_stored_percent)."""
+    `mask`). uint8 percent as stored is thresholded in uint8 (_scan_stored_percent). Row
+    ranges run in threads (over_row_ranges), each with its own scratch strip."""
     if probs.dtype == np.uint8:
         return _scan_stored_percent(name, probs, valid, thresholds, mask)
     height, width = probs.shape
     nan = probs.dtype.type(np.nan)
     objects = [np.empty((height, width), dtype=bool) for _ in thresholds]
     masked = np.empty((height, width), dtype=probs.dtype) if mask else None
-    scratch = None
-    for rows, strip in _c_strips(probs):
-        count = strip.shape[0]
-        if scratch is None:  # the first strip is the largest
-            scratch = np.empty((count, width), dtype=bool)
-        below, above = np.less(strip, 0), np.greater(strip, 1)
-        if below.any() or above.any():
-            check_probabilities(name, probs, np)  # raises, with the whole layer's range
-        for image, threshold in zip(objects, thresholds):
-            image[rows] = above_threshold(strip, threshold, scale)
-        if masked is None:
-            continue
-        np.copyto(masked[rows], strip)
-        np.logical_not(valid[rows], out=scratch[:count])
-        np.copyto(masked[rows], nan, where=scratch[:count])
-    return objects, masked
 
+    def scan(part: slice) -> bool:
+        """Whether every value of these rows is in range (the rows are written either way)."""
+        scratch = np.empty((min(strip_rows(width), part.stop - part.start), width), dtype=bool)
+        for rows, strip in _c_strips(probs, part):
+            count = strip.shape[0]
+            if np.less(strip, 0).any() or np.greater(strip, 1).any():
+                return False
+            for image, threshold in zip(objects, thresholds):
+                image[rows] = above_threshold(strip, threshold, scale)
+            if masked is None:
+                continue
+            np.copyto(masked[rows], strip)
+            np.logical_not(valid[rows], out=scratch[:count])
+            np.copyto(masked[rows], nan, where=scratch[:count])
+        return True
+
+    if not all(over_row_ranges(height, width, scan)):
+        check_probabilities(name, probs, np)  # raises, with the whole layer's range
+    return objects, masked
 
 
 def _scan_stored_percent(name, stored: np.ndarray, valid: np.ndarray, thresholds, mask: bool = True):
@@ -117,21 +123,27 @@ def _scan_stored_percent(name, stored: np.ndarray, valid: np.ndarray, thresholds
     masked = np.empty((height, width), dtype=np.float32) if mask else None
     lookup = percent_lookup("fraction")
     nan = np.float32(np.nan)
-    shifted = scratch = None
-    for rows, strip in _c_strips(stored):
-        count = strip.shape[0]
-        if shifted is None:  # the first strip is the largest
-            shifted, scratch = np.empty((count, width), dtype=np.uint8), np.empty((count, width), dtype=bool)
-        plus = np.add(strip, np.uint8(1), out=shifted[:count])
-        if plus.max() > 101:
-            decode_stored_percent(stored, name)  # raises
-        for image, limit in zip(objects, limits):
-            np.greater(plus, limit, out=image[rows])
-        if masked is None:
-            continue
-        np.take(lookup, strip, out=masked[rows], mode="clip")
-        np.logical_not(valid[rows], out=scratch[:count])
-        np.copyto(masked[rows], nan, where=scratch[:count])
+
+    def scan(part: slice) -> bool:
+        """Whether every value of these rows is a percent or 255."""
+        count = min(strip_rows(width), part.stop - part.start)
+        shifted, scratch = np.empty((count, width), dtype=np.uint8), np.empty((count, width), dtype=bool)
+        for rows, strip in _c_strips(stored, part):
+            count = strip.shape[0]
+            plus = np.add(strip, np.uint8(1), out=shifted[:count])
+            if plus.max() > 101:
+                return False
+            for image, limit in zip(objects, limits):
+                np.greater(plus, limit, out=image[rows])
+            if masked is None:
+                continue
+            np.take(lookup, strip, out=masked[rows], mode="clip")
+            np.logical_not(valid[rows], out=scratch[:count])
+            np.copyto(masked[rows], nan, where=scratch[:count])
+        return True
+
+    if not all(over_row_ranges(height, width, scan)):
+        decode_stored_percent(stored, name)  # raises
     return objects, masked
 
 

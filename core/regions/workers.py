@@ -14,6 +14,7 @@ import types
 from collections.abc import Callable
 
 from ..files.gdal import open_read_only
+from ..kernels.threads import limit_host_threads, usable_cores
 from .tiles import TILE_BYTES_PER_PIXEL, TileResult, process_tile, read_tile_inputs
 
 
@@ -33,14 +34,6 @@ def python_for_workers() -> str:
             return candidate
     raise RuntimeError(f"no Python {version} found in {sys.exec_prefix} to start worker processes with: set WORKERS "
                        f"to 1")
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (its CPU affinity, e.g. a container's share)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def available_memory() -> int | None:
@@ -149,7 +142,8 @@ def _in_worker_processes(jobs, workers: int, beat):
         for job in batch:
             attempts[id(job)] += 1
         pool = concurrent.futures.ProcessPoolExecutor(max_workers=1 if alone else workers, mp_context=context,
-                                                      initializer=_end_with, initargs=(os.getpid(),))
+                                                      initializer=_start_worker,
+                                                      initargs=(os.getpid(), usable_cores() // workers))
         try:
             with _without_main_script():  # the workers start as they are submitted
                 futures = {pool.submit(process_tile, *job): job for job in batch}
@@ -191,10 +185,13 @@ def _as_finished(futures: dict, beat, broken=()):
             time.sleep(0.1)
 
 
-def _end_with(parent: int) -> None:
-    """In a worker process: end once the process that started it is gone (QGIS killed or
-    crashed). Idle workers would otherwise wait for tiles forever: each holds the task queue
-    open itself, so it never sees the queue close."""
+def _start_worker(parent: int, threads: int) -> None:
+    """In a worker process: its host passes use `threads` threads (its share of the cores), and
+    it ends once the process that started it is gone (QGIS killed or crashed). Idle workers
+    would otherwise wait for tiles forever: each holds the task queue open itself, so it never
+    sees the queue close."""
+    limit_host_threads(max(1, threads))
+
     def watch():
         while os.getppid() == parent:
             time.sleep(0.2)
