@@ -6,7 +6,7 @@ outputs' fresh memory, GDAL's raw read and decompression of the tile as DARTS wr
 Times each stage by wrapping the core's functions (so it follows this version's code), in one
 process, after a warm-up run; prints the median of --repeat runs as Markdown.
 
-    python3 bench/profile_stages.py [--size 10980] [--repeat 5] [--c-order]
+    python3 bench/profile_stages.py [--size 10980] [--repeat 5] [--fortran-order]
 """
 
 from __future__ import annotations
@@ -105,11 +105,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=10980)
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--c-order", action="store_true", help="C-ordered probabilities (bench_core's are Fortran-ordered)")
+    parser.add_argument("--fortran-order", action="store_true",
+                        help="Fortran-ordered probabilities (bench_core's are C-ordered, as DARTS gives them)")
     args = parser.parse_args()
     probs, quality = make_tile(args.size)
-    if args.c_order:
-        probs = np.ascontiguousarray(probs)
+    if args.fortran_order:
+        probs = np.asfortranarray(probs)
     tile = {"probabilities": probs, "quality_data_mask": quality}
     times: dict = {}
     timed_stages(times)
