@@ -264,8 +264,11 @@ def write_layer(path, layer_name, srs, fields, geometries, report=None, append=F
                 for name in order:
                     layer.CreateField(ogr.FieldDefn(name, kinds[name]))
             definition = layer.GetLayerDefn()
-            columns = [[_field_value(value, name in integers) for value in np.asarray(fields[name]).tolist()]
-                       for name in order]
+            columns = [_field_values(fields[name], name in integers) for name in order]
+            # each column's setter chosen once where ogr has one (its SetField looks at every value's
+            # type, then calls these): the same values, a date as the text OGR parses
+            setters = [{ogr.OFTInteger64: ogr.Feature.SetFieldInteger64, ogr.OFTReal: ogr.Feature.SetField}.get(
+                kinds[name], ogr.Feature.SetFieldString) for name in order]
             ids = columns[order.index(feature_ids)] if feature_ids in order and not layout.parts else None
             layer.StartTransaction()
             for index, geometry in enumerate(geometries):
@@ -273,11 +276,12 @@ def write_layer(path, layer_name, srs, fields, geometries, report=None, append=F
                     feature = ogr.Feature(definition)
                     if ids is not None:
                         feature.SetFID(ids[index])
-                    for position, column in enumerate(columns):
-                        if column[index] is None:
+                    for position, (column, set_value) in enumerate(zip(columns, setters)):
+                        value = column[index]
+                        if value is None:
                             feature.SetFieldNull(position)
                         else:
-                            feature.SetField(position, column[index])
+                            set_value(feature, position, value)
                     if layout.parts:
                         feature.SetGeometry(piece)  # a copy: the part belongs to its object
                     else:
@@ -291,11 +295,20 @@ def write_layer(path, layer_name, srs, fields, geometries, report=None, append=F
             dataset = layer = definition = feature = None  # closes the file
 
 
-def _field_value(value, integer: bool):
-    """A field's value for OGR: None for NaN (a NULL field), an int for an Integer64 field."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    return int(value) if integer else value
+def _field_values(values, integer: bool) -> list:
+    """A field's values for OGR: None for NaN (a NULL field), ints for an Integer64 field."""
+    array = np.asarray(values)
+    if array.dtype.kind == "f":
+        missing = np.isnan(array)
+        listed = (array.astype(np.int64) if integer else array).tolist() if not missing.any() else \
+            [None if gone else (int(value) if integer else value) for value, gone in zip(array.tolist(), missing.tolist())]
+        return listed
+    listed = array.tolist()
+    if integer and array.dtype.kind not in "iub":  # e.g. objects: None stays None, numbers become ints
+        return [None if value is None or (isinstance(value, float) and math.isnan(value)) else int(value)
+                for value in listed]
+    return [None if isinstance(value, float) and math.isnan(value) else value for value in listed] \
+        if array.dtype.kind == "O" else listed
 
 
 def layer_name(path: str) -> str:
