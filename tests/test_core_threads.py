@@ -75,6 +75,31 @@ def test_out_of_range_values_in_a_later_range_still_raise(one_thread_then_all):
         _prepare({"probabilities": percent, "quality_data_mask": quality}, probability_scale="percent")
 
 
+def test_wide_tiles_in_any_layout():
+    """Strips of a non-C-ordered layer are taller than a C-ordered one's when the tile is wider
+    than 8192 px: each range's scratch fits them (a full tile is 10980 px wide)."""
+    probs, quality = random_tile(2, (300, 9000))
+    percent = as_percent(probs)
+    expected = _prepare({"probabilities": probs, "quality_data_mask": quality})
+    expected_percent = _prepare({"probabilities": percent, "quality_data_mask": quality}, probability_scale="percent")
+    for layout in (np.asfortranarray, lambda array: array[::-1][::-1], lambda array: np.ascontiguousarray(array.T).T):
+        got = _prepare({"probabilities": layout(probs), "quality_data_mask": quality})
+        for layer in ("extent", "binarized_segmentation", "probabilities"):
+            np.testing.assert_array_equal(got[layer], expected[layer])
+        stored = _prepare({"probabilities": layout(percent), "quality_data_mask": quality}, probability_scale="percent")
+        for layer in ("extent", "binarized_segmentation", "probabilities"):
+            np.testing.assert_array_equal(stored[layer], expected_percent[layer])
+
+
+def test_passes_side_by_side_share_the_cores():
+    with threads.host_pass() as first:
+        with threads.host_pass() as second:
+            assert (first, second) == (threads.host_threads(), 1)
+            assert len(threads.over_row_ranges(4000, 4000, lambda rows: rows)) == 1
+    with threads.host_pass() as again:
+        assert again == threads.host_threads()
+
+
 def test_row_ranges_cover_every_row_once():
     seen = threads.over_row_ranges(3000, 2000, lambda rows: list(range(rows.start, rows.stop)))
     assert [row for part in seen for row in part] == list(range(3000))
@@ -89,8 +114,9 @@ def test_the_environment_and_worker_processes_limit_the_threads(monkeypatch):
     monkeypatch.setenv(threads.HOST_THREADS_VARIABLE, "1")
     assert threads.host_threads() == 1
     assert len(threads.over_row_ranges(4000, 4000, lambda rows: rows)) == 1
-    monkeypatch.setenv(threads.HOST_THREADS_VARIABLE, "not a number")
-    assert threads.host_threads() == cores
+    for ignored in ("not a number", "0", "-2", "\u00b2"):
+        monkeypatch.setenv(threads.HOST_THREADS_VARIABLE, ignored)
+        assert threads.host_threads() == cores
     monkeypatch.delenv(threads.HOST_THREADS_VARIABLE)
     try:
         threads.limit_host_threads(1)

@@ -265,10 +265,9 @@ def write_layer(path, layer_name, srs, fields, geometries, report=None, append=F
                     layer.CreateField(ogr.FieldDefn(name, kinds[name]))
             definition = layer.GetLayerDefn()
             columns = [_field_values(fields[name], name in integers) for name in order]
-            # each column's setter chosen once where ogr has one (its SetField looks at every value's
-            # type, then calls these): the same values, a date as the text OGR parses
-            setters = [{ogr.OFTInteger64: ogr.Feature.SetFieldInteger64, ogr.OFTReal: ogr.Feature.SetField}.get(
-                kinds[name], ogr.Feature.SetFieldString) for name in order]
+            # Integer64 fields' setter called directly (ogr's SetField looks at every value's type
+            # to call it); the others through SetField
+            setters = [ogr.Feature.SetFieldInteger64 if name in integers else ogr.Feature.SetField for name in order]
             ids = columns[order.index(feature_ids)] if feature_ids in order and not layout.parts else None
             layer.StartTransaction()
             for index, geometry in enumerate(geometries):
@@ -296,19 +295,13 @@ def write_layer(path, layer_name, srs, fields, geometries, report=None, append=F
 
 
 def _field_values(values, integer: bool) -> list:
-    """A field's values for OGR: None for NaN (a NULL field), ints for an Integer64 field."""
+    """A field's values for OGR: None for NaN (a NULL field), Python ints for an Integer64
+    field (int() of each value: a float too large for it raises)."""
     array = np.asarray(values)
-    if array.dtype.kind == "f":
-        missing = np.isnan(array)
-        listed = (array.astype(np.int64) if integer else array).tolist() if not missing.any() else \
-            [None if gone else (int(value) if integer else value) for value, gone in zip(array.tolist(), missing.tolist())]
-        return listed
-    listed = array.tolist()
-    if integer and array.dtype.kind not in "iub":  # e.g. objects: None stays None, numbers become ints
-        return [None if value is None or (isinstance(value, float) and math.isnan(value)) else int(value)
-                for value in listed]
-    return [None if isinstance(value, float) and math.isnan(value) else value for value in listed] \
-        if array.dtype.kind == "O" else listed
+    if array.dtype.kind in "iu" or (array.dtype.kind == "f" and not integer and not np.isnan(array).any()):
+        return array.tolist()  # (numpy's ints and floats as Python's, none missing)
+    return [None if value is None or (isinstance(value, float) and math.isnan(value))
+            else (int(value) if integer else value) for value in array.tolist()]
 
 
 def layer_name(path: str) -> str:

@@ -6,6 +6,7 @@ The public, upstream-shaped API (xarray or arrays, validation, devices) is in
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -13,7 +14,7 @@ import numpy as np
 from ...definitions import PROBABILITY_SCALES
 from .runs import (clear_runs, components_with_pixels, count_pixels_in_components, expand_ranges, find_runs,
                    find_runs_host, flat_view, host_pixels_where, run_components)
-from .threads import each_in_threads, host_threads
+from .threads import each_in_threads, host_pass
 
 
 def disk_half_widths(radius: int) -> list[int]:
@@ -60,48 +61,49 @@ MIN_RUNS_A_THREAD = 1 << 14  # fewer invalid runs are painted in one batch: a th
 def _clear_dilated(eroded, rows, starts, ends, radius: int, xp):
     """Set to False every pixel within disk(radius) of an invalid run (given as runs, in
     row-major order), a batch of runs at a time so that a bounded number of dilated intervals
-    are held at once (INTERVAL_BUDGET). On the host the batches are painted in threads, as
-    many at once as host_threads() (the budget shared between them): painting only ever
-    writes False, so batches whose rings meet give the same pixels in any order."""
-    height, width = eroded.shape
-    stride = width + 1  # one unused column per row, so intervals of two rows never touch
-    dys = xp.arange(-radius, radius + 1, dtype=xp.int64)
-    halves = xp.asarray(disk_half_widths(radius), dtype=xp.int64)
-    threads = host_threads() if xp is np else 1
-    per_batch = max(1, INTERVAL_BUDGET // (2 * radius + 1) // threads)
-    if threads > 1 and rows.size >= MIN_RUNS_A_THREAD * threads:
-        per_batch = min(per_batch, -(-int(rows.size) // threads))
-    # Batch bounds and the original runs in the rows each batch reaches, found on the host at once.
-    firsts = list(range(0, int(rows.size), per_batch))
-    lasts = [min(first + per_batch, int(rows.size)) - 1 for first in firsts]
-    reach = xp.searchsorted(rows, xp.concatenate([rows[xp.asarray(firsts)] - radius,
-                                                  rows[xp.asarray(lasts)] + radius + 1]))
-    reach = [int(index) for index in reach.tolist()]
+    and painted pixels are held at once (INTERVAL_BUDGET, PIXEL_BUDGET). On the host the
+    batches are painted in the threads host_pass() grants, the budgets shared between them:
+    painting only ever writes False, so batches whose rings meet give the same pixels in any
+    order."""
+    with host_pass() if xp is np else contextlib.nullcontext(1) as threads:
+        height, width = eroded.shape
+        stride = width + 1  # one unused column per row, so intervals of two rows never touch
+        dys = xp.arange(-radius, radius + 1, dtype=xp.int64)
+        halves = xp.asarray(disk_half_widths(radius), dtype=xp.int64)
+        if rows.size < MIN_RUNS_A_THREAD * 2:
+            threads = 1
+        per_batch = max(1, INTERVAL_BUDGET // (2 * radius + 1) // threads)
+        if threads > 1:
+            per_batch = min(per_batch, -(-int(rows.size) // threads))
+        # Batch bounds and the original runs in the rows each batch reaches, found on the host at once.
+        firsts = list(range(0, int(rows.size), per_batch))
+        lasts = [min(first + per_batch, int(rows.size)) - 1 for first in firsts]
+        reach = xp.searchsorted(rows, xp.concatenate([rows[xp.asarray(firsts)] - radius,
+                                                      rows[xp.asarray(lasts)] + radius + 1]))
+        reach = [int(index) for index in reach.tolist()]
 
-    def paint(number: int) -> None:
-        batch = slice(firsts[number], lasts[number] + 1)
-        # One row of intervals per dy: each row is in ascending order, as the runs are.
-        target = rows[None, batch] + dys[:, None]
-        inside = target >= 0
-        inside &= target < height
-        base = (target * stride)[inside]
-        del target
-        lows = base + xp.maximum(starts[None, batch] - halves[:, None], 0)[inside]
-        highs = base + xp.minimum(ends[None, batch] + halves[:, None], width)[inside]
-        del base, inside
-        near = slice(reach[number], reach[len(firsts) + number])
-        _paint_covered(eroded, lows, highs, rows[near], starts[near], ends[near], stride, xp)
+        def paint(number: int) -> None:
+            batch = slice(firsts[number], lasts[number] + 1)
+            # One row of intervals per dy: each row is in ascending order, as the runs are.
+            target = rows[None, batch] + dys[:, None]
+            inside = target >= 0
+            inside &= target < height
+            base = (target * stride)[inside]
+            del target
+            lows = base + xp.maximum(starts[None, batch] - halves[:, None], 0)[inside]
+            highs = base + xp.minimum(ends[None, batch] + halves[:, None], width)[inside]
+            del base, inside
+            near = slice(reach[number], reach[len(firsts) + number])
+            _paint_covered(eroded, lows, highs, rows[near], starts[near], ends[near], stride, xp,
+                           PIXEL_BUDGET // threads)
 
-    if threads > 1:
-        each_in_threads(paint, list(range(len(firsts))))
-    else:
-        for number in range(len(firsts)):
-            paint(number)
+        each_in_threads(paint, list(range(len(firsts))), threads)
 
 
-def _paint_covered(eroded, lows, highs, rows, starts, ends, stride: int, xp):
+def _paint_covered(eroded, lows, highs, rows, starts, ends, stride: int, xp, pixel_budget: int = PIXEL_BUDGET):
     """Set to False the pixels some interval [low, high) covers (positions row * stride + column)
-    that no original invalid run (rows, starts, ends) covers: those are False already."""
+    that no original invalid run (rows, starts, ends) covers: those are False already. Pixels
+    are painted `pixel_budget` at a time."""
     width = eroded.shape[1]
     # Sweep over interval ends: a stretch is newly invalid where some dilated interval
     # covers it and no original invalid run does.
@@ -145,10 +147,10 @@ def _paint_covered(eroded, lows, highs, rows, starts, ends, stride: int, xp):
     del positions, lengths, paint
     flat_starts = (seg_starts // stride) * width + seg_starts % stride
     # Segments lie within a row (at most `width` pixels): paint them in groups of about
-    # PIXEL_BUDGET pixels, so the flat indices never grow with the area to clear.
+    # `pixel_budget` pixels, so the flat indices never grow with the area to clear.
     done = xp.cumsum(seg_lengths)
     total = int(done[-1]) if done.size else 0
-    cuts = xp.searchsorted(done, xp.arange(PIXEL_BUDGET, total, PIXEL_BUDGET, dtype=xp.int64), side="right")
+    cuts = xp.searchsorted(done, xp.arange(pixel_budget, total, pixel_budget, dtype=xp.int64), side="right")
     bounds = [0] + [int(cut) for cut in cuts.tolist()] + [int(done.size)]
     flat = flat_view(eroded)
     for low, high in zip(bounds[:-1], bounds[1:]):

@@ -8,7 +8,9 @@ in row order by the caller), so the result is the same bytes with one thread or 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import os
+import threading
 
 MAX_HOST_THREADS = 4  # beyond this the passes are bound by memory bandwidth, not by cores
 MIN_RANGE_PIXELS = 1 << 20  # smaller ranges are not worth a thread (~1 M px, about a millisecond a pass)
@@ -16,6 +18,8 @@ MIN_RANGE_PIXELS = 1 << 20  # smaller ranges are not worth a thread (~1 M px, ab
 HOST_THREADS_VARIABLE = "DARTS_HOST_THREADS"
 
 _limit: int | None = None
+_running = 0  # host passes running in this process now (host_pass)
+_running_lock = threading.Lock()
 
 
 def usable_cores() -> int:
@@ -29,11 +33,13 @@ def usable_cores() -> int:
 def host_threads() -> int:
     """Threads a host pass may use: the usable cores (at most MAX_HOST_THREADS), fewer where
     limit_host_threads said so (e.g. several worker processes sharing the cores) or the
-    environment variable DARTS_HOST_THREADS does (e.g. a dask worker given one core)."""
+    environment variable DARTS_HOST_THREADS (a positive integer) does (e.g. a dask worker given
+    one core)."""
     threads = min(usable_cores(), MAX_HOST_THREADS)
     for limit in (_limit, os.environ.get(HOST_THREADS_VARIABLE, "").strip()):
-        if limit and str(limit).isdigit() and int(limit) > 0:
-            threads = min(threads, int(limit))
+        with contextlib.suppress(TypeError, ValueError):
+            if limit and int(limit) > 0:
+                threads = min(threads, int(limit))
     return threads
 
 
@@ -43,28 +49,45 @@ def limit_host_threads(count: int | None) -> None:
     _limit = None if count is None else max(1, int(count))
 
 
+@contextlib.contextmanager
+def host_pass():
+    """The threads granted to one host pass: host_threads() when no other pass of this process
+    is running, else 1. Passes started side by side (dask's threads computing chunks, a thread
+    reading ahead) then share the cores instead of each starting a pool of its own."""
+    global _running
+    with _running_lock:
+        granted = host_threads() if _running == 0 else 1
+        _running += 1
+    try:
+        yield granted
+    finally:
+        with _running_lock:
+            _running -= 1
+
+
 def over_row_ranges(height: int, width: int, work) -> list:
-    """[work(rows) for consecutive row slices covering range(height)], the slices run in
-    host_threads() threads (the first in this one); one slice when the image is small. The
-    first error raised is raised here, once every range has stopped."""
-    threads = max(1, min(host_threads(), height * max(width, 1) // MIN_RANGE_PIXELS, height))
-    bounds = [height * part // threads for part in range(threads + 1)]
-    ranges = [slice(top, bottom) for top, bottom in zip(bounds, bounds[1:])]
-    if threads == 1:
-        return [work(ranges[0])]
-    with concurrent.futures.ThreadPoolExecutor(threads - 1, thread_name_prefix="host pass") as pool:
-        others = [pool.submit(work, rows) for rows in ranges[1:]]
-        try:
-            first = work(ranges[0])
-        finally:
-            concurrent.futures.wait(others)
-        return [first, *(future.result() for future in others)]
+    """[work(rows) for consecutive row slices covering range(height)], the slices run in the
+    threads host_pass() grants (the first in this one); one slice when the image is small.
+    The first error raised is raised here, once every range has stopped."""
+    with host_pass() as granted:
+        threads = max(1, min(granted, height * max(width, 1) // MIN_RANGE_PIXELS, height))
+        bounds = [height * part // threads for part in range(threads + 1)]
+        ranges = [slice(top, bottom) for top, bottom in zip(bounds, bounds[1:])]
+        if threads == 1:
+            return [work(ranges[0])]
+        with concurrent.futures.ThreadPoolExecutor(threads - 1, thread_name_prefix="host pass") as pool:
+            others = [pool.submit(work, rows) for rows in ranges[1:]]
+            try:
+                first = work(ranges[0])
+            finally:
+                concurrent.futures.wait(others)
+            return [first, *(future.result() for future in others)]
 
 
-def each_in_threads(work, items: list) -> list:
-    """[work(item) for item in items], up to host_threads() at once (in order; the first error
-    raised is raised here, once every started item has stopped)."""
-    threads = min(host_threads(), len(items))
+def each_in_threads(work, items: list, threads: int) -> list:
+    """[work(item) for item in items], up to `threads` at once (in order; the first error raised
+    is raised here, once every started item has stopped)."""
+    threads = min(threads, len(items))
     if threads <= 1:
         return [work(item) for item in items]
     with concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="host pass") as pool:

@@ -58,17 +58,25 @@ logger = logging.getLogger(__name__)
 _BLOCK_COLUMNS = 512
 
 
+def _strip_height(values: np.ndarray, part: slice) -> int:
+    """The most rows of a strip _c_strips gives of the rows `part` of `values`."""
+    step = strip_rows(values.shape[1])
+    if not values.flags.c_contiguous:
+        step = max(128, step)  # a Fortran-ordered strip's columns span whole cache lines
+    return max(1, min(step, part.stop - part.start))
+
+
 def _c_strips(values: np.ndarray, part: slice):
     """(row slice, C-ordered strip of `values`) for every strip of the rows `part` of a 2-D
-    host array: a view where the strip is C-ordered already, else a copy into one reused buffer."""
+    host array (at most _strip_height rows): a view where the strip is C-ordered already, else
+    a copy into one reused buffer."""
     width = values.shape[1]
     start, stop = part.start, part.stop
+    step = _strip_height(values, part)
     if values.flags.c_contiguous:
-        step = strip_rows(width)
         for top in range(start, stop, step):
             yield slice(top, min(top + step, stop)), values[top:min(top + step, stop)]
         return
-    step = max(128, strip_rows(width))  # a Fortran-ordered strip's columns span whole cache lines
     buffer = np.empty((min(step, stop - start), width), dtype=values.dtype)
     for top in range(start, stop, step):
         rows = slice(top, min(top + step, stop))
@@ -93,7 +101,7 @@ def _scan_layer(name, probs: np.ndarray, valid: np.ndarray, thresholds, scale, m
 
     def scan(part: slice) -> bool:
         """Whether every value of these rows is in range (the rows are written either way)."""
-        scratch = np.empty((min(strip_rows(width), part.stop - part.start), width), dtype=bool)
+        scratch = np.empty((_strip_height(probs, part), width), dtype=bool)
         for rows, strip in _c_strips(probs, part):
             count = strip.shape[0]
             if np.less(strip, 0).any() or np.greater(strip, 1).any():
@@ -126,7 +134,7 @@ def _scan_stored_percent(name, stored: np.ndarray, valid: np.ndarray, thresholds
 
     def scan(part: slice) -> bool:
         """Whether every value of these rows is a percent or 255."""
-        count = min(strip_rows(width), part.stop - part.start)
+        count = _strip_height(stored, part)
         shifted, scratch = np.empty((count, width), dtype=np.uint8), np.empty((count, width), dtype=bool)
         for rows, strip in _c_strips(stored, part):
             count = strip.shape[0]

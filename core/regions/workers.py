@@ -143,7 +143,7 @@ def _in_worker_processes(jobs, workers: int, beat):
             attempts[id(job)] += 1
         pool = concurrent.futures.ProcessPoolExecutor(max_workers=1 if alone else workers, mp_context=context,
                                                       initializer=_start_worker,
-                                                      initargs=(os.getpid(), usable_cores() // workers))
+                                                      initargs=(os.getpid(), usable_cores() // (1 if alone else workers)))
         try:
             with _without_main_script():  # the workers start as they are submitted
                 futures = {pool.submit(process_tile, *job): job for job in batch}
