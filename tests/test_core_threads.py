@@ -98,6 +98,11 @@ def test_passes_side_by_side_share_the_cores():
             assert len(threads.over_row_ranges(4000, 4000, lambda rows: rows)) == 1
     with threads.host_pass() as again:
         assert again == threads.host_threads()
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1, initializer=threads.passes_alone) as pool:  # as dask's blocks run
+        assert pool.submit(lambda: threads.over_row_ranges(4000, 4000, lambda rows: rows)).result() == [slice(0, 4000)]
+    assert len(threads.over_row_ranges(4000, 4000, lambda rows: rows)) == min(threads.host_threads(), 15)
 
 
 def test_row_ranges_cover_every_row_once():

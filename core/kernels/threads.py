@@ -20,6 +20,7 @@ HOST_THREADS_VARIABLE = "DARTS_HOST_THREADS"
 _limit: int | None = None
 _running = 0  # host passes running in this process now (host_pass)
 _running_lock = threading.Lock()
+_this_thread = threading.local()  # .alone: this thread's passes run in it alone (passes_alone)
 
 
 def usable_cores() -> int:
@@ -49,14 +50,20 @@ def limit_host_threads(count: int | None) -> None:
     _limit = None if count is None else max(1, int(count))
 
 
+def passes_alone() -> None:
+    """From now on, host passes started in this thread run in it alone: for the threads of a
+    pool that computes blocks side by side already (dask's local scheduler)."""
+    _this_thread.alone = True
+
+
 @contextlib.contextmanager
 def host_pass():
     """The threads granted to one host pass: host_threads() when no other pass of this process
-    is running, else 1. Passes started side by side (dask's threads computing chunks, a thread
-    reading ahead) then share the cores instead of each starting a pool of its own."""
+    is running (and the thread is not one of passes_alone), else 1. Passes started side by side
+    then share the cores instead of each starting a pool of its own."""
     global _running
     with _running_lock:
-        granted = host_threads() if _running == 0 else 1
+        granted = host_threads() if _running == 0 and not getattr(_this_thread, "alone", False) else 1
         _running += 1
     try:
         yield granted

@@ -184,7 +184,9 @@ def compute(*delayeds, client=None, progress: Progress | None = None, message: s
         # would otherwise write into files the caller is about to discard.
         from concurrent.futures import ThreadPoolExecutor
 
-        pool = ThreadPoolExecutor(os.cpu_count() or 1)
+        from ..kernels.threads import passes_alone
+
+        pool = ThreadPoolExecutor(os.cpu_count() or 1, initializer=passes_alone)  # the blocks use the cores
         try:
             with Reporter():
                 return dask.compute(*delayeds, scheduler="threads", pool=pool)
