@@ -134,6 +134,17 @@ def test_reading_inputs_leaves_nothing_beside_them(tmp_path):
     write_geotiff(tif, binary, grid, "EPSG:32606", tags={"DARTS_test": "1"})
     before = digest(inputs)
 
+    def read_kept(path):
+        """Windows read by the threads of a KeptRasters (as block-wise runs read their inputs)."""
+        import concurrent.futures
+
+        from darts_postprocessing.core.files.geotiff import KeptRasters
+
+        windows = RasterWindows(path)
+        with KeptRasters() as kept, concurrent.futures.ThreadPoolExecutor(2, initializer=kept.start_thread) as pool:
+            read = list(pool.map(lambda rows: windows[rows, 0:40], [slice(top, top + 10) for top in range(0, 40, 10)]))
+        assert np.array_equal(np.concatenate(read), binary)
+
     def only_open(path, kind):
         with open_read_only(path, kind) as dataset:
             assert dataset.GetDriver().ShortName in ("GPKG", "GTiff")
@@ -152,12 +163,37 @@ def test_reading_inputs_leaves_nothing_beside_them(tmp_path):
         "read_band": lambda: read_band(tif, "mask"),
         "grid_of": lambda: grid_of(tif, "mask"),
         "RasterWindows": lambda: RasterWindows(tif)[0:10, 0:10],
+        "RasterWindows kept open": lambda: read_kept(tif),
     }
     if geoparquet_support()[0]:
         readers["write_geoparquet"] = lambda: write_geoparquet(gpkg, "objects", str(tmp_path / "objects.parquet"))
     for name, read in readers.items():
         read()
         assert digest(inputs) == before, name
+
+
+def test_kept_rasters_serve_the_windows_and_give_gdal_its_cache_back(tmp_path):
+    """Threads of a KeptRasters read the same windows as new handles, from one dataset each;
+    GDAL's cache is held at KeptRasters.CACHE_BYTES inside and given its size back after."""
+    gdal = pytest.importorskip("osgeo.gdal", reason="GDAL's Python bindings (osgeo) are not installed here")
+    import concurrent.futures
+
+    from darts_postprocessing.core.files.geotiff import KeptRasters, RasterWindows, write_geotiff
+
+    values = np.random.default_rng(3).integers(0, 3, (600, 500)).astype(np.uint8)
+    path = str(tmp_path / "quality.tif")
+    write_geotiff(path, values, (0, 10, 0, 6000, 0, -10), "EPSG:32606")
+    windows = RasterWindows(path, what="QUALITY_MASK")
+    cut = [(slice(top, top + 150), slice(left, left + 125)) for top in range(0, 600, 150) for left in range(0, 500, 125)]
+    cache = gdal.GetCacheMax()
+    with KeptRasters() as kept:
+        assert gdal.GetCacheMax() == min(cache, KeptRasters.CACHE_BYTES)
+        with concurrent.futures.ThreadPoolExecutor(2, initializer=kept.start_thread) as pool:
+            read = list(pool.map(lambda window: windows[window], cut * 3))
+        assert 1 <= kept.datasets_open <= 2  # one dataset a thread, whatever the windows read
+    assert gdal.GetCacheMax() == cache and kept.datasets_open == 0
+    for window, got in zip(cut * 3, read):
+        assert np.array_equal(got, values[window])
 
 
 # -- 9. all outputs together or none, also when replacing one fails -----------------------

@@ -6,6 +6,7 @@ tiled in TIFF_TILE blocks and compressed one way, with its tags.
 from __future__ import annotations
 
 import contextlib
+import threading
 
 import numpy as np
 
@@ -87,9 +88,78 @@ def read_bands(path: str, what: str, bands: int) -> np.ndarray:
         return read_pixels(dataset, path, what).reshape(bands, dataset.RasterYSize, dataset.RasterXSize)
 
 
+class KeptRasters:
+    """The raster datasets that the threads of one block-wise computation keep open while it
+    runs (`start_thread` is the thread pool's initializer): GDAL's cache of decoded blocks
+    then serves the windows read again (a block's halo, each pass's inputs, the blocks beside
+    it in the same strips of a stripped GeoTIFF) instead of decoding them anew from a new
+    handle. Inside `with kept:` GDAL's cache is held at CACHE_BYTES at most; at the end every
+    dataset is closed (with GDAL's auxiliary files off, as open_read_only has them). Only for
+    files that nothing writes while the computation runs (its inputs)."""
+
+    CACHE_BYTES = 256 * 2 ** 20
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._datasets = []
+
+    @property
+    def datasets_open(self) -> int:
+        """How many datasets the threads hold open now."""
+        return len(self._datasets)
+
+    def start_thread(self) -> None:
+        _this_thread.kept = self
+        _this_thread.datasets = {}
+
+    def dataset(self, path: str, what: str):
+        """This thread's open dataset of `path` (opened and checked as open_raster does)."""
+        datasets = _this_thread.datasets
+        if path not in datasets:
+            gdal, _, _ = osgeo()
+            with contextlib.ExitStack() as stack:  # PAM off while opening, as open_read_only does
+                stack.callback(gdal.SetThreadLocalConfigOption, "GDAL_PAM_ENABLED",
+                               gdal.GetThreadLocalConfigOption("GDAL_PAM_ENABLED", None))
+                gdal.SetThreadLocalConfigOption("GDAL_PAM_ENABLED", "NO")
+                try:
+                    dataset = gdal.OpenEx(str(path), gdal.OF_READONLY | gdal.OF_RASTER)
+                except RuntimeError as error:
+                    raise ValueError(f"{what}: cannot open {path!r} as a raster ({error})") from None
+            with self._lock:
+                self._datasets.append(dataset)
+            datasets[path] = dataset
+        return datasets[path]
+
+    def __enter__(self):
+        gdal, _, _ = osgeo()
+        self._cache = gdal.GetCacheMax()
+        gdal.SetCacheMax(min(self._cache, self.CACHE_BYTES))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        """Close the datasets (the threads have ended) and give GDAL's cache its size back."""
+        gdal, _, _ = osgeo()
+        previous = gdal.GetThreadLocalConfigOption("GDAL_PAM_ENABLED", None)
+        gdal.SetThreadLocalConfigOption("GDAL_PAM_ENABLED", "NO")
+        try:
+            with self._lock:
+                datasets, self._datasets = self._datasets, []
+            for dataset in datasets:
+                if hasattr(dataset, "Close"):  # GDAL >= 3.8; older: closed with the last reference
+                    dataset.Close()
+            del datasets
+        finally:
+            gdal.SetThreadLocalConfigOption("GDAL_PAM_ENABLED", previous)
+            gdal.SetCacheMax(self._cache)
+
+
+_this_thread = threading.local()  # .kept, .datasets: a KeptRasters' thread
+
+
 class RasterWindows:
     """One band of a raster file, sliceable like a 2-D array: each slice reads that window
-    through GDAL (a new handle each time, so threads and worker processes can share it)."""
+    through GDAL (a new handle each time, so threads and worker processes can share it; in a
+    thread of a KeptRasters, its kept handle)."""
 
     ndim = 2
 
@@ -108,6 +178,10 @@ class RasterWindows:
         height, width = max(0, rows[1] - rows[0]), max(0, cols[1] - cols[0])
         if height == 0 or width == 0:
             return np.zeros((height, width), self.dtype)
+        kept = getattr(_this_thread, "kept", None)
+        if kept is not None:
+            return read_pixels(kept.dataset(self.path, self.what).GetRasterBand(self.band), self.path, self.what,
+                               (cols[0], rows[0], width, height))
         with open_raster(self.path, self.what) as dataset:
             return read_pixels(dataset.GetRasterBand(self.band), self.path, self.what,
                                (cols[0], rows[0], width, height))

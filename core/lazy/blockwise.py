@@ -18,7 +18,7 @@ import numpy as np
 from ...definitions import Progress
 from ..files.exclusion import burn_polygons, check_on_grid, decode_exclusion, is_vector
 from ..files.gdal import gdal_writing
-from ..files.geotiff import TIFF_TILE, RasterWindows, create_geotiff
+from ..files.geotiff import TIFF_TILE, KeptRasters, RasterWindows, create_geotiff
 from ..kernels.encodings import (
     check_quality_dtype,
     decode_binary,
@@ -186,12 +186,17 @@ def compute(*delayeds, client=None, progress: Progress | None = None, message: s
 
         from ..kernels.threads import passes_alone
 
-        pool = ThreadPoolExecutor(os.cpu_count() or 1, initializer=passes_alone)  # the blocks use the cores
-        try:
-            with Reporter():
-                return dask.compute(*delayeds, scheduler="threads", pool=pool)
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        def start_thread():
+            passes_alone()  # the blocks use the cores already
+            kept.start_thread()
+
+        with KeptRasters() as kept:  # the inputs' decoded blocks reused by each pass and halo
+            pool = ThreadPoolExecutor(os.cpu_count() or 1, initializer=start_thread)
+            try:
+                with Reporter():
+                    return dask.compute(*delayeds, scheduler="threads", pool=pool)
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
     import time
 
     futures = client.compute(list(delayeds))
