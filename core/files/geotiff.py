@@ -97,7 +97,7 @@ class KeptRasters:
     dataset is closed (with GDAL's auxiliary files off, as open_read_only has them). Only for
     files that nothing writes while the computation runs (its inputs)."""
 
-    CACHE_BYTES = 256 * 2 ** 20
+    CACHE_BYTES = 128 * 2 ** 20
 
     def __init__(self):
         self._lock = threading.Lock()
