@@ -65,16 +65,27 @@ def open_read_only(path: str, kind: str | None = None, drivers=None, options=())
     gdal, _, _ = osgeo()
     flags = gdal.OF_READONLY | {"raster": gdal.OF_RASTER, "vector": gdal.OF_VECTOR,
                                 None: gdal.OF_RASTER | gdal.OF_VECTOR}[kind]
+    with auxiliary_files_off():
+        dataset = None
+        try:
+            dataset = gdal.OpenEx(str(path), flags, allowed_drivers=list(drivers or []), open_options=list(options))
+            yield dataset
+        finally:
+            if dataset is not None and hasattr(dataset, "Close"):  # GDAL >= 3.8: closed now, with PAM still off
+                dataset.Close()
+            dataset = None  # older GDAL: closed with the last reference
+
+
+@contextlib.contextmanager
+def auxiliary_files_off():
+    """GDAL's auxiliary files (PAM: `<file>.aux.xml`) off for this thread inside the block: a
+    dataset opened and closed there neither reads nor writes one (open_read_only)."""
+    gdal, _, _ = osgeo()
     previous = gdal.GetThreadLocalConfigOption("GDAL_PAM_ENABLED", None)
     gdal.SetThreadLocalConfigOption("GDAL_PAM_ENABLED", "NO")
-    dataset = None
     try:
-        dataset = gdal.OpenEx(str(path), flags, allowed_drivers=list(drivers or []), open_options=list(options))
-        yield dataset
+        yield
     finally:
-        if dataset is not None and hasattr(dataset, "Close"):  # GDAL >= 3.8: closed now, with PAM still off
-            dataset.Close()
-        dataset = None  # older GDAL: closed with the last reference
         gdal.SetThreadLocalConfigOption("GDAL_PAM_ENABLED", previous)
 
 

@@ -12,7 +12,8 @@ import numpy as np
 
 from ..kernels.encodings import (all_nodata, all_stored_nodata, check_raster_shape, decode_probabilities, decode_quality,
                                  keeps_percent, percent_doubt, probability_scale, quality_as_read, stored_percent)
-from .gdal import check_written, gdal_geotransform, gdal_writing, open_read_only, osgeo, spatial_reference
+from .gdal import (auxiliary_files_off, check_written, gdal_geotransform, gdal_writing, open_read_only, osgeo,
+                   spatial_reference)
 
 TIFF_TILE = 256  # GeoTIFF tile size of every output; blocks are multiples of it
 
@@ -28,7 +29,7 @@ def open_raster(path: str, what: str, bands: int | None = 1):
         try:
             dataset = stack.enter_context(open_read_only(path, "raster"))
         except RuntimeError as error:
-            raise ValueError(f"{what}: cannot open {path!r} as a raster ({error})") from None
+            raise not_a_raster(what, path, error) from None
         check_raster_shape(dataset.RasterCount, dataset.RasterXSize, dataset.RasterYSize, what, bands)
         for index in range(1, dataset.RasterCount + 1):
             kind = dataset.GetRasterBand(index).DataType
@@ -36,6 +37,11 @@ def open_raster(path: str, what: str, bands: int | None = 1):
                 raise ValueError(f"{what}: {path!r} holds complex numbers ({gdal.GetDataTypeName(kind)}), which no "
                                  f"DARTS raster does: probabilities, masks and counts are real numbers")
         yield dataset
+
+
+def not_a_raster(what: str, path: str, error) -> ValueError:
+    """The error for a file GDAL cannot open as a raster, naming the parameter and the file."""
+    return ValueError(f"{what}: cannot open {path!r} as a raster ({error})")
 
 
 def read_pixels(source, path: str, what: str, window=()):
@@ -117,14 +123,11 @@ class KeptRasters:
         datasets = _this_thread.datasets
         if path not in datasets:
             gdal, _, _ = osgeo()
-            with contextlib.ExitStack() as stack:  # PAM off while opening, as open_read_only does
-                stack.callback(gdal.SetThreadLocalConfigOption, "GDAL_PAM_ENABLED",
-                               gdal.GetThreadLocalConfigOption("GDAL_PAM_ENABLED", None))
-                gdal.SetThreadLocalConfigOption("GDAL_PAM_ENABLED", "NO")
+            with auxiliary_files_off():  # as open_read_only opens
                 try:
                     dataset = gdal.OpenEx(str(path), gdal.OF_READONLY | gdal.OF_RASTER)
                 except RuntimeError as error:
-                    raise ValueError(f"{what}: cannot open {path!r} as a raster ({error})") from None
+                    raise not_a_raster(what, path, error) from None
             with self._lock:
                 self._datasets.append(dataset)
             datasets[path] = dataset
@@ -139,17 +142,14 @@ class KeptRasters:
     def __exit__(self, *exc) -> None:
         """Close the datasets (the threads have ended) and give GDAL's cache its size back."""
         gdal, _, _ = osgeo()
-        previous = gdal.GetThreadLocalConfigOption("GDAL_PAM_ENABLED", None)
-        gdal.SetThreadLocalConfigOption("GDAL_PAM_ENABLED", "NO")
         try:
-            with self._lock:
+            with auxiliary_files_off(), self._lock:  # closed as open_read_only closes
                 datasets, self._datasets = self._datasets, []
-            for dataset in datasets:
-                if hasattr(dataset, "Close"):  # GDAL >= 3.8; older: closed with the last reference
-                    dataset.Close()
-            del datasets
+                for dataset in datasets:
+                    if hasattr(dataset, "Close"):  # GDAL >= 3.8; older: closed with the last reference
+                        dataset.Close()
+                del datasets
         finally:
-            gdal.SetThreadLocalConfigOption("GDAL_PAM_ENABLED", previous)
             gdal.SetCacheMax(self._cache)
 
 
