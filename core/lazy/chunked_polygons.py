@@ -19,7 +19,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..files.gdal import gdal_geotransform, spatial_reference
-from ..files.layers import FIELDS, Layout, row_pixel_areas, trace, write_layer
+from ..files.layers import FIELDS, Layout, row_pixel_areas, trace_objects, write_layer
 from ..kernels.devices import to_host
 from ..kernels.encodings import statistics_values
 from ..kernels.objects import STATISTICS, Objects, statistics_of
@@ -61,7 +61,7 @@ def block_objects(binary, probabilities, numbers, crossing, origin, row_areas, g
     traced = None
     if geometry is not None:
         transform, srs = geometry
-        traced = trace(objects.label_image(np.int32), _block_geotransform(transform, *origin), srs)
+        traced = trace_objects(objects, _block_geotransform(transform, *origin), srs)
 
     inside = ~crossing[region - 1]
     local = np.flatnonzero(inside)
