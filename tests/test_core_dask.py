@@ -350,3 +350,28 @@ def test_thresholds_on_dask_give_the_in_memory_bytes_and_counts():
     for threshold, result in expected.items():
         for name in ("extent", "binarized_segmentation", "probabilities"):
             np.testing.assert_array_equal(computed[threshold][name], result[name], err_msg=f"{name} {threshold}")
+
+
+@pytest.mark.parametrize("size, edge, level, block, nodata", [
+    (0, 0, 1, 7, None), (3, 3, 1, 8, -1), (4, 0, 2, 5, None), (9, 2, 1, 4, -1), (25, 25, 1, 16, None), (2, 1, 0, 9, -1)])
+def test_a_quality_file_eroded_as_it_is_read_gives_erode_masks_bytes(tmp_path, size, edge, level, block, nodata):
+    """Each block read once with the erosion's halo around it (read_eroded_quality_lazy): the
+    bytes of erode_mask in memory and of the scikit-image reference, for halos wider than the
+    blocks and the raster too, a uint8 mask as stored and an int16 mask with nodata."""
+    pytest.importorskip("osgeo")
+    import reference
+    from darts_postprocessing.core.lazy.blockwise import read_eroded_quality_lazy
+    from writing import write_raster
+
+    _, quality = random_tile(size + block, shape=(45, 61))
+    stored = quality.astype(np.uint8)
+    if nodata is not None:
+        stored = quality.astype(np.int16)
+        stored[np.random.default_rng(size).random(stored.shape) < 0.05] = nodata
+    path = write_raster(tmp_path / "quality.tif", stored, nodata=nodata)
+    lazy = read_eroded_quality_lazy(path, "the quality mask", block, level, size, edge)
+    assert lazy.dtype == np.uint8 and lazy.chunks[0][0] == min(block, 45)
+    valid = np.where(stored == (nodata if nodata is not None else 255), 0, stored) >= level
+    expected = erode_mask(valid, size, "cpu", edge_size=edge)
+    np.testing.assert_array_equal(lazy.compute(scheduler="threads"), expected)
+    np.testing.assert_array_equal(expected, reference.erode_mask(valid, size, edge))

@@ -65,6 +65,43 @@ def test_in_memory_and_in_blocks_write_the_same_files(tile, tmp_path, settings):
     assert any("Processing in blocks of" in note for note in summaries[1].notes)
 
 
+@pytest.mark.parametrize("settings", [PrepareExportSettings(), PrepareExportSettings(quality_level="high_quality",
+                                                                                   edge_erosion_size=3)])
+def test_a_tile_of_several_blocks_gives_the_in_memory_files(tmp_path, settings):
+    """A tile of 3 x 3 blocks (512 px, the smallest): the quality mask eroded as it is read,
+    each block with its halo, and objects across block sides give the in-memory files."""
+    pytest.importorskip("osgeo")
+    from sample_tile import write_sample_tile
+
+    from vectors import polygons_by_id
+
+    from writing import write_raster
+
+    probabilities, quality = write_sample_tile(str(tmp_path / "input"), size=1100, seed=5)
+    # Invalid pixels just the erosion's reach away from the block sides (512, 1024), on both sides.
+    speckled, reach = pixels(quality), settings.mask_erosion_size
+    for side in (512, 1024):
+        for at, offset in ((side - reach, 37), (side + reach - 1, 85)):
+            speckled[at, offset::97] = 0
+            speckled[offset::89, at] = 0
+    quality = write_raster(tmp_path / "input" / "speckled.tif", speckled)
+    rasters, polygons = [], []
+    for name, limit in (("memory", None), ("blocks", 1)):
+        folder = tmp_path / name
+        summary = prepare_export_files(PrepareExportInputs(probabilities, quality),
+                                       outputs_in(folder, polygons=str(folder / "objects.gpkg")),
+                                       PrepareExportSettings(**{**settings.__dict__, "memory_limit_mb": limit}))
+        rasters.append({file: found for file, found in folder_digest(folder).items() if file.endswith(".tif")})
+        polygons.append(polygons_by_id(folder / "objects.gpkg"))
+    assert summary.block == 512 and len(rasters[0]) == 2
+    assert rasters[0] == rasters[1]
+    memory, blocks = polygons
+    assert sorted(memory) == sorted(blocks) and len(memory) > 20
+    for region, (attributes, geometry) in memory.items():
+        assert blocks[region][0] == attributes  # objects across block sides: one feature, the same statistics
+        assert geometry.SymDifference(blocks[region][1]).IsEmpty()
+
+
 def test_the_files_hold_prepare_exports_arrays(tile, tmp_path):
     summary = prepare_export_files(PrepareExportInputs(tile["probabilities"], tile["quality"]),
                                    outputs_in(tmp_path / "out", probabilities=str(tmp_path / "out" / "p.tif")),

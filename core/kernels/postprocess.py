@@ -49,6 +49,38 @@ def erode_valid_in_place(eroded, size: int, edge_size: int, xp=np):
     return eroded
 
 
+def clear_edge_band(part, edge_size: int, shape, location):
+    """Clear, in place, the pixels of `part` (the pixels of a raster of `shape` at `location`,
+    ((row0, row1), (col0, col1))) that lie within `edge_size` of the raster's own edges."""
+    if edge_size <= 0:
+        return part
+    (y0, _), (x0, _) = location
+    height, width = shape
+    part[: max(0, edge_size - y0), :] = False
+    part[max(0, height - edge_size - y0):, :] = False
+    part[:, : max(0, edge_size - x0)] = False
+    part[:, max(0, width - edge_size - x0):] = False
+    return part
+
+
+def halo_window(location, size: int, shape):
+    """((row0, row1), (col0, col1)): the window at `location` grown by `size` pixels on each
+    side that lies inside a raster of `shape`: all that erode_valid of that window's pixels
+    reads (its disk reaches `size` pixels; outside the raster counts as valid)."""
+    return tuple((max(0, start - size), min(length, stop + size)) for (start, stop), length in zip(location, shape))
+
+
+def erode_valid_window(grown, size: int, edge_size: int, location, grown_location, shape):
+    """erode_valid(valid, size, edge_size) of a raster of `shape`, for the pixels at `location`
+    only, from `grown`: its C-ordered bool validity over halo_window(location)
+    (`grown_location`), eroded in place. Returns a new C-ordered bool array of the window."""
+    (y0, y1), (x0, x1) = location
+    (top, _), (left, _) = grown_location
+    eroded = erode_valid_in_place(grown, size, 0)
+    window = np.ascontiguousarray(eroded[y0 - top:y1 - top, x0 - left:x1 - left])
+    return clear_edge_band(window, edge_size, shape, location)
+
+
 # Dilated intervals built and swept at once, and pixels painted at once: they bound the
 # erosion's working memory (roughly 100 bytes an interval, 16 a pixel, so a few hundred MB)
 # whatever the radius and the number of invalid runs. Painting False is idempotent, so the

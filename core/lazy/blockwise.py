@@ -27,7 +27,9 @@ from ..kernels.encodings import (
     keeps_percent,
     percent_as_stored,
     probabilities_dtype,
+    quality_as_read,
 )
+from ..kernels.postprocess import erode_valid_window, halo_window
 
 
 def block_size(bytes_per_pixel: float, memory_limit_mb: float, workers: int = 2) -> int:
@@ -41,13 +43,50 @@ def block_size(bytes_per_pixel: float, memory_limit_mb: float, workers: int = 2)
 
 def read_lazy(path: str, block: int, what: str = "raster"):
     """The raw pixels of band 1 as a dask array of `block` x `block` chunks, and its nodata."""
+    windows = RasterWindows(path, what=what)
+    return _windows_lazy(windows, block, f"read-{_token(path)}-{block}"), windows.nodata
+
+
+def _windows_lazy(windows, block: int, name: str):
+    """A sliceable reader (RasterWindows and the like) as a dask array of `block` x `block`
+    chunks, each read by one task."""
     import dask.array as da
 
-    windows = RasterWindows(path, what=what)
     # inline_array: the (small) reader sits in each task, so cloned graphs (bind) keep it.
-    array = da.from_array(windows, chunks=(block, block), lock=False, asarray=True, fancy=False, inline_array=True,
-                          meta=np.zeros((0, 0), windows.dtype), name=f"read-{_token(path)}-{block}")
-    return array, windows.nodata
+    return da.from_array(windows, chunks=(block, block), lock=False, asarray=True, fancy=False, inline_array=True,
+                         meta=np.zeros((0, 0), windows.dtype), name=name)
+
+
+class ErodedQualityWindows:
+    """erode_valid(quality >= level, size, edge_size) of a quality mask file, sliceable like a
+    2-D array (uint8 0/1): each window is read once with the erosion's halo around it
+    (postprocess.halo_window), where dask's map_overlap would compute the 3 x 3 neighbouring
+    blocks whole (read, decoded and checked) for every block, in every pass that uses it."""
+
+    ndim = 2
+    dtype = np.dtype(np.uint8)
+
+    def __init__(self, path: str, what: str, level: int, size: int, edge_size: int):
+        self.quality = RasterWindows(path, what=what)
+        check_quality_dtype(self.quality.dtype, what)
+        self.shape, self.level, self.size, self.edge_size = self.quality.shape, level, size, edge_size
+
+    def __getitem__(self, key):
+        location = tuple((start, max(start, stop)) for start, stop, _ in
+                         (k.indices(n) for k, n in zip(key, self.shape)))
+        (top, bottom), (left, right) = grown = halo_window(location, self.size, self.shape)
+        raw = self.quality[top:bottom, left:right]
+        quality = raw if quality_as_read(raw, self.quality.nodata) else \
+            decode_quality(raw, self.quality.nodata, self.quality.what)  # checked: 0, 1 or 2
+        valid = quality >= self.level
+        return erode_valid_window(valid, self.size, self.edge_size, location, grown, self.shape).view(np.uint8)
+
+
+def read_eroded_quality_lazy(path: str, what: str, block: int, level: int, size: int, edge_size: int):
+    """erode_mask(quality >= level, size, edge_size) of a quality mask file: a dask uint8 0/1
+    array of `block` x `block` chunks, each read once with its halo (ErodedQualityWindows)."""
+    windows = ErodedQualityWindows(path, what, level, size, edge_size)
+    return _windows_lazy(windows, block, f"eroded-{_token(path)}-{block}-{level}-{size}-{edge_size}")
 
 
 def _token(path: str) -> str:

@@ -32,7 +32,7 @@ import scipy.sparse.csgraph
 
 from ..kernels.checks import check_probabilities, check_quality_mask
 from ..kernels.devices import to_host
-from ..kernels.postprocess import above_threshold, erode_valid, excluded_too_much
+from ..kernels.postprocess import above_threshold, clear_edge_band, erode_valid, excluded_too_much
 from ..kernels.runs import (
     components_with,
     expand_ranges,
@@ -63,14 +63,7 @@ def edge_band(block, edge_size: int, shape, block_info=None):
     """Clear the pixels of this chunk that lie within `edge_size` of the raster's own edges."""
     if edge_size <= 0:
         return block
-    (y0, y1), (x0, x1) = block_info[0]["array-location"]
-    height, width = shape
-    block = block.copy()
-    block[: max(0, edge_size - y0), :] = False
-    block[max(0, height - edge_size - y0):, :] = False
-    block[:, : max(0, edge_size - x0)] = False
-    block[:, max(0, width - edge_size - x0):] = False
-    return block
+    return clear_edge_band(block.copy(), edge_size, shape, block_info[0]["array-location"])
 
 
 @dataclass

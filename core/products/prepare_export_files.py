@@ -21,7 +21,7 @@ import numpy as np
 from ..files.geotiff import read_probabilities_for_export, read_quality
 from ...definitions import LONG_NAMES, Progress
 from ..files.atomic import AtomicFiles
-from ..kernels.checks import check_memory_limit, check_threshold
+from ..kernels.checks import check_memory_limit, check_quality_level, check_size, check_threshold
 from ..kernels.encodings import prediction_quality
 from .settings import PostprocessSettings
 
@@ -392,9 +392,27 @@ def _run(inputs, outputs, settings, report, files, tags, say, names):
         reader = functools.partial(read_probabilities_lazy, block=block)
         quality_reader = functools.partial(read_quality_lazy, block=block)
     tile = {"probabilities": reader(inputs.probabilities, what, scale=scale)}
+    options = dict(mask_erosion_size=settings.mask_erosion_size, edge_erosion_size=settings.edge_erosion_size,
+                   min_object_size=settings.min_object_size, quality_level=settings.quality_level,
+                   boundary=settings.boundary, size_connectivity=settings.size_connectivity,
+                   max_excluded_share=settings.max_excluded_share)
+    core_options = dict(options)
     if inputs.quality:
         check_same_grid(what, grid, names["quality"], grid_of(inputs.quality, names["quality"]))
-        tile["quality_data_mask"] = quality_reader(inputs.quality, names["quality"])
+        level = check_quality_level(settings.quality_level)
+        if block and level > 0:
+            # prepare_export is erode_mask, then binarize on the eroded mask: in blocks the mask
+            # is eroded as it is read (each block's window once, with the erosion's halo), and
+            # the core gets that 0/1 mask as the quality with nothing left to erode.
+            from ..lazy.blockwise import read_eroded_quality_lazy
+
+            size = check_size("mask_erosion_size", settings.mask_erosion_size)
+            edge = check_size("edge_erosion_size", settings.edge_band)
+            tile["quality_data_mask"] = read_eroded_quality_lazy(inputs.quality, names["quality"], block, level, size,
+                                                                 edge)
+            core_options.update(quality_level=1, mask_erosion_size=0, edge_erosion_size=0)
+        else:
+            tile["quality_data_mask"] = quality_reader(inputs.quality, names["quality"])
     else:
         say(NO_QUALITY)
         tile["quality_data_mask"] = prediction_quality(tile["probabilities"])
@@ -405,14 +423,10 @@ def _run(inputs, outputs, settings, report, files, tags, say, names):
     exclude = read_exclusion(exclusion, grid, block, files, scratch_folder, say, names["exclude"])
     report(0.1, "Reading and checking the rasters")
 
-    options = dict(mask_erosion_size=settings.mask_erosion_size, edge_erosion_size=settings.edge_erosion_size,
-                   min_object_size=settings.min_object_size, quality_level=settings.quality_level,
-                   boundary=settings.boundary, size_connectivity=settings.size_connectivity,
-                   max_excluded_share=settings.max_excluded_share)
     thresholds = [settings.threshold] if not several else [run.threshold for run in runs]
     object_counts = {}
     by_threshold = prepare_export_thresholds(
-        tile, thresholds, **options, ensemble_subsets=list(inputs.subsets), device=settings.device, exclude=exclude,
+        tile, thresholds, **core_options, ensemble_subsets=list(inputs.subsets), device=settings.device, exclude=exclude,
         progress=lambda f, m: report(0.1 + 0.5 * f, m), object_counts=object_counts,
         probability_scale=probability_scale, masked_probabilities=bool(outputs.probabilities))
     results = [by_threshold[threshold] for threshold in thresholds]

@@ -18,7 +18,7 @@ import numpy as np
 
 from ...definitions import LONG_NAMES, PROBABILITY_SCALES, QUALITY_LEVELS, QUALITY_SOURCES, Progress
 from ..files.atomic import AtomicFiles
-from ..kernels.checks import check_choice, check_memory_limit
+from ..kernels.checks import check_choice, check_memory_limit, check_size
 from .prepare_export_files import block_plan, run_blocks, run_on_files, step_tags
 
 # Memory of the in-memory paths, per pixel.
@@ -43,8 +43,16 @@ class ErodeMaskSettings:
 
     def checked(self) -> ErodeMaskSettings:
         check_choice("quality level", self.quality_level, QUALITY_LEVELS)
+        check_size("size", self.size)
+        if self.edge_size is not None:
+            check_size("edge_size", self.edge_size)
         check_memory_limit(self.memory_limit_mb)
         return self
+
+    @property
+    def edge_band(self) -> int:
+        """The width of the edge band actually used."""
+        return self.size if self.edge_size is None else self.edge_size
 
 
 @dataclass(frozen=True)
@@ -158,10 +166,9 @@ def _erode(mask, output, settings, report, files, tags, description, say, names)
     level = LEVELS[settings.quality_level]
     block = _lazy_or_memory(grid, ERODE_BYTES_PER_PIXEL, settings, say)
     if block:
-        from ..lazy.blockwise import read_quality_lazy
+        from ..lazy.blockwise import read_eroded_quality_lazy
 
-        eroded = erode_mask(read_quality_lazy(mask, names["mask"], block) >= level, settings.size,
-                            edge_size=settings.edge_size)
+        eroded = read_eroded_quality_lazy(mask, names["mask"], block, level, settings.size, settings.edge_band)
         _store(files, output, eroded, grid, tags, description, settings, report, say)
     else:
         from ..files.geotiff import read_quality
