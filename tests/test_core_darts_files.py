@@ -300,3 +300,23 @@ def test_export_tile_uint8_percent_gets_nodata_outside_the_extent(tmp_path):
         written = dataset.GetRasterBand(1).ReadAsArray()
     np.testing.assert_array_equal(written, np.where(extent == 1, 70, 255))
     assert (percent == 70).all()
+
+
+@pytest.mark.parametrize("dtype, nodata", [(np.uint8, None), (np.uint8, 0), (np.uint8, 1), (np.uint8, 255),
+                                           (np.int16, -1), (np.float32, float("nan"))])
+def test_a_binary_raster_decodes_to_its_ones_without_nodata(dtype, nodata):
+    """decode_binary, whether it keeps the bytes (uint8 0/1) or compares them: the 1s that are
+    not nodata; anything but 0, 1 and nodata is refused."""
+    from darts_postprocessing.core.kernels.encodings import decode_binary
+
+    data = (np.random.default_rng(2).random((37, 53)) < 0.4).astype(dtype)
+    if nodata is not None and not np.isnan(nodata) and nodata not in (0, 1):
+        data[::7, ::5] = nodata
+    elif nodata is not None and np.isnan(nodata):
+        data[::7, ::5] = np.nan
+    expected = (data == 1) & ~((data == nodata) if nodata is not None else False)
+    np.testing.assert_array_equal(decode_binary(data.copy(), nodata, "x"), expected)
+    odd = data.copy()
+    odd[3, 4] = 2
+    with pytest.raises(ValueError, match="other than 0 and 1"):
+        decode_binary(odd, nodata, "x")

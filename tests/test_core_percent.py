@@ -175,6 +175,12 @@ def test_stored_percent_out_of_range_is_named():
     tile = {"probabilities": percent, "quality_data_mask": np.ones(percent.shape, np.uint8)}
     with pytest.raises(ValueError, match="probabilities.*percent"):
         prepare_export(tile, 0.5, 0, 1, device="cpu", probability_scale="percent")
+    import dask.array as da
+
+    lazy = prepare_export({name: da.from_array(array, chunks=(3, 4)) for name, array in tile.items()}, 0.5, 0, 1,
+                          probability_scale="percent")  # thresholded as stored, block by block
+    with pytest.raises(ValueError, match="probabilities.*percent"):
+        lazy["binarized_segmentation"].compute()
     with pytest.raises(TypeError, match="probabilities"):
         prepare_export(tile, 0.5, 0, 1, device="cpu")  # read as fractions, uint8 is no float
 

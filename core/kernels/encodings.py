@@ -57,15 +57,8 @@ def probabilities_dtype(dtype, what: str, scale: str = "auto"):
 
 def keeps_percent(dtype, scale: str = "auto") -> bool:
     """Whether probabilities of this data type, read with `scale`, are DARTS' uint8 percent to
-    keep as stored (percent_as_stored) where they are written back or their percent is used."""
+    keep as stored (stored_percent) where they are written back or their percent is used."""
     return np.dtype(dtype) == np.uint8 and scale != "fraction"
-
-
-def percent_as_stored(raw, probabilities):
-    """DARTS' uint8 percent exactly as stored, nodata as PERCENT_NODATA, from the raw pixels and
-    their decoded probabilities (NaN = no value): re-deriving it from float32 k / 100 would shift
-    some values by 1. numpy arrays, or dask arrays block by block (numpy dispatches to dask)."""
-    return np.where(np.isnan(probabilities), PERCENT_NODATA, raw).astype(np.uint8)
 
 
 def decode_probabilities(data: np.ndarray, nodata, what: str, scale: str = "auto") -> np.ndarray:
@@ -196,10 +189,16 @@ def decode_stored_percent(stored, what: str = "probabilities", xp=np):
     """Float32 probabilities (NaN: no prediction) of uint8 percent as stored, value for value
     as decode_probabilities gives them; a value other than 0..100 and PERCENT_NODATA raises.
     numpy or cupy, or a dask block."""
+    return xp.asarray(percent_lookup("fraction"))[checked_stored_percent(stored, what).astype(xp.intp)]
+
+
+def checked_stored_percent(stored, what: str = "probabilities"):
+    """`stored`, uint8 percent as stored, after the check that it holds 0..100 and
+    PERCENT_NODATA only. numpy or cupy, or a dask block."""
     if bool(((stored > 100) & (stored != PERCENT_NODATA)).any()):
         raise ValueError(f"{what} is read as DARTS' uint8 percent 0..100 (nodata {PERCENT_NODATA}), but holds values "
                          f"from 101 to 254")
-    return xp.asarray(percent_lookup("fraction"))[stored.astype(xp.intp)]
+    return stored
 
 
 def all_stored_nodata(stored: np.ndarray) -> bool:
@@ -271,7 +270,10 @@ def quality_as_read(data: np.ndarray, nodata) -> bool:
 
 
 def decode_binary(data: np.ndarray, nodata, what: str) -> np.ndarray:
-    """A 0/1 raster (binarized objects or an extent) as bool; nodata and NaN count as 0."""
+    """A 0/1 raster (binarized objects or an extent) as bool; nodata and NaN count as 0. A
+    uint8 0/1 raster as written (no nodata of 1) comes back as a bool view of `data`."""
+    if data.dtype == np.uint8 and not (nodata is not None and nodata == 1) and (data.size == 0 or data.max() <= 1):
+        return data.view(bool)
     missing = np.isnan(data) if data.dtype.kind == "f" else np.zeros(data.shape, bool)
     if nodata is not None and not np.isnan(nodata):
         missing |= data == nodata

@@ -15,7 +15,7 @@ import threading
 
 import numpy as np
 
-from ...definitions import Progress
+from ...definitions import PERCENT_NODATA, Progress
 from ..files.exclusion import burn_polygons, check_on_grid, decode_exclusion, is_vector
 from ..files.gdal import gdal_writing
 from ..files.geotiff import TIFF_TILE, KeptRasters, RasterWindows, create_geotiff
@@ -25,9 +25,9 @@ from ..kernels.encodings import (
     decode_probabilities,
     decode_quality,
     keeps_percent,
-    percent_as_stored,
     probabilities_dtype,
     quality_as_read,
+    stored_percent,
 )
 from ..kernels.postprocess import erode_valid_window, halo_window
 
@@ -108,8 +108,11 @@ def read_probabilities_lazy(path: str, what: str, block: int, scale: str = "auto
 
 
 def any_prediction(probabilities):
-    """A lazy bool: whether decoded probabilities have any pixel with a prediction (a raster
-    read whole with none is refused; block by block this is checked alongside the work)."""
+    """A lazy bool: whether probabilities (decoded, or DARTS' uint8 percent as stored) have any
+    pixel with a prediction (a raster read whole with none is refused; block by block this is
+    checked alongside the work)."""
+    if probabilities.dtype == np.uint8:
+        return (probabilities != PERCENT_NODATA).any()
     return (~np.isnan(probabilities)).any()
 
 
@@ -120,10 +123,12 @@ def require_prediction(has_prediction: bool, what: str) -> None:
 
 def read_probabilities_for_export_lazy(path: str, what: str, block: int, scale: str = "auto"):
     """read_probabilities_lazy, but DARTS' uint8 percent stays uint8 percent (nodata -> 255),
-    as geotiff.read_probabilities_for_export: its exact values, not re-derived from k / 100."""
-    probabilities = read_probabilities_lazy(path, what, block, scale)
-    raw, _ = read_lazy(path, block, what)
-    return percent_as_stored(raw, probabilities) if keeps_percent(raw.dtype, scale) else probabilities
+    as geotiff.read_probabilities_for_export: its exact values, not re-derived from k / 100,
+    checked as decoding checks them and never decoded to float."""
+    raw, nodata = read_lazy(path, block, what)
+    if not keeps_percent(raw.dtype, scale):
+        return read_probabilities_lazy(path, what, block, scale)
+    return raw.map_blocks(stored_percent, nodata, what, dtype=np.uint8, meta=_meta(np.uint8))
 
 
 def read_quality_lazy(path: str, what: str, block: int):
@@ -140,11 +145,28 @@ def read_binary_lazy(path: str, what: str, block: int):
 
 
 def store(arrays: dict, targets: dict, lock):
-    """A Delayed that writes each lazy array into its GeoTIFFWindows target, under `lock`."""
-    import dask.array as da
+    """A Delayed that writes each lazy array into its GeoTIFFWindows target, chunk by chunk,
+    under `lock`. Its tasks take the arrays' own chunks (dask's `store` takes an optimized copy
+    with other keys), so whatever is computed with it from the same arrays (a pixel count, the
+    objects' pass 1) shares their chunks instead of computing them again."""
+    import dask
 
-    names = list(arrays)
-    return da.store([arrays[n] for n in names], [targets[n] for n in names], lock=lock, compute=False)
+    writes = []
+    for name, array in arrays.items():
+        origins = [np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int) for sizes in array.chunks]
+        for (i, j), chunk in np.ndenumerate(array.to_delayed(optimize_graph=False)):
+            writes.append(dask.delayed(_write_window)(targets[name], int(origins[0][i]), int(origins[1][j]), chunk,
+                                                      lock))
+    return dask.delayed(_written)(*writes)
+
+
+def _write_window(target, row: int, col: int, chunk, lock) -> None:
+    with lock:
+        target[row:row + chunk.shape[0], col:col + chunk.shape[1]] = chunk
+
+
+def _written(*writes) -> None:
+    """The end of a store, once every window is written."""
 
 
 @contextlib.contextmanager
@@ -232,13 +254,13 @@ def compute(*delayeds, client=None, progress: Progress | None = None, message: s
         with KeptRasters() as kept:  # the inputs' decoded blocks reused by each pass and halo
             pool = ThreadPoolExecutor(os.cpu_count() or 1, initializer=start_thread)
             try:
-                with Reporter():
-                    return dask.compute(*delayeds, scheduler="threads", pool=pool)
+                with Reporter():  # (unoptimized: a store and the values computed with it share chunks)
+                    return dask.compute(*delayeds, scheduler="threads", pool=pool, optimize_graph=False)
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)
     import time
 
-    futures = client.compute(list(delayeds))
+    futures = client.compute(list(delayeds), optimize_graph=False)
     try:
         while not all(future.done() for future in futures):
             report(sum(future.done() for future in futures) / len(futures), message)

@@ -32,7 +32,14 @@ import scipy.sparse.csgraph
 
 from ..kernels.checks import check_probabilities, check_quality_mask
 from ..kernels.devices import to_host
-from ..kernels.postprocess import above_threshold, clear_edge_band, erode_valid, excluded_too_much
+from ..kernels.encodings import checked_stored_percent, decode_stored_percent
+from ..kernels.postprocess import (
+    above_threshold,
+    clear_edge_band,
+    erode_valid,
+    excluded_too_much,
+    stored_percent_above,
+)
 from ..kernels.runs import (
     components_with,
     expand_ranges,
@@ -473,12 +480,19 @@ def binarize_lazy(objects, valid, min_object_size: int, size_connectivity: int, 
 
 
 def _above(probabilities, threshold: float, name: str, scale: str):
+    if stored_percent_layer(probabilities, scale):  # thresholded in uint8, as in memory
+        return stored_percent_above(checked_stored_percent(probabilities, name), threshold)
     return above_threshold(checked_probabilities(probabilities, name), threshold, scale)
+
+
+def stored_percent_layer(probabilities, scale: str) -> bool:
+    """Whether a probabilities layer is DARTS' uint8 percent as stored (255: no prediction)."""
+    return probabilities.dtype == np.uint8 and scale == "percent"
 
 
 def _above_where_valid(probabilities, valid, threshold: float, name: str, scale: str):
     """The clip mode's objects: thresholding the probabilities NaN-masked to the extent."""
-    return above_threshold(checked_probabilities(probabilities, name), threshold, scale) & valid
+    return _above(probabilities, threshold, name, scale) & valid
 
 
 def _objects_remove(probabilities, threshold, name, scale):
@@ -523,7 +537,11 @@ def prepare_export_lazy(quality, layers: dict, thresholds, erosion: int, edge: i
     results, counts = [dict(shared) for _ in thresholds], [{} for _ in thresholds]
     for suffix, (name, probabilities) in layers.items():
         probabilities = probabilities.rechunk(valid.chunks)
-        masked = independent_chunks(da.where(valid, probabilities, probabilities.dtype.type(np.nan)))
+        decoded = probabilities
+        if stored_percent_layer(probabilities, scale):  # decoded to float only for the masked probabilities
+            decoded = probabilities.map_blocks(decode_stored_percent, name, dtype=np.float32,
+                                               meta=np.zeros((0, 0), np.float32))
+        masked = independent_chunks(da.where(valid, decoded, decoded.dtype.type(np.nan)))
         for result, count, threshold in zip(results, counts, thresholds):
             result[f"binarized_segmentation{suffix}"], count[f"binarized_segmentation{suffix}"] = binarize_mask_lazy(
                 probabilities, threshold, min_size, valid, size_connectivity, name, excluded, boundary, scale,

@@ -381,15 +381,15 @@ def _run(inputs, outputs, settings, report, files, tags, say, names):
     per_pixel = (BYTES_PER_PIXEL + SUBSET_BYTES_PER_PIXEL * len(inputs.subsets) + (1 if exclusion else 0)
                  + THRESHOLD_BYTES_PER_PIXEL * (len(runs) - 1) * (1 + len(inputs.subsets)))
     block, reason = block_plan(grid.width, grid.height, per_pixel, settings.memory_limit_mb, settings.dask_scheduler)
-    # In memory, DARTS' uint8 percent stays uint8 as stored (read_probabilities_for_export): the core
-    # thresholds it in uint8 and the statistics decode it object by object, so no float32 copy of
-    # the tile is made unless OUTPUT_PROBABILITIES asks for the masked probabilities.
+    # DARTS' uint8 percent stays uint8 as stored (read_probabilities_for_export), in memory and in
+    # blocks: the core thresholds it in uint8 and the statistics decode it object by object, so no
+    # float32 copy is made unless OUTPUT_PROBABILITIES asks for the masked probabilities.
     reader, quality_reader = read_probabilities_for_export, read_quality
     if block:
-        from ..lazy.blockwise import read_probabilities_lazy, read_quality_lazy
+        from ..lazy.blockwise import read_probabilities_for_export_lazy, read_quality_lazy
 
         say(f"Processing in blocks of {block} x {block} pixels: {reason}.")
-        reader = functools.partial(read_probabilities_lazy, block=block)
+        reader = functools.partial(read_probabilities_for_export_lazy, block=block)
         quality_reader = functools.partial(read_quality_lazy, block=block)
     tile = {"probabilities": reader(inputs.probabilities, what, scale=scale)}
     options = dict(mask_erosion_size=settings.mask_erosion_size, edge_erosion_size=settings.edge_erosion_size,
@@ -543,9 +543,9 @@ def _polygons_and_summary(inputs, outputs, settings, report, files, tags, say, n
     binaries, labelled = [], []  # labelled: each in-memory binary's Objects, for its polygons and areas
     # The polygons' statistics: the probabilities are the same inside objects whether masked or not (in
     # memory they are masked only for OUTPUT_PROBABILITIES: prepare_export's masked_probabilities).
-    values = lazy_probabilities if block else first["probabilities"]  # in memory: uint8 percent kept as stored
+    values = lazy_probabilities if block else first["probabilities"]  # uint8 percent kept as stored
     if (any(run.polygons for run in runs) and settings.statistics == "percent"  # DARTS' percent input as it is
-            and not (isinstance(values, np.ndarray) and values.dtype == np.uint8)):
+            and values.dtype != np.uint8):
         values = statistics_probabilities(inputs.probabilities, what, scale, block)
     for index, (run, result) in enumerate(zip(runs, results)):
         if block:
