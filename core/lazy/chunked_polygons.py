@@ -21,7 +21,7 @@ import numpy as np
 from ..files.gdal import gdal_geotransform, spatial_reference
 from ..files.layers import FIELDS, Layout, row_pixel_areas, trace_objects, write_layer
 from ..kernels.devices import to_host
-from ..kernels.encodings import statistics_values
+from ..kernels.encodings import check_stored_percent, percent_lookup, statistics_values
 from ..kernels.objects import STATISTICS, Objects, statistics_of
 from .chunked import chunk_grid, chunk_recipes, dask_modules, numbered_objects
 
@@ -40,10 +40,11 @@ def _block_geotransform(transform, row0: int, col0: int):
     return (x0 + col0 * dx + row0 * rx, dx, rx, y0 + col0 * ry + row0 * dy, ry, dy)
 
 
-def block_objects(binary, probabilities, numbers, crossing, origin, row_areas, geometry=None):
+def block_objects(binary, probabilities, numbers, crossing, origin, row_areas, geometry=None, lookup=None):
     """One block's objects in pass 2: (fields of the objects that lie inside it, their
     geometries or None, and the parts of the others keyed by Region_ID, for `merge_crossing`).
-    `geometry` is (geotransform, srs) to trace polygons, or None."""
+    `geometry` is (geotransform, srs) to trace polygons, or None; `lookup`: what integer
+    `probabilities` stand for (Objects.statistics)."""
     binary = np.ascontiguousarray(to_host(binary) != 0)
     objects = Objects(binary)
     with_statistics = probabilities is not None
@@ -57,7 +58,7 @@ def block_objects(binary, probabilities, numbers, crossing, origin, row_areas, g
     area = objects.rows_weighted(row_areas[origin[0]: origin[0] + objects.shape[0]])
     if with_statistics:  # C order once: a flat view of a strided block would copy it at every use
         probabilities = np.ascontiguousarray(to_host(probabilities))
-    stats = objects.statistics(probabilities) if with_statistics else None
+    stats = objects.statistics(probabilities, lookup) if with_statistics else None
     traced = None
     if geometry is not None:
         transform, srs = geometry
@@ -76,6 +77,8 @@ def block_objects(binary, probabilities, numbers, crossing, origin, row_areas, g
             flat, labels = objects.pixels()
             picked = ~inside[labels - 1]
             labels, values = labels[picked], probabilities.reshape(-1)[flat[picked]]
+            if lookup is not None:
+                values = lookup[values]
             order = np.argsort(labels, kind="stable")
             groups = np.split(values[order], np.cumsum(np.bincount(labels, minlength=objects.count + 1))[:-1])
             values_of = {i: groups[i + 1] for i in outside}
@@ -127,11 +130,11 @@ def merge_crossing(parts, with_statistics: bool, with_geometry: bool):
 
 
 def polygonize_block(binary, probabilities, numbers, crossing, origin, transform, crs, row_areas, path, layer, lock,
-                     layout=None):
+                     layout=None, lookup=None):
     """Trace one block: write its objects that lie inside it; return the parts of the others."""
     srs = spatial_reference(crs)  # from WKT: osr objects do not travel to worker processes
     fields, geometries, rest = block_objects(binary, probabilities, numbers, crossing, origin, row_areas,
-                                             (transform, srs))
+                                             (transform, srs), lookup)
     if geometries:
         with lock:
             write_layer(path, layer, srs, fields, geometries, append=True, layout=layout)
@@ -192,10 +195,11 @@ def _create_layer(path, layer, crs, names, layout):
     write_layer(path, layer, spatial_reference(crs), {name: [] for name in FIELDS if name in names}, [], layout=layout)
 
 
-def _polygonize_chunk(recipe, numbering, index, origin, transform, crs, row_areas, path, layer, lock, layout, created):
+def _polygonize_chunk(recipe, numbering, index, origin, transform, crs, row_areas, path, layer, lock, layout, created,
+                      lookup):
     binary, *values = recipe.compute()
     return polygonize_block(binary, values[0] if values else None, numbering.per_chunk[index[0]][index[1]],
-                            numbering.crossing, origin, transform, crs, row_areas, path, layer, lock, layout)
+                            numbering.crossing, origin, transform, crs, row_areas, path, layer, lock, layout, lookup)
 
 
 def _statistics_chunk(recipe, numbering, index, origin, row_areas):
@@ -232,18 +236,30 @@ def polygonize_lazy(binary, geotransform, crs, path: str, layer: str, probabilit
     names = ["Region_ID", *(STATISTICS if probabilities is not None else ()), "npixel", "area_m2"]
     created = dask.delayed(_create_layer)(path, layer, crs_wkt, names, layout)
     row_areas = dask.delayed(row_pixel_areas(transform, binary.shape[0], srs))  # one copy in the graph
-    values = None
-    if probabilities is not None:
+    values, lookup = None, None
+    if probabilities is not None and probabilities.dtype == np.uint8:
+        # DARTS' percent as stored: each object pixel looked up as statistics_values would give
+        # it (as polygons._statistics_values does in memory), no float copy of each block.
+        values = _as_dask(probabilities, binary).map_blocks(_checked_stored, dtype=np.uint8,
+                                                            meta=np.zeros((0, 0), np.uint8))
+        lookup = percent_lookup(layout.statistics)
+    elif probabilities is not None:
         kept = probabilities.dtype.kind == "f" and layout.statistics == "fraction"  # statistics_values keeps these
         dtype = probabilities.dtype if kept else np.dtype(np.float32)
         values = _as_dask(probabilities, binary).map_blocks(statistics_values, layout.statistics, dtype=dtype,
                                                             meta=np.zeros((0, 0), dtype))
     numbering, recipes = _numbering_and_recipes(binary, values)
     parts = [dask.delayed(_polygonize_chunk)(recipes[i][j], numbering, (i, j), origin, transform, crs_wkt, row_areas,
-                                             path, layer, lock, layout, created)
+                                             path, layer, lock, layout, created, lookup)
              for i, j, origin in chunk_grid(binary.chunks)]
     crossing = dask.delayed(finish_crossing)(parts, crs_wkt, path, layer, lock, probabilities is not None, layout)
     return dask.delayed(_first)(numbering.count, crossing)
+
+
+def _checked_stored(stored):
+    """A block of DARTS' percent as stored, after polygons' check of it (check_stored_percent)."""
+    check_stored_percent(stored)
+    return stored
 
 
 def _first(value, *after):
