@@ -144,11 +144,12 @@ def read_binary_lazy(path: str, what: str, block: int):
     return raw.map_blocks(decode_binary, nodata, what, dtype=bool, meta=_meta(bool))
 
 
-def store(arrays: dict, targets: dict, lock):
+def store(arrays: dict, targets: dict, locks):
     """A Delayed that writes each lazy array into its GeoTIFFWindows target, chunk by chunk,
-    under `lock`. Its tasks take the arrays' own chunks (dask's `store` takes an optimized copy
-    with other keys), so whatever is computed with it from the same arrays (a pixel count, the
-    objects' pass 1) shares their chunks instead of computing them again."""
+    each file under its own lock (`locks(name)`, see `scheduler`). Its tasks take the arrays'
+    own chunks (dask's `store` takes an optimized copy with other keys), so whatever is
+    computed with it from the same arrays (a pixel count) shares their chunks instead of
+    computing them again."""
     import dask
 
     writes = []
@@ -156,7 +157,7 @@ def store(arrays: dict, targets: dict, lock):
         origins = [np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int) for sizes in array.chunks]
         for (i, j), chunk in np.ndenumerate(array.to_delayed(optimize_graph=False)):
             writes.append(dask.delayed(_write_window)(targets[name], int(origins[0][i]), int(origins[1][j]), chunk,
-                                                      lock))
+                                                      locks(name)))
     return dask.delayed(_written)(*writes)
 
 
@@ -171,10 +172,12 @@ def _written(*writes) -> None:
 
 @contextlib.contextmanager
 def scheduler(address: str | None = None):
-    """(client or None, lock for writing files): a dask.distributed Client connected to
-    `address`, or None for dask's local threaded scheduler."""
+    """(client or None, locks): a dask.distributed Client connected to `address`, or None for
+    dask's local threaded scheduler; `locks(name)` is the lock that takes the writes into the
+    file `name` in turns (a threading lock, or a distributed.Lock for worker processes), so
+    that different files are written side by side."""
     if not address:
-        yield None, threading.Lock()
+        yield None, _thread_locks()
         return
     try:
         import distributed
@@ -187,9 +190,27 @@ def scheduler(address: str | None = None):
         raise ValueError(f"cannot connect to the dask scheduler at {address!r}: {error}") from None
     try:
         _share_core(client)
-        yield client, distributed.Lock(f"darts-write-{os.getpid()}-{id(client)}", client=client)
+        prefix = f"darts-write-{os.getpid()}-{id(client)}"
+        yield client, lambda name: distributed.Lock(f"{prefix}-{_token_of(name)}", client=client)
     finally:
         client.close()
+
+
+def _thread_locks():
+    """locks(name): one threading lock per name."""
+    locks, guard = {}, threading.Lock()
+
+    def lock_of(name: str):
+        with guard:
+            return locks.setdefault(name, threading.Lock())
+
+    return lock_of
+
+
+def _token_of(name: str) -> str:
+    from dask.base import tokenize
+
+    return tokenize(name)
 
 
 CORE_NEEDS = ("definitions.py", "dependencies.py")  # modules of the plugin outside core/ that the core imports

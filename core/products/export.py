@@ -315,14 +315,15 @@ def _export_in_blocks(sources, extent_path, grid, folder, scale, parts, tags, bl
     twins, why = parquet_files(folder, subsets)
     if why:
         logger.warning("%s skipped: %s", ", ".join(parquet_names(subsets)), why)
-    with scheduler(address) as (client, lock):
+    with scheduler(address) as (client, locks):
         if client is not None:
             report(0.0, f"Computing on the dask cluster at {address}")
-        compute(store({path: array for path, (array, _, _) in rasters.items()}, targets, lock),
-                *[polygonize_lazy(source, grid.geotransform, grid.crs, geopackages[kind], names[kind], values, lock,
-                                  layout) for kind, source, values in polygons],
-                dask.delayed(write_image_locked)("thumbnail", files.reserve(paths["thumbnail"]), thumbnail, tags, lock),
-                dask.delayed(write_image_locked)("quicklook", files.reserve(paths["quicklook"]), quicklook, tags, lock),
+        images = {kind: files.reserve(paths[kind]) for kind in ("thumbnail", "quicklook")}
+        compute(store({path: array for path, (array, _, _) in rasters.items()}, targets, locks),
+                *[polygonize_lazy(source, grid.geotransform, grid.crs, geopackages[kind], names[kind], values,
+                                  locks(geopackages[kind]), layout) for kind, source, values in polygons],
+                *[dask.delayed(write_image_locked)(kind, path, samples_image, tags, locks(path))
+                  for (kind, path), samples_image in zip(images.items(), (thumbnail, quicklook))],
                 client=client, progress=lambda fraction, message: report(0.95 * fraction, message),
                 message="Processing blocks")
     report(0.95, "Writing the GeoParquet twins and darts_inference.json")

@@ -269,15 +269,15 @@ def block_plan(width: int, height: int, bytes_per_pixel: float, memory_limit_mb:
 
 
 def run_blocks(build, dask_scheduler, progress, log, start, span):
-    """Compute what `build(lock)` returns (dask Delayed values) on the local scheduler or the
-    cluster at `dask_scheduler`; their values."""
+    """Compute what `build(locks)` returns (dask Delayed values) on the local scheduler or the
+    cluster at `dask_scheduler` (`locks(file)`: blockwise.scheduler's); their values."""
     from ..lazy.blockwise import compute, scheduler
 
     address = (dask_scheduler or "").strip()
-    with scheduler(address) as (client, lock):
+    with scheduler(address) as (client, locks):
         if client is not None:
             log(f"Computing on the dask cluster at {address}", False)
-        return compute(*build(lock), client=client, progress=lambda f, m: progress(start + span * f, m),
+        return compute(*build(locks), client=client, progress=lambda f, m: progress(start + span * f, m),
                        message="Processing blocks")
 
 
@@ -454,12 +454,12 @@ def _run(inputs, outputs, settings, report, files, tags, say, names):
 
         small = [counts, first["extent"].sum(), any_prediction(lazy_probabilities), *kept]  # computed with the writes
 
-        def write_blocks(lock):
+        def write_blocks(locks):
             targets = {path: GeoTiffWindows(files.reserve(path), array.shape, array.dtype, grid.transform_to_write,
                                             grid.crs, nodata, "DEFLATE", tags, descriptions.get(path))
                        for path, (array, nodata) in rasters.items()}
             stored.update({path: target.path for path, target in targets.items()})
-            return [store({path: array for path, (array, _) in rasters.items()}, targets, lock), *small]
+            return [store({path: array for path, (array, _) in rasters.items()}, targets, locks), *small]
 
         _, counts, extent_pixels, has_prediction, *kept = run_blocks(write_blocks, settings.dask_scheduler, report,
                                                                      say, 0.1, 0.88)
@@ -575,7 +575,7 @@ def _polygons_and_summary(inputs, outputs, settings, report, files, tags, say, n
     areas = [object_areas(binary, grid.geotransform, grid.crs, objects) for binary, objects in zip(binaries, labelled)]
     del labelled
     if block:
-        areas = list(run_blocks(lambda lock: areas, settings.dask_scheduler, report, say, 0.95, 0.04))
+        areas = list(run_blocks(lambda locks: areas, settings.dask_scheduler, report, say, 0.95, 0.04))
     for run, count, pixels, objects_areas in zip(runs, counts, kept, areas):
         run.counts, run.kept_pixels, run.areas = count, int(pixels), objects_areas
     parameters = {"probabilities": inputs.probabilities,
@@ -627,8 +627,8 @@ def write_polygons(path, layer, files, binary, grid, values, settings, tags, blo
                               progress=report, layout=layout, objects=objects)
         from ..lazy.chunked_polygons import polygonize_lazy  # into the run's own temporary file
 
-        return run_blocks(lambda lock: [polygonize_lazy(binary, grid.geotransform, grid.crs, file, name, values, lock,
-                                                        layout)], settings.dask_scheduler,
+        return run_blocks(lambda locks: [polygonize_lazy(binary, grid.geotransform, grid.crs, file, name, values,
+                                                         locks(file), layout)], settings.dask_scheduler,
                           lambda f, m: report(f, m), say, 0.0, 1.0)[0]
 
     return into_geopackage(files, path, layer, polygonize_into)

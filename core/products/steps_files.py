@@ -119,10 +119,10 @@ def _store(files, output, array, grid, tags, description, settings, report, say,
     from ..files.geotiff import GeoTiffWindows
     from ..lazy.blockwise import store
 
-    def build(lock):
+    def build(locks):
         target = GeoTiffWindows(files.reserve(output), array.shape, array.dtype, grid.transform_to_write, grid.crs,
                                 None, "DEFLATE", tags, description)
-        return [store({output: array}, {output: target}, lock), *small]
+        return [store({output: array}, {output: target}, locks), *small]
 
     return run_blocks(build, settings.dask_scheduler, report, say, 0.05, 0.9)[1:]
 
