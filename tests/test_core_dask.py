@@ -375,3 +375,18 @@ def test_a_quality_file_eroded_as_it_is_read_gives_erode_masks_bytes(tmp_path, s
     expected = erode_mask(valid, size, "cpu", edge_size=edge)
     np.testing.assert_array_equal(lazy.compute(scheduler="threads"), expected)
     np.testing.assert_array_equal(expected, reference.erode_mask(valid, size, edge))
+
+
+def test_the_write_locks_of_a_cluster_are_one_a_file_and_taken_on_its_workers():
+    """blockwise.scheduler's locks(name) on a dask.distributed cluster of worker processes (the
+    write of each window takes its file's lock there), with this Python's distributed."""
+    distributed = pytest.importorskip("distributed")
+    from darts_postprocessing.core.lazy.blockwise import _write_window, scheduler
+
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  worker_dashboard_address=None) as cluster:
+        with scheduler(cluster.scheduler_address) as (client, locks):
+            assert locks("a.tif") is locks("a.tif") and locks("a.tif") is not locks("b.tif")
+            windows = [dask.delayed(_write_window)(np.zeros((4, 4)), 2 * (k % 2), 0, np.ones((2, 4)), locks(name))
+                       for k, name in enumerate(["a.tif", "b.tif"] * 3)]
+            assert client.compute(windows, sync=True) == [None] * 6

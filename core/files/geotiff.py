@@ -197,7 +197,7 @@ class GeoTiffWindows:
     """A tiled, compressed single-band GeoTIFF, created empty (sparse) and written window by
     window: `target[rows, cols] = block` opens it, writes, flushes, closes and reads the window
     back (files.check_written: a failed write may pass silently), so writers in threads or
-    worker processes can take turns under one lock (dask.array.store's `lock`)."""
+    worker processes can take turns under the file's lock (blockwise.store)."""
 
     def __init__(self, path: str, shape, dtype, geotransform, crs=None, nodata: float | None = None,
                  compress: str = "DEFLATE", tags=None, description=None):

@@ -36,8 +36,8 @@ def write_jpeg(path: str, rgb: np.ndarray, tags=None) -> None:
 
 
 def write_image_locked(kind: str, path: str, rgb: np.ndarray, tags, lock) -> None:
-    """The thumbnail (JPEG) or quicklook (PNG) of the block-wise export, written taking its
-    turn with the other writes (GDAL error capture is process-wide). In the core, so that a
-    dask cluster's workers, which get only the core, can run it."""
+    """The thumbnail (JPEG) or quicklook (PNG) of the block-wise export, written under its
+    file's lock (blockwise.scheduler's locks). In the core, so that a dask cluster's workers,
+    which get only the core, can run it."""
     with lock:
         (write_jpeg if kind == "thumbnail" else write_png)(path, rgb, tags)

@@ -73,7 +73,8 @@ def halo_window(location, size: int, shape):
 def erode_valid_window(grown, size: int, edge_size: int, location, grown_location, shape):
     """erode_valid(valid, size, edge_size) of a raster of `shape`, for the pixels at `location`
     only, from `grown`: its C-ordered bool validity over halo_window(location)
-    (`grown_location`), eroded in place. Returns a new C-ordered bool array of the window."""
+    (`grown_location`), eroded in place. Returns the window's pixels, C-ordered (a copy, or a
+    view of `grown` where the window's rows are whole rows of it)."""
     (y0, y1), (x0, x1) = location
     (top, _), (left, _) = grown_location
     eroded = erode_valid_in_place(grown, size, 0)

@@ -190,27 +190,42 @@ def scheduler(address: str | None = None):
         raise ValueError(f"cannot connect to the dask scheduler at {address!r}: {error}") from None
     try:
         _share_core(client)
-        prefix = f"darts-write-{os.getpid()}-{id(client)}"
-        yield client, lambda name: distributed.Lock(f"{prefix}-{_token_of(name)}", client=client)
+        yield client, _cluster_locks(distributed, client)
     finally:
         client.close()
 
 
 def _thread_locks():
     """locks(name): one threading lock per name."""
+    return _locks_by_name(lambda name: threading.Lock())
+
+
+def _cluster_locks(distributed, client):
+    """locks(name): one distributed.Lock per name, held by the cluster's scheduler."""
+    from dask.base import tokenize
+
+    prefix = f"darts-write-{os.getpid()}-{id(client)}"
+
+    def new_lock(name: str):
+        try:  # distributed before 2024 finds no default client of its own (set_as_default=False)
+            return distributed.Lock(f"{prefix}-{tokenize(name)}", client=client)
+        except TypeError:  # later versions take the scheduler from the client that unpickles it
+            return distributed.Lock(f"{prefix}-{tokenize(name)}")
+
+    return _locks_by_name(new_lock)
+
+
+def _locks_by_name(new_lock):
+    """locks(name): the lock `new_lock(name)` made the first time each name is asked for."""
     locks, guard = {}, threading.Lock()
 
     def lock_of(name: str):
         with guard:
-            return locks.setdefault(name, threading.Lock())
+            if name not in locks:
+                locks[name] = new_lock(name)
+            return locks[name]
 
     return lock_of
-
-
-def _token_of(name: str) -> str:
-    from dask.base import tokenize
-
-    return tokenize(name)
 
 
 CORE_NEEDS = ("definitions.py", "dependencies.py")  # modules of the plugin outside core/ that the core imports

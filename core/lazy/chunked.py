@@ -5,7 +5,9 @@ same bytes as one array in memory:
 
 - Erosion: each chunk is eroded with a halo of the disk radius (dask's `map_overlap`, no
   padding beyond the raster, whose outside counts as valid, as in memory); the edge band is
-  placed by global position, so it lies at the raster's edges only.
+  placed by global position, so it lies at the raster's edges only. (A quality mask file read
+  block by block is eroded as it is read instead, each window once with its halo:
+  blockwise.ErodedQualityWindows, with the same kernels.)
 - Objects, in two passes. Pass 1 labels each chunk's objects on its own (row runs) and keeps
   a small summary: per label its size, whether it touches an invalid pixel, its first pixel,
   and the labels along the chunk's four sides. `resolve` joins labels that touch across chunk

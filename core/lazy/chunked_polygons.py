@@ -7,8 +7,8 @@ an object inside one block is written to the GeoPackage right away; an object th
 block sides sends its pieces and pixel values on, and one last step joins the pieces (GEOS
 union: one feature) and computes its statistics over all of its pixels. Attributes equal the
 in-memory ones (statistics sum values in ascending order, whatever their block); geometries
-cover the same pixels. Writes take turns under one lock, so a cluster's workers can share the
-file (on a shared file system). No QGIS import here.
+cover the same pixels. Writes take turns under the file's lock, so a cluster's workers can
+share the file (on a shared file system). No QGIS import here.
 """
 
 from __future__ import annotations

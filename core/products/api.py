@@ -444,7 +444,9 @@ def _prepare_export_lazy(tile, layers, thresholds, erosion, edge, min_size, leve
     for subset, name in layers.items():
         suffix = "" if subset is None else f"-{subset}"
         probabilities[suffix] = (name, _as_dask(tile[name], like=first))
-        if not (probabilities[suffix][1].dtype == np.uint8 and scale == "percent"):  # (as stored: checked per block)
+        if probabilities[suffix][1].dtype == np.uint8 and scale == "percent":  # as stored: its values checked per block
+            check_raster(name, probabilities[suffix][1], "u", "DARTS' uint8 percent")
+        else:
             check_raster(name, probabilities[suffix][1], "f", "float probabilities in [0, 1] (NaN = no prediction)")
         check_same_shape(quality_data_mask=quality, **{name: probabilities[suffix][1]})
     excluded = None
