@@ -207,9 +207,13 @@ def _cluster_locks(distributed, client):
     prefix = f"darts-write-{os.getpid()}-{id(client)}"
 
     def new_lock(name: str):
+        import warnings
+
         try:  # distributed before 2024 finds no default client of its own (set_as_default=False)
-            return distributed.Lock(f"{prefix}-{tokenize(name)}", client=client)
-        except TypeError:  # later versions take the scheduler from the client that unpickles it
+            with warnings.catch_warnings():  # 2024.x: "no longer necessary", but still taken
+                warnings.simplefilter("ignore", DeprecationWarning)
+                return distributed.Lock(f"{prefix}-{tokenize(name)}", client=client)
+        except TypeError:  # later versions bind to the scheduler of the worker that unpickles it
             return distributed.Lock(f"{prefix}-{tokenize(name)}")
 
     return _locks_by_name(new_lock)
