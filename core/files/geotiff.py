@@ -10,8 +10,8 @@ import threading
 
 import numpy as np
 
-from ..kernels.encodings import (all_nodata, all_stored_nodata, check_raster_shape, decode_probabilities, decode_quality,
-                                 keeps_percent, percent_doubt, probability_scale, quality_as_read, stored_percent)
+from ..kernels.encodings import (all_nodata, all_stored_nodata, check_raster_shape, decode_probabilities,
+                                 decode_quality_read, keeps_percent, percent_doubt, probability_scale, stored_percent)
 from .gdal import (auxiliary_files_off, check_written, gdal_geotransform, gdal_writing, open_read_only, osgeo,
                    spatial_reference)
 
@@ -300,7 +300,4 @@ def _probabilities(data: np.ndarray, nodata, what: str, scale: str) -> np.ndarra
 
 def read_quality(path: str, what: str) -> np.ndarray:
     """Quality mask as uint8 0 (invalid) / 1 (low) / 2 (high quality); nodata counts as 0."""
-    data, nodata = read_band(path, what)
-    if quality_as_read(data, nodata):
-        return data  # read just now, no one else holds it: no copy
-    return decode_quality(data, nodata, what)
+    return decode_quality_read(*read_band(path, what), what)

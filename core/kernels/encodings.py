@@ -261,6 +261,17 @@ def all_nodata(probabilities: np.ndarray) -> bool:
     return all(bool(np.isnan(probabilities[top:top + step]).all()) for top in range(0, probabilities.shape[0], step))
 
 
+def decode_quality_read(data: np.ndarray, nodata, what: str) -> np.ndarray:
+    """decode_quality of pixels just read, which nothing else holds: `data` itself, no copy,
+    when it is a quality mask as read (quality_as_read)."""
+    return data if quality_as_read(data, nodata) else decode_quality(data, nodata, what)
+
+
+def stored_percent_layer(probabilities, scale: str) -> bool:
+    """Whether a probabilities layer is DARTS' uint8 percent as stored (255: no prediction)."""
+    return probabilities.dtype == np.uint8 and scale == "percent"
+
+
 def quality_as_read(data: np.ndarray, nodata) -> bool:
     """Whether decode_quality gives `data` unchanged: a uint8 mask that holds only 0, 1 and 2
     and whose nodata (if any) no uint8 pixel can hold. A reader that owns `data` then keeps it

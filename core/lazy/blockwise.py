@@ -26,10 +26,11 @@ from ..kernels.encodings import (
     decode_quality,
     keeps_percent,
     probabilities_dtype,
-    quality_as_read,
+    decode_quality_read,
     stored_percent,
 )
 from ..kernels.postprocess import erode_valid_window, halo_window
+from .chunked import chunk_grid
 
 
 def block_size(bytes_per_pixel: float, memory_limit_mb: float, workers: int = 2) -> int:
@@ -75,9 +76,8 @@ class ErodedQualityWindows:
         location = tuple((start, max(start, stop)) for start, stop, _ in
                          (k.indices(n) for k, n in zip(key, self.shape)))
         (top, bottom), (left, right) = grown = halo_window(location, self.size, self.shape)
-        raw = self.quality[top:bottom, left:right]
-        quality = raw if quality_as_read(raw, self.quality.nodata) else \
-            decode_quality(raw, self.quality.nodata, self.quality.what)  # checked: 0, 1 or 2
+        quality = decode_quality_read(self.quality[top:bottom, left:right], self.quality.nodata,
+                                      self.quality.what)  # checked: 0, 1 or 2
         valid = quality >= self.level
         return erode_valid_window(valid, self.size, self.edge_size, location, grown, self.shape).view(np.uint8)
 
@@ -154,10 +154,9 @@ def store(arrays: dict, targets: dict, locks):
 
     writes = []
     for name, array in arrays.items():
-        origins = [np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int) for sizes in array.chunks]
-        for (i, j), chunk in np.ndenumerate(array.to_delayed(optimize_graph=False)):
-            writes.append(dask.delayed(_write_window)(targets[name], int(origins[0][i]), int(origins[1][j]), chunk,
-                                                      locks(name)))
+        chunks = array.to_delayed(optimize_graph=False)
+        writes += [dask.delayed(_write_window)(targets[name], row, col, chunks[i, j], locks(name))
+                   for i, j, (row, col) in chunk_grid(array.chunks)]
     return dask.delayed(_written)(*writes)
 
 

@@ -34,7 +34,7 @@ import scipy.sparse.csgraph
 
 from ..kernels.checks import check_probabilities, check_quality_mask
 from ..kernels.devices import to_host
-from ..kernels.encodings import checked_stored_percent, decode_stored_percent
+from ..kernels.encodings import checked_stored_percent, decode_stored_percent, stored_percent_layer
 from ..kernels.postprocess import (
     above_threshold,
     clear_edge_band,
@@ -485,11 +485,6 @@ def _above(probabilities, threshold: float, name: str, scale: str):
     if stored_percent_layer(probabilities, scale):  # thresholded in uint8, as in memory
         return stored_percent_above(checked_stored_percent(probabilities, name), threshold)
     return above_threshold(checked_probabilities(probabilities, name), threshold, scale)
-
-
-def stored_percent_layer(probabilities, scale: str) -> bool:
-    """Whether a probabilities layer is DARTS' uint8 percent as stored (255: no prediction)."""
-    return probabilities.dtype == np.uint8 and scale == "percent"
 
 
 def _above_where_valid(probabilities, valid, threshold: float, name: str, scale: str):

@@ -41,7 +41,7 @@ from ..kernels.devices import (
     resolve_device,
     validate_device,
 )
-from ..kernels.encodings import decode_stored_percent, percent_lookup
+from ..kernels.encodings import decode_stored_percent, percent_lookup, stored_percent_layer
 from ..kernels.objects import Objects
 from ..kernels.postprocess import (RESOLVED_SCALES, above_threshold, binarize_array, binarize_thresholded, erode_valid,
                                   erode_valid_in_place, percent_limit)
@@ -378,7 +378,7 @@ def _prepare(tile, thresholds, mask_erosion_size, min_object_size, quality_level
         for index, (subset, name) in enumerate(layers.items()):
             suffix = "" if subset is None else f"-{subset}"
             probs = backend.asarray(raw_array(tile[name]))
-            stored = probs.dtype == np.uint8 and scale == "percent"  # DARTS' percent as stored (255: none)
+            stored = stored_percent_layer(probs, scale)  # DARTS' percent as stored (255: none)
             scanned = None
             if xp is np and isinstance(probs, np.ndarray) and probs.ndim == 2 and probs.shape == valid.shape:
                 # On the host: one pass over the layer checks it, thresholds it and masks it.
@@ -444,7 +444,7 @@ def _prepare_export_lazy(tile, layers, thresholds, erosion, edge, min_size, leve
     for subset, name in layers.items():
         suffix = "" if subset is None else f"-{subset}"
         probabilities[suffix] = (name, _as_dask(tile[name], like=first))
-        if probabilities[suffix][1].dtype == np.uint8 and scale == "percent":  # as stored: its values checked per block
+        if stored_percent_layer(probabilities[suffix][1], scale):  # as stored: its values checked per block
             check_raster(name, probabilities[suffix][1], "u", "DARTS' uint8 percent")
         else:
             check_raster(name, probabilities[suffix][1], "f", "float probabilities in [0, 1] (NaN = no prediction)")

@@ -21,7 +21,7 @@ import numpy as np
 from ..files.geotiff import read_probabilities_for_export, read_quality
 from ...definitions import LONG_NAMES, Progress
 from ..files.atomic import AtomicFiles
-from ..kernels.checks import check_memory_limit, check_quality_level, check_size, check_threshold
+from ..kernels.checks import check_memory_limit, check_quality_level, check_threshold
 from ..kernels.encodings import prediction_quality
 from .settings import PostprocessSettings
 
@@ -406,10 +406,8 @@ def _run(inputs, outputs, settings, report, files, tags, say, names):
             # the core gets that 0/1 mask as the quality with nothing left to erode.
             from ..lazy.blockwise import read_eroded_quality_lazy
 
-            size = check_size("mask_erosion_size", settings.mask_erosion_size)
-            edge = check_size("edge_erosion_size", settings.edge_band)
-            tile["quality_data_mask"] = read_eroded_quality_lazy(inputs.quality, names["quality"], block, level, size,
-                                                                 edge)
+            tile["quality_data_mask"] = read_eroded_quality_lazy(inputs.quality, names["quality"], block, level,
+                                                                 settings.mask_erosion_size, settings.edge_band)
             core_options.update(quality_level=1, mask_erosion_size=0, edge_erosion_size=0)
         else:
             tile["quality_data_mask"] = quality_reader(inputs.quality, names["quality"])

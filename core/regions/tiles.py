@@ -307,8 +307,8 @@ def read_tile_inputs(source: TileSource, settings: TileSettings) -> TileInputs:
     from ..files.geotiff import read_band
     from ..files.exclusion import exclusion_mask
     from ..files.grids import check_same_grid, grid_of
-    from ..kernels.encodings import (all_nodata, all_stored_nodata, decode_probabilities, decode_quality, keeps_percent,
-                                     percent_doubt, probability_scale, quality_as_read, stored_percent)
+    from ..kernels.encodings import (all_nodata, all_stored_nodata, decode_probabilities, decode_quality_read,
+                                     keeps_percent, percent_doubt, probability_scale, stored_percent)
 
     name = f"{source.tile_id}/{os.path.basename(source.probabilities)}"
     grid = grid_of(source.probabilities, name)
@@ -337,7 +337,7 @@ def read_tile_inputs(source: TileSource, settings: TileSettings) -> TileInputs:
     if source.quality:
         mask_name = f"{source.tile_id}/{QUALITY}"
         data, mask_nodata = read_band(source.quality, mask_name)
-        quality = data if quality_as_read(data, mask_nodata) else decode_quality(data, mask_nodata, mask_name)
+        quality = decode_quality_read(data, mask_nodata, mask_name)
         del data  # (read just now: kept as it is when it needs no decoding, else decoded into a copy)
     else:  # postprocessed already: the extent is valid as it is (high quality, no erosion, no edge band)
         quality = tile_extent(source, probabilities, grid).astype(np.uint8) * 2
